@@ -1,0 +1,45 @@
+# ftprof — top-level entry points. `make demo` and `make test` are the two commands a new user runs.
+# Everything here is idempotent: a second run reuses the build and the cached interpreter.
+
+BUILD   ?= build
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# System packages: build tools, recorder/analyzer libraries, CPython's build dependencies, and the
+# tools the tests drive (go for `go tool pprof`, chromium for the HTML flame graph, clang for fuzzing).
+DEPS_BUILD  := meson ninja-build pkg-config gcc libunwind-dev libdw-dev libelf-dev zlib1g-dev \
+               libprotobuf-c-dev protobuf-c-compiler libjansson-dev
+DEPS_PYTHON := build-essential libssl-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev \
+               libreadline-dev libncurses-dev uuid-dev libgdbm-dev libexpat1-dev xz-utils dpkg-dev
+DEPS_TEST   := golang-go chromium clang valgrind
+DEPS        := $(DEPS_BUILD) $(DEPS_PYTHON) $(DEPS_TEST)
+
+.PHONY: deps build test demo bench clean
+
+deps:
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEPS) 2>/dev/null | \
+	    awk '$$NF=="installed"{print $$1}' | sort > /tmp/.ftprof-have.$$$$; \
+	    for p in $(DEPS); do grep -qx "$$p" /tmp/.ftprof-have.$$$$ || echo $$p; done; rm -f /tmp/.ftprof-have.$$$$); \
+	if [ -n "$$missing" ]; then \
+	    echo "make deps: installing $$missing" >&2; \
+	    $(SUDO) apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
+	@meson compile -C $(BUILD) >/dev/null
+
+python: deps
+	@tools/ft-python >/dev/null
+
+test: build
+	@tools/run-tests
+
+demo: build
+	@tools/demo
+
+bench: build
+	@tools/bench
+
+clean:
+	rm -rf $(BUILD)

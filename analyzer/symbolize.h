@@ -1,0 +1,33 @@
+/* Native symbolization with elfutils libdwfl, from the module map the recorder wrote (paths, load
+ * biases, build ids). Never fails a lookup: without debug information a frame reads "module+0xoffset". */
+#ifndef FTPROF_ANALYZER_SYMBOLIZE_H
+#define FTPROF_ANALYZER_SYMBOLIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sym_module {
+    uint64_t base;          /* load bias */
+    uint64_t start, end;    /* executable mapping range in the recorded process */
+    const char *path;
+    const uint8_t *build_id;
+    size_t build_id_len;
+};
+
+struct sym_frame {
+    const char *function;   /* owned by the symbolizer; valid until symbolizer_free() */
+    const char *file;       /* source file, or the module path when unknown; may be NULL */
+    int line;               /* 0 when unknown */
+    bool inlined;           /* this frame was inlined into the next one */
+};
+
+struct symbolizer;
+
+struct symbolizer *symbolizer_new(const struct sym_module *modules, size_t n);
+/* Frames for the code at `pc` (pass return address - 1 for callers), innermost inlined frame first.
+ * Returns how many were written (at least 1, at most max). Results are cached per pc. */
+size_t symbolizer_lookup(struct symbolizer *s, uint64_t pc, struct sym_frame *out, size_t max);
+void symbolizer_free(struct symbolizer *s);
+
+#endif

@@ -1,0 +1,292 @@
+/* ftprof recording format — the only contract between the recorder (preload/) and the analyzer.
+ *
+ * A recording is one file made of a fixed header page followed by equal-sized chunks:
+ *
+ *   +----------------------+  offset 0
+ *   | ftp_file_header      |  FTP_HEADER_SIZE bytes (one page); some fields are updated live
+ *   +----------------------+  offset header.header_size
+ *   | chunk 0              |  header.chunk_size bytes
+ *   | chunk 1              |
+ *   | ...                  |  only the first header.chunks_used chunks hold data
+ *   +----------------------+
+ *
+ * The recorder maps the file MAP_SHARED, so the kernel writes it back even after kill -9. Each
+ * application thread appends records to a chunk it owns; nobody else writes into that chunk while it
+ * owns it. A chunk left by an exiting thread may be adopted by a later thread, which first writes an
+ * FTP_REC_THREAD record, so the records of a chunk after a THREAD record belong to that thread.
+ *
+ * Every record starts with struct ftp_record: a 32-bit size (header included, a multiple of 8), a
+ * 16-bit type and 16 bits of flags. The writer fills the body first and stores the size last with
+ * release ordering, so a size of 0 means "nothing published here yet": a reader stops a chunk there.
+ * A reader also stops a chunk at a size that is not a multiple of 8, is smaller than the header or runs
+ * past the chunk's end, and skips records of types it does not know (forward compatibility).
+ *
+ * All integers are little-endian, fixed width; all timestamps are CLOCK_MONOTONIC nanoseconds.
+ * Strings are UTF-8, not NUL-terminated, with explicit lengths, padded with zeros to 8 bytes.
+ *
+ * Versioning: a reader refuses a file whose min_reader_version is above its own FTP_VERSION (the file
+ * needs a newer reader) and reads any older version it still knows. A writer bumps FTP_VERSION for every
+ * change, and min_reader_version only for changes old readers cannot skip over.
+ */
+#ifndef FTPROF_FORMAT_H
+#define FTPROF_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FTP_MAGIC "FTPROF\x01\n" /* 8 bytes: name, a byte no text has, a newline catching text-mode damage */
+#define FTP_MAGIC_LEN 8
+#define FTP_VERSION 1
+#define FTP_MIN_READER_VERSION 1
+#define FTP_HEADER_SIZE 4096
+#define FTP_ARGV_MAX 2048
+#define FTP_RECORD_ALIGN 8
+
+/* Feature bits (header.features). */
+#define FTP_FEATURE_NATIVE_STACKS (1u << 0) /* FTPROF_NATIVE=1: stacks carry native frames */
+
+/* Header flags (header.flags), set by the recorder as it goes. */
+#define FTP_FLAG_PYTHON (1u << 0)          /* the process ran a CPython interpreter we could read */
+#define FTP_FLAG_FREE_THREADED (1u << 1)   /* built with --disable-gil */
+#define FTP_FLAG_GIL_AT_START (1u << 2)    /* the GIL was enabled when recording started */
+#define FTP_FLAG_FINISHED (1u << 3)        /* the process exited through exit(); absent after kill -9 */
+#define FTP_FLAG_FORKED_CHILD (1u << 4)    /* this file belongs to a forked child */
+#define FTP_FLAG_STOPPED (1u << 5)         /* the recorder stopped itself (unexpected state) */
+
+/*  ftp_file_header (4096 bytes)
+ *   0 magic[8]            8 version u16 | min_reader_version u16 | header_size u32
+ *  16 features u32       20 flags u32 (atomic)        24 chunk_size u32  28 chunk_count u32
+ *  32 chunks_used u32 (atomic: chunks handed out)     36 pid u32  40 ppid u32  44 reserved u32
+ *  48 start_ns u64       56 start_realtime_ns u64     64 end_ns u64 (0 until exit)
+ *  72 dropped_events u64 (atomic)                    80 python_version u64 (PY_VERSION_HEX, 0 if none)
+ *  88 argc u32  92 argv_len u32                      96 argv[2048] (NUL-separated, truncated)
+ */
+struct ftp_file_header {
+    char magic[FTP_MAGIC_LEN];
+    uint16_t version;
+    uint16_t min_reader_version;
+    uint32_t header_size;
+    uint32_t features;
+    uint32_t flags;
+    uint32_t chunk_size;
+    uint32_t chunk_count;
+    uint32_t chunks_used;
+    uint32_t pid;
+    uint32_t ppid;
+    uint32_t reserved0;
+    uint64_t start_ns;
+    uint64_t start_realtime_ns;
+    uint64_t end_ns;
+    uint64_t dropped_events;
+    uint64_t python_version;
+    uint32_t argc;
+    uint32_t argv_len;
+    char argv[FTP_ARGV_MAX];
+    uint8_t padding[FTP_HEADER_SIZE - 96 - FTP_ARGV_MAX];
+};
+_Static_assert(sizeof(struct ftp_file_header) == FTP_HEADER_SIZE, "header is one page");
+_Static_assert(offsetof(struct ftp_file_header, chunks_used) == 32, "layout");
+_Static_assert(offsetof(struct ftp_file_header, dropped_events) == 72, "layout");
+_Static_assert(offsetof(struct ftp_file_header, argv) == 96, "layout");
+
+enum ftp_record_type {
+    FTP_REC_THREAD = 1,      /* following records of this chunk belong to this thread */
+    FTP_REC_CODE = 2,        /* a Python code object: names and line table, given an id */
+    FTP_REC_STACK = 3,       /* an interned stack: Python and native frames, given an id */
+    FTP_REC_TYPE = 4,        /* an interned Python type name, given an id */
+    FTP_REC_WAIT = 5,        /* one blocking wait (a park, a spin, a mutex wait...) */
+    FTP_REC_HOLDER = 6,      /* the releaser who woke a waiter: its stack, linked by event id */
+    FTP_REC_MODULE = 7,      /* a loaded ELF object: address range and build id, for symbolizing */
+    FTP_REC_GIL_ENABLED = 8, /* the GIL came back: when, and the extension loaded just before */
+};
+
+/*  ftp_record (8 bytes), the start of every record
+ *   0 size u32 (whole record, multiple of 8; stored last)   4 type u16   6 flags u16
+ */
+struct ftp_record {
+    uint32_t size;
+    uint16_t type;
+    uint16_t flags;
+};
+_Static_assert(sizeof(struct ftp_record) == 8, "record header");
+
+/*  FTP_REC_THREAD (40 bytes)
+ *   0 header   8 tid u32   12 reserved u32   16 first_seen_ns u64   24 name[16] (OS thread name)
+ */
+struct ftp_rec_thread {
+    struct ftp_record h;
+    uint32_t tid;
+    uint32_t reserved;
+    uint64_t first_seen_ns;
+    char name[16];
+};
+_Static_assert(sizeof(struct ftp_rec_thread) == 40, "thread record");
+
+/*  FTP_REC_CODE (32 bytes + strings)
+ *   0 header   8 code_id u32   12 firstlineno i32
+ *  16 filename_len u16  18 qualname_len u16  20 linetable_len u32  24 reserved u64
+ *  32 filename bytes, qualname bytes, linetable bytes (CPython 3.13 co_linetable), zero padding
+ *  Frames give a byte offset into the code's bytecode; with the line table the analyzer turns it into
+ *  a line number, so the recorder never decodes line tables on its hot path.
+ */
+struct ftp_rec_code {
+    struct ftp_record h;
+    uint32_t code_id;
+    int32_t firstlineno;
+    uint16_t filename_len;
+    uint16_t qualname_len;
+    uint32_t linetable_len;
+    uint64_t reserved;
+};
+_Static_assert(sizeof(struct ftp_rec_code) == 32, "code record");
+#define FTP_CODE_FLAG_LINETABLE_TRUNCATED 1u
+
+/*  One Python frame inside a STACK record (8 bytes)
+ *   0 code_id u32 (0: a frame whose code could not be read)
+ *   4 instr_offset u31 (bytes from the first instruction) | entry u1 (top bit)
+ *  `entry` marks the outermost Python frame of one C-level call of the eval loop, so the analyzer can
+ *  swap each run of _PyEval_EvalFrameDefault native frames for the Python frames it was running.
+ */
+struct ftp_py_frame {
+    uint32_t code_id;
+    uint32_t instr_offset;
+};
+#define FTP_PY_FRAME_ENTRY 0x80000000u
+_Static_assert(sizeof(struct ftp_py_frame) == 8, "python frame");
+
+/*  FTP_REC_STACK (24 bytes + frames), innermost frame first in both lists
+ *   0 header   8 stack_id u32   12 py_count u16   14 native_count u16   16 hash u64
+ *  24 py_count × ftp_py_frame, then native_count × u64 return addresses
+ */
+struct ftp_rec_stack {
+    struct ftp_record h;
+    uint32_t stack_id;
+    uint16_t py_count;
+    uint16_t native_count;
+    uint64_t hash;
+};
+_Static_assert(sizeof(struct ftp_rec_stack) == 24, "stack record");
+#define FTP_MAX_PY_FRAMES 128
+#define FTP_MAX_NATIVE_FRAMES 64
+
+/*  FTP_REC_TYPE (24 bytes + name)
+ *   0 header   8 type_id u32   12 name_len u32   16 type_addr u64   24 name bytes, padding
+ */
+struct ftp_rec_type {
+    struct ftp_record h;
+    uint32_t type_id;
+    uint32_t name_len;
+    uint64_t type_addr;
+};
+_Static_assert(sizeof(struct ftp_rec_type) == 24, "type record");
+
+/* What the recorder knows about the thing waited on (ftp_rec_wait.kind). The analyzer may refine
+ * LOCK/RLOCK waits made inside threading.Condition.wait into CONDITION, EVENT waits from Thread.join
+ * into THREAD_JOIN, and attribute SPIN waits (no address) to the lock their stack parks on. */
+enum ftp_kind {
+    FTP_KIND_OTHER = 0,            /* a wait we could not name */
+    FTP_KIND_LOCK = 1,             /* threading.Lock (_thread.lock's PyMutex) */
+    FTP_KIND_RLOCK = 2,            /* threading.RLock */
+    FTP_KIND_CRITICAL_SECTION = 3, /* a per-object PyMutex (ob_mutex): type_id names the type */
+    FTP_KIND_PYMUTEX = 4,          /* another PyMutex; region/offset say where it lives */
+    FTP_KIND_STOP_THE_WORLD = 5,   /* parked on its own thread state, or requesting a stop */
+    FTP_KIND_GIL = 6,              /* take_gil's condition wait, or the GIL's pthread mutex */
+    FTP_KIND_CONDITION = 7,        /* waiting for work: Condition/Event/Semaphore/Barrier/queue */
+    FTP_KIND_THREAD_JOIN = 8,      /* Thread.join */
+    FTP_KIND_PTHREAD_MUTEX = 9,    /* a contended pthread_mutex_lock in native code */
+    FTP_KIND_PTHREAD_RWLOCK = 10,  /* a contended pthread_rwlock_{rd,wr}lock */
+    FTP_KIND_EVENT = 11,           /* a PyEvent or other parking-lot wait without a mutex */
+    FTP_KIND_PYTHREAD_LOCK = 12,   /* a PyThread_type_lock semaphore that is not an RLock */
+    FTP_KIND_SPIN = 13,            /* a PyMutex spin that acquired without parking: no address */
+    FTP_KIND_COND_WAIT = 14,       /* a pthread_cond_wait outside the interpreter */
+    FTP_KIND_COUNT
+};
+
+/* Where a FTP_KIND_PYMUTEX / STOP_THE_WORLD address lives (ftp_rec_wait.region). */
+enum ftp_region {
+    FTP_REGION_UNKNOWN = 0,
+    FTP_REGION_HEAP = 1,      /* some object or allocation */
+    FTP_REGION_RUNTIME = 2,   /* inside _PyRuntime: offset from its start */
+    FTP_REGION_INTERP = 3,    /* inside the main interpreter state */
+    FTP_REGION_TSTATE = 4,    /* inside the waiting thread's own PyThreadState */
+};
+
+/* ftp_rec_wait.h.flags */
+#define FTP_WAIT_HANDED_OFF (1u << 0)   /* the lock was handed to the waiter by the releaser */
+#define FTP_WAIT_TIMED_OUT (1u << 1)    /* the wait ended by timeout */
+#define FTP_WAIT_CONTINUES (1u << 2)    /* another wait record of the same acquisition follows */
+#define FTP_WAIT_CONTINUATION (1u << 3) /* continues the acquisition of the previous record (acq_seq) */
+#define FTP_WAIT_TIMED (1u << 4)        /* the caller asked for a timed wait */
+
+/*  FTP_REC_WAIT (80 bytes)
+ *   0 header (flags: FTP_WAIT_*)
+ *   8 tid u32    12 kind u8 | region u8 | reserved u16
+ *  16 event_id u64 (tid << 32 | per-thread sequence; HOLDER records point here)
+ *  24 acq_seq u64 (same value for all parks of one acquisition)
+ *  32 start_ns u64 (first spin, or the park)   40 park_ns u64 (0: never parked)   48 end_ns u64
+ *  56 lock_addr u64 (0 for SPIN)               64 stack_id u32    68 type_id u32 (0: none)
+ *  72 region_offset u32 (offset inside region)  76 reserved u32
+ */
+struct ftp_rec_wait {
+    struct ftp_record h;
+    uint32_t tid;
+    uint8_t kind;
+    uint8_t region;
+    uint16_t reserved0;
+    uint64_t event_id;
+    uint64_t acq_seq;
+    uint64_t start_ns;
+    uint64_t park_ns;
+    uint64_t end_ns;
+    uint64_t lock_addr;
+    uint32_t stack_id;
+    uint32_t type_id;
+    uint32_t region_offset;
+    uint32_t reserved1;
+};
+_Static_assert(sizeof(struct ftp_rec_wait) == 80, "wait record");
+
+/*  FTP_REC_HOLDER (40 bytes)
+ *   0 header   8 tid u32 (the releaser)   12 stack_id u32   16 waiter_event_id u64
+ *  24 time_ns u64 (the wake-up)   32 lock_addr u64
+ */
+struct ftp_rec_holder {
+    struct ftp_record h;
+    uint32_t tid;
+    uint32_t stack_id;
+    uint64_t waiter_event_id;
+    uint64_t time_ns;
+    uint64_t lock_addr;
+};
+_Static_assert(sizeof(struct ftp_rec_holder) == 40, "holder record");
+
+/*  FTP_REC_MODULE (40 bytes + build id + path)
+ *   0 header   8 base u64 (load bias)   16 start u64   24 end u64 (executable mapping range)
+ *  32 build_id_len u16   34 path_len u16   36 reserved u32   40 build id bytes, path bytes, padding
+ */
+struct ftp_rec_module {
+    struct ftp_record h;
+    uint64_t base;
+    uint64_t start;
+    uint64_t end;
+    uint16_t build_id_len;
+    uint16_t path_len;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct ftp_rec_module) == 40, "module record");
+
+/*  FTP_REC_GIL_ENABLED (24 bytes + path)
+ *   0 header   8 time_ns u64 (load of the extension that re-enabled it)   16 path_len u32   20 tid u32
+ *  24 path of that extension module (its file name gives the module), padding
+ */
+struct ftp_rec_gil_enabled {
+    struct ftp_record h;
+    uint64_t time_ns;
+    uint32_t path_len;
+    uint32_t tid;
+};
+_Static_assert(sizeof(struct ftp_rec_gil_enabled) == 24, "gil record");
+
+static inline uint32_t ftp_record_padded(uint32_t n) { return (n + FTP_RECORD_ALIGN - 1) & ~(uint32_t)(FTP_RECORD_ALIGN - 1); }
+
+#endif /* FTPROF_FORMAT_H */
