@@ -1,0 +1,115 @@
+"""Many threads logging through one FileHandler: every record queues on the handler's lock.
+
+Eight worker threads each do a little work and log a line per step through the same
+logger, which has one ``logging.FileHandler``. ``Handler.handle`` holds the handler's
+``threading.RLock`` while it formats the record (timestamp, level, thread name) and
+writes it to the file's buffered writer, so only one thread at a time gets through;
+the rest park on that RLock.
+
+Under the profiler the top entry is an ``rlock``: waiters are inside ``Handler.handle``
+called from ``Logger.info``, holders release it at the end of ``Handler.handle`` after
+``FileHandler.emit`` / ``Formatter.format``.
+
+The fix (``--fixed``): the workers' logger gets a ``QueueHandler`` feeding a
+``queue.SimpleQueue``, and one ``QueueListener`` thread formats the records and writes
+them with the ``FileHandler``. A worker now only holds a lock for the time it takes to
+put the record on the queue, and the expensive formatting and the file I/O run on the
+listener's thread, where nobody waits for them. ``QueueHandler.handle`` would still
+take its own RLock around ``emit``; since ``SimpleQueue.put`` is thread-safe, the
+example's ``LocklessQueueHandler`` skips it, which removes the last shared lock.
+
+    ftprof run -o before.ftp -- python3.13t examples/logging_threads.py
+    ftprof run -o after.ftp  -- python3.13t examples/logging_threads.py --fixed
+"""
+
+import argparse
+import logging
+import logging.handlers
+import os
+import queue
+import tempfile
+import threading
+import time
+
+FORMAT = "%(asctime)s %(levelname)-8s %(threadName)s %(name)s:%(funcName)s:%(lineno)d %(message)s"
+
+
+class LocklessQueueHandler(logging.handlers.QueueHandler):
+    """A QueueHandler for threads: no per-handler lock (the queue is thread-safe on its own)."""
+
+    def prepare(self, record):
+        # The base class formats and copies each record so it can be pickled for another
+        # process; a listener thread in the same process can format the record itself.
+        return record
+
+    def handle(self, record):
+        rv = self.filter(record)
+        if isinstance(rv, logging.LogRecord):
+            record = rv
+        if rv:
+            self.emit(record)
+        return rv
+
+
+def checksum(step, worker):
+    total = 0
+    for i in range(200):
+        total = (total * 31 + i * step + worker) % 1_000_003
+    return total
+
+
+def worker_loop(log, worker, steps):
+    for step in range(steps):
+        value = checksum(step, worker)
+        log.info("worker %d step %d: checksum %d", worker, step, value)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fixed", action="store_true", help="log through a QueueHandler and a QueueListener")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=12000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ftprof-logging-") as tmp:
+        path = os.path.join(tmp, "app.log")
+        file_handler = logging.FileHandler(path, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter(FORMAT))
+        log = logging.getLogger("app")
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+        listener = None
+        if args.fixed:
+            records = queue.SimpleQueue()
+            log.addHandler(LocklessQueueHandler(records))
+            listener = logging.handlers.QueueListener(records, file_handler)
+            listener.start()
+        else:
+            log.addHandler(file_handler)
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=worker_loop, args=(log, w, args.steps), name=f"worker-{w}")
+                   for w in range(args.threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        workers_done = time.perf_counter() - start
+        if listener is not None:
+            listener.stop()  # drains the queue: every record is in the file afterwards
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        file_handler.close()
+        elapsed = time.perf_counter() - start
+
+        with open(path, encoding="utf-8") as f:
+            lines = sum(1 for _ in f)
+    expected = args.threads * args.steps
+    assert lines == expected, f"{lines} log lines, expected {expected}"
+    print(f"logging_threads: {lines} lines from {args.threads} threads; workers done in {workers_done:.2f} s, "
+          f"all written in {elapsed:.2f} s ({'queue listener' if args.fixed else 'shared FileHandler'})")
+
+
+if __name__ == "__main__":
+    main()
