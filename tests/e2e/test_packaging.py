@@ -1,0 +1,139 @@
+"""Installing ftprof the two supported ways and profiling with what got installed, nothing else:
+
+  1. `meson setup --prefix=TMP && meson install`, then TMP/bin/ftprof run finds TMP/lib*/ftprof/libftprof.so
+  2. `pip install <repo>` into a venv of the free-threaded interpreter, then `ftprof` is on the venv's
+     PATH and finds <venv>/share/ftprof/libftprof.so
+
+Each builds the project from scratch (minutes on a small machine): FTPROF_SKIP_SLOW=1 skips them.
+The pip test needs meson-python from the package index (build isolation).
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, clean_env, stack_functions, validate_report
+
+pytestmark = pytest.mark.skipif(os.environ.get("FTPROF_SKIP_SLOW") == "1",
+                                reason="FTPROF_SKIP_SLOW=1: packaging tests build the project from scratch")
+
+BUILD_TIMEOUT = 1800
+
+# Four threads take turns on one lock and hold it long enough that the others always park on it.
+CONTENDED = """\
+import threading, time
+
+lock = threading.Lock()
+
+def work():
+    for _ in range(25):
+        with lock:
+            time.sleep(0.002)
+
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("done")
+"""
+
+
+def _run(cmd, *, env=None, cwd=None, timeout=600, expect_rc=0):
+    proc = subprocess.run([str(c) for c in cmd], env=env or clean_env(), cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+    if expect_rc is not None:
+        assert proc.returncode == expect_rc, (
+            f"{' '.join(str(c) for c in cmd)} exited {proc.returncode} (expected {expect_rc})\n"
+            f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def _meson_version():
+    match = re.search(r"version\s*:\s*'([^']+)'", (ROOT / "meson.build").read_text())
+    assert match, "meson.build has no project version"
+    return match.group(1)
+
+
+def _is_elf(path):
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+def _profile_contended(cli, python, tmp, env, tag):
+    """`ftprof run` on the contended script: exit status, recording, and a report naming the lock."""
+    script = tmp / f"contended_{tag}.py"
+    script.write_text(CONTENDED)
+    recording = tmp / f"{tag}.ftp"
+    proc = _run([cli, "run", "-o", recording, "--", python, script], env=env, cwd=tmp, timeout=300)
+    assert "done" in proc.stdout, f"the profiled program did not run to its end:\n{proc.stdout}\n{proc.stderr}"
+    assert recording.exists(), f"no recording at {recording}; stderr:\n{proc.stderr}"
+    assert str(recording) in proc.stderr, f"ftprof run did not name the recording:\n{proc.stderr}"
+
+    report = _run([cli, "report", recording, "--json"], env=env, timeout=300)
+    rep = json.loads(report.stdout)
+    validate_report(rep)
+    locks = [lk for lk in rep["locks"] if lk["kind"] == "lock"
+             and any("work" in stack_functions(w) for w in lk["waiters"])]
+    assert locks, "the installed recorder saw no contended threading.Lock waited on in work():\n" + \
+        "\n".join(f"  {lk['kind']} n={lk['contentions']}" for lk in rep["locks"][:10])
+    assert locks[0]["contentions"] >= 10, f"only {locks[0]['contentions']} contentions on the lock"
+    return proc
+
+
+def test_meson_install_prefix(tmp_path, ft_python):
+    meson = shutil.which("meson")
+    if not meson:
+        pytest.skip("meson is not on PATH")
+    build = tmp_path / "build"
+    prefix = tmp_path / "prefix"
+    env = clean_env()
+    _run([meson, "setup", build, ROOT, f"--prefix={prefix}", "--buildtype=debugoptimized"], env=env,
+         timeout=BUILD_TIMEOUT)
+    _run([meson, "compile", "-C", build, "-j", "2"], env=env, timeout=BUILD_TIMEOUT)
+    _run([meson, "install", "-C", build, "--quiet"], env=env, timeout=BUILD_TIMEOUT)
+    # Nothing may lead back to the build tree: the installed copies have to find each other.
+    shutil.rmtree(build)
+
+    cli = prefix / "bin" / "ftprof"
+    assert cli.is_file() and os.access(cli, os.X_OK), f"meson install put no ftprof in {prefix}/bin"
+    libs = sorted(prefix.rglob("libftprof.so"))
+    assert len(libs) == 1, f"expected one installed libftprof.so, found {libs}"
+    rel = libs[0].relative_to(prefix)
+    assert rel.parts[0].startswith("lib") and rel.parent.name == "ftprof", \
+        f"libftprof.so installed at {rel}, not <libdir>/ftprof/"
+
+    _profile_contended(cli, ft_python, tmp_path, env, "prefix")
+
+    # The profiled command's exit status is ftprof run's.
+    _run([cli, "run", "-o", tmp_path / "status.ftp", "--", ft_python, "-c", "import sys; sys.exit(3)"],
+         env=env, cwd=tmp_path, expect_rc=3)
+
+
+def test_pip_install_venv(tmp_path, ft_python):
+    venv = tmp_path / "venv"
+    _run([ft_python, "-m", "venv", venv], timeout=300)
+    pip_env = clean_env()
+    # Two cores are shared: meson-python would otherwise let ninja use all of them and then some.
+    _run([venv / "bin" / "pip", "install", "--disable-pip-version-check", "--config-settings=compile-args=-j2",
+          ROOT], env=pip_env, timeout=BUILD_TIMEOUT)
+
+    cli = venv / "bin" / "ftprof"
+    assert cli.is_file() and _is_elf(cli), "the wheel did not install the ftprof executable into the venv's bin/"
+    lib = venv / "share" / "ftprof" / "libftprof.so"
+    assert lib.is_file() and _is_elf(lib), "the wheel did not install libftprof.so into <venv>/share/ftprof/"
+
+    show = _run([venv / "bin" / "pip", "show", "ftprof"], env=pip_env)
+    assert re.search(rf"^Version: {re.escape(_meson_version())}$", show.stdout, re.M), \
+        f"wheel version differs from meson.build's:\n{show.stdout}"
+
+    # As a user of an activated venv would: `ftprof` and `python` found on PATH.
+    env = clean_env({"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+                     "VIRTUAL_ENV": venv})
+    resolved = shutil.which("ftprof", path=env["PATH"])
+    assert resolved and Path(resolved) == cli, f"ftprof on PATH is {resolved}, not the venv's"
+    _profile_contended("ftprof", venv / "bin" / "python", tmp_path, env, "venv")
