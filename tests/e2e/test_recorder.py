@@ -1,0 +1,184 @@
+"""What the recorder sees in real Python programs: each workload measures its own truth, the recording
+is read back with `ftprof report --json`, and the two must tell the same story (kinds, types,
+functions, lines, and totals within the issue's bounds)."""
+import pytest
+
+from conftest import (NATIVE, WORKLOADS, compile_c, marker_line, python_build_flags, ratio,
+                      stack_functions, top_frame, top_function)
+
+LOCK_WL = WORKLOADS / "lock_contention.py"
+
+
+def workload_lock(rep, waiter_func="take", kinds=("lock",)):
+    """The one lock the workload contends: the lock of `kinds` whose waiters run `waiter_func`."""
+    found = rep.with_waiter_function(waiter_func, kinds=kinds)
+    assert found, (f"no {kinds} lock with a waiter in {waiter_func}() in the report:\n{rep.summary()}")
+    assert len(found) == 1, (f"the workload contends one lock, the report shows {len(found)} with a "
+                             f"waiter in {waiter_func}():\n{rep.summary()}")
+    return found[0]
+
+
+def check_lock_report(rep, truth, results, label):
+    lk = workload_lock(rep)
+    wait_r = ratio(lk["wait_ns"], truth["wait_ns"])
+    count_r = ratio(lk["contentions"], truth["contended"])
+    results.add(label, wait_ratio=wait_r, count_ratio=count_r, recorded_ms=lk["wait_ns"] / 1e6,
+                measured_ms=truth["wait_ns"] / 1e6, recorded_n=lk["contentions"], measured_n=truth["contended"])
+    assert 0.9 <= wait_r <= 1.1, (f"{label}: recorded wait {lk['wait_ns'] / 1e6:.1f} ms vs measured "
+                                  f"{truth['wait_ns'] / 1e6:.1f} ms (ratio {wait_r:.3f}, bound ±10%)")
+    assert 0.8 <= count_r <= 1.2, (f"{label}: recorded {lk['contentions']} contended acquisitions vs "
+                                   f"{truth['contended']} measured (ratio {count_r:.3f}, bound ±20%)")
+    return lk
+
+
+@pytest.mark.parametrize("threads", [2, 4, 8])
+def test_lock_contention(runner, results, threads):
+    run = runner.run([LOCK_WL, "--threads", threads, "--hold-ms", 1])
+    truth = run.truth()
+    assert len(run.files) == 1, f"expected one recording, got {run.files}"
+    rep = runner.report(run.files)
+    lk = check_lock_report(rep, truth, results, f"lock threads={threads} hold=1ms")
+
+    assert lk["kind"] == "lock"
+    assert lk["threads"] >= 2, "more than one thread waited on the lock"
+    assert lk["max_wait_ns"] >= lk["p99_wait_ns"] >= lk["p50_wait_ns"] > 0
+    assert lk["waiters"] and lk["holders"], f"waiters and holders expected:\n{rep.summary()}"
+
+    top_w = top_frame(lk["waiters"][0])
+    assert top_w["function"] == "take", f"top waiter frame {top_w}"
+    assert top_w["line"] == marker_line(LOCK_WL, "acquire"), f"top waiter frame {top_w}"
+    assert top_w["file"] and top_w["file"].endswith("lock_contention.py")
+    assert "worker" in stack_functions(lk["waiters"][0]), "caller of take() missing from the waiter stack"
+
+    top_h = top_frame(lk["holders"][0])
+    assert top_h["function"] == "hold_and_release", f"top holder frame {top_h}"
+    assert top_h["line"] == marker_line(LOCK_WL, "release"), f"top holder frame {top_h}"
+    # The holders' shares account for the handoffs they made, never for more waits than there were.
+    assert sum(h["count"] for h in lk["holders"]) <= lk["contentions"]
+
+
+@pytest.mark.parametrize("container", ["dict", "list"])
+def test_critical_section(runner, results, container):
+    wl = WORKLOADS / "critical_section.py"
+    run = runner.run([wl, "--container", container])
+    truth = run.truth()
+    rep = runner.report(run.files)
+    cs = [lk for lk in rep.of_kind("critical_section") if lk["type"] == container]
+    assert cs, f"no critical_section on a {container} in the report:\n{rep.summary()}"
+    lk = max(cs, key=lambda x: x["wait_ns"])
+    writer = f"write_{container}"
+    holder = f"hold_{container}"
+
+    top_w = top_frame(lk["waiters"][0])
+    assert top_w["function"] == writer, f"top waiter frame {top_w}\n{rep.summary()}"
+    assert top_w["line"] == marker_line(wl, f"{container}-writer"), f"top waiter frame {top_w}"
+    assert lk["holders"], f"no holder recorded for the {container}'s critical section"
+    top_h = top_frame(lk["holders"][0])
+    assert top_h["function"] == holder, f"top holder frame {top_h}"
+    assert top_h["line"] == marker_line(wl, f"{container}-holder"), f"top holder frame {top_h}"
+
+    results.add(f"critical_section {container}", wait_ratio=ratio(lk["wait_ns"], truth["wait_ns"]),
+                count_ratio=ratio(lk["contentions"], truth["contended"]),
+                recorded_n=lk["contentions"], measured_n=truth["contended"])
+    assert lk["contentions"] >= truth["contended"] * 0.8, (
+        f"{lk['contentions']} recorded waits on the {container}, the writers saw {truth['contended']} "
+        f"blocked stores")
+
+
+def test_stop_the_world(runner, results):
+    wl = WORKLOADS / "stop_the_world.py"
+    run = runner.run([wl, "--threads", 2])
+    truth = run.truth()
+    rep = runner.report(run.files)
+    stw = rep.of_kind("stop_the_world")
+    assert stw, f"forced collections left no stop_the_world waits:\n{rep.summary()}"
+    waited_in = {top_function(w) for lk in stw for w in lk["waiters"]}
+    assert "allocate" in waited_in, f"allocating threads not seen stopped; waiters in {waited_in}"
+    total = rep.total("wait_ns", stw)
+    assert total > 0
+    expected = truth["threads"] * truth["gc_ns"]
+    results.add("stop_the_world", wait_ratio=ratio(total, expected),
+                recorded_ms=total / 1e6, expected_ms=expected / 1e6)
+
+
+def build_extension(python, tmp_path, source, name):
+    include, suffix = python_build_flags(python)
+    out_dir = tmp_path / "ext"
+    out_dir.mkdir(exist_ok=True)
+    return compile_c([NATIVE / source], out_dir / f"{name}{suffix}",
+                     flags=["-shared", "-fPIC", f"-I{include}", "-Wno-missing-field-initializers"],
+                     libs=["-lpthread"])
+
+
+def test_gil_reenabled_by_extension(runner, tmp_path, results):
+    so = build_extension(runner.python, tmp_path, "gilmod.c", "ftprof_gilmod")
+    run = runner.run([WORKLOADS / "cpu_threads.py", "--import-gilmod", so.parent, "--threads", 3])
+    assert run.truth()["gil_enabled"] is True, "importing the extension should have enabled the GIL"
+    rep = runner.report(run.files)
+    mods = [g for g in rep["gil_enabled"] if g["module"] == "ftprof_gilmod"]
+    assert mods, f"gil_enabled does not name ftprof_gilmod: {rep['gil_enabled']}"
+    assert mods[0]["path"] and mods[0]["path"].endswith(so.name), mods[0]
+    gil = rep.of_kind("gil")
+    assert gil, f"CPU-bound threads after the import left no gil waits:\n{rep.summary()}"
+    assert rep.with_waiter_function("spin", kinds=("gil",)), (
+        f"gil waits are not attributed to spin():\n{rep.summary()}")
+    results.add("gil after extension import", gil_wait_ms=rep.total("wait_ns", gil) / 1e6,
+                gil_contentions=rep.total("contentions", gil))
+
+
+def test_queue_waits_are_conditions(runner):
+    run = runner.run([WORKLOADS / "queue_pc.py"])
+    rep = runner.report(run.files)
+    cond = rep.of_kind("condition")
+    assert cond, f"consumers waiting in Queue.get() left no condition waits:\n{rep.summary()}"
+    assert rep.with_waiter_function("consume", kinds=("condition",)), (
+        f"no condition wait comes from consume():\n{rep.summary()}")
+    # Waiting inside Condition.wait is waiting for work: it must never show up as lock contention.
+    for lk in rep.of_kind("lock", "rlock"):
+        for w in lk["waiters"]:
+            assert "Condition.wait" not in stack_functions(w), (
+                f"a Condition.wait shows up as {lk['kind']} contention:\n{rep.summary()}")
+    lock_wait = rep.total("wait_ns", rep.of_kind("lock", "rlock"))
+    assert rep.total("wait_ns", cond) > lock_wait, f"lock contention dominates a queue:\n{rep.summary()}"
+
+
+def test_sqlite_shared_connection(runner):
+    wl = WORKLOADS / "sqlite_shared.py"
+    run = runner.run([wl, "--threads", 3])
+    rep = runner.report(run.files)
+    pm = rep.of_kind("pthread_mutex")
+    assert pm, f"threads sharing a sqlite3 connection left no pthread_mutex waits:\n{rep.summary()}"
+    lk = max(pm, key=lambda x: x["wait_ns"])
+    top = top_frame(lk["waiters"][0])
+    assert top and top["function"] == "query", f"the Python caller of execute is not on top: {top}"
+    assert top["line"] == marker_line(wl, "execute"), top
+
+
+def test_uncontended_program_has_no_contention(runner):
+    run = runner.run([WORKLOADS / "uncontended.py"])
+    rep = runner.report(run.files)
+    assert rep.locks == [], f"a single-threaded program shows waits:\n{rep.summary()}"
+    assert rep["dropped_events"] == 0
+
+
+def test_gil_build_cpu_threads(gil_runner):
+    run = gil_runner.run([WORKLOADS / "cpu_threads.py", "--threads", 3])
+    rep = gil_runner.report(run.files)
+    gil = rep.of_kind("gil")
+    assert gil, f"no gil waits on the default build:\n{rep.summary()}"
+    lk = max(gil, key=lambda x: x["wait_ns"])
+    assert top_function(lk["waiters"][0]) == "spin", f"top gil waiter:\n{rep.summary()}"
+
+
+def test_gil_build_lock_workload(gil_runner, results):
+    run = gil_runner.run([LOCK_WL, "--threads", 4, "--hold-ms", 0.2])
+    rep = gil_runner.report(run.files)
+    gil = rep.of_kind("gil")
+    assert gil, f"no gil waits on the default build:\n{rep.summary()}"
+    workload_funcs = {"take", "hold_and_release", "worker"}
+    waited_in = {top_function(w) for lk in gil for w in lk["waiters"]}
+    assert waited_in & workload_funcs, f"gil waits not in the workload's functions: {waited_in}"
+    main = max(gil, key=lambda x: x["wait_ns"])
+    assert top_function(main["waiters"][0]) in workload_funcs, rep.summary()
+    results.add("gil build lock workload", gil_wait_ms=rep.total("wait_ns", gil) / 1e6,
+                waiter_functions=",".join(sorted(f for f in waited_in if f)))

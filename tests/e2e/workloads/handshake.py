@@ -1,0 +1,23 @@
+"""Calls the test extension ftprof_handshake: exactly N contended pthread_mutex_lock calls made from
+contend(), for the buffer-overflow accounting test and the per-event cost benchmark."""
+import json
+import sys
+import time
+
+
+def contend(mod, n):
+    return mod.run(n)  # @handshake
+
+
+def main():
+    sys.path.insert(0, sys.argv[1])
+    n = int(sys.argv[2])
+    import ftprof_handshake
+    t0 = time.perf_counter_ns()
+    done = contend(ftprof_handshake, n)
+    print(json.dumps({"contended": done, "elapsed_ns": time.perf_counter_ns() - t0}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Threads taking turns on one threading.Lock, holding it for a known time.
+
+Ground truth: an acquisition counts as contended when a non-blocking attempt fails first; its wait is
+perf_counter_ns() around the blocking acquire() that follows. Prints one JSON line at the end.
+Optional --marker N prints "MARK <count>" (flushed) once N contended acquisitions have completed, and
+--forever keeps going until killed, for the kill -9 test.
+"""
+import argparse
+import json
+import sys
+import threading
+import time
+
+perf_ns = time.perf_counter_ns
+
+
+class Tally:
+    def __init__(self):
+        self.wait_ns = 0
+        self.contended = 0
+        self.acquisitions = 0
+
+
+def hold_and_release(lock, hold_s):
+    end = time.perf_counter() + hold_s
+    if hold_s >= 0.001:
+        time.sleep(hold_s)
+    while time.perf_counter() < end:
+        pass
+    lock.release()  # @release
+
+
+def take(lock, tally):
+    tally.acquisitions += 1
+    if lock.acquire(blocking=False):
+        return False
+    t0 = perf_ns()
+    lock.acquire()  # @acquire
+    tally.wait_ns += perf_ns() - t0
+    tally.contended += 1
+    return True
+
+
+def worker(lock, hold_s, iters, tally, progress):
+    for _ in range(iters):
+        if take(lock, tally) and progress is not None:
+            progress()
+        hold_and_release(lock, hold_s)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--hold-ms", type=float, default=1.0)
+    ap.add_argument("--iters", type=int, default=0, help="per thread; 0: from --seconds")
+    ap.add_argument("--seconds", type=float, default=0.6, help="target total lock-held time")
+    ap.add_argument("--marker", type=int, default=0)
+    ap.add_argument("--forever", action="store_true")
+    a = ap.parse_args()
+
+    hold_s = a.hold_ms / 1000.0
+    iters = a.iters or max(10, int(a.seconds / hold_s / a.threads))
+    if a.forever:
+        iters = 10 ** 9
+    lock = threading.Lock()
+    tallies = [Tally() for _ in range(a.threads)]
+
+    progress = None
+    if a.marker:
+        count_lock = threading.Lock()
+        seen = [0]
+
+        def progress():
+            with count_lock:
+                seen[0] += 1
+                if seen[0] == a.marker:
+                    print(f"MARK {seen[0]}", flush=True)
+
+    threads = [threading.Thread(target=worker, args=(lock, hold_s, iters, t, progress), name=f"worker-{i}")
+               for i, t in enumerate(tallies)]
+    t0 = perf_ns()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = perf_ns() - t0
+    print(json.dumps({
+        "threads": a.threads, "hold_ms": a.hold_ms, "iters": iters,
+        "wait_ns": sum(t.wait_ns for t in tallies),
+        "contended": sum(t.contended for t in tallies),
+        "acquisitions": sum(t.acquisitions for t in tallies),
+        "elapsed_ns": elapsed,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Threads executing slow queries on one shared sqlite3 connection: SQLite serializes them on the
+connection's pthread mutex, so every thread but one waits there, called from query()."""
+import argparse
+import json
+import sqlite3
+import sys
+import threading
+
+SLOW = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
+        "SELECT sum(x) FROM c")
+
+
+def query(conn, n):
+    return conn.execute(SLOW, (n,)).fetchone()[0]  # @execute
+
+
+def worker(conn, rounds, n, out):
+    for _ in range(rounds):
+        out.append(query(conn, n))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--rows", type=int, default=100_000)
+    a = ap.parse_args()
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    out = []
+    threads = [threading.Thread(target=worker, args=(conn, a.rounds, a.rows, out), name=f"sql-{i}")
+               for i in range(a.threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = a.rows * (a.rows + 1) // 2
+    assert out == [expected] * (a.threads * a.rounds), "wrong query results"
+    print(json.dumps({"queries": len(out)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
