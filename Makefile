@@ -10,7 +10,7 @@ DEPS_BUILD  := meson ninja-build pkg-config gcc libunwind-dev libdw-dev libelf-d
                libprotobuf-c-dev protobuf-c-compiler libjansson-dev
 DEPS_PYTHON := build-essential libssl-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev \
                libreadline-dev libncurses-dev uuid-dev libgdbm-dev libexpat1-dev xz-utils dpkg-dev
-DEPS_TEST   := golang-go chromium clang valgrind
+DEPS_TEST   := golang-go chromium clang valgrind python3-pip
 DEPS        := $(DEPS_BUILD) $(DEPS_PYTHON) $(DEPS_TEST)
 
 .PHONY: deps build test demo bench clean
@@ -24,6 +24,10 @@ deps:
 	    $(SUDO) apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@# The end-to-end tests are pytest files validating reports with jsonschema, run by the system python3.
+	@python3 -c 'import pytest, jsonschema' 2>/dev/null || \
+	    python3 -m pip install -q pytest jsonschema 2>/dev/null || \
+	    python3 -m pip install -q --break-system-packages pytest jsonschema
 
 build: deps
 	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
@@ -33,13 +37,13 @@ python: deps
 	@tools/ft-python >/dev/null
 
 test: build
-	@tools/run-tests
+	@BUILD=$(BUILD) tools/run-tests
 
 demo: build
 	@tools/demo
 
 bench: build
-	@tools/bench
+	@BUILD=$(BUILD) tools/bench
 
 clean:
 	rm -rf $(BUILD)
