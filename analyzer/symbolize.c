@@ -4,7 +4,12 @@
  * offline Dwfl. A module is trusted only when its file still exists and carries the recorded build
  * id: a rebuilt or upgraded library would otherwise give confidently wrong names, so any doubt gives
  * "module+0xoffset" instead. Results are cached per pc because a report looks up the same few
- * thousand return addresses over and over. Not thread-safe: one symbolizer per analyzing thread. */
+ * thousand return addresses over and over. Not thread-safe: one symbolizer per analyzing thread.
+ *
+ * Inlined frames come from the concrete DIE tree. libdw's dwarf_getscopes walks a CU from its root
+ * for every address, which costs about a millisecond per pc in a CU the size of CPython's ceval.c, so
+ * each CU's functions are indexed once by address range and only the one function's subtree is
+ * walked per pc. */
 #include "symbolize.h"
 
 #include <dwarf.h>
@@ -17,6 +22,8 @@
 
 /* Inline chains deeper than this are cut at the outer end; real code rarely nests past 10. */
 #define SYM_MAX_CHAIN 32
+/* Nesting of scopes (inlined subroutines and lexical blocks) followed inside one function. */
+#define SYM_MAX_SCOPES 128
 
 struct sym_module_state {
     uint64_t base, start, end;
@@ -30,6 +37,20 @@ struct sym_cache_slot {
     uint32_t first;        /* index into frames */
     uint16_t count;
     bool used;
+};
+
+/* One address range of a function defined in a CU (a function may have several, e.g. a .cold part). */
+struct sym_func_range {
+    Dwarf_Addr low, high;
+    Dwarf_Die die;
+};
+
+/* The functions of one CU, sorted by low address; built on the first pc that falls in the CU. */
+struct sym_cu_index {
+    Dwfl_Module *mod;
+    Dwarf_Off cu_offset;
+    struct sym_func_range *ranges;
+    size_t count;
 };
 
 struct sym_intern_slot {
@@ -53,6 +74,9 @@ struct symbolizer {
 
     struct sym_intern_slot *strings;
     size_t string_cap, string_used;
+
+    struct sym_cu_index **cus; /* open addressing on (module, CU offset) */
+    size_t cu_cap, cu_used;
 
     bool out_of_memory; /* from then on, lookups still answer but stop caching */
 };
@@ -259,54 +283,180 @@ static int sym_call_line(Dwarf_Die *die)
     return (int)line;
 }
 
-/* Walks the concrete DIE tree from the innermost scope at pc out to its subprogram: each inlined
- * subroutine is a frame located where pc is (or where the next inner one was inlined), and its call
- * site locates the frame around it. Returns false when there is no DWARF for pc. */
-static bool sym_inline_chain(struct symbolizer *s, Dwfl_Module *mod, uint64_t pc, const char *symbol,
-                             const char *file, int line, struct sym_chain *c)
+static int sym_range_cmp(const void *a, const void *b)
+{
+    const struct sym_func_range *x = a, *y = b;
+    return x->low < y->low ? -1 : x->low > y->low;
+}
+
+static bool sym_index_push(struct sym_cu_index *idx, size_t *cap, Dwarf_Addr low, Dwarf_Addr high, const Dwarf_Die *die)
+{
+    if (idx->count == *cap) {
+        size_t n = *cap ? *cap * 2 : 64;
+        struct sym_func_range *r = realloc(idx->ranges, n * sizeof *r);
+        if (!r)
+            return false;
+        idx->ranges = r;
+        *cap = n;
+    }
+    idx->ranges[idx->count++] = (struct sym_func_range){ .low = low, .high = high, .die = *die };
+    return true;
+}
+
+/* Functions with code: subprograms at CU level, or inside namespaces for C++ objects. */
+static bool sym_index_scope(struct sym_cu_index *idx, size_t *cap, Dwarf_Die *parent, int depth)
+{
+    Dwarf_Die child;
+    if (dwarf_child(parent, &child) != 0)
+        return true;
+    do {
+        int tag = dwarf_tag(&child);
+        if (tag == DW_TAG_subprogram) {
+            Dwarf_Addr base, low, high;
+            ptrdiff_t off = 0;
+            while ((off = dwarf_ranges(&child, off, &base, &low, &high)) > 0)
+                if (high > low && !sym_index_push(idx, cap, low, high, &child))
+                    return false;
+        } else if (tag == DW_TAG_namespace && depth < 8) {
+            if (!sym_index_scope(idx, cap, &child, depth + 1))
+                return false;
+        }
+    } while (dwarf_siblingof(&child, &child) == 0);
+    return true;
+}
+
+static uint64_t sym_hash_cu(const Dwfl_Module *mod, Dwarf_Off off)
+{
+    return sym_hash_pc((uint64_t)(uintptr_t)mod * 31 + off);
+}
+
+static bool sym_cus_grow(struct symbolizer *s)
+{
+    size_t cap = s->cu_cap ? s->cu_cap * 2 : 64;
+    struct sym_cu_index **slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < s->cu_cap; i++) {
+        struct sym_cu_index *cu = s->cus[i];
+        if (!cu)
+            continue;
+        size_t j = sym_hash_cu(cu->mod, cu->cu_offset) & (cap - 1);
+        while (slots[j])
+            j = (j + 1) & (cap - 1);
+        slots[j] = cu;
+    }
+    free(s->cus);
+    s->cus = slots;
+    s->cu_cap = cap;
+    return true;
+}
+
+static const struct sym_cu_index *sym_cu_index_of(struct symbolizer *s, Dwfl_Module *mod, Dwarf_Die *cudie)
+{
+    Dwarf_Off off = dwarf_dieoffset(cudie);
+    if (s->cu_cap) {
+        for (size_t j = sym_hash_cu(mod, off) & (s->cu_cap - 1); s->cus[j]; j = (j + 1) & (s->cu_cap - 1))
+            if (s->cus[j]->mod == mod && s->cus[j]->cu_offset == off)
+                return s->cus[j];
+    }
+    if ((s->cu_used + 1) * 4 > s->cu_cap * 3 && !sym_cus_grow(s))
+        return NULL;
+    struct sym_cu_index *cu = calloc(1, sizeof *cu);
+    if (!cu)
+        return NULL;
+    cu->mod = mod;
+    cu->cu_offset = off;
+    size_t cap = 0;
+    if (!sym_index_scope(cu, &cap, cudie, 0)) {
+        free(cu->ranges);
+        free(cu);
+        return NULL;
+    }
+    qsort(cu->ranges, cu->count, sizeof *cu->ranges, sym_range_cmp);
+    size_t j = sym_hash_cu(mod, off) & (s->cu_cap - 1);
+    while (s->cus[j])
+        j = (j + 1) & (s->cu_cap - 1);
+    s->cus[j] = cu;
+    s->cu_used++;
+    return cu;
+}
+
+static const struct sym_func_range *sym_function_at(const struct sym_cu_index *cu, Dwarf_Addr addr)
+{
+    size_t lo = 0, hi = cu->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cu->ranges[mid].low <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Ranges do not overlap in compiler output; a short look back covers odd producers. */
+    for (size_t i = lo; i-- > 0 && lo - i <= 4;)
+        if (addr < cu->ranges[i].high)
+            return &cu->ranges[i];
+    return NULL;
+}
+
+/* The scopes at addr inside a function, outermost (the function itself) first. */
+static int sym_scopes_at(Dwarf_Die *function, Dwarf_Addr addr, Dwarf_Die *path, int max)
+{
+    int depth = 0;
+    path[depth++] = *function;
+    while (depth < max) {
+        Dwarf_Die child;
+        bool found = false;
+        if (dwarf_child(&path[depth - 1], &child) == 0) {
+            do {
+                int tag = dwarf_tag(&child);
+                if ((tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block || tag == DW_TAG_try_block ||
+                     tag == DW_TAG_catch_block) && dwarf_haspc(&child, addr) > 0) {
+                    path[depth++] = child;
+                    found = true;
+                    break;
+                }
+            } while (dwarf_siblingof(&child, &child) == 0);
+        }
+        if (!found)
+            break;
+    }
+    return depth;
+}
+
+/* Frames from DWARF: each inlined subroutine around pc is a frame located where pc is (or where the
+ * next inner one was inlined), and its call site locates the frame around it; the function itself is
+ * the outermost frame. Returns false when there is no DWARF function at pc. */
+static bool sym_dwarf_frames(struct symbolizer *s, Dwfl_Module *mod, uint64_t pc, const char *file, int line,
+                             struct sym_chain *c)
 {
     Dwarf_Addr bias;
     Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
     if (!cudie)
         return false;
-    Dwarf_Die *scopes = NULL;
-    int nscopes = dwarf_getscopes(cudie, pc - bias, &scopes);
-    if (nscopes <= 0) {
-        free(scopes);
+    const struct sym_cu_index *cu = sym_cu_index_of(s, mod, cudie);
+    const struct sym_func_range *fn = cu ? sym_function_at(cu, pc - bias) : NULL;
+    if (!fn)
         return false;
-    }
-    /* dwarf_getscopes continues an inlined instance with its abstract definition's scopes; the
-     * concrete parents of the innermost scope are what tells who it was inlined into. */
-    Dwarf_Die innermost = scopes[0];
-    free(scopes);
-    scopes = NULL;
-    nscopes = dwarf_getscopes_die(&innermost, &scopes);
-    if (nscopes <= 0) {
-        free(scopes);
-        return false;
-    }
 
-    bool reached_subprogram = false;
-    for (int i = 0; i < nscopes && !reached_subprogram; i++) {
-        Dwarf_Die *die = &scopes[i];
-        int tag = dwarf_tag(die);
-        if (tag == DW_TAG_inlined_subroutine) {
-            const char *name = dwarf_diename(die);
-            sym_chain_push(c, sym_intern(s, name ? name : "[inlined]"), sym_intern(s, file), line, true);
-            file = sym_call_file(die);
-            line = sym_call_line(die);
-        } else if (tag == DW_TAG_subprogram) {
-            /* The symbol table names what a linker and other tools call it (e.g. "foo.cold"). */
-            const char *name = symbol ? symbol : dwarf_diename(die);
-            sym_chain_push(c, sym_intern(s, name ? name : "[unnamed]"), sym_intern(s, file), line, false);
-            reached_subprogram = true;
-        }
+    Dwarf_Die function = fn->die;
+    Dwarf_Die path[SYM_MAX_SCOPES];
+    int depth = sym_scopes_at(&function, pc - bias, path, SYM_MAX_SCOPES);
+    for (int i = depth - 1; i > 0; i--) {
+        if (dwarf_tag(&path[i]) != DW_TAG_inlined_subroutine)
+            continue;
+        const char *name = dwarf_diename(&path[i]);
+        sym_chain_push(c, sym_intern(s, name ? name : "[inlined]"), sym_intern(s, file), line, true);
+        file = sym_call_file(&path[i]);
+        line = sym_call_line(&path[i]);
     }
-    free(scopes);
-    if (!reached_subprogram) {
-        c->count = 0;
-        return false;
+    /* The source name: "foo" rather than the symbol of a compiler-made part such as "foo.cold". */
+    const char *name = dwarf_diename(&path[0]);
+    if (!name) {
+        GElf_Off offset;
+        GElf_Sym sym;
+        name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
     }
+    sym_chain_push(c, sym_intern(s, name ? name : "[unnamed]"), sym_intern(s, file), line, false);
     return true;
 }
 
@@ -322,18 +472,18 @@ static void sym_resolve(struct symbolizer *s, uint64_t pc, struct sym_chain *c)
         return;
     }
 
-    GElf_Off offset;
-    GElf_Sym sym;
-    const char *symbol = dwfl_module_addrinfo(m->dwmod, pc, &offset, &sym, NULL, NULL, NULL);
-
     const char *file = NULL;
     int line = 0;
     Dwfl_Line *lineinfo = dwfl_module_getsrc(m->dwmod, pc);
     if (lineinfo)
         file = dwfl_lineinfo(lineinfo, NULL, &line, NULL, NULL, NULL);
 
-    if (sym_inline_chain(s, m->dwmod, pc, symbol, file, line, c))
+    if (sym_dwarf_frames(s, m->dwmod, pc, file, line, c))
         return;
+
+    GElf_Off offset;
+    GElf_Sym sym;
+    const char *symbol = dwfl_module_addrinfo(m->dwmod, pc, &offset, &sym, NULL, NULL, NULL);
     if (!symbol) {
         sym_fallback(s, m, pc, c);
         return;
@@ -440,6 +590,12 @@ void symbolizer_free(struct symbolizer *s)
     for (size_t i = 0; i < s->string_cap; i++)
         free(s->strings[i].str);
     free(s->strings);
+    for (size_t i = 0; i < s->cu_cap; i++) {
+        if (s->cus[i])
+            free(s->cus[i]->ranges);
+        free(s->cus[i]);
+    }
+    free(s->cus);
     free(s->modules);
     free(s->cache);
     free(s->frames);
