@@ -65,6 +65,10 @@ SYM_TEST_NOINLINE static uintptr_t symtest_outer(int x)
     return ra;
 }
 
+/* In the shared library test_symbolize_lib.c. */
+uintptr_t symtest_lib_call(void);
+extern int symtest_lib_inlined_line, symtest_lib_call_line;
+
 /* ---- the module map, recorded as the recorder does it ---- */
 
 struct symtest_map {
@@ -162,7 +166,7 @@ static void symtest_expect_fallback(const char *what, const struct sym_frame *f,
 
 /* ---- the checks ---- */
 
-static void symtest_debug_info(struct symtest_map *map, uintptr_t middle_ra, uintptr_t outer_ra)
+static void symtest_debug_info(struct symtest_map *map, uintptr_t middle_ra, uintptr_t outer_ra, uintptr_t lib_ra)
 {
     struct symbolizer *s = symbolizer_new(map->modules, map->count);
     CHECK(s != NULL, "symbolizer_new failed");
@@ -218,6 +222,27 @@ static void symtest_debug_info(struct symtest_map *map, uintptr_t middle_ra, uin
     size_t m = symbolizer_lookup(s, middle_ra - 1, again, 16);
     CHECK(m == 1 && strcmp(again[0].function, "symtest_middle") == 0 && again[0].line == symtest_middle_call_line,
           "cached middle differs: '%s' line %d", again[0].function, again[0].line);
+
+    /* The same inside a shared library with debug information, mapped at its own load bias. */
+    before = failures;
+    struct sym_module *lib = symtest_module_of(map, lib_ra);
+    CHECK(lib && lib->base != 0 && strstr(lib->path, "libsymtest.so"), "libsymtest.so missing from the module map");
+    n = symbolizer_lookup(s, lib_ra - 1, f, 16);
+    CHECK(n == 2, "library: %zu frames", n);
+    if (n == 2) {
+        CHECK(strcmp(f[0].function, "symtest_lib_inlined") == 0 && f[0].inlined, "library inner frame '%s'",
+              f[0].function);
+        CHECK(f[0].file && strcmp(symtest_basename(f[0].file), "test_symbolize_lib.c") == 0 &&
+                  f[0].line == symtest_lib_inlined_line,
+              "library inner frame at %s:%d, expected line %d", f[0].file ? f[0].file : "NULL", f[0].line,
+              symtest_lib_inlined_line);
+        CHECK(strcmp(f[1].function, "symtest_lib_call") == 0 && !f[1].inlined, "library outer frame '%s'",
+              f[1].function);
+        CHECK(f[1].line == symtest_lib_call_line, "library outer line %d, call at %d", f[1].line,
+              symtest_lib_call_line);
+    }
+    if (failures != before)
+        symtest_dump("library", f, n);
 
     /* A shared library without debug information: named from its dynamic symbol table, located by
      * its module path, which checks the load bias of an object mapped away from zero. */
@@ -314,8 +339,9 @@ int main(int argc, char **argv)
 
     uintptr_t middle_ra = symtest_middle();
     uintptr_t outer_ra = symtest_outer(41);
+    uintptr_t lib_ra = symtest_lib_call();
 
-    symtest_debug_info(&map, middle_ra, outer_ra);
+    symtest_debug_info(&map, middle_ra, outer_ra, lib_ra);
     symtest_fallbacks(&map, argv[1], middle_ra, outer_ra);
 
     if (failures) {
