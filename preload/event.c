@@ -1,0 +1,84 @@
+/* Publishing events. Runs after a waiter woke (it may already own the lock it waited for): only fill
+ * and commit a record here, nothing slow. */
+#include <string.h>
+
+#include "recorder.h"
+
+uint64_t ftp_event_next_id(struct ftp_thread *t)
+{
+    return (uint64_t)t->tid << 32 | ++t->seq;
+}
+
+void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
+{
+    struct ftp_rec_wait *r = ftp_ring_reserve(t, sizeof *r);
+    if (!r)
+        return;
+    r->tid = t->tid;
+    r->kind = w->kind;
+    r->region = w->region;
+    r->reserved0 = 0;
+    r->event_id = w->event_id;
+    r->acq_seq = w->acq_seq;
+    r->start_ns = w->start_ns;
+    r->park_ns = w->park_ns;
+    r->end_ns = w->end_ns;
+    r->lock_addr = w->lock_addr;
+    r->stack_id = w->stack_id;
+    r->type_id = w->type_id;
+    r->region_offset = w->region_offset;
+    r->reserved1 = 0;
+    ftp_ring_commit(t, r, FTP_REC_WAIT, w->flags, sizeof *r);
+    atomic_fetch_add_explicit(&ftp_state.events, 1, memory_order_relaxed);
+}
+
+void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter *copy, uint64_t now)
+{
+    uint32_t stack = ftp_stack_capture(t);
+    struct ftp_rec_holder *r = ftp_ring_reserve(t, sizeof *r);
+    if (!r)
+        return;
+    r->tid = t->tid;
+    r->stack_id = stack;
+    r->waiter_event_id = copy->event_id;
+    r->time_ns = now;
+    r->lock_addr = copy->lock_addr;
+    ftp_ring_commit(t, r, FTP_REC_HOLDER, 0, sizeof *r);
+}
+
+void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
+{
+    if (!t->spin_start_ns || (!force && now - t->spin_last_ns < FTP_SPIN_GAP_NS))
+        return;
+    if (t->spin_yields < FTP_PYMUTEX_SPINS) {
+        t->spin_start_ns = 0; /* not a PyMutex spin */
+        return;
+    }
+    struct ftp_wait w = {
+        .kind = FTP_KIND_SPIN,
+        .stack_id = t->spin_stack,
+        .event_id = ftp_event_next_id(t),
+        .acq_seq = ++t->acq_counter,
+        .start_ns = t->spin_start_ns,
+        .end_ns = t->spin_last_ns,
+    };
+    t->spin_start_ns = 0;
+    t->prev_mergeable = false;
+    ftp_event_wait(t, &w);
+}
+
+void ftp_event_gil_enabled(struct ftp_thread *t)
+{
+    char path[1024];
+    size_t len = ftp_native_last_extension(path, sizeof path);
+    uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_gil_enabled) + len));
+    struct ftp_rec_gil_enabled *r = ftp_ring_reserve(t, size);
+    if (!r)
+        return;
+    r->time_ns = ftp_now();
+    r->path_len = (uint32_t)len;
+    r->tid = t->tid;
+    memcpy(r + 1, path, len);
+    memset((uint8_t *)(r + 1) + len, 0, size - sizeof *r - len);
+    ftp_ring_commit(t, r, FTP_REC_GIL_ENABLED, 0, size);
+}

@@ -1,0 +1,516 @@
+/* The interposed libc functions: the only symbols libftprof.so exports (exports.map).
+ *
+ * Every hook has the same shape:
+ *   1. make sure the libc original is resolved (another library's constructor may call us before ours);
+ *   2. hook_enter(): NULL when not recording, or when the recorder itself is running on this thread
+ *      (the recursion guard) — then do nothing but call the original;
+ *   3. take the cheap uncontended path first (a try-lock) and return if it succeeds;
+ *   4. otherwise, before blocking: note the time, classify the lock, capture the stack, register as a
+ *      waiter so the releaser can name itself; block in the original; after waking only stamp the time
+ *      and publish (a woken waiter may already own the lock: anything slow here lengthens its hold).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "recorder.h"
+
+#define REAL(fn)                                                                                          \
+    do {                                                                                                  \
+        if (FTP_UNLIKELY(!ftp_real.fn))                                                                   \
+            ftp_resolve_real();                                                                           \
+    } while (0)
+
+#define EXPORT __attribute__((visibility("default")))
+
+static inline struct ftp_thread *hook_enter(void)
+{
+    if (FTP_LIKELY(!atomic_load_explicit(&ftp_state.recording, memory_order_relaxed)))
+        return NULL;
+    if (ftp_tls.guard)
+        return NULL;
+    return ftp_thread_enter();
+}
+
+/* Work every slow path does first: finish Python set-up and notice the GIL coming back. */
+static inline uint64_t slow_path_begin(struct ftp_thread *t)
+{
+    t->guard++;
+    uint64_t now = ftp_now();
+    if (ftp_python_ready())
+        ftp_python_check_gil(t);
+    return now;
+}
+
+/* A PyMutex park right after a full spin (40 yields) is the same acquisition: the wait starts at the
+ * first yield, and the stack captured then is the waiter's. Any other pending spin ended on its own. */
+static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uint32_t *stack)
+{
+    if (t->spin_start_ns && now - t->spin_last_ns < FTP_SPIN_GAP_NS && t->spin_yields >= FTP_PYMUTEX_SPINS) {
+        uint64_t start = t->spin_start_ns;
+        *stack = t->spin_stack;
+        t->spin_start_ns = 0;
+        return start;
+    }
+    ftp_event_flush_spin(t, now, true);
+    return now;
+}
+
+/* A releaser found a registered waiter: capture who released, once per waiter. */
+static inline bool claim_holder(struct ftp_waiter *w, struct ftp_thread *t, struct ftp_waiter *copy)
+{
+    if (w->tid == t->tid)
+        return false;
+    uint32_t old = atomic_fetch_or(&w->self_woken, 2u);
+    if (old & 2u)
+        return false;
+    copy->event_id = w->event_id;
+    copy->lock_addr = w->lock_addr;
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Parking-lot semaphores. CPython parks a thread with a sem_t initialised to 0 inside a wait_entry on
+ * the waiter's own stack: { void *park_arg; uintptr_t addr; sem_t sema; ... } (Python/parking_lot.c,
+ * unchanged 3.13–3.14), so sem − 8 is the address waited on and sem − 16 the park argument (for a
+ * PyMutex, a struct mutex_entry {PyTime_t time_to_be_fair; int handed_off;} further up the stack).
+ * ------------------------------------------------------------------------------------------------- */
+
+static inline bool on_own_stack(const void *p)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    return (uintptr_t)p > sp && (uintptr_t)p - sp < 65536;
+}
+
+static int park_index(struct ftp_thread *t, const sem_t *sem)
+{
+    for (int i = t->npark - 1; i >= 0; i--)
+        if (t->park[i].sem == sem)
+            return i;
+    return -1;
+}
+
+static void park_forget(struct ftp_thread *t, int i)
+{
+    struct ftp_waiter *w = ftp_waiter_find((uintptr_t)t->park[i].sem);
+    if (w && w->tid == t->tid)
+        ftp_waiter_remove(w);
+    t->park[i] = t->park[--t->npark];
+}
+
+EXPORT int sem_init(sem_t *sem, int pshared, unsigned value)
+{
+    REAL(sem_init);
+    int rc = ftp_real.sem_init(sem, pshared, value);
+    struct ftp_thread *t;
+    if (rc != 0 || !(t = hook_enter()))
+        return rc;
+    uintptr_t caller = (uintptr_t)__builtin_return_address(0);
+    if (pshared || !ftp_in_python_text(caller))
+        return rc;
+    t->guard++;
+    if (value == 0 && on_own_stack(sem)) {
+        /* Registered now, not at the wait: in a 3.13 self-park the thread wakes itself (sem_post) before
+         * it reaches sem_wait, and we must see that post to leave the non-wait unreported. */
+        if (t->npark == FTP_PARK_SEMS)
+            park_forget(t, 0);
+        struct ftp_park_sem *p = &t->park[t->npark++];
+        p->sem = sem;
+        p->lock_addr = *(const uintptr_t *)((const char *)sem - 8);
+        p->event_id = ftp_event_next_id(t);
+        ftp_waiter_add((uintptr_t)sem, p->event_id, p->lock_addr, t->tid);
+    } else if (value == 1 && ftp_python_ready() && ftp_python_in_rlock_factory()) {
+        ftp_rlock_add((uintptr_t)sem); /* 3.13's RLock is a PyThread_type_lock: remember which sems */
+    }
+    t->guard--;
+    return rc;
+}
+
+EXPORT int sem_destroy(sem_t *sem)
+{
+    REAL(sem_destroy);
+    struct ftp_thread *t = hook_enter();
+    if (t) {
+        t->guard++;
+        int i = park_index(t, sem);
+        if (i >= 0)
+            park_forget(t, i);
+        else
+            ftp_rlock_remove((uintptr_t)sem);
+        t->guard--;
+    }
+    return ftp_real.sem_destroy(sem);
+}
+
+enum sem_mode { SEM_UNTIMED, SEM_TIMED, SEM_CLOCK };
+
+static inline int call_sem_wait(sem_t *sem, enum sem_mode mode, clockid_t clock, const struct timespec *abstime)
+{
+    switch (mode) {
+    case SEM_TIMED:
+        return ftp_real.sem_timedwait(sem, abstime);
+    case SEM_CLOCK:
+        return ftp_real.sem_clockwait(sem, clock, abstime);
+    default:
+        return ftp_real.sem_wait(sem);
+    }
+}
+
+static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode, clockid_t clock,
+                     const struct timespec *abstime)
+{
+    uint64_t now = slow_path_begin(t);
+    struct ftp_park_sem park = t->park[i];
+    const void *park_arg = *(const void *const *)((const char *)sem - 16);
+    uintptr_t lock_addr = *(const uintptr_t *)((const char *)sem - 8);
+    struct ftp_waiter *reg = ftp_waiter_find((uintptr_t)sem);
+    bool self_woken = reg && reg->tid == t->tid && (atomic_load(&reg->self_woken) & 1u);
+    /* park_arg pointing just above the semaphore on this stack: a PyMutex's mutex_entry. A NULL one:
+     * a PyEvent or the thread-state park of stop-the-world. Anything else (a _PyRawMutex bucket lock,
+     * whose sem − 8 is a list link) is internal bookkeeping and not reported. */
+    bool mutex_park = (uintptr_t)park_arg > (uintptr_t)sem && (uintptr_t)park_arg - (uintptr_t)sem < 8192;
+    bool reportable = !self_woken && lock_addr && (mutex_park || park_arg == NULL);
+    if (!reportable) {
+        if (self_woken)
+            t->spin_start_ns = 0; /* the self-park's spin was not a wait either */
+        int rc = call_sem_wait(sem, mode, clock, abstime);
+        t->guard--;
+        return rc;
+    }
+    struct ftp_lock_class cls;
+    ftp_python_classify(t, lock_addr, mutex_park, &cls);
+    struct ftp_wait w = {
+        .kind = cls.kind,
+        .region = cls.region,
+        .region_offset = cls.region_offset,
+        .type_id = cls.type_id,
+        .event_id = park.event_id,
+        .lock_addr = lock_addr,
+        .flags = mode != SEM_UNTIMED ? FTP_WAIT_TIMED : 0,
+    };
+    w.start_ns = mutex_park ? take_spin(t, now, &w.stack_id) : now;
+    if (!mutex_park)
+        ftp_event_flush_spin(t, now, true);
+    /* A PyMutex woken without hand-off races again and may park again: same acquisition. The
+     * stop-the-world requester re-waits in 1 ms slices: same pause. */
+    bool mergeable_kind = mutex_park || cls.kind == FTP_KIND_STOP_THE_WORLD;
+    if (mergeable_kind && t->prev_mergeable && t->prev_addr == lock_addr && now - t->prev_end_ns < FTP_CONTINUE_GAP_NS) {
+        w.acq_seq = t->prev_acq_seq;
+        w.flags |= FTP_WAIT_CONTINUATION;
+        if (!w.stack_id)
+            w.stack_id = t->prev_stack;
+    } else {
+        w.acq_seq = ++t->acq_counter;
+    }
+    if (!w.stack_id)
+        w.stack_id = ftp_stack_capture(t);
+    w.park_ns = ftp_now();
+
+    int rc = call_sem_wait(sem, mode, clock, abstime);
+    int saved_errno = errno;
+    w.end_ns = ftp_now();
+
+    bool handed_off = mutex_park && *(const int *)((const char *)park_arg + 8) != 0;
+    if (handed_off)
+        w.flags |= FTP_WAIT_HANDED_OFF;
+    if (rc != 0 && saved_errno == ETIMEDOUT)
+        w.flags |= FTP_WAIT_TIMED_OUT;
+    ftp_event_wait(t, &w);
+    t->prev_addr = lock_addr;
+    t->prev_end_ns = w.end_ns;
+    t->prev_acq_seq = w.acq_seq;
+    t->prev_stack = w.stack_id;
+    t->prev_kind = w.kind;
+    t->prev_mergeable = mergeable_kind && !handed_off;
+    errno = saved_errno;
+    t->guard--;
+    return rc;
+}
+
+/* A heap semaphore (PyThread_type_lock: 3.13's RLock, extensions' locks): contended only if a
+ * try-wait fails. Uncontended acquisitions cost one extra sem_trywait and produce nothing. */
+static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, clockid_t clock,
+                         const struct timespec *abstime)
+{
+    int saved = errno;
+    if (ftp_real.sem_trywait(sem) == 0)
+        return 0;
+    if (errno != EAGAIN)
+        return call_sem_wait(sem, mode, clock, abstime);
+    errno = saved;
+    uint64_t now = slow_path_begin(t);
+    struct ftp_wait w = {
+        .kind = ftp_rlock_contains((uintptr_t)sem) ? FTP_KIND_RLOCK : FTP_KIND_PYTHREAD_LOCK,
+        .region = FTP_REGION_HEAP,
+        .event_id = ftp_event_next_id(t),
+        .acq_seq = ++t->acq_counter,
+        .lock_addr = (uintptr_t)sem,
+        .flags = mode != SEM_UNTIMED ? FTP_WAIT_TIMED : 0,
+        .start_ns = now,
+    };
+    ftp_event_flush_spin(t, now, true);
+    w.stack_id = ftp_stack_capture(t);
+    struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)sem, w.event_id, w.lock_addr, t->tid);
+    w.park_ns = ftp_now();
+    int rc = call_sem_wait(sem, mode, clock, abstime);
+    int saved_errno = errno;
+    w.end_ns = ftp_now();
+    ftp_waiter_remove(reg);
+    if (rc != 0 && saved_errno == ETIMEDOUT)
+        w.flags |= FTP_WAIT_TIMED_OUT;
+    ftp_event_wait(t, &w);
+    t->prev_mergeable = false;
+    errno = saved_errno;
+    t->guard--;
+    return rc;
+}
+
+static int sem_wait_any(sem_t *sem, enum sem_mode mode, clockid_t clock, const struct timespec *abstime)
+{
+    struct ftp_thread *t = hook_enter();
+    if (!t)
+        return call_sem_wait(sem, mode, clock, abstime);
+    int i = park_index(t, sem);
+    if (i >= 0)
+        return park_wait(t, i, sem, mode, clock, abstime);
+    return heap_sem_wait(t, sem, mode, clock, abstime);
+}
+
+EXPORT int sem_wait(sem_t *sem)
+{
+    REAL(sem_wait);
+    return sem_wait_any(sem, SEM_UNTIMED, CLOCK_REALTIME, NULL);
+}
+
+EXPORT int sem_timedwait(sem_t *sem, const struct timespec *abstime)
+{
+    REAL(sem_timedwait);
+    return sem_wait_any(sem, SEM_TIMED, CLOCK_REALTIME, abstime);
+}
+
+EXPORT int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *abstime)
+{
+    REAL(sem_clockwait);
+    return sem_wait_any(sem, SEM_CLOCK, clock, abstime);
+}
+
+EXPORT int sem_post(sem_t *sem)
+{
+    REAL(sem_post);
+    struct ftp_thread *t;
+    if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
+        return ftp_real.sem_post(sem);
+    struct ftp_waiter *w = ftp_waiter_find((uintptr_t)sem);
+    if (!w)
+        return ftp_real.sem_post(sem);
+    if (w->tid == t->tid) {
+        atomic_fetch_or(&w->self_woken, 1u); /* 3.13 self-park: waking ourselves, not a wait */
+        return ftp_real.sem_post(sem);
+    }
+    struct ftp_waiter copy;
+    bool holder = claim_holder(w, t, &copy);
+    /* Wake first, then look at our own stack: the waiter should not wait for our bookkeeping. */
+    int rc = ftp_real.sem_post(sem);
+    if (holder) {
+        int saved_errno = errno;
+        uint64_t now = slow_path_begin(t);
+        ftp_event_holder(t, &copy, now);
+        t->guard--;
+        errno = saved_errno;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * The interpreter's spin phase: 3.13's _PyMutex_LockTimed yields up to 40 times before parking, and
+ * that time is part of the wait. Only yields called from the interpreter's own code count.
+ * ------------------------------------------------------------------------------------------------- */
+EXPORT int sched_yield(void)
+{
+    REAL(sched_yield);
+    struct ftp_thread *t = hook_enter();
+    if (!t || !ftp_in_python_text((uintptr_t)__builtin_return_address(0)))
+        return ftp_real.sched_yield();
+    t->guard++;
+    uint64_t now = ftp_now();
+    if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS) {
+        ftp_event_flush_spin(t, now, true);
+        if (ftp_python_ready())
+            ftp_python_check_gil(t);
+        t->spin_start_ns = now;
+        t->spin_yields = 0;
+        t->spin_stack = ftp_stack_capture(t);
+    }
+    int rc = ftp_real.sched_yield();
+    t->spin_last_ns = ftp_now();
+    t->spin_yields++;
+    t->guard--;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * pthread mutexes and rwlocks (native code: sqlite3, OpenSSL, ...; and the GIL's mutex).
+ * ------------------------------------------------------------------------------------------------- */
+static void native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_t lock, uint8_t kind)
+{
+    uint64_t now = slow_path_begin(t);
+    w->kind = kind;
+    w->region = FTP_REGION_HEAP;
+    w->event_id = ftp_event_next_id(t);
+    w->acq_seq = ++t->acq_counter;
+    w->lock_addr = lock;
+    w->start_ns = now;
+    ftp_event_flush_spin(t, now, true);
+    w->stack_id = ftp_stack_capture(t);
+    w->park_ns = ftp_now();
+}
+
+static void native_wait_end(struct ftp_thread *t, struct ftp_wait *w, struct ftp_waiter *reg, int rc)
+{
+    w->end_ns = ftp_now();
+    ftp_waiter_remove(reg);
+    if (rc == ETIMEDOUT)
+        w->flags |= FTP_WAIT_TIMED_OUT;
+    ftp_event_wait(t, w);
+    t->prev_mergeable = false;
+    t->guard--;
+}
+
+EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    REAL(pthread_mutex_lock);
+    struct ftp_thread *t = hook_enter();
+    if (FTP_LIKELY(!t))
+        return ftp_real.pthread_mutex_lock(m);
+    int rc = ftp_real.pthread_mutex_trylock(m);
+    if (rc != EBUSY)
+        return rc; /* acquired (0, or EOWNERDEAD for robust mutexes), or an error lock would give too */
+    struct ftp_wait w = {0};
+    int saved_errno = errno;
+    native_wait_begin(t, &w, (uintptr_t)m, ftp_python_is_gil((uintptr_t)m) ? FTP_KIND_GIL : FTP_KIND_PTHREAD_MUTEX);
+    struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)m, w.event_id, w.lock_addr, t->tid);
+    rc = ftp_real.pthread_mutex_lock(m);
+    native_wait_end(t, &w, reg, rc);
+    errno = saved_errno;
+    return rc;
+}
+
+static inline int release_with_holder(uintptr_t lock, int (*release)(void *), void *arg)
+{
+    struct ftp_thread *t;
+    if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
+        return release(arg);
+    struct ftp_waiter *w = ftp_waiter_find(lock);
+    struct ftp_waiter copy;
+    bool holder = w && claim_holder(w, t, &copy);
+    int rc = release(arg);
+    if (holder) {
+        int saved_errno = errno;
+        uint64_t now = slow_path_begin(t);
+        ftp_event_holder(t, &copy, now);
+        t->guard--;
+        errno = saved_errno;
+    }
+    return rc;
+}
+
+static int call_mutex_unlock(void *m) { return ftp_real.pthread_mutex_unlock(m); }
+static int call_rwlock_unlock(void *l) { return ftp_real.pthread_rwlock_unlock(l); }
+
+EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    REAL(pthread_mutex_unlock);
+    return release_with_holder((uintptr_t)m, call_mutex_unlock, m);
+}
+
+static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), int (*trylock)(pthread_rwlock_t *))
+{
+    struct ftp_thread *t = hook_enter();
+    if (FTP_LIKELY(!t))
+        return lock(l);
+    int rc = trylock(l);
+    if (rc != EBUSY)
+        return rc;
+    struct ftp_wait w = {0};
+    int saved_errno = errno;
+    native_wait_begin(t, &w, (uintptr_t)l, FTP_KIND_PTHREAD_RWLOCK);
+    struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)l, w.event_id, w.lock_addr, t->tid);
+    rc = lock(l);
+    native_wait_end(t, &w, reg, rc);
+    errno = saved_errno;
+    return rc;
+}
+
+EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+    REAL(pthread_rwlock_rdlock);
+    return rwlock_acquire(l, ftp_real.pthread_rwlock_rdlock, ftp_real.pthread_rwlock_tryrdlock);
+}
+
+EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+    REAL(pthread_rwlock_wrlock);
+    return rwlock_acquire(l, ftp_real.pthread_rwlock_wrlock, ftp_real.pthread_rwlock_trywrlock);
+}
+
+EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
+{
+    REAL(pthread_rwlock_unlock);
+    return release_with_holder((uintptr_t)l, call_rwlock_unlock, l);
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Condition variables: take_gil waits on the GIL's condition in 5 ms slices (one acquisition, merged);
+ * native code's condition waits are "waiting for work".
+ * ------------------------------------------------------------------------------------------------- */
+static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime)
+{
+    struct ftp_thread *t = hook_enter();
+    if (!t)
+        return abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
+    uint64_t now = slow_path_begin(t);
+    bool gil = ftp_python_is_gil((uintptr_t)c);
+    struct ftp_wait w = {
+        .kind = gil ? FTP_KIND_GIL : FTP_KIND_COND_WAIT,
+        .region = FTP_REGION_HEAP,
+        .event_id = ftp_event_next_id(t),
+        .lock_addr = (uintptr_t)c,
+        .flags = abstime ? FTP_WAIT_TIMED : 0,
+    };
+    w.start_ns = now;
+    ftp_event_flush_spin(t, now, true);
+    if (gil && t->prev_mergeable && t->prev_addr == (uintptr_t)c && now - t->prev_end_ns < FTP_CONTINUE_GAP_NS) {
+        w.acq_seq = t->prev_acq_seq;
+        w.flags |= FTP_WAIT_CONTINUATION;
+        w.stack_id = t->prev_stack;
+    } else {
+        w.acq_seq = ++t->acq_counter;
+    }
+    if (!w.stack_id)
+        w.stack_id = ftp_stack_capture(t);
+    w.park_ns = ftp_now();
+    int rc = abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
+    w.end_ns = ftp_now();
+    if (rc == ETIMEDOUT)
+        w.flags |= FTP_WAIT_TIMED_OUT;
+    ftp_event_wait(t, &w);
+    t->prev_addr = (uintptr_t)c;
+    t->prev_end_ns = w.end_ns;
+    t->prev_acq_seq = w.acq_seq;
+    t->prev_stack = w.stack_id;
+    t->prev_kind = w.kind;
+    t->prev_mergeable = gil;
+    t->guard--;
+    return rc;
+}
+
+EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+    REAL(pthread_cond_wait);
+    return cond_wait_any(c, m, NULL);
+}
+
+EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime)
+{
+    REAL(pthread_cond_timedwait);
+    return cond_wait_any(c, m, abstime);
+}

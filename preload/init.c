@@ -1,0 +1,245 @@
+/* Start-up, configuration, fork and exit: everything that runs outside the hooks' hot paths. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+struct ftp_state ftp_state = {.fd = -1};
+struct ftp_real ftp_real;
+
+static void *resolve(const char *name, const char *version)
+{
+    void *p = NULL;
+    /* pthread_cond_* exist in two versions; the unversioned lookup can return the old 2.2.5 ABI,
+     * which would misread today's pthread_cond_t. */
+    if (version)
+        p = dlvsym(RTLD_NEXT, name, version);
+    if (!p)
+        p = dlsym(RTLD_NEXT, name);
+    return p;
+}
+
+void ftp_resolve_real(void)
+{
+    struct ftp_real r;
+#define RESOLVE(fn, ver) r.fn = (__typeof__(r.fn))resolve(#fn, ver)
+    RESOLVE(sem_init, NULL);
+    RESOLVE(sem_destroy, NULL);
+    RESOLVE(sem_wait, NULL);
+    RESOLVE(sem_trywait, NULL);
+    RESOLVE(sem_timedwait, NULL);
+    RESOLVE(sem_clockwait, NULL);
+    RESOLVE(sem_post, NULL);
+    RESOLVE(sched_yield, NULL);
+    RESOLVE(pthread_mutex_lock, NULL);
+    RESOLVE(pthread_mutex_trylock, NULL);
+    RESOLVE(pthread_mutex_unlock, NULL);
+    RESOLVE(pthread_rwlock_rdlock, NULL);
+    RESOLVE(pthread_rwlock_tryrdlock, NULL);
+    RESOLVE(pthread_rwlock_wrlock, NULL);
+    RESOLVE(pthread_rwlock_trywrlock, NULL);
+    RESOLVE(pthread_rwlock_unlock, NULL);
+    RESOLVE(pthread_cond_wait, "GLIBC_2.3.2");
+    RESOLVE(pthread_cond_timedwait, "GLIBC_2.3.2");
+#undef RESOLVE
+    ftp_real = r;
+}
+
+/* Messages go through write(2): stdio may hold locks or allocate, and the host owns stderr's buffer. */
+void ftp_warn(const char *a, const char *b, const char *c)
+{
+    char buf[1024];
+    size_t n = 0;
+    const char *parts[] = {"ftprof: ", a, b, c, "\n"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        const char *s = parts[i];
+        if (!s)
+            continue;
+        size_t len = strlen(s);
+        if (len > sizeof buf - 1 - n)
+            len = sizeof buf - 1 - n;
+        memcpy(buf + n, s, len);
+        n += len;
+    }
+    ssize_t rc = write(STDERR_FILENO, buf, n);
+    (void)rc;
+}
+
+static bool env_flag(const char *name, bool dflt)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    if (!strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on"))
+        return true;
+    if (!strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off"))
+        return false;
+    ftp_warn(name, "=", " is not 0 or 1; using the default");
+    return dflt;
+}
+
+/* FTPROF_BUFFER: bytes with an optional K/M/G suffix (powers of two). */
+static size_t env_size(const char *name, size_t dflt, size_t min, size_t max)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30, end++;
+    if (*end == 'i' || *end == 'B')
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    if (errno || end == v || *end || n == 0 || n > (max >> shift)) {
+        ftp_warn(name, " is not a size like 64M; using the default", NULL);
+        return dflt;
+    }
+    size_t bytes = (size_t)n << shift;
+    if (bytes < min) {
+        ftp_warn(name, " is below the minimum of 16K; using 16K", NULL);
+        bytes = min;
+    }
+    return bytes;
+}
+
+static void warn_unknown_variables(void)
+{
+    static const char *known[] = {"FTPROF_OUTPUT", "FTPROF_BUFFER", "FTPROF_NATIVE", "FTPROF_VERBOSE",
+                                  "FTPROF_DISABLE", "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON"};
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "FTPROF_", 7))
+            continue;
+        size_t len = strcspn(*e, "=");
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+            if (strlen(known[i]) == len && !strncmp(*e, known[i], len))
+                ok = true;
+        if (!ok) {
+            char name[64];
+            if (len >= sizeof name)
+                len = sizeof name - 1;
+            memcpy(name, *e, len);
+            name[len] = 0;
+            ftp_warn("unknown variable ", name, " ignored");
+        }
+    }
+}
+
+static size_t buffer_bytes;
+
+static void after_fork_in_child(void)
+{
+    /* The parent's mapping is shared with the parent: writing one more byte into it would corrupt the
+     * parent's recording. Drop it, forget every id the parent's file defined, and start our own file. */
+    if (ftp_state.map) {
+        munmap(ftp_state.map, ftp_state.map_size);
+        ftp_state.map = NULL;
+        ftp_state.hdr = NULL;
+    }
+    if (ftp_state.fd >= 0)
+        close(ftp_state.fd);
+    ftp_state.fd = -1;
+    atomic_store(&ftp_state.recording, 0);
+    atomic_fetch_add(&ftp_state.generation, 1);
+    ftp_tables_reset();
+    ftp_native_reset();
+    atomic_store(&ftp_state.free_chunks, 0);
+    atomic_store(&ftp_state.parked, 0);
+    atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled);
+    ftp_state.pid = (uint32_t)getpid();
+    if (ftp_state.py.present)
+        ftp_file_open(true);
+}
+
+FTP_HIDDEN size_t ftp_buffer_bytes(void) { return buffer_bytes; }
+
+static char saved_argv[FTP_ARGV_MAX];
+static uint32_t saved_argv_len, saved_argc;
+FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc)
+{
+    *argv = saved_argv;
+    *len = saved_argv_len;
+    *argc = saved_argc;
+}
+
+/* glibc passes (argc, argv, envp) to ELF constructors; that is our only chance to see argv without
+ * reading /proc. */
+__attribute__((constructor)) static void ftp_init(int argc, char **argv, char **envp)
+{
+    (void)envp;
+    struct ftp_thread *t = &ftp_tls;
+    t->guard++;
+    ftp_resolve_real();
+    if (!ftp_real.sem_wait || !ftp_real.pthread_mutex_lock || !ftp_real.sem_post) {
+        t->guard--;
+        return; /* hooks pass through (they resolve lazily) */
+    }
+    if (env_flag("FTPROF_DISABLE", false)) {
+        t->guard--;
+        return;
+    }
+    warn_unknown_variables();
+    ftp_state.native = env_flag("FTPROF_NATIVE", false);
+    ftp_state.verbose = env_flag("FTPROF_VERBOSE", false);
+    buffer_bytes = env_size("FTPROF_BUFFER", (size_t)64 << 20, (size_t)16 << 10, (size_t)1 << 40);
+    const char *out = getenv("FTPROF_OUTPUT");
+    if (!out || !*out)
+        out = "ftprof-%p.ftp";
+    if (strlen(out) >= sizeof ftp_state.output_pattern) {
+        ftp_warn("FTPROF_OUTPUT is too long; using ftprof-%p.ftp", NULL, NULL);
+        out = "ftprof-%p.ftp";
+    }
+    /* A relative name is kept relative to the directory we started in, not wherever we chdir later. */
+    if (out[0] != '/') {
+        char cwd[PATH_MAX];
+        if (getcwd(cwd, sizeof cwd) && strlen(cwd) + 1 + strlen(out) < sizeof ftp_state.output_pattern) {
+            strcpy(ftp_state.output_pattern, cwd);
+            strcat(ftp_state.output_pattern, "/");
+            strcat(ftp_state.output_pattern, out);
+        } else {
+            strcpy(ftp_state.output_pattern, out);
+        }
+    } else {
+        strcpy(ftp_state.output_pattern, out);
+    }
+    for (int i = 0; argv && i < argc && argv[i]; i++) {
+        size_t len = strlen(argv[i]) + 1;
+        if (saved_argv_len + len > sizeof saved_argv)
+            break;
+        memcpy(saved_argv + saved_argv_len, argv[i], len);
+        saved_argv_len += (uint32_t)len;
+        saved_argc++;
+    }
+    ftp_state.pid = (uint32_t)getpid();
+    if (ftp_tables_init() != 0) {
+        t->guard--;
+        return;
+    }
+    ftp_thread_setup_key();
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+    ftp_python_detect();
+    if (ftp_state.native)
+        ftp_native_init();
+    if (ftp_state.py.present)
+        ftp_file_open(false);
+    t->guard--;
+}
+
+__attribute__((destructor)) static void ftp_fini(void)
+{
+    ftp_tls.guard++;
+    ftp_file_finish();
+    ftp_tls.guard--;
+}

@@ -1,0 +1,193 @@
+/* Native stacks (FTPROF_NATIVE=1) through libunwind, and the module map the analyzer needs to
+ * symbolize them: each loaded ELF object's load bias, executable range, path and build id.
+ *
+ * The module map comes from the dynamic loader's link map (_r_debug), the list debuggers read: walking
+ * it takes no lock, unlike dl_iterate_phdr, so new objects (extension modules imported later) can be
+ * described from inside a hook. Every read of it goes through ftp_safe_read. */
+#define UNW_LOCAL_ONLY
+#include <elf.h>
+#include <libunwind.h>
+#include <link.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+static uintptr_t last_map_entry; /* the last link-map entry already described in this file */
+static _Atomic int walking;      /* one walker at a time; others just skip (never wait) */
+static char exe_path[1024];
+
+void ftp_native_init(void)
+{
+    /* Per-thread caches: no global unwinder lock on the waiting path. */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
+    exe_path[n > 0 ? n : 0] = 0;
+}
+
+void ftp_native_reset(void) { last_map_entry = 0; }
+
+struct map_entry {
+    uintptr_t l_addr;
+    uintptr_t l_name;
+    uintptr_t l_ld;
+    uintptr_t l_next;
+    uintptr_t l_prev;
+};
+
+static size_t read_cstr(uintptr_t addr, char *out, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        char buf[64];
+        size_t want = cap - 1 - n < sizeof buf ? cap - 1 - n : sizeof buf;
+        /* Shorten the read near a page end rather than fail on the next page. */
+        size_t to_page = 4096 - ((addr + n) & 4095);
+        if (want > to_page)
+            want = to_page;
+        if (!ftp_safe_read(buf, addr + n, want))
+            break;
+        size_t len = strnlen(buf, want);
+        memcpy(out + n, buf, len);
+        n += len;
+        if (len < want)
+            break;
+    }
+    out[n] = 0;
+    return n;
+}
+
+/* Describe one loaded object from its ELF and program headers in memory. */
+static void write_module(struct ftp_thread *t, uintptr_t bias, const char *path)
+{
+    ElfW(Ehdr) eh;
+    ElfW(Phdr) ph[64];
+    uintptr_t base = bias, start = UINTPTR_MAX, end = 0;
+    /* Objects whose first PT_LOAD is at vaddr 0 (all PIEs and shared objects) map their ELF header at
+     * the load bias. */
+    if (!ftp_safe_read(&eh, base, sizeof eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_phnum == 0 ||
+        eh.e_phentsize != sizeof(ElfW(Phdr)))
+        return;
+    int nph = eh.e_phnum < 64 ? eh.e_phnum : 64;
+    if (!ftp_safe_read(ph, base + eh.e_phoff, (size_t)nph * sizeof ph[0]))
+        return;
+    uint8_t bid[64];
+    size_t bid_len = 0;
+    for (int i = 0; i < nph; i++) {
+        if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+            uintptr_t s = bias + ph[i].p_vaddr;
+            if (s < start)
+                start = s;
+            if (s + ph[i].p_memsz > end)
+                end = s + ph[i].p_memsz;
+        } else if (ph[i].p_type == PT_NOTE && !bid_len) {
+            uint8_t notes[512];
+            size_t len = ph[i].p_memsz < sizeof notes ? ph[i].p_memsz : sizeof notes;
+            if (!ftp_safe_read(notes, bias + ph[i].p_vaddr, len))
+                continue;
+            for (size_t off = 0; off + sizeof(ElfW(Nhdr)) <= len;) {
+                const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(notes + off);
+                size_t name_off = off + sizeof *nh, desc_off = name_off + ((nh->n_namesz + 3) & ~3u);
+                if (desc_off + nh->n_descsz > len)
+                    break;
+                if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && !memcmp(notes + name_off, "GNU", 4) &&
+                    nh->n_descsz <= sizeof bid) {
+                    memcpy(bid, notes + desc_off, nh->n_descsz);
+                    bid_len = nh->n_descsz;
+                    break;
+                }
+                off = desc_off + ((nh->n_descsz + 3) & ~3u);
+            }
+        }
+    }
+    if (end == 0)
+        return;
+    size_t path_len = strlen(path);
+    uint32_t rec_size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_module) + bid_len + path_len));
+    struct ftp_rec_module *r = ftp_ring_reserve(t, rec_size);
+    if (!r)
+        return;
+    r->base = base;
+    r->start = start;
+    r->end = end;
+    r->build_id_len = (uint16_t)bid_len;
+    r->path_len = (uint16_t)path_len;
+    r->reserved = 0;
+    memcpy(r + 1, bid, bid_len);
+    memcpy((uint8_t *)(r + 1) + bid_len, path, path_len);
+    memset((uint8_t *)(r + 1) + bid_len + path_len, 0, rec_size - sizeof *r - bid_len - path_len);
+    ftp_ring_commit(t, r, FTP_REC_MODULE, 0, rec_size);
+}
+
+static uintptr_t map_head(void)
+{
+    return _r_debug.r_version ? (uintptr_t)_r_debug.r_map : 0;
+}
+
+void ftp_native_write_modules(struct ftp_thread *t)
+{
+    if (!atomic_load(&ftp_state.recording) || atomic_exchange(&walking, 1))
+        return;
+    t->guard++;
+    uintptr_t node = last_map_entry ? last_map_entry : map_head();
+    bool first = !last_map_entry;
+    struct map_entry e;
+    for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++) {
+        if (!first || node != last_map_entry) {
+            char path[1024];
+            size_t len = e.l_name ? read_cstr(e.l_name, path, sizeof path) : 0;
+            if (len == 0 && node == map_head())
+                strcpy(path, exe_path); /* the main program's entry has an empty name */
+            if (path[0] == '/')
+                write_module(t, e.l_addr, path);
+        }
+        last_map_entry = node;
+        first = false;
+        node = e.l_next;
+    }
+    t->guard--;
+    atomic_store(&walking, 0);
+}
+
+int ftp_native_backtrace(struct ftp_thread *t, uint64_t *pcs, int max)
+{
+    /* Objects loaded since we last looked (imports) must be described before their addresses appear. */
+    struct map_entry tail;
+    if (last_map_entry && ftp_safe_read(&tail, last_map_entry, sizeof tail) && tail.l_next)
+        ftp_native_write_modules(t);
+    void *buf[FTP_MAX_NATIVE_FRAMES];
+    if (max > FTP_MAX_NATIVE_FRAMES)
+        max = FTP_MAX_NATIVE_FRAMES;
+    int n = unw_backtrace(buf, max);
+    for (int i = 0; i < n; i++)
+        pcs[i] = (uint64_t)(uintptr_t)buf[i];
+    return n < 0 ? 0 : n;
+}
+
+size_t ftp_native_last_extension(char *out, size_t cap)
+{
+    /* The import that re-enabled the GIL has just loaded its extension: the newest link-map entry
+     * named like an extension module (*.cpython-*.so / *.abi3.so), or else the newest entry. */
+    char path[1024], any[1024];
+    size_t ext_len = 0, any_len = 0;
+    uintptr_t node = map_head();
+    struct map_entry e;
+    for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++, node = e.l_next) {
+        size_t len = e.l_name ? read_cstr(e.l_name, path, sizeof path) : 0;
+        if (!len)
+            continue;
+        if (strstr(path, ".cpython-") || strstr(path, ".abi3.")) {
+            memcpy(out, path, len < cap ? len : cap - 1);
+            ext_len = len < cap ? len : cap - 1;
+        } else {
+            memcpy(any, path, len + 1);
+            any_len = len;
+        }
+    }
+    if (!ext_len && any_len) {
+        ext_len = any_len < cap ? any_len : cap - 1;
+        memcpy(out, any, ext_len);
+    }
+    out[ext_len] = 0;
+    return ext_len;
+}

@@ -1,0 +1,431 @@
+/* Reading the interpreter from inside, without calling into it.
+ *
+ * Everything comes from _PyRuntime's _Py_DebugOffsets (the offsets out-of-process profilers use), so
+ * a stripped python3.13t works. Two kinds of memory are read here:
+ *  - the calling thread's own frames, code objects and their strings: only the owning thread changes
+ *    its frames and it is inside our hook, and each frame holds a reference to its code, so plain
+ *    loads are safe;
+ *  - guessed addresses (the object around a parked address, a type's name): read with
+ *    process_vm_readv on our own pid, which returns EFAULT instead of faulting. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <link.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+/* _Py_DebugOffsets as laid out by CPython 3.13 (Include/internal/pycore_runtime.h): 73 u64 words. */
+enum dbg13 {
+    D_VERSION = 1, D_FREE_THREADED = 2,
+    D_RT_SIZE = 3, D_RT_INTERPRETERS_HEAD = 5,
+    D_IS_SIZE = 6, D_IS_CEVAL_GIL = 14, D_IS_GIL_STATE = 15, D_IS_GIL_ENABLED = 16,
+    D_TS_SIZE = 19, D_TS_CURRENT_FRAME = 23,
+    D_FR_PREVIOUS = 29, D_FR_EXECUTABLE = 30, D_FR_INSTR_PTR = 31, D_FR_OWNER = 33,
+    D_CO_FILENAME = 35, D_CO_QUALNAME = 37, D_CO_LINETABLE = 38, D_CO_FIRSTLINENO = 39,
+    D_CO_CODE_ADAPTIVE = 43,
+    D_OB_TYPE = 45, D_TP_NAME = 47,
+    D_BYTES_OB_SIZE = 65, D_BYTES_OB_SVAL = 66,
+    D_STR_STATE = 68, D_STR_LENGTH = 69, D_STR_ASCII_SIZE = 70,
+    D_WORDS_313 = 73
+};
+#define FRAME_OWNED_BY_CSTACK 3 /* 3.13 entry frames of _PyEval_EvalFrameDefault */
+#define GIL_STATE_SPAN 256     /* enough for enabled..switch_mutex of struct _gil_runtime_state */
+
+bool ftp_safe_read(void *dst, uintptr_t src, size_t len)
+{
+    if (src < 4096 || src + len < src)
+        return false;
+    struct iovec local = {dst, len}, remote = {(void *)src, len};
+    return process_vm_readv((pid_t)ftp_state.pid, &local, 1, &remote, 1, 0) == (ssize_t)len;
+}
+
+static int find_text(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t probe = *(uintptr_t *)data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+        if (probe >= start && probe < end) {
+            ftp_state.py.text_start = start;
+            ftp_state.py.text_end = end;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void ftp_python_detect(void)
+{
+    struct ftp_python *py = &ftp_state.py;
+    if (py->present)
+        return;
+    const uint64_t *dbg = dlsym(RTLD_DEFAULT, "_PyRuntime");
+    if (!dbg || memcmp(dbg, "xdebugpy", 8) != 0)
+        return;
+    py->runtime = (uintptr_t)dbg;
+    py->version = dbg[D_VERSION];
+    py->free_threaded = dbg[D_FREE_THREADED] != 0;
+    py->code_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyCode_Type");
+    py->type_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyType_Type");
+    py->get_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+    uintptr_t probe = (uintptr_t)dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+    if (probe)
+        dl_iterate_phdr(find_text, &probe);
+    /* Offsets are only stable within a minor version; we know 3.13's layout. Other versions still get
+     * their waits recorded, without Python stacks or object names. */
+    if ((py->version >> 16) == 0x030D) {
+        py->runtime_size = dbg[D_RT_SIZE];
+        py->interp_size = dbg[D_IS_SIZE];
+        py->ts_size = dbg[D_TS_SIZE];
+        py->ts_current_frame = dbg[D_TS_CURRENT_FRAME];
+        py->fr_previous = dbg[D_FR_PREVIOUS];
+        py->fr_executable = dbg[D_FR_EXECUTABLE];
+        py->fr_instr_ptr = dbg[D_FR_INSTR_PTR];
+        py->fr_owner = dbg[D_FR_OWNER];
+        py->co_filename = dbg[D_CO_FILENAME];
+        py->co_qualname = dbg[D_CO_QUALNAME];
+        py->co_linetable = dbg[D_CO_LINETABLE];
+        py->co_firstlineno = dbg[D_CO_FIRSTLINENO];
+        py->co_code_adaptive = dbg[D_CO_CODE_ADAPTIVE];
+        py->ob_type = dbg[D_OB_TYPE];
+        py->tp_name = dbg[D_TP_NAME];
+        py->bytes_size = dbg[D_BYTES_OB_SIZE];
+        py->bytes_sval = dbg[D_BYTES_OB_SVAL];
+        py->str_state = dbg[D_STR_STATE];
+        py->str_length = dbg[D_STR_LENGTH];
+        py->str_ascii_size = dbg[D_STR_ASCII_SIZE];
+        py->stacks = py->code_type && py->type_type && py->get_tstate && py->ts_size < 65536 &&
+                     py->co_code_adaptive < 4096;
+    }
+    py->present = true;
+}
+
+/* Finish set-up once the main interpreter exists (the constructor runs before Py_Initialize). */
+bool ftp_python_ready(void)
+{
+    struct ftp_python *py = &ftp_state.py;
+    if (FTP_LIKELY(py->ready))
+        return true;
+    if (!py->present || (py->version >> 16) != 0x030D)
+        return false;
+    const uint64_t *dbg = (const uint64_t *)py->runtime;
+    uintptr_t interp = *(volatile uintptr_t *)(py->runtime + dbg[D_RT_INTERPRETERS_HEAD]);
+    if (!interp)
+        return false;
+    py->interp = interp;
+    py->gil = interp + dbg[D_IS_GIL_STATE];
+    if (py->free_threaded)
+        py->gil_enabled = (volatile int *)(py->gil + dbg[D_IS_GIL_ENABLED]);
+    struct ftp_file_header *h = ftp_state.hdr;
+    if (h) {
+        uint32_t flags = 0;
+        if (py->free_threaded)
+            flags |= FTP_FLAG_FREE_THREADED;
+        bool gil_now = !py->free_threaded || (py->gil_enabled && *py->gil_enabled);
+        if (gil_now)
+            flags |= FTP_FLAG_GIL_AT_START;
+        atomic_store(&ftp_state.gil_reported, gil_now);
+        h->python_version = py->version;
+        atomic_fetch_or((_Atomic uint32_t *)&h->flags, flags);
+    }
+    __atomic_store_n(&py->ready, true, __ATOMIC_RELEASE);
+    return true;
+}
+
+uintptr_t ftp_python_tstate(void)
+{
+    struct ftp_python *py = &ftp_state.py;
+    if (!py->stacks || !py->ready)
+        return 0;
+    return (uintptr_t)py->get_tstate();
+}
+
+bool ftp_python_is_gil(uintptr_t addr)
+{
+    struct ftp_python *py = &ftp_state.py;
+    return py->ready && addr >= py->gil && addr < py->gil + GIL_STATE_SPAN;
+}
+
+/* ---- strings ---- */
+
+/* UTF-8 of a str object we may read directly (a code object's name or file). Returns the length. */
+static size_t copy_str(uintptr_t str, char *out, size_t cap)
+{
+    struct ftp_python *py = &ftp_state.py;
+    if (!str)
+        return 0;
+    uint32_t state = *(const uint32_t *)(str + py->str_state);
+    int64_t length = *(const int64_t *)(str + py->str_length);
+    unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+    if (!compact || length < 0)
+        return 0;
+    /* PyCompactUnicodeObject adds utf8_length and utf8 after PyASCIIObject. */
+    const uint8_t *data = (const uint8_t *)(str + py->str_ascii_size + (ascii ? 0 : 16));
+    size_t n = 0;
+    for (int64_t i = 0; i < length; i++) {
+        uint32_t c = kind == 1 ? data[i] : kind == 2 ? ((const uint16_t *)data)[i] : ((const uint32_t *)data)[i];
+        char buf[4];
+        size_t len;
+        if (c < 0x80)
+            buf[0] = (char)c, len = 1;
+        else if (c < 0x800)
+            buf[0] = (char)(0xC0 | c >> 6), buf[1] = (char)(0x80 | (c & 0x3F)), len = 2;
+        else if (c < 0x10000)
+            buf[0] = (char)(0xE0 | c >> 12), buf[1] = (char)(0x80 | ((c >> 6) & 0x3F)), buf[2] = (char)(0x80 | (c & 0x3F)), len = 3;
+        else
+            buf[0] = (char)(0xF0 | c >> 18), buf[1] = (char)(0x80 | ((c >> 12) & 0x3F)),
+            buf[2] = (char)(0x80 | ((c >> 6) & 0x3F)), buf[3] = (char)(0x80 | (c & 0x3F)), len = 4;
+        if (n + len > cap)
+            break;
+        memcpy(out + n, buf, len);
+        n += len;
+    }
+    return n;
+}
+
+/* ---- code objects ---- */
+
+#define MAX_NAME 1024
+#define MAX_LINETABLE 16384
+
+static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
+{
+    struct ftp_python *py = &ftp_state.py;
+    uintptr_t filename = *(const uintptr_t *)(code + py->co_filename);
+    uintptr_t qualname = *(const uintptr_t *)(code + py->co_qualname);
+    uintptr_t linetable = *(const uintptr_t *)(code + py->co_linetable);
+    _Atomic uint64_t *slot;
+    uint32_t id = ftp_intern_code_lookup(code, qualname ^ (linetable << 1), &slot);
+    if (id)
+        return id;
+    char fname[MAX_NAME], qname[MAX_NAME];
+    size_t flen = copy_str(filename, fname, sizeof fname);
+    size_t qlen = copy_str(qualname, qname, sizeof qname);
+    int64_t ltlen = linetable ? *(const int64_t *)(linetable + py->bytes_size) : 0;
+    uint16_t flags = 0;
+    if (ltlen < 0)
+        ltlen = 0;
+    if (ltlen > MAX_LINETABLE)
+        ltlen = MAX_LINETABLE, flags |= FTP_CODE_FLAG_LINETABLE_TRUNCATED;
+    uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_code) + flen + qlen + (size_t)ltlen));
+    struct ftp_rec_code *r = ftp_ring_reserve(t, size);
+    if (!r)
+        return 0;
+    id = ftp_new_id();
+    r->code_id = id;
+    r->firstlineno = *(const int32_t *)(code + py->co_firstlineno);
+    r->filename_len = (uint16_t)flen;
+    r->qualname_len = (uint16_t)qlen;
+    r->linetable_len = (uint32_t)ltlen;
+    r->reserved = 0;
+    uint8_t *p = (uint8_t *)(r + 1);
+    memcpy(p, fname, flen);
+    memcpy(p + flen, qname, qlen);
+    if (ltlen)
+        memcpy(p + flen + qlen, (const void *)(linetable + py->bytes_sval), (size_t)ltlen);
+    size_t used = sizeof *r + flen + qlen + (size_t)ltlen;
+    memset((uint8_t *)r + used, 0, size - used);
+    ftp_ring_commit(t, r, FTP_REC_CODE, flags, size);
+    ftp_intern_publish(slot, id, 0);
+    return id;
+}
+
+int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max)
+{
+    struct ftp_python *py = &ftp_state.py;
+    uintptr_t tstate = ftp_python_tstate();
+    if (!tstate)
+        return 0;
+    uintptr_t frame = *(const uintptr_t *)(tstate + py->ts_current_frame);
+    int n = 0;
+    for (int steps = 0; frame && n < max && steps < 4 * FTP_MAX_PY_FRAMES; steps++) {
+        uint8_t owner = *(const uint8_t *)(frame + py->fr_owner);
+        if (owner == FRAME_OWNED_BY_CSTACK) {
+            /* The Python frame just inside this entry frame was the first of one eval-loop call. */
+            if (n > 0)
+                frames[n - 1].instr_offset |= FTP_PY_FRAME_ENTRY;
+        } else {
+            uintptr_t code = *(const uintptr_t *)(frame + py->fr_executable) & ~(uintptr_t)3;
+            if (code && *(const uintptr_t *)(code + py->ob_type) == py->code_type) {
+                uintptr_t ip = *(const uintptr_t *)(frame + py->fr_instr_ptr);
+                uintptr_t first = code + py->co_code_adaptive;
+                uint32_t off = ip >= first && ip - first < 0x7fffffff ? (uint32_t)(ip - first) : 0;
+                frames[n].code_id = code_id(t, code);
+                frames[n].instr_offset = off;
+                n++;
+            }
+        }
+        frame = *(const uintptr_t *)(frame + py->fr_previous);
+    }
+    return n;
+}
+
+bool ftp_python_in_rlock_factory(void)
+{
+    struct ftp_python *py = &ftp_state.py;
+    static _Atomic uintptr_t rlock_code; /* threading.RLock's code object, once recognised */
+    uintptr_t tstate = ftp_python_tstate();
+    if (!tstate)
+        return false;
+    uintptr_t frame = *(const uintptr_t *)(tstate + py->ts_current_frame);
+    while (frame && *(const uint8_t *)(frame + py->fr_owner) == FRAME_OWNED_BY_CSTACK)
+        frame = *(const uintptr_t *)(frame + py->fr_previous);
+    if (!frame)
+        return false;
+    uintptr_t code = *(const uintptr_t *)(frame + py->fr_executable) & ~(uintptr_t)3;
+    if (!code || *(const uintptr_t *)(code + py->ob_type) != py->code_type)
+        return false;
+    uintptr_t known = atomic_load_explicit(&rlock_code, memory_order_relaxed);
+    if (known)
+        return code == known;
+    char qname[16], fname[MAX_NAME];
+    size_t qlen = copy_str(*(const uintptr_t *)(code + py->co_qualname), qname, sizeof qname);
+    if (qlen != 5 || memcmp(qname, "RLock", 5) != 0)
+        return false;
+    size_t flen = copy_str(*(const uintptr_t *)(code + py->co_filename), fname, sizeof fname);
+    if (flen < 12 || memcmp(fname + flen - 12, "threading.py", 12) != 0)
+        return false;
+    atomic_store(&rlock_code, code);
+    return true;
+}
+
+/* ---- what a parked address is ---- */
+
+#define TYPE_IS_LOCK 1u  /* extra word in the type table: _thread.lock */
+#define TYPE_IS_RLOCK 2u /* _thread.RLock (3.14 parks on its PyMutex) */
+#define TYPE_NOT_A_TYPE 0x80000000u
+
+/* The id of the type at `type`, writing its TYPE record the first time; 0 if it is not a type. */
+static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
+{
+    struct ftp_python *py = &ftp_state.py;
+    _Atomic uint64_t *slot;
+    *extra = 0;
+    if (!type || (type & 7))
+        return 0;
+    uint32_t id = ftp_intern_type_lookup(type, &slot);
+    if (id) {
+        *extra = ftp_intern_extra(type);
+        return (*extra & TYPE_NOT_A_TYPE) ? 0 : id;
+    }
+    if (!slot)
+        return 0; /* being defined by another thread right now, or the table is crowded */
+    /* A type's own type is `type` or a metaclass whose type is `type`. */
+    uintptr_t meta = 0, metameta = 0, name_ptr = 0;
+    bool is_type = ftp_safe_read(&meta, type + py->ob_type, sizeof meta) &&
+                   (meta == py->type_type ||
+                    (ftp_safe_read(&metameta, meta + py->ob_type, sizeof metameta) && metameta == py->type_type));
+    char name[96];
+    size_t len = 0;
+    if (is_type && ftp_safe_read(&name_ptr, type + py->tp_name, sizeof name_ptr) && name_ptr) {
+        /* Read the name in two steps so a short name near the end of a mapping still reads. */
+        if (ftp_safe_read(name, name_ptr, 32) || ftp_safe_read(name, name_ptr, 8)) {
+            size_t lim = 32;
+            name[31] = 0;
+            if (strnlen(name, 32) == 32 && ftp_safe_read(name, name_ptr, sizeof name - 1))
+                lim = sizeof name - 1;
+            len = strnlen(name, lim);
+        }
+    }
+    if (!is_type || len == 0) {
+        ftp_intern_publish(slot, UINT32_MAX, TYPE_NOT_A_TYPE);
+        *extra = TYPE_NOT_A_TYPE;
+        return 0;
+    }
+    if (len == 12 && !memcmp(name, "_thread.lock", 12))
+        *extra = TYPE_IS_LOCK;
+    else if (len == 13 && !memcmp(name, "_thread.RLock", 13))
+        *extra = TYPE_IS_RLOCK;
+    uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_type) + len));
+    struct ftp_rec_type *r = ftp_ring_reserve(t, size);
+    if (!r) {
+        ftp_intern_publish(slot, UINT32_MAX, TYPE_NOT_A_TYPE);
+        return 0;
+    }
+    id = ftp_new_id();
+    r->type_id = id;
+    r->name_len = (uint32_t)len;
+    r->type_addr = type;
+    memcpy(r + 1, name, len);
+    memset((uint8_t *)(r + 1) + len, 0, size - sizeof *r - len);
+    ftp_ring_commit(t, r, FTP_REC_TYPE, 0, size);
+    ftp_intern_publish(slot, id, *extra);
+    return id;
+}
+
+void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out)
+{
+    struct ftp_python *py = &ftp_state.py;
+    memset(out, 0, sizeof *out);
+    out->kind = mutex_park ? FTP_KIND_PYMUTEX : FTP_KIND_EVENT;
+    out->region = FTP_REGION_UNKNOWN;
+    if (!py->ready)
+        return;
+    uintptr_t tstate = ftp_python_tstate();
+    if (tstate && addr >= tstate && addr < tstate + py->ts_size) {
+        /* Parked on our own &tstate->state: suspended for a stop-the-world pause. */
+        out->kind = FTP_KIND_STOP_THE_WORLD;
+        out->region = FTP_REGION_TSTATE;
+        out->region_offset = (uint32_t)(addr - tstate);
+        return;
+    }
+    if (addr >= py->runtime && addr < py->runtime + py->runtime_size) {
+        out->region = FTP_REGION_RUNTIME;
+        out->region_offset = (uint32_t)(addr - py->runtime);
+    } else if (addr >= py->interp && addr < py->interp + py->interp_size) {
+        out->region = FTP_REGION_INTERP;
+        out->region_offset = (uint32_t)(addr - py->interp);
+    }
+    if (out->region != FTP_REGION_UNKNOWN) {
+        /* Events in the runtime or interpreter state are the stop-the-world requester's stop_event. */
+        if (!mutex_park)
+            out->kind = FTP_KIND_STOP_THE_WORLD;
+        return;
+    }
+    out->region = FTP_REGION_HEAP;
+    if (!mutex_park)
+        return; /* a PyEvent (Thread.join's handle, ...): the analyzer names it from the stack */
+    /* A PyMutex in a heap object: a critical section on ob_mutex (object at addr - 10), or the mutex
+     * of a _thread.lock (object at addr - 32, 3.13.1+). Read both candidates' ob_type in one go. */
+    uint8_t around[64];
+    if (!py->ob_type || !ftp_safe_read(around, addr - 32, 32 + 14 + 8))
+        return;
+    uintptr_t type32, type10;
+    memcpy(&type32, around + py->ob_type, sizeof type32);     /* (addr - 32) + ob_type */
+    memcpy(&type10, around + 22 + py->ob_type, sizeof type10); /* (addr - 10) + ob_type */
+    uint32_t extra;
+    if (((addr - 32) & 7) == 0) {
+        uint32_t id = type_id(t, type32, &extra);
+        if (id && (extra & (TYPE_IS_LOCK | TYPE_IS_RLOCK))) {
+            out->kind = (extra & TYPE_IS_RLOCK) ? FTP_KIND_RLOCK : FTP_KIND_LOCK;
+            out->type_id = id;
+            return;
+        }
+    }
+    if (((addr - 10) & 7) == 0) {
+        uint32_t id = type_id(t, type10, &extra);
+        if (id) {
+            out->kind = FTP_KIND_CRITICAL_SECTION;
+            out->type_id = id;
+        }
+    }
+}
+
+/* The GIL came back for good (free-threaded builds): say so once, naming the extension loaded last. */
+void ftp_python_check_gil(struct ftp_thread *t)
+{
+    volatile int *enabled = ftp_state.py.gil_enabled;
+    if (!enabled || atomic_load_explicit(&ftp_state.gil_reported, memory_order_relaxed))
+        return;
+    if (*enabled != INT_MAX) /* transient enables (module init of unknown safety) go back to 0 */
+        return;
+    if (atomic_exchange(&ftp_state.gil_reported, 1))
+        return;
+    ftp_event_gil_enabled(t);
+}

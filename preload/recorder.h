@@ -1,0 +1,265 @@
+/* Internal interfaces of the recorder (libftprof.so). Nothing here is exported: the library exports
+ * only the interposed libc functions (see exports.map).
+ *
+ * Hazards every function reachable from a hook must respect: it runs inside somebody else's process,
+ * often while that process is about to block on a lock. It never allocates, never takes a lock, never
+ * uses stdio, never calls into the interpreter, and treats anything unexpected as a reason to stop
+ * recording (ftp_stop) rather than to crash. */
+#ifndef FTPROF_RECORDER_H
+#define FTPROF_RECORDER_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ftprof/format.h"
+
+#define FTP_HIDDEN __attribute__((visibility("hidden")))
+#define FTP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FTP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* A yield more than this long after the previous one starts a new spin sequence; a park sooner than
+ * this after the last yield continues the spin (3.13 parks within microseconds of its 40th yield). */
+#define FTP_SPIN_GAP_NS 200000
+/* A park on the same PyMutex this soon after a wake-up without hand-off retries the same acquisition. */
+#define FTP_CONTINUE_GAP_NS 50000
+#define FTP_PARK_SEMS 6
+/* 3.13's _PyMutex_LockTimed yields exactly this many times (MAX_SPIN_COUNT, not re-reading the lock
+ * byte) before it parks or takes the lock; shorter yield runs come from other spinners (seqlocks). */
+#define FTP_PYMUTEX_SPINS 40 /* parking-lot semaphores alive at once on one thread (parks nest a little) */
+
+/* ---- per-thread state (initial-exec TLS: no allocation, usable from the first instruction) ---- */
+struct ftp_park_sem {
+    sem_t *sem;
+    uint64_t event_id;
+    uint64_t lock_addr;
+};
+
+struct ftp_thread {
+    uint32_t generation; /* == ftp_state.generation, else stale (we are a forked child): reset */
+    uint32_t tid;
+    int guard;           /* > 0 while inside the recorder: hooks pass straight through */
+    bool announced;      /* THREAD record written in the current chunk */
+    bool key_set;        /* pthread key value set, so the destructor hands our chunk back */
+    /* ring */
+    uint8_t *chunk;
+    uint32_t chunk_index;
+    uint32_t chunk_off;
+    /* ids */
+    uint32_t seq;
+    uint64_t acq_counter;
+    /* spin phase (sched_yield from the interpreter) */
+    uint64_t spin_start_ns;
+    uint64_t spin_last_ns;
+    uint32_t spin_stack;
+    uint32_t spin_yields;
+    /* parking-lot semaphores initialised on this thread's stack and not yet destroyed */
+    struct ftp_park_sem park[FTP_PARK_SEMS];
+    int npark;
+    /* the previous wait, for merging repeated parks of one acquisition */
+    uint64_t prev_addr;
+    uint64_t prev_end_ns;
+    uint64_t prev_acq_seq;
+    uint32_t prev_stack;
+    uint8_t prev_kind;
+    bool prev_mergeable;
+    /* one-entry stack cache: same frames as last time → same id, no hashing of the table */
+    uint64_t last_stack_hash;
+    uint32_t last_stack_id;
+};
+
+/* ---- process-wide state ---- */
+struct ftp_python {
+    bool present;          /* _PyRuntime with a readable debug-offsets cookie */
+    bool ready;            /* the main interpreter exists; the fields below are valid */
+    bool stacks;           /* we know this layout (3.13) and can walk frames */
+    bool free_threaded;
+    uint64_t version;      /* PY_VERSION_HEX */
+    uintptr_t runtime;     /* &_PyRuntime */
+    uint64_t runtime_size;
+    uintptr_t interp;      /* main interpreter */
+    uint64_t interp_size;
+    uintptr_t gil;         /* its _gil runtime state */
+    volatile int *gil_enabled; /* free-threaded builds: INT_MAX once permanently enabled */
+    uintptr_t code_type;   /* &PyCode_Type */
+    uintptr_t type_type;   /* &PyType_Type */
+    void *(*get_tstate)(void); /* PyGILState_GetThisThreadState: a TSS read, no locks */
+    uintptr_t text_start, text_end; /* the interpreter's executable code */
+    /* offsets (from _Py_DebugOffsets) */
+    uint64_t ts_size, ts_current_frame;
+    uint64_t fr_previous, fr_executable, fr_instr_ptr, fr_owner;
+    uint64_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive;
+    uint64_t ob_type, tp_name;
+    uint64_t bytes_size, bytes_sval;
+    uint64_t str_length, str_state, str_ascii_size;
+};
+
+struct ftp_state {
+    _Atomic int recording;     /* 1 while the file is mapped and healthy */
+    _Atomic uint32_t generation;
+    bool native;               /* FTPROF_NATIVE=1 */
+    bool verbose;
+    int fd;
+    uint32_t pid;
+    uint8_t *map;
+    size_t map_size;
+    struct ftp_file_header *hdr;
+    uint32_t chunk_size, chunk_count;
+    _Atomic uint64_t free_chunks;  /* Treiber stack of released chunks: (tag << 32) | (index + 1) */
+    uint32_t *chunk_next;          /* free-list links, one per chunk */
+    uint32_t *chunk_fill;          /* bytes used in a released chunk */
+    _Atomic uint32_t next_id;      /* code, stack and type ids: one counter, never 0 */
+    _Atomic int parked;            /* waiters registered in the waiter table: 0 → releases skip lookups */
+    _Atomic uint64_t events;       /* WAIT records published (for FTPROF_VERBOSE) */
+    pthread_key_t thread_key;
+    struct ftp_python py;
+    char output_pattern[1024];
+    _Atomic int gil_reported;
+};
+
+FTP_HIDDEN extern struct ftp_state ftp_state;
+FTP_HIDDEN extern __thread struct ftp_thread ftp_tls __attribute__((tls_model("initial-exec")));
+
+/* ---- libc originals, resolved once (init.c) ---- */
+struct ftp_real {
+    int (*sem_init)(sem_t *, int, unsigned);
+    int (*sem_destroy)(sem_t *);
+    int (*sem_wait)(sem_t *);
+    int (*sem_trywait)(sem_t *);
+    int (*sem_timedwait)(sem_t *, const struct timespec *);
+    int (*sem_clockwait)(sem_t *, clockid_t, const struct timespec *);
+    int (*sem_post)(sem_t *);
+    int (*sched_yield)(void);
+    int (*pthread_mutex_lock)(pthread_mutex_t *);
+    int (*pthread_mutex_trylock)(pthread_mutex_t *);
+    int (*pthread_mutex_unlock)(pthread_mutex_t *);
+    int (*pthread_rwlock_rdlock)(pthread_rwlock_t *);
+    int (*pthread_rwlock_tryrdlock)(pthread_rwlock_t *);
+    int (*pthread_rwlock_wrlock)(pthread_rwlock_t *);
+    int (*pthread_rwlock_trywrlock)(pthread_rwlock_t *);
+    int (*pthread_rwlock_unlock)(pthread_rwlock_t *);
+    int (*pthread_cond_wait)(pthread_cond_t *, pthread_mutex_t *);
+    int (*pthread_cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+};
+FTP_HIDDEN extern struct ftp_real ftp_real;
+FTP_HIDDEN void ftp_resolve_real(void);
+
+/* ---- time ---- */
+static inline uint64_t ftp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- thread state (thread.c) ---- */
+/* The calling thread's state, reset if it is stale after fork; NULL when not recording. */
+FTP_HIDDEN struct ftp_thread *ftp_thread_enter(void);
+FTP_HIDDEN void ftp_thread_setup_key(void);
+
+/* ---- ring (ring.c): per-thread chunks of the shared file mapping ---- */
+/* Space for a record of `size` bytes (multiple of 8) in the thread's chunk, or NULL (dropped). */
+FTP_HIDDEN void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size);
+/* Publish a reserved record: the size is stored last, with release ordering. */
+FTP_HIDDEN void ftp_ring_commit(struct ftp_thread *t, void *rec, uint16_t type, uint16_t flags, uint32_t size);
+FTP_HIDDEN void ftp_ring_count_drop(void);
+FTP_HIDDEN void ftp_ring_release_chunk(struct ftp_thread *t);
+
+/* ---- output file (file.c) ---- */
+FTP_HIDDEN int ftp_file_open(bool forked_child);
+FTP_HIDDEN void ftp_file_finish(void);
+FTP_HIDDEN void ftp_stop(const char *why);
+FTP_HIDDEN void ftp_warn(const char *a, const char *b, const char *c);
+
+/* ---- interning (intern.c): lock-free tables in anonymous memory ---- */
+FTP_HIDDEN int ftp_tables_init(void);
+FTP_HIDDEN void ftp_tables_reset(void);
+/* 0 = not present; otherwise the id. `insert` claims a slot and returns 0 with *slot set. */
+FTP_HIDDEN uint32_t ftp_intern_code_lookup(uintptr_t code, uintptr_t check, _Atomic uint64_t **slot);
+FTP_HIDDEN uint32_t ftp_intern_stack_lookup(uint64_t hash, _Atomic uint64_t **slot);
+FTP_HIDDEN uint32_t ftp_intern_type_lookup(uintptr_t type, _Atomic uint64_t **slot);
+FTP_HIDDEN void ftp_intern_publish(_Atomic uint64_t *slot, uint32_t id, uint32_t extra);
+FTP_HIDDEN uint32_t ftp_intern_extra(uintptr_t type); /* the `extra` word stored with a type */
+FTP_HIDDEN uint32_t ftp_new_id(void);
+
+/* Waiters that may be woken by someone else: releasers look themselves up here to become holders. */
+struct ftp_waiter {
+    _Atomic uintptr_t key;     /* semaphore / mutex / rwlock address; 0 empty, 1 tombstone */
+    uint64_t event_id;
+    uint64_t lock_addr;
+    uint32_t tid;
+    _Atomic uint32_t self_woken;
+};
+FTP_HIDDEN struct ftp_waiter *ftp_waiter_add(uintptr_t key, uint64_t event_id, uint64_t lock_addr, uint32_t tid);
+FTP_HIDDEN struct ftp_waiter *ftp_waiter_find(uintptr_t key);
+FTP_HIDDEN void ftp_waiter_remove(struct ftp_waiter *w);
+/* Semaphores created by threading.RLock (3.13: a PyThread_type_lock) */
+FTP_HIDDEN void ftp_rlock_add(uintptr_t sem);
+FTP_HIDDEN bool ftp_rlock_contains(uintptr_t sem);
+FTP_HIDDEN void ftp_rlock_remove(uintptr_t sem);
+
+/* Copy len bytes from an address we are not sure of: false instead of a fault (process_vm_readv). */
+FTP_HIDDEN bool ftp_safe_read(void *dst, uintptr_t src, size_t len);
+
+/* ---- Python (python.c) ---- */
+FTP_HIDDEN void ftp_python_detect(void);  /* at start and after dlopen: find _PyRuntime */
+FTP_HIDDEN bool ftp_python_ready(void);    /* cheap once ready; finishes set-up when the interpreter exists */
+FTP_HIDDEN uintptr_t ftp_python_tstate(void);
+/* Walk the calling thread's own frames into frames[], innermost first; returns the count. */
+FTP_HIDDEN int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max);
+/* Is the innermost Python frame threading.py's RLock factory? (RLock semaphores are born there.) */
+FTP_HIDDEN bool ftp_python_in_rlock_factory(void);
+/* What a parking-lot address is: fills kind/region/offset/type_id. */
+struct ftp_lock_class {
+    uint8_t kind;
+    uint8_t region;
+    uint32_t region_offset;
+    uint32_t type_id;
+};
+FTP_HIDDEN void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out);
+FTP_HIDDEN bool ftp_python_is_gil(uintptr_t addr);
+FTP_HIDDEN void ftp_python_check_gil(struct ftp_thread *t);
+static inline bool ftp_in_python_text(uintptr_t pc)
+{
+    return pc >= ftp_state.py.text_start && pc < ftp_state.py.text_end;
+}
+
+/* ---- stacks (stack.c) ---- */
+/* Capture the calling thread's Python (and with FTPROF_NATIVE, native) stack; returns its id (0: none). */
+FTP_HIDDEN uint32_t ftp_stack_capture(struct ftp_thread *t);
+
+/* ---- native (native.c) ---- */
+FTP_HIDDEN int ftp_native_backtrace(struct ftp_thread *t, uint64_t *pcs, int max);
+FTP_HIDDEN void ftp_native_init(void);
+/* MODULE records for objects loaded since the last call (walks the loader's link map, lock-free). */
+FTP_HIDDEN void ftp_native_write_modules(struct ftp_thread *t);
+/* The path of the most recently loaded Python extension module (for the GIL notice); length or 0. */
+FTP_HIDDEN size_t ftp_native_last_extension(char *out, size_t cap);
+FTP_HIDDEN void ftp_native_reset(void);
+
+/* ---- events (event.c) ---- */
+struct ftp_wait {
+    uint8_t kind;
+    uint8_t region;
+    uint16_t flags;
+    uint32_t region_offset;
+    uint32_t type_id;
+    uint32_t stack_id;
+    uint64_t event_id;
+    uint64_t acq_seq;
+    uint64_t start_ns, park_ns, end_ns;
+    uint64_t lock_addr;
+};
+FTP_HIDDEN void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w);
+FTP_HIDDEN void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter *copy, uint64_t now);
+FTP_HIDDEN uint64_t ftp_event_next_id(struct ftp_thread *t);
+/* A spin sequence that ended without parking: publish it as a SPIN wait (no address) once it is over
+ * (no yield for FTP_SPIN_GAP_NS) or when `force`d because another kind of wait begins. */
+FTP_HIDDEN void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force);
+FTP_HIDDEN void ftp_event_gil_enabled(struct ftp_thread *t);
+
+#endif

@@ -1,0 +1,152 @@
+/* Per-thread chunks of the shared file mapping. A thread owns one chunk at a time and appends records to
+ * it with plain stores; only claiming a new chunk touches shared state (one CAS). Chunks of exited
+ * threads go on a lock-free free list and are adopted, with their fill level, by later threads, so
+ * 10,000 short-lived threads do not need 10,000 chunks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+void ftp_ring_count_drop(void)
+{
+    if (ftp_state.hdr)
+        atomic_fetch_add_explicit((_Atomic uint64_t *)&ftp_state.hdr->dropped_events, 1, memory_order_relaxed);
+}
+
+static bool pop_free_chunk(uint32_t *index)
+{
+    uint64_t head = atomic_load(&ftp_state.free_chunks);
+    for (;;) {
+        uint32_t top = (uint32_t)head;
+        if (top == 0)
+            return false;
+        uint32_t next = ftp_state.chunk_next[top - 1];
+        /* The tag in the high half makes a recycled head differ from the one we read (ABA). */
+        uint64_t want = ((head >> 32) + 1) << 32 | next;
+        if (atomic_compare_exchange_weak(&ftp_state.free_chunks, &head, want)) {
+            *index = top - 1;
+            return true;
+        }
+    }
+}
+
+static bool claim_new_chunk(uint32_t *index)
+{
+    _Atomic uint32_t *used = (_Atomic uint32_t *)&ftp_state.hdr->chunks_used;
+    uint32_t n = atomic_load(used);
+    do {
+        if (n >= ftp_state.chunk_count)
+            return false;
+    } while (!atomic_compare_exchange_weak(used, &n, n + 1));
+    /* Reserve the chunk's disk blocks before touching its pages: on a full disk a store into a sparse
+     * shared mapping would raise SIGBUS in the host. */
+    off_t off = FTP_HEADER_SIZE + (off_t)n * ftp_state.chunk_size;
+    int rc = posix_fallocate(ftp_state.fd, off, ftp_state.chunk_size);
+    if (rc == ENOSPC || rc == EFBIG || rc == EIO)
+        return false; /* the chunk stays empty: readers stop at its first zero size */
+    *index = n;
+    return true;
+}
+
+void ftp_ring_release_chunk(struct ftp_thread *t)
+{
+    if (!t->chunk)
+        return;
+    uint32_t idx = t->chunk_index;
+    ftp_state.chunk_fill[idx] = t->chunk_off;
+    t->chunk = NULL;
+    t->announced = false;
+    uint64_t head = atomic_load(&ftp_state.free_chunks);
+    for (;;) {
+        ftp_state.chunk_next[idx] = (uint32_t)head;
+        uint64_t want = ((head >> 32) + 1) << 32 | (idx + 1);
+        if (atomic_compare_exchange_weak(&ftp_state.free_chunks, &head, want))
+            return;
+    }
+}
+
+static bool take_chunk(struct ftp_thread *t)
+{
+    uint32_t idx, fill = 0;
+    if (pop_free_chunk(&idx))
+        fill = ftp_state.chunk_fill[idx];
+    else if (!claim_new_chunk(&idx))
+        return false;
+    t->chunk = ftp_state.map + FTP_HEADER_SIZE + (size_t)idx * ftp_state.chunk_size;
+    t->chunk_index = idx;
+    t->chunk_off = fill;
+    t->announced = false;
+    if (!t->key_set) {
+        /* Non-NULL value: the key's destructor runs at thread exit and hands the chunk back. */
+        pthread_setspecific(ftp_state.thread_key, (void *)1);
+        t->key_set = true;
+    }
+    return true;
+}
+
+static void *reserve_raw(struct ftp_thread *t, uint32_t size)
+{
+    if (t->chunk && t->chunk_off + size <= ftp_state.chunk_size) {
+        void *p = t->chunk + t->chunk_off;
+        t->chunk_off += size;
+        return p;
+    }
+    return NULL;
+}
+
+static bool announce_thread(struct ftp_thread *t)
+{
+    struct ftp_rec_thread *r = reserve_raw(t, sizeof *r);
+    if (!r)
+        return false;
+    r->tid = t->tid;
+    r->reserved = 0;
+    r->first_seen_ns = ftp_now();
+    memset(r->name, 0, sizeof r->name);
+    pthread_getname_np(pthread_self(), r->name, sizeof r->name); /* prctl(PR_GET_NAME): no locks */
+    ftp_ring_commit(t, r, FTP_REC_THREAD, 0, sizeof *r);
+    t->announced = true;
+    return true;
+}
+
+void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
+{
+    if (FTP_UNLIKELY(size > ftp_state.chunk_size - sizeof(struct ftp_rec_thread))) {
+        ftp_ring_count_drop();
+        return NULL;
+    }
+    if (t->chunk && t->announced) {
+        void *p = reserve_raw(t, size);
+        if (p)
+            return p;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!t->chunk || !t->announced) {
+            if (!t->chunk && !take_chunk(t))
+                break;
+            if (!announce_thread(t)) {
+                t->chunk = NULL; /* full chunk: leave it full, take another */
+                continue;
+            }
+        }
+        void *p = reserve_raw(t, size);
+        if (p)
+            return p;
+        t->chunk = NULL;
+        t->announced = false;
+    }
+    ftp_ring_count_drop();
+    return NULL;
+}
+
+void ftp_ring_commit(struct ftp_thread *t, void *rec, uint16_t type, uint16_t flags, uint32_t size)
+{
+    (void)t;
+    struct ftp_record *h = rec;
+    h->type = type;
+    h->flags = flags;
+    /* Readers treat size 0 as "not yet published": the size is the last store, with release order. */
+    atomic_store_explicit((_Atomic uint32_t *)&h->size, size, memory_order_release);
+}
