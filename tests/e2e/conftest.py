@@ -7,6 +7,7 @@ Paths come from the environment (tools/run-tests sets them all to absolute paths
   FTPROF_PY       a free-threaded CPython 3.13 (tools/ft-python)
   FTPROF_GIL_PY   the default-GIL build of the same CPython (tools/ft-python --gil)
   FTPROF_RESULTS  file the measured ratios are appended to (optional)
+  FTPROF_TEST_PRELOAD_PREFIX  libraries preloaded before the recorder (the ASan runtime, tools/sanitize)
 When a variable is set, a missing file is a test failure, because the harness promised it; when it is
 unset (pytest run by hand), the usual build directories are searched and the test is skipped if
 nothing is found.
@@ -213,7 +214,9 @@ class Runner:
     def env(self, preload=True, extra=None, output=None):
         env = clean_env(extra)
         if preload:
-            env["LD_PRELOAD"] = str(self.lib)
+            # tools/sanitize puts the sanitizer runtime first: it must be loaded before anything else.
+            prefix = os.environ.get("FTPROF_TEST_PRELOAD_PREFIX")
+            env["LD_PRELOAD"] = f"{prefix}:{self.lib}" if prefix else str(self.lib)
             env.setdefault("FTPROF_OUTPUT", str(output or (self.out_dir / "%p.ftp")))
         return env
 
