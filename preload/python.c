@@ -26,13 +26,14 @@ enum dbg13 {
     D_FR_PREVIOUS = 29, D_FR_EXECUTABLE = 30, D_FR_INSTR_PTR = 31, D_FR_OWNER = 33,
     D_CO_FILENAME = 35, D_CO_QUALNAME = 37, D_CO_LINETABLE = 38, D_CO_FIRSTLINENO = 39,
     D_CO_CODE_ADAPTIVE = 43,
-    D_OB_TYPE = 45, D_TP_NAME = 47,
+    D_OB_SIZE = 44, D_OB_TYPE = 45, D_TP_NAME = 47,
     D_BYTES_OB_SIZE = 65, D_BYTES_OB_SVAL = 66,
     D_STR_STATE = 68, D_STR_LENGTH = 69, D_STR_ASCII_SIZE = 70,
     D_WORDS_313 = 73
 };
 #define FRAME_OWNED_BY_CSTACK 3 /* 3.13 entry frames of _PyEval_EvalFrameDefault */
-#define GIL_STATE_SPAN 256     /* enough for enabled..switch_mutex of struct _gil_runtime_state */
+#define GIL_STATE_SPAN 256
+#define OB_MUTEX_OFFSET 10        /* free-threaded PyObject: ob_tid 0, ob_flags 8, ob_mutex 10 */     /* enough for enabled..switch_mutex of struct _gil_runtime_state */
 
 bool ftp_safe_read(void *dst, uintptr_t src, size_t len)
 {
@@ -93,6 +94,7 @@ void ftp_python_detect(void)
         py->co_linetable = dbg[D_CO_LINETABLE];
         py->co_firstlineno = dbg[D_CO_FIRSTLINENO];
         py->co_code_adaptive = dbg[D_CO_CODE_ADAPTIVE];
+        py->ob_size = dbg[D_OB_SIZE];
         py->ob_type = dbg[D_OB_TYPE];
         py->tp_name = dbg[D_TP_NAME];
         py->bytes_size = dbg[D_BYTES_OB_SIZE];
@@ -391,25 +393,27 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     out->region = FTP_REGION_HEAP;
     if (!mutex_park)
         return; /* a PyEvent (Thread.join's handle, ...): the analyzer names it from the stack */
-    /* A PyMutex in a heap object: a critical section on ob_mutex (object at addr - 10), or the mutex
-     * of a _thread.lock (object at addr - 32, 3.13.1+). Read both candidates' ob_type in one go. */
-    uint8_t around[64];
-    if (!py->ob_type || !ftp_safe_read(around, addr - 32, 32 + 14 + 8))
+    /* A PyMutex in a heap object: the mutex of a _thread.lock, right after its PyObject header
+     * (3.13.1+), or — free-threaded builds — a critical section on an object's ob_mutex at +10.
+     * Read both candidates' ob_type in one go: the window [addr - 32, addr + 22). */
+    uint8_t around[54];
+    if (!py->ob_type || py->ob_size > 32 || py->ob_type + 8 > py->ob_size ||
+        !ftp_safe_read(around, addr - 32, sizeof around))
         return;
-    uintptr_t type32, type10;
-    memcpy(&type32, around + py->ob_type, sizeof type32);     /* (addr - 32) + ob_type */
-    memcpy(&type10, around + 22 + py->ob_type, sizeof type10); /* (addr - 10) + ob_type */
+    uintptr_t type_lock, type_cs;
+    memcpy(&type_lock, around + (32 - py->ob_size) + py->ob_type, sizeof type_lock);
+    memcpy(&type_cs, around + (32 - OB_MUTEX_OFFSET) + py->ob_type, sizeof type_cs);
     uint32_t extra;
-    if (((addr - 32) & 7) == 0) {
-        uint32_t id = type_id(t, type32, &extra);
+    if (((addr - py->ob_size) & 7) == 0) {
+        uint32_t id = type_id(t, type_lock, &extra);
         if (id && (extra & (TYPE_IS_LOCK | TYPE_IS_RLOCK))) {
             out->kind = (extra & TYPE_IS_RLOCK) ? FTP_KIND_RLOCK : FTP_KIND_LOCK;
             out->type_id = id;
             return;
         }
     }
-    if (((addr - 10) & 7) == 0) {
-        uint32_t id = type_id(t, type10, &extra);
+    if (py->free_threaded && ((addr - OB_MUTEX_OFFSET) & 7) == 0) {
+        uint32_t id = type_id(t, type_cs, &extra);
         if (id) {
             out->kind = FTP_KIND_CRITICAL_SECTION;
             out->type_id = id;

@@ -93,7 +93,7 @@ struct ftp_python {
     uint64_t ts_size, ts_current_frame;
     uint64_t fr_previous, fr_executable, fr_instr_ptr, fr_owner;
     uint64_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive;
-    uint64_t ob_type, tp_name;
+    uint64_t ob_size, ob_type, tp_name;
     uint64_t bytes_size, bytes_sval;
     uint64_t str_length, str_state, str_ascii_size;
 };
