@@ -337,6 +337,26 @@ class Report(dict):
         return "\n".join(lines) or "  (no locks)"
 
 
+# Header flags of include/ftprof/format.h, for the few facts the tests check below the analyzer.
+FLAG_PYTHON = 1 << 0
+FLAG_FREE_THREADED = 1 << 1
+FLAG_FINISHED = 1 << 3
+FLAG_FORKED_CHILD = 1 << 4
+
+
+def read_header(path):
+    """The fixed fields of a recording's header (format.h: ftp_file_header), straight from the file."""
+    import struct
+    with open(path, "rb") as f:
+        raw = f.read(96)
+    assert len(raw) == 96 and raw[:8] == b"FTPROF\x01\n", f"{path} is not an ftprof recording"
+    (version, min_reader, header_size, features, flags, chunk_size, chunk_count, chunks_used, pid, ppid,
+     _res, start_ns, start_rt, end_ns, dropped, py_version, argc, argv_len) = struct.unpack_from(
+        "<HHIIIIIIIIIQQQQQII", raw, 8)
+    return {"version": version, "flags": flags, "pid": pid, "ppid": ppid, "end_ns": end_ns,
+            "dropped_events": dropped, "python_version": py_version, "chunks_used": chunks_used}
+
+
 def marker_line(path, marker):
     """Line number of the source line carrying `# @marker` in a workload file."""
     tag = f"# @{marker}"

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import (WORKLOADS, clean_env, marker_line, stack_functions, top_frame, wait_for_line)
+from conftest import (FLAG_FINISHED, FLAG_FORKED_CHILD, WORKLOADS, clean_env, marker_line, read_header,
+                      stack_functions, top_frame, wait_for_line)
 from test_recorder import build_extension
 
 
@@ -41,6 +42,7 @@ def test_kill_9_keeps_published_events(runner):
     assert proc.returncode == -signal.SIGKILL
     files = sorted(runner.out_dir.iterdir())
     assert len(files) == 1, f"expected the killed process's recording, got {files}"
+    assert not read_header(files[0])["flags"] & FLAG_FINISHED, "a killed process cannot have finished"
     rep = runner.report(files)
     taken = rep.with_waiter_function("take", kinds=("lock",))
     assert taken, f"the killed process's recording has no waits in take():\n{rep.summary()}"
@@ -63,6 +65,11 @@ def test_fork_child_gets_its_own_file(runner):
     names = {f.name for f in run.files}
     assert names == {f"{truth['parent']}.ftp", f"{truth['child']}.ftp"}, (
         f"expected one file per process ({truth}), got {sorted(names)}")
+    hp = read_header(runner.out_dir / f"{truth['parent']}.ftp")
+    hc = read_header(runner.out_dir / f"{truth['child']}.ftp")
+    assert hp["pid"] == truth["parent"] and not hp["flags"] & FLAG_FORKED_CHILD, hp
+    assert hc["pid"] == truth["child"] and hc["flags"] & FLAG_FORKED_CHILD, hc
+    assert hp["flags"] & FLAG_FINISHED, "the parent exited normally: its file must say so"
     parent = by_pid[f"{truth['parent']}.ftp"][1]
     child = by_pid[f"{truth['child']}.ftp"][1]
     pf, cf = waiter_functions(parent), waiter_functions(child)
@@ -131,6 +138,7 @@ def test_tiny_buffer_counts_every_dropped_event(runner, tmp_path):
     rep = runner.report(prof.files)
     recorded = rep.total("contentions", rep.of_kind("pthread_mutex"))
     dropped = rep["dropped_events"]
+    assert dropped == read_header(prof.files[0])["dropped_events"], "report and header disagree on drops"
     assert dropped > 0, f"a 256 KiB buffer cannot hold {n} waits, yet nothing was dropped ({recorded} kept)"
     assert recorded + dropped == n, (
         f"{recorded} recorded + {dropped} dropped != {n} contended pthread_mutex_lock calls made")
