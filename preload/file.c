@@ -147,6 +147,8 @@ int ftp_file_open(bool forked_child)
     ftp_state.hdr = h;
     ftp_state.chunk_size = chunk;
     ftp_state.chunk_count = count;
+    if (ftp_state.py.ready)
+        ftp_python_describe(h); /* a forked child: the interpreter is already up */
     atomic_store(&ftp_state.recording, 1);
     if (ftp_state.native)
         ftp_native_write_modules(ftp_thread_enter());
@@ -170,6 +172,11 @@ void ftp_file_finish(void)
     if (!h)
         return;
     h->end_ns = ftp_now();
+    /* Give back the unused tail of the file. Threads still running (daemons) keep the chunks they
+     * hold, which all lie below the cut; they cannot claim new ones once claims are closed. */
+    uint32_t used = ftp_ring_close();
+    if (ftruncate(ftp_state.fd, (off_t)(FTP_HEADER_SIZE + (size_t)used * ftp_state.chunk_size)) == 0)
+        ftp_state.map_size = FTP_HEADER_SIZE + (size_t)used * ftp_state.chunk_size;
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, FTP_FLAG_FINISHED);
     if (ftp_state.verbose) {
         char msg[160];

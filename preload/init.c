@@ -156,6 +156,7 @@ static void after_fork_in_child(void)
     ftp_tables_reset();
     ftp_native_reset();
     atomic_store(&ftp_state.free_chunks, 0);
+    atomic_store(&ftp_state.claimed, 0);
     atomic_store(&ftp_state.parked, 0);
     atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled);
     ftp_state.pid = (uint32_t)getpid();

@@ -124,20 +124,24 @@ bool ftp_python_ready(void)
     py->gil = interp + dbg[D_IS_GIL_STATE];
     if (py->free_threaded)
         py->gil_enabled = (volatile int *)(py->gil + dbg[D_IS_GIL_ENABLED]);
-    struct ftp_file_header *h = ftp_state.hdr;
-    if (h) {
-        uint32_t flags = 0;
-        if (py->free_threaded)
-            flags |= FTP_FLAG_FREE_THREADED;
-        bool gil_now = !py->free_threaded || (py->gil_enabled && *py->gil_enabled);
-        if (gil_now)
-            flags |= FTP_FLAG_GIL_AT_START;
-        atomic_store(&ftp_state.gil_reported, gil_now);
-        h->python_version = py->version;
-        atomic_fetch_or((_Atomic uint32_t *)&h->flags, flags);
-    }
+    if (ftp_state.hdr)
+        ftp_python_describe(ftp_state.hdr);
     __atomic_store_n(&py->ready, true, __ATOMIC_RELEASE);
     return true;
+}
+
+void ftp_python_describe(struct ftp_file_header *h)
+{
+    struct ftp_python *py = &ftp_state.py;
+    uint32_t flags = 0;
+    if (py->free_threaded)
+        flags |= FTP_FLAG_FREE_THREADED;
+    bool gil_now = !py->free_threaded || (py->gil_enabled && *py->gil_enabled);
+    if (gil_now)
+        flags |= FTP_FLAG_GIL_AT_START;
+    atomic_store(&ftp_state.gil_reported, gil_now);
+    h->python_version = py->version;
+    atomic_fetch_or((_Atomic uint32_t *)&h->flags, flags);
 }
 
 uintptr_t ftp_python_tstate(void)

@@ -109,6 +109,7 @@ struct ftp_state {
     size_t map_size;
     struct ftp_file_header *hdr;
     uint32_t chunk_size, chunk_count;
+    _Atomic uint32_t claimed;      /* chunks handed out | FTP_CLAIMS_CLOSED once the file is finished */
     _Atomic uint64_t free_chunks;  /* Treiber stack of released chunks: (tag << 32) | (index + 1) */
     uint32_t *chunk_next;          /* free-list links, one per chunk */
     uint32_t *chunk_fill;          /* bytes used in a released chunk */
@@ -168,6 +169,9 @@ FTP_HIDDEN void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size);
 FTP_HIDDEN void ftp_ring_commit(struct ftp_thread *t, void *rec, uint16_t type, uint16_t flags, uint32_t size);
 FTP_HIDDEN void ftp_ring_count_drop(void);
 FTP_HIDDEN void ftp_ring_release_chunk(struct ftp_thread *t);
+/* No more chunks may be claimed; returns how many were. */
+FTP_HIDDEN uint32_t ftp_ring_close(void);
+#define FTP_CLAIMS_CLOSED 0x80000000u
 
 /* ---- output file (file.c) ---- */
 FTP_HIDDEN int ftp_file_open(bool forked_child);
@@ -209,6 +213,8 @@ FTP_HIDDEN bool ftp_safe_read(void *dst, uintptr_t src, size_t len);
 FTP_HIDDEN void ftp_python_detect(void);  /* at start and after dlopen: find _PyRuntime */
 FTP_HIDDEN bool ftp_python_ready(void);    /* cheap once ready; finishes set-up when the interpreter exists */
 FTP_HIDDEN uintptr_t ftp_python_tstate(void);
+/* Python facts into the file header: version, build, whether the GIL is on now. */
+FTP_HIDDEN void ftp_python_describe(struct ftp_file_header *h);
 /* Walk the calling thread's own frames into frames[], innermost first; returns the count. */
 FTP_HIDDEN int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max);
 /* Is the innermost Python frame threading.py's RLock factory? (RLock semaphores are born there.) */

@@ -34,12 +34,17 @@ static bool pop_free_chunk(uint32_t *index)
 
 static bool claim_new_chunk(uint32_t *index)
 {
-    _Atomic uint32_t *used = (_Atomic uint32_t *)&ftp_state.hdr->chunks_used;
-    uint32_t n = atomic_load(used);
+    /* Claims go through a private word whose top bit closes the file at exit (ring_close): after that
+     * nobody may touch a chunk past the truncated end. */
+    uint32_t n = atomic_load(&ftp_state.claimed);
     do {
-        if (n >= ftp_state.chunk_count)
+        if ((n & FTP_CLAIMS_CLOSED) || n >= ftp_state.chunk_count)
             return false;
-    } while (!atomic_compare_exchange_weak(used, &n, n + 1));
+    } while (!atomic_compare_exchange_weak(&ftp_state.claimed, &n, n + 1));
+    _Atomic uint32_t *used = (_Atomic uint32_t *)&ftp_state.hdr->chunks_used;
+    uint32_t seen = atomic_load(used);
+    while (seen < n + 1 && !atomic_compare_exchange_weak(used, &seen, n + 1))
+        ;
     /* Reserve the chunk's disk blocks before touching its pages: on a full disk a store into a sparse
      * shared mapping would raise SIGBUS in the host. */
     off_t off = FTP_HEADER_SIZE + (off_t)n * ftp_state.chunk_size;
@@ -149,4 +154,9 @@ void ftp_ring_commit(struct ftp_thread *t, void *rec, uint16_t type, uint16_t fl
     h->flags = flags;
     /* Readers treat size 0 as "not yet published": the size is the last store, with release order. */
     atomic_store_explicit((_Atomic uint32_t *)&h->size, size, memory_order_release);
+}
+
+uint32_t ftp_ring_close(void)
+{
+    return atomic_fetch_or(&ftp_state.claimed, FTP_CLAIMS_CLOSED) & ~FTP_CLAIMS_CLOSED;
 }
