@@ -1,0 +1,29 @@
+/* The subcommands of the ftprof CLI and the helpers they share (main.c). */
+#ifndef FTPROF_ANALYZER_CMD_H
+#define FTPROF_ANALYZER_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "exitcodes.h"
+#include "profile.h"
+
+int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_flamegraph(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+
+/* "ftprof: SUBJECT: message" on stderr; returns `code` so callers can `return cmd_error(...)`. */
+int cmd_error(int code, const char *subject, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Loads recordings, reporting a failure as one line; returns an exit code. */
+int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet);
+/* Creates `path` exclusively (never overwriting, never following a symlink), mode 0600. NULL after
+ * reporting the error. */
+FILE *cmd_create_output(const char *path);
+/* Closes an output made by cmd_create_output; on a write error (or `failed`) removes it. Exit code. */
+int cmd_finish_output(FILE *f, const char *path, bool failed);
+/* Parses a positive count; false if `s` is not one. */
+bool cmd_parse_count(const char *s, size_t *out);
+
+#endif

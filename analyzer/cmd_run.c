@@ -1,0 +1,253 @@
+/* ftprof run [-o FILE] [--native] [--] CMD [ARGS...] */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "report.h"
+
+#define RUN_LIBRARY "libftprof.so"
+#define RUN_DEFAULT_OUTPUT "./ftprof-%p.ftp"
+
+static const char run_usage[] = "usage: ftprof run [-o FILE] [--native] [--] CMD [ARGS...]";
+
+static bool run_readable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+/* The recorder next to this executable, in the build tree or in the usual install layouts. */
+static bool run_find_library(char *out, size_t len)
+{
+    const char *env = getenv("FTPROF_LIBRARY");
+    if (env && *env) {
+        if (!run_readable(env))
+            return false;
+        return realpath(env, out) != NULL || (snprintf(out, len, "%s", env), true);
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return false;
+    *slash = 0;
+    const char *rel[] = {"../preload/" RUN_LIBRARY, RUN_LIBRARY, "../lib/ftprof/" RUN_LIBRARY,
+                         "../lib64/ftprof/" RUN_LIBRARY,
+#ifdef FTPROF_MULTIARCH
+                         "../lib/" FTPROF_MULTIARCH "/ftprof/" RUN_LIBRARY,
+#endif
+                         "../share/ftprof/" RUN_LIBRARY};
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        char cand[PATH_MAX * 2];
+        snprintf(cand, sizeof(cand), "%s/%s", exe, rel[i]);
+        if (run_readable(cand) && realpath(cand, out))
+            return true;
+    }
+    (void)len;
+    return false;
+}
+
+static int run_setenv_preload(const char *lib)
+{
+    const char *old = getenv("LD_PRELOAD");
+    if (!old || !*old)
+        return setenv("LD_PRELOAD", lib, 1);
+    size_t len = strlen(lib) + strlen(old) + 2;
+    char *v = malloc(len);
+    if (!v)
+        return -1;
+    snprintf(v, len, "%s:%s", lib, old);
+    int rc = setenv("LD_PRELOAD", v, 1);
+    free(v);
+    return rc;
+}
+
+/* Recordings the run made: the output pattern with %p as a wildcard (or NAME and NAME.<pid> without
+ * one), limited to files modified since the run started. */
+static size_t run_collect(const char *pattern, const struct timespec *start, char ***out)
+{
+    char globpat[PATH_MAX];
+    size_t o = 0;
+    bool has_pid = false;
+    for (const char *s = pattern; *s && o + 2 < sizeof(globpat); s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            globpat[o++] = '*';
+            s++;
+            has_pid = true;
+        } else if (s[0] == '%' && s[1] == '%') {
+            globpat[o++] = '%';
+            s++;
+        } else {
+            if (strchr("*?[\\", *s))
+                globpat[o++] = '\\';
+            globpat[o++] = *s;
+        }
+    }
+    globpat[o] = 0;
+    glob_t g = {0};
+    int flags = 0;
+    glob(globpat, flags, NULL, &g);
+    if (!has_pid) {
+        char more[PATH_MAX + 4];
+        snprintf(more, sizeof(more), "%s.[0-9]*", globpat);
+        glob(more, GLOB_APPEND, NULL, &g);
+    }
+    char **files = calloc(g.gl_pathc + 1, sizeof(*files));
+    size_t n = 0;
+    for (size_t i = 0; files && i < g.gl_pathc; i++) {
+        struct stat st;
+        if (lstat(g.gl_pathv[i], &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (st.st_mtim.tv_sec < start->tv_sec ||
+            (st.st_mtim.tv_sec == start->tv_sec && st.st_mtim.tv_nsec < start->tv_nsec))
+            continue;
+        files[n] = strdup(g.gl_pathv[i]);
+        if (files[n])
+            n++;
+    }
+    globfree(&g);
+    *out = files;
+    return n;
+}
+
+static void run_summary(char **files, size_t n)
+{
+    if (n == 0) {
+        fprintf(stderr, "ftprof: no recording was written (the command ran no Python, or the recorder "
+                        "could not create its file)\n");
+        return;
+    }
+    struct profile p;
+    if (cmd_load(&p, files, n, false) == FTPROF_EXIT_OK) {
+        struct report_text_options opt = {.top = 5, .sites = 0, .width = 100, .compact = true};
+        const char *nc = getenv("NO_COLOR");
+        opt.color = isatty(STDERR_FILENO) && !(nc && *nc);
+        report_text(stderr, &p, &opt);
+    }
+    prof_free(&p);
+    fprintf(stderr, "\nftprof: recording%s:", n == 1 ? "" : "s");
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %s", files[i]);
+    fprintf(stderr, "\nftprof: details: ftprof report%s%s --- flame graph: ftprof flamegraph %s -o "
+                    "ftprof.html\n",
+            n == 1 ? " " : " ", files[0], files[0]);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *output = RUN_DEFAULT_OUTPUT;
+    bool native = false;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            if (i + 1 >= argc)
+                return cmd_error(FTPROF_EXIT_USAGE, "run", "-o needs a file name (%s)", run_usage);
+            output = argv[++i];
+        } else if (strcmp(a, "--native") == 0) {
+            native = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            puts(run_usage);
+            return FTPROF_EXIT_OK;
+        } else if (a[0] == '-') {
+            return cmd_error(FTPROF_EXIT_USAGE, "run", "unknown option '%s' (%s)", a, run_usage);
+        } else {
+            break;
+        }
+    }
+    if (i >= argc)
+        return cmd_error(FTPROF_EXIT_USAGE, "run", "no command given (%s)", run_usage);
+    if (!*output)
+        return cmd_error(FTPROF_EXIT_USAGE, "run", "-o needs a file name");
+
+    char lib[PATH_MAX];
+    if (!run_find_library(lib, sizeof(lib)))
+        return cmd_error(FTPROF_EXIT_CANNOT_START, "run",
+                         "cannot find the recorder %s (set FTPROF_LIBRARY to its path)", RUN_LIBRARY);
+
+    struct timespec start;
+    clock_gettime(CLOCK_REALTIME, &start);
+    /* File times have coarser granularity than the clock: allow the tick the run started in. */
+    start.tv_nsec = start.tv_nsec >= 20000000 ? start.tv_nsec - 20000000 : 0;
+
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(errno));
+
+    /* Like system(): the terminal's ^C and ^\ go to the command, and we stay to report. */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(e));
+    }
+    if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        close(pipefd[0]);
+        int e = 0;
+        if (run_setenv_preload(lib) != 0 || setenv("FTPROF_OUTPUT", output, 1) != 0 ||
+            (native && setenv("FTPROF_NATIVE", "1", 1) != 0))
+            e = errno ? errno : ENOMEM;
+        if (!e) {
+            execvp(argv[i], argv + i);
+            e = errno;
+        }
+        ssize_t unused = write(pipefd[1], &e, sizeof(e));
+        (void)unused;
+        _exit(127);
+    }
+    close(pipefd[1]);
+    int child_errno = 0;
+    ssize_t got;
+    do
+        got = read(pipefd[0], &child_errno, sizeof(child_errno));
+    while (got < 0 && errno == EINTR);
+    close(pipefd[0]);
+
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            status = 0;
+            break;
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    if (got == (ssize_t)sizeof(child_errno))
+        return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(child_errno));
+
+    char **files = NULL;
+    size_t n = run_collect(output, &start, &files);
+    run_summary(files, n);
+    for (size_t k = 0; k < n; k++)
+        free(files[k]);
+    free(files);
+
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return 1;
+}

@@ -1,0 +1,23 @@
+/* Samples for the output writers: one per (lock, waiter stack), or per (lock, holder stack). */
+#ifndef FTPROF_ANALYZER_CMD_SAMPLES_H
+#define FTPROF_ANALYZER_CMD_SAMPLES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "output.h"
+#include "profile.h"
+
+struct cmd_samples {
+    struct out_sample *samples;
+    size_t n;
+    struct out_frame *frames;
+    char **names;
+    size_t n_names;
+};
+
+/* 0 or -1 when out of memory. */
+int cmd_samples_build(const struct profile *p, bool holders, struct cmd_samples *out);
+void cmd_samples_free(struct cmd_samples *s);
+
+#endif

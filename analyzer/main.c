@@ -1,0 +1,134 @@
+/* ftprof: reads recordings made by libftprof.so and tells which locks threads waited on. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "reader.h"
+
+static const char ftprof_usage[] =
+    "usage: ftprof COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  run [-o FILE] [--native] [--] CMD [ARGS...]\n"
+    "        run CMD with the recorder preloaded; print the top lock hotspots and the\n"
+    "        recording path(s) to stderr; exit with CMD's status (128+signal if killed)\n"
+    "  report FILE... [--top N] [--json]\n"
+    "        locks ranked by total wait, with their waiter and holder sites\n"
+    "  flamegraph FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders]\n"
+    "        a flame graph of waiter (or holder) stacks under each lock\n"
+    "  export FILE... --format pprof -o OUT.pb.gz\n"
+    "        a pprof profile (go tool pprof, speedscope, ...)\n"
+    "\n"
+    "Output files are never overwritten: an existing OUT is an error.\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  ok (also a partial report from a truncated recording, with a warning)\n"
+    "  2  usage error\n"
+    "  3  cannot open or read an input file\n"
+    "  4  not an ftprof recording, or corrupted beyond use\n"
+    "  5  the recording needs a newer ftprof\n"
+    "  6  cannot write the output file\n"
+    "  7  the profiled command could not be started (run)\n";
+
+int cmd_error(int code, const char *subject, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (subject)
+        fprintf(stderr, "ftprof: %s: ", subject);
+    else
+        fputs("ftprof: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet)
+{
+    char err[256] = "";
+    size_t failed = 0;
+    int rc = prof_load(p, paths, n, quiet, &failed, err, sizeof(err));
+    if (rc == 0)
+        return FTPROF_EXIT_OK;
+    return cmd_error(rd_exit_code(rc), failed < n ? paths[failed] : NULL, "%s", err);
+}
+
+FILE *cmd_create_output(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "already exists; not overwriting it");
+        else
+            cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "cannot create: %s", strerror(errno));
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "cannot create: %s", strerror(e));
+    }
+    return f;
+}
+
+int cmd_finish_output(FILE *f, const char *path, bool failed)
+{
+    int e = 0;
+    if (ferror(f))
+        e = EIO;
+    if (fflush(f) != 0 && !e)
+        e = errno;
+    if (fsync(fileno(f)) != 0 && !e && errno != EINVAL)
+        e = errno;
+    if (fclose(f) != 0 && !e)
+        e = errno;
+    if (e || failed) {
+        unlink(path);
+        if (e)
+            return cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "cannot write: %s", strerror(e));
+        return FTPROF_EXIT_CANNOT_WRITE;
+    }
+    return FTPROF_EXIT_OK;
+}
+
+bool cmd_parse_count(const char *s, size_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v == 0 || s[0] == '-')
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fputs(ftprof_usage, stderr), FTPROF_EXIT_USAGE;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
+        return fputs(ftprof_usage, stdout), FTPROF_EXIT_OK;
+    if (strcmp(cmd, "--version") == 0)
+        return printf("ftprof %s (recording format %d)\n", FTPROF_VERSION_STRING, FTP_VERSION), FTPROF_EXIT_OK;
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "flamegraph") == 0)
+        return cmd_flamegraph(argc - 1, argv + 1);
+    if (strcmp(cmd, "export") == 0)
+        return cmd_export(argc - 1, argv + 1);
+    cmd_error(FTPROF_EXIT_USAGE, NULL, "unknown command '%s' (try ftprof --help)", cmd);
+    return FTPROF_EXIT_USAGE;
+}

@@ -1,0 +1,1523 @@
+#include "profile.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "linetable.h"
+#include "profile_hist.h"
+#include "profile_map.h"
+#include "reader.h"
+#include "symbolize.h"
+
+#define PROF_UNKNOWN "[unknown]"
+#define PROF_NO_STACK UINT32_MAX
+/* A holder and its woken waiter are joined within this many pending records; older ones give up. */
+#define PROF_PENDING_MAX (1u << 16)
+#define PROF_PENDING_HOLDER (1ull << 63)
+#define PROF_SOURCE_MAX (16u << 20)
+
+/* Map key tags, so one map can hold several kinds of keys without collisions. */
+enum { TAG_LOCK_TID = 1, TAG_SPIN_TID = 2 };
+
+enum {
+    CLS_CONDITION = 1, /* waiting inside Condition.wait for a notify */
+    CLS_JOIN = 2,      /* inside Thread.join */
+};
+
+struct pcode {
+    const char *qualname, *filename;
+    int32_t firstlineno;
+    uint8_t *linetable;
+    uint32_t linetable_len;
+};
+
+struct pstack {
+    uint32_t file;
+    uint16_t py_count, native_count;
+    struct ftp_py_frame *py;
+    uint64_t *native;
+    int cls; /* -1 until computed */
+    const struct prof_stack *resolved;
+};
+
+struct pmodule {
+    uint64_t base, start, end;
+    const char *path;
+    uint8_t *build_id;
+    size_t build_id_len;
+};
+
+struct pfiledefs {
+    struct pmodule *mods;
+    size_t n_mods, cap_mods;
+    struct symbolizer *sym;
+    bool sym_built;
+    uint64_t max_end_ns;
+};
+
+struct pacq {
+    uint32_t file, tid;
+    bool open, handed_off;
+    uint8_t raw_kind, region;
+    uint32_t stack_id, type_id, region_offset;
+    uint64_t acq_seq, start, park, end, addr;
+};
+
+struct plock {
+    uint32_t file;
+    enum prof_kind kind;
+    uint8_t raw_kind, region;
+    uint32_t type_id, region_offset;
+    uint64_t addr;
+    uint64_t contentions, wait, max, spin, handoffs;
+    uint32_t threads;
+    struct phist *hist;
+    struct prof_site *holders; /* shared with other locks at the same address; owned by the hgroup */
+    size_t n_holders;
+};
+
+struct psite {
+    uint32_t owner; /* lock or holder group index */
+    uint32_t stack_id;
+    uint64_t wait, count;
+};
+
+struct pspin {
+    uint32_t file, stack_id;
+    uint64_t count, wait, spin, max;
+    struct phist hist;
+};
+
+struct phgroup {
+    uint32_t file;
+    uint64_t addr;
+    struct prof_site *sites;
+    size_t n_sites;
+};
+
+struct psource {
+    char *data;
+    size_t len;
+    size_t *starts;
+    size_t n_lines;
+};
+
+struct prof_internal {
+    struct pstr_pool strs;
+    struct pmap codes_map, stacks_map, types_map, threads_map, acqs_map, locks_map, sites_map, tids_map, spins_map,
+        hgroups_map, hsites_map, pending, lines, interned_stacks, sources_map;
+    struct pcode *codes;
+    size_t n_codes, cap_codes;
+    struct pstack *stacks;
+    size_t n_stacks, cap_stacks;
+    struct pacq *acqs;
+    size_t n_acqs, cap_acqs;
+    struct plock *locks;
+    size_t n_locks, cap_locks;
+    struct psite *sites;
+    size_t n_sites, cap_sites;
+    struct pspin *spins;
+    size_t n_spins, cap_spins;
+    struct phgroup *hgroups;
+    size_t n_hgroups, cap_hgroups;
+    struct psite *hsites;
+    size_t n_hsites, cap_hsites;
+    struct pfiledefs *defs;
+    size_t cap_threads, cap_gil;
+    struct prof_stack **rstacks; /* resolved stacks, owned here */
+    size_t n_rstacks, cap_rstacks;
+    struct prof_site **site_lists;
+    size_t n_site_lists, cap_site_lists;
+    struct psource *sources;
+    size_t n_sources, cap_sources;
+    struct { uint64_t k1, k2; } *pending_ring;
+    size_t pending_head, pending_count;
+    uint32_t cur_file;
+    size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
+    bool oom;
+    struct profile *p;
+};
+
+static const char *const prof_kind_names[PROF_KIND_COUNT] = {
+    [PROF_KIND_LOCK] = "lock",
+    [PROF_KIND_RLOCK] = "rlock",
+    [PROF_KIND_CRITICAL_SECTION] = "critical_section",
+    [PROF_KIND_PYMUTEX] = "pymutex",
+    [PROF_KIND_STOP_THE_WORLD] = "stop_the_world",
+    [PROF_KIND_GIL] = "gil",
+    [PROF_KIND_CONDITION] = "condition",
+    [PROF_KIND_THREAD_JOIN] = "thread_join",
+    [PROF_KIND_PTHREAD_MUTEX] = "pthread_mutex",
+    [PROF_KIND_PTHREAD_RWLOCK] = "pthread_rwlock",
+    [PROF_KIND_OTHER] = "other",
+};
+
+const char *prof_kind_name(enum prof_kind k)
+{
+    return (unsigned)k < PROF_KIND_COUNT ? prof_kind_names[k] : "other";
+}
+
+bool prof_kind_is_contention(enum prof_kind k)
+{
+    return k != PROF_KIND_CONDITION && k != PROF_KIND_THREAD_JOIN;
+}
+
+/* Grows *arr to hold one more element; returns the new element zeroed, or NULL (oom set). */
+static void *prof_push(struct prof_internal *in, void **arr, size_t *n, size_t *cap, size_t elem)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *na = realloc(*arr, ncap * elem);
+        if (!na) {
+            in->oom = true;
+            return NULL;
+        }
+        *arr = na;
+        *cap = ncap;
+    }
+    void *e = (char *)*arr + (*n)++ * elem;
+    memset(e, 0, elem);
+    return e;
+}
+#define PUSH(in, field) ((__typeof__((in)->field))prof_push((in), (void **)&(in)->field, &(in)->n_##field, \
+                                                           &(in)->cap_##field, sizeof(*(in)->field)))
+
+static const char *prof_intern(struct prof_internal *in, const char *s, size_t len)
+{
+    const char *r = pstr_intern(&in->strs, s, len);
+    if (!r)
+        in->oom = true;
+    return r;
+}
+
+static uint64_t *prof_put(struct prof_internal *in, struct pmap *m, uint64_t k1, uint64_t k2, bool *inserted)
+{
+    uint64_t *v = pmap_put(m, k1, k2, inserted);
+    if (!v)
+        in->oom = true;
+    return v;
+}
+
+/* ---------------------------------------------------------------- source lines */
+
+static struct psource *prof_source(struct prof_internal *in, const char *file)
+{
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->sources_map, (uint64_t)(uintptr_t)file, 0, &ins);
+    if (!slot)
+        return NULL;
+    if (!ins)
+        return *slot ? &in->sources[*slot - 1] : NULL;
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    char *data = NULL;
+    size_t len = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= PROF_SOURCE_MAX) {
+        data = malloc((size_t)st.st_size + 1);
+        if (data) {
+            while (len < (size_t)st.st_size) {
+                ssize_t r = read(fd, data + len, (size_t)st.st_size - len);
+                if (r <= 0)
+                    break;
+                len += (size_t)r;
+            }
+            data[len] = 0;
+        }
+    }
+    close(fd);
+    if (!data)
+        return NULL;
+    struct psource *src = PUSH(in, sources);
+    if (!src) {
+        free(data);
+        return NULL;
+    }
+    src->data = data;
+    src->len = len;
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += data[i] == '\n';
+    src->starts = malloc(n * sizeof(*src->starts));
+    if (!src->starts) {
+        in->n_sources--;
+        free(data);
+        in->oom = true;
+        return NULL;
+    }
+    src->starts[0] = 0;
+    src->n_lines = 1;
+    for (size_t i = 0; i < len; i++)
+        if (data[i] == '\n')
+            src->starts[src->n_lines++] = i + 1;
+    *slot = in->n_sources;
+    return src;
+}
+
+static const char *prof_source_text(struct prof_internal *in, const char *file, int line)
+{
+    if (!file || line <= 0)
+        return NULL;
+    struct psource *src = prof_source(in, file);
+    if (!src || (size_t)line > src->n_lines)
+        return NULL;
+    const char *b = src->data + src->starts[line - 1];
+    const char *e = memchr(b, '\n', (size_t)(src->data + src->len - b));
+    if (!e)
+        e = src->data + src->len;
+    while (b < e && (*b == ' ' || *b == '\t'))
+        b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+        e--;
+    return prof_intern(in, b, (size_t)(e - b));
+}
+
+const char *prof_source_line(struct profile *p, const char *file, int line)
+{
+    return prof_source_text(p->in, file, line);
+}
+
+/* ---------------------------------------------------------------- definitions (pass 1) */
+
+static struct pcode *prof_code(struct prof_internal *in, uint32_t file, uint32_t code_id)
+{
+    uint64_t *v = pmap_get(&in->codes_map, file, code_id);
+    return v ? &in->codes[*v] : NULL;
+}
+
+static struct pstack *prof_stack_def(struct prof_internal *in, uint32_t file, uint32_t stack_id)
+{
+    uint64_t *v = pmap_get(&in->stacks_map, file, stack_id);
+    return v ? &in->stacks[*v] : NULL;
+}
+
+static int prof_code_line(struct prof_internal *in, uint32_t file, uint32_t code_id, uint32_t offset)
+{
+    struct pcode *c = prof_code(in, file, code_id);
+    if (!c || !c->linetable)
+        return 0;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->lines, ((uint64_t)file << 32) | code_id, offset, &ins);
+    if (!slot)
+        return 0;
+    if (ins)
+        *slot = (uint64_t)linetable_line(c->linetable, c->linetable_len, c->firstlineno, offset);
+    return (int)*slot;
+}
+
+static void prof_def_thread(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_thread))
+        return;
+    const struct ftp_rec_thread *t = (const void *)rec;
+    struct profile *p = in->p;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->threads_map, in->cur_file, t->tid, &ins);
+    if (!slot)
+        return;
+    if (ins) {
+        struct prof_thread *th = prof_push(in, (void **)&p->threads, &p->n_threads, &in->cap_threads,
+                                           sizeof(*th));
+        if (!th)
+            return;
+        th->tid = t->tid;
+        th->pid = p->files[in->cur_file].pid;
+        *slot = p->n_threads - 1;
+    }
+    size_t nlen = strnlen(t->name, sizeof(t->name));
+    /* A chunk adopted by a later thread repeats the record; keep the latest non-empty name. */
+    if (nlen)
+        p->threads[*slot].name = prof_intern(in, t->name, nlen);
+}
+
+static void prof_def_code(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_code))
+        return;
+    const struct ftp_rec_code *c = (const void *)rec;
+    uint64_t need = sizeof(*c) + (uint64_t)c->filename_len + c->qualname_len + c->linetable_len;
+    if (need > rec->size)
+        return;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->codes_map, in->cur_file, c->code_id, &ins);
+    if (!slot || !ins)
+        return;
+    struct pcode *pc = PUSH(in, codes);
+    if (!pc) {
+        pmap_del(&in->codes_map, in->cur_file, c->code_id);
+        return;
+    }
+    *slot = in->n_codes - 1;
+    const char *s = (const char *)(c + 1);
+    pc->filename = c->filename_len ? prof_intern(in, s, c->filename_len) : NULL;
+    pc->qualname = c->qualname_len ? prof_intern(in, s + c->filename_len, c->qualname_len)
+                                   : prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN));
+    pc->firstlineno = c->firstlineno;
+    if (c->linetable_len) {
+        pc->linetable = malloc(c->linetable_len);
+        if (pc->linetable) {
+            memcpy(pc->linetable, s + c->filename_len + c->qualname_len, c->linetable_len);
+            pc->linetable_len = c->linetable_len;
+        }
+    }
+}
+
+static void prof_def_stack(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_stack))
+        return;
+    const struct ftp_rec_stack *s = (const void *)rec;
+    uint64_t need = sizeof(*s) + (uint64_t)s->py_count * sizeof(struct ftp_py_frame) +
+                    (uint64_t)s->native_count * sizeof(uint64_t);
+    if (need > rec->size)
+        return;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->stacks_map, in->cur_file, s->stack_id, &ins);
+    if (!slot || !ins)
+        return;
+    struct pstack *ps = PUSH(in, stacks);
+    if (!ps) {
+        pmap_del(&in->stacks_map, in->cur_file, s->stack_id);
+        return;
+    }
+    *slot = in->n_stacks - 1;
+    ps->file = in->cur_file;
+    ps->cls = -1;
+    size_t pyb = (size_t)s->py_count * sizeof(struct ftp_py_frame);
+    size_t nb = (size_t)s->native_count * sizeof(uint64_t);
+    ps->py = pyb ? malloc(pyb) : NULL;
+    ps->native = nb ? malloc(nb) : NULL;
+    if ((pyb && !ps->py) || (nb && !ps->native)) {
+        in->oom = true;
+        return;
+    }
+    memcpy(ps->py, s + 1, pyb);
+    memcpy(ps->native, (const char *)(s + 1) + pyb, nb);
+    ps->py_count = s->py_count;
+    ps->native_count = s->native_count;
+}
+
+static void prof_def_type(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_type))
+        return;
+    const struct ftp_rec_type *t = (const void *)rec;
+    if (sizeof(*t) + (uint64_t)t->name_len > rec->size || t->name_len == 0)
+        return;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->types_map, in->cur_file, t->type_id, &ins);
+    if (slot && ins)
+        *slot = (uint64_t)(uintptr_t)prof_intern(in, (const char *)(t + 1), t->name_len);
+}
+
+static void prof_def_module(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_module))
+        return;
+    const struct ftp_rec_module *m = (const void *)rec;
+    if (sizeof(*m) + (uint64_t)m->build_id_len + m->path_len > rec->size || m->end <= m->start)
+        return;
+    struct pfiledefs *d = &in->defs[in->cur_file];
+    struct pmodule *pm = prof_push(in, (void **)&d->mods, &d->n_mods, &d->cap_mods, sizeof(*pm));
+    if (!pm)
+        return;
+    const char *b = (const char *)(m + 1);
+    pm->base = m->base;
+    pm->start = m->start;
+    pm->end = m->end;
+    pm->path = prof_intern(in, b + m->build_id_len, m->path_len);
+    if (m->build_id_len) {
+        pm->build_id = malloc(m->build_id_len);
+        if (pm->build_id) {
+            memcpy(pm->build_id, b, m->build_id_len);
+            pm->build_id_len = m->build_id_len;
+        }
+    }
+}
+
+static void prof_def_gil(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_gil_enabled))
+        return;
+    const struct ftp_rec_gil_enabled *g = (const void *)rec;
+    if (sizeof(*g) + (uint64_t)g->path_len > rec->size)
+        return;
+    struct profile *p = in->p;
+    struct prof_gil_event *ev = prof_push(in, (void **)&p->gil_events, &p->n_gil_events, &in->cap_gil,
+                                          sizeof(*ev));
+    if (!ev)
+        return;
+    const char *path = (const char *)(g + 1);
+    size_t plen = strnlen(path, g->path_len);
+    const char *base = path;
+    for (size_t i = 0; i < plen; i++)
+        if (path[i] == '/')
+            base = path + i + 1;
+    size_t blen = plen - (size_t)(base - path);
+    const char *dot = memchr(base, '.', blen);
+    ev->path = prof_intern(in, path, plen);
+    ev->module = prof_intern(in, base, dot ? (size_t)(dot - base) : blen);
+    ev->time_ns = g->time_ns;
+    ev->file = in->cur_file;
+}
+
+static bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec)
+{
+    (void)chunk;
+    struct prof_internal *in = ctx;
+    switch (rec->type) {
+    case FTP_REC_THREAD: prof_def_thread(in, rec); break;
+    case FTP_REC_CODE: prof_def_code(in, rec); break;
+    case FTP_REC_STACK: prof_def_stack(in, rec); break;
+    case FTP_REC_TYPE: prof_def_type(in, rec); break;
+    case FTP_REC_MODULE: prof_def_module(in, rec); break;
+    case FTP_REC_GIL_ENABLED: prof_def_gil(in, rec); break;
+    default: break;
+    }
+    return !in->oom;
+}
+
+/* ---------------------------------------------------------------- events (pass 2) */
+
+static bool prof_ends_with(const char *s, const char *suffix)
+{
+    if (!s)
+        return false;
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static bool prof_is_threading(const char *file)
+{
+    return prof_ends_with(file, "/threading.py") || (file && strcmp(file, "threading.py") == 0);
+}
+
+static int prof_stack_class(struct prof_internal *in, uint32_t file, uint32_t stack_id)
+{
+    struct pstack *s = prof_stack_def(in, file, stack_id);
+    if (!s)
+        return 0;
+    if (s->cls >= 0)
+        return s->cls;
+    int cls = 0;
+    for (uint16_t i = 0; i < s->py_count; i++) {
+        struct pcode *c = prof_code(in, file, s->py[i].code_id);
+        if (!c || !prof_is_threading(c->filename))
+            continue;
+        const char *q = c->qualname;
+        if (strcmp(q, "Thread.join") == 0 || prof_ends_with(q, "_wait_for_tstate_lock") ||
+            strcmp(q, "_shutdown") == 0)
+            cls |= CLS_JOIN;
+        if (i == 0 && (strcmp(q, "Condition.wait") == 0 || strcmp(q, "Condition.wait_for") == 0)) {
+            int line = prof_code_line(in, file, s->py[0].code_id, s->py[0].instr_offset & ~FTP_PY_FRAME_ENTRY);
+            const char *text = prof_source_text(in, c->filename, line);
+            /* Without the source, Condition.wait itself is the best evidence of waiting for a notify. */
+            if (!text || strstr(text, "waiter.acquire"))
+                cls |= CLS_CONDITION;
+        }
+    }
+    s->cls = cls;
+    return cls;
+}
+
+static enum prof_kind prof_refine(uint8_t raw, int cls)
+{
+    switch (raw) {
+    case FTP_KIND_EVENT: return (cls & CLS_JOIN) ? PROF_KIND_THREAD_JOIN : PROF_KIND_OTHER;
+    case FTP_KIND_LOCK: return (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_LOCK;
+    case FTP_KIND_RLOCK: return (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_RLOCK;
+    case FTP_KIND_PYTHREAD_LOCK: return (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_OTHER;
+    case FTP_KIND_PYMUTEX: return (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_PYMUTEX;
+    case FTP_KIND_COND_WAIT: return PROF_KIND_CONDITION;
+    case FTP_KIND_CRITICAL_SECTION: return PROF_KIND_CRITICAL_SECTION;
+    case FTP_KIND_STOP_THE_WORLD: return PROF_KIND_STOP_THE_WORLD;
+    case FTP_KIND_GIL: return PROF_KIND_GIL;
+    case FTP_KIND_CONDITION: return PROF_KIND_CONDITION;
+    case FTP_KIND_THREAD_JOIN: return PROF_KIND_THREAD_JOIN;
+    case FTP_KIND_PTHREAD_MUTEX: return PROF_KIND_PTHREAD_MUTEX;
+    case FTP_KIND_PTHREAD_RWLOCK: return PROF_KIND_PTHREAD_RWLOCK;
+    default: return PROF_KIND_OTHER;
+    }
+}
+
+static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint64_t addr, enum prof_kind kind,
+                                   uint32_t type_id, uint8_t raw, uint8_t region, uint32_t region_offset,
+                                   uint32_t *index)
+{
+    /* Waits of kind `other` come from different recorder kinds that must not merge. */
+    uint8_t variant = kind == PROF_KIND_OTHER ? raw : 0;
+    uint64_t k2 = ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->locks_map, addr, k2, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct plock *l = PUSH(in, locks);
+        if (!l) {
+            pmap_del(&in->locks_map, addr, k2);
+            return NULL;
+        }
+        l->hist = calloc(1, sizeof(*l->hist));
+        if (!l->hist) {
+            in->oom = true;
+            in->n_locks--;
+            pmap_del(&in->locks_map, addr, k2);
+            return NULL;
+        }
+        l->file = file;
+        l->addr = addr;
+        l->kind = kind;
+        l->type_id = type_id;
+        l->raw_kind = raw;
+        l->region = region;
+        l->region_offset = region_offset;
+        *slot = in->n_locks - 1;
+    }
+    *index = (uint32_t)*slot;
+    return &in->locks[*slot];
+}
+
+static struct psite *prof_site_get(struct prof_internal *in, struct pmap *map, struct psite **arr, size_t *n,
+                                   size_t *cap, uint32_t owner, uint32_t stack_id)
+{
+    bool ins;
+    uint64_t *slot = prof_put(in, map, owner, stack_id, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct psite *s = prof_push(in, (void **)arr, n, cap, sizeof(**arr));
+        if (!s) {
+            pmap_del(map, owner, stack_id);
+            return NULL;
+        }
+        s->owner = owner;
+        s->stack_id = stack_id;
+        *slot = *n - 1;
+    }
+    return &(*arr)[*slot];
+}
+
+static void prof_close_acq(struct prof_internal *in, struct pacq *a)
+{
+    a->open = false;
+    uint64_t wait = a->end > a->start ? a->end - a->start : 0;
+    uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
+    if (spin > wait)
+        spin = wait;
+
+    if (a->raw_kind == FTP_KIND_SPIN) {
+        /* Which lock a spin belongs to is known only once all parks were seen: park it by stack. */
+        bool ins;
+        uint64_t *slot = prof_put(in, &in->spins_map, a->file, a->stack_id, &ins);
+        if (!slot)
+            return;
+        if (ins) {
+            struct pspin *sp = PUSH(in, spins);
+            if (!sp) {
+                pmap_del(&in->spins_map, a->file, a->stack_id);
+                return;
+            }
+            sp->file = a->file;
+            sp->stack_id = a->stack_id;
+            *slot = in->n_spins - 1;
+        }
+        struct pspin *sp = &in->spins[*slot];
+        sp->count++;
+        sp->wait += wait;
+        sp->spin += spin;
+        if (wait > sp->max)
+            sp->max = wait;
+        phist_add(&sp->hist, wait);
+        prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
+        return;
+    }
+
+    enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
+    uint32_t li;
+    struct plock *l = prof_lock_get(in, a->file, a->addr, kind, a->type_id, a->raw_kind, a->region,
+                                    a->region_offset, &li);
+    if (!l)
+        return;
+    l->contentions++;
+    l->wait += wait;
+    l->spin += spin;
+    if (wait > l->max)
+        l->max = wait;
+    l->handoffs += a->handed_off;
+    phist_add(l->hist, wait);
+    bool ins = false;
+    if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | li, a->tid, &ins) && ins)
+        l->threads++;
+    struct psite *s = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, li, a->stack_id);
+    if (s) {
+        s->wait += wait;
+        s->count++;
+    }
+    if (kind == PROF_KIND_GIL) {
+        struct profile *p = in->p;
+        for (size_t i = 0; i < p->n_gil_events; i++)
+            if (p->gil_events[i].file == a->file && a->start > p->gil_events[i].time_ns)
+                p->gil_events[i].gil_wait_after_ns += wait;
+    }
+}
+
+static struct pacq *prof_acq_for(struct prof_internal *in, uint32_t tid)
+{
+    if (in->last_acq < in->n_acqs) {
+        struct pacq *a = &in->acqs[in->last_acq];
+        if (a->tid == tid && a->file == in->cur_file)
+            return a;
+    }
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->acqs_map, in->cur_file, tid, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct pacq *a = PUSH(in, acqs);
+        if (!a) {
+            pmap_del(&in->acqs_map, in->cur_file, tid);
+            return NULL;
+        }
+        a->file = in->cur_file;
+        a->tid = tid;
+        *slot = in->n_acqs - 1;
+    }
+    in->last_acq = *slot;
+    return &in->acqs[*slot];
+}
+
+/* Holders and waiters are joined through the waiter's event id; whichever comes first waits in a
+ * bounded table, so memory stays fixed however many events never find their partner. */
+static uint64_t *prof_pending_put(struct prof_internal *in, uint64_t k1, uint64_t k2)
+{
+    if (!in->pending_ring) {
+        in->pending_ring = calloc(PROF_PENDING_MAX, sizeof(*in->pending_ring));
+        if (!in->pending_ring) {
+            in->oom = true;
+            return NULL;
+        }
+    }
+    size_t slot = (in->pending_head + in->pending_count) % PROF_PENDING_MAX;
+    if (in->pending_count == PROF_PENDING_MAX) {
+        pmap_del(&in->pending, in->pending_ring[in->pending_head].k1, in->pending_ring[in->pending_head].k2);
+        in->pending_head = (in->pending_head + 1) % PROF_PENDING_MAX;
+        in->pending_count--;
+        slot = (in->pending_head + in->pending_count) % PROF_PENDING_MAX;
+    }
+    in->pending_ring[slot].k1 = k1;
+    in->pending_ring[slot].k2 = k2;
+    in->pending_count++;
+    return prof_put(in, &in->pending, k1, k2, NULL);
+}
+
+static void prof_event_wait(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_wait))
+        return;
+    const struct ftp_rec_wait *w = (const void *)rec;
+    struct profile *p = in->p;
+    p->events++;
+    struct pfiledefs *d = &in->defs[in->cur_file];
+    if (w->end_ns > d->max_end_ns)
+        d->max_end_ns = w->end_ns;
+
+    struct pacq *a = prof_acq_for(in, w->tid);
+    if (!a)
+        return;
+    if (a->open && a->acq_seq == w->acq_seq) {
+        if (!a->park && w->park_ns)
+            a->park = w->park_ns;
+        a->end = w->end_ns;
+        a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
+        if (a->raw_kind == FTP_KIND_SPIN && w->kind != FTP_KIND_SPIN) {
+            /* A spin that went on to park: the parked record names the lock. */
+            a->raw_kind = w->kind;
+            a->addr = w->lock_addr;
+            a->type_id = w->type_id;
+            a->stack_id = w->stack_id;
+            a->region = w->region;
+            a->region_offset = w->region_offset;
+        }
+    } else {
+        if (a->open)
+            prof_close_acq(in, a);
+        a->open = true;
+        a->acq_seq = w->acq_seq;
+        a->start = w->start_ns;
+        a->park = w->park_ns;
+        a->end = w->end_ns;
+        a->addr = w->lock_addr;
+        a->raw_kind = w->kind;
+        a->region = w->region;
+        a->region_offset = w->region_offset;
+        a->type_id = w->type_id;
+        a->stack_id = w->stack_id;
+        a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
+    }
+
+    if (w->park_ns) {
+        uint64_t wait = w->end_ns > w->start_ns ? w->end_ns - w->start_ns : 0;
+        bool ins;
+        uint64_t *pv = pmap_get(&in->pending, in->cur_file, w->event_id);
+        if (pv && (*pv & PROF_PENDING_HOLDER)) {
+            in->hsites[*pv & ~PROF_PENDING_HOLDER].wait += wait;
+            pmap_del(&in->pending, in->cur_file, w->event_id);
+        } else if (!pv) {
+            (void)ins;
+            uint64_t *slot = prof_pending_put(in, in->cur_file, w->event_id);
+            if (slot)
+                *slot = wait & ~PROF_PENDING_HOLDER;
+        }
+    }
+}
+
+static void prof_event_holder(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_holder))
+        return;
+    const struct ftp_rec_holder *h = (const void *)rec;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->hgroups_map, h->lock_addr, in->cur_file, &ins);
+    if (!slot)
+        return;
+    if (ins) {
+        struct phgroup *g = PUSH(in, hgroups);
+        if (!g) {
+            pmap_del(&in->hgroups_map, h->lock_addr, in->cur_file);
+            return;
+        }
+        g->file = in->cur_file;
+        g->addr = h->lock_addr;
+        *slot = in->n_hgroups - 1;
+    }
+    struct psite *s = prof_site_get(in, &in->hsites_map, &in->hsites, &in->n_hsites, &in->cap_hsites,
+                                    (uint32_t)*slot, h->stack_id);
+    if (!s)
+        return;
+    s->count++;
+    uint64_t *pv = pmap_get(&in->pending, in->cur_file, h->waiter_event_id);
+    if (pv && !(*pv & PROF_PENDING_HOLDER)) {
+        s->wait += *pv;
+        pmap_del(&in->pending, in->cur_file, h->waiter_event_id);
+    } else if (!pv) {
+        uint64_t *ps = prof_pending_put(in, in->cur_file, h->waiter_event_id);
+        if (ps)
+            *ps = PROF_PENDING_HOLDER | (uint64_t)(s - in->hsites);
+    }
+}
+
+static bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec)
+{
+    (void)chunk;
+    struct prof_internal *in = ctx;
+    if (rec->type == FTP_REC_WAIT)
+        prof_event_wait(in, rec);
+    else if (rec->type == FTP_REC_HOLDER)
+        prof_event_holder(in, rec);
+    return !in->oom;
+}
+
+/* ---------------------------------------------------------------- resolving stacks */
+
+struct prof_fbuf {
+    struct prof_frame *v;
+    size_t n, cap;
+};
+
+static void prof_fbuf_add(struct prof_internal *in, struct prof_fbuf *b, const char *function, const char *file,
+                          int line, bool native)
+{
+    struct prof_frame *f = prof_push(in, (void **)&b->v, &b->n, &b->cap, sizeof(*f));
+    if (!f)
+        return;
+    f->function = function;
+    f->file = file;
+    f->line = line;
+    f->native = native;
+}
+
+static void prof_add_py(struct prof_internal *in, struct prof_fbuf *b, uint32_t file, const struct ftp_py_frame *f)
+{
+    struct pcode *c = f->code_id ? prof_code(in, file, f->code_id) : NULL;
+    if (!c) {
+        prof_fbuf_add(in, b, prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN)), NULL, 0, false);
+        return;
+    }
+    int line = prof_code_line(in, file, f->code_id, f->instr_offset & ~FTP_PY_FRAME_ENTRY);
+    prof_fbuf_add(in, b, c->qualname, c->filename, line, false);
+}
+
+enum { MOD_OTHER, MOD_RECORDER, MOD_LIBC, MOD_INTERPRETER };
+
+static const struct pmodule *prof_module_of(struct pfiledefs *d, uint64_t pc)
+{
+    for (size_t i = 0; i < d->n_mods; i++)
+        if (pc >= d->mods[i].start && pc < d->mods[i].end)
+            return &d->mods[i];
+    return NULL;
+}
+
+static int prof_module_class(const struct pmodule *m)
+{
+    if (!m || !m->path)
+        return MOD_OTHER;
+    const char *base = strrchr(m->path, '/');
+    base = base ? base + 1 : m->path;
+    if (strstr(base, "libftprof"))
+        return MOD_RECORDER;
+    if (strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0 || strncmp(base, "ld-linux", 8) == 0 ||
+        strncmp(base, "libpthread", 10) == 0)
+        return MOD_LIBC;
+    if (strncmp(base, "python", 6) == 0 || strncmp(base, "libpython", 9) == 0)
+        return MOD_INTERPRETER;
+    return MOD_OTHER;
+}
+
+static struct symbolizer *prof_symbolizer(struct prof_internal *in, uint32_t file)
+{
+    struct pfiledefs *d = &in->defs[file];
+    if (d->sym_built)
+        return d->sym;
+    d->sym_built = true;
+    struct sym_module *mods = calloc(d->n_mods ? d->n_mods : 1, sizeof(*mods));
+    if (!mods) {
+        in->oom = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < d->n_mods; i++) {
+        mods[i].base = d->mods[i].base;
+        mods[i].start = d->mods[i].start;
+        mods[i].end = d->mods[i].end;
+        mods[i].path = d->mods[i].path;
+        mods[i].build_id = d->mods[i].build_id;
+        mods[i].build_id_len = d->mods[i].build_id_len;
+    }
+    d->sym = symbolizer_new(mods, d->n_mods);
+    free(mods);
+    return d->sym;
+}
+
+#define PROF_MAX_INLINE 8
+
+static size_t prof_symbolize(struct prof_internal *in, uint32_t file, const struct pstack *s, uint16_t i,
+                             struct sym_frame *out)
+{
+    struct symbolizer *sym = prof_symbolizer(in, file);
+    uint64_t pc = s->native[i];
+    /* Outer frames hold return addresses: the call is the instruction before. */
+    uint64_t lookup = (i > 0 && pc > 0) ? pc - 1 : pc;
+    if (sym)
+        return symbolizer_lookup(sym, lookup, out, PROF_MAX_INLINE);
+    return 0;
+}
+
+static void prof_add_native(struct prof_internal *in, struct prof_fbuf *b, uint32_t file, const struct pstack *s,
+                            uint16_t i, const struct sym_frame *sf, size_t n)
+{
+    if (n == 0) {
+        char name[32];
+        snprintf(name, sizeof(name), "0x%llx", (unsigned long long)s->native[i]);
+        prof_fbuf_add(in, b, prof_intern(in, name, strlen(name)), NULL, 0, true);
+        return;
+    }
+    (void)file;
+    for (size_t k = 0; k < n; k++) {
+        const char *fn = sf[k].function ? sf[k].function : PROF_UNKNOWN;
+        prof_fbuf_add(in, b, prof_intern(in, fn, strlen(fn)),
+                      sf[k].file ? prof_intern(in, sf[k].file, strlen(sf[k].file)) : NULL, sf[k].line, true);
+    }
+}
+
+static void prof_merge_native(struct prof_internal *in, struct prof_fbuf *b, uint32_t file, const struct pstack *s)
+{
+    struct pfiledefs *d = &in->defs[file];
+    uint16_t start = 0;
+    /* Our own frames, and the libc wait internals inside them, are not the program's. */
+    for (uint16_t i = 0; i < s->native_count; i++) {
+        int cls = prof_module_class(prof_module_of(d, s->native[i]));
+        if (cls == MOD_RECORDER)
+            start = (uint16_t)(i + 1);
+        else if (cls != MOD_LIBC)
+            break;
+    }
+    uint16_t nn = s->native_count - start;
+    struct sym_frame (*syms)[PROF_MAX_INLINE] = calloc(nn ? nn : 1, sizeof(*syms));
+    size_t *counts = calloc(nn ? nn : 1, sizeof(*counts));
+    if (!syms || !counts) {
+        free(syms);
+        free(counts);
+        in->oom = true;
+        return;
+    }
+    bool has_eval = false;
+    for (uint16_t k = 0; k < nn; k++) {
+        counts[k] = prof_symbolize(in, file, s, (uint16_t)(start + k), syms[k]);
+        for (size_t j = 0; j < counts[k]; j++)
+            if (syms[k][j].function && strcmp(syms[k][j].function, "_PyEval_EvalFrameDefault") == 0)
+                has_eval = true;
+    }
+
+    uint16_t py = 0;
+    if (has_eval) {
+        for (uint16_t k = 0; k < nn; k++) {
+            for (size_t j = 0; j < counts[k]; j++) {
+                const struct sym_frame *sf = &syms[k][j];
+                if (sf->function && strcmp(sf->function, "_PyEval_EvalFrameDefault") == 0) {
+                    /* One eval-loop call runs Python frames up to the one flagged as its entry. */
+                    while (py < s->py_count) {
+                        bool entry = (s->py[py].instr_offset & FTP_PY_FRAME_ENTRY) != 0;
+                        prof_add_py(in, b, file, &s->py[py++]);
+                        if (entry)
+                            break;
+                    }
+                } else {
+                    prof_add_native(in, b, file, s, (uint16_t)(start + k), sf, 1);
+                }
+            }
+            if (counts[k] == 0)
+                prof_add_native(in, b, file, s, (uint16_t)(start + k), NULL, 0);
+        }
+        while (py < s->py_count)
+            prof_add_py(in, b, file, &s->py[py++]);
+    } else {
+        /* No eval-loop symbol (a stripped interpreter): Python frames go where the interpreter starts. */
+        uint16_t k0 = nn;
+        for (uint16_t k = 0; k < nn; k++)
+            if (prof_module_class(prof_module_of(d, s->native[start + k])) == MOD_INTERPRETER) {
+                k0 = k;
+                break;
+            }
+        for (uint16_t k = 0; k < k0; k++)
+            prof_add_native(in, b, file, s, (uint16_t)(start + k), syms[k], counts[k]);
+        while (py < s->py_count)
+            prof_add_py(in, b, file, &s->py[py++]);
+        for (uint16_t k = k0; k < nn; k++)
+            prof_add_native(in, b, file, s, (uint16_t)(start + k), syms[k], counts[k]);
+    }
+    free(syms);
+    free(counts);
+}
+
+static uint64_t prof_stack_hash(const struct prof_frame *f, size_t n)
+{
+    uint64_t h = 0x84222325cbf29ce4ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (uint64_t)(uintptr_t)f[i].function) * 0x100000001b3ull;
+        h = (h ^ (uint64_t)(uintptr_t)f[i].file) * 0x100000001b3ull;
+        h = (h ^ ((uint64_t)(uint32_t)f[i].line << 1 | f[i].native)) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* One prof_stack per distinct text, so sites from different ids or files merge by pointer. */
+static const struct prof_stack *prof_intern_stack(struct prof_internal *in, struct prof_frame *frames, size_t n)
+{
+    uint64_t h = prof_stack_hash(frames, n);
+    for (uint64_t probe = 0;; probe++) {
+        uint64_t *v = pmap_get(&in->interned_stacks, h, probe);
+        if (!v)
+            break;
+        const struct prof_stack *s = in->rstacks[*v];
+        if (s->depth == n && memcmp(s->frames, frames, n * sizeof(*frames)) == 0) {
+            free(frames);
+            return s;
+        }
+    }
+    struct prof_stack *s = malloc(sizeof(*s));
+    struct prof_stack **slot = s ? PUSH(in, rstacks) : NULL;
+    if (!slot) {
+        free(s);
+        free(frames);
+        in->oom = true;
+        return NULL;
+    }
+    s->frames = frames;
+    s->depth = n;
+    *slot = s;
+    for (uint64_t probe = 0;; probe++) {
+        bool ins;
+        uint64_t *v = prof_put(in, &in->interned_stacks, h, probe, &ins);
+        if (!v)
+            return s;
+        if (ins) {
+            *v = in->n_rstacks - 1;
+            return s;
+        }
+    }
+}
+
+static const struct prof_stack *prof_resolve(struct prof_internal *in, uint32_t file, uint32_t stack_id)
+{
+    struct pstack *s = prof_stack_def(in, file, stack_id);
+    if (s && s->resolved)
+        return s->resolved;
+    struct prof_fbuf b = {0};
+    if (!s) {
+        prof_fbuf_add(in, &b, prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN)), NULL, 0, false);
+    } else if (s->native_count == 0) {
+        for (uint16_t i = 0; i < s->py_count; i++)
+            prof_add_py(in, &b, file, &s->py[i]);
+    } else {
+        prof_merge_native(in, &b, file, s);
+    }
+    if (b.n == 0)
+        prof_fbuf_add(in, &b, prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN)), NULL, 0, false);
+    if (in->oom) {
+        free(b.v);
+        return NULL;
+    }
+    const struct prof_stack *r = prof_intern_stack(in, b.v, b.n);
+    if (s)
+        s->resolved = r;
+    return r;
+}
+
+/* ---------------------------------------------------------------- finishing */
+
+static int prof_site_cmp(const void *a, const void *b)
+{
+    const struct prof_site *x = a, *y = b;
+    if (x->wait_ns != y->wait_ns)
+        return x->wait_ns < y->wait_ns ? 1 : -1;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    return 0;
+}
+
+static int prof_site_ptr_cmp(const void *a, const void *b)
+{
+    const struct prof_site *x = a, *y = b;
+    return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+/* Turns the psites of each owner into a sorted prof_site list, merging equal stack texts. */
+static void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n, size_t n_owners,
+                             uint32_t (*file_of)(struct prof_internal *, uint32_t), struct prof_site **lists,
+                             size_t *lens)
+{
+    size_t *fill = calloc(n_owners ? n_owners : 1, sizeof(*fill));
+    if (!fill) {
+        in->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        lens[ps[i].owner]++;
+    for (size_t o = 0; o < n_owners; o++) {
+        if (!lens[o])
+            continue;
+        lists[o] = calloc(lens[o], sizeof(**lists));
+        struct prof_site **slot = lists[o] ? PUSH(in, site_lists) : NULL;
+        if (!slot) {
+            free(lists[o]);
+            lists[o] = NULL;
+            lens[o] = 0;
+            in->oom = true;
+            continue;
+        }
+        *slot = lists[o];
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t o = ps[i].owner;
+        if (!lists[o])
+            continue;
+        struct prof_site *s = &lists[o][fill[o]++];
+        s->stack = prof_resolve(in, file_of(in, o), ps[i].stack_id);
+        s->wait_ns = ps[i].wait;
+        s->count = ps[i].count;
+    }
+    for (size_t o = 0; o < n_owners; o++) {
+        if (!lists[o])
+            continue;
+        size_t len = fill[o], out = 0;
+        qsort(lists[o], len, sizeof(**lists), prof_site_ptr_cmp);
+        for (size_t i = 0; i < len; i++) {
+            if (out > 0 && lists[o][out - 1].stack == lists[o][i].stack) {
+                lists[o][out - 1].wait_ns += lists[o][i].wait_ns;
+                lists[o][out - 1].count += lists[o][i].count;
+            } else {
+                lists[o][out++] = lists[o][i];
+            }
+        }
+        qsort(lists[o], out, sizeof(**lists), prof_site_cmp);
+        lens[o] = out;
+    }
+    free(fill);
+}
+
+static uint32_t prof_lock_file(struct prof_internal *in, uint32_t o) { return in->locks[o].file; }
+static uint32_t prof_hgroup_file(struct prof_internal *in, uint32_t o) { return in->hgroups[o].file; }
+
+static void prof_attribute_spins(struct prof_internal *in)
+{
+    if (in->n_spins == 0)
+        return;
+    /* For each (file, stack) the lock it parked on most often. */
+    struct pmap best = {0};
+    for (size_t i = 0; i < in->n_sites && !in->oom; i++) {
+        const struct psite *s = &in->sites[i];
+        const struct plock *l = &in->locks[s->owner];
+        bool ins;
+        uint64_t *v = prof_put(in, &best, l->file, s->stack_id, &ins);
+        if (v && (ins || in->sites[*v].count < s->count))
+            *v = i;
+    }
+    uint32_t *lock_of = calloc(in->n_spins, sizeof(*lock_of));
+    if (!lock_of) {
+        in->oom = true;
+        pmap_free(&best);
+        return;
+    }
+    for (size_t i = 0; i < in->n_spins && !in->oom; i++) {
+        struct pspin *sp = &in->spins[i];
+        uint64_t *v = pmap_get(&best, sp->file, sp->stack_id);
+        uint32_t li;
+        struct plock *l;
+        if (v) {
+            li = in->sites[*v].owner;
+            l = &in->locks[li];
+        } else {
+            l = prof_lock_get(in, sp->file, 0, PROF_KIND_OTHER, 0, FTP_KIND_SPIN, 0, 0, &li);
+            if (!l)
+                break;
+        }
+        lock_of[i] = li;
+        l->contentions += sp->count;
+        l->wait += sp->wait;
+        l->spin += sp->spin;
+        if (sp->max > l->max)
+            l->max = sp->max;
+        phist_merge(l->hist, &sp->hist);
+        struct psite *s = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, li,
+                                        sp->stack_id);
+        if (s) {
+            s->wait += sp->wait;
+            s->count += sp->count;
+        }
+    }
+    /* Waiting threads of spins join those of their lock; collected first because inserting into the
+     * map being swept could move its slots. */
+    size_t n_pairs = 0;
+    uint64_t(*pairs)[2] = malloc((in->tids_map.len ? in->tids_map.len : 1) * sizeof(*pairs));
+    if (!pairs)
+        in->oom = true;
+    for (size_t j = 0; pairs && j < in->tids_map.cap; j++) {
+        const struct pmap_slot *t = &in->tids_map.slots[j];
+        if (t->used && (t->k1 >> 32) == TAG_SPIN_TID) {
+            pairs[n_pairs][0] = lock_of[(uint32_t)t->k1];
+            pairs[n_pairs++][1] = t->k2;
+        }
+    }
+    for (size_t i = 0; i < n_pairs && !in->oom; i++) {
+        bool ins = false;
+        if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | pairs[i][0], pairs[i][1], &ins) && ins)
+            in->locks[pairs[i][0]].threads++;
+    }
+    free(pairs);
+    free(lock_of);
+    pmap_free(&best);
+}
+
+static const char *prof_lock_label(const struct plock *l, const char *type)
+{
+    switch (l->kind) {
+    case PROF_KIND_LOCK: return type ? type : "Lock";
+    case PROF_KIND_RLOCK: return type ? type : "RLock";
+    case PROF_KIND_CRITICAL_SECTION: return type ? type : "object";
+    case PROF_KIND_PYMUTEX: return "PyMutex";
+    case PROF_KIND_STOP_THE_WORLD: return "stop-the-world";
+    case PROF_KIND_GIL: return "GIL";
+    case PROF_KIND_CONDITION: return type ? type : "Condition";
+    case PROF_KIND_THREAD_JOIN: return "Thread.join";
+    case PROF_KIND_PTHREAD_MUTEX: return "pthread_mutex";
+    case PROF_KIND_PTHREAD_RWLOCK: return "pthread_rwlock";
+    default: break;
+    }
+    switch (l->raw_kind) {
+    case FTP_KIND_EVENT: return "PyEvent";
+    case FTP_KIND_PYTHREAD_LOCK: return "PyThread lock";
+    case FTP_KIND_SPIN: return "spin (unattributed)";
+    default: return type ? type : "wait";
+    }
+}
+
+static const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type)
+{
+    char buf[160];
+    const char *label = prof_lock_label(l, type);
+    static const char *const regions[] = {[FTP_REGION_RUNTIME] = "_PyRuntime", [FTP_REGION_INTERP] = "interp",
+                                          [FTP_REGION_TSTATE] = "tstate"};
+    if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE)
+        snprintf(buf, sizeof(buf), "%s %s+0x%x", label, regions[l->region], l->region_offset);
+    else if (l->addr)
+        snprintf(buf, sizeof(buf), "%s @\u2026%06llx", label, (unsigned long long)(l->addr & 0xffffff));
+    else
+        snprintf(buf, sizeof(buf), "%s", label);
+    return prof_intern(in, buf, strlen(buf));
+}
+
+static int prof_lock_cmp(const void *a, const void *b)
+{
+    const struct prof_lock *x = a, *y = b;
+    if (x->wait_ns != y->wait_ns)
+        return x->wait_ns < y->wait_ns ? 1 : -1;
+    if (x->contentions != y->contentions)
+        return x->contentions < y->contentions ? 1 : -1;
+    if (x->file != y->file)
+        return x->file < y->file ? -1 : 1;
+    return x->address < y->address ? -1 : x->address > y->address;
+}
+
+static void prof_finish(struct prof_internal *in)
+{
+    struct profile *p = in->p;
+    prof_attribute_spins(in);
+    if (in->oom)
+        return;
+
+    struct prof_site **wl = calloc(in->n_locks ? in->n_locks : 1, sizeof(*wl));
+    size_t *wn = calloc(in->n_locks ? in->n_locks : 1, sizeof(*wn));
+    struct prof_site **hl = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hl));
+    size_t *hn = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hn));
+    p->locks = calloc(in->n_locks ? in->n_locks : 1, sizeof(*p->locks));
+    if (!wl || !wn || !hl || !hn || !p->locks) {
+        in->oom = true;
+        goto out;
+    }
+    prof_build_sites(in, in->sites, in->n_sites, in->n_locks, prof_lock_file, wl, wn);
+    prof_build_sites(in, in->hsites, in->n_hsites, in->n_hgroups, prof_hgroup_file, hl, hn);
+    if (in->oom)
+        goto out;
+
+    for (size_t i = 0; i < in->n_locks; i++) {
+        struct plock *l = &in->locks[i];
+        struct prof_lock *o = &p->locks[p->n_locks++];
+        o->kind = l->kind;
+        o->file = l->file;
+        o->address = l->addr;
+        if (l->type_id) {
+            uint64_t *t = pmap_get(&in->types_map, l->file, l->type_id);
+            o->type = t ? (const char *)(uintptr_t)*t : prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN));
+        }
+        o->name = prof_lock_name(in, l, o->type);
+        o->contentions = l->contentions;
+        o->wait_ns = l->wait;
+        o->max_wait_ns = l->max;
+        o->p50_wait_ns = phist_quantile(l->hist, 0.50);
+        o->p99_wait_ns = phist_quantile(l->hist, 0.99);
+        /* A bucket midpoint can exceed the largest value in it. */
+        if (o->p50_wait_ns > l->max)
+            o->p50_wait_ns = l->max;
+        if (o->p99_wait_ns > l->max)
+            o->p99_wait_ns = l->max;
+        o->spin_ns = l->spin;
+        o->handoffs = l->handoffs;
+        o->threads = l->threads;
+        o->waiters = wl[i];
+        o->n_waiters = wn[i];
+        uint64_t *g = pmap_get(&in->hgroups_map, l->addr, l->file);
+        if (g && l->addr) {
+            o->holders = hl[*g];
+            o->n_holders = hn[*g];
+        }
+        if (o->n_waiters) {
+            const struct prof_stack *st = o->waiters[0].stack;
+            for (size_t f = 0; st && f < st->depth; f++)
+                if (!st->frames[f].native && st->frames[f].file) {
+                    o->source = prof_source_text(in, st->frames[f].file, st->frames[f].line);
+                    break;
+                }
+        }
+        if (prof_kind_is_contention(o->kind))
+            p->contention_wait_ns += o->wait_ns;
+    }
+    qsort(p->locks, p->n_locks, sizeof(*p->locks), prof_lock_cmp);
+
+out:
+    free(wl);
+    free(wn);
+    free(hl);
+    free(hn);
+}
+
+static void prof_file_info(struct prof_internal *in, struct prof_file *f, const struct rd_file *rd)
+{
+    const struct ftp_file_header *h = &rd->hdr;
+    f->pid = h->pid;
+    f->ppid = h->ppid;
+    f->flags = h->flags;
+    f->features = h->features;
+    f->dropped_events = h->dropped_events;
+    f->start_ns = h->start_ns;
+    f->end_ns = h->end_ns;
+    f->start_realtime_ns = h->start_realtime_ns;
+    f->python_version = h->python_version;
+    f->truncated = rd->truncated;
+    char argv[FTP_ARGV_MAX];
+    size_t len = h->argv_len < FTP_ARGV_MAX ? h->argv_len : FTP_ARGV_MAX;
+    memcpy(argv, h->argv, len);
+    while (len > 0 && argv[len - 1] == 0)
+        len--;
+    for (size_t i = 0; i < len; i++)
+        if (argv[i] == 0)
+            argv[i] = ' ';
+    f->argv = prof_intern(in, argv, len);
+}
+
+static void prof_warn(bool quiet, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void prof_warn(bool quiet, const char *path, const char *fmt, ...)
+{
+    if (quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ftprof: %s: warning: ", path);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
+              size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    struct prof_internal *in = calloc(1, sizeof(*in));
+    p->files = calloc(n ? n : 1, sizeof(*p->files));
+    if (in)
+        in->defs = calloc(n ? n : 1, sizeof(*in->defs));
+    if (!in || !p->files || !in->defs) {
+        if (in)
+            free(in->defs);
+        free(in);
+        free(p->files);
+        p->files = NULL;
+        snprintf(err, errlen, "%s", strerror(ENOMEM));
+        *failed = 0;
+        return -ENOMEM;
+    }
+    p->in = in;
+    in->p = p;
+    p->n_files = n;
+
+    uint64_t min_start = UINT64_MAX, max_end = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct rd_file rd;
+        int rc = rd_open(&rd, paths[i], err, errlen);
+        if (rc < 0) {
+            *failed = i;
+            return rc;
+        }
+        in->cur_file = (uint32_t)i;
+        in->last_acq = SIZE_MAX;
+        p->files[i].path = prof_intern(in, paths[i], strlen(paths[i]));
+        prof_file_info(in, &p->files[i], &rd);
+        rc = rd_walk(&rd, prof_visit_defs, in);
+        if (rc == 0 && !in->oom)
+            rc = rd_walk(&rd, prof_visit_events, in);
+        if (rc == 0 && in->oom)
+            rc = -ENOMEM;
+        p->files[i].damaged_chunks = rd.damaged_chunks;
+        rd_close(&rd);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s", strerror(-rc));
+            *failed = i;
+            return rc;
+        }
+        for (size_t a = 0; a < in->n_acqs; a++)
+            if (in->acqs[a].open && in->acqs[a].file == i)
+                prof_close_acq(in, &in->acqs[a]);
+
+        struct prof_file *f = &p->files[i];
+        uint64_t end = f->end_ns ? f->end_ns : in->defs[i].max_end_ns;
+        if (f->start_ns && f->start_ns < min_start) {
+            min_start = f->start_ns;
+            p->start_realtime_ns = f->start_realtime_ns;
+        }
+        if (end > max_end)
+            max_end = end;
+        p->dropped_events += f->dropped_events;
+        if (f->truncated)
+            prof_warn(quiet, paths[i], "file is truncated; the report covers only what it holds");
+        if (f->damaged_chunks)
+            prof_warn(quiet, paths[i], "%u damaged chunk(s); their remaining records were skipped",
+                      f->damaged_chunks);
+        if (f->dropped_events)
+            prof_warn(quiet, paths[i], "%llu events were dropped because the recording buffer was full "
+                      "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events);
+    }
+    if (max_end > min_start && min_start != UINT64_MAX)
+        p->duration_ns = max_end - min_start;
+
+    prof_finish(in);
+    if (in->oom) {
+        snprintf(err, errlen, "%s", strerror(ENOMEM));
+        *failed = 0;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void prof_free(struct profile *p)
+{
+    struct prof_internal *in = p->in;
+    if (in) {
+        for (size_t i = 0; i < in->n_codes; i++)
+            free(in->codes[i].linetable);
+        for (size_t i = 0; i < in->n_stacks; i++) {
+            free(in->stacks[i].py);
+            free(in->stacks[i].native);
+        }
+        for (size_t i = 0; i < in->n_locks; i++)
+            free(in->locks[i].hist);
+        for (size_t i = 0; i < in->n_rstacks; i++) {
+            free((void *)in->rstacks[i]->frames);
+            free(in->rstacks[i]);
+        }
+        for (size_t i = 0; i < in->n_site_lists; i++)
+            free(in->site_lists[i]);
+        for (size_t i = 0; i < in->n_sources; i++) {
+            free(in->sources[i].data);
+            free(in->sources[i].starts);
+        }
+        for (size_t i = 0; i < p->n_files && in->defs; i++) {
+            for (size_t m = 0; m < in->defs[i].n_mods; m++)
+                free(in->defs[i].mods[m].build_id);
+            free(in->defs[i].mods);
+            if (in->defs[i].sym)
+                symbolizer_free(in->defs[i].sym);
+        }
+        struct pmap *maps[] = {&in->codes_map, &in->stacks_map, &in->types_map, &in->threads_map, &in->acqs_map,
+                               &in->locks_map, &in->sites_map, &in->tids_map, &in->spins_map, &in->hgroups_map,
+                               &in->hsites_map, &in->pending, &in->lines, &in->interned_stacks,
+                               &in->sources_map};
+        for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+            pmap_free(maps[i]);
+        free(in->codes);
+        free(in->stacks);
+        free(in->acqs);
+        free(in->locks);
+        free(in->sites);
+        free(in->spins);
+        free(in->hgroups);
+        free(in->hsites);
+        free(in->defs);
+        free(in->rstacks);
+        free(in->site_lists);
+        free(in->sources);
+        free(in->pending_ring);
+        pstr_free(&in->strs);
+        free(in);
+    }
+    free(p->locks);
+    free(p->gil_events);
+    free(p->threads);
+    free(p->files);
+    memset(p, 0, sizeof(*p));
+}

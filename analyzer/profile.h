@@ -1,0 +1,123 @@
+/* The profile model: recordings are streamed once for definitions (code objects, stacks, types,
+ * threads, modules) and once for events, which are aggregated as they pass into per-lock totals,
+ * fixed-size wait histograms and per-(lock, stack) sums. Nothing here grows with the number of events.
+ * After loading, every lock carries resolved waiter and holder sites, merged by their text. */
+#ifndef FTPROF_ANALYZER_PROFILE_H
+#define FTPROF_ANALYZER_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum prof_kind {
+    PROF_KIND_LOCK,
+    PROF_KIND_RLOCK,
+    PROF_KIND_CRITICAL_SECTION,
+    PROF_KIND_PYMUTEX,
+    PROF_KIND_STOP_THE_WORLD,
+    PROF_KIND_GIL,
+    PROF_KIND_CONDITION,
+    PROF_KIND_THREAD_JOIN,
+    PROF_KIND_PTHREAD_MUTEX,
+    PROF_KIND_PTHREAD_RWLOCK,
+    PROF_KIND_OTHER,
+    PROF_KIND_COUNT
+};
+
+const char *prof_kind_name(enum prof_kind k);
+/* Condition and join waits are waiting for work, not for a lock held by someone else. */
+bool prof_kind_is_contention(enum prof_kind k);
+
+/* Strings are interned: equal text means equal pointers for the lifetime of the profile. */
+struct prof_frame {
+    const char *function;
+    const char *file; /* NULL when unknown */
+    int line;         /* 0 when unknown */
+    bool native;
+};
+
+struct prof_stack {
+    const struct prof_frame *frames; /* innermost first */
+    size_t depth;
+};
+
+struct prof_site {
+    const struct prof_stack *stack;
+    uint64_t wait_ns;
+    uint64_t count;
+};
+
+struct prof_lock {
+    enum prof_kind kind;
+    uint32_t file;          /* index into profile.files */
+    uint64_t address;
+    const char *type;       /* Python type name, NULL when the recorder did not know one */
+    const char *name;       /* e.g. "Lock @…4a20", "dict @…91c0", "PyMutex _PyRuntime+0x1a8" */
+    const char *source;     /* stripped source text of the main acquire line, or NULL */
+    uint64_t contentions;
+    uint64_t wait_ns, max_wait_ns, p50_wait_ns, p99_wait_ns, spin_ns;
+    uint64_t handoffs;
+    uint32_t threads;       /* distinct waiting threads */
+    struct prof_site *waiters;
+    size_t n_waiters;
+    struct prof_site *holders;
+    size_t n_holders;
+};
+
+struct prof_gil_event {
+    const char *module;
+    const char *path;
+    uint64_t time_ns;
+    uint32_t file;
+    uint64_t gil_wait_after_ns; /* total `gil` wait of acquisitions that started after time_ns */
+};
+
+struct prof_thread {
+    uint32_t tid;
+    uint32_t pid;
+    const char *name;
+};
+
+struct prof_file {
+    const char *path;
+    uint32_t pid, ppid;
+    uint32_t flags, features;
+    uint64_t dropped_events;
+    uint64_t start_ns, end_ns, start_realtime_ns;
+    uint64_t python_version;
+    const char *argv; /* space-joined command line */
+    bool truncated;
+    uint32_t damaged_chunks;
+};
+
+struct prof_internal;
+
+struct profile {
+    struct prof_lock *locks; /* sorted by wait_ns, largest first */
+    size_t n_locks;
+    struct prof_gil_event *gil_events;
+    size_t n_gil_events;
+    struct prof_thread *threads;
+    size_t n_threads;
+    struct prof_file *files;
+    size_t n_files;
+    uint64_t dropped_events;
+    uint64_t duration_ns;        /* from the earliest start to the latest end over all files */
+    uint64_t start_realtime_ns;  /* wall clock of the earliest file's start */
+    uint64_t contention_wait_ns; /* total wait of contention kinds: the base of lock shares */
+    uint64_t events;             /* WAIT records read */
+    struct prof_internal *in;
+};
+
+/* Loads and merges recordings. Returns 0 or an rd_open/rd_walk error for the first file that failed,
+ * with `failed` set to its index and `err` to a one-line reason. Warnings (truncated files, dropped
+ * events, damaged chunks) go to stderr as "ftprof: FILE: warning: ..." lines unless `quiet`. */
+int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
+              size_t errlen);
+void prof_free(struct profile *p);
+
+/* A one-line source text of file:line, whitespace stripped, or NULL if the file is not readable. The
+ * string lives as long as the profile. */
+const char *prof_source_line(struct profile *p, const char *file, int line);
+
+#endif

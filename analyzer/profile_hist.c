@@ -1,0 +1,61 @@
+#include "profile_hist.h"
+
+static unsigned phist_index(uint64_t v)
+{
+    if (v < PHIST_SUB)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* e >= PHIST_SUB_BITS */
+    unsigned sub = (unsigned)(v >> (e - PHIST_SUB_BITS)) & (PHIST_SUB - 1);
+    return (e - PHIST_SUB_BITS + 1) * PHIST_SUB + sub;
+}
+
+static uint64_t phist_midpoint(unsigned idx)
+{
+    if (idx < PHIST_SUB)
+        return idx;
+    unsigned e = idx / PHIST_SUB + PHIST_SUB_BITS - 1;
+    uint64_t sub = idx % PHIST_SUB;
+    uint64_t width = 1ull << (e - PHIST_SUB_BITS);
+    uint64_t lo = (1ull << e) + sub * width;
+    return lo + (width - 1) / 2;
+}
+
+void phist_add(struct phist *h, uint64_t value_ns)
+{
+    unsigned i = phist_index(value_ns);
+    if (h->counts[i] != UINT32_MAX) {
+        h->counts[i]++;
+        h->total++;
+    }
+}
+
+void phist_merge(struct phist *into, const struct phist *from)
+{
+    for (unsigned i = 0; i < PHIST_BUCKETS; i++) {
+        uint64_t sum = (uint64_t)into->counts[i] + from->counts[i];
+        uint32_t c = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+        into->total += c - into->counts[i];
+        into->counts[i] = c;
+    }
+}
+
+uint64_t phist_quantile(const struct phist *h, double q)
+{
+    if (h->total == 0)
+        return 0;
+    if (q < 0)
+        q = 0;
+    if (q > 1)
+        q = 1;
+    /* The smallest value with at least ceil(q * total) samples at or below it. */
+    uint64_t rank = (uint64_t)(q * (double)h->total + 0.999999);
+    if (rank == 0)
+        rank = 1;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < PHIST_BUCKETS; i++) {
+        seen += h->counts[i];
+        if (seen >= rank)
+            return phist_midpoint(i);
+    }
+    return phist_midpoint(PHIST_BUCKETS - 1);
+}

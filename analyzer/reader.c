@@ -1,0 +1,161 @@
+#include "reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exitcodes.h"
+
+int rd_exit_code(int err)
+{
+    switch (err) {
+    case 0: return FTPROF_EXIT_OK;
+    case RD_ERR_NOT_FTPROF:
+    case RD_ERR_CORRUPT: return FTPROF_EXIT_BAD_FORMAT;
+    case RD_ERR_TOO_NEW: return FTPROF_EXIT_TOO_NEW;
+    default: return FTPROF_EXIT_CANNOT_READ;
+    }
+}
+
+static ssize_t rd_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+static int rd_fail(int code, char *err, size_t errlen, const char *what)
+{
+    snprintf(err, errlen, "%s", what);
+    return code;
+}
+
+int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof(*f));
+    f->path = path;
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) {
+        int e = errno;
+        return rd_fail(-e, err, errlen, strerror(e));
+    }
+    struct stat st;
+    if (fstat(f->fd, &st) < 0) {
+        int e = errno;
+        rd_close(f);
+        return rd_fail(-e, err, errlen, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rd_close(f);
+        return rd_fail(-EISDIR, err, errlen, "is a directory");
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rd_close(f);
+        return rd_fail(-EINVAL, err, errlen, "not a regular file");
+    }
+    f->file_size = (uint64_t)st.st_size;
+
+    ssize_t n = rd_pread_full(f->fd, &f->hdr, sizeof(f->hdr), 0);
+    if (n < 0) {
+        rd_close(f);
+        return rd_fail((int)n, err, errlen, strerror((int)-n));
+    }
+    if ((size_t)n < FTP_MAGIC_LEN || memcmp(f->hdr.magic, FTP_MAGIC, FTP_MAGIC_LEN) != 0) {
+        rd_close(f);
+        return rd_fail(RD_ERR_NOT_FTPROF, err, errlen, "not an ftprof recording");
+    }
+    if ((size_t)n < sizeof(f->hdr)) {
+        rd_close(f);
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "recording truncated inside its header");
+    }
+    if (f->hdr.min_reader_version > FTP_VERSION) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "recording needs ftprof format version %u, this ftprof reads version %u",
+                 f->hdr.min_reader_version, FTP_VERSION);
+        rd_close(f);
+        return rd_fail(RD_ERR_TOO_NEW, err, errlen, msg);
+    }
+    if (f->hdr.header_size < FTP_HEADER_SIZE || f->hdr.header_size > f->file_size) {
+        rd_close(f);
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (header size)");
+    }
+    uint32_t cs = f->hdr.chunk_size;
+    if (cs < RD_MIN_CHUNK_SIZE || cs > RD_MAX_CHUNK_SIZE || cs % FTP_RECORD_ALIGN != 0) {
+        rd_close(f);
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (chunk size)");
+    }
+
+    uint64_t announced = f->hdr.chunks_used < f->hdr.chunk_count ? f->hdr.chunks_used : f->hdr.chunk_count;
+    uint64_t body = f->file_size - f->hdr.header_size;
+    uint64_t whole = body / cs, rest = body % cs;
+    if (whole >= announced) {
+        f->chunks = (uint32_t)announced;
+        f->last_chunk_len = cs;
+    } else {
+        /* Keep the partly written last chunk: its complete records are still good. */
+        f->truncated = true;
+        f->chunks = (uint32_t)whole + (rest >= sizeof(struct ftp_record) ? 1 : 0);
+        f->last_chunk_len = rest >= sizeof(struct ftp_record) ? rest : cs;
+    }
+    if (f->chunks > 0) {
+        f->buf = malloc(cs);
+        if (!f->buf) {
+            rd_close(f);
+            return rd_fail(-ENOMEM, err, errlen, strerror(ENOMEM));
+        }
+    }
+    return 0;
+}
+
+int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
+{
+    uint32_t cs = f->hdr.chunk_size;
+    f->damaged_chunks = 0;
+    for (uint32_t c = 0; c < f->chunks; c++) {
+        size_t want = (c + 1 == f->chunks) ? (size_t)f->last_chunk_len : cs;
+        ssize_t n = rd_pread_full(f->fd, f->buf, want, f->hdr.header_size + (uint64_t)c * cs);
+        if (n < 0)
+            return (int)n;
+        size_t len = (size_t)n;
+        size_t off = 0;
+        while (off + sizeof(struct ftp_record) <= len) {
+            const struct ftp_record *rec = (const struct ftp_record *)(f->buf + off);
+            uint32_t size = rec->size;
+            if (size == 0)
+                break; /* nothing published past here */
+            if (size % FTP_RECORD_ALIGN != 0 || size < sizeof(struct ftp_record) || size > len - off) {
+                /* A record cut by truncation is expected in the last chunk; elsewhere it is damage. */
+                if (!(f->truncated && c + 1 == f->chunks))
+                    f->damaged_chunks++;
+                break;
+            }
+            if (!visit(ctx, c, rec))
+                return 0;
+            off += size;
+        }
+    }
+    return 0;
+}
+
+void rd_close(struct rd_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    free(f->buf);
+    f->buf = NULL;
+}

@@ -1,0 +1,47 @@
+/* Reading recordings that may be truncated, damaged or hostile: the header is validated, chunk counts
+ * are clamped to what the file holds, and records are handed out only after their size was checked
+ * against the chunk. Records are streamed chunk by chunk with pread, so memory does not grow with the
+ * recording's size. */
+#ifndef FTPROF_ANALYZER_READER_H
+#define FTPROF_ANALYZER_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ftprof/format.h"
+
+/* Error classes beyond plain errno (which means "cannot open/read"). */
+#define RD_ERR_NOT_FTPROF (-1001) /* not a recording at all */
+#define RD_ERR_CORRUPT (-1002)    /* a recording, damaged beyond use */
+#define RD_ERR_TOO_NEW (-1003)    /* needs a newer reader */
+
+#define RD_MAX_CHUNK_SIZE (256u << 20)
+#define RD_MIN_CHUNK_SIZE 64u
+
+struct rd_file {
+    const char *path;
+    int fd;
+    uint64_t file_size;
+    struct ftp_file_header hdr;
+    uint32_t chunks;          /* chunks to read, clamped to chunks_used and to the file */
+    uint64_t last_chunk_len;  /* bytes present in the last chunk (< chunk_size when truncated) */
+    bool truncated;           /* the file ends before the chunks the header announces */
+    uint32_t damaged_chunks;  /* chunks cut short by an invalid record size */
+    uint8_t *buf;
+};
+
+/* Called for every record whose size fits its chunk; `rec->size` bytes are readable at `rec`.
+ * Return false to stop the walk. */
+typedef bool (*rd_visit_fn)(void *ctx, uint32_t chunk, const struct ftp_record *rec);
+
+/* 0, -errno (cannot read) or RD_ERR_*; `err` receives a one-line reason. */
+int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen);
+/* Visits the records of every used chunk in index order. 0 or -errno. */
+int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx);
+void rd_close(struct rd_file *f);
+
+/* The exit code documented for an rd_open/rd_walk error. */
+int rd_exit_code(int err);
+
+#endif

@@ -1,0 +1,28 @@
+/* The report of `ftprof report`: a terminal table and a stable JSON document (see
+ * tests/analyzer/report.schema.json). */
+#ifndef FTPROF_ANALYZER_REPORT_H
+#define FTPROF_ANALYZER_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "profile.h"
+
+struct report_text_options {
+    size_t top;        /* locks per section */
+    size_t sites;      /* waiter / holder sites under each lock */
+    unsigned width;    /* terminal columns */
+    bool color;
+    bool compact;      /* one line per lock, no sites (used by `ftprof run`) */
+};
+
+/* 0 or -errno. */
+int report_text(FILE *out, struct profile *p, const struct report_text_options *opt);
+/* `top` = 0 means every lock. 0 or -errno. */
+int report_json(FILE *out, const struct profile *p, size_t top);
+
+/* "1.23 s", "4.56 ms", "12.3 µs", "850 ns" */
+void report_format_ns(char *buf, size_t len, uint64_t ns);
+
+#endif

@@ -1,0 +1,149 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ftprof/format.h"
+#include "report.h"
+
+/* Names come from recordings and may hold bytes that are not UTF-8; jansson rejects those, so they
+ * become '?' rather than losing the whole entry. */
+static json_t *rj_str(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return json_null();
+    for (size_t i = 0; i < n; i++)
+        copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+    copy[n] = 0;
+    j = json_string(copy);
+    free(copy);
+    return j ? j : json_null();
+}
+
+static json_t *rj_u64(uint64_t v)
+{
+    /* JSON integers here are signed 64-bit; no real duration comes near the limit. */
+    return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+static void rj_set(json_t *o, const char *key, json_t *v)
+{
+    json_object_set_new(o, key, v ? v : json_null());
+}
+
+static json_t *rj_sites(const struct prof_site *sites, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *stack = json_array();
+        const struct prof_stack *st = sites[i].stack;
+        for (size_t f = 0; st && f < st->depth; f++) {
+            const struct prof_frame *fr = &st->frames[f];
+            json_t *jf = json_object();
+            rj_set(jf, "function", rj_str(fr->function));
+            rj_set(jf, "file", rj_str(fr->file));
+            rj_set(jf, "line", json_integer(fr->line));
+            rj_set(jf, "native", json_boolean(fr->native));
+            json_array_append_new(stack, jf);
+        }
+        json_t *js = json_object();
+        rj_set(js, "wait_ns", rj_u64(sites[i].wait_ns));
+        rj_set(js, "count", rj_u64(sites[i].count));
+        rj_set(js, "stack", stack);
+        json_array_append_new(arr, js);
+    }
+    return arr;
+}
+
+int report_json(FILE *out, const struct profile *p, size_t top)
+{
+    json_t *root = json_object();
+    json_t *locks = json_array();
+    size_t n = top && top < p->n_locks ? top : p->n_locks;
+    for (size_t i = 0; i < n; i++) {
+        const struct prof_lock *l = &p->locks[i];
+        char addr[24];
+        snprintf(addr, sizeof(addr), "0x%" PRIx64, l->address);
+        json_t *o = json_object();
+        rj_set(o, "kind", json_string(prof_kind_name(l->kind)));
+        rj_set(o, "type", rj_str(l->type));
+        rj_set(o, "address", json_string(addr));
+        rj_set(o, "name", rj_str(l->name));
+        rj_set(o, "source", rj_str(l->source));
+        rj_set(o, "file", rj_str(p->files[l->file].path));
+        rj_set(o, "pid", json_integer(p->files[l->file].pid));
+        rj_set(o, "contentions", rj_u64(l->contentions));
+        rj_set(o, "wait_ns", rj_u64(l->wait_ns));
+        rj_set(o, "max_wait_ns", rj_u64(l->max_wait_ns));
+        rj_set(o, "p50_wait_ns", rj_u64(l->p50_wait_ns));
+        rj_set(o, "p99_wait_ns", rj_u64(l->p99_wait_ns));
+        rj_set(o, "spin_ns", rj_u64(l->spin_ns));
+        rj_set(o, "threads", json_integer(l->threads));
+        rj_set(o, "handoffs", rj_u64(l->handoffs));
+        rj_set(o, "waiters", rj_sites(l->waiters, l->n_waiters));
+        rj_set(o, "holders", rj_sites(l->holders, l->n_holders));
+        json_array_append_new(locks, o);
+    }
+    rj_set(root, "locks", locks);
+
+    json_t *gil = json_array();
+    for (size_t i = 0; i < p->n_gil_events; i++) {
+        const struct prof_gil_event *g = &p->gil_events[i];
+        json_t *o = json_object();
+        rj_set(o, "module", rj_str(g->module));
+        rj_set(o, "path", rj_str(g->path));
+        rj_set(o, "time_ns", rj_u64(g->time_ns));
+        rj_set(o, "gil_wait_after_ns", rj_u64(g->gil_wait_after_ns));
+        rj_set(o, "file", rj_str(p->files[g->file].path));
+        json_array_append_new(gil, o);
+    }
+    rj_set(root, "gil_enabled", gil);
+    rj_set(root, "dropped_events", rj_u64(p->dropped_events));
+    rj_set(root, "duration_ns", rj_u64(p->duration_ns));
+    rj_set(root, "events", rj_u64(p->events));
+    rj_set(root, "contention_wait_ns", rj_u64(p->contention_wait_ns));
+
+    json_t *threads = json_array();
+    for (size_t i = 0; i < p->n_threads; i++) {
+        const struct prof_thread *t = &p->threads[i];
+        json_t *o = json_object();
+        rj_set(o, "tid", json_integer(t->tid));
+        rj_set(o, "name", rj_str(t->name));
+        rj_set(o, "pid", json_integer(t->pid));
+        json_array_append_new(threads, o);
+    }
+    rj_set(root, "threads", threads);
+
+    json_t *files = json_array();
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct prof_file *f = &p->files[i];
+        json_t *o = json_object();
+        rj_set(o, "path", rj_str(f->path));
+        rj_set(o, "pid", json_integer(f->pid));
+        rj_set(o, "ppid", json_integer(f->ppid));
+        rj_set(o, "argv", rj_str(f->argv ? f->argv : ""));
+        rj_set(o, "python_version", rj_u64(f->python_version));
+        rj_set(o, "dropped_events", rj_u64(f->dropped_events));
+        rj_set(o, "truncated", json_boolean(f->truncated));
+        rj_set(o, "finished", json_boolean(f->flags & FTP_FLAG_FINISHED));
+        rj_set(o, "free_threaded", json_boolean(f->flags & FTP_FLAG_FREE_THREADED));
+        rj_set(o, "native_stacks", json_boolean(f->features & FTP_FEATURE_NATIVE_STACKS));
+        json_array_append_new(files, o);
+    }
+    rj_set(root, "files", files);
+
+    int rc = json_dumpf(root, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) == 0 ? 0 : -EIO;
+    if (rc == 0 && fputc('\n', out) == EOF)
+        rc = -EIO;
+    json_decref(root);
+    return rc;
+}
