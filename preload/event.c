@@ -12,8 +12,10 @@ uint64_t ftp_event_next_id(struct ftp_thread *t)
 void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
 {
     struct ftp_rec_wait *r = ftp_ring_reserve(t, sizeof *r);
-    if (!r)
+    if (!r) {
+        ftp_ring_count_drop();
         return;
+    }
     r->tid = t->tid;
     r->kind = w->kind;
     r->region = w->region;

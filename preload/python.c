@@ -197,7 +197,7 @@ static size_t copy_str(uintptr_t str, char *out, size_t cap)
 
 /* ---- code objects ---- */
 
-#define MAX_NAME 1024
+#define MAX_NAME 512
 #define MAX_LINETABLE 16384
 
 static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
@@ -217,8 +217,9 @@ static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
     uint16_t flags = 0;
     if (ltlen < 0)
         ltlen = 0;
-    if (ltlen > MAX_LINETABLE)
-        ltlen = MAX_LINETABLE, flags |= FTP_CODE_FLAG_LINETABLE_TRUNCATED;
+    int64_t ltmax = MAX_LINETABLE < ftp_state.chunk_size / 4 ? MAX_LINETABLE : ftp_state.chunk_size / 4;
+    if (ltlen > ltmax)
+        ltlen = ltmax, flags |= FTP_CODE_FLAG_LINETABLE_TRUNCATED;
     uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_code) + flen + qlen + (size_t)ltlen));
     struct ftp_rec_code *r = ftp_ring_reserve(t, size);
     if (!r)

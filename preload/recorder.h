@@ -163,7 +163,8 @@ FTP_HIDDEN struct ftp_thread *ftp_thread_enter(void);
 FTP_HIDDEN void ftp_thread_setup_key(void);
 
 /* ---- ring (ring.c): per-thread chunks of the shared file mapping ---- */
-/* Space for a record of `size` bytes (multiple of 8) in the thread's chunk, or NULL (dropped). */
+/* Space for a record of `size` bytes (multiple of 8) in the thread's chunk, or NULL when the buffer is
+ * full. Callers count lost WAIT records with ftp_ring_count_drop: the header's dropped_events. */
 FTP_HIDDEN void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size);
 /* Publish a reserved record: the size is stored last, with release ordering. */
 FTP_HIDDEN void ftp_ring_commit(struct ftp_thread *t, void *rec, uint16_t type, uint16_t flags, uint32_t size);

@@ -118,10 +118,8 @@ static bool announce_thread(struct ftp_thread *t)
 
 void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
 {
-    if (FTP_UNLIKELY(size > ftp_state.chunk_size - sizeof(struct ftp_rec_thread))) {
-        ftp_ring_count_drop();
+    if (FTP_UNLIKELY(size > ftp_state.chunk_size - sizeof(struct ftp_rec_thread)))
         return NULL;
-    }
     if (t->chunk && t->announced) {
         void *p = reserve_raw(t, size);
         if (p)
@@ -142,7 +140,6 @@ void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
         t->chunk = NULL;
         t->announced = false;
     }
-    ftp_ring_count_drop();
     return NULL;
 }
 
