@@ -1,0 +1,670 @@
+#include "flame_tree.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- hashing and the identity map ---- */
+
+static uint64_t flame_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t flame_hash_bytes(const char *s, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ len;
+    size_t i = 0;
+    /* Eight bytes per step: interned strings are hashed once each, but paths can be long. */
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = flame_mix(h ^ w);
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, s + i, len - i);
+    return flame_mix(h ^ tail ^ 0x9e3779b97f4a7c15ull);
+}
+
+static uint64_t flame_key_hash(uint64_t k0, uint64_t k1, uint64_t k2)
+{
+    return flame_mix(k0 ^ flame_mix(k1 ^ flame_mix(k2 + 0x9e3779b97f4a7c15ull)));
+}
+
+static int flame_map_grow(struct flame_map *map)
+{
+    size_t capacity = map->capacity ? map->capacity * 2 : 256;
+    struct flame_map_slot *slots = malloc(capacity * sizeof *slots);
+    if (!slots)
+        return -ENOMEM;
+    for (size_t i = 0; i < capacity; i++)
+        slots[i].value = FLAME_NONE;
+    for (size_t i = 0; i < map->capacity; i++) {
+        const struct flame_map_slot *old = &map->slots[i];
+        if (old->value == FLAME_NONE)
+            continue;
+        size_t j = flame_key_hash(old->key[0], old->key[1], old->key[2]) & (capacity - 1);
+        while (slots[j].value != FLAME_NONE)
+            j = (j + 1) & (capacity - 1);
+        slots[j] = *old;
+    }
+    free(map->slots);
+    map->slots = slots;
+    map->capacity = capacity;
+    return 0;
+}
+
+uint32_t *flame_map_slot(struct flame_map *map, uint64_t k0, uint64_t k1, uint64_t k2)
+{
+    if ((map->used + 1) * 2 > map->capacity && flame_map_grow(map) < 0)
+        return NULL;
+    size_t mask = map->capacity - 1;
+    size_t j = flame_key_hash(k0, k1, k2) & mask;
+    for (;;) {
+        struct flame_map_slot *slot = &map->slots[j];
+        if (slot->value == FLAME_NONE) {
+            slot->key[0] = k0;
+            slot->key[1] = k1;
+            slot->key[2] = k2;
+            map->used++;
+            return &slot->value;
+        }
+        if (slot->key[0] == k0 && slot->key[1] == k1 && slot->key[2] == k2)
+            return &slot->value;
+        j = (j + 1) & mask;
+    }
+}
+
+void flame_map_free(struct flame_map *map)
+{
+    free(map->slots);
+    *map = (struct flame_map){0};
+}
+
+/* ---- interned strings ---- */
+
+struct flame_arena_block {
+    struct flame_arena_block *next;
+    size_t used, size;
+    char data[];
+};
+
+struct flame_string {
+    const char *text;
+    size_t len;
+    uint64_t hash;
+};
+
+struct flame_tree_state {
+    struct flame_arena_block *arena;
+    struct flame_string *strings;
+    uint32_t string_count, string_capacity;
+    struct flame_map by_text;      /* (hash, len) -> first string id; collisions chain in `next_same` */
+    uint32_t *next_same;
+    struct flame_map string_by_ptr; /* caller's pointer -> string id: samples share their strings */
+    struct flame_map frame_by_ptr;  /* (function ptr, file ptr, line|native) -> frame id */
+    struct flame_map frame_by_ids;  /* (function id, file id, line|type) -> frame id */
+    struct flame_map lock_by_ptr;   /* (lock ptr, kind ptr) -> lock node */
+    struct flame_map stack_by_ptr;  /* (frames ptr, depth, lock node) -> innermost node */
+    struct flame_map child;         /* (parent, frame) -> node */
+    uint32_t frame_capacity, node_capacity;
+};
+
+static char *flame_arena_alloc(struct flame_tree_state *st, size_t size)
+{
+    struct flame_arena_block *b = st->arena;
+    if (!b || b->size - b->used < size) {
+        size_t block = size > 60000 ? size : 65536 - sizeof *b;
+        b = malloc(sizeof *b + block);
+        if (!b)
+            return NULL;
+        b->size = block;
+        b->used = 0;
+        b->next = st->arena;
+        st->arena = b;
+    }
+    char *p = b->data + b->used;
+    b->used += size;
+    return p;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. Overlong forms,
+ * surrogates and code points past U+10FFFF are refused: the text goes into XML and JSON. */
+static size_t flame_utf8_sequence(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    if ((cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
+        return 0;
+    return n;
+}
+
+/* Text every writer can embed: invalid UTF-8 becomes U+FFFD and control characters (newlines
+ * included) become spaces. Returns a malloc'd string, or NULL when memory ran out. */
+static char *flame_sanitize(const char *in, size_t *out_len)
+{
+    size_t len = strlen(in);
+    char *out = malloc(len * 3 + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    const unsigned char *s = (const unsigned char *)in;
+    for (size_t i = 0; i < len;) {
+        size_t n = flame_utf8_sequence(s + i, len - i);
+        if (n == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        } else if (n == 1 && (s[i] < 0x20 || s[i] == 0x7f)) {
+            out[o++] = ' ';
+            i++;
+        } else {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+char *flame_clean_text(const char *text)
+{
+    size_t len;
+    return flame_sanitize(text ? text : "", &len);
+}
+
+static int flame_intern_text(struct flame_tree_state *st, const char *text, size_t len, uint32_t *id)
+{
+    uint64_t h = flame_hash_bytes(text, len);
+    uint32_t *head = flame_map_slot(&st->by_text, h, len, 0);
+    if (!head)
+        return -ENOMEM;
+    for (uint32_t s = *head; s != FLAME_NONE; s = st->next_same[s]) {
+        if (st->strings[s].len == len && memcmp(st->strings[s].text, text, len) == 0) {
+            *id = s;
+            return 0;
+        }
+    }
+    if (st->string_count == st->string_capacity) {
+        uint32_t capacity = st->string_capacity ? st->string_capacity * 2 : 256;
+        struct flame_string *strings = realloc(st->strings, capacity * sizeof *strings);
+        if (!strings)
+            return -ENOMEM;
+        st->strings = strings;
+        uint32_t *next = realloc(st->next_same, capacity * sizeof *next);
+        if (!next)
+            return -ENOMEM;
+        st->next_same = next;
+        st->string_capacity = capacity;
+    }
+    char *copy = flame_arena_alloc(st, len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    uint32_t s = st->string_count++;
+    st->strings[s] = (struct flame_string){copy, len, h};
+    st->next_same[s] = *head;
+    *head = s;
+    *id = s;
+    return 0;
+}
+
+/* The interned id of a caller's string; `fallback` stands in for NULL (FLAME_NONE stays absent). */
+static int flame_intern_ptr(struct flame_tree_state *st, const char *ptr, const char *fallback, uint32_t *id)
+{
+    if (!ptr)
+        ptr = fallback;
+    if (!ptr) {
+        *id = FLAME_NONE;
+        return 0;
+    }
+    uint32_t *slot = flame_map_slot(&st->string_by_ptr, (uintptr_t)ptr, 0, 0);
+    if (!slot)
+        return -ENOMEM;
+    if (*slot != FLAME_NONE) {
+        *id = *slot;
+        return 0;
+    }
+    size_t len;
+    char *clean = flame_sanitize(ptr, &len);
+    if (!clean)
+        return -ENOMEM;
+    int rc = flame_intern_text(st, clean, len, id);
+    free(clean);
+    if (rc == 0)
+        *slot = *id;
+    return rc;
+}
+
+static const char *flame_text(const struct flame_tree_state *st, uint32_t id)
+{
+    return id == FLAME_NONE ? NULL : st->strings[id].text;
+}
+
+/* ---- frames and nodes ---- */
+
+static int flame_add_frame(struct flame_tree *tree, uint32_t function, uint32_t file, uint32_t kind, int line,
+                           enum flame_frame_type type, uint32_t *id)
+{
+    struct flame_tree_state *st = tree->state;
+    uint64_t k2 = (uint64_t)(uint32_t)line << 32 | (uint64_t)type;
+    uint32_t *slot = flame_map_slot(&st->frame_by_ids, (uint64_t)function << 32 | file, kind, k2);
+    if (!slot)
+        return -ENOMEM;
+    if (*slot != FLAME_NONE) {
+        *id = *slot;
+        return 0;
+    }
+    if (tree->frame_count == st->frame_capacity) {
+        if (st->frame_capacity >= UINT32_MAX / 2)
+            return -EOVERFLOW;
+        uint32_t capacity = st->frame_capacity ? st->frame_capacity * 2 : 256;
+        struct flame_frame *frames = realloc(tree->frames, capacity * sizeof *frames);
+        if (!frames)
+            return -ENOMEM;
+        tree->frames = frames;
+        st->frame_capacity = capacity;
+    }
+    *id = *slot = tree->frame_count++;
+    tree->frames[*id] = (struct flame_frame){
+        .function = flame_text(st, function),
+        .file = flame_text(st, file),
+        .kind = flame_text(st, kind),
+        .line = line,
+        .type = type,
+    };
+    return 0;
+}
+
+static int flame_add_node(struct flame_tree *tree, uint32_t parent, uint32_t frame, uint32_t *id)
+{
+    struct flame_tree_state *st = tree->state;
+    uint32_t *slot = flame_map_slot(&st->child, parent, frame, 0);
+    if (!slot)
+        return -ENOMEM;
+    if (*slot != FLAME_NONE) {
+        *id = *slot;
+        return 0;
+    }
+    if (tree->node_count == st->node_capacity) {
+        if (st->node_capacity >= UINT32_MAX / 2)
+            return -EOVERFLOW;
+        uint32_t capacity = st->node_capacity ? st->node_capacity * 2 : 1024;
+        struct flame_node *nodes = realloc(tree->nodes, capacity * sizeof *nodes);
+        if (!nodes)
+            return -ENOMEM;
+        tree->nodes = nodes;
+        st->node_capacity = capacity;
+    }
+    *id = *slot = tree->node_count++;
+    uint32_t depth = parent == FLAME_NONE ? 0 : tree->nodes[parent].depth + 1;
+    tree->nodes[*id] = (struct flame_node){.frame = frame, .parent = parent, .depth = depth};
+    if (depth > tree->max_depth)
+        tree->max_depth = depth;
+    return 0;
+}
+
+static int flame_frame_of(struct flame_tree *tree, const struct out_frame *f, uint32_t *id)
+{
+    struct flame_tree_state *st = tree->state;
+    uint64_t k2 = (uint64_t)(uint32_t)f->line << 1 | f->native;
+    uint32_t *slot = flame_map_slot(&st->frame_by_ptr, (uintptr_t)f->function, (uintptr_t)f->file, k2);
+    if (!slot)
+        return -ENOMEM;
+    if (*slot != FLAME_NONE) {
+        *id = *slot;
+        return 0;
+    }
+    uint32_t function, file;
+    int rc = flame_intern_ptr(st, f->function, "?", &function);
+    if (rc == 0)
+        rc = flame_intern_ptr(st, f->file, NULL, &file);
+    if (rc == 0)
+        rc = flame_add_frame(tree, function, file, FLAME_NONE, f->line > 0 ? f->line : 0,
+                             f->native ? FLAME_FRAME_NATIVE : FLAME_FRAME_PYTHON, id);
+    if (rc == 0)
+        *slot = *id;
+    return rc;
+}
+
+static int flame_lock_node(struct flame_tree *tree, const struct out_sample *s, uint32_t *id)
+{
+    struct flame_tree_state *st = tree->state;
+    uint32_t *slot = flame_map_slot(&st->lock_by_ptr, (uintptr_t)s->lock, (uintptr_t)s->kind, 0);
+    if (!slot)
+        return -ENOMEM;
+    if (*slot != FLAME_NONE) {
+        *id = *slot;
+        return 0;
+    }
+    uint32_t name, kind, frame;
+    int rc = flame_intern_ptr(st, s->lock, "(unnamed lock)", &name);
+    if (rc == 0)
+        rc = flame_intern_ptr(st, s->kind, "other", &kind);
+    if (rc == 0)
+        rc = flame_add_frame(tree, name, FLAME_NONE, kind, 0, FLAME_FRAME_LOCK, &frame);
+    if (rc == 0)
+        rc = flame_add_node(tree, 0, frame, id);
+    if (rc == 0)
+        *slot = *id;
+    return rc;
+}
+
+static uint64_t flame_add_sat(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static int flame_add_sample(struct flame_tree *tree, const struct out_sample *s)
+{
+    struct flame_tree_state *st = tree->state;
+    if (s->depth > 0 && !s->frames)
+        return -EINVAL;
+    uint32_t lock, leaf;
+    int rc = flame_lock_node(tree, s, &lock);
+    if (rc < 0)
+        return rc;
+    uint32_t *memo = flame_map_slot(&st->stack_by_ptr, (uintptr_t)s->frames, s->depth, lock);
+    if (!memo)
+        return -ENOMEM;
+    if (*memo != FLAME_NONE) {
+        leaf = *memo;
+    } else {
+        leaf = lock;
+        for (size_t i = s->depth; i-- > 0;) {
+            uint32_t frame;
+            rc = flame_frame_of(tree, &s->frames[i], &frame);
+            if (rc == 0)
+                rc = flame_add_node(tree, leaf, frame, &leaf);
+            if (rc < 0)
+                return rc;
+        }
+        *memo = leaf;
+    }
+    struct flame_node *node = &tree->nodes[leaf];
+    node->self_wait_ns = flame_add_sat(node->self_wait_ns, s->wait_ns);
+    node->self_count = flame_add_sat(node->self_count, s->count);
+    for (uint32_t i = leaf; i != FLAME_NONE; i = tree->nodes[i].parent) {
+        tree->nodes[i].wait_ns = flame_add_sat(tree->nodes[i].wait_ns, s->wait_ns);
+        tree->nodes[i].count = flame_add_sat(tree->nodes[i].count, s->count);
+    }
+    return 0;
+}
+
+/* ---- labels: file names as short as they can be while staying unambiguous ---- */
+
+static const char *flame_path_suffix(const char *path, size_t components)
+{
+    const char *p = path + strlen(path);
+    while (p > path) {
+        if (p[-1] == '/' && --components == 0)
+            return p;
+        p--;
+    }
+    return path;
+}
+
+static int flame_cmp_basename(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int c = strcmp(flame_path_suffix(x, 1), flame_path_suffix(y, 1));
+    return c ? c : strcmp(x, y);
+}
+
+static int flame_shorten_files(struct flame_tree *tree)
+{
+    struct flame_tree_state *st = tree->state;
+    struct flame_map seen = {0}, shortest = {0};
+    const char **files = malloc((tree->frame_count + 1) * sizeof *files);
+    int rc = files ? 0 : -ENOMEM;
+    size_t n = 0;
+    for (uint32_t i = 0; rc == 0 && i < tree->frame_count; i++) {
+        const char *file = tree->frames[i].file;
+        if (!file)
+            continue;
+        uint32_t *slot = flame_map_slot(&seen, (uintptr_t)file, 0, 0);
+        if (!slot)
+            rc = -ENOMEM;
+        else if (*slot == FLAME_NONE)
+            *slot = (uint32_t)n, files[n++] = file;
+    }
+    if (rc == 0)
+        qsort(files, n, sizeof *files, flame_cmp_basename);
+    /* Within each group of equal base names, take more trailing components until no other
+     * member of the group ends the same way. */
+    for (size_t g = 0; rc == 0 && g < n;) {
+        size_t end = g + 1;
+        while (end < n && strcmp(flame_path_suffix(files[g], 1), flame_path_suffix(files[end], 1)) == 0)
+            end++;
+        for (size_t i = g; rc == 0 && i < end; i++) {
+            const char *suffix = flame_path_suffix(files[i], 1);
+            for (size_t k = 2; end - g > 1; k++) {
+                bool clash = false;
+                for (size_t j = g; j < end && !clash; j++)
+                    clash = j != i && strcmp(flame_path_suffix(files[j], k - 1), suffix) == 0;
+                if (!clash || suffix == files[i])
+                    break;
+                suffix = flame_path_suffix(files[i], k);
+            }
+            uint32_t id;
+            rc = flame_intern_text(st, suffix, strlen(suffix), &id);
+            uint32_t *slot = rc == 0 ? flame_map_slot(&shortest, (uintptr_t)files[i], 0, 0) : NULL;
+            if (rc == 0 && !slot)
+                rc = -ENOMEM;
+            if (rc == 0)
+                *slot = id;
+        }
+        g = end;
+    }
+    for (uint32_t i = 0; rc == 0 && i < tree->frame_count; i++) {
+        struct flame_frame *f = &tree->frames[i];
+        if (f->file)
+            f->file_short = st->strings[*flame_map_slot(&shortest, (uintptr_t)f->file, 0, 0)].text;
+    }
+    free(files);
+    flame_map_free(&seen);
+    flame_map_free(&shortest);
+    return rc;
+}
+
+static int flame_make_labels(struct flame_tree *tree)
+{
+    struct flame_tree_state *st = tree->state;
+    for (uint32_t i = 0; i < tree->frame_count; i++) {
+        struct flame_frame *f = &tree->frames[i];
+        if (f->type == FLAME_FRAME_ROOT || f->type == FLAME_FRAME_LOCK || (!f->file && f->line == 0)) {
+            f->label = f->function;
+            continue;
+        }
+        size_t cap = strlen(f->function) + (f->file_short ? strlen(f->file_short) : 1) + 32;
+        char *label = flame_arena_alloc(st, cap);
+        if (!label)
+            return -ENOMEM;
+        const char *file = f->file_short ? f->file_short : "?";
+        if (f->line > 0)
+            snprintf(label, cap, "%s (%s:%d)", f->function, file, f->line);
+        else
+            snprintf(label, cap, "%s (%s)", f->function, file);
+        f->label = label;
+    }
+    return 0;
+}
+
+/* ---- children in label order ---- */
+
+static const struct flame_tree *flame_sort_tree;
+
+static int flame_cmp_child(const void *a, const void *b)
+{
+    const struct flame_tree *t = flame_sort_tree;
+    uint32_t fa = t->nodes[*(const uint32_t *)a].frame, fb = t->nodes[*(const uint32_t *)b].frame;
+    int c = strcmp(t->frames[fa].label, t->frames[fb].label);
+    if (c == 0)
+        c = (int)t->frames[fa].type - (int)t->frames[fb].type;
+    return c ? c : (fa > fb) - (fa < fb);
+}
+
+static int flame_link_children(struct flame_tree *tree)
+{
+    tree->children = malloc((tree->node_count + 1) * sizeof *tree->children);
+    if (!tree->children)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < tree->node_count; i++)
+        tree->nodes[i].child_count = 0;
+    for (uint32_t i = 1; i < tree->node_count; i++)
+        tree->nodes[tree->nodes[i].parent].child_count++;
+    uint32_t next = 0;
+    for (uint32_t i = 0; i < tree->node_count; i++) {
+        tree->nodes[i].first_child = next;
+        next += tree->nodes[i].child_count;
+        tree->nodes[i].child_count = 0;
+    }
+    for (uint32_t i = 1; i < tree->node_count; i++) {
+        struct flame_node *p = &tree->nodes[tree->nodes[i].parent];
+        tree->children[p->first_child + p->child_count++] = i;
+    }
+    flame_sort_tree = tree;
+    for (uint32_t i = 0; i < tree->node_count; i++) {
+        if (tree->nodes[i].child_count > 1)
+            qsort(tree->children + tree->nodes[i].first_child, tree->nodes[i].child_count, sizeof(uint32_t),
+                  flame_cmp_child);
+    }
+    flame_sort_tree = NULL;
+    return 0;
+}
+
+int flame_tree_build(struct flame_tree *tree, const struct out_sample *samples, size_t n)
+{
+    *tree = (struct flame_tree){0};
+    if (n > 0 && !samples)
+        return -EINVAL;
+    tree->state = calloc(1, sizeof *tree->state);
+    if (!tree->state)
+        return -ENOMEM;
+    uint32_t all, frame, root;
+    int rc = flame_intern_text(tree->state, "all", 3, &all);
+    if (rc == 0)
+        rc = flame_add_frame(tree, all, FLAME_NONE, FLAME_NONE, 0, FLAME_FRAME_ROOT, &frame);
+    if (rc == 0)
+        rc = flame_add_node(tree, FLAME_NONE, frame, &root);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = flame_add_sample(tree, &samples[i]);
+    if (rc == 0)
+        rc = flame_shorten_files(tree);
+    if (rc == 0)
+        rc = flame_make_labels(tree);
+    if (rc == 0)
+        rc = flame_link_children(tree);
+    if (rc < 0)
+        flame_tree_free(tree);
+    return rc;
+}
+
+void flame_tree_free(struct flame_tree *tree)
+{
+    struct flame_tree_state *st = tree->state;
+    if (st) {
+        while (st->arena) {
+            struct flame_arena_block *next = st->arena->next;
+            free(st->arena);
+            st->arena = next;
+        }
+        free(st->strings);
+        free(st->next_same);
+        flame_map_free(&st->by_text);
+        flame_map_free(&st->string_by_ptr);
+        flame_map_free(&st->frame_by_ptr);
+        flame_map_free(&st->frame_by_ids);
+        flame_map_free(&st->lock_by_ptr);
+        flame_map_free(&st->stack_by_ptr);
+        flame_map_free(&st->child);
+        free(st);
+    }
+    free(tree->frames);
+    free(tree->nodes);
+    free(tree->children);
+    *tree = (struct flame_tree){0};
+}
+
+/* ---- small shared formatting ---- */
+
+void flame_format_duration(uint64_t ns, char *buf, size_t cap)
+{
+    /* Integer arithmetic keeps the text independent of the process locale. */
+    static const struct {
+        uint64_t scale;
+        const char *unit;
+    } units[] = {{1000000000ull, "s"}, {1000000ull, "ms"}, {1000ull, "\xc2\xb5s"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (ns < units[i].scale)
+            continue;
+        uint64_t whole = ns / units[i].scale;
+        uint64_t frac = (ns % units[i].scale) * 100 / units[i].scale;
+        if (whole >= 100)
+            snprintf(buf, cap, "%llu %s", (unsigned long long)whole, units[i].unit);
+        else if (whole >= 10)
+            snprintf(buf, cap, "%llu.%llu %s", (unsigned long long)whole, (unsigned long long)(frac / 10),
+                     units[i].unit);
+        else
+            snprintf(buf, cap, "%llu.%02llu %s", (unsigned long long)whole, (unsigned long long)frac,
+                     units[i].unit);
+        return;
+    }
+    snprintf(buf, cap, "%llu ns", (unsigned long long)ns);
+}
+
+void flame_format_percent(uint64_t part, uint64_t whole, char *buf, size_t cap)
+{
+    unsigned long long tenths = whole ? (unsigned long long)((long double)part * 1000.0L / whole + 0.5L) : 0;
+    snprintf(buf, cap, "%llu.%llu", tenths / 10, tenths % 10);
+}
+
+const struct flame_options *flame_options_or_default(const struct flame_options *opt)
+{
+    static const struct flame_options defaults = {
+        .weight = FLAME_WEIGHT_WAIT,
+        .title = "ftprof: lock waits",
+        .subtitle = NULL,
+    };
+    return opt ? opt : &defaults;
+}
+
+int flame_stream_result(FILE *out)
+{
+    if (fflush(out) != 0 || ferror(out))
+        return errno ? -errno : -EIO;
+    return 0;
+}
