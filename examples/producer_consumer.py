@@ -7,14 +7,16 @@ harmless: orders arrive more slowly than six threads can price them, so consumer
 ``Queue.get`` waiting for the next one. How to read its report:
 
 * ``condition`` entries are threads waiting for something to happen - here consumers parked
-  in ``Condition.wait`` inside ``Queue.get``. They are listed in their own section, and their
-  wait time is the largest in the file: it is idleness, not lost parallelism, and removing it
-  would need more orders, not fewer locks.
-* ``lock`` entries are real contention. Two show up here: ``TOTALS_LOCK``, held by
-  ``record_order`` while it updates the totals (waiters on its ``with TOTALS_LOCK:`` line),
-  and the queue's own ``mutex``, taken by every ``put`` and ``get`` (waiters in
-  ``Queue.get`` / ``Queue.put`` on their ``with self.not_empty:`` / ``with self.not_full:``
-  lines), contended because one lock is shared by eight threads for every order.
+  in ``Condition.wait`` inside ``Queue.get``. They are listed in their own section: that
+  time is idleness, not lost parallelism, and removing it would need more orders, not fewer
+  locks.
+* ``lock`` entries are real contention. Two show up here. The queue's own ``mutex`` is
+  taken by every ``put`` and ``get``: waiters stand on ``with self.not_empty:`` /
+  ``with self.not_full:`` in ``Queue.get`` / ``Queue.put``, and in
+  ``Condition._acquire_restore``, where a consumer that was just notified must take the
+  mutex back before ``wait()`` returns - eight threads share one lock for every order.
+  And ``TOTALS_LOCK``, held by ``record_order`` while it updates the totals, with waiters
+  on the ``with TOTALS_LOCK:`` line in ``consumer``.
 
 The fix (``--fixed``): producers put batches of orders, so the queue's mutex is taken once
 per batch instead of once per order, and each consumer keeps its own totals and merges them
