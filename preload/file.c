@@ -136,7 +136,7 @@ int ftp_file_open(bool forked_child)
     memcpy(h->argv, argv, argv_len);
     h->argv_len = argv_len;
     h->argc = argc;
-    uint32_t flags = FTP_FLAG_PYTHON;
+    uint32_t flags = ftp_state.py.present ? FTP_FLAG_PYTHON : 0;
     if (forked_child)
         flags |= FTP_FLAG_FORKED_CHILD;
     atomic_store((_Atomic uint32_t *)&h->flags, flags);

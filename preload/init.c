@@ -116,7 +116,7 @@ static size_t env_size(const char *name, size_t dflt, size_t min, size_t max)
 static void warn_unknown_variables(void)
 {
     static const char *known[] = {"FTPROF_OUTPUT", "FTPROF_BUFFER", "FTPROF_NATIVE", "FTPROF_VERBOSE",
-                                  "FTPROF_DISABLE", "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON"};
+                                  "FTPROF_DISABLE", "FTPROF_ALL", "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON"};
     extern char **environ;
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "FTPROF_", 7))
@@ -160,7 +160,7 @@ static void after_fork_in_child(void)
     atomic_store(&ftp_state.parked, 0);
     atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled);
     ftp_state.pid = (uint32_t)getpid();
-    if (ftp_state.py.present)
+    if (ftp_state.py.present || ftp_state.record_all)
         ftp_file_open(true);
 }
 
@@ -231,9 +231,12 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
     ftp_thread_setup_key();
     pthread_atfork(NULL, NULL, after_fork_in_child);
     ftp_python_detect();
+    /* Only Python processes record by default, so a preloaded sh or gcc runs untouched;
+     * FTPROF_ALL=1 records native programs' pthread waits too. */
+    ftp_state.record_all = env_flag("FTPROF_ALL", false);
     if (ftp_state.native)
         ftp_native_init();
-    if (ftp_state.py.present)
+    if (ftp_state.py.present || ftp_state.record_all)
         ftp_file_open(false);
     t->guard--;
 }

@@ -103,6 +103,7 @@ struct ftp_state {
     _Atomic uint32_t generation;
     bool native;               /* FTPROF_NATIVE=1 */
     bool verbose;
+    bool record_all;           /* FTPROF_ALL=1: record non-Python processes too */
     int fd;
     uint32_t pid;
     uint8_t *map;
