@@ -42,7 +42,6 @@ TOP = 20
 DONE = None
 
 
-
 def new_totals():
     return {"orders": 0, "revenue": 0, "by_region": {}, "top": []}
 
