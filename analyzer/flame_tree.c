@@ -33,7 +33,8 @@ static uint64_t flame_hash_bytes(const char *s, size_t len)
 
 static uint64_t flame_key_hash(uint64_t k0, uint64_t k1, uint64_t k2)
 {
-    return flame_mix(k0 ^ flame_mix(k1 ^ flame_mix(k2 + 0x9e3779b97f4a7c15ull)));
+    /* Keys are ids and pointers, already well spread: one multiply each and a final mix suffice. */
+    return flame_mix(k0 * 0x9e3779b97f4a7c15ull ^ k1 * 0xc2b2ae3d27d4eb4full ^ k2 * 0x165667b19e3779f9ull);
 }
 
 static int flame_map_grow(struct flame_map *map)
@@ -100,6 +101,14 @@ struct flame_string {
     uint64_t hash;
 };
 
+/* A stack already placed in the tree, kept to recognise equal stacks by one lookup. */
+struct flame_stack_memo {
+    const struct out_frame *frames; /* the caller's, alive for the whole build */
+    size_t depth;
+    uint32_t lock, leaf;
+    uint32_t next; /* another stack with the same key (a hash collision), or FLAME_NONE */
+};
+
 struct flame_tree_state {
     struct flame_arena_block *arena;
     struct flame_string *strings;
@@ -107,10 +116,12 @@ struct flame_tree_state {
     struct flame_map by_text;      /* (hash, len) -> first string id; collisions chain in `next_same` */
     uint32_t *next_same;
     struct flame_map string_by_ptr; /* caller's pointer -> string id: samples share their strings */
-    struct flame_map frame_by_ptr;  /* (function ptr, file ptr, line|native) -> frame id */
+    struct flame_map child_by_ptr;  /* (parent|line|native, function ptr, file ptr) -> node */
     struct flame_map frame_by_ids;  /* (function id, file id, line|type) -> frame id */
     struct flame_map lock_by_ptr;   /* (lock ptr, kind ptr) -> lock node */
-    struct flame_map stack_by_ptr;  /* (frames ptr, depth, lock node) -> innermost node */
+    struct flame_map stack_memo;    /* (stack hash, depth, lock node) -> first entry in `stacks` */
+    struct flame_stack_memo *stacks;
+    uint32_t stack_count, stack_capacity;
     struct flame_map child;         /* (parent, frame) -> node */
     uint32_t frame_capacity, node_capacity;
 };
@@ -336,26 +347,31 @@ static int flame_add_node(struct flame_tree *tree, uint32_t parent, uint32_t fra
     return 0;
 }
 
-static int flame_frame_of(struct flame_tree *tree, const struct out_frame *f, uint32_t *id)
+/* The child of `parent` for a caller's frame. Samples share their strings, so the caller's pointers
+ * find a known child in one lookup; text is interned only the first time a pointer pair shows up. */
+static int flame_child_of(struct flame_tree *tree, uint32_t parent, const struct out_frame *f, uint32_t *id)
 {
     struct flame_tree_state *st = tree->state;
-    uint64_t k2 = (uint64_t)(uint32_t)f->line << 1 | f->native;
-    uint32_t *slot = flame_map_slot(&st->frame_by_ptr, (uintptr_t)f->function, (uintptr_t)f->file, k2);
+    uint32_t line = f->line > 0 ? (uint32_t)f->line & 0x7fffffffu : 0;
+    uint64_t k0 = (uint64_t)parent << 32 | line << 1 | f->native;
+    uint32_t *slot = flame_map_slot(&st->child_by_ptr, k0, (uintptr_t)f->function, (uintptr_t)f->file);
     if (!slot)
         return -ENOMEM;
     if (*slot != FLAME_NONE) {
         *id = *slot;
         return 0;
     }
-    uint32_t function, file;
+    uint32_t function, file, frame;
     int rc = flame_intern_ptr(st, f->function, "?", &function);
     if (rc == 0)
         rc = flame_intern_ptr(st, f->file, NULL, &file);
     if (rc == 0)
-        rc = flame_add_frame(tree, function, file, FLAME_NONE, f->line > 0 ? f->line : 0,
-                             f->native ? FLAME_FRAME_NATIVE : FLAME_FRAME_PYTHON, id);
+        rc = flame_add_frame(tree, function, file, FLAME_NONE, (int)line,
+                             f->native ? FLAME_FRAME_NATIVE : FLAME_FRAME_PYTHON, &frame);
     if (rc == 0)
-        *slot = *id;
+        rc = flame_add_node(tree, parent, frame, id);
+    if (rc == 0)
+        *slot = *id; /* nothing above inserts into child_by_ptr, so the slot is still ours */
     return rc;
 }
 
@@ -388,6 +404,16 @@ static uint64_t flame_add_sat(uint64_t a, uint64_t b)
     return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
 }
 
+static bool flame_same_frames(const struct out_frame *a, const struct out_frame *b, size_t depth)
+{
+    for (size_t i = 0; i < depth; i++) {
+        if (a[i].function != b[i].function || a[i].file != b[i].file || a[i].line != b[i].line ||
+            a[i].native != b[i].native)
+            return false;
+    }
+    return true;
+}
+
 static int flame_add_sample(struct flame_tree *tree, const struct out_sample *s)
 {
     struct flame_tree_state *st = tree->state;
@@ -397,31 +423,63 @@ static int flame_add_sample(struct flame_tree *tree, const struct out_sample *s)
     int rc = flame_lock_node(tree, s, &lock);
     if (rc < 0)
         return rc;
-    uint32_t *memo = flame_map_slot(&st->stack_by_ptr, (uintptr_t)s->frames, s->depth, lock);
+    /* Equal stacks are the common case (a profile repeats few stacks many times), and a reader hands
+     * out shared strings: hashing the frames' pointers and lines finds the innermost node at once. */
+    uint64_t hash = 0x84222325cbf29ce4ull;
+    for (size_t i = 0; i < s->depth; i++) {
+        const struct out_frame *f = &s->frames[i];
+        hash = (hash ^ (uintptr_t)f->function) * 0x9e3779b97f4a7c15ull;
+        hash = (hash ^ (uintptr_t)f->file) * 0xc2b2ae3d27d4eb4full;
+        hash = (hash ^ ((uint64_t)(uint32_t)f->line << 1 | f->native)) * 0x165667b19e3779f9ull;
+    }
+    uint32_t *memo = flame_map_slot(&st->stack_memo, hash, s->depth, lock);
     if (!memo)
         return -ENOMEM;
-    if (*memo != FLAME_NONE) {
-        leaf = *memo;
-    } else {
-        leaf = lock;
-        for (size_t i = s->depth; i-- > 0;) {
-            uint32_t frame;
-            rc = flame_frame_of(tree, &s->frames[i], &frame);
-            if (rc == 0)
-                rc = flame_add_node(tree, leaf, frame, &leaf);
-            if (rc < 0)
-                return rc;
+    for (uint32_t m = *memo; m != FLAME_NONE; m = st->stacks[m].next) {
+        if (flame_same_frames(st->stacks[m].frames, s->frames, s->depth)) {
+            leaf = st->stacks[m].leaf;
+            goto charge;
         }
-        *memo = leaf;
     }
+    leaf = lock;
+    for (size_t i = s->depth; i-- > 0;) {
+        rc = flame_child_of(tree, leaf, &s->frames[i], &leaf);
+        if (rc < 0)
+            return rc;
+    }
+    if (st->stack_count == st->stack_capacity) {
+        if (st->stack_capacity >= UINT32_MAX / 2)
+            return -EOVERFLOW;
+        uint32_t capacity = st->stack_capacity ? st->stack_capacity * 2 : 256;
+        struct flame_stack_memo *stacks = realloc(st->stacks, capacity * sizeof *stacks);
+        if (!stacks)
+            return -ENOMEM;
+        st->stacks = stacks;
+        st->stack_capacity = capacity;
+    }
+    st->stacks[st->stack_count] = (struct flame_stack_memo){s->frames, s->depth, lock, leaf, *memo};
+    *memo = st->stack_count++;
+charge:;
+    /* Only the innermost node is charged here; flame_sum_totals adds subtrees up once at the end. */
     struct flame_node *node = &tree->nodes[leaf];
     node->self_wait_ns = flame_add_sat(node->self_wait_ns, s->wait_ns);
     node->self_count = flame_add_sat(node->self_count, s->count);
-    for (uint32_t i = leaf; i != FLAME_NONE; i = tree->nodes[i].parent) {
-        tree->nodes[i].wait_ns = flame_add_sat(tree->nodes[i].wait_ns, s->wait_ns);
-        tree->nodes[i].count = flame_add_sat(tree->nodes[i].count, s->count);
-    }
     return 0;
+}
+
+/* A child is always created after its parent, so walking ids downwards sees every subtree complete
+ * before adding it to its parent. */
+static void flame_sum_totals(struct flame_tree *tree)
+{
+    for (uint32_t i = 0; i < tree->node_count; i++) {
+        tree->nodes[i].wait_ns = tree->nodes[i].self_wait_ns;
+        tree->nodes[i].count = tree->nodes[i].self_count;
+    }
+    for (uint32_t i = tree->node_count; i-- > 1;) {
+        struct flame_node *child = &tree->nodes[i], *parent = &tree->nodes[child->parent];
+        parent->wait_ns = flame_add_sat(parent->wait_ns, child->wait_ns);
+        parent->count = flame_add_sat(parent->count, child->count);
+    }
 }
 
 /* ---- labels: file names as short as they can be while staying unambiguous ---- */
@@ -582,8 +640,10 @@ int flame_tree_build(struct flame_tree *tree, const struct out_sample *samples, 
         rc = flame_add_node(tree, FLAME_NONE, frame, &root);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = flame_add_sample(tree, &samples[i]);
-    if (rc == 0)
+    if (rc == 0) {
+        flame_sum_totals(tree);
         rc = flame_shorten_files(tree);
+    }
     if (rc == 0)
         rc = flame_make_labels(tree);
     if (rc == 0)
@@ -606,10 +666,11 @@ void flame_tree_free(struct flame_tree *tree)
         free(st->next_same);
         flame_map_free(&st->by_text);
         flame_map_free(&st->string_by_ptr);
-        flame_map_free(&st->frame_by_ptr);
+        flame_map_free(&st->child_by_ptr);
         flame_map_free(&st->frame_by_ids);
         flame_map_free(&st->lock_by_ptr);
-        flame_map_free(&st->stack_by_ptr);
+        flame_map_free(&st->stack_memo);
+        free(st->stacks);
         flame_map_free(&st->child);
         free(st);
     }
