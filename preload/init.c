@@ -113,13 +113,20 @@ static size_t env_size(const char *name, size_t dflt, size_t min, size_t max)
     return bytes;
 }
 
+/* A misspelt setting (FTPROF_BUFER=1M) should not silently do nothing. Names that ftprof's own CLI,
+ * tools and test harness read are not the recorder's, but they are not mistakes either. */
 static void warn_unknown_variables(void)
 {
-    static const char *known[] = {"FTPROF_OUTPUT", "FTPROF_BUFFER", "FTPROF_NATIVE", "FTPROF_VERBOSE",
-                                  "FTPROF_DISABLE", "FTPROF_ALL", "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON"};
+    static const char *known[] = {
+        "FTPROF_OUTPUT", "FTPROF_BUFFER", "FTPROF_NATIVE", "FTPROF_VERBOSE", "FTPROF_DISABLE", "FTPROF_ALL",
+        /* read by the CLI and the tools */
+        "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON", "FTPROF_MULTIARCH",
+        /* read by the test harness (tools/run-tests, tests/) */
+        "FTPROF_LIB", "FTPROF_CLI", "FTPROF_PY", "FTPROF_GIL_PY", "FTPROF_SKIP_SUITES", "FTPROF_SKIP_SLOW",
+        "FTPROF_RESULTS", "FTPROF_KEEP", "FTPROF_FIXTURE_DIR"};
     extern char **environ;
     for (char **e = environ; e && *e; e++) {
-        if (strncmp(*e, "FTPROF_", 7))
+        if (strncmp(*e, "FTPROF_", 7) || !strncmp(*e, "FTPROF_TEST_", 12))
             continue;
         size_t len = strcspn(*e, "=");
         bool ok = false;
