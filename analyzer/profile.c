@@ -75,7 +75,7 @@ struct plock {
     uint8_t raw_kind, region;
     uint32_t type_id, region_offset;
     uint64_t addr;
-    uint64_t contentions, wait, max, spin, handoffs;
+    uint64_t contentions, wait, min, max, spin, handoffs;
     uint32_t threads;
     struct phist *hist;
     struct prof_site *holders; /* shared with other locks at the same address; owned by the hgroup */
@@ -90,7 +90,7 @@ struct psite {
 
 struct pspin {
     uint32_t file, stack_id;
-    uint64_t count, wait, spin, max;
+    uint64_t count, wait, spin, min, max;
     struct phist hist;
 };
 
@@ -634,6 +634,8 @@ static void prof_close_acq(struct prof_internal *in, struct pacq *a)
         sp->spin += spin;
         if (wait > sp->max)
             sp->max = wait;
+        if (sp->count == 1 || wait < sp->min)
+            sp->min = wait;
         phist_add(&sp->hist, wait);
         prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
         return;
@@ -650,6 +652,8 @@ static void prof_close_acq(struct prof_internal *in, struct pacq *a)
     l->spin += spin;
     if (wait > l->max)
         l->max = wait;
+    if (l->contentions == 1 || wait < l->min)
+        l->min = wait;
     l->handoffs += a->handed_off;
     phist_add(l->hist, wait);
     bool ins = false;
@@ -1188,6 +1192,8 @@ static void prof_attribute_spins(struct prof_internal *in)
                 break;
         }
         lock_of[i] = li;
+        if (l->contentions == 0 || sp->min < l->min)
+            l->min = sp->min;
         l->contentions += sp->count;
         l->wait += sp->wait;
         l->spin += sp->spin;
@@ -1311,11 +1317,9 @@ static void prof_finish(struct prof_internal *in)
         o->max_wait_ns = l->max;
         o->p50_wait_ns = phist_quantile(l->hist, 0.50);
         o->p99_wait_ns = phist_quantile(l->hist, 0.99);
-        /* A bucket midpoint can exceed the largest value in it. */
-        if (o->p50_wait_ns > l->max)
-            o->p50_wait_ns = l->max;
-        if (o->p99_wait_ns > l->max)
-            o->p99_wait_ns = l->max;
+        /* A bucket midpoint can lie outside the values seen: keep percentiles within them. */
+        o->p50_wait_ns = o->p50_wait_ns < l->min ? l->min : o->p50_wait_ns > l->max ? l->max : o->p50_wait_ns;
+        o->p99_wait_ns = o->p99_wait_ns < l->min ? l->min : o->p99_wait_ns > l->max ? l->max : o->p99_wait_ns;
         o->spin_ns = l->spin;
         o->handoffs = l->handoffs;
         o->threads = l->threads;

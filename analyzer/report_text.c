@@ -130,7 +130,34 @@ static uint64_t rt_sum_wait(const struct prof_site *s, size_t n, uint64_t *count
     return w;
 }
 
-#define RT_NUM_COLS 72 /* the numeric columns after the name */
+/* Durations in at most 7 columns, for the table. */
+static void rt_dur(char *buf, size_t len, uint64_t ns)
+{
+    if (ns < 1000)
+        snprintf(buf, len, "%" PRIu64 "ns", ns);
+    else if (ns < 100000)
+        snprintf(buf, len, "%.1f\u00b5s", (double)ns / 1e3);
+    else if (ns < 1000000)
+        snprintf(buf, len, "%.0f\u00b5s", (double)ns / 1e3);
+    else if (ns < 100000000)
+        snprintf(buf, len, "%.1fms", (double)ns / 1e6);
+    else if (ns < 1000000000)
+        snprintf(buf, len, "%.0fms", (double)ns / 1e6);
+    else
+        snprintf(buf, len, "%.2fs", (double)ns / 1e9);
+}
+
+/* Right-aligns UTF-8 text in `cols` columns (printf pads by bytes, not by characters). */
+static void rt_right(FILE *out, const char *s, size_t cols)
+{
+    size_t w = rt_width(s);
+    for (size_t i = w; i < cols; i++)
+        fputc(' ', out);
+    fputs(s, out);
+}
+
+/* Numbers first, then kind and name, which take whatever width is left. */
+#define RT_NUM_COLS 66
 
 static void rt_lock_row(struct rt *r, size_t rank, const struct prof_lock *l, uint64_t base)
 {
@@ -140,32 +167,51 @@ static void rt_lock_row(struct rt *r, size_t rank, const struct prof_lock *l, ui
     else
         snprintf(name, sizeof(name), "%s", l->name);
     rt_count(waits, sizeof(waits), l->contentions);
-    report_format_ns(total, sizeof(total), l->wait_ns);
-    report_format_ns(mean, sizeof(mean), l->contentions ? l->wait_ns / l->contentions : 0);
-    report_format_ns(p50, sizeof(p50), l->p50_wait_ns);
-    report_format_ns(p99, sizeof(p99), l->p99_wait_ns);
-    report_format_ns(max, sizeof(max), l->max_wait_ns);
+    rt_dur(total, sizeof(total), l->wait_ns);
+    rt_dur(mean, sizeof(mean), l->contentions ? l->wait_ns / l->contentions : 0);
+    rt_dur(p50, sizeof(p50), l->p50_wait_ns);
+    rt_dur(p99, sizeof(p99), l->p99_wait_ns);
+    rt_dur(max, sizeof(max), l->max_wait_ns);
     if (base)
         snprintf(share, sizeof(share), "%.1f%%", 100.0 * (double)l->wait_ns / (double)base);
     else
         snprintf(share, sizeof(share), "-");
-    unsigned width = r->opt->width;
-    size_t name_cols = width > RT_NUM_COLS + 4 + 20 ? width - RT_NUM_COLS - 4 : 20;
-    fprintf(r->out, "%3zu ", rank);
-    fprintf(r->out, "%s%-16s%s ", rt_c(r, RT_BOLD), prof_kind_name(l->kind), rt_c(r, RT_RESET));
-    rt_put_fit(r->out, name, name_cols - 17, true);
-    fprintf(r->out, " %9s %9s %6s %9s %9s %9s %9s %4u\n", waits, total, share, mean, p50, p99, max, l->threads);
+    /* Narrow terminals get the name on a line of its own above the numbers. */
+    bool narrow = r->opt->width < RT_NUM_COLS + 34;
+    if (narrow) {
+        fprintf(r->out, "%3zu  %s%s%s ", rank, rt_c(r, RT_BOLD), prof_kind_name(l->kind), rt_c(r, RT_RESET));
+        size_t used = 5 + strlen(prof_kind_name(l->kind)) + 1;
+        rt_put_fit(r->out, name, r->opt->width > used + 12 ? r->opt->width - used : 12, false);
+        fprintf(r->out, "\n    %9s ", waits);
+    } else {
+        fprintf(r->out, "%3zu %9s ", rank, waits);
+    }
+    rt_right(r->out, total, 7);
+    fprintf(r->out, " %6s ", share);
+    rt_right(r->out, mean, 7);
+    fputc(' ', r->out);
+    rt_right(r->out, p50, 7);
+    fputc(' ', r->out);
+    rt_right(r->out, p99, 7);
+    fputc(' ', r->out);
+    rt_right(r->out, max, 7);
+    fprintf(r->out, " %3u", l->threads);
+    if (narrow) {
+        fputc('\n', r->out);
+        return;
+    }
+    fprintf(r->out, "  %s%s%s ", rt_c(r, RT_BOLD), prof_kind_name(l->kind), rt_c(r, RT_RESET));
+    size_t used = RT_NUM_COLS + strlen(prof_kind_name(l->kind)) + 1;
+    rt_put_fit(r->out, name, r->opt->width > used + 12 ? r->opt->width - used : 12, false);
+    fputc('\n', r->out);
 }
 
 static void rt_header(struct rt *r, const char *title)
 {
-    unsigned width = r->opt->width;
-    size_t name_cols = width > RT_NUM_COLS + 4 + 20 ? width - RT_NUM_COLS - 4 : 20;
     fprintf(r->out, "\n%s%s%s\n", rt_c(r, RT_BOLD), title, rt_c(r, RT_RESET));
-    fprintf(r->out, "%s%3s %-16s ", rt_c(r, RT_DIM), "#", "KIND");
-    rt_put_fit(r->out, "LOCK", name_cols - 17, true);
-    fprintf(r->out, " %9s %9s %6s %9s %9s %9s %9s %4s%s\n", "WAITS", "TOTAL", "SHARE", "MEAN", "P50", "P99", "MAX",
-            "THR", rt_c(r, RT_RESET));
+    fprintf(r->out, "%s%3s %9s %7s %6s %7s %7s %7s %7s %3s  %s%s\n", rt_c(r, RT_DIM), "#", "WAITS", "TOTAL", "SHARE",
+            "MEAN", "P50", "P99", "MAX", "THR", r->opt->width < RT_NUM_COLS + 34 ? "" : "KIND  LOCK",
+            rt_c(r, RT_RESET));
 }
 
 static void rt_section(struct rt *r, const char *title, bool contention, uint64_t base)

@@ -1,0 +1,389 @@
+"""Golden and damaged-input tests of `ftprof report`, `flamegraph` and `export` on synthetic recordings.
+
+The recordings come from mkrec (tests/analyzer/mkrec.c), whose workload is fixtures/bank.py with line
+tables made by a real CPython 3.13t. Assertions are about meaning: kinds, functions, lines, counts and
+ratios, never addresses or thread ids. FTPROF and MKREC name the binaries (set by meson).
+"""
+import json
+import os
+import random
+import subprocess
+
+import jsonschema
+import pytest
+
+FTPROF = os.environ.get("FTPROF", "build/analyzer/ftprof")
+MKREC = os.environ.get("MKREC", "build/tests/analyzer/mkrec")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA = json.load(open(os.path.join(HERE, "report.schema.json")))
+MS = 1_000_000
+
+
+def ftprof(*args, timeout=60):
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="120")
+    return subprocess.run([FTPROF, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def make(tmp_path, scenario, *extra):
+    out = tmp_path / f"{scenario}.ftp"
+    subprocess.run([MKREC, scenario, str(out), *map(str, extra)], check=True, capture_output=True)
+    return out
+
+
+def report(*files):
+    r = ftprof("report", *files, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    return doc
+
+
+def one_line_error(stderr, path):
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"ftprof: {path}: "), stderr
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    return make(tmp_path_factory.mktemp("bank"), "bank")
+
+
+@pytest.fixture(scope="module")
+def bank_doc(bank):
+    return report(bank)
+
+
+def by_kind(doc, kind):
+    return [l for l in doc["locks"] if l["kind"] == kind]
+
+
+def frames(site):
+    return [(f["function"], os.path.basename(f["file"] or ""), f["line"]) for f in site["stack"]]
+
+
+# --- golden: the bank workload ---------------------------------------------------------------------
+
+def test_hot_lock_ranked_first_with_its_sites(bank_doc):
+    top = bank_doc["locks"][0]
+    assert top["kind"] == "lock" and top["type"] == "_thread.lock"
+    assert top["source"] == "with ACCOUNTS:"
+    # 300 transfers of 1 ms, 50 audits of 2 ms (one parked twice), 100 spins of 10 µs attributed to it
+    assert top["contentions"] == 450
+    assert top["wait_ns"] == 300 * MS + 100 * MS + 100 * 10_000
+    assert top["max_wait_ns"] == 2 * MS
+    assert abs(top["p50_wait_ns"] - 1 * MS) / MS < 0.035
+    assert abs(top["p99_wait_ns"] - 2 * MS) / (2 * MS) < 0.035
+    assert top["threads"] == 4
+    assert top["handoffs"] == 150
+    assert 0 < top["spin_ns"] < top["wait_ns"]
+    waiters = top["waiters"]
+    assert frames(waiters[0]) == [("Bank.transfer", "bank.py", 12), ("Worker.run", "bank.py", 40)]
+    assert waiters[0]["count"] == 400 and waiters[0]["wait_ns"] == 301 * MS
+    assert frames(waiters[1]) == [("Bank.audit", "bank.py", 17), ("Worker.run", "bank.py", 42)]
+    assert waiters[1]["count"] == 50 and waiters[1]["wait_ns"] == 100 * MS
+    holders = top["holders"]
+    assert [frames(h)[0] for h in holders] == [("Bank.transfer", "bank.py", 13), ("Bank.audit", "bank.py", 18)]
+    assert holders[0]["count"] == 201 and holders[1]["count"] == 99
+    # each holder carries the wait of the waiter it woke (1 ms each)
+    assert holders[0]["wait_ns"] == 201 * MS and holders[1]["wait_ns"] == 99 * MS
+
+
+def test_locks_sorted_by_wait(bank_doc):
+    waits = [l["wait_ns"] for l in bank_doc["locks"]]
+    assert waits == sorted(waits, reverse=True)
+    for l in bank_doc["locks"]:
+        for key in ("waiters", "holders"):
+            w = [s["wait_ns"] for s in l[key]]
+            assert w == sorted(w, reverse=True)
+
+
+def test_condition_wait_versus_reacquire(bank_doc):
+    conds = by_kind(bank_doc, "condition")
+    assert len(conds) == 10
+    for c in conds:
+        assert frames(c["waiters"][0])[0] == ("Condition.wait", "threading.py", 19)
+        assert c["wait_ns"] == 20 * MS
+    # the re-acquire after the notify is contention on the condition's own lock
+    rl = by_kind(bank_doc, "rlock")
+    assert len(rl) == 1 and rl[0]["contentions"] == 5
+    assert frames(rl[0]["waiters"][0])[0] == ("Condition.wait", "threading.py", 22)
+
+
+def test_thread_join_and_pyevent(bank_doc):
+    joins = by_kind(bank_doc, "thread_join")
+    assert len(joins) == 4 and all(j["wait_ns"] == 100 * MS for j in joins)
+    assert [f[0] for f in frames(joins[0]["waiters"][0])] == ["Thread._wait_for_tstate_lock", "Thread.join", "main"]
+    other = {l["name"].split(" @")[0]: l for l in by_kind(bank_doc, "other")}
+    assert other["PyEvent"]["contentions"] == 3
+    assert other["spin (unattributed)"]["contentions"] == 20
+    assert other["spin (unattributed)"]["spin_ns"] == other["spin (unattributed)"]["wait_ns"] == 20 * 5000
+
+
+def test_critical_section_names_its_type(bank_doc):
+    (cs,) = by_kind(bank_doc, "critical_section")
+    assert cs["type"] == "dict" and cs["name"].startswith("dict @")
+    assert cs["contentions"] == 200 and cs["wait_ns"] == 200 * 50_000 and cs["threads"] == 4
+    assert frames(cs["waiters"][0])[0] == ("Cache.get", "bank.py", 26)
+    assert cs["source"] == "return self.data.get(key)"
+
+
+def test_gil_reenabled(bank_doc):
+    (g,) = bank_doc["gil_enabled"]
+    assert g["module"] == "_ext" and g["path"].endswith("_ext.cpython-313t-x86_64-linux-gnu.so")
+    assert g["gil_wait_after_ns"] == 10 * 100_000  # 10 of the 15 GIL waits came after it
+    (gil,) = by_kind(bank_doc, "gil")
+    assert gil["contentions"] == 15
+
+
+def test_runtime_mutex_and_undefined_ids(bank_doc):
+    (pm,) = by_kind(bank_doc, "pymutex")
+    assert "_PyRuntime+0x1a8" in pm["name"]
+    (pt,) = by_kind(bank_doc, "pthread_mutex")
+    assert pt["type"] == "[unknown]"
+    assert frames(pt["waiters"][0]) == [("[unknown]", "", 0)]
+
+
+def test_file_facts(bank_doc, bank):
+    assert bank_doc["dropped_events"] == 0
+    assert bank_doc["duration_ns"] == 1000 * MS
+    assert sorted(t["name"] for t in bank_doc["threads"]) == ["Worker-1", "Worker-2", "Worker-3", "Worker-4",
+                                                              "python3.13t"]
+    (f,) = bank_doc["files"]
+    assert f["path"] == str(bank) and f["finished"] and not f["truncated"]
+
+
+def test_text_report_rows(bank):
+    r = ftprof("report", bank)
+    assert r.returncode == 0 and r.stderr == ""
+    out = r.stdout
+    assert "GIL was re-enabled by module _ext" in out
+    assert "Lock contention" in out and "Waiting for work" in out
+    assert out.index("Lock contention") < out.index("Waiting for work")
+    row = next(l for l in out.splitlines() if "with ACCOUNTS:" in l)
+    assert "450" in row and "lock" in row and "95." in row  # 401 of 420.67 ms of contention
+    assert "Bank.transfer (bank.py:12)" in out and "Bank.transfer (bank.py:13)" in out
+    assert "\033[" not in out
+    assert max(len(l) for l in out.splitlines() if not l.startswith("!")) <= 120
+
+
+def test_text_fits_narrow_terminal(bank):
+    r = subprocess.run([FTPROF, "report", str(bank)], capture_output=True, text=True,
+                       env=dict(os.environ, COLUMNS="80", NO_COLOR="1"))
+    table = [l for l in r.stdout.splitlines() if l[:3].strip().isdigit() or l.startswith("    ")]
+    assert len(table) > 10 and max(len(l) for l in table) <= 80
+    assert any("with ACCOUNTS:" in l for l in table)
+
+
+def test_top_limits_locks(bank):
+    doc = json.loads(ftprof("report", bank, "--json", "--top", "3").stdout)
+    assert len(doc["locks"]) == 3
+
+
+def test_files_never_merge_locks(bank, tmp_path):
+    other = make(tmp_path, "bank")
+    doc = report(bank, other)
+    accounts = [l for l in doc["locks"] if l["source"] == "with ACCOUNTS:"]
+    assert len(accounts) == 2 and {l["file"] for l in accounts} == {str(bank), str(other)}
+    assert all(l["contentions"] == 450 for l in accounts)
+    assert len(doc["files"]) == 2 and len(doc["threads"]) == 10
+
+
+def test_dropped_events_warn(tmp_path):
+    rec = make(tmp_path, "dropped")
+    r = ftprof("report", rec)
+    assert r.returncode == 0
+    assert "1,234 events were dropped" in r.stdout
+    assert "warning" in r.stderr and "dropped" in r.stderr
+    assert report(rec)["dropped_events"] == 1234
+
+
+# --- flame graphs and pprof ------------------------------------------------------------------------
+
+def test_flamegraph_folded(bank, tmp_path):
+    out = tmp_path / "w.folded"
+    r = ftprof("flamegraph", bank, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    lines = out.read_text().splitlines()
+    hot = [l for l in lines if "Bank.transfer (" in l and l.startswith("lock ")]
+    assert hot, lines[:5]
+    # outermost first after the lock, innermost last
+    assert hot[0].split(";")[1].startswith("Worker.run")
+
+
+def test_flamegraph_holders_and_count(bank, tmp_path):
+    out = tmp_path / "h.folded"
+    assert ftprof("flamegraph", bank, "-o", out, "--holders", "--weight", "count").returncode == 0
+    text = out.read_text()
+    assert "Bank.audit (" in text and "bank.py:18" in text
+
+
+@pytest.mark.parametrize("ext", ["svg", "html"])
+def test_flamegraph_formats(bank, tmp_path, ext):
+    out = tmp_path / f"f.{ext}"
+    r = ftprof("flamegraph", bank, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "Bank.transfer" in out.read_text()
+
+
+def test_export_pprof(bank, tmp_path):
+    out = tmp_path / "p.pb.gz"
+    r = ftprof("export", bank, "--format", "pprof", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_existing_output_is_never_overwritten(bank, tmp_path):
+    out = tmp_path / "x.svg"
+    out.write_text("keep")
+    r = ftprof("flamegraph", bank, "-o", out)
+    assert r.returncode == 6
+    one_line_error(r.stderr, out)
+    assert out.read_text() == "keep"
+    link = tmp_path / "l.folded"
+    link.symlink_to(tmp_path / "target")
+    assert ftprof("flamegraph", bank, "-o", link).returncode == 6
+    assert not (tmp_path / "target").exists()
+    r = ftprof("export", bank, "--format", "pprof", "-o", tmp_path / "no" / "such" / "dir.pb.gz")
+    assert r.returncode == 6
+
+
+# --- usage and exit codes --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [[], ["bogus"], ["report"], ["report", "--top", "0", "x"], ["report", "--nope", "x"],
+                                  ["flamegraph", "x.ftp"], ["flamegraph", "x.ftp", "-o", "out.png"],
+                                  ["export", "x.ftp", "-o", "o.pb.gz"], ["export", "x", "--format", "jfr", "-o", "o"],
+                                  ["flamegraph", "x", "-o", "a.svg", "--weight", "heavy"], ["run"]])
+def test_usage_errors(args):
+    assert ftprof(*args).returncode == 2
+
+
+def test_help_lists_exit_codes():
+    r = ftprof("--help")
+    assert r.returncode == 0
+    for code in range(2, 8):
+        assert f"  {code}  " in r.stdout
+
+
+def test_run_cannot_start(tmp_path):
+    r = subprocess.run([FTPROF, "run", "-o", str(tmp_path / "r-%p.ftp"), "--", str(tmp_path / "no-such-command")],
+                       capture_output=True, text=True, env=dict(os.environ, FTPROF_LIBRARY="/bin/true"))
+    assert r.returncode == 7
+    r = subprocess.run([FTPROF, "run", "--", "true"], capture_output=True, text=True,
+                       env=dict(os.environ, FTPROF_LIBRARY=str(tmp_path / "missing.so")))
+    assert r.returncode == 7 and "FTPROF_LIBRARY" in r.stderr
+
+
+# --- damaged input ---------------------------------------------------------------------------------
+
+def run_damaged(path):
+    r = ftprof("report", path, "--json", timeout=30)
+    assert r.returncode in (0, 4), (r.returncode, r.stderr)
+    if r.returncode == 0:
+        jsonschema.validate(json.loads(r.stdout), SCHEMA)
+    else:
+        one_line_error(r.stderr, path)
+    return r
+
+
+def test_truncated_at_many_offsets(bank, tmp_path):
+    data = bank.read_bytes()
+    used = 4096 + 21 * 4096
+    offsets = sorted(set(list(range(0, 4200, 97)) + list(range(4096, used + 1, 4096)) +
+                         list(range(4096 + 13, used, 1531)) + [8, 4095, 4097]))
+    partial = 0
+    for off in offsets:
+        path = tmp_path / f"t{off}.ftp"
+        path.write_bytes(data[:off])
+        r = run_damaged(path)
+        if off < 4096:
+            assert r.returncode == 4
+        else:
+            assert r.returncode == 0
+            if off < used:
+                assert "truncated" in r.stderr
+                partial += 1
+        path.unlink()
+    assert partial > 10
+
+
+def test_random_byte_flips(bank, tmp_path):
+    data = bank.read_bytes()[:4096 + 21 * 4096]
+    rng = random.Random(1234)
+    path = tmp_path / "flip.ftp"
+    for i in range(150):
+        buf = bytearray(data)
+        for _ in range(rng.choice([1, 4, 32])):
+            pos = rng.randrange(8, len(buf)) if rng.random() < 0.9 else rng.randrange(8, 96)
+            buf[pos] = rng.randrange(256)
+        path.write_bytes(bytes(buf))
+        r = ftprof("report", path, "--json", timeout=30)
+        assert r.returncode in (0, 4, 5), (i, r.returncode, r.stderr)
+        path.unlink()
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.ftp"
+    p.write_bytes(b"")
+    r = ftprof("report", p)
+    assert r.returncode == 4
+    one_line_error(r.stderr, p)
+
+
+def test_zero_chunk_table(tmp_path):
+    rec = make(tmp_path, "empty")
+    r = ftprof("report", rec)
+    assert r.returncode == 0 and "No contended waits" in r.stdout
+    assert report(rec)["locks"] == []
+
+
+def test_newer_recording(tmp_path):
+    rec = make(tmp_path, "newer")
+    r = ftprof("report", rec)
+    assert r.returncode == 5
+    one_line_error(r.stderr, rec)
+    assert "newer" in r.stderr or "version" in r.stderr
+
+
+def test_not_a_recording():
+    r = ftprof("report", "/bin/ls")
+    assert r.returncode == 4
+    one_line_error(r.stderr, "/bin/ls")
+
+
+def test_directory_and_missing(tmp_path):
+    r = ftprof("report", tmp_path)
+    assert r.returncode == 3
+    one_line_error(r.stderr, tmp_path)
+    missing = tmp_path / "missing.ftp"
+    r = ftprof("report", missing)
+    assert r.returncode == 3
+    one_line_error(r.stderr, missing)
+
+
+def test_bad_header_fields(bank, tmp_path):
+    import struct
+    data = bytearray(bank.read_bytes())
+    cases = {
+        "header_size_small": (12, struct.pack("<I", 100)),
+        "header_size_huge": (12, struct.pack("<I", 1 << 31)),
+        "chunk_size_odd": (24, struct.pack("<I", 4097)),
+        "chunk_size_zero": (24, struct.pack("<I", 0)),
+        "chunk_size_huge": (24, struct.pack("<I", 0xFFFFFFF8)),
+    }
+    for name, (off, value) in cases.items():
+        buf = bytearray(data)
+        buf[off:off + len(value)] = value
+        p = tmp_path / f"{name}.ftp"
+        p.write_bytes(bytes(buf))
+        r = ftprof("report", p)
+        assert r.returncode == 4, name
+        one_line_error(r.stderr, p)
+    # more chunks announced than the file holds: a partial report
+    buf = bytearray(data)
+    buf[28:36] = struct.pack("<II", 1 << 20, 1 << 20)
+    p = tmp_path / "many_chunks.ftp"
+    p.write_bytes(bytes(buf))
+    r = ftprof("report", p)
+    assert r.returncode == 0 and "truncated" in r.stderr
