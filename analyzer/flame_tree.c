@@ -684,7 +684,7 @@ void flame_tree_free(struct flame_tree *tree)
 
 void flame_format_duration(uint64_t ns, char *buf, size_t cap)
 {
-    /* Integer arithmetic keeps the text independent of the process locale. */
+    /* Digits are printed as integers, so the process locale cannot change the decimal mark. */
     static const struct {
         uint64_t scale;
         const char *unit;
@@ -692,16 +692,16 @@ void flame_format_duration(uint64_t ns, char *buf, size_t cap)
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (ns < units[i].scale)
             continue;
-        uint64_t whole = ns / units[i].scale;
-        uint64_t frac = (ns % units[i].scale) * 100 / units[i].scale;
-        if (whole >= 100)
-            snprintf(buf, cap, "%llu %s", (unsigned long long)whole, units[i].unit);
-        else if (whole >= 10)
-            snprintf(buf, cap, "%llu.%llu %s", (unsigned long long)whole, (unsigned long long)(frac / 10),
-                     units[i].unit);
+        /* Rounded to the digits shown: 23.45 s reads "23.5 s". */
+        long double x = (long double)ns / units[i].scale;
+        unsigned long long hundredths = (unsigned long long)(x * 100 + 0.5L);
+        unsigned long long tenths = (unsigned long long)(x * 10 + 0.5L);
+        if (hundredths >= 10000)
+            snprintf(buf, cap, "%llu %s", (unsigned long long)(x + 0.5L), units[i].unit);
+        else if (hundredths >= 1000)
+            snprintf(buf, cap, "%llu.%llu %s", tenths / 10, tenths % 10, units[i].unit);
         else
-            snprintf(buf, cap, "%llu.%02llu %s", (unsigned long long)whole, (unsigned long long)frac,
-                     units[i].unit);
+            snprintf(buf, cap, "%llu.%02llu %s", hundredths / 100, hundredths % 100, units[i].unit);
         return;
     }
     snprintf(buf, cap, "%llu ns", (unsigned long long)ns);

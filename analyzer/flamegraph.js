@@ -140,7 +140,9 @@
     var share = 0, hits = 0, covered = [];
     for (var k = 0; k < nodes.length; k++) {
       var node = nodes[k];
-      var hit = !!matcher && (matcher.test(node.label) || (!!node.file && matcher.test(node.file)));
+      /* The label holds the function, the short file name and line, or the lock's name; the full
+       * path is left out because every frame of an installed tree shares its directories. */
+      var hit = !!matcher && matcher.test(node.label);
       var parentCovered = node.parent ? covered[node.parent.index] : false;
       if (hit) {
         matched[k] = true;
@@ -189,6 +191,6 @@
   if (initial) {
     try { search.value = decodeURIComponent(initial[1]); } catch (e) { search.value = initial[1]; }
   }
-  if (!root) details.textContent = 'No samples.';
+  if (!total) details.textContent = 'No samples with this weight.';
   applySearch(search.value);
 })();

@@ -125,6 +125,18 @@ static void test_screenshot(const char *chromium, const char *path)
     free(png_path);
 }
 
+static void test_empty_page(const char *chromium)
+{
+    char *path = ot_write_flame("empty.html", out_write_html, NULL, 0, NULL);
+    OT_CHECK(path != NULL);
+    if (path && chromium) {
+        char *dom = chromium_dump(chromium, path, "");
+        OT_CHECK(dom && strstr(dom, "data-ftprof-rendered=\"0\"") && strstr(dom, "No samples with this weight."));
+        free(dom);
+    }
+    free(path);
+}
+
 int main(void)
 {
     const struct out_sample *samples;
@@ -141,6 +153,7 @@ int main(void)
         test_screenshot(chromium, path);
     }
     test_count_weight(chromium);
+    test_empty_page(chromium);
     free(html);
     free(path);
     ot_cleanup();

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flame_tree.h"
 #include "output_test.h"
 
 /* The <g> element whose tooltip starts with `title`, or NULL. */
@@ -172,8 +173,28 @@ static void test_empty_and_errors(void)
     free(path);
 }
 
+static void test_durations(void)
+{
+    static const struct {
+        uint64_t ns;
+        const char *text;
+    } cases[] = {
+        {0, "0 ns"}, {850, "850 ns"}, {1500, "1.50 \xc2\xb5s"}, {12345678, "12.3 ms"},
+        {600000000, "600 ms"}, {1010000000, "1.01 s"}, {23450000001ull, "23.5 s"}, {4000000000000ull, "4000 s"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[32];
+        flame_format_duration(cases[i].ns, buf, sizeof buf);
+        if (strcmp(buf, cases[i].text) != 0)
+            fprintf(stderr, "duration %llu: got \"%s\", want \"%s\"\n", (unsigned long long)cases[i].ns, buf,
+                    cases[i].text);
+        OT_CHECK(strcmp(buf, cases[i].text) == 0);
+    }
+}
+
 int main(void)
 {
+    test_durations();
     test_fixture();
     test_labels_cut_to_width();
     test_huge_input_stays_small();
