@@ -53,31 +53,41 @@ def test_lock_contention(runner, results, threads):
     top_h = top_frame(lk["holders"][0])
     assert top_h["function"] == "hold_and_release", f"top holder frame {top_h}"
     assert top_h["line"] == marker_line(LOCK_WL, "release"), f"top holder frame {top_h}"
-    # The holders' shares account for the handoffs they made, never for more waits than there were.
-    assert sum(h["count"] for h in lk["holders"]) <= lk["contentions"]
+    # Every wake-up has a releaser; a waiter woken more than once per acquisition may add one more.
+    assert sum(h["count"] for h in lk["holders"]) >= 0.8 * lk["contentions"], "most waits lack a holder"
 
 
+@pytest.mark.parametrize("writers", [1, 3])
 @pytest.mark.parametrize("container", ["dict", "list"])
-def test_critical_section(runner, results, container):
+def test_critical_section(runner, results, container, writers):
     wl = WORKLOADS / "critical_section.py"
-    run = runner.run([wl, "--container", container])
+    run = runner.run([wl, "--container", container, "--writers", writers])
     truth = run.truth()
     rep = runner.report(run.files)
-    cs = [lk for lk in rep.of_kind("critical_section") if lk["type"] == container]
-    assert cs, f"no critical_section on a {container} in the report:\n{rep.summary()}"
-    lk = max(cs, key=lambda x: x["wait_ns"])
     writer = f"write_{container}"
     holder = f"hold_{container}"
+    cs = [lk for lk in rep.of_kind("critical_section") if lk["type"] == container]
+    misfiled = [f"{lk['kind']} '{lk['name']}' ({lk['contentions']} waits)"
+                for lk in rep.with_waiter_function(writer) if lk["kind"] != "critical_section"]
+    assert cs, (f"no critical_section on a {container} in the report; the writers' waits were filed as "
+                f"{misfiled}:\n{rep.summary()}")
+    assert not misfiled, f"some of the writers' waits on the {container} were filed elsewhere: {misfiled}"
+    lk = max(cs, key=lambda x: x["wait_ns"])
 
     top_w = top_frame(lk["waiters"][0])
     assert top_w["function"] == writer, f"top waiter frame {top_w}\n{rep.summary()}"
     assert top_w["line"] == marker_line(wl, f"{container}-writer"), f"top waiter frame {top_w}"
     assert lk["holders"], f"no holder recorded for the {container}'s critical section"
-    top_h = top_frame(lk["holders"][0])
-    assert top_h["function"] == holder, f"top holder frame {top_h}"
-    assert top_h["line"] == marker_line(wl, f"{container}-holder"), f"top holder frame {top_h}"
+    # A writer woken by the long operation's end then wakes the next writer, so with several writers
+    # the releasers are the holder and the writers; with one writer, only the holder.
+    releasers = {top_function(h) for h in lk["holders"]}
+    assert holder in releasers and releasers <= {holder, writer}, f"releasers {releasers}"
+    top_h = next(top_frame(h) for h in lk["holders"] if top_function(h) == holder)
+    assert top_h["line"] == marker_line(wl, f"{container}-holder"), f"holder frame {top_h}"
+    if writers == 1:
+        assert top_function(lk["holders"][0]) == holder, f"top holder {top_frame(lk['holders'][0])}"
 
-    results.add(f"critical_section {container}", wait_ratio=ratio(lk["wait_ns"], truth["wait_ns"]),
+    results.add(f"critical_section {container} writers={writers}", wait_ratio=ratio(lk["wait_ns"], truth["wait_ns"]),
                 count_ratio=ratio(lk["contentions"], truth["contended"]),
                 recorded_n=lk["contentions"], measured_n=truth["contended"])
     assert lk["contentions"] >= truth["contended"] * 0.8, (
@@ -133,10 +143,11 @@ def test_queue_waits_are_conditions(runner):
     assert cond, f"consumers waiting in Queue.get() left no condition waits:\n{rep.summary()}"
     assert rep.with_waiter_function("consume", kinds=("condition",)), (
         f"no condition wait comes from consume():\n{rep.summary()}")
-    # Waiting inside Condition.wait is waiting for work: it must never show up as lock contention.
+    # Parked in Condition.wait itself is waiting for work and must never show up as lock contention.
+    # Re-taking the queue's mutex after a notify (Condition._acquire_restore) is real contention.
     for lk in rep.of_kind("lock", "rlock"):
         for w in lk["waiters"]:
-            assert "Condition.wait" not in stack_functions(w), (
+            assert top_function(w) != "Condition.wait", (
                 f"a Condition.wait shows up as {lk['kind']} contention:\n{rep.summary()}")
     lock_wait = rep.total("wait_ns", rep.of_kind("lock", "rlock"))
     assert rep.total("wait_ns", cond) > lock_wait, f"lock contention dominates a queue:\n{rep.summary()}"

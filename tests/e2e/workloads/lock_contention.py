@@ -41,11 +41,20 @@ def take(lock, tally):
     return True
 
 
-def worker(lock, hold_s, iters, tally, progress):
+def outside(gap_s):
+    end = time.perf_counter() + gap_s
+    while time.perf_counter() < end:
+        pass
+
+
+def worker(lock, hold_s, gap_s, iters, tally, progress):
     for _ in range(iters):
         if take(lock, tally) and progress is not None:
             progress()
         hold_and_release(lock, hold_s)
+        # A little work outside the lock, so the releasing thread does not take it straight back while
+        # the woken waiter is still being scheduled.
+        outside(gap_s)
 
 
 def main():
@@ -54,11 +63,13 @@ def main():
     ap.add_argument("--hold-ms", type=float, default=1.0)
     ap.add_argument("--iters", type=int, default=0, help="per thread; 0: from --seconds")
     ap.add_argument("--seconds", type=float, default=0.6, help="target total lock-held time")
+    ap.add_argument("--gap-ms", type=float, default=None, help="work outside the lock (default hold/4)")
     ap.add_argument("--marker", type=int, default=0)
     ap.add_argument("--forever", action="store_true")
     a = ap.parse_args()
 
     hold_s = a.hold_ms / 1000.0
+    gap_s = (a.hold_ms / 4 if a.gap_ms is None else a.gap_ms) / 1000.0
     iters = a.iters or max(10, int(a.seconds / hold_s / a.threads))
     if a.forever:
         iters = 10 ** 9
@@ -76,7 +87,7 @@ def main():
                 if seen[0] == a.marker:
                     print(f"MARK {seen[0]}", flush=True)
 
-    threads = [threading.Thread(target=worker, args=(lock, hold_s, iters, t, progress), name=f"worker-{i}")
+    threads = [threading.Thread(target=worker, args=(lock, hold_s, gap_s, iters, t, progress), name=f"worker-{i}")
                for i, t in enumerate(tallies)]
     t0 = perf_ns()
     for t in threads:
