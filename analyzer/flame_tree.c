@@ -583,11 +583,9 @@ static int flame_make_labels(struct flame_tree *tree)
 
 /* ---- children in label order ---- */
 
-static const struct flame_tree *flame_sort_tree;
-
-static int flame_cmp_child(const void *a, const void *b)
+static int flame_cmp_child(const void *a, const void *b, void *ctx)
 {
-    const struct flame_tree *t = flame_sort_tree;
+    const struct flame_tree *t = ctx;
     uint32_t fa = t->nodes[*(const uint32_t *)a].frame, fb = t->nodes[*(const uint32_t *)b].frame;
     int c = strcmp(t->frames[fa].label, t->frames[fb].label);
     if (c == 0)
@@ -614,13 +612,11 @@ static int flame_link_children(struct flame_tree *tree)
         struct flame_node *p = &tree->nodes[tree->nodes[i].parent];
         tree->children[p->first_child + p->child_count++] = i;
     }
-    flame_sort_tree = tree;
     for (uint32_t i = 0; i < tree->node_count; i++) {
         if (tree->nodes[i].child_count > 1)
-            qsort(tree->children + tree->nodes[i].first_child, tree->nodes[i].child_count, sizeof(uint32_t),
-                  flame_cmp_child);
+            qsort_r(tree->children + tree->nodes[i].first_child, tree->nodes[i].child_count, sizeof(uint32_t),
+                    flame_cmp_child, tree);
     }
-    flame_sort_tree = NULL;
     return 0;
 }
 

@@ -165,7 +165,7 @@ int out_write_html(FILE *out, const struct out_sample *samples, size_t n, const 
         else if (len == 2 && memcmp(name, "JS", 2) == 0)
             fwrite(flame_page_js, 1, flame_page_js_len, out);
         else if (len == 4 && memcmp(name, "META", 4) == 0)
-            rc = json_dump_callback(meta, html_json_sink, out, JSON_COMPACT) == 0 ? 0 : -ENOMEM;
+            rc = json_dump_callback(meta, html_json_sink, out, JSON_COMPACT) == 0 ? 0 : -EIO;
         else if (len == 5 && memcmp(name, "NODES", 5) == 0)
             rc = html_nodes(out, &tree, opt->weight);
         else

@@ -172,6 +172,7 @@ size_t ot_fixture(const struct out_sample **samples, uint64_t odd_wait_ns)
     static const struct out_frame odd[] = {
         {"render</script><b>x</b>", "/srv/app/t<e>mp.py", 7, false},
         {"a;b\nc", "/srv/app/x.py", 1, false},
+        {"enc\xff\xc3(ode\x01", "/srv/app/x.py", 2, false}, /* not UTF-8, and a control character */
     };
     static struct out_sample fixture[5];
     const char *cache_lock = "lock Cache._lock @0x1000";
@@ -179,7 +180,7 @@ size_t ot_fixture(const struct out_sample **samples, uint64_t odd_wait_ns)
     fixture[1] = (struct out_sample){get_again, 3, cache_lock_again, "lock", 100 * OT_MS, 5};
     fixture[2] = (struct out_sample){put, 3, cache_lock, "lock", 200 * OT_MS, 10};
     fixture[3] = (struct out_sample){lookup, 4, "critical_section dict @0x2000", "critical_section", 200 * OT_MS, 40};
-    fixture[4] = (struct out_sample){odd, 2, "lock <odd>&\"x\"", "lock", odd_wait_ns, 1};
+    fixture[4] = (struct out_sample){odd, 3, "lock <odd>&\"x\"", "lock", odd_wait_ns, 1};
     *samples = fixture;
     return odd_wait_ns > 0 ? 5 : 4;
 }

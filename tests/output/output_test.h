@@ -47,7 +47,8 @@ char *ot_write_flame(const char *name, ot_flame_writer writer, const struct out_
  *   "critical_section dict @0x2000":     Thread.run > Worker.run > Registry.lookup > pthread_mutex_lock
  *                                        (native, libc.so.6)                 200 ms, 40
  * With odd_wait_ns > 0 a fifth sample on a lock named `lock <odd>&"x"` has frames whose names hold
- * "</script>", markup, ';' and a newline. Returns the sample count. */
+ * "</script>", markup, ';', a newline, bytes
+ * that are not UTF-8 and a control character. Returns the sample count. */
 size_t ot_fixture(const struct out_sample **samples, uint64_t odd_wait_ns);
 #define OT_MS 1000000ull
 

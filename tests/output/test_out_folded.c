@@ -30,7 +30,8 @@ static void test_wait_weight(void)
     OT_CHECK(strstr(text, "critical_section dict @0x2000;Thread.run (threading.py:990);Worker.run (worker.py:21);"
                           "Registry.lookup (registry.py:8);pthread_mutex_lock (libc.so.6) 200000000\n") != NULL);
     /* Names with ';' or a newline must not add frames or lines. */
-    OT_CHECK(strstr(text, "lock <odd>&\"x\";a:b c (x.py:1);render</script><b>x</b> (t<e>mp.py:7) 7000000\n") != NULL);
+    OT_CHECK(strstr(text, "lock <odd>&\"x\";enc\xef\xbf\xbd\xef\xbf\xbd(ode  (x.py:2);a:b c (x.py:1);"
+                          "render</script><b>x</b> (t<e>mp.py:7) 7000000\n") != NULL);
     OT_CHECK(ot_count(text, "\n") == 4);
     /* Every line is "frames SPACE integer" with at least a lock and one frame. */
     for (char *line = text; *line;) {

@@ -73,6 +73,7 @@ static void test_rendered(const char *chromium, const char *path)
     /* Markup in a name is shown as text, not parsed. */
     OT_CHECK(strstr(dom, ">render&lt;/script&gt;&lt;b&gt;x&lt;/b&gt; (t&lt;e&gt;mp.py:7)</div>") != NULL);
     OT_CHECK(strstr(dom, "<b>x") == NULL);
+    OT_CHECK(strstr(dom, ">enc\xef\xbf\xbd\xef\xbf\xbd(ode  (x.py:2)</div>") != NULL);
     /* The search from the URL matched Cache.get only: 600 of 1010 ms. */
     OT_CHECK(strstr(dom, "data-ftprof-matched=\"59.4%\"") != NULL);
     OT_CHECK(strstr(dom, "Matched: 59.4% (600 ms) in 1 frame<") != NULL);
