@@ -161,6 +161,31 @@
   function zoom(node) {
     zoomed = node || root;
     render();
+    saveState();
+  }
+
+  /* The view lives in the URL fragment ("#search=regex&zoom=label"), so a link reopens it. */
+  function saveState() {
+    var parts = [];
+    if (search.value) parts.push('search=' + encodeURIComponent(search.value));
+    if (zoomed && zoomed !== root) parts.push('zoom=' + encodeURIComponent(zoomed.label));
+    try {
+      window.history.replaceState(null, '', parts.length ? '#' + parts.join('&') : window.location.pathname);
+    } catch (e) { /* some file: URLs refuse it; the view still works */ }
+  }
+  function loadState() {
+    var state = {};
+    window.location.hash.replace(/^#/, '').split('&').forEach(function (part) {
+      var eq = part.indexOf('=');
+      if (eq < 0) return;
+      try { state[part.slice(0, eq)] = decodeURIComponent(part.slice(eq + 1)); } catch (e) { /* ignored */ }
+    });
+    if (state.search) search.value = state.search;
+    if (state.zoom) {
+      for (var k = 0; k < nodes.length; k++) {
+        if (nodes[k].label === state.zoom) { zoomed = nodes[k]; break; }
+      }
+    }
   }
 
   flame.addEventListener('mouseover', function (e) {
@@ -172,8 +197,12 @@
     if (el) zoom(nodes[+el.getAttribute('data-node')]);
   });
   document.getElementById('reset').addEventListener('click', function () { zoom(root); });
-  document.getElementById('clear').addEventListener('click', function () { search.value = ''; applySearch(''); });
-  search.addEventListener('input', function () { applySearch(search.value); });
+  document.getElementById('clear').addEventListener('click', function () {
+    search.value = '';
+    applySearch('');
+    saveState();
+  });
+  search.addEventListener('input', function () { applySearch(search.value); saveState(); });
   document.addEventListener('keydown', function (e) {
     if (e.key === 'Escape') zoom(root);
     if ((e.ctrlKey || e.metaKey) && e.key === 'f') { e.preventDefault(); search.focus(); }
@@ -186,11 +215,7 @@
   });
 
   if (meta.title) document.title = meta.title;
-  /* "#search=regex" opens the page with a search applied, for links and for headless checks. */
-  var initial = /^#search=(.*)$/.exec(window.location.hash);
-  if (initial) {
-    try { search.value = decodeURIComponent(initial[1]); } catch (e) { search.value = initial[1]; }
-  }
+  loadState();
   if (!total) details.textContent = 'No samples with this weight.';
   applySearch(search.value);
 })();

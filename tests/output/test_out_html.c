@@ -82,6 +82,42 @@ static void test_rendered(const char *chromium, const char *path)
     free(dom);
 }
 
+/* The opening tag of the frame element labelled `label`, copied into buf; NULL if not rendered. */
+static const char *frame_tag(const char *dom, const char *label, char *buf, size_t cap)
+{
+    char needle[256];
+    snprintf(needle, sizeof needle, ">%s</div>", label);
+    const char *end = strstr(dom, needle);
+    if (!end)
+        return NULL;
+    const char *start = end;
+    while (start > dom && strncmp(start, "<div", 4) != 0)
+        start--;
+    size_t len = (size_t)(end - start) < cap - 1 ? (size_t)(end - start) : cap - 1;
+    memcpy(buf, start, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* "#zoom=label" opens the page zoomed: the frame fills the width, its ancestors are dimmed and
+ * frames outside its subtree are not drawn. */
+static void test_zoom(const char *chromium, const char *path)
+{
+    char *dom = chromium_dump(chromium, path, "#zoom=Worker.run%20(worker.py%3A17)");
+    OT_CHECK(dom != NULL);
+    if (!dom)
+        return;
+    char tag[1024];
+    OT_CHECK(frame_tag(dom, "Worker.run (worker.py:17)", tag, sizeof tag) && strstr(tag, "width: 100%"));
+    OT_CHECK(frame_tag(dom, "Cache.get (cache.py:42)", tag, sizeof tag) && strstr(tag, "width: 100%"));
+    OT_CHECK(frame_tag(dom, "lock Cache._lock @0x1000", tag, sizeof tag) && strstr(tag, " dim"));
+    OT_CHECK(frame_tag(dom, "all", tag, sizeof tag) && strstr(tag, " dim"));
+    OT_CHECK(frame_tag(dom, "Cache.put (cache.py:55)", tag, sizeof tag) == NULL);
+    OT_CHECK(frame_tag(dom, "critical_section dict @0x2000", tag, sizeof tag) == NULL);
+    OT_CHECK(strstr(dom, "zoomed on Worker.run (worker.py:17)") != NULL);
+    free(dom);
+}
+
 static void test_count_weight(const char *chromium)
 {
     const struct out_sample *samples;
@@ -152,6 +188,7 @@ int main(void)
     if (chromium && path) {
         test_rendered(chromium, path);
         test_screenshot(chromium, path);
+        test_zoom(chromium, path);
     }
     test_count_weight(chromium);
     test_empty_page(chromium);
