@@ -6,9 +6,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -74,9 +74,9 @@ static int run_setenv_preload(const char *lib)
     return rc;
 }
 
-/* Recordings the run made: the output pattern with %p as a wildcard (or NAME and NAME.<pid> without
- * one), limited to files modified since the run started. */
-static size_t run_collect(const char *pattern, const struct timespec *start, char ***out)
+/* The glob pattern matching the recordings of an FTPROF_OUTPUT value: %p as a wildcard, and without
+ * %p also NAME.<pid>, which the recorder uses when NAME exists. */
+static void run_glob(const char *pattern, glob_t *g)
 {
     char globpat[PATH_MAX];
     size_t o = 0;
@@ -86,9 +86,6 @@ static size_t run_collect(const char *pattern, const struct timespec *start, cha
             globpat[o++] = '*';
             s++;
             has_pid = true;
-        } else if (s[0] == '%' && s[1] == '%') {
-            globpat[o++] = '%';
-            s++;
         } else {
             if (strchr("*?[\\", *s))
                 globpat[o++] = '\\';
@@ -96,22 +93,34 @@ static size_t run_collect(const char *pattern, const struct timespec *start, cha
         }
     }
     globpat[o] = 0;
-    glob_t g = {0};
-    int flags = 0;
-    glob(globpat, flags, NULL, &g);
+    memset(g, 0, sizeof(*g));
+    glob(globpat, 0, NULL, g);
     if (!has_pid) {
-        char more[PATH_MAX + 4];
+        char more[PATH_MAX + 8];
         snprintf(more, sizeof(more), "%s.[0-9]*", globpat);
-        glob(more, GLOB_APPEND, NULL, &g);
+        glob(more, g->gl_pathc ? GLOB_APPEND : 0, NULL, g);
     }
+}
+
+static bool run_listed(const glob_t *g, const char *path)
+{
+    for (size_t i = 0; i < g->gl_pathc; i++)
+        if (strcmp(g->gl_pathv[i], path) == 0)
+            return true;
+    return false;
+}
+
+/* Recordings are created exclusively, so the ones this run made are exactly the names that did not
+ * exist before it started. */
+static size_t run_collect(const char *pattern, const glob_t *before, char ***out)
+{
+    glob_t g;
+    run_glob(pattern, &g);
     char **files = calloc(g.gl_pathc + 1, sizeof(*files));
     size_t n = 0;
     for (size_t i = 0; files && i < g.gl_pathc; i++) {
         struct stat st;
-        if (lstat(g.gl_pathv[i], &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if (st.st_mtim.tv_sec < start->tv_sec ||
-            (st.st_mtim.tv_sec == start->tv_sec && st.st_mtim.tv_nsec < start->tv_nsec))
+        if (run_listed(before, g.gl_pathv[i]) || lstat(g.gl_pathv[i], &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         files[n] = strdup(g.gl_pathv[i]);
         if (files[n])
@@ -132,6 +141,9 @@ static void run_summary(char **files, size_t n)
     struct profile p;
     if (cmd_load(&p, files, n, false) == FTPROF_EXIT_OK) {
         struct report_text_options opt = {.top = 5, .sites = 0, .width = 100, .compact = true};
+        struct winsize ws;
+        if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
+            opt.width = ws.ws_col;
         const char *nc = getenv("NO_COLOR");
         opt.color = isatty(STDERR_FILENO) && !(nc && *nc);
         report_text(stderr, &p, &opt);
@@ -140,9 +152,7 @@ static void run_summary(char **files, size_t n)
     fprintf(stderr, "\nftprof: recording%s:", n == 1 ? "" : "s");
     for (size_t i = 0; i < n; i++)
         fprintf(stderr, " %s", files[i]);
-    fprintf(stderr, "\nftprof: details: ftprof report%s%s --- flame graph: ftprof flamegraph %s -o "
-                    "ftprof.html\n",
-            n == 1 ? " " : " ", files[0], files[0]);
+    fprintf(stderr, "\nftprof: more: ftprof report FILE...; ftprof flamegraph FILE... -o ftprof.html\n");
 }
 
 int cmd_run(int argc, char **argv)
@@ -180,14 +190,14 @@ int cmd_run(int argc, char **argv)
         return cmd_error(FTPROF_EXIT_CANNOT_START, "run",
                          "cannot find the recorder %s (set FTPROF_LIBRARY to its path)", RUN_LIBRARY);
 
-    struct timespec start;
-    clock_gettime(CLOCK_REALTIME, &start);
-    /* File times have coarser granularity than the clock: allow the tick the run started in. */
-    start.tv_nsec = start.tv_nsec >= 20000000 ? start.tv_nsec - 20000000 : 0;
+    glob_t before;
+    run_glob(output, &before);
 
     int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        globfree(&before);
         return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(errno));
+    }
 
     /* Like system(): the terminal's ^C and ^\ go to the command, and we stay to report. */
     struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
@@ -200,6 +210,7 @@ int cmd_run(int argc, char **argv)
         int e = errno;
         close(pipefd[0]);
         close(pipefd[1]);
+        globfree(&before);
         return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(e));
     }
     if (pid == 0) {
@@ -235,11 +246,14 @@ int cmd_run(int argc, char **argv)
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
-    if (got == (ssize_t)sizeof(child_errno))
+    if (got == (ssize_t)sizeof(child_errno)) {
+        globfree(&before);
         return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(child_errno));
+    }
 
     char **files = NULL;
-    size_t n = run_collect(output, &start, &files);
+    size_t n = run_collect(output, &before, &files);
+    globfree(&before);
     run_summary(files, n);
     for (size_t k = 0; k < n; k++)
         free(files[k]);

@@ -552,7 +552,7 @@ static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint
                                    uint32_t *index)
 {
     /* Waits of kind `other` come from different recorder kinds that must not merge. */
-    uint8_t variant = kind == PROF_KIND_OTHER ? raw : 0;
+    uint8_t variant = (kind == PROF_KIND_OTHER || raw == FTP_KIND_SPIN) ? raw : 0;
     uint64_t k2 = ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
     bool ins;
     uint64_t *slot = prof_put(in, &in->locks_map, addr, k2, &ins);
@@ -1187,7 +1187,10 @@ static void prof_attribute_spins(struct prof_internal *in)
             li = in->sites[*v].owner;
             l = &in->locks[li];
         } else {
-            l = prof_lock_get(in, sp->file, 0, PROF_KIND_OTHER, 0, FTP_KIND_SPIN, 0, 0, &li);
+            /* A spin in Condition.wait that never parked still waited for a notify, not for a lock. */
+            int cls = prof_stack_class(in, sp->file, sp->stack_id);
+            l = prof_lock_get(in, sp->file, 0, (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_OTHER, 0,
+                              FTP_KIND_SPIN, 0, 0, &li);
             if (!l)
                 break;
         }
@@ -1232,6 +1235,8 @@ static void prof_attribute_spins(struct prof_internal *in)
 
 static const char *prof_lock_label(const struct plock *l, const char *type)
 {
+    if (l->raw_kind == FTP_KIND_SPIN)
+        return "spin (unattributed)";
     switch (l->kind) {
     case PROF_KIND_LOCK: return type ? type : "Lock";
     case PROF_KIND_RLOCK: return type ? type : "RLock";
@@ -1248,7 +1253,6 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
     switch (l->raw_kind) {
     case FTP_KIND_EVENT: return "PyEvent";
     case FTP_KIND_PYTHREAD_LOCK: return "PyThread lock";
-    case FTP_KIND_SPIN: return "spin (unattributed)";
     default: return type ? type : "wait";
     }
 }
