@@ -40,6 +40,15 @@ static void svg_escape_str(FILE *out, const char *s)
     svg_escape(out, s, strlen(s));
 }
 
+/* Caller-supplied text (title, subtitle) has not been through the frame tree's cleaning yet. */
+static void svg_escape_clean(FILE *out, const char *s)
+{
+    char *clean = flame_clean_text(s);
+    if (clean)
+        svg_escape_str(out, clean);
+    free(clean);
+}
+
 /* Coordinates with two decimals, written without printf's %f so the locale cannot change them. */
 static void svg_coord(FILE *out, double v)
 {
@@ -152,7 +161,7 @@ int out_write_svg(FILE *out, const struct out_sample *samples, size_t n, const s
             SVG_WIDTH, height, SVG_WIDTH, height, SVG_FONT);
     fprintf(out, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#fbfaf6\"/>\n", SVG_WIDTH, height);
     fprintf(out, "<text x=\"%d\" y=\"24\" font-size=\"17\" font-weight=\"bold\">", SVG_PAD);
-    svg_escape_str(out, opt->title ? opt->title : "ftprof");
+    svg_escape_clean(out, opt->title ? opt->title : "ftprof");
     fputs("</text>\n", out);
     char total_text[64];
     if (opt->weight == FLAME_WEIGHT_COUNT)
@@ -161,7 +170,7 @@ int out_write_svg(FILE *out, const struct out_sample *samples, size_t n, const s
         flame_format_duration(total, total_text, sizeof total_text);
     fprintf(out, "<text x=\"%d\" y=\"44\" fill=\"#555\">", SVG_PAD);
     if (opt->subtitle && *opt->subtitle) {
-        svg_escape_str(out, opt->subtitle);
+        svg_escape_clean(out, opt->subtitle);
         fputs(" \xc2\xb7 ", out);
     }
     fprintf(out, "total %s</text>\n", total_text);

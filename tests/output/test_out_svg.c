@@ -37,7 +37,7 @@ static void test_fixture(void)
 {
     const struct out_sample *samples;
     size_t n = ot_fixture(&samples, 10 * OT_MS); /* 1.01 s in all */
-    struct flame_options opt = {FLAME_WEIGHT_WAIT, "ftprof: lock waits in <app>.py", "weight: wait time"};
+    struct flame_options opt = {FLAME_WEIGHT_WAIT, "ftprof: lock waits in <app>.py", "weight: wait time\x01\xff"};
     char *path = ot_write_flame("fixture.svg", out_write_svg, samples, n, &opt);
     char *again = ot_write_flame("fixture-again.svg", out_write_svg, samples, n, &opt);
     char *svg = path ? ot_read_file(path, NULL) : NULL, *svg2 = again ? ot_read_file(again, NULL) : NULL;
@@ -49,7 +49,7 @@ static void test_fixture(void)
     OT_CHECK(strstr(svg, "</svg>\n") != NULL);
     OT_CHECK(strstr(svg, "<script") == NULL);
     OT_CHECK(strstr(svg, ">ftprof: lock waits in &lt;app&gt;.py</text>") != NULL);
-    OT_CHECK(strstr(svg, "weight: wait time") != NULL);
+    OT_CHECK(strstr(svg, "weight: wait time \xef\xbf\xbd \xc2\xb7 total 1.01 s</text>") != NULL);
 
     /* Tooltips: label, time, share of the total. */
     OT_CHECK(svg_group(svg, "Cache.get (cache.py:42) \xe2\x80\x94 600 ms, 59.4%") != NULL);
