@@ -218,4 +218,5 @@
   loadState();
   if (!total) details.textContent = 'No samples with this weight.';
   applySearch(search.value);
+  if (zoomed && zoomed !== root) showDetails(zoomed);
 })();

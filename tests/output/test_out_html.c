@@ -115,6 +115,9 @@ static void test_zoom(const char *chromium, const char *path)
     OT_CHECK(frame_tag(dom, "Cache.put (cache.py:55)", tag, sizeof tag) == NULL);
     OT_CHECK(frame_tag(dom, "critical_section dict @0x2000", tag, sizeof tag) == NULL);
     OT_CHECK(strstr(dom, "zoomed on Worker.run (worker.py:17)") != NULL);
+    /* The zoomed frame's details: where it is, its wait, contentions and shares. */
+    OT_CHECK(strstr(dom, "Worker.run (worker.py:17)\n/srv/app/worker.py:17\nwait 600 ms \xc2\xb7 30 contentions "
+                         "\xc2\xb7 59.4% of total, 100.0% of zoomed</div>") != NULL);
     free(dom);
 }
 
