@@ -398,8 +398,10 @@ static void prof_def_stack(struct prof_internal *in, const struct ftp_record *re
         in->oom = true;
         return;
     }
-    memcpy(ps->py, s + 1, pyb);
-    memcpy(ps->native, (const char *)(s + 1) + pyb, nb);
+    if (pyb)
+        memcpy(ps->py, s + 1, pyb);
+    if (nb)
+        memcpy(ps->native, (const char *)(s + 1) + pyb, nb);
     ps->py_count = s->py_count;
     ps->native_count = s->native_count;
 }

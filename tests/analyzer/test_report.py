@@ -21,7 +21,11 @@ MS = 1_000_000
 
 def ftprof(*args, timeout=60):
     env = dict(os.environ, NO_COLOR="1", COLUMNS="120")
-    return subprocess.run([FTPROF, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+    r = subprocess.run([FTPROF, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+    # under a sanitizer build (tools/sanitize, build-asan) any report is a failure, whatever the exit code
+    assert "runtime error" not in r.stderr and "Sanitizer" not in r.stderr, r.stderr
+    assert r.returncode >= 0, f"killed by signal {-r.returncode}"
+    return r
 
 
 def make(tmp_path, scenario, *extra):
