@@ -229,6 +229,19 @@ int main(void)
         fclose(bad);
     free(bad_path);
 
+    /* No samples is still a valid profile, with its types and the empty string. */
+    char *empty_path;
+    FILE *empty = ot_create("empty.pb.gz", &empty_path);
+    OT_CHECK(empty && out_write_pprof_gz(empty, NULL, 0, NULL) == 0);
+    if (empty)
+        fclose(empty);
+    Profile *p = read_profile(empty_path);
+    OT_CHECK(p && p->n_sample == 0 && p->n_sample_type == 2 && p->n_string_table > 0 &&
+             strcmp(p->string_table[0], "") == 0);
+    if (p)
+        perftools__profiles__profile__free_unpacked(p, NULL);
+    free(empty_path);
+
     int rc = 0;
     if (ot_have_program("go"))
         check_with_go(path);

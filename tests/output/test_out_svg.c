@@ -100,6 +100,25 @@ static void test_fixture(void)
     free(again);
 }
 
+static void test_count_weight(void)
+{
+    const struct out_sample *samples;
+    size_t n = ot_fixture(&samples, 0); /* 80 contentions in all */
+    struct flame_options opt = {FLAME_WEIGHT_COUNT, "by count", NULL};
+    char *path = ot_write_flame("count.svg", out_write_svg, samples, n, &opt);
+    char *svg = path ? ot_read_file(path, NULL) : NULL;
+    OT_CHECK(svg != NULL);
+    if (!svg)
+        return;
+    OT_CHECK(svg_group(svg, "Cache.get (cache.py:42) \xe2\x80\x94 30 contentions, 37.5%") != NULL);
+    OT_CHECK(svg_group(svg, "pthread_mutex_lock (libc.so.6) \xe2\x80\x94 40 contentions, 50.0%") != NULL);
+    OT_CHECK(strstr(svg, "total 80 contentions</text>") != NULL);
+    double w = svg_rect_attr(svg, "pthread_mutex_lock", "width");
+    OT_CHECK(w > 0.5 * 1180 - 1.5 && w < 0.5 * 1180 + 1.5);
+    free(svg);
+    free(path);
+}
+
 static void test_labels_cut_to_width(void)
 {
     char long_name[400];
@@ -196,6 +215,7 @@ int main(void)
 {
     test_durations();
     test_fixture();
+    test_count_weight();
     test_labels_cut_to_width();
     test_huge_input_stays_small();
     test_empty_and_errors();
