@@ -721,6 +721,7 @@ const struct flame_options *flame_options_or_default(const struct flame_options 
 
 int flame_stream_result(FILE *out)
 {
+    errno = 0;
     if (fflush(out) != 0 || ferror(out))
         return errno ? -errno : -EIO;
     return 0;

@@ -97,7 +97,8 @@ char *flame_clean_text(const char *text);
 /* The flame_options a writer uses when given none. */
 const struct flame_options *flame_options_or_default(const struct flame_options *opt);
 
-/* Write helpers that remember the first failure, so writers check once at the end. */
+/* Writers print without checking each call: stdio keeps the error, and this reports it once at the
+ * end (0, or -errno; -EIO when errno says nothing). */
 int flame_stream_result(FILE *out);
 
 #endif

@@ -118,12 +118,32 @@ static void test_bad_input(void)
     free(path);
 }
 
+/* A full disk is reported, by every writer, as the error it is. */
+static void test_write_errors(void)
+{
+    FILE *full = fopen("/dev/full", "w");
+    if (!full)
+        return;
+    const struct out_sample *samples;
+    size_t n = ot_fixture(&samples, 0);
+    const struct pprof_meta meta = {0, 0};
+    OT_CHECK(out_write_folded(full, samples, n, NULL) == -ENOSPC);
+    clearerr(full);
+    OT_CHECK(out_write_svg(full, samples, n, NULL) == -ENOSPC);
+    clearerr(full);
+    OT_CHECK(out_write_html(full, samples, n, NULL) == -ENOSPC);
+    clearerr(full);
+    OT_CHECK(out_write_pprof_gz(full, samples, n, &meta) == -ENOSPC);
+    fclose(full);
+}
+
 int main(void)
 {
     test_wait_weight();
     test_count_weight_and_order();
     test_file_names();
     test_bad_input();
+    test_write_errors();
     ot_cleanup();
     if (ot_failures)
         fprintf(stderr, "%d check(s) failed\n", ot_failures);
