@@ -54,7 +54,10 @@ def test_cpython_threading_suites(runner, results, tmp_path):
     for f in files:
         r = runner.cli_run("report", f, "--json", timeout=120)
         if r.returncode != 0:
-            unreadable.append(f"{f.name}: exit {r.returncode}: {r.stderr.strip()[:300]}")
+            with open(f, "rb") as fh:
+                blank = not any(fh.read(4096))
+            hint = " (header all zeros: never written, the process died while creating its file)" if blank else ""
+            unreadable.append(f"{f.name}: exit {r.returncode}: {r.stderr.strip()[:300]}{hint}")
         else:
             total_locks += len(json.loads(r.stdout)["locks"])
     results.add("cpython suites", result_plain=plain_result, result_profiled=prof_result,
