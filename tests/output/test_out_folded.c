@@ -118,6 +118,93 @@ static void test_bad_input(void)
     free(path);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct keyed {
+    char *key;
+    uint64_t weight;
+};
+
+static int cmp_keyed(const void *a, const void *b)
+{
+    return strcmp(((const struct keyed *)a)->key, ((const struct keyed *)b)->key);
+}
+
+/* Random stacks, some sharing arrays and some copies: the folded lines must be exactly the distinct
+ * (lock, stack) pairs with their summed weights, whatever path the frame tree took to merge them. */
+static void test_random_merge(void)
+{
+    enum { N = 4000, MAX_DEPTH = 5 };
+    static const char *const functions[] = {"f0", "f1", "f2", "f3", "f4", "f5"};
+    static const char *const locks[] = {"L0", "L1", "L2"};
+    static struct out_frame frames[N][MAX_DEPTH];
+    static struct out_sample samples[N];
+    static struct keyed expected[N];
+    uint64_t state = 42;
+    for (int i = 0; i < N; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t r = state >> 16;
+        size_t depth = 1 + r % MAX_DEPTH;
+        if (i > 0 && r % 7 == 0) {
+            samples[i] = samples[r % i]; /* the same array again */
+            samples[i].wait_ns = 1 + r % 1000;
+        } else {
+            for (size_t d = 0; d < depth; d++)
+                frames[i][d] = (struct out_frame){functions[(r >> (4 * d + 8)) % 3 + (d % 2) * 3], "/x/m.py",
+                                                  (int)(1 + (r >> (4 * d + 10)) % 2), false};
+            samples[i] = (struct out_sample){frames[i], depth, locks[(r >> 40) % 3], "lock", 1 + r % 1000, 1};
+        }
+    }
+    /* The expected lines, built naively: one string per sample, sorted, equal ones summed. */
+    for (int i = 0; i < N; i++) {
+        char line[256];
+        int len = snprintf(line, sizeof line, "%s", samples[i].lock);
+        for (size_t d = samples[i].depth; d-- > 0;)
+            len += snprintf(line + len, sizeof line - (size_t)len, ";%s (m.py:%d)", samples[i].frames[d].function,
+                            samples[i].frames[d].line);
+        expected[i] = (struct keyed){strdup(line), samples[i].wait_ns};
+    }
+    qsort(expected, N, sizeof *expected, cmp_keyed);
+    char **want = calloc(N, sizeof *want);
+    size_t wanted = 0;
+    for (int i = 0; i < N;) {
+        unsigned long long sum = 0;
+        int j = i;
+        for (; j < N && strcmp(expected[j].key, expected[i].key) == 0; j++)
+            sum += expected[j].weight;
+        if (asprintf(&want[wanted++], "%s %llu", expected[i].key, sum) < 0)
+            return;
+        i = j;
+    }
+    qsort(want, wanted, sizeof *want, cmp_str);
+    OT_CHECK(wanted > 100 && wanted < N / 2); /* many distinct stacks, and many merges */
+
+    char *path = ot_write_flame("random.folded", out_write_folded, samples, N, NULL);
+    char *text = path ? ot_read_file(path, NULL) : NULL;
+    OT_CHECK(text != NULL);
+    if (text) {
+        char **got = calloc(N + 1, sizeof *got);
+        size_t lines = 0;
+        for (char *line = strtok(text, "\n"); line && lines <= N; line = strtok(NULL, "\n"))
+            got[lines++] = line;
+        qsort(got, lines, sizeof *got, cmp_str);
+        OT_CHECK(lines == wanted);
+        for (size_t i = 0; i < lines && i < wanted; i++)
+            OT_CHECK(strcmp(got[i], want[i]) == 0);
+        free(got);
+    }
+    for (size_t i = 0; i < wanted; i++)
+        free(want[i]);
+    for (int i = 0; i < N; i++)
+        free(expected[i].key);
+    free(want);
+    free(text);
+    free(path);
+}
+
 /* A full disk is reported, by every writer, as the error it is. */
 static void test_write_errors(void)
 {
@@ -142,6 +229,7 @@ int main(void)
     test_wait_weight();
     test_count_weight_and_order();
     test_file_names();
+    test_random_merge();
     test_bad_input();
     test_write_errors();
     ot_cleanup();
