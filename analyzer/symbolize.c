@@ -6,10 +6,9 @@
  * "module+0xoffset" instead. Results are cached per pc because a report looks up the same few
  * thousand return addresses over and over. Not thread-safe: one symbolizer per analyzing thread.
  *
- * Inlined frames come from the concrete DIE tree. libdw's dwarf_getscopes walks a CU from its root
- * for every address, which costs about a millisecond per pc in a CU the size of CPython's ceval.c, so
- * each CU's functions are indexed once by address range and only the one function's subtree is
- * walked per pc. */
+ * Inlined frames come from the concrete DIE tree. Searching it from the CU's root for every address
+ * costs about a millisecond per pc in a CU the size of CPython's ceval.c, so each CU's functions are
+ * indexed once by address range and only the one function's subtree is walked per pc. */
 #include "symbolize.h"
 
 #include <dwarf.h>
