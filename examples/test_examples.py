@@ -1,0 +1,147 @@
+"""The examples show what their docstrings say they show: each one under the recorder, before and
+after its fix, with the report read as JSON.
+
+    python3 -m pytest examples/test_examples.py
+
+Paths: FTPROF_CLI (the analyzer; the recorder is found next to it) and FTPROF_PY (a free-threaded
+CPython 3.13), else $BUILD/analyzer/ftprof (BUILD defaults to build) and tools/ft-python. Missing
+ones skip the tests. Eight profiled runs of a few seconds each.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+CONTENTION = {"lock", "rlock", "critical_section", "pymutex", "stop_the_world", "gil",
+              "pthread_mutex", "pthread_rwlock", "other"}
+
+
+def _cli():
+    env = os.environ.get("FTPROF_CLI")
+    path = Path(env) if env else ROOT / os.environ.get("BUILD", "build") / "analyzer" / "ftprof"
+    if not path.is_file():
+        pytest.skip(f"no analyzer at {path} (build first, or set FTPROF_CLI)")
+    return path
+
+
+def _python():
+    env = os.environ.get("FTPROF_PY")
+    if env:
+        return env
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    built = cache / "ftprof" / "cpython-3.13-ft" / "bin" / "python3.13t"
+    if built.is_file():
+        return str(built)
+    pytest.skip("no free-threaded python (run tools/ft-python, or set FTPROF_PY)")
+
+
+def profile(tmp_path, script, *args):
+    """Runs one example under `ftprof run` and returns (report as JSON, the example's stdout)."""
+    cli = _cli()
+    out = tmp_path / f"{Path(script).stem}{'-fixed' if '--fixed' in args else ''}-%p.ftp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTPROF_")}
+    run = subprocess.run([str(cli), "run", "-o", str(out), "--", _python(), str(EXAMPLES / script), *args],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    recordings = sorted(tmp_path.glob(out.name.replace("%p", "*")))
+    assert len(recordings) == 1, recordings
+    rep = subprocess.run([str(cli), "report", "--json", str(recordings[0])],
+                         capture_output=True, text=True, timeout=120)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    return json.loads(rep.stdout), run.stdout
+
+
+def waits(report, kinds, function, line_text=None):
+    """Total wait of the given kinds whose waiting frame (innermost Python frame) is `function`,
+    optionally only on lines whose source contains `line_text`."""
+    total = 0
+    for lock in report["locks"]:
+        if lock["kind"] not in kinds:
+            continue
+        for site in lock["waiters"]:
+            frames = [f for f in site["stack"] if not f["native"]]
+            if not frames or frames[0]["function"] != function:
+                continue
+            if line_text is not None and line_text not in source_line(frames[0]):
+                continue
+            total += site["wait_ns"]
+    return total
+
+
+def source_line(frame):
+    try:
+        with open(frame["file"], encoding="utf-8") as f:
+            return f.read().splitlines()[frame["line"] - 1]
+    except (OSError, TypeError, IndexError):
+        return ""
+
+
+def contention(report):
+    return sum(lock["wait_ns"] for lock in report["locks"] if lock["kind"] in CONTENTION)
+
+
+def test_service_render_lock_is_the_hotspot_and_the_fix_removes_it(tmp_path):
+    before, _ = profile(tmp_path, "service.py")
+    top = before["locks"][0]
+    assert top["kind"] == "lock"
+    render = waits(before, {"lock"}, "handle_request", "with RENDER_LOCK:")
+    assert render >= 0.5 * contention(before), "the render lock is not the main contention"
+    assert waits(before, {"critical_section"}, "handle_request") > 0, "no dict critical section seen"
+    assert any(l["kind"] == "critical_section" and l["type"] == "dict" for l in before["locks"])
+
+    after, _ = profile(tmp_path, "service.py", "--fixed")
+    assert waits(after, {"lock"}, "handle_request_fixed", "with RENDER_LOCK:") == 0
+    assert contention(after) < 0.25 * contention(before), (contention(after), contention(before))
+
+
+def test_logging_handler_rlock_and_the_queue_listener_fix(tmp_path):
+    before, _ = profile(tmp_path, "logging_threads.py")
+    handler = waits(before, {"rlock"}, "Handler.handle")
+    assert handler > 0.2 * contention(before), "the handler's RLock is not a main contention"
+
+    after, _ = profile(tmp_path, "logging_threads.py", "--fixed")
+    assert waits(after, {"rlock"}, "Handler.handle") < 0.1 * handler
+
+
+def test_producer_consumer_separates_waiting_for_work_from_contention(tmp_path):
+    before, _ = profile(tmp_path, "producer_consumer.py")
+    kinds = {lock["kind"] for lock in before["locks"]}
+    assert "condition" in kinds
+    idle = waits(before, {"condition"}, "Condition.wait")
+    assert idle > 0
+    # Consumers idle in Queue.get: the Condition.wait frame is called from Queue.get.
+    callers = {site["stack"][1]["function"] for lock in before["locks"] if lock["kind"] == "condition"
+               for site in lock["waiters"] if len(site["stack"]) > 1}
+    assert "Queue.get" in callers
+    totals = waits(before, {"lock"}, "consumer", "with TOTALS_LOCK:")
+    assert totals > 0, "no wait on TOTALS_LOCK"
+
+    after, _ = profile(tmp_path, "producer_consumer.py", "--fixed")
+    assert waits(after, {"condition"}, "Condition.wait") > 0, "consumers still wait for work"
+    assert waits(after, {"lock"}, "consumer", "with TOTALS_LOCK:") < 0.1 * totals
+    assert contention(after) < 0.5 * contention(before)
+
+
+def test_gil_extension_notice_names_the_module_and_the_fix_keeps_the_gil_off(tmp_path):
+    before, out = profile(tmp_path, "gil_extension/cpu_threads.py")
+    assert "GIL on" in out
+    assert [g["module"] for g in before["gil_enabled"]] == ["_legacy"]
+    assert before["gil_enabled"][0]["path"].endswith(".so")
+    assert before["locks"][0]["kind"] == "gil"
+    gil = sum(lock["wait_ns"] for lock in before["locks"] if lock["kind"] == "gil")
+    assert gil > 0.8 * contention(before)
+    assert waits(before, {"gil"}, "score") > 0, "GIL waits not attributed to the Python code running"
+
+    after, out = profile(tmp_path, "gil_extension/cpu_threads.py", "--fixed")
+    assert "GIL off" in out
+    assert after["gil_enabled"] == []
+    assert not any(lock["kind"] == "gil" for lock in after["locks"])
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-v"]))
