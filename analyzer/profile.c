@@ -78,8 +78,8 @@ struct plock {
     uint64_t contentions, wait, min, max, spin, handoffs;
     uint32_t threads;
     struct phist *hist;
-    struct prof_site *holders; /* shared with other locks at the same address; owned by the hgroup */
-    size_t n_holders;
+    bool merged;     /* one row for many short-lived objects: condition waiter locks, joined threads */
+    uint32_t hgroup; /* for merged locks: 1 + their holder group */
 };
 
 struct psite {
@@ -111,7 +111,7 @@ struct psource {
 struct prof_internal {
     struct pstr_pool strs;
     struct pmap codes_map, stacks_map, types_map, threads_map, acqs_map, locks_map, sites_map, tids_map, spins_map,
-        hgroups_map, hsites_map, pending, lines, interned_stacks, sources_map;
+        hgroups_map, hsites_map, pending, lines, interned_stacks, sources_map, aliases;
     struct pcode *codes;
     size_t n_codes, cap_codes;
     struct pstack *stacks;
@@ -202,6 +202,40 @@ static uint64_t *prof_put(struct prof_internal *in, struct pmap *m, uint64_t k1,
     if (!v)
         in->oom = true;
     return v;
+}
+
+static bool prof_is_sync_module(const char *file)
+{
+    static const char *const mods[] = {"/threading.py", "/queue.py"};
+    if (!file)
+        return false;
+    size_t n = strlen(file);
+    for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
+        size_t m = strlen(mods[i]);
+        if (n >= m && strcmp(file + n - m, mods[i]) == 0)
+            return true;
+        if (strcmp(file, mods[i] + 1) == 0)
+            return true;
+    }
+    return false;
+}
+
+const struct prof_frame *prof_site_frame(const struct prof_stack *st, enum prof_kind kind)
+{
+    if (!st || st->depth == 0)
+        return NULL;
+    bool skip_sync = kind == PROF_KIND_CONDITION || kind == PROF_KIND_THREAD_JOIN;
+    const struct prof_frame *first_py = NULL;
+    for (size_t i = 0; i < st->depth; i++) {
+        const struct prof_frame *f = &st->frames[i];
+        if (f->native)
+            continue;
+        if (!first_py)
+            first_py = f;
+        if (!skip_sync || !prof_is_sync_module(f->file))
+            return f;
+    }
+    return first_py ? first_py : &st->frames[0];
 }
 
 /* ---------------------------------------------------------------- source lines */
@@ -549,12 +583,22 @@ static enum prof_kind prof_refine(uint8_t raw, int cls)
     }
 }
 
+static bool prof_merged_kind(enum prof_kind kind, uint8_t raw)
+{
+    if (kind == PROF_KIND_THREAD_JOIN)
+        return raw == FTP_KIND_EVENT;
+    return kind == PROF_KIND_CONDITION && (raw == FTP_KIND_LOCK || raw == FTP_KIND_RLOCK ||
+                                           raw == FTP_KIND_PYTHREAD_LOCK || raw == FTP_KIND_PYMUTEX);
+}
+
 static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint64_t addr, enum prof_kind kind,
                                    uint32_t type_id, uint8_t raw, uint8_t region, uint32_t region_offset,
                                    uint32_t *index)
 {
     /* Waits of kind `other` come from different recorder kinds that must not merge. */
     uint8_t variant = (kind == PROF_KIND_OTHER || raw == FTP_KIND_SPIN) ? raw : 0;
+    if (prof_merged_kind(kind, raw))
+        variant = 0xff;
     uint64_t k2 = ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
     bool ins;
     uint64_t *slot = prof_put(in, &in->locks_map, addr, k2, &ins);
@@ -644,11 +688,21 @@ static void prof_close_acq(struct prof_internal *in, struct pacq *a)
     }
 
     enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
+    /* Condition.wait parks on a fresh waiter lock each time and every thread has its own join lock:
+     * grouping those by address would give one row per wait, so they share one row per file and
+     * remember the addresses to find their holders (notify, thread exit) later. */
+    bool merge = prof_merged_kind(kind, a->raw_kind);
     uint32_t li;
-    struct plock *l = prof_lock_get(in, a->file, a->addr, kind, a->type_id, a->raw_kind, a->region,
-                                    a->region_offset, &li);
+    struct plock *l = prof_lock_get(in, a->file, merge ? 0 : a->addr, kind, merge ? 0 : a->type_id, a->raw_kind,
+                                    merge ? 0 : a->region, merge ? 0 : a->region_offset, &li);
     if (!l)
         return;
+    if (merge) {
+        l->merged = true;
+        uint64_t *alias = prof_put(in, &in->aliases, a->file, a->addr, NULL);
+        if (alias)
+            *alias = (uint64_t)li + 1;
+    }
     l->contentions++;
     l->wait += wait;
     l->spin += spin;
@@ -1160,18 +1214,32 @@ static void prof_build_sites(struct prof_internal *in, const struct psite *ps, s
 static uint32_t prof_lock_file(struct prof_internal *in, uint32_t o) { return in->locks[o].file; }
 static uint32_t prof_hgroup_file(struct prof_internal *in, uint32_t o) { return in->hgroups[o].file; }
 
+/* code_id << 32 | instruction offset of a stack's innermost Python frame, 0 if it has none. */
+static uint64_t prof_innermost_py(struct prof_internal *in, uint32_t file, uint32_t stack_id)
+{
+    struct pstack *s = prof_stack_def(in, file, stack_id);
+    if (!s || s->py_count == 0 || s->py[0].code_id == 0)
+        return 0;
+    return ((uint64_t)s->py[0].code_id << 32) | (s->py[0].instr_offset & ~FTP_PY_FRAME_ENTRY);
+}
+
 static void prof_attribute_spins(struct prof_internal *in)
 {
     if (in->n_spins == 0)
         return;
-    /* For each (file, stack) the lock it parked on most often. */
-    struct pmap best = {0};
+    /* For each (file, stack) the lock it parked on most often; failing that, the lock most often
+     * parked on from the same innermost Python instruction under any caller. */
+    struct pmap best = {0}, best_frame = {0};
     for (size_t i = 0; i < in->n_sites && !in->oom; i++) {
         const struct psite *s = &in->sites[i];
         const struct plock *l = &in->locks[s->owner];
         bool ins;
         uint64_t *v = prof_put(in, &best, l->file, s->stack_id, &ins);
         if (v && (ins || in->sites[*v].count < s->count))
+            *v = i;
+        uint64_t key = prof_innermost_py(in, l->file, s->stack_id);
+        if (key && (v = prof_put(in, &best_frame, ((uint64_t)l->file << 32) | (key >> 32), (uint32_t)key, &ins)) &&
+            (ins || in->sites[*v].count < s->count))
             *v = i;
     }
     uint32_t *lock_of = calloc(in->n_spins, sizeof(*lock_of));
@@ -1183,6 +1251,9 @@ static void prof_attribute_spins(struct prof_internal *in)
     for (size_t i = 0; i < in->n_spins && !in->oom; i++) {
         struct pspin *sp = &in->spins[i];
         uint64_t *v = pmap_get(&best, sp->file, sp->stack_id);
+        uint64_t key = v ? 0 : prof_innermost_py(in, sp->file, sp->stack_id);
+        if (key)
+            v = pmap_get(&best_frame, ((uint64_t)sp->file << 32) | (key >> 32), (uint32_t)key);
         uint32_t li;
         struct plock *l;
         if (v) {
@@ -1233,12 +1304,49 @@ static void prof_attribute_spins(struct prof_internal *in)
     free(pairs);
     free(lock_of);
     pmap_free(&best);
+    pmap_free(&best_frame);
+}
+
+/* Holder records name the address the waiter parked on; the holders of a merged row are those of
+ * all its addresses, gathered into one new group. */
+static void prof_merge_holder_groups(struct prof_internal *in)
+{
+    if (in->aliases.len == 0)
+        return;
+    size_t n = in->n_hgroups;
+    uint32_t *target = calloc(n ? n : 1, sizeof(*target));
+    if (!target) {
+        in->oom = true;
+        return;
+    }
+    for (size_t g = 0; g < n && !in->oom; g++) {
+        uint64_t *alias = pmap_get(&in->aliases, in->hgroups[g].file, in->hgroups[g].addr);
+        if (!alias)
+            continue;
+        struct plock *l = &in->locks[*alias - 1];
+        if (!l->hgroup) {
+            struct phgroup *ng = PUSH(in, hgroups);
+            if (!ng)
+                break;
+            ng->file = l->file;
+            ng->addr = 0;
+            l = &in->locks[*alias - 1];
+            l->hgroup = (uint32_t)in->n_hgroups;
+        }
+        target[g] = l->hgroup;
+    }
+    for (size_t i = 0; i < in->n_hsites; i++)
+        if (in->hsites[i].owner < n && target[in->hsites[i].owner])
+            in->hsites[i].owner = target[in->hsites[i].owner] - 1;
+    free(target);
 }
 
 static const char *prof_lock_label(const struct plock *l, const char *type)
 {
     if (l->raw_kind == FTP_KIND_SPIN)
         return "spin (unattributed)";
+    if (l->merged)
+        return l->kind == PROF_KIND_THREAD_JOIN ? "Thread.join" : "Condition";
     switch (l->kind) {
     case PROF_KIND_LOCK: return type ? type : "Lock";
     case PROF_KIND_RLOCK: return type ? type : "RLock";
@@ -1268,7 +1376,7 @@ static const char *prof_lock_name(struct prof_internal *in, const struct plock *
     if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE)
         snprintf(buf, sizeof(buf), "%s %s+0x%x", label, regions[l->region], l->region_offset);
     else if (l->addr)
-        snprintf(buf, sizeof(buf), "%s @\u2026%06llx", label, (unsigned long long)(l->addr & 0xffffff));
+        snprintf(buf, sizeof(buf), "%s @\u2026%08llx", label, (unsigned long long)(l->addr & 0xffffffffu));
     else
         snprintf(buf, sizeof(buf), "%s", label);
     return prof_intern(in, buf, strlen(buf));
@@ -1302,6 +1410,17 @@ static void prof_finish(struct prof_internal *in)
         in->oom = true;
         goto out;
     }
+    prof_merge_holder_groups(in);
+    if (in->oom)
+        goto out;
+    free(hl);
+    free(hn);
+    hl = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hl));
+    hn = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hn));
+    if (!hl || !hn) {
+        in->oom = true;
+        goto out;
+    }
     prof_build_sites(in, in->sites, in->n_sites, in->n_locks, prof_lock_file, wl, wn);
     prof_build_sites(in, in->hsites, in->n_hsites, in->n_hgroups, prof_hgroup_file, hl, hn);
     if (in->oom)
@@ -1332,17 +1451,17 @@ static void prof_finish(struct prof_internal *in)
         o->waiters = wl[i];
         o->n_waiters = wn[i];
         uint64_t *g = pmap_get(&in->hgroups_map, l->addr, l->file);
-        if (g && l->addr) {
+        if (l->hgroup) {
+            o->holders = hl[l->hgroup - 1];
+            o->n_holders = hn[l->hgroup - 1];
+        } else if (g && l->addr && !l->merged) {
             o->holders = hl[*g];
             o->n_holders = hn[*g];
         }
         if (o->n_waiters) {
-            const struct prof_stack *st = o->waiters[0].stack;
-            for (size_t f = 0; st && f < st->depth; f++)
-                if (!st->frames[f].native && st->frames[f].file) {
-                    o->source = prof_source_text(in, st->frames[f].file, st->frames[f].line);
-                    break;
-                }
+            const struct prof_frame *f = prof_site_frame(o->waiters[0].stack, o->kind);
+            if (f && !f->native)
+                o->source = prof_source_text(in, f->file, f->line);
         }
         if (prof_kind_is_contention(o->kind))
             p->contention_wait_ns += o->wait_ns;
@@ -1506,7 +1625,7 @@ void prof_free(struct profile *p)
         struct pmap *maps[] = {&in->codes_map, &in->stacks_map, &in->types_map, &in->threads_map, &in->acqs_map,
                                &in->locks_map, &in->sites_map, &in->tids_map, &in->spins_map, &in->hgroups_map,
                                &in->hsites_map, &in->pending, &in->lines, &in->interned_stacks,
-                               &in->sources_map};
+                               &in->sources_map, &in->aliases};
         for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
             pmap_free(maps[i]);
         free(in->codes);

@@ -116,6 +116,11 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
               size_t errlen);
 void prof_free(struct profile *p);
 
+/* The frame that says where a site is: the innermost Python frame, or for condition and join waits
+ * the innermost one outside threading.py and queue.py (the caller's `q.get()` rather than the
+ * library's `waiter.acquire()`); the innermost frame when there is no Python frame. */
+const struct prof_frame *prof_site_frame(const struct prof_stack *st, enum prof_kind kind);
+
 /* A one-line source text of file:line, whitespace stripped, or NULL if the file is not readable. The
  * string lives as long as the profile. */
 const char *prof_source_line(struct profile *p, const char *file, int line);

@@ -86,23 +86,12 @@ static const char *rt_basename(const char *path)
     return b ? b + 1 : path;
 }
 
-/* The frame that best says where a site is: the innermost Python frame, else the innermost one. */
-static const struct prof_frame *rt_site_frame(const struct prof_stack *st)
-{
-    if (!st || st->depth == 0)
-        return NULL;
-    for (size_t i = 0; i < st->depth; i++)
-        if (!st->frames[i].native)
-            return &st->frames[i];
-    return &st->frames[0];
-}
-
-static void rt_sites(struct rt *r, const char *label, const struct prof_site *sites, size_t n, uint64_t total_wait,
-                     uint64_t total_count)
+static void rt_sites(struct rt *r, const char *label, enum prof_kind kind, const struct prof_site *sites, size_t n,
+                     uint64_t total_wait, uint64_t total_count)
 {
     size_t shown = n < r->opt->sites ? n : r->opt->sites;
     for (size_t i = 0; i < shown; i++) {
-        const struct prof_frame *f = rt_site_frame(sites[i].stack);
+        const struct prof_frame *f = prof_site_frame(sites[i].stack, kind);
         double share = total_wait ? 100.0 * (double)sites[i].wait_ns / (double)total_wait
                                   : (total_count ? 100.0 * (double)sites[i].count / (double)total_count : 0);
         char where[512];
@@ -229,8 +218,8 @@ static void rt_section(struct rt *r, const char *title, bool contention, uint64_
         uint64_t wc, hc;
         uint64_t ww = rt_sum_wait(l->waiters, l->n_waiters, &wc);
         uint64_t hw = rt_sum_wait(l->holders, l->n_holders, &hc);
-        rt_sites(r, "waiters", l->waiters, l->n_waiters, ww, wc);
-        rt_sites(r, "holders", l->holders, l->n_holders, hw, hc);
+        rt_sites(r, "waiters", l->kind, l->waiters, l->n_waiters, ww, wc);
+        rt_sites(r, "holders", l->kind, l->holders, l->n_holders, hw, hc);
     }
     size_t total = 0;
     for (size_t i = 0; i < r->p->n_locks; i++)

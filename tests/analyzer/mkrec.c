@@ -403,6 +403,11 @@ static void mk_bank(struct mk *m)
         uint32_t st = mk_stack(m, w[0], 2, (struct mk_frame[]){{"Bank.transfer", 12, false}, {"Worker.run", 40, true}});
         mk_acquire(m, w[0], FTP_KIND_SPIN, 0, 0, st, t0 + 400 * MS + (uint64_t)k * 20 * US, 10 * US, 10 * US, false);
     }
+    /* 10 spins at the same line under a caller that never parked: matched by the innermost frame. */
+    for (int k = 0; k < 10; k++) {
+        uint32_t st = mk_stack(m, w[2], 2, (struct mk_frame[]){{"Bank.transfer", 12, false}, {"main", 47, true}});
+        mk_acquire(m, w[2], FTP_KIND_SPIN, 0, 0, st, t0 + 405 * MS + (uint64_t)k * 20 * US, 10 * US, 10 * US, false);
+    }
     for (int k = 0; k < 20; k++) {
         uint32_t st = mk_stack(m, w[1], 2, (struct mk_frame[]){{"Cache.__init__", 23, false}, {"main", 46, true}});
         mk_acquire(m, w[1], FTP_KIND_SPIN, 0, 0, st, t0 + 410 * MS + (uint64_t)k * 20 * US, 5 * US, 5 * US, false);
