@@ -193,3 +193,21 @@ def test_gil_build_lock_workload(gil_runner, results):
     assert top_function(main["waiters"][0]) in workload_funcs, rep.summary()
     results.add("gil build lock workload", gil_wait_ms=rep.total("wait_ns", gil) / 1e6,
                 waiter_functions=",".join(sorted(f for f in waited_in if f)))
+
+
+def test_native_stacks_join_python_frames(runner):
+    """FTPROF_NATIVE=1: the sqlite waits show the native path into SQLite, innermost first, and then the
+    Python caller where the interpreter called into C."""
+    wl = WORKLOADS / "sqlite_shared.py"
+    run = runner.run([wl, "--threads", 3], extra_env={"FTPROF_NATIVE": "1"})
+    rep = runner.report(run.files)
+    pm = rep.of_kind("pthread_mutex")
+    assert pm, f"no pthread_mutex waits with FTPROF_NATIVE=1:\n{rep.summary()}"
+    stack = max(pm, key=lambda x: x["wait_ns"])["waiters"][0]["stack"]
+    names = [(fr["native"], fr["function"] or "") for fr in stack]
+    first_py = next((i for i, (native, _) in enumerate(names) if not native), None)
+    assert first_py is not None and first_py > 0, f"expected native frames before the Python ones: {names[:12]}"
+    native_part = " ".join(n for _, n in names[:first_py])
+    assert "sqlite" in native_part, f"the native frames do not reach SQLite: {names[:first_py]}"
+    assert names[first_py][1] == "query", f"innermost Python frame after the native ones: {names[first_py]}"
+    assert stack[first_py]["line"] == marker_line(wl, "execute")

@@ -10,13 +10,16 @@ SLOW = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x 
         "SELECT sum(x) FROM c")
 
 
-def query(conn, n):
-    return conn.execute(SLOW, (n,)).fetchone()[0]  # @execute
+def query(conn, sql, n):
+    return conn.execute(sql, (n,)).fetchone()[0]  # @execute
 
 
-def worker(conn, rounds, n, out):
+def worker(conn, wid, rounds, n, out):
+    # One SQL text per thread: the module's statement cache would otherwise hand the same prepared
+    # statement to several threads at once, which 3.13's sqlite3 does not survive (wrong results).
+    sql = f"{SLOW} /* worker {wid} */"
     for _ in range(rounds):
-        out.append(query(conn, n))
+        out.append(query(conn, sql, n))
 
 
 def main():
@@ -27,7 +30,7 @@ def main():
     a = ap.parse_args()
     conn = sqlite3.connect(":memory:", check_same_thread=False)
     out = []
-    threads = [threading.Thread(target=worker, args=(conn, a.rounds, a.rows, out), name=f"sql-{i}")
+    threads = [threading.Thread(target=worker, args=(conn, i, a.rounds, a.rows, out), name=f"sql-{i}")
                for i in range(a.threads)]
     for t in threads:
         t.start()
