@@ -9,11 +9,14 @@
  *               join waits, spins, a GIL re-enabled by an extension, an undefined stack id
  *     dropped   bank, with dropped events counted in the header
  *     bench     N wait events (default 5000000) over 8 threads, 64 locks and 32 stacks
+ *     native    native stacks of this program's own functions, with a stand-in eval-loop function
  *     empty     a valid header and no chunks
  *     newer     bank, marked as needing a newer reader
  */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,6 +49,8 @@ struct mk_frame {
 struct mk_stack {
     struct ftp_py_frame frames[16];
     int n;
+    uint64_t native[16];
+    int n_native;
     bool defined;
 };
 
@@ -74,6 +79,7 @@ struct mk {
     uint64_t dropped;
     uint64_t start_ns, end_ns;
     uint64_t events;
+    uint32_t features;
 };
 
 static void mk_die(const char *fmt, ...)
@@ -214,10 +220,13 @@ static uint32_t mk_offset(struct mk *m, uint32_t code_id, int line)
     return 0;
 }
 
-/* Interns a stack of Python frames (innermost first); written when first used. */
-static uint32_t mk_stack(struct mk *m, struct mk_thread *t, int n, const struct mk_frame *frames)
+/* Interns a stack of Python frames and native return addresses (innermost first); written when first
+ * used. */
+static uint32_t mk_stack_native(struct mk *m, struct mk_thread *t, int n, const struct mk_frame *frames, int n_native,
+                                const uint64_t *native)
 {
-    struct mk_stack s = {.n = n};
+    struct mk_stack s = {.n = n, .n_native = n_native};
+    memcpy(s.native, native, (size_t)n_native * sizeof(*native));
     for (int i = 0; i < n; i++) {
         const char *file = strncmp(frames[i].qualname, "Condition", 9) == 0 || strncmp(frames[i].qualname, "Thread", 6) == 0
                                ? "threading.py"
@@ -227,19 +236,29 @@ static uint32_t mk_stack(struct mk *m, struct mk_thread *t, int n, const struct 
         s.frames[i].instr_offset = mk_offset(m, id, frames[i].line) | (frames[i].entry ? FTP_PY_FRAME_ENTRY : 0);
     }
     for (size_t i = 0; i < m->n_stacks; i++)
-        if (m->stacks[i].n == n && memcmp(m->stacks[i].frames, s.frames, (size_t)n * sizeof(s.frames[0])) == 0)
+        if (m->stacks[i].n == n && memcmp(m->stacks[i].frames, s.frames, (size_t)n * sizeof(s.frames[0])) == 0 &&
+            m->stacks[i].n_native == n_native &&
+            memcmp(m->stacks[i].native, s.native, (size_t)n_native * sizeof(s.native[0])) == 0)
             return (uint32_t)i + 1;
     m->stacks[m->n_stacks] = s;
     uint32_t id = (uint32_t)++m->n_stacks;
-    uint32_t size = (uint32_t)(sizeof(struct ftp_rec_stack) + (size_t)n * sizeof(struct ftp_py_frame));
+    uint32_t size = (uint32_t)(sizeof(struct ftp_rec_stack) + (size_t)n * sizeof(struct ftp_py_frame) +
+                               (size_t)n_native * sizeof(uint64_t));
     struct ftp_rec_stack *r = mk_raw(m, t, size);
     r->stack_id = id;
     r->py_count = (uint16_t)n;
+    r->native_count = (uint16_t)n_native;
     r->hash = id * 0x9e3779b97f4a7c15ull;
     memcpy(r + 1, s.frames, (size_t)n * sizeof(s.frames[0]));
+    memcpy((char *)(r + 1) + (size_t)n * sizeof(s.frames[0]), s.native, (size_t)n_native * sizeof(s.native[0]));
     r->h.type = FTP_REC_STACK;
     r->h.size = size;
     return id;
+}
+
+static uint32_t mk_stack(struct mk *m, struct mk_thread *t, int n, const struct mk_frame *frames)
+{
+    return mk_stack_native(m, t, n, frames, 0, NULL);
 }
 
 static uint32_t mk_type(struct mk *m, struct mk_thread *t, const char *name)
@@ -468,6 +487,103 @@ static void mk_bank(struct mk *m)
     m->end_ns = t0 + 1000 * MS;
 }
 
+/* Native frames point into this very program, which the symbolizer can read: a leaf, a caller between
+ * two eval-loop calls, and an outer function. The function named like CPython's eval loop stands in
+ * for it, so the analyzer's splicing of Python frames can be checked without an interpreter. */
+static volatile int mk_native_sink;
+__attribute__((noinline)) void mk_native_leaf(void) { mk_native_sink = 1; }
+__attribute__((noinline)) void _PyEval_EvalFrameDefault(void) { mk_native_sink = 2; }
+__attribute__((noinline)) void mk_native_mid(void) { mk_native_sink = 3; }
+__attribute__((noinline)) void mk_native_outer(void) { mk_native_sink = 4; }
+
+struct mk_self {
+    uint64_t bias, start, end;
+    uint8_t build_id[64];
+    size_t build_id_len;
+};
+
+static int mk_self_phdr(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct mk_self *self = data;
+    if (info->dlpi_name && info->dlpi_name[0])
+        return 0; /* the main program comes first, with an empty name */
+    self->bias = info->dlpi_addr;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            self->start = info->dlpi_addr + ph->p_vaddr;
+            self->end = self->start + ph->p_memsz;
+        } else if (ph->p_type == PT_NOTE) {
+            const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr), *e = p + ph->p_memsz;
+            while (p + sizeof(ElfW(Nhdr)) <= e) {
+                const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+                const char *name = p + sizeof(*nh);
+                const char *desc = name + ((nh->n_namesz + 3) & ~3u);
+                if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                    nh->n_descsz <= sizeof(self->build_id)) {
+                    memcpy(self->build_id, desc, nh->n_descsz);
+                    self->build_id_len = nh->n_descsz;
+                }
+                p = desc + ((nh->n_descsz + 3) & ~3u);
+            }
+        }
+    }
+    return 1;
+}
+
+static void mk_module(struct mk *m, struct mk_thread *t, uint64_t bias, uint64_t start, uint64_t end, const uint8_t *bid,
+                      size_t bid_len, const char *path)
+{
+    size_t plen = strlen(path);
+    uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_module) + bid_len + plen));
+    struct ftp_rec_module *r = mk_raw(m, t, size);
+    r->base = bias;
+    r->start = start;
+    r->end = end;
+    r->build_id_len = (uint16_t)bid_len;
+    r->path_len = (uint16_t)plen;
+    memcpy(r + 1, bid, bid_len);
+    memcpy((char *)(r + 1) + bid_len, path, plen);
+    r->h.type = FTP_REC_MODULE;
+    r->h.size = size;
+}
+
+static void mk_native(struct mk *m)
+{
+    struct mk_self self = {0};
+    dl_iterate_phdr(mk_self_phdr, &self);
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0 || !self.start)
+        mk_die("cannot find this program's own mapping");
+    exe[n] = 0;
+    m->features = FTP_FEATURE_NATIVE_STACKS;
+    struct mk_thread *t = mk_thread(m, 3000, "native");
+    /* The recorder's own library: its frames must not show. */
+    const uint64_t rec_base = 0x7e0000000000ull;
+    mk_module(m, t, rec_base, rec_base + 0x1000, rec_base + 0x9000, NULL, 0, "/opt/ftprof/lib/libftprof.so");
+    mk_module(m, t, self.bias, self.start, self.end, self.build_id, self.build_id_len, exe);
+
+    /* Return addresses point just past a call: any byte inside the caller will do. */
+    uint64_t leaf = (uint64_t)(uintptr_t)&mk_native_leaf, eval = (uint64_t)(uintptr_t)&_PyEval_EvalFrameDefault + 2,
+             mid = (uint64_t)(uintptr_t)&mk_native_mid + 2, outer = (uint64_t)(uintptr_t)&mk_native_outer + 2;
+    const uint64_t spliced[] = {rec_base + 0x1100, rec_base + 0x1200, leaf + 2, eval, mid, eval, outer};
+    uint32_t s1 = mk_stack_native(m, t, 3,
+                                  (struct mk_frame[]){{"Bank.transfer", 12, true}, {"Worker.run", 40, false},
+                                                      {"main", 50, true}},
+                                  7, spliced);
+    const uint64_t no_eval[] = {leaf, mid, outer};
+    uint32_t s2 = mk_stack_native(m, t, 1, (struct mk_frame[]){{"Cache.get", 26, true}}, 3, no_eval);
+    for (int k = 0; k < 5; k++)
+        mk_acquire(m, t, FTP_KIND_PTHREAD_MUTEX, 0x7f0033001000ull, 0, s1, m->start_ns + (uint64_t)k * MS, 100 * US,
+                   10 * US, false);
+    for (int k = 0; k < 3; k++)
+        mk_acquire(m, t, FTP_KIND_PTHREAD_MUTEX, 0x7f0033002000ull, 0, s2, m->start_ns + 10 * MS + (uint64_t)k * MS,
+                   50 * US, 10 * US, false);
+    m->end_ns = m->start_ns + 20 * MS;
+}
+
 static void mk_bench(struct mk *m, uint64_t n)
 {
     struct mk_thread *t[8];
@@ -519,6 +635,7 @@ static void mk_write(struct mk *m, const char *path, uint16_t min_reader)
     h.min_reader_version = min_reader;
     h.header_size = FTP_HEADER_SIZE;
     h.flags = FTP_FLAG_PYTHON | FTP_FLAG_FREE_THREADED | FTP_FLAG_FINISHED;
+    h.features = m->features;
     h.chunk_size = m->chunk_size;
     h.chunk_count = m->chunks_used ? m->chunks_used + 2 : 0; /* room the recorder never used */
     h.chunks_used = m->chunks_used;
@@ -564,7 +681,7 @@ int main(int argc, char **argv)
             return 2;
     }
     if (argc - optind < 2) {
-        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|bench|empty|newer OUT [N]\n");
+        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|bench|native|empty|newer OUT [N]\n");
         return 2;
     }
     const char *scenario = argv[optind], *out = argv[optind + 1];
@@ -583,6 +700,8 @@ int main(int argc, char **argv)
     } else if (strcmp(scenario, "bench") == 0) {
         m.chunk_size = 1u << 20;
         mk_bench(&m, argc - optind > 2 ? strtoull(argv[optind + 2], NULL, 10) : 5000000);
+    } else if (strcmp(scenario, "native") == 0) {
+        mk_native(&m);
     } else if (strcmp(scenario, "empty") == 0) {
         m.end_ns = m.start_ns;
     } else {

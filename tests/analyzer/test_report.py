@@ -206,6 +206,22 @@ def test_dropped_events_warn(tmp_path):
     assert report(rec)["dropped_events"] == 1234
 
 
+def test_native_frames_spliced_with_python(tmp_path):
+    doc = report(make(tmp_path, "native"))
+    assert doc["files"][0]["native_stacks"]
+    by_count = {l["contentions"]: l for l in doc["locks"]}
+    # the recorder's frames are gone, each eval-loop frame became the Python frames it ran
+    spliced = [(f["function"], f["native"]) for f in by_count[5]["waiters"][0]["stack"]]
+    assert spliced == [("mk_native_leaf", True), ("Bank.transfer", False), ("mk_native_mid", True),
+                       ("Worker.run", False), ("main", False), ("mk_native_outer", True)]
+    leaf = by_count[5]["waiters"][0]["stack"][0]
+    assert leaf["file"].endswith("mkrec.c") and leaf["line"] > 0
+    # without an eval-loop symbol the Python frames still appear, none lost
+    plain = [(f["function"], f["native"]) for f in by_count[3]["waiters"][0]["stack"]]
+    assert plain == [("mk_native_leaf", True), ("mk_native_mid", True), ("mk_native_outer", True),
+                     ("Cache.get", False)]
+
+
 # --- flame graphs and pprof ------------------------------------------------------------------------
 
 def test_flamegraph_folded(bank, tmp_path):
