@@ -222,6 +222,36 @@ def test_native_frames_spliced_with_python(tmp_path):
                      ("Cache.get", False)]
 
 
+RECORDINGS = sorted(p for p in (os.path.join(HERE, "recordings", n) for n in
+                     (os.listdir(os.path.join(HERE, "recordings")) if os.path.isdir(os.path.join(HERE, "recordings"))
+                      else [])) if p.endswith(".ftp"))
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=os.path.basename)
+def test_checked_in_recordings(path):
+    """Recordings made by the real recorder (tests/analyzer/recordings/NAME.ftp) must report cleanly.
+    NAME.expect.json, when present, lists locks that must be there: objects with "kind" and optionally
+    "type", "waiter_function", "waiter_line" and "min_share" (of contention, 0..1); every one must match
+    some lock."""
+    doc = report(path)
+    expect_path = path[:-len(".ftp")] + ".expect.json"
+    if not os.path.exists(expect_path):
+        return
+    base = doc["contention_wait_ns"] or 1
+    for want in json.load(open(expect_path)):
+        def matches(lock):
+            if lock["kind"] != want["kind"] or ("type" in want and lock["type"] != want["type"]):
+                return False
+            if "min_share" in want and lock["wait_ns"] / base < want["min_share"]:
+                return False
+            if "waiter_function" in want or "waiter_line" in want:
+                return any(f["function"] == want.get("waiter_function", f["function"]) and
+                           f["line"] == want.get("waiter_line", f["line"])
+                           for site in lock["waiters"] for f in site["stack"] if not f["native"])
+            return True
+        assert any(matches(l) for l in doc["locks"]), (want, [(l["kind"], l["name"]) for l in doc["locks"][:10]])
+
+
 # --- flame graphs and pprof ------------------------------------------------------------------------
 
 def test_flamegraph_folded(bank, tmp_path):
