@@ -17,10 +17,9 @@
 
 #define PROF_UNKNOWN "[unknown]"
 #define PROF_NO_STACK UINT32_MAX
-/* A holder and its woken waiter are joined within this many pending records; older ones give up. */
-#define PROF_PENDING_MAX (1u << 16)
-#define PROF_PENDING_HOLDER (1ull << 63)
+#define PROF_PENDING_SLOTS (1u << 16) /* holder/waiter join table: 1.5 MiB */
 #define PROF_SOURCE_MAX (16u << 20)
+#define PROF_LOCK_TIDS 8
 
 /* Map key tags, so one map can hold several kinds of keys without collisions. */
 enum { TAG_LOCK_TID = 1, TAG_SPIN_TID = 2 };
@@ -78,6 +77,7 @@ struct plock {
     uint64_t contentions, wait, min, max, spin, handoffs;
     uint32_t threads;
     struct phist *hist;
+    uint32_t recent_tids[PROF_LOCK_TIDS]; /* threads already counted, checked before the map */
     bool merged;     /* one row for many short-lived objects: condition waiter locks, joined threads */
     uint32_t hgroup; /* for merged locks: 1 + their holder group */
 };
@@ -108,10 +108,27 @@ struct psource {
     size_t n_lines;
 };
 
+#define PROF_LOCK_CACHE 1024
+#define PROF_SITE_CACHE 4096
+
+struct prof_pending {
+    uint64_t event_id;
+    uint64_t value; /* the woken wait, or for a holder the index of its site */
+    uint32_t file;  /* 1 + file index; 0: empty */
+    bool holder;
+    uint8_t age;
+};
+
+struct prof_lock_cache {
+    uint64_t addr, k2;
+    uint32_t index;
+    bool valid;
+};
+
 struct prof_internal {
     struct pstr_pool strs;
     struct pmap codes_map, stacks_map, types_map, threads_map, acqs_map, locks_map, sites_map, tids_map, spins_map,
-        hgroups_map, hsites_map, pending, lines, interned_stacks, sources_map, aliases;
+        hgroups_map, hsites_map, lines, interned_stacks, sources_map, aliases;
     struct pcode *codes;
     size_t n_codes, cap_codes;
     struct pstack *stacks;
@@ -136,8 +153,9 @@ struct prof_internal {
     size_t n_site_lists, cap_site_lists;
     struct psource *sources;
     size_t n_sources, cap_sources;
-    struct { uint64_t k1, k2; } *pending_ring;
-    size_t pending_head, pending_count;
+    struct prof_pending *pending;
+    struct prof_lock_cache lock_cache[PROF_LOCK_CACHE];
+    uint32_t site_cache[PROF_SITE_CACHE]; /* 1 + index into sites */
     uint32_t cur_file;
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
     bool oom;
@@ -248,7 +266,7 @@ static struct psource *prof_source(struct prof_internal *in, const char *file)
         return NULL;
     if (!ins)
         return *slot ? &in->sources[*slot - 1] : NULL;
-    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return NULL;
     struct stat st;
@@ -583,6 +601,15 @@ static enum prof_kind prof_refine(uint8_t raw, int cls)
     }
 }
 
+static bool prof_lock_knows_tid(struct plock *l, uint32_t tid)
+{
+    for (unsigned i = 0; i < PROF_LOCK_TIDS; i++)
+        if (l->recent_tids[i] == tid + 1)
+            return true;
+    l->recent_tids[tid % PROF_LOCK_TIDS] = tid + 1;
+    return false;
+}
+
 static bool prof_merged_kind(enum prof_kind kind, uint8_t raw)
 {
     if (kind == PROF_KIND_THREAD_JOIN)
@@ -600,6 +627,12 @@ static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint
     if (prof_merged_kind(kind, raw))
         variant = 0xff;
     uint64_t k2 = ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
+    /* Most acquisitions hit a lock seen moments ago: a direct-mapped cache saves the map probe. */
+    struct prof_lock_cache *c = &in->lock_cache[(addr ^ (addr >> 12) ^ k2 ^ (k2 >> 29)) % PROF_LOCK_CACHE];
+    if (c->valid && c->addr == addr && c->k2 == k2) {
+        *index = c->index;
+        return &in->locks[c->index];
+    }
     bool ins;
     uint64_t *slot = prof_put(in, &in->locks_map, addr, k2, &ins);
     if (!slot)
@@ -627,6 +660,7 @@ static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint
         *slot = in->n_locks - 1;
     }
     *index = (uint32_t)*slot;
+    *c = (struct prof_lock_cache){.addr = addr, .k2 = k2, .index = (uint32_t)*slot, .valid = true};
     return &in->locks[*slot];
 }
 
@@ -712,10 +746,17 @@ static void prof_close_acq(struct prof_internal *in, struct pacq *a)
         l->min = wait;
     l->handoffs += a->handed_off;
     phist_add(l->hist, wait);
-    bool ins = false;
-    if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | li, a->tid, &ins) && ins)
-        l->threads++;
-    struct psite *s = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, li, a->stack_id);
+    if (!prof_lock_knows_tid(l, a->tid)) {
+        bool ins = false;
+        if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | li, a->tid, &ins) && ins)
+            l->threads++;
+    }
+    uint32_t *sc = &in->site_cache[(li * 2654435761u ^ a->stack_id * 40503u) % PROF_SITE_CACHE];
+    struct psite *s = NULL;
+    if (*sc && in->sites[*sc - 1].owner == li && in->sites[*sc - 1].stack_id == a->stack_id)
+        s = &in->sites[*sc - 1];
+    else if ((s = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, li, a->stack_id)))
+        *sc = (uint32_t)(s - in->sites) + 1;
     if (s) {
         s->wait += wait;
         s->count++;
@@ -754,27 +795,31 @@ static struct pacq *prof_acq_for(struct prof_internal *in, uint32_t tid)
 }
 
 /* Holders and waiters are joined through the waiter's event id; whichever comes first waits in a
- * bounded table, so memory stays fixed however many events never find their partner. */
-static uint64_t *prof_pending_put(struct prof_internal *in, uint64_t k1, uint64_t k2)
+ * fixed two-way table, where a newcomer may push out an older entry: memory and time per record stay
+ * constant, at the price of an occasional holder whose woken wait is not known. */
+static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t event_id, bool *found)
 {
-    if (!in->pending_ring) {
-        in->pending_ring = calloc(PROF_PENDING_MAX, sizeof(*in->pending_ring));
-        if (!in->pending_ring) {
+    if (!in->pending) {
+        in->pending = calloc(PROF_PENDING_SLOTS, sizeof(*in->pending));
+        if (!in->pending) {
             in->oom = true;
+            *found = false;
             return NULL;
         }
     }
-    size_t slot = (in->pending_head + in->pending_count) % PROF_PENDING_MAX;
-    if (in->pending_count == PROF_PENDING_MAX) {
-        pmap_del(&in->pending, in->pending_ring[in->pending_head].k1, in->pending_ring[in->pending_head].k2);
-        in->pending_head = (in->pending_head + 1) % PROF_PENDING_MAX;
-        in->pending_count--;
-        slot = (in->pending_head + in->pending_count) % PROF_PENDING_MAX;
-    }
-    in->pending_ring[slot].k1 = k1;
-    in->pending_ring[slot].k2 = k2;
-    in->pending_count++;
-    return prof_put(in, &in->pending, k1, k2, NULL);
+    uint64_t h = (event_id ^ ((uint64_t)in->cur_file << 56)) * 0x9e3779b97f4a7c15ull;
+    struct prof_pending *a = &in->pending[(h >> 40) & (PROF_PENDING_SLOTS - 2)], *b = a + 1;
+    uint32_t file = in->cur_file + 1;
+    if (a->file == file && a->event_id == event_id)
+        return *found = true, a;
+    if (b->file == file && b->event_id == event_id)
+        return *found = true, b;
+    *found = false;
+    /* Replace an empty slot, else the entry that was not replaced last time. */
+    struct prof_pending *victim = !a->file ? a : !b->file ? b : (a->age ? a : b);
+    a->age ^= 1;
+    b->age = !a->age;
+    return victim;
 }
 
 static void prof_event_wait(struct prof_internal *in, const struct ftp_record *rec)
@@ -824,16 +869,14 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
 
     if (w->park_ns) {
         uint64_t wait = w->end_ns > w->start_ns ? w->end_ns - w->start_ns : 0;
-        bool ins;
-        uint64_t *pv = pmap_get(&in->pending, in->cur_file, w->event_id);
-        if (pv && (*pv & PROF_PENDING_HOLDER)) {
-            in->hsites[*pv & ~PROF_PENDING_HOLDER].wait += wait;
-            pmap_del(&in->pending, in->cur_file, w->event_id);
-        } else if (!pv) {
-            (void)ins;
-            uint64_t *slot = prof_pending_put(in, in->cur_file, w->event_id);
-            if (slot)
-                *slot = wait & ~PROF_PENDING_HOLDER;
+        bool found;
+        struct prof_pending *pe = prof_pending_find(in, w->event_id, &found);
+        if (found && pe->holder) {
+            in->hsites[pe->value].wait += wait;
+            pe->file = 0;
+        } else if (pe && !found) {
+            *pe = (struct prof_pending){.event_id = w->event_id, .value = wait, .file = in->cur_file + 1,
+                                        .age = pe->age};
         }
     }
 }
@@ -862,14 +905,14 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     if (!s)
         return;
     s->count++;
-    uint64_t *pv = pmap_get(&in->pending, in->cur_file, h->waiter_event_id);
-    if (pv && !(*pv & PROF_PENDING_HOLDER)) {
-        s->wait += *pv;
-        pmap_del(&in->pending, in->cur_file, h->waiter_event_id);
-    } else if (!pv) {
-        uint64_t *ps = prof_pending_put(in, in->cur_file, h->waiter_event_id);
-        if (ps)
-            *ps = PROF_PENDING_HOLDER | (uint64_t)(s - in->hsites);
+    bool found;
+    struct prof_pending *pe = prof_pending_find(in, h->waiter_event_id, &found);
+    if (found && !pe->holder) {
+        s->wait += pe->value;
+        pe->file = 0;
+    } else if (pe && !found) {
+        *pe = (struct prof_pending){.event_id = h->waiter_event_id, .value = (uint64_t)(s - in->hsites),
+                                    .file = in->cur_file + 1, .holder = true, .age = pe->age};
     }
 }
 
@@ -1624,7 +1667,7 @@ void prof_free(struct profile *p)
         }
         struct pmap *maps[] = {&in->codes_map, &in->stacks_map, &in->types_map, &in->threads_map, &in->acqs_map,
                                &in->locks_map, &in->sites_map, &in->tids_map, &in->spins_map, &in->hgroups_map,
-                               &in->hsites_map, &in->pending, &in->lines, &in->interned_stacks,
+                               &in->hsites_map, &in->lines, &in->interned_stacks,
                                &in->sources_map, &in->aliases};
         for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
             pmap_free(maps[i]);
@@ -1640,7 +1683,7 @@ void prof_free(struct profile *p)
         free(in->rstacks);
         free(in->site_lists);
         free(in->sources);
-        free(in->pending_ring);
+        free(in->pending);
         pstr_free(&in->strs);
         free(in);
     }

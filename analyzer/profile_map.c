@@ -1,5 +1,6 @@
 #include "profile_map.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,9 +27,8 @@ uint64_t *pmap_get(const struct pmap *m, uint64_t k1, uint64_t k2)
     }
 }
 
-static int pmap_grow(struct pmap *m)
+static int pmap_resize(struct pmap *m, size_t ncap)
 {
-    size_t ncap = m->cap ? m->cap * 2 : 64;
     struct pmap_slot *ns = calloc(ncap, sizeof(*ns));
     if (!ns)
         return -1;
@@ -45,6 +45,21 @@ static int pmap_grow(struct pmap *m)
     m->slots = ns;
     m->cap = ncap;
     return 0;
+}
+
+static int pmap_grow(struct pmap *m)
+{
+    return pmap_resize(m, m->cap ? m->cap * 2 : 64);
+}
+
+int pmap_reserve(struct pmap *m, size_t slots)
+{
+    size_t cap = 64;
+    while (cap < slots)
+        cap *= 2;
+    if (cap <= m->cap)
+        return 0;
+    return pmap_resize(m, cap) < 0 ? -ENOMEM : 0;
 }
 
 uint64_t *pmap_put(struct pmap *m, uint64_t k1, uint64_t k2, bool *inserted)

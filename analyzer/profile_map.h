@@ -21,6 +21,8 @@ uint64_t *pmap_get(const struct pmap *m, uint64_t k1, uint64_t k2);
 /* The value slot for the key, inserted as 0 if absent (*inserted tells). NULL when out of memory. */
 uint64_t *pmap_put(struct pmap *m, uint64_t k1, uint64_t k2, bool *inserted);
 void pmap_del(struct pmap *m, uint64_t k1, uint64_t k2);
+/* Grows the table to at least `slots` slots (a power of two is used). 0 or -ENOMEM. */
+int pmap_reserve(struct pmap *m, size_t slots);
 void pmap_free(struct pmap *m);
 
 struct pstr_pool {
