@@ -226,7 +226,8 @@ static uint32_t mk_stack_native(struct mk *m, struct mk_thread *t, int n, const 
                                 const uint64_t *native)
 {
     struct mk_stack s = {.n = n, .n_native = n_native};
-    memcpy(s.native, native, (size_t)n_native * sizeof(*native));
+    if (n_native)
+        memcpy(s.native, native, (size_t)n_native * sizeof(*native));
     for (int i = 0; i < n; i++) {
         const char *file = strncmp(frames[i].qualname, "Condition", 9) == 0 || strncmp(frames[i].qualname, "Thread", 6) == 0
                                ? "threading.py"
@@ -543,7 +544,8 @@ static void mk_module(struct mk *m, struct mk_thread *t, uint64_t bias, uint64_t
     r->end = end;
     r->build_id_len = (uint16_t)bid_len;
     r->path_len = (uint16_t)plen;
-    memcpy(r + 1, bid, bid_len);
+    if (bid_len)
+        memcpy(r + 1, bid, bid_len);
     memcpy((char *)(r + 1) + bid_len, path, plen);
     r->h.type = FTP_REC_MODULE;
     r->h.size = size;
