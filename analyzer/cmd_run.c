@@ -17,6 +17,16 @@
 #define RUN_LIBRARY "libftprof.so"
 #define RUN_DEFAULT_OUTPUT "./ftprof-%p.ftp"
 
+static volatile sig_atomic_t run_child_pid;
+
+/* A terminate or hang-up sent to ftprof is meant for the profiled command: pass it on, keep waiting,
+ * and report what it recorded. */
+static void run_forward_signal(int sig)
+{
+    if (run_child_pid > 0)
+        kill((pid_t)run_child_pid, sig);
+}
+
 static const char run_usage[] = "usage: ftprof run [-o FILE] [--native] [--] CMD [ARGS...]";
 
 static bool run_readable(const char *path)
@@ -230,6 +240,11 @@ int cmd_run(int argc, char **argv)
         _exit(127);
     }
     close(pipefd[1]);
+    run_child_pid = pid;
+    struct sigaction fwd = {.sa_handler = run_forward_signal}, old_term, old_hup;
+    sigemptyset(&fwd.sa_mask);
+    sigaction(SIGTERM, &fwd, &old_term);
+    sigaction(SIGHUP, &fwd, &old_hup);
     int child_errno = 0;
     ssize_t got;
     do
@@ -246,6 +261,9 @@ int cmd_run(int argc, char **argv)
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    run_child_pid = 0;
     if (got == (ssize_t)sizeof(child_errno)) {
         globfree(&before);
         return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(child_errno));

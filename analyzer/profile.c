@@ -1021,8 +1021,8 @@ static size_t prof_symbolize(struct prof_internal *in, uint32_t file, const stru
     return 0;
 }
 
-static void prof_add_native(struct prof_internal *in, struct prof_fbuf *b, uint32_t file, const struct pstack *s,
-                            uint16_t i, const struct sym_frame *sf, size_t n)
+static void prof_add_native(struct prof_internal *in, struct prof_fbuf *b, const struct pstack *s, uint16_t i,
+                            const struct sym_frame *sf, size_t n)
 {
     if (n == 0) {
         char name[32];
@@ -1030,7 +1030,6 @@ static void prof_add_native(struct prof_internal *in, struct prof_fbuf *b, uint3
         prof_fbuf_add(in, b, prof_intern(in, name, strlen(name)), NULL, 0, true);
         return;
     }
-    (void)file;
     for (size_t k = 0; k < n; k++) {
         const char *fn = sf[k].function ? sf[k].function : PROF_UNKNOWN;
         prof_fbuf_add(in, b, prof_intern(in, fn, strlen(fn)),
@@ -1081,11 +1080,11 @@ static void prof_merge_native(struct prof_internal *in, struct prof_fbuf *b, uin
                             break;
                     }
                 } else {
-                    prof_add_native(in, b, file, s, (uint16_t)(start + k), sf, 1);
+                    prof_add_native(in, b, s, (uint16_t)(start + k), sf, 1);
                 }
             }
             if (counts[k] == 0)
-                prof_add_native(in, b, file, s, (uint16_t)(start + k), NULL, 0);
+                prof_add_native(in, b, s, (uint16_t)(start + k), NULL, 0);
         }
         while (py < s->py_count)
             prof_add_py(in, b, file, &s->py[py++]);
@@ -1098,11 +1097,11 @@ static void prof_merge_native(struct prof_internal *in, struct prof_fbuf *b, uin
                 break;
             }
         for (uint16_t k = 0; k < k0; k++)
-            prof_add_native(in, b, file, s, (uint16_t)(start + k), syms[k], counts[k]);
+            prof_add_native(in, b, s, (uint16_t)(start + k), syms[k], counts[k]);
         while (py < s->py_count)
             prof_add_py(in, b, file, &s->py[py++]);
         for (uint16_t k = k0; k < nn; k++)
-            prof_add_native(in, b, file, s, (uint16_t)(start + k), syms[k], counts[k]);
+            prof_add_native(in, b, s, (uint16_t)(start + k), syms[k], counts[k]);
     }
     free(syms);
     free(counts);

@@ -151,10 +151,11 @@ static void rt_right(FILE *out, const char *s, size_t cols)
 static void rt_lock_row(struct rt *r, size_t rank, const struct prof_lock *l, uint64_t base)
 {
     char name[640], waits[32], total[24], mean[24], p50[24], p99[24], max[24], share[16];
-    if (l->source)
-        snprintf(name, sizeof(name), "%s  %s", l->name, l->source);
-    else
-        snprintf(name, sizeof(name), "%s", l->name);
+    char pid[24] = "";
+    /* Locks of different processes never merge: say whose each one is. */
+    if (r->p->n_files > 1)
+        snprintf(pid, sizeof(pid), " [pid %u]", r->p->files[l->file].pid);
+    snprintf(name, sizeof(name), "%s%s%s%s", l->name, pid, l->source ? "  " : "", l->source ? l->source : "");
     rt_count(waits, sizeof(waits), l->contentions);
     rt_dur(total, sizeof(total), l->wait_ns);
     rt_dur(mean, sizeof(mean), l->contentions ? l->wait_ns / l->contentions : 0);
@@ -217,9 +218,10 @@ static void rt_section(struct rt *r, const char *title, bool contention, uint64_
             continue;
         uint64_t wc, hc;
         uint64_t ww = rt_sum_wait(l->waiters, l->n_waiters, &wc);
-        uint64_t hw = rt_sum_wait(l->holders, l->n_holders, &hc);
+        rt_sum_wait(l->holders, l->n_holders, &hc);
         rt_sites(r, "waiters", l->kind, l->waiters, l->n_waiters, ww, wc);
-        rt_sites(r, "holders", l->kind, l->holders, l->n_holders, hw, hc);
+        /* Holders by share of wake-ups: not every wake-up could be matched with the wait it ended. */
+        rt_sites(r, "holders", l->kind, l->holders, l->n_holders, 0, hc);
     }
     size_t total = 0;
     for (size_t i = 0; i < r->p->n_locks; i++)

@@ -119,3 +119,16 @@ def test_flamegraph_and_pprof_of_a_real_run(ftprof_cli, ftprof_lib, ft_python, t
         top = subprocess.run(["go", "tool", "pprof", "-top", str(pb)], capture_output=True, text=True,
                              timeout=120)
         assert top.returncode == 0 and "take" in top.stdout
+
+
+def test_run_forwards_terminate_and_still_reports(ftprof_cli, ftprof_lib, ft_python, tmp_path):
+    env = clean_env({"FTPROF_LIBRARY": str(ftprof_lib), "NO_COLOR": "1"})
+    script = "import sys, time; print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([str(ftprof_cli), "run", "-o", str(tmp_path / "t-%p.ftp"), "--", str(ft_python), "-c",
+                             script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    files = list(tmp_path.glob("t-*.ftp"))
+    assert len(files) == 1 and str(files[0]) in err
