@@ -1619,6 +1619,9 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         if (f->damaged_chunks)
             prof_warn(quiet, paths[i], "%u damaged chunk(s); their remaining records were skipped",
                       f->damaged_chunks);
+        if (f->flags & FTP_FLAG_STOPPED)
+            prof_warn(quiet, paths[i], "the recorder stopped itself early (it met an interpreter state it does "
+                      "not know); the recording is partial");
         if (f->dropped_events)
             prof_warn(quiet, paths[i], "%llu events were dropped because the recording buffer was full "
                       "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events);

@@ -137,6 +137,8 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "finished", json_boolean(f->flags & FTP_FLAG_FINISHED));
         rj_set(o, "free_threaded", json_boolean(f->flags & FTP_FLAG_FREE_THREADED));
         rj_set(o, "native_stacks", json_boolean(f->features & FTP_FEATURE_NATIVE_STACKS));
+        rj_set(o, "gil_at_start", json_boolean(f->flags & FTP_FLAG_GIL_AT_START));
+        rj_set(o, "stopped_early", json_boolean(f->flags & FTP_FLAG_STOPPED));
         json_array_append_new(files, o);
     }
     rj_set(root, "files", files);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ftprof/format.h"
 #include "report.h"
 
 #define RT_BOLD "\033[1m"
@@ -246,6 +247,15 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
         fprintf(out, "%sftprof%s: %zu recording%s, %s, %zu thread%s, %s contended acquisitions, %s waiting on locks\n",
                 rt_c(&r, RT_BOLD), rt_c(&r, RT_RESET), p->n_files, p->n_files == 1 ? "" : "s", dur, p->n_threads,
                 p->n_threads == 1 ? "" : "s", count, total);
+    }
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct prof_file *f = &p->files[i];
+        if ((f->flags & FTP_FLAG_GIL_AT_START) && (f->flags & FTP_FLAG_PYTHON))
+            fprintf(out, "%s! The GIL was enabled from the start in %s (pid %u): %s%s\n", rt_c(&r, RT_YELLOW), f->path,
+                    f->pid,
+                    (f->flags & FTP_FLAG_FREE_THREADED) ? "PYTHON_GIL=1 or -X gil=1?"
+                                                        : "not a free-threaded interpreter",
+                    rt_c(&r, RT_RESET));
     }
     for (size_t i = 0; i < p->n_gil_events; i++) {
         const struct prof_gil_event *g = &p->gil_events[i];
