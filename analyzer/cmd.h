@@ -21,8 +21,9 @@ int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet);
 /* Creates `path` exclusively (never overwriting, never following a symlink), mode 0600. NULL after
  * reporting the error. */
 FILE *cmd_create_output(const char *path);
-/* Closes an output made by cmd_create_output; on a write error (or `failed`) removes it. Exit code. */
-int cmd_finish_output(FILE *f, const char *path, bool failed);
+/* Closes an output made by cmd_create_output; after a write error (`write_err` < 0 is the writer's
+ * -errno) removes it and reports the error. Exit code. */
+int cmd_finish_output(FILE *f, const char *path, int write_err);
 /* Parses a positive count; false if `s` is not one. */
 bool cmd_parse_count(const char *s, size_t *out);
 

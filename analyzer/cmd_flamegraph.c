@@ -85,9 +85,7 @@ int cmd_flamegraph(int argc, char **argv)
             rc = FTPROF_EXIT_CANNOT_WRITE;
         } else {
             int w = writer(out, s.samples, s.n, &opt);
-            rc = cmd_finish_output(out, out_path, w < 0);
-            if (w < 0 && rc == FTPROF_EXIT_CANNOT_WRITE)
-                cmd_error(rc, out_path, "cannot write: %s", strerror(-w));
+            rc = cmd_finish_output(out, out_path, w < 0 ? w : 0);
         }
     }
     cmd_samples_free(&s);

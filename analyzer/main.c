@@ -79,22 +79,20 @@ FILE *cmd_create_output(const char *path)
     return f;
 }
 
-int cmd_finish_output(FILE *f, const char *path, bool failed)
+int cmd_finish_output(FILE *f, const char *path, int write_err)
 {
-    int e = 0;
-    if (ferror(f))
-        e = EIO;
+    int e = write_err < 0 ? -write_err : 0;
     if (fflush(f) != 0 && !e)
         e = errno;
-    if (fsync(fileno(f)) != 0 && !e && errno != EINVAL)
+    if (!e && ferror(f))
+        e = EIO;
+    if (!e && fsync(fileno(f)) != 0 && errno != EINVAL)
         e = errno;
     if (fclose(f) != 0 && !e)
         e = errno;
-    if (e || failed) {
+    if (e) {
         unlink(path);
-        if (e)
-            return cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "cannot write: %s", strerror(e));
-        return FTPROF_EXIT_CANNOT_WRITE;
+        return cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "cannot write: %s", strerror(e));
     }
     return FTPROF_EXIT_OK;
 }

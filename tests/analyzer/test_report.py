@@ -7,6 +7,7 @@ ratios, never addresses or thread ids. FTPROF and MKREC name the binaries (set b
 import json
 import os
 import random
+import signal
 import subprocess
 
 import jsonschema
@@ -301,6 +302,25 @@ def test_existing_output_is_never_overwritten(bank, tmp_path):
     assert not (tmp_path / "target").exists()
     r = ftprof("export", bank, "--format", "pprof", "-o", tmp_path / "no" / "such" / "dir.pb.gz")
     assert r.returncode == 6
+
+
+def test_failed_write_leaves_no_partial_file(bank, tmp_path):
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    for out in (tmp_path / "big.html", tmp_path / "big.pb.gz"):
+        args = ["flamegraph", bank, "-o", out] if out.suffix == ".html" else \
+            ["export", bank, "--format", "pprof", "-o", out]
+        r = subprocess.run([FTPROF, *map(str, args)], capture_output=True, text=True, preexec_fn=small_files)
+        if out.suffix == ".gz" and r.returncode == 0:
+            assert out.stat().st_size <= 2048  # small enough to fit: nothing to test
+            continue
+        assert r.returncode == 6, r.stderr
+        assert not out.exists()
+        one_line_error(r.stderr, out)
 
 
 # --- usage and exit codes --------------------------------------------------------------------------
