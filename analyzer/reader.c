@@ -112,7 +112,8 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
         f->last_chunk_len = rest >= sizeof(struct ftp_record) ? rest : cs;
     }
     if (f->chunks > 0) {
-        f->buf = malloc(cs);
+        /* A header may claim huge chunks in a small file: never allocate more than the file holds. */
+        f->buf = malloc(body < cs ? (size_t)body : cs);
         if (!f->buf) {
             rd_close(f);
             return rd_fail(-ENOMEM, err, errlen, strerror(ENOMEM));
