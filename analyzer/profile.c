@@ -16,6 +16,7 @@
 #include "symbolize.h"
 
 #define PROF_UNKNOWN "[unknown]"
+#define PROF_NO_FRAMES "[no stack]"
 #define PROF_NO_STACK UINT32_MAX
 #define PROF_PENDING_SLOTS (1u << 16) /* holder/waiter join table: 1.5 MiB */
 #define PROF_SOURCE_MAX (16u << 20)
@@ -1161,7 +1162,10 @@ static const struct prof_stack *prof_resolve(struct prof_internal *in, uint32_t 
     if (s && s->resolved)
         return s->resolved;
     struct prof_fbuf b = {0};
-    if (!s) {
+    if (!s && stack_id == 0) {
+        /* The recorder's id for "no frames to capture", e.g. a thread past its Python code. */
+        prof_fbuf_add(in, &b, prof_intern(in, PROF_NO_FRAMES, strlen(PROF_NO_FRAMES)), NULL, 0, false);
+    } else if (!s) {
         prof_fbuf_add(in, &b, prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN)), NULL, 0, false);
     } else if (s->native_count == 0) {
         for (uint16_t i = 0; i < s->py_count; i++)
