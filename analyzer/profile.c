@@ -1389,6 +1389,11 @@ static void prof_merge_holder_groups(struct prof_internal *in)
 
 static const char *prof_lock_label(const struct plock *l, const char *type)
 {
+    /* threading.Lock() and RLock() objects are known by these names, not by their C types'. */
+    if (type && strcmp(type, "_thread.lock") == 0)
+        type = "Lock";
+    else if (type && strcmp(type, "_thread.RLock") == 0)
+        type = "RLock";
     if (l->raw_kind == FTP_KIND_SPIN)
         return "spin (unattributed)";
     if (l->merged)
