@@ -253,7 +253,7 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
         if ((f->flags & FTP_FLAG_GIL_AT_START) && (f->flags & FTP_FLAG_PYTHON))
             fprintf(out, "%s! The GIL was enabled from the start in %s (pid %u): %s%s\n", rt_c(&r, RT_YELLOW), f->path,
                     f->pid,
-                    (f->flags & FTP_FLAG_FREE_THREADED) ? "PYTHON_GIL=1 or -X gil=1?"
+                    (f->flags & FTP_FLAG_FREE_THREADED) ? "a free-threaded build told to keep it (PYTHON_GIL=1, -X gil=1)"
                                                         : "not a free-threaded interpreter",
                     rt_c(&r, RT_RESET));
     }
