@@ -19,14 +19,24 @@ def workload_lock(rep, waiter_func="take", kinds=("lock",)):
 
 
 def check_lock_report(rep, truth, results, label):
+    """Compares the waits recorded at the blocking acquire() line with what the workload timed there.
+
+    Waits elsewhere on the same lock are real but outside the workload's measure: in 3.13 even
+    acquire(blocking=False) spins (up to 40 yields) when it loses a race for an unlocked mutex, and the
+    recorder rightly reports that spin at the non-blocking call's line. They are printed, not compared."""
     lk = workload_lock(rep)
-    wait_r = ratio(lk["wait_ns"], truth["wait_ns"])
-    count_r = ratio(lk["contentions"], truth["contended"])
-    results.add(label, wait_ratio=wait_r, count_ratio=count_r, recorded_ms=lk["wait_ns"] / 1e6,
-                measured_ms=truth["wait_ns"] / 1e6, recorded_n=lk["contentions"], measured_n=truth["contended"])
-    assert 0.9 <= wait_r <= 1.1, (f"{label}: recorded wait {lk['wait_ns'] / 1e6:.1f} ms vs measured "
+    line = marker_line(LOCK_WL, "acquire")
+    at_line = [w for w in lk["waiters"] if top_function(w) == "take" and top_frame(w)["line"] == line]
+    wait = sum(w["wait_ns"] for w in at_line)
+    count = sum(w["count"] for w in at_line)
+    wait_r = ratio(wait, truth["wait_ns"])
+    count_r = ratio(count, truth["contended"])
+    results.add(label, wait_ratio=wait_r, count_ratio=count_r, recorded_ms=wait / 1e6,
+                measured_ms=truth["wait_ns"] / 1e6, recorded_n=count, measured_n=truth["contended"],
+                other_waits_on_lock=lk["contentions"] - count)
+    assert 0.9 <= wait_r <= 1.1, (f"{label}: recorded wait {wait / 1e6:.1f} ms vs measured "
                                   f"{truth['wait_ns'] / 1e6:.1f} ms (ratio {wait_r:.3f}, bound ±10%)")
-    assert 0.8 <= count_r <= 1.2, (f"{label}: recorded {lk['contentions']} contended acquisitions vs "
+    assert 0.8 <= count_r <= 1.2, (f"{label}: recorded {count} contended acquisitions vs "
                                    f"{truth['contended']} measured (ratio {count_r:.3f}, bound ±20%)")
     return lk
 
@@ -61,7 +71,9 @@ def test_lock_contention(runner, results, threads):
 @pytest.mark.parametrize("container", ["dict", "list"])
 def test_critical_section(runner, results, container, writers):
     wl = WORKLOADS / "critical_section.py"
-    run = runner.run([wl, "--container", container, "--writers", writers])
+    # Long operations (~0.1 s): a blocked writer first spins 40 sched_yield()s, which on a loaded
+    # machine can outlast a short operation, leaving a spin with no lock address instead of a park.
+    run = runner.run([wl, "--container", container, "--writers", writers, "--scale", 3, "--rounds", 4])
     truth = run.truth()
     rep = runner.report(run.files)
     writer = f"write_{container}"
@@ -186,7 +198,7 @@ def test_gil_build_lock_workload(gil_runner, results):
     rep = gil_runner.report(run.files)
     gil = rep.of_kind("gil")
     assert gil, f"no gil waits on the default build:\n{rep.summary()}"
-    workload_funcs = {"take", "hold_and_release", "worker"}
+    workload_funcs = {"take", "hold_and_release", "outside", "worker"}
     waited_in = {top_function(w) for lk in gil for w in lk["waiters"]}
     assert waited_in & workload_funcs, f"gil waits not in the workload's functions: {waited_in}"
     main = max(gil, key=lambda x: x["wait_ns"])

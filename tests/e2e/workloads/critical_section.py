@@ -16,9 +16,12 @@ perf_ns = time.perf_counter_ns
 BLOCKED_NS = 200_000
 
 
+KEY_COST = 60
+
+
 def slow_key(x):
     s = 0
-    for i in range(60):
+    for i in range(KEY_COST):
         s += i
     return -x
 
@@ -70,13 +73,17 @@ def main():
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--size", type=int, default=0)
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="stretch each long operation (dict size or sort key cost) by this factor")
     a = ap.parse_args()
+    global KEY_COST
+    KEY_COST = int(60 * a.scale)
 
     stop = threading.Event()
     started = threading.Event()
     tallies = [[0, 0] for _ in range(a.writers)]
     if a.container == "dict":
-        size = a.size or 400_000
+        size = a.size or int(400_000 * a.scale)
         big = {i: i for i in range(size)}
         shared = {}
         holder = threading.Thread(target=hold_dict, args=(shared, big, a.rounds, started), name="holder")

@@ -42,9 +42,7 @@ def take(lock, tally):
 
 
 def outside(gap_s):
-    end = time.perf_counter() + gap_s
-    while time.perf_counter() < end:
-        pass
+    time.sleep(gap_s)
 
 
 def worker(lock, hold_s, gap_s, iters, tally, progress):
@@ -52,8 +50,9 @@ def worker(lock, hold_s, gap_s, iters, tally, progress):
         if take(lock, tally) and progress is not None:
             progress()
         hold_and_release(lock, hold_s)
-        # A little work outside the lock, so the releasing thread does not take it straight back while
-        # the woken waiter is still being scheduled.
+        # A short sleep outside the lock, so the releasing thread does not take it straight back while
+        # the woken waiter is still being scheduled (on a busy machine two threads would otherwise run
+        # one after the other and hardly ever meet).
         outside(gap_s)
 
 
