@@ -6,14 +6,17 @@ logger, which has one ``logging.FileHandler``. ``Handler.handle`` holds the hand
 writes it to the file's buffered writer, so only one thread at a time gets through;
 the rest park on that RLock.
 
-Under the profiler the top entry is an ``rlock``: waiters are inside ``Handler.handle``
-called from ``Logger.info``, holders release it at the end of ``Handler.handle`` after
-``FileHandler.emit`` / ``Formatter.format``. Often there is a second one: a
-``critical_section`` on a ``dict`` in ``LogRecord.__init__``. That dict is ``sys.modules``:
-every record looks up ``multiprocessing`` and ``asyncio`` there to fill in ``processName``
-and ``taskName``, and in CPython 3.13t ``dict.get`` takes the dict's per-object lock. With
-eight threads on few cores this can turn into a convoy that makes some runs several times
-slower than others.
+Under the profiler two locks stand out, in either order depending on the run:
+
+* an ``rlock``, the handler's: waiters are inside ``Handler.handle`` called from
+  ``Logger.info``; holders release it at the end of ``Handler.handle``, after
+  ``FileHandler.emit`` / ``Formatter.format``;
+* a ``critical_section`` on a ``dict`` in ``LogRecord.__init__``. That dict is
+  ``sys.modules``: every record looks up ``multiprocessing`` and ``asyncio`` there to fill
+  in ``processName`` and ``taskName``, and in CPython 3.13t ``dict.get`` takes the dict's
+  per-object lock. Once those waits start to queue, the lock is handed from thread to
+  thread and each hand-off waits for the next thread to be scheduled: a convoy. On a busy
+  machine it can make a run several times slower than the last one.
 
 The fix (``--fixed``): the workers' logger gets a ``QueueHandler`` feeding a
 ``queue.SimpleQueue``, and one ``QueueListener`` thread formats the records and writes
@@ -80,7 +83,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixed", action="store_true", help="log through a QueueHandler and a QueueListener")
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=8000)
+    parser.add_argument("--steps", type=int, default=5000)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ftprof-logging-") as tmp:
