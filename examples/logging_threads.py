@@ -68,7 +68,7 @@ class LocklessQueueHandler(logging.handlers.QueueHandler):
 
 def checksum(step, worker):
     total = 0
-    for i in range(560):
+    for i in range(800):
         total = (total * 31 + i * step + worker) % 1_000_003
     return total
 
