@@ -59,7 +59,10 @@ def main():
     if not hasattr(sys, "_is_gil_enabled"):
         sys.exit("cpu_threads.py: needs Python 3.13 or newer")
     free_threaded_build = bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED"))
-    sys.path.insert(0, build.build())
+    try:
+        sys.path.insert(0, build.build())
+    except (OSError, build.subprocess.CalledProcessError) as e:
+        sys.exit(f"cpu_threads.py: cannot build the example extension: {e}")
     gil_before = sys._is_gil_enabled()
     mod = importlib.import_module("_threadsafe" if args.fixed else "_legacy")
     gil_after = sys._is_gil_enabled()
