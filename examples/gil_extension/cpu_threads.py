@@ -23,6 +23,7 @@ module safe without the GIL - and only then does it declare
 import argparse
 import importlib
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -61,7 +62,7 @@ def main():
     free_threaded_build = bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED"))
     try:
         sys.path.insert(0, build.build())
-    except (OSError, build.subprocess.CalledProcessError) as e:
+    except (OSError, subprocess.CalledProcessError) as e:
         sys.exit(f"cpu_threads.py: cannot build the example extension: {e}")
     gil_before = sys._is_gil_enabled()
     mod = importlib.import_module("_threadsafe" if args.fixed else "_legacy")
