@@ -56,8 +56,13 @@ void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
         t->spin_start_ns = 0; /* not a PyMutex spin */
         return;
     }
+    /* Published with its lock when the spin's register scan found one (park_ns 0: it never parked). */
     struct ftp_wait w = {
-        .kind = FTP_KIND_SPIN,
+        .kind = t->spin_addr ? t->spin_cls.kind : FTP_KIND_SPIN,
+        .region = t->spin_addr ? t->spin_cls.region : FTP_REGION_UNKNOWN,
+        .region_offset = t->spin_addr ? t->spin_cls.region_offset : 0,
+        .type_id = t->spin_addr ? t->spin_cls.type_id : 0,
+        .lock_addr = t->spin_addr,
         .stack_id = t->spin_stack,
         .event_id = ftp_event_next_id(t),
         .acq_seq = ++t->acq_counter,

@@ -324,11 +324,39 @@ EXPORT int sem_post(sem_t *sem)
  * The interpreter's spin phase: 3.13's _PyMutex_LockTimed yields up to 40 times before parking, and
  * that time is part of the wait. Only yields called from the interpreter's own code count.
  * ------------------------------------------------------------------------------------------------- */
-EXPORT int sched_yield(void)
+
+/* Which PyMutex is being spun on: the caller keeps it in a callee-saved register across the yield.
+ * A candidate must point at a locked PyMutex byte in an object we can name (a critical section or a
+ * threading.Lock) or inside the runtime/interpreter state. */
+static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    t->spin_addr = 0;
+    t->spin_cls.kind = FTP_KIND_SPIN;
+    for (int i = 0; i < nregs; i++) {
+        uintptr_t r = regs[i];
+        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)))
+            continue; /* small integers, or our own stack (locals such as &entry) */
+        uint8_t byte;
+        if (!ftp_safe_read(&byte, r, 1) || (byte & ~3u) || !(byte & 1u))
+            continue; /* a PyMutex byte holds only LOCKED (1) and HAS_PARKED (2), and it is held */
+        struct ftp_lock_class cls;
+        ftp_python_classify(t, r, true, &cls);
+        if (cls.kind == FTP_KIND_CRITICAL_SECTION || cls.kind == FTP_KIND_LOCK || cls.kind == FTP_KIND_RLOCK ||
+            cls.region == FTP_REGION_RUNTIME || cls.region == FTP_REGION_INTERP) {
+            t->spin_addr = r;
+            t->spin_cls = cls;
+            return;
+        }
+    }
+}
+
+FTP_HIDDEN int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller);
+int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
 {
     REAL(sched_yield);
     struct ftp_thread *t = hook_enter();
-    if (!t || !ftp_in_python_text((uintptr_t)__builtin_return_address(0)))
+    if (!t || !ftp_in_python_text(caller))
         return ftp_real.sched_yield();
     t->guard++;
     uint64_t now = ftp_now();
@@ -339,6 +367,10 @@ EXPORT int sched_yield(void)
         t->spin_start_ns = now;
         t->spin_yields = 0;
         t->spin_stack = ftp_stack_capture(t);
+        if (regs)
+            spin_lock_of(t, regs, 6);
+        else
+            t->spin_addr = 0, t->spin_cls.kind = FTP_KIND_SPIN;
     }
     int rc = ftp_real.sched_yield();
     t->spin_last_ns = ftp_now();
@@ -346,6 +378,14 @@ EXPORT int sched_yield(void)
     t->guard--;
     return rc;
 }
+
+#if !defined(__x86_64__)
+/* Elsewhere the registers are not at hand: spins without a park stay unattributed here. */
+EXPORT int sched_yield(void)
+{
+    return ftp_sched_yield(NULL, (uintptr_t)__builtin_return_address(0));
+}
+#endif
 
 /* ---------------------------------------------------------------------------------------------------
  * pthread mutexes and rwlocks (native code: sqlite3, OpenSSL, ...; and the GIL's mutex).

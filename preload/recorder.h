@@ -32,6 +32,14 @@
  * byte) before it parks or takes the lock; shorter yield runs come from other spinners (seqlocks). */
 #define FTP_PYMUTEX_SPINS 40 /* parking-lot semaphores alive at once on one thread (parks nest a little) */
 
+/* What a waited-on address is (python.c fills it). */
+struct ftp_lock_class {
+    uint8_t kind;
+    uint8_t region;
+    uint32_t region_offset;
+    uint32_t type_id;
+};
+
 /* ---- per-thread state (initial-exec TLS: no allocation, usable from the first instruction) ---- */
 struct ftp_park_sem {
     sem_t *sem;
@@ -57,6 +65,8 @@ struct ftp_thread {
     uint64_t spin_last_ns;
     uint32_t spin_stack;
     uint32_t spin_yields;
+    uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
+    struct ftp_lock_class spin_cls;
     /* parking-lot semaphores initialised on this thread's stack and not yet destroyed */
     struct ftp_park_sem park[FTP_PARK_SEMS];
     int npark;
@@ -221,13 +231,6 @@ FTP_HIDDEN void ftp_python_describe(struct ftp_file_header *h);
 FTP_HIDDEN int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max);
 /* Is the innermost Python frame threading.py's RLock factory? (RLock semaphores are born there.) */
 FTP_HIDDEN bool ftp_python_in_rlock_factory(void);
-/* What a parking-lot address is: fills kind/region/offset/type_id. */
-struct ftp_lock_class {
-    uint8_t kind;
-    uint8_t region;
-    uint32_t region_offset;
-    uint32_t type_id;
-};
 FTP_HIDDEN void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out);
 FTP_HIDDEN bool ftp_python_is_gil(uintptr_t addr);
 FTP_HIDDEN void ftp_python_check_gil(struct ftp_thread *t);
