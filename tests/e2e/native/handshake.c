@@ -3,25 +3,44 @@
  * A helper thread takes the mutex, lets the caller try it, and releases it only once the mutex word
  * says a waiter sleeps in the kernel (glibc's normal mutex goes 0 -> 1 -> 2 when someone waits). So
  * every one of the caller's n locks blocks, and none of the helper's does: tests can check that the
- * recorder's recorded plus dropped events add up to exactly n. The flags are plain atomics polled with
- * sched_yield, so the handshake itself adds no other lock, condition or semaphore waits. */
+ * recorder's recorded plus dropped events add up to exactly n. The two threads signal each other
+ * through eventfds, which no recorder hook sees, so the handshake adds no other waits of its own.
+ * ftprof_handshake.caller_cpu_ns() gives the calling thread's CPU time in the last run: apart from
+ * two eventfd syscalls and the futex, that is the recorder's waiter-side cost, free of scheduling noise. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 struct handshake_state {
     pthread_mutex_t mutex;
     long rounds;
-    atomic_long held;   /* round the helper holds the mutex for */
-    atomic_long taken;  /* last round the caller got the mutex in */
+    int held_fd;  /* helper -> caller: I hold the mutex */
+    int taken_fd; /* caller -> helper: I got it and let it go */
 };
 
-static void handshake_wait_for(atomic_long *v, long want)
+static long long handshake_caller_cpu_ns;
+
+static int handshake_signal(int fd)
 {
-    while (atomic_load_explicit(v, memory_order_acquire) != want)
-        sched_yield();
+    uint64_t one = 1;
+    return write(fd, &one, sizeof one) == sizeof one ? 0 : -1;
+}
+
+static int handshake_wait(int fd)
+{
+    uint64_t v;
+    for (;;) {
+        ssize_t r = read(fd, &v, sizeof v);
+        if (r == sizeof v)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
 }
 
 static void *handshake_helper(void *arg)
@@ -29,23 +48,32 @@ static void *handshake_helper(void *arg)
     struct handshake_state *st = arg;
     for (long i = 1; i <= st->rounds; i++) {
         pthread_mutex_lock(&st->mutex);
-        atomic_store_explicit(&st->held, i, memory_order_release);
+        handshake_signal(st->held_fd);
         while (__atomic_load_n(&st->mutex.__data.__lock, __ATOMIC_ACQUIRE) != 2)
             sched_yield();
         pthread_mutex_unlock(&st->mutex);
-        handshake_wait_for(&st->taken, i);
+        handshake_wait(st->taken_fd);
     }
     return NULL;
 }
 
+static long long handshake_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void handshake_caller(struct handshake_state *st)
 {
+    long long t0 = handshake_thread_cpu_ns();
     for (long i = 1; i <= st->rounds; i++) {
-        handshake_wait_for(&st->held, i);
+        handshake_wait(st->held_fd);
         pthread_mutex_lock(&st->mutex);
         pthread_mutex_unlock(&st->mutex);
-        atomic_store_explicit(&st->taken, i, memory_order_release);
+        handshake_signal(st->taken_fd);
     }
+    handshake_caller_cpu_ns = handshake_thread_cpu_ns() - t0;
 }
 
 static PyObject *handshake_run(PyObject *self, PyObject *args)
@@ -58,14 +86,18 @@ static PyObject *handshake_run(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         return NULL;
     }
-    struct handshake_state st = {.mutex = PTHREAD_MUTEX_INITIALIZER, .rounds = n};
-    atomic_init(&st.held, 0);
-    atomic_init(&st.taken, 0);
+    struct handshake_state st = {.mutex = PTHREAD_MUTEX_INITIALIZER, .rounds = n,
+                                 .held_fd = eventfd(0, EFD_CLOEXEC), .taken_fd = eventfd(0, EFD_CLOEXEC)};
+    if (st.held_fd < 0 || st.taken_fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
     pthread_t helper;
     int err = pthread_create(&helper, NULL, handshake_helper, &st);
     if (err) {
         errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
     }
     /* Detached like any extension that blocks in native code (sqlite3 does the same). */
     Py_BEGIN_ALLOW_THREADS
@@ -73,11 +105,27 @@ static PyObject *handshake_run(PyObject *self, PyObject *args)
     pthread_join(helper, NULL);
     Py_END_ALLOW_THREADS
     pthread_mutex_destroy(&st.mutex);
+    close(st.held_fd);
+    close(st.taken_fd);
     return PyLong_FromLong(n);
+fail:
+    if (st.held_fd >= 0)
+        close(st.held_fd);
+    if (st.taken_fd >= 0)
+        close(st.taken_fd);
+    return NULL;
+}
+
+static PyObject *handshake_caller_cpu(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromLongLong(handshake_caller_cpu_ns);
 }
 
 static PyMethodDef handshake_methods[] = {
     {"run", handshake_run, METH_VARARGS, "run(n): n contended pthread_mutex_lock calls; returns n."},
+    {"caller_cpu_ns", handshake_caller_cpu, METH_NOARGS, "CPU time of the calling thread in the last run."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,7 +15,8 @@ def main():
     import ftprof_handshake
     t0 = time.perf_counter_ns()
     done = contend(ftprof_handshake, n)
-    print(json.dumps({"contended": done, "elapsed_ns": time.perf_counter_ns() - t0}))
+    print(json.dumps({"contended": done, "elapsed_ns": time.perf_counter_ns() - t0,
+                      "caller_cpu_ns": ftprof_handshake.caller_cpu_ns()}))
     return 0
 
 
