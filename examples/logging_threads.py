@@ -18,20 +18,17 @@ Under the profiler two locks stand out, in either order depending on the run:
   thread and each hand-off waits for the next thread to be scheduled: a convoy. On a busy
   machine it can make a run several times slower than the last one.
 
-The fix (``--fixed``): the workers' logger gets a ``QueueHandler`` feeding a
-``queue.SimpleQueue``, and one ``QueueListener`` thread formats the records and writes
-them with the ``FileHandler``, so the expensive formatting and the file I/O run on the
-listener's thread, where nobody waits for them. ``QueueHandler.handle`` would still take
-its own RLock around ``emit``; since ``SimpleQueue.put`` is thread-safe, the example's
-``LocklessQueueHandler`` skips it, and it enqueues the record as it is instead of
-formatting and copying it (that copy is for sending records to another process). Finally
-``logging.logMultiprocessing`` and ``logging.logAsyncioTasks`` are switched off, since the
-format prints neither field, which removes the ``sys.modules`` lookups.
-
-On a machine with few cores this barely changes the total run time: formatting and writing
-still cost CPU, and records waiting in the queue make the garbage collector run more often
-(short ``stop_the_world`` entries in the after profile). What changes is that workers no
-longer wait for each other to log.
+The fix (``--fixed``) is the queue-handler pattern: the logger gets a ``QueueHandler`` that
+puts each line on a ``queue.SimpleQueue``, and one ``QueueListener`` thread writes them to
+the file. Two changes make it fit free threading: ``FormattingQueueHandler`` formats the
+record in the thread that logs it (so that work runs on every core instead of piling onto
+the writer thread) and takes no handler lock (the queue is thread-safe on its own), and it
+queues the finished ``str`` rather than the ``LogRecord``, which the garbage collector
+would have to track: with records queueing up, the collector would run, and stop every
+thread, again and again. Finally ``logging.logMultiprocessing`` and
+``logging.logAsyncioTasks`` are switched off, since the format prints neither field, which
+removes the ``sys.modules`` lookups. What is left in the after profile: the writer waiting
+on the queue for lines, and short waits of the threads putting lines on it.
 
     ftprof run -o before.ftp -- python3.13t examples/logging_threads.py
     ftprof run -o after.ftp  -- python3.13t examples/logging_threads.py --fixed
@@ -49,13 +46,15 @@ import time
 FORMAT = "%(asctime)s %(levelname)-8s %(threadName)s %(name)s:%(funcName)s:%(lineno)d %(message)s"
 
 
-class LocklessQueueHandler(logging.handlers.QueueHandler):
-    """A QueueHandler for threads: no per-handler lock (the queue is thread-safe on its own)."""
+class FormattingQueueHandler(logging.handlers.QueueHandler):
+    """Formats each record in the thread that logs it and queues the finished line.
 
-    def prepare(self, record):
-        # The base class formats and copies each record so it can be pickled for another
-        # process; a listener thread in the same process can format the record itself.
-        return record
+    ``QueueHandler.handle`` would take the handler's RLock around ``emit``; the queue is
+    thread-safe on its own, so this one takes no lock. Formatting here spreads that work over
+    every logging thread instead of piling it onto the one writer thread, and a queued ``str``
+    is nothing the garbage collector has to track, where a queued ``LogRecord`` is: a backlog
+    of records would make the collector run, and stop every thread, again and again.
+    """
 
     def handle(self, record):
         rv = self.filter(record)
@@ -64,6 +63,21 @@ class LocklessQueueHandler(logging.handlers.QueueHandler):
         if rv:
             self.emit(record)
         return rv
+
+    def prepare(self, record):
+        return self.format(record)
+
+
+class LineWriter(logging.handlers.QueueListener):
+    """The one thread that touches the file: writes the lines the logging threads queued."""
+
+    def __init__(self, lines, stream):
+        super().__init__(lines)
+        self.stream = stream
+
+    def handle(self, line):
+        self.stream.write(line + "\n")
+        self.stream.flush()  # as FileHandler does after every record
 
 
 def checksum(step, worker):
@@ -81,30 +95,33 @@ def worker_loop(log, worker, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fixed", action="store_true", help="log through a QueueHandler and a QueueListener")
+    parser.add_argument("--fixed", action="store_true", help="format in each thread, queue the lines, write them from one thread")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5000)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ftprof-logging-") as tmp:
         path = os.path.join(tmp, "app.log")
-        file_handler = logging.FileHandler(path, encoding="utf-8")
-        file_handler.setFormatter(logging.Formatter(FORMAT))
         log = logging.getLogger("app")
         log.setLevel(logging.INFO)
         log.propagate = False
 
-        listener = None
+        listener = stream = None
         if args.fixed:
             # Fields this format never prints; collecting them costs two sys.modules.get() calls
             # per record, and dict.get locks the dict in 3.13t: eight threads meet on sys.modules.
             logging.logMultiprocessing = False
             logging.logAsyncioTasks = False
-            records = queue.SimpleQueue()
-            log.addHandler(LocklessQueueHandler(records))
-            listener = logging.handlers.QueueListener(records, file_handler)
+            line_queue = queue.SimpleQueue()
+            handler = FormattingQueueHandler(line_queue)
+            handler.setFormatter(logging.Formatter(FORMAT))
+            log.addHandler(handler)
+            stream = open(path, "a", encoding="utf-8")
+            listener = LineWriter(line_queue, stream)
             listener.start()
         else:
+            file_handler = logging.FileHandler(path, encoding="utf-8")
+            file_handler.setFormatter(logging.Formatter(FORMAT))
             log.addHandler(file_handler)
 
         start = time.perf_counter()
@@ -116,10 +133,11 @@ def main():
             t.join()
         workers_done = time.perf_counter() - start
         if listener is not None:
-            listener.stop()  # drains the queue: every record is in the file afterwards
+            listener.stop()  # drains the queue: every line is in the file afterwards
+            stream.close()
         for handler in list(log.handlers):
             log.removeHandler(handler)
-        file_handler.close()
+            handler.close()
         elapsed = time.perf_counter() - start
 
         with open(path, encoding="utf-8") as f:
@@ -127,7 +145,7 @@ def main():
     expected = args.threads * args.steps
     assert lines == expected, f"{lines} log lines, expected {expected}"
     print(f"logging_threads: {lines} lines from {args.threads} threads; workers done in {workers_done:.2f} s, "
-          f"all written in {elapsed:.2f} s ({'queue listener' if args.fixed else 'shared FileHandler'})")
+          f"all written in {elapsed:.2f} s ({'queued lines, one writer' if args.fixed else 'shared FileHandler'})")
 
 
 if __name__ == "__main__":
