@@ -28,7 +28,10 @@ would have to track: with records queueing up, the collector would run, and stop
 thread, again and again. Finally ``logging.logMultiprocessing`` and
 ``logging.logAsyncioTasks`` are switched off, since the format prints neither field, which
 removes the ``sys.modules`` lookups. What is left in the after profile: the writer waiting
-on the queue for lines, and short waits of the threads putting lines on it.
+on the queue for lines, and the threads' waits to put lines on the one shared queue (its
+per-object lock; mostly short spins that the report may list as ``spin (unattributed)``).
+On two cores the run time hardly changes - the lines still have to be formatted and
+written - but no thread waits for another one's formatting or file write any more.
 
     ftprof run -o before.ftp -- python3.13t examples/logging_threads.py
     ftprof run -o after.ftp  -- python3.13t examples/logging_threads.py --fixed
