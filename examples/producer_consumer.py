@@ -10,17 +10,20 @@ harmless: orders arrive more slowly than six threads can price them, so consumer
   in ``Condition.wait`` inside ``Queue.get``. They are listed in their own section: that
   time is idleness, not lost parallelism, and removing it would need more orders, not fewer
   locks.
-* ``lock`` entries are real contention. Two show up here. The queue's own ``mutex`` is
+* ``lock`` entries are real contention. Two locks show up here, in proportions that vary
+  from run to run. The queue's own ``mutex`` is
   taken by every ``put`` and ``get``: waiters stand on ``with self.not_empty:`` /
   ``with self.not_full:`` in ``Queue.get`` / ``Queue.put``, and in
   ``Condition._acquire_restore``, where a consumer that was just notified must take the
   mutex back before ``wait()`` returns - eight threads share one lock for every order.
-  And ``TOTALS_LOCK``, held by ``record_order`` while it updates the totals, with waiters
-  on the ``with TOTALS_LOCK:`` line in ``consumer``.
+  And ``TOTALS_LOCK``, held while ``record_order`` updates the totals and ``publish_status``
+  re-renders the JSON a status page would serve, for every order; its waiters stand on the
+  ``with TOTALS_LOCK:`` line in ``consumer``.
 
 The fix (``--fixed``): producers put batches of orders, so the queue's mutex is taken once
 per batch instead of once per order, and each consumer keeps its own totals and merges them
-once when it stops, so ``TOTALS_LOCK`` is taken six times instead of once per order. The
+once (and publishes the status) when it stops, so ``TOTALS_LOCK`` is taken six times instead
+of once per order. The
 ``lock`` entries shrink to almost nothing; the ``condition`` section stays, since consumers
 still wait for work, as they should. The run time does not change: it is set by the arrival
 rate.
@@ -30,6 +33,7 @@ rate.
 """
 
 import argparse
+import json
 import queue
 import threading
 import time
@@ -48,6 +52,7 @@ def new_totals():
 
 TOTALS_LOCK = threading.Lock()
 TOTALS = new_totals()
+STATUS = ""  # the JSON a status page would serve; replaced under TOTALS_LOCK
 
 
 def make_order(n):
@@ -73,6 +78,12 @@ def record_order(totals, order, amount):
     top.append((amount, order["id"]))
     top.sort(reverse=True)
     del top[TOP:]
+
+
+def publish_status(totals):
+    global STATUS
+    STATUS = json.dumps({"orders": totals["orders"], "revenue": totals["revenue"],
+                         "by_region": totals["by_region"], "top": totals["top"][:5]}, sort_keys=True)
 
 
 def merge(into, part):
@@ -106,6 +117,7 @@ def consumer(q):
         amount = price(order)
         with TOTALS_LOCK:
             record_order(TOTALS, order, amount)
+            publish_status(TOTALS)
 
 
 def producer_fixed(q, first, count):
@@ -123,6 +135,7 @@ def consumer_fixed(q):
             record_order(mine, order, price(order))
     with TOTALS_LOCK:
         merge(TOTALS, mine)
+        publish_status(TOTALS)
 
 
 def main():
@@ -150,6 +163,7 @@ def main():
 
     expected = share * PRODUCERS
     assert TOTALS["orders"] == expected, f"{TOTALS['orders']} orders recorded, expected {expected}"
+    assert json.loads(STATUS)["orders"] == expected, "the published status is stale"
     regions = ", ".join(f"{k} {v['orders']}" for k, v in sorted(TOTALS["by_region"].items()))
     print(f"producer_consumer: {TOTALS['orders']} orders ({regions}), revenue {TOTALS['revenue']}, "
           f"largest {TOTALS['top'][0][0]} "
