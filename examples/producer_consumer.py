@@ -11,8 +11,8 @@ harmless: orders arrive more slowly than six threads can price them, so consumer
   time is idleness, not lost parallelism, and removing it would need more orders, not fewer
   locks.
 * ``lock`` entries are real contention. Two locks show up here, in proportions that vary
-  from run to run. The queue's own ``mutex`` is
-  taken by every ``put`` and ``get``: waiters stand on ``with self.not_empty:`` /
+  from run to run. The queue's own ``mutex`` is taken by every ``put`` and ``get``:
+  waiters stand on ``with self.not_empty:`` /
   ``with self.not_full:`` in ``Queue.get`` / ``Queue.put``, and in
   ``Condition._acquire_restore``, where a consumer that was just notified must take the
   mutex back before ``wait()`` returns - eight threads share one lock for every order.
@@ -23,10 +23,9 @@ harmless: orders arrive more slowly than six threads can price them, so consumer
 The fix (``--fixed``): producers put batches of orders, so the queue's mutex is taken once
 per batch instead of once per order, and each consumer keeps its own totals and merges them
 once (and publishes the status) when it stops, so ``TOTALS_LOCK`` is taken six times instead
-of once per order. The
-``lock`` entries shrink to almost nothing; the ``condition`` section stays, since consumers
-still wait for work, as they should. The run time does not change: it is set by the arrival
-rate.
+of once per order. The ``lock`` entries shrink; the ``condition`` section stays, since
+consumers still wait for work, as they should. The run time hardly changes: it is set by
+the arrival rate.
 
     ftprof run -o before.ftp -- python3.13t examples/producer_consumer.py
     ftprof run -o after.ftp  -- python3.13t examples/producer_consumer.py --fixed
