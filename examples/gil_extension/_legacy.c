@@ -70,7 +70,7 @@ static PyModuleDef_Slot legacy_slots[] = {
 static struct PyModuleDef legacy_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = MODULE_NAME,
-    .m_doc = "A checksum helper (ftprof example of an extension that re-enables the GIL).",
+    .m_doc = "Checksums; an ftprof example of an extension that re-enables the GIL.",
     .m_size = 0,
     .m_methods = legacy_methods,
     .m_slots = legacy_slots,
