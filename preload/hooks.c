@@ -327,16 +327,20 @@ EXPORT int sem_post(sem_t *sem)
 
 /* Which PyMutex is being spun on: the caller keeps it in a callee-saved register across the yield.
  * A candidate must point at a locked PyMutex byte in an object we can name (a critical section or a
- * threading.Lock) or inside the runtime/interpreter state. */
+ * threading.Lock) or inside the runtime/interpreter state. Registers can also hold stale values of
+ * the caller's callers (a lock released a moment ago), so the spin is tied to a lock only when exactly
+ * one distinct candidate qualifies; otherwise it stays a SPIN for the analyzer to place by stack. */
 static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t found = 0;
+    struct ftp_lock_class found_cls = {.kind = FTP_KIND_SPIN};
     t->spin_addr = 0;
-    t->spin_cls.kind = FTP_KIND_SPIN;
+    t->spin_cls = found_cls;
     for (int i = 0; i < nregs; i++) {
         uintptr_t r = regs[i];
-        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)))
-            continue; /* small integers, or our own stack (locals such as &entry) */
+        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)) || r == found)
+            continue; /* small integers, our own stack (locals such as &entry), a repeat */
         uint8_t byte;
         if (!ftp_safe_read(&byte, r, 1) || (byte & ~3u) || !(byte & 1u))
             continue; /* a PyMutex byte holds only LOCKED (1) and HAS_PARKED (2), and it is held */
@@ -344,11 +348,14 @@ static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
         ftp_python_classify(t, r, true, &cls);
         if (cls.kind == FTP_KIND_CRITICAL_SECTION || cls.kind == FTP_KIND_LOCK || cls.kind == FTP_KIND_RLOCK ||
             cls.region == FTP_REGION_RUNTIME || cls.region == FTP_REGION_INTERP) {
-            t->spin_addr = r;
-            t->spin_cls = cls;
-            return;
+            if (found)
+                return; /* ambiguous */
+            found = r;
+            found_cls = cls;
         }
     }
+    t->spin_addr = found;
+    t->spin_cls = found_cls;
 }
 
 FTP_HIDDEN int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller);
