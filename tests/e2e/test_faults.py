@@ -247,3 +247,21 @@ def test_disable_and_bad_settings(runner):
     verbose = runner.run([WORKLOADS / "streams.py"], extra_env={"FTPROF_VERBOSE": "1"})
     extra = [ln for ln in verbose.stderr.replace(plain.stderr, "", 1).splitlines() if ln]
     assert len(extra) == 1, f"FTPROF_VERBOSE=1 prints one summary line, got {extra}"
+
+
+def test_children_killed_at_birth_leave_readable_files(runner):
+    """A child killed while it creates its recording must leave either no file or a readable one: a
+    pool tearing down fresh workers does this (CPython's concurrent.futures tests hit it)."""
+    run = runner.run([WORKLOADS / "kill_children.py", 200])
+    blank = []
+    for f in run.files:
+        with open(f, "rb") as fh:
+            if not any(fh.read(4096)):
+                blank.append(f.name)
+    assert not blank, (
+        f"{len(blank)} of {len(run.files)} recordings have an all-zero header (the file was created and "
+        f"sized before its header was written, and the kill landed in between); ftprof report refuses "
+        f"them as 'not an ftprof recording': {blank[:5]}")
+    for f in run.files:
+        r = runner.cli_run("report", f, "--json")
+        assert r.returncode == 0, f"{f.name}: exit {r.returncode}: {r.stderr.strip()[:300]}"
