@@ -41,13 +41,16 @@ static inline uint64_t slow_path_begin(struct ftp_thread *t)
     return now;
 }
 
-/* A PyMutex park right after a full spin (40 yields) is the same acquisition: the wait starts at the
- * first yield, and the stack captured then is the waiter's. Any other pending spin ended on its own. */
-static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uint32_t *stack)
+/* A PyMutex park right after a full spin (40 yields) on the same lock is the same acquisition: the
+ * wait starts at the first yield. "The same lock" is the spun-on address when the register scan found
+ * it, else the same Python stack: a spin that took its lock and a park on another lock a moment later
+ * (Condition.wait right after a re-acquire) must stay two waits. Any other pending spin ended on its
+ * own and is published as such. */
+static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t lock_addr, uint32_t stack)
 {
-    if (t->spin_start_ns && now - t->spin_last_ns < FTP_SPIN_GAP_NS && t->spin_yields >= FTP_PYMUTEX_SPINS) {
+    if (t->spin_start_ns && now - t->spin_last_ns < FTP_SPIN_GAP_NS && t->spin_yields >= FTP_PYMUTEX_SPINS &&
+        (t->spin_addr ? t->spin_addr == lock_addr : t->spin_stack == stack)) {
         uint64_t start = t->spin_start_ns;
-        *stack = t->spin_stack;
         t->spin_start_ns = 0;
         return start;
     }
@@ -187,22 +190,25 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
         .lock_addr = lock_addr,
         .flags = mode != SEM_UNTIMED ? FTP_WAIT_TIMED : 0,
     };
-    w.start_ns = mutex_park ? take_spin(t, now, &w.stack_id) : now;
-    if (!mutex_park)
-        ftp_event_flush_spin(t, now, true);
     /* A PyMutex woken without hand-off races again and may park again: same acquisition. The
      * stop-the-world requester re-waits in 1 ms slices: same pause. */
     bool mergeable_kind = mutex_park || cls.kind == FTP_KIND_STOP_THE_WORLD;
     if (mergeable_kind && t->prev_mergeable && t->prev_addr == lock_addr && now - t->prev_end_ns < FTP_CONTINUE_GAP_NS) {
         w.acq_seq = t->prev_acq_seq;
         w.flags |= FTP_WAIT_CONTINUATION;
-        if (!w.stack_id)
-            w.stack_id = t->prev_stack;
+        w.stack_id = t->prev_stack;
+        w.start_ns = now;
+        ftp_event_flush_spin(t, now, true);
     } else {
         w.acq_seq = ++t->acq_counter;
-    }
-    if (!w.stack_id)
         w.stack_id = ftp_stack_capture(t);
+        if (mutex_park) {
+            w.start_ns = take_spin(t, now, lock_addr, w.stack_id);
+        } else {
+            w.start_ns = now;
+            ftp_event_flush_spin(t, now, true);
+        }
+    }
     w.park_ns = ftp_now();
 
     int rc = call_sem_wait(sem, mode, clock, abstime);
