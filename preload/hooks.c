@@ -167,11 +167,20 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     uintptr_t lock_addr = *(const uintptr_t *)((const char *)sem - 8);
     struct ftp_waiter *reg = ftp_waiter_find((uintptr_t)sem);
     bool self_woken = reg && reg->tid == t->tid && (atomic_load(&reg->self_woken) & 1u);
-    /* park_arg pointing just above the semaphore on this stack: a PyMutex's mutex_entry. A NULL one:
-     * a PyEvent or the thread-state park of stop-the-world. Anything else (a _PyRawMutex bucket lock,
-     * whose sem − 8 is a list link) is internal bookkeeping and not reported. */
-    bool mutex_park = (uintptr_t)park_arg > (uintptr_t)sem && (uintptr_t)park_arg - (uintptr_t)sem < 8192;
-    bool reportable = !self_woken && lock_addr && (mutex_park || park_arg == NULL);
+    /* park_arg pointing just above the semaphore on this stack: a PyMutex's mutex_entry
+     * {PyTime_t time_to_be_fair (about now + 1 ms); int handed_off}, or — for a hand-over wait such as
+     * SimpleQueue.get — the slot the item will be put in. A NULL one: a PyEvent or the thread-state
+     * park of stop-the-world. Anything else (a _PyRawMutex bucket lock, whose sem − 8 is a list link)
+     * is internal bookkeeping and not reported. */
+    bool arg_on_stack = (uintptr_t)park_arg > (uintptr_t)sem && (uintptr_t)park_arg - (uintptr_t)sem < 8192;
+    bool mutex_park = false;
+    if (arg_on_stack) {
+        int64_t fair_at = *(const int64_t *)park_arg;
+        int handed = *(const int *)((const char *)park_arg + 8);
+        mutex_park = fair_at > (int64_t)now - 60000000000LL && fair_at < (int64_t)now + 60000000000LL &&
+                     (handed == 0 || handed == 1);
+    }
+    bool reportable = !self_woken && lock_addr && (arg_on_stack || park_arg == NULL);
     if (!reportable) {
         if (self_woken)
             t->spin_start_ns = 0; /* the self-park's spin was not a wait either */
@@ -181,6 +190,8 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     }
     struct ftp_lock_class cls;
     ftp_python_classify(t, lock_addr, mutex_park, &cls);
+    if (arg_on_stack && !mutex_park)
+        cls.kind = FTP_KIND_CONDITION; /* waiting for an item to be handed over: waiting for work */
     struct ftp_wait w = {
         .kind = cls.kind,
         .region = cls.region,
