@@ -48,6 +48,45 @@ static int create_exclusive(const char *path)
     return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
+/* An unnamed file in the output's directory (O_TMPFILE): it gets its name only once its header is
+ * written (publish_file), so a process killed while starting up — a pool tearing down a fresh worker —
+ * leaves no file rather than a headerless one. -1 with errno EOPNOTSUPP/EISDIR where unsupported. */
+static int create_unnamed(const char *path)
+{
+    char dir[1100];
+    const char *slash = strrchr(path, '/');
+    size_t len = slash ? (size_t)(slash - path) : 0;
+    if (len == 0)
+        strcpy(dir, slash ? "/" : ".");
+    else {
+        memcpy(dir, path, len);
+        dir[len] = 0;
+    }
+    return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
+/* Give the unnamed file its name. linkat never replaces an existing name (a planted symlink included). */
+static int publish_file(int fd, const char *path)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+}
+
+static void warn_create(const char *path, int err)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, ": %s; running unprofiled",
+             err == ELOOP ? "it is a symbolic link" : err == EEXIST ? "it exists (never overwritten)" : strerror(err));
+    ftp_warn("cannot create ", path, msg);
+}
+
+static bool is_symlink(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
 int ftp_file_open(bool forked_child)
 {
     char path[1100];
@@ -56,19 +95,25 @@ int ftp_file_open(bool forked_child)
         ftp_warn("cannot create the recording: FTPROF_OUTPUT is too long; running unprofiled", NULL, NULL);
         return -ENAMETOOLONG;
     }
-    int fd = create_exclusive(path);
-    if (fd < 0 && errno == EEXIST && !had_pid) {
-        /* Several processes share one FTPROF_OUTPUT without %p (children, workers): each gets
-         * "<name>.<pid>" rather than a refusal. */
-        size_t len = strlen(path);
-        snprintf(path + len, sizeof path - len, ".%u", ftp_state.pid);
+    bool named = false;
+    int fd = create_unnamed(path);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        /* No O_TMPFILE on this file system: create the name at once. */
         fd = create_exclusive(path);
+        if (fd < 0 && errno == EEXIST && !had_pid && !is_symlink(path)) {
+            /* Several processes share one FTPROF_OUTPUT without %p (children, workers): each gets
+             * "<name>.<pid>" rather than a refusal. */
+            size_t len = strlen(path);
+            snprintf(path + len, sizeof path - len, ".%u", ftp_state.pid);
+            fd = create_exclusive(path);
+        } else if (fd < 0 && errno == EEXIST && is_symlink(path)) {
+            errno = ELOOP;
+        }
+        named = fd >= 0;
     }
     if (fd < 0) {
         int err = errno;
-        char msg[64];
-        snprintf(msg, sizeof msg, ": %s; running unprofiled", err == ELOOP ? "it is a symbolic link" : strerror(err));
-        ftp_warn("cannot create ", path, msg);
+        warn_create(path, err);
         return -err;
     }
     size_t total = ftp_buffer_bytes();
@@ -86,7 +131,8 @@ int ftp_file_open(bool forked_child)
         if (links == MAP_FAILED) {
             ftp_warn("cannot allocate the chunk table; running unprofiled", NULL, NULL);
             close(fd);
-            unlink(path);
+            if (named)
+                unlink(path);
             return -ENOMEM;
         }
         ftp_state.chunk_next = links;
@@ -96,7 +142,8 @@ int ftp_file_open(bool forked_child)
         int err = errno;
         ftp_warn("cannot size ", path, err == ENOSPC ? ": no space left; running unprofiled" : ": running unprofiled");
         close(fd);
-        unlink(path);
+        if (named)
+            unlink(path);
         return -err;
     }
     void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -104,7 +151,8 @@ int ftp_file_open(bool forked_child)
         int err = errno;
         ftp_warn("cannot map ", path, ": running unprofiled");
         close(fd);
-        unlink(path);
+        if (named)
+            unlink(path);
         return -err;
     }
     /* Reserve the header's blocks now; chunks reserve theirs when claimed (see ring.c), so a full
@@ -113,7 +161,8 @@ int ftp_file_open(bool forked_child)
         ftp_warn("cannot write ", path, ": no space left; running unprofiled");
         munmap(map, map_size);
         close(fd);
-        unlink(path);
+        if (named)
+            unlink(path);
         return -ENOSPC;
     }
     struct ftp_file_header *h = map;
@@ -140,6 +189,22 @@ int ftp_file_open(bool forked_child)
     if (forked_child)
         flags |= FTP_FLAG_FORKED_CHILD;
     atomic_store((_Atomic uint32_t *)&h->flags, flags);
+    if (!named) {
+        int rc = publish_file(fd, path);
+        if (rc == -EEXIST && !had_pid && !is_symlink(path)) {
+            size_t len = strlen(path);
+            snprintf(path + len, sizeof path - len, ".%u", ftp_state.pid);
+            rc = publish_file(fd, path);
+        } else if (rc == -EEXIST && is_symlink(path)) {
+            rc = -ELOOP;
+        }
+        if (rc != 0) {
+            warn_create(path, -rc);
+            munmap(map, map_size);
+            close(fd);
+            return rc;
+        }
+    }
 
     ftp_state.fd = fd;
     ftp_state.map = map;
