@@ -17,8 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
