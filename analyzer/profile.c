@@ -613,6 +613,9 @@ static bool prof_lock_knows_tid(struct plock *l, uint32_t tid)
 
 static bool prof_merged_kind(enum prof_kind kind, uint8_t raw)
 {
+    /* Every thread parks on its own thread state during a pause: one row for all the pauses. */
+    if (kind == PROF_KIND_STOP_THE_WORLD)
+        return true;
     if (kind == PROF_KIND_THREAD_JOIN)
         return raw == FTP_KIND_EVENT;
     return kind == PROF_KIND_CONDITION && (raw == FTP_KIND_LOCK || raw == FTP_KIND_RLOCK ||
@@ -1397,7 +1400,9 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
     if (l->raw_kind == FTP_KIND_SPIN)
         return "spin (unattributed)";
     if (l->merged)
-        return l->kind == PROF_KIND_THREAD_JOIN ? "Thread.join" : "Condition";
+        return l->kind == PROF_KIND_THREAD_JOIN ? "Thread.join"
+               : l->kind == PROF_KIND_STOP_THE_WORLD ? "stop-the-world"
+                                                     : "Condition";
     switch (l->kind) {
     case PROF_KIND_LOCK: return type ? type : "Lock";
     case PROF_KIND_RLOCK: return type ? type : "RLock";
