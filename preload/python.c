@@ -20,7 +20,7 @@
 /* _Py_DebugOffsets as laid out by CPython 3.13 (Include/internal/pycore_runtime.h): 73 u64 words. */
 enum dbg13 {
     D_VERSION = 1, D_FREE_THREADED = 2,
-    D_RT_SIZE = 3, D_RT_INTERPRETERS_HEAD = 5,
+    D_RT_SIZE = 3, D_RT_FINALIZING = 4, D_RT_INTERPRETERS_HEAD = 5,
     D_IS_SIZE = 6, D_IS_CEVAL_GIL = 14, D_IS_GIL_STATE = 15, D_IS_GIL_ENABLED = 16,
     D_TS_SIZE = 19, D_TS_CURRENT_FRAME = 23,
     D_FR_PREVIOUS = 29, D_FR_EXECUTABLE = 30, D_FR_INSTR_PTR = 31, D_FR_OWNER = 33,
@@ -82,6 +82,7 @@ void ftp_python_detect(void)
      * their waits recorded, without Python stacks or object names. */
     if ((py->version >> 16) == 0x030D) {
         py->runtime_size = dbg[D_RT_SIZE];
+        py->rt_finalizing = dbg[D_RT_FINALIZING];
         py->interp_size = dbg[D_IS_SIZE];
         py->ts_size = dbg[D_TS_SIZE];
         py->ts_current_frame = dbg[D_TS_CURRENT_FRAME];
@@ -148,6 +149,10 @@ uintptr_t ftp_python_tstate(void)
 {
     struct ftp_python *py = &ftp_state.py;
     if (!py->stacks || !py->ready)
+        return 0;
+    /* Once the runtime is finalizing, thread states are being freed under threads that may still
+     * wait (daemon threads, exit handlers): no Python stacks from then on. */
+    if (*(volatile const uintptr_t *)(py->runtime + py->rt_finalizing))
         return 0;
     return (uintptr_t)py->get_tstate();
 }

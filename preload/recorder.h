@@ -91,6 +91,7 @@ struct ftp_python {
     uint64_t version;      /* PY_VERSION_HEX */
     uintptr_t runtime;     /* &_PyRuntime */
     uint64_t runtime_size;
+    uint64_t rt_finalizing; /* offset of _PyRuntime._finalizing (the finalizing thread state) */
     uintptr_t interp;      /* main interpreter */
     uint64_t interp_size;
     uintptr_t gil;         /* its _gil runtime state */
