@@ -1,5 +1,7 @@
 """Calls the test extension ftprof_handshake: exactly N contended pthread_mutex_lock calls made from
-contend(), for the buffer-overflow accounting test and the per-event cost benchmark."""
+contend(), for the buffer-overflow accounting test and the per-event cost benchmark.
+  handshake.py EXTDIR N            N contended locks
+  handshake.py EXTDIR N relock     N failing relocks (the benchmark's blocking-free per-event cost)"""
 import json
 import sys
 import time
@@ -13,6 +15,9 @@ def main():
     sys.path.insert(0, sys.argv[1])
     n = int(sys.argv[2])
     import ftprof_handshake
+    if len(sys.argv) > 3 and sys.argv[3] == "relock":
+        print(json.dumps({"relock_ns": ftprof_handshake.relock(n)}))
+        return 0
     t0 = time.perf_counter_ns()
     done = contend(ftprof_handshake, n)
     print(json.dumps({"contended": done, "elapsed_ns": time.perf_counter_ns() - t0,
