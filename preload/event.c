@@ -34,7 +34,7 @@ void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
     atomic_fetch_add_explicit(&ftp_state.events, 1, memory_order_relaxed);
 }
 
-void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter *copy, uint64_t now)
+void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy, uint64_t now)
 {
     uint32_t stack = ftp_stack_capture(t);
     struct ftp_rec_holder *r = ftp_ring_reserve(t, sizeof *r);

@@ -58,17 +58,13 @@ static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t l
     return now;
 }
 
-/* A releaser found a registered waiter: capture who released, once per waiter. */
-static inline bool claim_holder(struct ftp_waiter *w, struct ftp_thread *t, struct ftp_waiter *copy)
+/* A releaser found a registered waiter: it records itself as the holder, once per waiter. */
+static inline bool claim_holder(struct ftp_waiter *w, uintptr_t key, struct ftp_thread *t, struct ftp_waiter_copy *copy)
 {
-    if (w->tid == t->tid)
+    if (!ftp_waiter_snapshot(w, key, copy) || copy->tid == t->tid || (copy->flags & FTP_WAITER_HOLDER_SEEN))
         return false;
-    uint32_t old = atomic_fetch_or(&w->self_woken, 2u);
-    if (old & 2u)
-        return false;
-    copy->event_id = w->event_id;
-    copy->lock_addr = w->lock_addr;
-    return true;
+    uint32_t old = ftp_waiter_flag(w, copy, FTP_WAITER_HOLDER_SEEN);
+    return old != UINT32_MAX && !(old & FTP_WAITER_HOLDER_SEEN);
 }
 
 /* ---------------------------------------------------------------------------------------------------
@@ -95,7 +91,8 @@ static int park_index(struct ftp_thread *t, const sem_t *sem)
 static void park_forget(struct ftp_thread *t, int i)
 {
     struct ftp_waiter *w = ftp_waiter_find((uintptr_t)t->park[i].sem);
-    if (w && w->tid == t->tid)
+    struct ftp_waiter_copy c;
+    if (ftp_waiter_snapshot(w, (uintptr_t)t->park[i].sem, &c) && c.tid == t->tid)
         ftp_waiter_remove(w);
     t->park[i] = t->park[--t->npark];
 }
@@ -165,8 +162,9 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     struct ftp_park_sem park = t->park[i];
     const void *park_arg = *(const void *const *)((const char *)sem - 16);
     uintptr_t lock_addr = *(const uintptr_t *)((const char *)sem - 8);
-    struct ftp_waiter *reg = ftp_waiter_find((uintptr_t)sem);
-    bool self_woken = reg && reg->tid == t->tid && (atomic_load(&reg->self_woken) & 1u);
+    struct ftp_waiter_copy reg;
+    bool self_woken = ftp_waiter_snapshot(ftp_waiter_find((uintptr_t)sem), (uintptr_t)sem, &reg) &&
+                      reg.tid == t->tid && (reg.flags & FTP_WAITER_SELF_WOKEN);
     /* park_arg pointing just above the semaphore on this stack: a PyMutex's mutex_entry
      * {PyTime_t time_to_be_fair (about now + 1 ms); int handed_off}, or — for a hand-over wait such as
      * SimpleQueue.get — the slot the item will be put in. A NULL one: a PyEvent or the thread-state
@@ -317,14 +315,14 @@ EXPORT int sem_post(sem_t *sem)
     if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
         return ftp_real.sem_post(sem);
     struct ftp_waiter *w = ftp_waiter_find((uintptr_t)sem);
-    if (!w)
+    struct ftp_waiter_copy copy;
+    if (!ftp_waiter_snapshot(w, (uintptr_t)sem, &copy))
         return ftp_real.sem_post(sem);
-    if (w->tid == t->tid) {
-        atomic_fetch_or(&w->self_woken, 1u); /* 3.13 self-park: waking ourselves, not a wait */
+    if (copy.tid == t->tid) {
+        ftp_waiter_flag(w, &copy, FTP_WAITER_SELF_WOKEN); /* 3.13 self-park: waking ourselves, not a wait */
         return ftp_real.sem_post(sem);
     }
-    struct ftp_waiter copy;
-    bool holder = claim_holder(w, t, &copy);
+    bool holder = claim_holder(w, (uintptr_t)sem, t, &copy);
     /* Wake first, then look at our own stack: the waiter should not wait for our bookkeeping. */
     int rc = ftp_real.sem_post(sem);
     if (holder) {
@@ -464,8 +462,8 @@ static inline int release_with_holder(uintptr_t lock, int (*release)(void *), vo
     if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
         return release(arg);
     struct ftp_waiter *w = ftp_waiter_find(lock);
-    struct ftp_waiter copy;
-    bool holder = w && claim_holder(w, t, &copy);
+    struct ftp_waiter_copy copy;
+    bool holder = w && claim_holder(w, lock, t, &copy);
     int rc = release(arg);
     if (holder) {
         int saved_errno = errno;

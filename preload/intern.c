@@ -137,6 +137,7 @@ uint32_t ftp_intern_extra(uintptr_t type)
 /* ---- waiters ---- */
 #define WAITER_EMPTY 0
 #define WAITER_TOMBSTONE 1
+#define WAITER_FILLING 2
 
 struct ftp_waiter *ftp_waiter_add(uintptr_t key, uint64_t event_id, uint64_t lock_addr, uint32_t tid)
 {
@@ -148,13 +149,14 @@ struct ftp_waiter *ftp_waiter_add(uintptr_t key, uint64_t event_id, uint64_t loc
         uintptr_t k = atomic_load_explicit(&w->key, memory_order_relaxed);
         if (k != WAITER_EMPTY && k != WAITER_TOMBSTONE)
             continue;
-        /* Claim with a tombstone-like busy marker first, fill, then publish the key. */
-        if (!atomic_compare_exchange_strong(&w->key, &k, (uintptr_t)2))
+        /* Claim with a "filling" marker first, fill, then publish the key. */
+        if (!atomic_compare_exchange_strong(&w->key, &k, WAITER_FILLING))
             continue;
-        w->event_id = event_id;
-        w->lock_addr = lock_addr;
-        w->tid = tid;
-        atomic_store_explicit(&w->self_woken, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->claims, 1, memory_order_relaxed);
+        atomic_store_explicit(&w->event_id, event_id, memory_order_relaxed);
+        atomic_store_explicit(&w->lock_addr, lock_addr, memory_order_relaxed);
+        atomic_store_explicit(&w->tid, tid, memory_order_relaxed);
+        atomic_store_explicit(&w->flags, 0, memory_order_relaxed);
         atomic_store_explicit(&w->key, key, memory_order_release);
         atomic_fetch_add_explicit(&ftp_state.parked, 1, memory_order_relaxed);
         return w;
@@ -173,6 +175,28 @@ struct ftp_waiter *ftp_waiter_find(uintptr_t key)
             return w;
     }
     return NULL;
+}
+
+bool ftp_waiter_snapshot(struct ftp_waiter *w, uintptr_t key, struct ftp_waiter_copy *out)
+{
+    if (!w)
+        return false;
+    out->claims = atomic_load_explicit(&w->claims, memory_order_acquire);
+    out->tid = atomic_load_explicit(&w->tid, memory_order_relaxed);
+    out->event_id = atomic_load_explicit(&w->event_id, memory_order_relaxed);
+    out->lock_addr = atomic_load_explicit(&w->lock_addr, memory_order_relaxed);
+    out->flags = atomic_load_explicit(&w->flags, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&w->key, memory_order_relaxed) == key &&
+           atomic_load_explicit(&w->claims, memory_order_relaxed) == out->claims;
+}
+
+uint32_t ftp_waiter_flag(struct ftp_waiter *w, const struct ftp_waiter_copy *c, uint32_t flag)
+{
+    uint32_t old = atomic_fetch_or(&w->flags, flag);
+    /* A slot claimed again in between belongs to another waiter: its flag was set by mistake only if
+     * the claim count moved, and then the new owner resets flags before publishing its key. */
+    return atomic_load_explicit(&w->claims, memory_order_relaxed) == c->claims ? old : UINT32_MAX;
 }
 
 void ftp_waiter_remove(struct ftp_waiter *w)

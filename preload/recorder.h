@@ -203,16 +203,29 @@ FTP_HIDDEN void ftp_intern_publish(_Atomic uint64_t *slot, uint32_t id, uint32_t
 FTP_HIDDEN uint32_t ftp_intern_extra(uintptr_t type); /* the `extra` word stored with a type */
 FTP_HIDDEN uint32_t ftp_new_id(void);
 
-/* Waiters that may be woken by someone else: releasers look themselves up here to become holders. */
+/* Waiters that may be woken by someone else: releasers look themselves up here to become holders.
+ * A slot is reused as soon as its waiter leaves, possibly while a releaser is reading it: every field
+ * is atomic, and readers take a snapshot that is valid only if the slot's key and claim count did not
+ * change while they copied it (ftp_waiter_snapshot). */
 struct ftp_waiter {
-    _Atomic uintptr_t key;     /* semaphore / mutex / rwlock address; 0 empty, 1 tombstone */
-    uint64_t event_id;
-    uint64_t lock_addr;
-    uint32_t tid;
-    _Atomic uint32_t self_woken;
+    _Atomic uintptr_t key;     /* semaphore / mutex / rwlock address; 0 empty, 1 tombstone, 2 filling */
+    _Atomic uint32_t claims;   /* bumped at every claim of the slot */
+    _Atomic uint32_t tid;
+    _Atomic uint64_t event_id;
+    _Atomic uint64_t lock_addr;
+    _Atomic uint32_t flags;    /* FTP_WAITER_SELF_WOKEN | FTP_WAITER_HOLDER_SEEN */
+};
+#define FTP_WAITER_SELF_WOKEN 1u  /* the waiter posted its own semaphore (3.13 self-park) */
+#define FTP_WAITER_HOLDER_SEEN 2u /* a releaser already recorded itself as this waiter's holder */
+struct ftp_waiter_copy {
+    uint32_t claims, tid, flags;
+    uint64_t event_id, lock_addr;
 };
 FTP_HIDDEN struct ftp_waiter *ftp_waiter_add(uintptr_t key, uint64_t event_id, uint64_t lock_addr, uint32_t tid);
 FTP_HIDDEN struct ftp_waiter *ftp_waiter_find(uintptr_t key);
+FTP_HIDDEN bool ftp_waiter_snapshot(struct ftp_waiter *w, uintptr_t key, struct ftp_waiter_copy *out);
+/* Set a flag on the waiter of the snapshot; returns the flags before, or UINT32_MAX if the slot moved on. */
+FTP_HIDDEN uint32_t ftp_waiter_flag(struct ftp_waiter *w, const struct ftp_waiter_copy *c, uint32_t flag);
 FTP_HIDDEN void ftp_waiter_remove(struct ftp_waiter *w);
 /* Semaphores created by threading.RLock (3.13: a PyThread_type_lock) */
 FTP_HIDDEN void ftp_rlock_add(uintptr_t sem);
@@ -267,7 +280,7 @@ struct ftp_wait {
     uint64_t lock_addr;
 };
 FTP_HIDDEN void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w);
-FTP_HIDDEN void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter *copy, uint64_t now);
+FTP_HIDDEN void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy, uint64_t now);
 FTP_HIDDEN uint64_t ftp_event_next_id(struct ftp_thread *t);
 /* A spin sequence that ended without parking: publish it as a SPIN wait (no address) once it is over
  * (no yield for FTP_SPIN_GAP_NS) or when `force`d because another kind of wait begins. */
