@@ -67,6 +67,16 @@ static inline bool claim_holder(struct ftp_waiter *w, uintptr_t key, struct ftp_
     return old != UINT32_MAX && !(old & FTP_WAITER_HOLDER_SEEN);
 }
 
+/* After the release: the releaser's stack, linked to the waiter it woke. */
+static void record_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy)
+{
+    int saved_errno = errno;
+    uint64_t now = slow_path_begin(t);
+    ftp_event_holder(t, copy, now);
+    t->guard--;
+    errno = saved_errno;
+}
+
 /* ---------------------------------------------------------------------------------------------------
  * Parking-lot semaphores. CPython parks a thread with a sem_t initialised to 0 inside a wait_entry on
  * the waiter's own stack: { void *park_arg; uintptr_t addr; sem_t sema; ... } (Python/parking_lot.c,
@@ -325,13 +335,8 @@ EXPORT int sem_post(sem_t *sem)
     bool holder = claim_holder(w, (uintptr_t)sem, t, &copy);
     /* Wake first, then look at our own stack: the waiter should not wait for our bookkeeping. */
     int rc = ftp_real.sem_post(sem);
-    if (holder) {
-        int saved_errno = errno;
-        uint64_t now = slow_path_begin(t);
-        ftp_event_holder(t, &copy, now);
-        t->guard--;
-        errno = saved_errno;
-    }
+    if (holder)
+        record_holder(t, &copy);
     return rc;
 }
 
@@ -465,13 +470,8 @@ static inline int release_with_holder(uintptr_t lock, int (*release)(void *), vo
     struct ftp_waiter_copy copy;
     bool holder = w && claim_holder(w, lock, t, &copy);
     int rc = release(arg);
-    if (holder) {
-        int saved_errno = errno;
-        uint64_t now = slow_path_begin(t);
-        ftp_event_holder(t, &copy, now);
-        t->guard--;
-        errno = saved_errno;
-    }
+    if (holder)
+        record_holder(t, &copy);
     return rc;
 }
 
