@@ -549,9 +549,11 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
     }
     if (!w.stack_id)
         w.stack_id = ftp_stack_capture(t);
+    struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)c, w.event_id, w.lock_addr, t->tid);
     w.park_ns = ftp_now();
     int rc = abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
     w.end_ns = ftp_now();
+    ftp_waiter_remove(reg);
     if (rc == ETIMEDOUT)
         w.flags |= FTP_WAIT_TIMED_OUT;
     ftp_event_wait(t, &w);
@@ -575,4 +577,21 @@ EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const s
 {
     REAL(pthread_cond_timedwait);
     return cond_wait_any(c, m, abstime);
+}
+
+/* The signaller of a waited-on condition is its holder: for the GIL, drop_gil signalling the thread
+ * that takes it next, so the holder stack says what the GIL holder was running when it let go. */
+static int call_cond_signal(void *c) { return ftp_real.pthread_cond_signal(c); }
+static int call_cond_broadcast(void *c) { return ftp_real.pthread_cond_broadcast(c); }
+
+EXPORT int pthread_cond_signal(pthread_cond_t *c)
+{
+    REAL(pthread_cond_signal);
+    return release_with_holder((uintptr_t)c, call_cond_signal, c);
+}
+
+EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
+{
+    REAL(pthread_cond_broadcast);
+    return release_with_holder((uintptr_t)c, call_cond_broadcast, c);
 }

@@ -46,6 +46,8 @@ void ftp_resolve_real(void)
     RESOLVE(pthread_rwlock_unlock, NULL);
     RESOLVE(pthread_cond_wait, "GLIBC_2.3.2");
     RESOLVE(pthread_cond_timedwait, "GLIBC_2.3.2");
+    RESOLVE(pthread_cond_signal, "GLIBC_2.3.2");
+    RESOLVE(pthread_cond_broadcast, "GLIBC_2.3.2");
 #undef RESOLVE
     ftp_real = r;
 }

@@ -157,6 +157,8 @@ struct ftp_real {
     int (*pthread_rwlock_unlock)(pthread_rwlock_t *);
     int (*pthread_cond_wait)(pthread_cond_t *, pthread_mutex_t *);
     int (*pthread_cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+    int (*pthread_cond_signal)(pthread_cond_t *);
+    int (*pthread_cond_broadcast)(pthread_cond_t *);
 };
 FTP_HIDDEN extern struct ftp_real ftp_real;
 FTP_HIDDEN void ftp_resolve_real(void);
