@@ -384,9 +384,15 @@ static void prof_def_thread(struct prof_internal *in, const struct ftp_record *r
         th->pid = p->files[in->cur_file].pid;
         *slot = p->n_threads - 1;
     }
+    /* The Python name (threading.Thread.name) when the recorder read one, else the OS name. */
+    if (t->py_name_len && t->py_name_len <= rec->size - sizeof(*t)) {
+        p->threads[*slot].name = prof_intern(in, (const char *)(t + 1), t->py_name_len);
+        return;
+    }
     size_t nlen = strnlen(t->name, sizeof(t->name));
-    /* A chunk adopted by a later thread repeats the record; keep the latest non-empty name. */
-    if (nlen)
+    /* The record is repeated in every chunk the thread writes; an OS name never replaces a name
+     * already known (the Python one may have come first). */
+    if (nlen && !p->threads[*slot].name)
         p->threads[*slot].name = prof_intern(in, t->name, nlen);
 }
 

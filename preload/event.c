@@ -11,6 +11,12 @@ uint64_t ftp_event_next_id(struct ftp_thread *t)
 
 void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
 {
+    /* Announced before its first Python frame (a new thread waiting for the GIL, say)? Try the name
+     * again a few times: the THREAD record is repeated, and the analyzer keeps the named one. */
+    if (t->announced && !t->py_named && t->name_tries < 16) {
+        t->name_tries++;
+        t->announced = false;
+    }
     struct ftp_rec_wait *r = ftp_ring_reserve(t, sizeof *r);
     if (!r) {
         ftp_ring_count_drop();

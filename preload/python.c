@@ -23,10 +23,10 @@ enum dbg13 {
     D_RT_SIZE = 3, D_RT_FINALIZING = 4, D_RT_INTERPRETERS_HEAD = 5,
     D_IS_SIZE = 6, D_IS_CEVAL_GIL = 14, D_IS_GIL_STATE = 15, D_IS_GIL_ENABLED = 16,
     D_TS_SIZE = 19, D_TS_CURRENT_FRAME = 23,
-    D_FR_PREVIOUS = 29, D_FR_EXECUTABLE = 30, D_FR_INSTR_PTR = 31, D_FR_OWNER = 33,
+    D_FR_PREVIOUS = 29, D_FR_EXECUTABLE = 30, D_FR_INSTR_PTR = 31, D_FR_LOCALSPLUS = 32, D_FR_OWNER = 33,
     D_CO_FILENAME = 35, D_CO_QUALNAME = 37, D_CO_LINETABLE = 38, D_CO_FIRSTLINENO = 39,
     D_CO_CODE_ADAPTIVE = 43,
-    D_OB_SIZE = 44, D_OB_TYPE = 45, D_TP_NAME = 47,
+    D_OB_SIZE = 44, D_OB_TYPE = 45, D_TP_NAME = 47, D_TP_FLAGS = 49,
     D_BYTES_OB_SIZE = 65, D_BYTES_OB_SVAL = 66,
     D_STR_STATE = 68, D_STR_LENGTH = 69, D_STR_ASCII_SIZE = 70,
     D_WORDS_313 = 73
@@ -90,6 +90,8 @@ void ftp_python_detect(void)
         py->fr_executable = dbg[D_FR_EXECUTABLE];
         py->fr_instr_ptr = dbg[D_FR_INSTR_PTR];
         py->fr_owner = dbg[D_FR_OWNER];
+        py->fr_localsplus = dbg[D_FR_LOCALSPLUS];
+        py->tp_flags = dbg[D_TP_FLAGS];
         py->co_filename = dbg[D_CO_FILENAME];
         py->co_qualname = dbg[D_CO_QUALNAME];
         py->co_linetable = dbg[D_CO_LINETABLE];
@@ -442,4 +444,114 @@ void ftp_python_check_gil(struct ftp_thread *t)
     if (atomic_exchange(&ftp_state.gil_reported, 1))
         return;
     ftp_event_gil_enabled(t);
+}
+
+/* ---- the threading.Thread name ---- */
+
+/* 3.13 layout facts that _Py_DebugOffsets does not carry (Include/cpython/object.h,
+ * Include/internal/pycore_dict.h): the type's basic size follows tp_name; a heap type's cached
+ * attribute keys sit at a fixed distance after its PyObject header; instances with inline values keep
+ * them right after the object, and a split keys table lists the attribute names in slot order. */
+#define TP_INLINE_VALUES (1UL << 2)
+#define HT_CACHED_KEYS_AFTER_HEADER 864
+#define DK_LOG2_INDEX_BYTES 9
+#define DK_KIND 10
+#define DK_NENTRIES 24
+#define DK_INDICES 32
+#define DICT_KEYS_SPLIT 2
+#define VALUES_VALID 3 /* byte offsets in PyDictValues: capacity, size, embedded, valid */
+#define VALUES_ARRAY 8
+
+static bool read_ptr(uintptr_t addr, uintptr_t *out) { return ftp_safe_read(out, addr, sizeof *out); }
+
+/* A str we may not read directly (another object's attribute): ASCII only, through safe reads. */
+static size_t copy_ascii_safe(uintptr_t str, char *out, size_t cap)
+{
+    struct ftp_python *py = &ftp_state.py;
+    uint32_t state;
+    int64_t length;
+    if (!ftp_safe_read(&state, str + py->str_state, sizeof state) ||
+        !ftp_safe_read(&length, str + py->str_length, sizeof length))
+        return 0;
+    if (!((state >> 5) & 1) || !((state >> 6) & 1) || length <= 0) /* compact ASCII only */
+        return 0;
+    size_t n = (size_t)length < cap ? (size_t)length : cap;
+    return ftp_safe_read(out, str + py->str_ascii_size, n) ? n : 0;
+}
+
+static bool str_equals(uintptr_t str, const char *want)
+{
+    char buf[32];
+    size_t len = strlen(want);
+    return copy_ascii_safe(str, buf, sizeof buf) == len && memcmp(buf, want, len) == 0;
+}
+
+/* The `self` of the outermost Thread._bootstrap_inner frame of the calling thread, or 0. */
+static uintptr_t current_thread_object(void)
+{
+    struct ftp_python *py = &ftp_state.py;
+    static _Atomic uintptr_t bootstrap_code;
+    uintptr_t tstate = ftp_python_tstate();
+    if (!tstate)
+        return 0;
+    uintptr_t frame = *(const uintptr_t *)(tstate + py->ts_current_frame), self = 0;
+    for (int steps = 0; frame && steps < 4 * FTP_MAX_PY_FRAMES; steps++) {
+        if (*(const uint8_t *)(frame + py->fr_owner) != FRAME_OWNED_BY_CSTACK) {
+            uintptr_t code = *(const uintptr_t *)(frame + py->fr_executable) & ~(uintptr_t)3;
+            if (code && *(const uintptr_t *)(code + py->ob_type) == py->code_type) {
+                uintptr_t known = atomic_load_explicit(&bootstrap_code, memory_order_relaxed);
+                bool match = known ? code == known : false;
+                if (!known) {
+                    char q[32];
+                    size_t qlen = copy_str(*(const uintptr_t *)(code + py->co_qualname), q, sizeof q);
+                    if (qlen == 23 && !memcmp(q, "Thread._bootstrap_inner", 23)) {
+                        atomic_store(&bootstrap_code, code);
+                        match = true;
+                    }
+                }
+                if (match)
+                    self = *(const uintptr_t *)(frame + py->fr_localsplus);
+            }
+        }
+        frame = *(const uintptr_t *)(frame + py->fr_previous);
+    }
+    return self;
+}
+
+size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
+{
+    struct ftp_python *py = &ftp_state.py;
+    if (!py->stacks || !py->ready || !py->tp_flags)
+        return 0;
+    uintptr_t self = current_thread_object();
+    if (!self) {
+        if (t->tid == ftp_state.pid && ftp_python_tstate()) {
+            memcpy(out, "MainThread", 10 < cap ? 10 : cap);
+            return 10 < cap ? 10 : cap;
+        }
+        return 0;
+    }
+    /* self._name through the instance's inline values and its type's shared keys. */
+    uintptr_t type, keys, basicsize, flags, nentries, name_obj;
+    uint8_t valid, log2_index_bytes, kind;
+    if (!read_ptr(self + py->ob_type, &type) || !read_ptr(type + py->tp_flags, &flags) ||
+        !(flags & TP_INLINE_VALUES) || !read_ptr(type + py->tp_name + 8, &basicsize) || basicsize > 4096 ||
+        !read_ptr(type + py->ob_size + HT_CACHED_KEYS_AFTER_HEADER, &keys) || !keys ||
+        !ftp_safe_read(&valid, self + basicsize + VALUES_VALID, 1) || !valid ||
+        !ftp_safe_read(&log2_index_bytes, keys + DK_LOG2_INDEX_BYTES, 1) || log2_index_bytes > 20 ||
+        !ftp_safe_read(&kind, keys + DK_KIND, 1) || kind != DICT_KEYS_SPLIT ||
+        !read_ptr(keys + DK_NENTRIES, &nentries) || nentries > 256)
+        return 0;
+    uintptr_t entries = keys + DK_INDICES + ((uintptr_t)1 << log2_index_bytes);
+    for (uintptr_t i = 0; i < nentries; i++) {
+        uintptr_t key;
+        if (!read_ptr(entries + i * 16, &key))
+            return 0;
+        if (key && str_equals(key, "_name")) {
+            if (!read_ptr(self + basicsize + VALUES_ARRAY + i * 8, &name_obj) || !name_obj)
+                return 0;
+            return copy_ascii_safe(name_obj, out, cap);
+        }
+    }
+    return 0;
 }

@@ -52,6 +52,8 @@ struct ftp_thread {
     uint32_t tid;
     int guard;           /* > 0 while inside the recorder: hooks pass straight through */
     bool announced;      /* THREAD record written in the current chunk */
+    bool py_named;       /* ... and it carried the threading.Thread name */
+    uint8_t name_tries;  /* later attempts at the name (a thread may block before its first frame) */
     bool key_set;        /* pthread key value set, so the destructor hands our chunk back */
     /* ring */
     uint8_t *chunk;
@@ -102,9 +104,9 @@ struct ftp_python {
     uintptr_t text_start, text_end; /* the interpreter's executable code */
     /* offsets (from _Py_DebugOffsets) */
     uint64_t ts_size, ts_current_frame;
-    uint64_t fr_previous, fr_executable, fr_instr_ptr, fr_owner;
+    uint64_t fr_previous, fr_executable, fr_instr_ptr, fr_owner, fr_localsplus;
     uint64_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive;
-    uint64_t ob_size, ob_type, tp_name;
+    uint64_t ob_size, ob_type, tp_name, tp_flags;
     uint64_t bytes_size, bytes_sval;
     uint64_t str_length, str_state, str_ascii_size;
 };
@@ -247,6 +249,8 @@ FTP_HIDDEN void ftp_python_describe(struct ftp_file_header *h);
 FTP_HIDDEN int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max);
 /* Is the innermost Python frame threading.py's RLock factory? (RLock semaphores are born there.) */
 FTP_HIDDEN bool ftp_python_in_rlock_factory(void);
+/* The calling thread's threading.Thread name ("MainThread" for the main thread), or 0 if unknown. */
+FTP_HIDDEN size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap);
 FTP_HIDDEN void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out);
 FTP_HIDDEN bool ftp_python_is_gil(uintptr_t addr);
 FTP_HIDDEN void ftp_python_check_gil(struct ftp_thread *t);

@@ -103,22 +103,28 @@ static void *reserve_raw(struct ftp_thread *t, uint32_t size)
 
 static bool announce_thread(struct ftp_thread *t)
 {
-    struct ftp_rec_thread *r = reserve_raw(t, sizeof *r);
+    char py_name[128];
+    size_t py_len = ftp_python_thread_name(t, py_name, sizeof py_name);
+    uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_thread) + py_len));
+    struct ftp_rec_thread *r = reserve_raw(t, size);
     if (!r)
         return false;
     r->tid = t->tid;
-    r->reserved = 0;
+    r->py_name_len = (uint32_t)py_len;
     r->first_seen_ns = ftp_now();
     memset(r->name, 0, sizeof r->name);
     pthread_getname_np(pthread_self(), r->name, sizeof r->name); /* prctl(PR_GET_NAME): no locks */
-    ftp_ring_commit(t, r, FTP_REC_THREAD, 0, sizeof *r);
+    memcpy(r + 1, py_name, py_len);
+    memset((uint8_t *)(r + 1) + py_len, 0, size - sizeof *r - py_len);
+    ftp_ring_commit(t, r, FTP_REC_THREAD, 0, size);
     t->announced = true;
+    t->py_named = py_len > 0;
     return true;
 }
 
 void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
 {
-    if (FTP_UNLIKELY(size > ftp_state.chunk_size - sizeof(struct ftp_rec_thread)))
+    if (FTP_UNLIKELY(size > ftp_state.chunk_size - sizeof(struct ftp_rec_thread) - 128))
         return NULL;
     if (t->chunk && t->announced) {
         void *p = reserve_raw(t, size);

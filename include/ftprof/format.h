@@ -110,13 +110,15 @@ struct ftp_record {
 };
 _Static_assert(sizeof(struct ftp_record) == 8, "record header");
 
-/*  FTP_REC_THREAD (40 bytes)
- *   0 header   8 tid u32   12 reserved u32   16 first_seen_ns u64   24 name[16] (OS thread name)
+/*  FTP_REC_THREAD (40 bytes + Python thread name)
+ *   0 header   8 tid u32   12 py_name_len u32   16 first_seen_ns u64   24 name[16] (OS thread name)
+ *  40 py_name_len bytes: the threading.Thread name when the recorder could read it, padding
+ *  (Version 1 files written before this field existed have py_name_len 0.)
  */
 struct ftp_rec_thread {
     struct ftp_record h;
     uint32_t tid;
-    uint32_t reserved;
+    uint32_t py_name_len;
     uint64_t first_seen_ns;
     char name[16];
 };
