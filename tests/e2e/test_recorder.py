@@ -223,3 +223,14 @@ def test_native_stacks_join_python_frames(runner):
     assert "sqlite" in native_part, f"the native frames do not reach SQLite: {names[:first_py]}"
     assert names[first_py][1] == "query", f"innermost Python frame after the native ones: {names[first_py]}"
     assert stack[first_py]["line"] == marker_line(wl, "execute")
+
+
+def test_thread_names_are_the_threading_names(runner):
+    """Each thread is named as threading knows it: MainThread, and the workers' worker-N (their
+    threading.Thread(name=...)), which the OS never hears of in 3.13."""
+    run = runner.run([LOCK_WL, "--threads", 3, "--hold-ms", 1, "--seconds", 0.2])
+    rep = runner.report(run.files)
+    names = sorted(t["name"] for t in rep["threads"] if t["name"])
+    assert "MainThread" in names, names
+    workers = [n for n in names if n.startswith("worker-")]
+    assert len(workers) == 3, f"three workers named by threading expected: {names}"
