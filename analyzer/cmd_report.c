@@ -16,7 +16,8 @@ static unsigned report_terminal_width(void)
     size_t n;
     if (cols && cmd_parse_count(cols, &n) && n >= 40 && n <= 1000)
         return (unsigned)n;
-    return 100;
+    /* Not a terminal (a pipe, a file, a CI log): nothing to fit, so leave room for the lock names. */
+    return 160;
 }
 
 int cmd_report(int argc, char **argv)
