@@ -91,7 +91,28 @@ static void rt_sites(struct rt *r, const char *label, enum prof_kind kind, const
                      uint64_t total_wait, uint64_t total_count)
 {
     size_t shown = n < r->opt->sites ? n : r->opt->sites;
+    /* Sites come ranked by wait; shares by count (holders) are shown ranked by count: pick the
+     * top `shown` by count without reordering the profile's array. */
+    size_t order[16];
+    if (shown > sizeof order / sizeof *order)
+        shown = sizeof order / sizeof *order;
     for (size_t i = 0; i < shown; i++) {
+        size_t best = SIZE_MAX;
+        for (size_t j = 0; j < n; j++) {
+            bool taken = false;
+            for (size_t k = 0; k < i; k++)
+                taken |= order[k] == j;
+            if (taken)
+                continue;
+            if (best == SIZE_MAX || (!total_wait && sites[j].count > sites[best].count))
+                best = j;
+            if (total_wait)
+                break; /* by wait: the profile's order already */
+        }
+        order[i] = best;
+    }
+    for (size_t oi = 0; oi < shown; oi++) {
+        size_t i = order[oi];
         const struct prof_frame *f = prof_site_frame(sites[i].stack, kind);
         double share = total_wait ? 100.0 * (double)sites[i].wait_ns / (double)total_wait
                                   : (total_count ? 100.0 * (double)sites[i].count / (double)total_count : 0);
@@ -102,7 +123,7 @@ static void rt_sites(struct rt *r, const char *label, enum prof_kind kind, const
             snprintf(where, sizeof(where), "%s (%s)", f->function, rt_basename(f->file));
         else
             snprintf(where, sizeof(where), "%s", f ? f->function : "[unknown]");
-        fprintf(r->out, "      %s%-8s%s %5.1f%%  ", rt_c(r, RT_DIM), i == 0 ? label : "", rt_c(r, RT_RESET), share);
+        fprintf(r->out, "      %s%-8s%s %5.1f%%  ", rt_c(r, RT_DIM), oi == 0 ? label : "", rt_c(r, RT_RESET), share);
         size_t used = 6 + 8 + 1 + 6 + 2;
         rt_put_fit(r->out, where, r->opt->width > used + 10 ? r->opt->width - used : 10, false);
         fputc('\n', r->out);
