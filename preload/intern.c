@@ -227,9 +227,13 @@ bool ftp_rlock_contains(uintptr_t sem)
     if (!tables)
         return false;
     uint32_t i = (uint32_t)mix64(sem) & (RLOCK_SLOTS - 1);
-    for (int n = 0; n < PROBE; n++, i = (i + 1) & (RLOCK_SLOTS - 1))
-        if (atomic_load_explicit(&tables->rlock[i], memory_order_relaxed) == sem)
+    for (int n = 0; n < PROBE; n++, i = (i + 1) & (RLOCK_SLOTS - 1)) {
+        uintptr_t k = atomic_load_explicit(&tables->rlock[i], memory_order_relaxed);
+        if (k == sem)
             return true;
+        if (k == 0)
+            return false; /* never-used slot: adds fill the first free slot, so the key is not further on */
+    }
     return false;
 }
 
@@ -238,9 +242,13 @@ void ftp_rlock_remove(uintptr_t sem)
     if (!tables)
         return;
     uint32_t i = (uint32_t)mix64(sem) & (RLOCK_SLOTS - 1);
+    /* Every PyThread lock freed passes here: plain loads until the key (or a never-used slot), and
+     * a locked instruction only on the slot that holds it. */
     for (int n = 0; n < PROBE; n++, i = (i + 1) & (RLOCK_SLOTS - 1)) {
-        uintptr_t k = sem;
-        if (atomic_compare_exchange_strong(&tables->rlock[i], &k, (uintptr_t)1))
+        uintptr_t k = atomic_load_explicit(&tables->rlock[i], memory_order_relaxed);
+        if (k == 0)
+            return;
+        if (k == sem && atomic_compare_exchange_strong(&tables->rlock[i], &k, (uintptr_t)1))
             return;
     }
 }
