@@ -100,12 +100,35 @@ def test_service_render_lock_is_the_hotspot_and_the_fix_removes_it(tmp_path):
     assert after_request < 0.05 * before_request, (after_request, before_request)
 
 
+def through(report, kinds, directory):
+    """Total wait of the given kinds whose waiter stack passes through a Python frame of a file in
+    `directory` (a package directory name such as "logging")."""
+    total = 0
+    for lock in report["locks"]:
+        if lock["kind"] not in kinds:
+            continue
+        for site in lock["waiters"]:
+            if any(not f["native"] and directory in Path(f["file"] or "").parts for f in site["stack"]):
+                total += site["wait_ns"]
+    return total
+
+
 def test_logging_handler_rlock_and_the_queue_listener_fix(tmp_path):
     before, _ = profile(tmp_path, "logging_threads.py")
     handler = waits(before, {"rlock"}, "Handler.handle")
     record = waits(before, {"critical_section"}, "LogRecord.__init__", "sys.modules.get")
     assert handler > 0, "no wait on the handler's RLock"
-    assert handler + record > 0.5 * contention(before), "neither the handler nor sys.modules dominates"
+    rlock = next(lock for lock in before["locks"] if lock["kind"] == "rlock")
+    assert rlock["holders"], "the handler's RLock has no holder"
+    assert rlock["holders"][0]["stack"][0]["function"] == "Handler.handle", rlock["holders"][0]
+    # Which of the handler's RLock, the type cache's lock and sys.modules' dict queues up the most
+    # varies from run to run with the machine's load (each can become a convoy); what is certain
+    # is that the contention is the logging calls': the waiters are inside the logging package.
+    # (Stop-the-world pauses are left out: they catch each thread wherever it is.)
+    kinds = CONTENTION - {"stop_the_world"}
+    assert through(before, kinds, "logging") > 0.9 * sum(
+        lock["wait_ns"] for lock in before["locks"] if lock["kind"] in kinds), \
+        "contention outside the logging calls"
 
     after, _ = profile(tmp_path, "logging_threads.py", "--fixed")
     assert waits(after, {"rlock"}, "Handler.handle") < 0.1 * handler
