@@ -346,36 +346,42 @@ EXPORT int sem_post(sem_t *sem)
  * ------------------------------------------------------------------------------------------------- */
 
 /* Which PyMutex is being spun on: the caller keeps it in a callee-saved register across the yield.
- * A candidate must point at a locked PyMutex byte in an object we can name (a critical section or a
- * threading.Lock) or inside the runtime/interpreter state. Registers can also hold stale values of
- * the caller's callers (a lock released a moment ago), so the spin is tied to a lock only when exactly
- * one distinct candidate qualifies; otherwise it stays a SPIN for the analyzer to place by stack. */
+ * A candidate must point at a PyMutex byte (only LOCKED and HAS_PARKED bits) in an object we can
+ * name (a critical section or a threading.Lock) or inside the runtime/interpreter state. Registers
+ * can also hold stale values of the caller's callers (a lock released a moment ago), so a locked
+ * candidate is preferred, and the spin is tied to a lock only when exactly one distinct candidate of
+ * the preferred sort qualifies; otherwise it stays a SPIN for the analyzer to place by stack. An
+ * unlocked candidate is accepted only when it is the one candidate at all: a lock held for a few
+ * instructions is often released between the spinner's look and ours. */
 static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    uintptr_t found = 0;
-    struct ftp_lock_class found_cls = {.kind = FTP_KIND_SPIN};
-    t->spin_addr = 0;
-    t->spin_cls = found_cls;
+    uintptr_t found[2] = {0, 0}; /* [1]: locked, [0]: unlocked */
+    struct ftp_lock_class found_cls[2];
+    bool ambiguous[2] = {false, false};
     for (int i = 0; i < nregs; i++) {
         uintptr_t r = regs[i];
-        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)) || r == found)
+        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)) || r == found[0] || r == found[1])
             continue; /* small integers, our own stack (locals such as &entry), a repeat */
         uint8_t byte;
-        if (!ftp_safe_read(&byte, r, 1) || (byte & ~3u) || !(byte & 1u))
-            continue; /* a PyMutex byte holds only LOCKED (1) and HAS_PARKED (2), and it is held */
+        if (!ftp_safe_read(&byte, r, 1) || (byte & ~3u))
+            continue; /* not a PyMutex byte */
         struct ftp_lock_class cls;
         ftp_python_classify(t, r, true, &cls);
         if (cls.kind == FTP_KIND_CRITICAL_SECTION || cls.kind == FTP_KIND_LOCK || cls.kind == FTP_KIND_RLOCK ||
             cls.region == FTP_REGION_RUNTIME || cls.region == FTP_REGION_INTERP) {
-            if (found)
-                return; /* ambiguous */
-            found = r;
-            found_cls = cls;
+            int locked = byte & 1u;
+            ambiguous[locked] = ambiguous[locked] || found[locked];
+            found[locked] = r;
+            found_cls[locked] = cls;
         }
     }
-    t->spin_addr = found;
-    t->spin_cls = found_cls;
+    int pick = found[1] ? 1 : 0;
+    if (!found[pick] || ambiguous[pick] || (pick == 0 && (ambiguous[1] || found[1])))
+        return; /* nothing, or more than one: stays unattributed (or keeps what an earlier yield found) */
+    t->spin_addr = found[pick];
+    t->spin_cls = found_cls[pick];
+    t->spin_locked = pick == 1;
 }
 
 FTP_HIDDEN int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller);
@@ -394,11 +400,15 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         t->spin_start_ns = now;
         t->spin_yields = 0;
         t->spin_stack = ftp_stack_capture(t);
-        if (regs)
-            spin_lock_of(t, regs, 6);
-        else
-            t->spin_addr = 0, t->spin_cls.kind = FTP_KIND_SPIN;
+        t->spin_addr = 0;
+        memset(&t->spin_cls, 0, sizeof t->spin_cls);
+        t->spin_cls.kind = FTP_KIND_SPIN;
+        t->spin_locked = false;
     }
+    /* Until a locked candidate is seen, every yield of the spin looks again: the registers are the
+     * same, the lock byte may not be. */
+    if (regs && !t->spin_locked)
+        spin_lock_of(t, regs, 6);
     int rc = ftp_real.sched_yield();
     t->spin_last_ns = ftp_now();
     t->spin_yields++;

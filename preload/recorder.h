@@ -69,6 +69,7 @@ struct ftp_thread {
     uint32_t spin_yields;
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
     struct ftp_lock_class spin_cls;
+    bool spin_locked;           /* spin_addr was seen locked: no need to look again */
     /* parking-lot semaphores initialised on this thread's stack and not yet destroyed */
     struct ftp_park_sem park[FTP_PARK_SEMS];
     int npark;
