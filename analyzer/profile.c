@@ -59,6 +59,7 @@ struct pfiledefs {
     struct symbolizer *sym;
     bool sym_built;
     uint64_t max_end_ns;
+    uint64_t python_runtime; /* &_PyRuntime in the recorded process, 0 if unknown */
 };
 
 struct pacq {
@@ -1429,13 +1430,37 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
     }
 }
 
+/* The field of the runtime, interpreter or thread state a lock lives in, from the interpreter's
+ * debug information: "interp->types.mutex". False (and the caller shows the offset) without it. */
+static bool prof_region_field(struct prof_internal *in, const struct plock *l, char *out, size_t cap)
+{
+    static const char *const types[] = {[FTP_REGION_RUNTIME] = "_PyRuntimeState",
+                                        [FTP_REGION_INTERP] = "PyInterpreterState",
+                                        [FTP_REGION_TSTATE] = "_PyThreadStateImpl"};
+    uint64_t runtime = in->defs[l->file].python_runtime;
+    struct symbolizer *sym = runtime ? prof_symbolizer(in, l->file) : NULL;
+    char path[128];
+    if (!sym || !symbolizer_field(sym, runtime, types[l->region], l->region_offset, path, sizeof(path)))
+        return false;
+    static const char main_interp[] = "._main_interpreter.";
+    if (l->region == FTP_REGION_RUNTIME && strncmp(path, main_interp, sizeof(main_interp) - 1) == 0)
+        snprintf(out, cap, "interp->%s", path + sizeof(main_interp) - 1);
+    else if (l->region == FTP_REGION_RUNTIME)
+        snprintf(out, cap, "_PyRuntime%s", path);
+    else
+        snprintf(out, cap, "%s->%s", l->region == FTP_REGION_INTERP ? "interp" : "tstate", path + 1);
+    return true;
+}
+
 static const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type)
 {
-    char buf[160];
+    char buf[192], field[160];
     const char *label = prof_lock_label(l, type);
     static const char *const regions[] = {[FTP_REGION_RUNTIME] = "_PyRuntime", [FTP_REGION_INTERP] = "interp",
                                           [FTP_REGION_TSTATE] = "tstate"};
-    if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE)
+    if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE && prof_region_field(in, l, field, sizeof(field)))
+        snprintf(buf, sizeof(buf), "%s %s", label, field);
+    else if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE)
         snprintf(buf, sizeof(buf), "%s %s+0x%x", label, regions[l->region], l->region_offset);
     else if (l->addr)
         snprintf(buf, sizeof(buf), "%s @\u2026%08llx", label, (unsigned long long)(l->addr & 0xffffffffu));
@@ -1609,6 +1634,7 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         in->last_acq = SIZE_MAX;
         p->files[i].path = prof_intern(in, paths[i], strlen(paths[i]));
         prof_file_info(in, &p->files[i], &rd);
+        in->defs[i].python_runtime = rd.hdr.python_runtime;
         rc = rd_walk(&rd, prof_visit_defs, in);
         if (rc == 0 && !in->oom)
             rc = rd_walk(&rd, prof_visit_events, in);

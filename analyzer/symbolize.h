@@ -28,6 +28,12 @@ struct symbolizer *symbolizer_new(const struct sym_module *modules, size_t n);
 /* Frames for the code at `pc` (pass return address - 1 for callers), innermost inlined frame first.
  * Returns how many were written (at least 1, at most max). Results are cached per pc. */
 size_t symbolizer_lookup(struct symbolizer *s, uint64_t pc, struct sym_frame *out, size_t max);
+/* Names the member at byte `offset` of the C type `type_name` (a struct or typedef in the debug
+ * information of the recorded module that holds address `anchor`), as ".a.b[3].c" into out.
+ * Stops at the interpreter's lock types (PyMutex and the like) rather than naming their bits.
+ * Returns false, leaving out empty, without matching debug information or such a member. */
+bool symbolizer_field(struct symbolizer *s, uint64_t anchor, const char *type_name, uint64_t offset, char *out,
+                      size_t cap);
 void symbolizer_free(struct symbolizer *s);
 
 #endif

@@ -6,11 +6,16 @@ logger, which has one ``logging.FileHandler``. ``Handler.handle`` holds the hand
 writes it to the file's buffered writer, so only one thread at a time gets through;
 the rest park on that RLock.
 
-Under the profiler two locks stand out, in either order depending on the run:
+Under the profiler three locks stand out, in an order that changes from run to run with the
+machine's load:
 
 * an ``rlock``, the handler's: waiters are inside ``Handler.handle`` called from
   ``Logger.info``; holders release it at the end of ``Handler.handle``, after
   ``FileHandler.emit`` / ``Formatter.format``;
+* a ``pymutex`` named ``interp->types.mutex``: the interpreter's type lock. In 3.13t an
+  attribute lookup that misses the type cache takes it, and each record makes several such
+  lookups (``Logger.findCaller`` walking the frames in ``_is_internal_frame``,
+  ``os.path.basename`` in ``LogRecord.__init__``); eight threads missing at once queue on it;
 * a ``critical_section`` on a ``dict`` in ``LogRecord.__init__``. That dict is
   ``sys.modules``: every record looks up ``multiprocessing`` and ``asyncio`` there to fill
   in ``processName`` and ``taskName``, and in CPython 3.13t ``dict.get`` takes the dict's
@@ -28,8 +33,9 @@ would have to track: with records queueing up, the collector would run, and stop
 thread, again and again. Finally ``logging.logMultiprocessing`` and
 ``logging.logAsyncioTasks`` are switched off, since the format prints neither field, which
 removes the ``sys.modules`` lookups. What is left in the after profile: the writer waiting
-on the queue for lines, and the threads' waits to put lines on the one shared queue (its
-per-object lock; mostly short spins that the report may list as ``spin (unattributed)``).
+on the queue for lines, the threads' waits to put lines on the one shared queue (its
+per-object lock, a convoy of its own with more threads than cores), and the type lock, which
+``findCaller`` and ``LogRecord`` still take.
 On two cores the run time hardly changes - the lines still have to be formatted and
 written - but no thread waits for another one's formatting or file write any more.
 

@@ -215,7 +215,9 @@ int ftp_file_open(bool forked_child)
     if (ftp_state.py.ready)
         ftp_python_describe(h); /* a forked child: the interpreter is already up */
     atomic_store(&ftp_state.recording, 1);
-    if (ftp_state.native)
+    /* The module map: native stacks need it, and the object holding _PyRuntime lets the analyzer
+     * name the interpreter-state field a PyMutex lives in. */
+    if (ftp_state.native || ftp_state.py.present)
         ftp_native_write_modules(ftp_thread_enter());
     return 0;
 }

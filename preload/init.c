@@ -243,8 +243,7 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
     /* Only Python processes record by default, so a preloaded sh or gcc runs untouched;
      * FTPROF_ALL=1 records native programs' pthread waits too. */
     ftp_state.record_all = env_flag("FTPROF_ALL", false);
-    if (ftp_state.native)
-        ftp_native_init();
+    ftp_native_init();
     if (ftp_state.py.present || ftp_state.record_all)
         ftp_file_open(false);
     t->guard--;

@@ -20,7 +20,8 @@ static char exe_path[1024];
 void ftp_native_init(void)
 {
     /* Per-thread caches: no global unwinder lock on the waiting path. */
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    if (ftp_state.native)
+        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
     exe_path[n > 0 ? n : 0] = 0;
 }

@@ -144,6 +144,7 @@ void ftp_python_describe(struct ftp_file_header *h)
         flags |= FTP_FLAG_GIL_AT_START;
     atomic_store(&ftp_state.gil_reported, gil_now);
     h->python_version = py->version;
+    h->python_runtime = py->runtime;
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, flags);
 }
 

@@ -60,6 +60,9 @@
  *  48 start_ns u64       56 start_realtime_ns u64     64 end_ns u64 (0 until exit)
  *  72 dropped_events u64 (atomic)                    80 python_version u64 (PY_VERSION_HEX, 0 if none)
  *  88 argc u32  92 argv_len u32                      96 argv[2048] (NUL-separated, truncated)
+ *  4088 python_runtime u64: where _PyRuntime was in the recorded process (0: no Python, or a file
+ *       written before this field existed). With the MODULE record of the object that holds it, the
+ *       analyzer can name the field a FTP_REGION_RUNTIME / INTERP / TSTATE address is in.
  */
 struct ftp_file_header {
     char magic[FTP_MAGIC_LEN];
@@ -82,12 +85,14 @@ struct ftp_file_header {
     uint32_t argc;
     uint32_t argv_len;
     char argv[FTP_ARGV_MAX];
-    uint8_t padding[FTP_HEADER_SIZE - 96 - FTP_ARGV_MAX];
+    uint8_t padding[FTP_HEADER_SIZE - 96 - FTP_ARGV_MAX - 8];
+    uint64_t python_runtime;
 };
 _Static_assert(sizeof(struct ftp_file_header) == FTP_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct ftp_file_header, chunks_used) == 32, "layout");
 _Static_assert(offsetof(struct ftp_file_header, dropped_events) == 72, "layout");
 _Static_assert(offsetof(struct ftp_file_header, argv) == 96, "layout");
+_Static_assert(offsetof(struct ftp_file_header, python_runtime) == FTP_HEADER_SIZE - 8, "layout");
 
 enum ftp_record_type {
     FTP_REC_THREAD = 1,      /* following records of this chunk belong to this thread */

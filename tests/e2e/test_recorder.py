@@ -1,9 +1,12 @@
 """What the recorder sees in real Python programs: each workload measures its own truth, the recording
 is read back with `ftprof report --json`, and the two must tell the same story (kinds, types,
 functions, lines, and totals within the issue's bounds)."""
+import shutil
+import subprocess
+
 import pytest
 
-from conftest import (NATIVE, WORKLOADS, compile_c, marker_line, python_build_flags, ratio,
+from conftest import (NATIVE, WORKLOADS, clean_env, compile_c, marker_line, python_build_flags, ratio,
                       stack_functions, top_frame, top_function)
 
 LOCK_WL = WORKLOADS / "lock_contention.py"
@@ -65,6 +68,39 @@ def test_lock_contention(runner, results, threads):
     assert top_h["line"] == marker_line(LOCK_WL, "release"), f"top holder frame {top_h}"
     # Every wake-up has a releaser; a waiter woken more than once per acquisition may add one more.
     assert sum(h["count"] for h in lk["holders"]) >= 0.8 * lk["contentions"], "most waits lack a holder"
+
+
+def _has_debug_info(python):
+    """Whether the object holding _PyRuntime (the executable, or a shared libpython) has DWARF."""
+    code = ("import sys, sysconfig, os; shared = sysconfig.get_config_var('Py_ENABLE_SHARED'); "
+            "print(os.path.join(sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('LDLIBRARY')) "
+            "if shared else sys.executable)")
+    holder = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=clean_env(),
+                            check=True).stdout.strip()
+    readelf = shutil.which("readelf")
+    if not readelf:
+        return None
+    sections = subprocess.run([readelf, "-SW", holder], capture_output=True, text=True).stdout
+    return ".debug_info" in sections
+
+
+def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_python):
+    wl = WORKLOADS / "type_lock.py"
+    run = runner.run([wl, "--threads", 4])
+    rep = runner.report(run.files)
+    found = rep.with_waiter_function("assign", kinds=("pymutex",))
+    assert found, f"no pymutex wait in assign():\n{rep.summary()}"
+    lk = max(found, key=lambda l: l["wait_ns"])
+    assert top_frame(lk["waiters"][0])["line"] == marker_line(wl, "assign"), lk["waiters"][0]
+    assert lk["holders"] and top_function(lk["holders"][0]) == "assign", f"holders:\n{rep.summary()}"
+    debug = _has_debug_info(ft_python)
+    if debug is None:
+        pytest.skip("no readelf to tell whether the interpreter has debug information")
+    if debug:
+        assert lk["name"] == "PyMutex interp->types.mutex", lk["name"]
+    else:  # without DWARF the name is an offset, unless a separate debug file supplied the field
+        assert lk["name"] == "PyMutex interp->types.mutex" or lk["name"].startswith("PyMutex _PyRuntime+0x"), \
+            lk["name"]
 
 
 @pytest.mark.parametrize("writers", [1, 3])

@@ -9,6 +9,7 @@
 #include <elf.h>
 #include <limits.h>
 #include <link.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +329,75 @@ static void symtest_fallbacks(struct symtest_map *map, const char *stripped_path
     symbolizer_free(s);
 }
 
+/* ---- struct members by offset: a miniature of the interpreter's state ---- */
+
+typedef struct { uint8_t _bits; } PyMutex;  /* named like the interpreter's, so the walk stops at it */
+struct symtest_cache_entry { unsigned int version; void *value; };
+struct symtest_types { int next_version; PyMutex mutex; struct symtest_cache_entry cache[16]; };
+typedef struct symtest_interp {
+    void *next;
+    struct symtest_types types;
+    union { long as_long; struct { int low, high; } halves; } u;
+    struct { PyMutex mutex; int count; }; /* an anonymous member adds no name */
+    unsigned flag : 1;                     /* bit-fields are never named */
+} SymtestInterp;
+typedef const SymtestInterp SymtestConstInterp;
+SymtestConstInterp symtest_interp_state = {0};
+
+static void symtest_fields(struct symtest_map *map, const char *stripped_path)
+{
+    struct symbolizer *s = symbolizer_new(map->modules, map->count);
+    uintptr_t anchor = (uintptr_t)&symtest_interp_state;
+    char out[128];
+    static const struct { size_t offset; const char *path; } cases[] = {
+        { offsetof(SymtestInterp, next), ".next" },
+        { offsetof(SymtestInterp, types.mutex), ".types.mutex" },
+        { offsetof(SymtestInterp, types.cache[5].value) + 3, ".types.cache[5].value" },
+        { offsetof(SymtestInterp, u.halves.high), ".u.as_long" }, /* a union: its first member that covers it */
+        { offsetof(SymtestInterp, mutex), ".mutex" },
+        { offsetof(SymtestInterp, count), ".count" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool ok = symbolizer_field(s, anchor, "SymtestInterp", cases[i].offset, out, sizeof out);
+        CHECK(ok && strcmp(out, cases[i].path) == 0, "offset %zu: '%s', expected '%s'", cases[i].offset, out,
+              cases[i].path);
+    }
+    /* By struct tag, through a const typedef, and the padding after types.mutex names the struct. */
+    CHECK(symbolizer_field(s, anchor, "symtest_interp", offsetof(SymtestInterp, types.next_version), out, sizeof out) &&
+          strcmp(out, ".types.next_version") == 0, "struct tag: '%s'", out);
+    CHECK(symbolizer_field(s, anchor, "SymtestConstInterp", offsetof(SymtestInterp, types.mutex), out, sizeof out) &&
+          strcmp(out, ".types.mutex") == 0, "const typedef: '%s'", out);
+    CHECK(symbolizer_field(s, anchor, "SymtestInterp", offsetof(SymtestInterp, types.mutex) + 1, out, sizeof out) &&
+          strcmp(out, ".types") == 0, "padding: '%s'", out);
+    /* Nothing to name: past the end, an unknown type, an address in no module, a tiny buffer. */
+    CHECK(!symbolizer_field(s, anchor, "SymtestInterp", sizeof(SymtestInterp) + 8, out, sizeof out) && !out[0],
+          "past the end: '%s'", out);
+    CHECK(!symbolizer_field(s, anchor, "NoSuchType", 0, out, sizeof out) && !out[0], "unknown type: '%s'", out);
+    CHECK(!symbolizer_field(s, 16, "SymtestInterp", 0, out, sizeof out), "address 16 is in a module");
+    CHECK(symbolizer_field(s, anchor, "SymtestInterp", offsetof(SymtestInterp, types.cache[5].value), out, 8) &&
+          strlen(out) == 7, "truncated: '%s'", out);
+    symbolizer_free(s);
+
+    /* Without debug information (the stripped copy), or a module of another build: no name. */
+    struct sym_module *self = symtest_module_of(map, (uintptr_t)&symtest_leaf);
+    if (!self)
+        return;
+    struct sym_module saved = *self;
+    self->path = stripped_path;
+    s = symbolizer_new(map->modules, map->count);
+    CHECK(!symbolizer_field(s, anchor, "SymtestInterp", 0, out, sizeof out) && !out[0], "stripped: '%s'", out);
+    symbolizer_free(s);
+    *self = saved;
+    uint8_t bogus[64];
+    memcpy(bogus, saved.build_id, saved.build_id_len);
+    bogus[0] ^= 0xff;
+    self->build_id = bogus;
+    s = symbolizer_new(map->modules, map->count);
+    CHECK(!symbolizer_field(s, anchor, "SymtestInterp", 0, out, sizeof out) && !out[0], "bogus build id: '%s'", out);
+    symbolizer_free(s);
+    *self = saved;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -343,6 +413,7 @@ int main(int argc, char **argv)
 
     symtest_debug_info(&map, middle_ra, outer_ra, lib_ra);
     symtest_fallbacks(&map, argv[1], middle_ra, outer_ra);
+    symtest_fields(&map, argv[1]);
 
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
