@@ -843,6 +843,8 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
     struct pfiledefs *d = &in->defs[in->cur_file];
     if (w->end_ns > d->max_end_ns)
         d->max_end_ns = w->end_ns;
+    if (rec->flags & FTP_WAIT_FAILED)
+        return; /* a lock call that failed at once (EDEADLK): nobody waited, nothing was acquired */
 
     struct pacq *a = prof_acq_for(in, w->tid);
     if (!a)

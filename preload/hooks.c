@@ -447,6 +447,8 @@ static void native_wait_end(struct ftp_thread *t, struct ftp_wait *w, struct ftp
     ftp_waiter_remove(reg);
     if (rc == ETIMEDOUT)
         w->flags |= FTP_WAIT_TIMED_OUT;
+    else if (rc != 0 && rc != EOWNERDEAD)
+        w->flags |= FTP_WAIT_FAILED; /* e.g. EDEADLK: an error-checking mutex the caller already holds */
     ftp_event_wait(t, w);
     t->prev_mergeable = false;
     t->guard--;

@@ -224,6 +224,8 @@ enum ftp_region {
 #define FTP_WAIT_CONTINUES (1u << 2)    /* another wait record of the same acquisition follows */
 #define FTP_WAIT_CONTINUATION (1u << 3) /* continues the acquisition of the previous record (acq_seq) */
 #define FTP_WAIT_TIMED (1u << 4)        /* the caller asked for a timed wait */
+#define FTP_WAIT_FAILED (1u << 5)       /* the lock call failed at once (EDEADLK...): no wait, no acquisition;
+                                           written so the cost of that path is the recorder's usual one */
 
 /*  FTP_REC_WAIT (80 bytes)
  *   0 header (flags: FTP_WAIT_*)

@@ -156,6 +156,18 @@ def test_exact_count_with_room(runner, tmp_path):
     assert rep.total("contentions", rep.of_kind("pthread_mutex")) == n, rep.summary()
 
 
+def test_failed_lock_calls_are_not_waits(runner, tmp_path):
+    """pthread_mutex_lock on an error-checking mutex the caller holds fails at once with EDEADLK: the
+    recorder goes through its contended path (the benchmark times that), but the report must not
+    count those calls as contended acquisitions."""
+    so = build_extension(runner.python, tmp_path, "handshake.c", "ftprof_handshake")
+    n = 5_000
+    prof = runner.run([WORKLOADS / "handshake.py", so.parent, n, "relock"])
+    rep = runner.report(prof.files)
+    assert rep["events"] >= n, f"the {n} failed calls were not written ({rep['events']} events)"
+    assert not rep.of_kind("pthread_mutex"), f"failed lock calls reported as waits:\n{rep.summary()}"
+
+
 def run_refused(runner, output, what):
     plain = runner.run([WORKLOADS / "streams.py"], preload=False)
     env = {"FTPROF_OUTPUT": str(output)}
