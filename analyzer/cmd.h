@@ -27,4 +27,18 @@ int cmd_finish_output(FILE *f, const char *path, int write_err);
 /* Parses a positive count; false if `s` is not one. */
 bool cmd_parse_count(const char *s, size_t *out);
 
+/* One option of a subcommand: a flag sets *flag; an option with a value stores it in *value, given
+ * as "--name VALUE" or "--name=VALUE". */
+struct cmd_option {
+    const char *name;    /* "--top" */
+    const char *alias;   /* "-o", or NULL */
+    const char **value;  /* NULL for a flag */
+    bool *flag;
+};
+/* The arguments of a subcommand: the options of `opts` (a NULL name ends the table) and the FILE
+ * arguments, which go to `files` (room for argc entries); "--" ends the options, "-h"/"--help"
+ * print `usage` and set *help. Returns FTPROF_EXIT_OK, or FTPROF_EXIT_USAGE after a one-line error. */
+int cmd_parse_args(int argc, char **argv, const char *command, const char *usage, const struct cmd_option *opts,
+                   char **files, size_t *n_files, bool *help);
+
 #endif

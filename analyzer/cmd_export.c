@@ -11,43 +11,24 @@ static const char export_usage[] = "usage: ftprof export FILE... --format pprof 
 int cmd_export(int argc, char **argv)
 {
     const char *out_path = NULL, *format = NULL;
+    bool help;
+    size_t n;
+    const struct cmd_option opts[] = {{"--output", "-o", &out_path, NULL}, {"--format", NULL, &format, NULL}, {0}};
     char **files = calloc((size_t)argc, sizeof(*files));
-    size_t n = 0;
     if (!files)
         return cmd_error(FTPROF_EXIT_CANNOT_READ, "export", "out of memory");
-    bool options_done = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (options_done || a[0] != '-' || !a[1]) {
-            files[n++] = argv[i];
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            out_path = i + 1 < argc ? argv[++i] : NULL;
-        } else if (strcmp(a, "--format") == 0) {
-            format = i + 1 < argc ? argv[++i] : NULL;
-        } else if (strncmp(a, "--format=", 9) == 0) {
-            format = a + 9;
-        } else if (strcmp(a, "--") == 0) {
-            options_done = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            free(files);
-            puts(export_usage);
-            return FTPROF_EXIT_OK;
-        } else {
-            free(files);
-            return cmd_error(FTPROF_EXIT_USAGE, "export", "unknown option '%s' (%s)", a, export_usage);
-        }
-    }
-    if (n == 0 || !out_path || !format) {
+    int rc = cmd_parse_args(argc, argv, "export", export_usage, opts, files, &n, &help);
+    if (rc == FTPROF_EXIT_OK && !help && (n == 0 || !out_path || !format))
+        rc = cmd_error(FTPROF_EXIT_USAGE, "export", "%s", export_usage);
+    if (rc == FTPROF_EXIT_OK && !help && strcmp(format, "pprof") != 0)
+        rc = cmd_error(FTPROF_EXIT_USAGE, "export", "unknown format '%s' (supported: pprof)", format);
+    if (rc != FTPROF_EXIT_OK || help) {
         free(files);
-        return cmd_error(FTPROF_EXIT_USAGE, "export", "%s", export_usage);
-    }
-    if (strcmp(format, "pprof") != 0) {
-        free(files);
-        return cmd_error(FTPROF_EXIT_USAGE, "export", "unknown format '%s' (supported: pprof)", format);
+        return rc;
     }
 
     struct profile p;
-    int rc = cmd_load(&p, files, n, false);
+    rc = cmd_load(&p, files, n, false);
     struct cmd_samples s = {0};
     if (rc == FTPROF_EXIT_OK && cmd_samples_build(&p, false, &s) < 0)
         rc = cmd_error(FTPROF_EXIT_CANNOT_WRITE, out_path, "out of memory");

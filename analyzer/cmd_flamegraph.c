@@ -17,43 +17,20 @@ static bool flame_has_suffix(const char *s, const char *suffix)
 
 int cmd_flamegraph(int argc, char **argv)
 {
-    const char *out_path = NULL;
-    bool holders = false;
-    enum flame_weight weight = FLAME_WEIGHT_WAIT;
+    const char *out_path = NULL, *weight_arg = NULL;
+    bool holders = false, help;
+    size_t n;
+    const struct cmd_option opts[] = {
+        {"--output", "-o", &out_path, NULL}, {"--weight", NULL, &weight_arg, NULL}, {"--holders", NULL, NULL, &holders}, {0}};
     char **files = calloc((size_t)argc, sizeof(*files));
-    size_t n = 0;
     if (!files)
         return cmd_error(FTPROF_EXIT_CANNOT_READ, "flamegraph", "out of memory");
-    bool options_done = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (options_done || a[0] != '-' || !a[1]) {
-            files[n++] = argv[i];
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            out_path = i + 1 < argc ? argv[++i] : NULL;
-        } else if (strcmp(a, "--weight") == 0) {
-            const char *v = i + 1 < argc ? argv[++i] : "";
-            if (strcmp(v, "wait") == 0)
-                weight = FLAME_WEIGHT_WAIT;
-            else if (strcmp(v, "count") == 0)
-                weight = FLAME_WEIGHT_COUNT;
-            else {
-                free(files);
-                return cmd_error(FTPROF_EXIT_USAGE, "flamegraph", "--weight is 'wait' or 'count'");
-            }
-        } else if (strcmp(a, "--holders") == 0) {
-            holders = true;
-        } else if (strcmp(a, "--") == 0) {
-            options_done = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            free(files);
-            puts(flame_usage);
-            return FTPROF_EXIT_OK;
-        } else {
-            free(files);
-            return cmd_error(FTPROF_EXIT_USAGE, "flamegraph", "unknown option '%s' (%s)", a, flame_usage);
-        }
-    }
+    int rc = cmd_parse_args(argc, argv, "flamegraph", flame_usage, opts, files, &n, &help);
+    enum flame_weight weight = FLAME_WEIGHT_WAIT;
+    if (rc == FTPROF_EXIT_OK && !help && weight_arg && strcmp(weight_arg, "count") == 0)
+        weight = FLAME_WEIGHT_COUNT;
+    else if (rc == FTPROF_EXIT_OK && !help && weight_arg && strcmp(weight_arg, "wait") != 0)
+        rc = cmd_error(FTPROF_EXIT_USAGE, "flamegraph", "--weight is 'wait' or 'count'");
     int (*writer)(FILE *, const struct out_sample *, size_t, const struct flame_options *) = NULL;
     if (out_path && flame_has_suffix(out_path, ".html"))
         writer = out_write_html;
@@ -61,13 +38,15 @@ int cmd_flamegraph(int argc, char **argv)
         writer = out_write_svg;
     else if (out_path && flame_has_suffix(out_path, ".folded"))
         writer = out_write_folded;
-    if (n == 0 || !out_path || !writer) {
+    if (rc == FTPROF_EXIT_OK && !help && (n == 0 || !out_path || !writer))
+        rc = cmd_error(FTPROF_EXIT_USAGE, "flamegraph", "%s", flame_usage);
+    if (rc != FTPROF_EXIT_OK || help) {
         free(files);
-        return cmd_error(FTPROF_EXIT_USAGE, "flamegraph", "%s", flame_usage);
+        return rc;
     }
 
     struct profile p;
-    int rc = cmd_load(&p, files, n, false);
+    rc = cmd_load(&p, files, n, false);
     struct cmd_samples s = {0};
     if (rc == FTPROF_EXIT_OK && cmd_samples_build(&p, holders, &s) < 0)
         rc = cmd_error(FTPROF_EXIT_CANNOT_WRITE, out_path, "out of memory");

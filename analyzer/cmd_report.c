@@ -20,45 +20,29 @@ static unsigned report_terminal_width(void)
     return 160;
 }
 
+static const char report_usage[] = "usage: ftprof report FILE... [--top N] [--json]";
+
 int cmd_report(int argc, char **argv)
 {
-    bool json = false;
-    size_t top = 0;
+    bool json = false, help;
+    const char *top_arg = NULL;
+    size_t top = 0, n;
+    const struct cmd_option opts[] = {{"--json", NULL, NULL, &json}, {"--top", NULL, &top_arg, NULL}, {0}};
     char **files = calloc((size_t)argc, sizeof(*files));
-    size_t n = 0;
     if (!files)
         return cmd_error(FTPROF_EXIT_CANNOT_READ, "report", "out of memory");
-    bool options_done = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!options_done && strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (!options_done && (strcmp(a, "--top") == 0 || strncmp(a, "--top=", 6) == 0)) {
-            const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!cmd_parse_count(v, &top)) {
-                free(files);
-                return cmd_error(FTPROF_EXIT_USAGE, "report", "--top needs a positive number");
-            }
-        } else if (!options_done && strcmp(a, "--") == 0) {
-            options_done = true;
-        } else if (!options_done && (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
-            free(files);
-            puts("usage: ftprof report FILE... [--top N] [--json]");
-            return FTPROF_EXIT_OK;
-        } else if (!options_done && a[0] == '-' && a[1]) {
-            free(files);
-            return cmd_error(FTPROF_EXIT_USAGE, "report", "unknown option '%s'", a);
-        } else {
-            files[n++] = argv[i];
-        }
-    }
-    if (n == 0) {
+    int rc = cmd_parse_args(argc, argv, "report", report_usage, opts, files, &n, &help);
+    if (rc == FTPROF_EXIT_OK && !help && top_arg && !cmd_parse_count(top_arg, &top))
+        rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--top needs a positive number");
+    if (rc == FTPROF_EXIT_OK && !help && n == 0)
+        rc = cmd_error(FTPROF_EXIT_USAGE, "report", "no recording given (%s)", report_usage);
+    if (rc != FTPROF_EXIT_OK || help) {
         free(files);
-        return cmd_error(FTPROF_EXIT_USAGE, "report", "no recording given (usage: ftprof report FILE... [--top N] [--json])");
+        return rc;
     }
 
     struct profile p;
-    int rc = cmd_load(&p, files, n, false);
+    rc = cmd_load(&p, files, n, false);
     if (rc == FTPROF_EXIT_OK) {
         int w;
         if (json) {

@@ -328,9 +328,29 @@ def test_failed_write_leaves_no_partial_file(bank, tmp_path):
 @pytest.mark.parametrize("args", [[], ["bogus"], ["report"], ["report", "--top", "0", "x"], ["report", "--nope", "x"],
                                   ["flamegraph", "x.ftp"], ["flamegraph", "x.ftp", "-o", "out.png"],
                                   ["export", "x.ftp", "-o", "o.pb.gz"], ["export", "x", "--format", "jfr", "-o", "o"],
-                                  ["flamegraph", "x", "-o", "a.svg", "--weight", "heavy"], ["run"]])
+                                  ["flamegraph", "x", "-o", "a.svg", "--weight", "heavy"], ["run"],
+                                  ["report", "x", "--top"], ["flamegraph", "x", "-o", "a.svg", "--holders=yes"],
+                                  ["export", "x", "-o", "o.pb.gz", "--format"]])
 def test_usage_errors(args):
-    assert ftprof(*args).returncode == 2
+    r = ftprof(*args)
+    assert r.returncode == 2
+    if args:  # (without any, the whole usage is printed)
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("ftprof"), r.stderr
+
+
+def test_option_spellings_agree(bank, tmp_path):
+    """"--top N" and "--top=N", options before or after the files, and "--" before a file all mean
+    the same; "-h" prints the usage and exits 0."""
+    runs = [ftprof("report", "--json", "--top", "2", bank), ftprof("report", bank, "--top=2", "--json"),
+            ftprof("report", "--json", "--top=2", "--", bank)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert runs[0].stdout == runs[1].stdout == runs[2].stdout
+    assert len(json.loads(runs[0].stdout)["locks"]) == 2
+    for cmd in ("report", "flamegraph", "export"):
+        r = ftprof(cmd, "-h")
+        assert r.returncode == 0 and r.stdout.startswith("usage: ftprof " + cmd), r.stdout
+    out = tmp_path / "f.folded"
+    assert ftprof("flamegraph", bank, "--weight=count", "--output", out).returncode == 0 and out.stat().st_size
 
 
 def test_help_lists_exit_codes():
