@@ -603,11 +603,12 @@ static bool sym_type_of(Dwarf_Die *die, Dwarf_Die *type)
     return dwarf_attr_integrate(die, DW_AT_type, &attr) && dwarf_formref_die(&attr, type);
 }
 
-/* The interpreter's lock types: named as a whole, never by their bits. */
+/* The interpreter's and libc's lock types: named as a whole, never by their bits. */
 static bool sym_is_lock_type(const char *name)
 {
     static const char *const locks[] = {"PyMutex", "_PyRecursiveMutex", "_PyRWMutex", "_PySeqLock",
-                                        "_PyOnceFlag", "PyEvent", "_PyRawMutex"};
+                                        "_PyOnceFlag", "PyEvent", "_PyRawMutex", "pthread_mutex_t",
+                                        "pthread_cond_t", "pthread_rwlock_t", "sem_t"};
     for (size_t i = 0; name && i < sizeof locks / sizeof locks[0]; i++)
         if (strcmp(name, locks[i]) == 0)
             return true;

@@ -435,6 +435,8 @@ static void native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_
     w->event_id = ftp_event_next_id(t);
     w->acq_seq = ++t->acq_counter;
     w->lock_addr = lock;
+    if (kind == FTP_KIND_GIL)
+        w->region = ftp_python_region(lock, &w->region_offset);
     w->start_ns = now;
     ftp_event_flush_spin(t, now, true);
     w->stack_id = ftp_stack_capture(t);
@@ -550,6 +552,8 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
         .lock_addr = (uintptr_t)c,
         .flags = abstime ? FTP_WAIT_TIMED : 0,
     };
+    if (gil)
+        w.region = ftp_python_region((uintptr_t)c, &w.region_offset);
     w.start_ns = now;
     ftp_event_flush_spin(t, now, true);
     if (gil && t->prev_mergeable && t->prev_addr == (uintptr_t)c && now - t->prev_end_ns < FTP_CONTINUE_GAP_NS) {

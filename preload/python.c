@@ -160,6 +160,21 @@ uintptr_t ftp_python_tstate(void)
     return (uintptr_t)py->get_tstate();
 }
 
+uint8_t ftp_python_region(uintptr_t addr, uint32_t *offset)
+{
+    struct ftp_python *py = &ftp_state.py;
+    if (py->runtime_size && addr >= py->runtime && addr < py->runtime + py->runtime_size) {
+        *offset = (uint32_t)(addr - py->runtime);
+        return FTP_REGION_RUNTIME;
+    }
+    if (py->interp && addr >= py->interp && addr < py->interp + py->interp_size) {
+        *offset = (uint32_t)(addr - py->interp);
+        return FTP_REGION_INTERP;
+    }
+    *offset = 0;
+    return FTP_REGION_HEAP;
+}
+
 bool ftp_python_is_gil(uintptr_t addr)
 {
     struct ftp_python *py = &ftp_state.py;
@@ -390,20 +405,13 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
         out->region_offset = (uint32_t)(addr - tstate);
         return;
     }
-    if (addr >= py->runtime && addr < py->runtime + py->runtime_size) {
-        out->region = FTP_REGION_RUNTIME;
-        out->region_offset = (uint32_t)(addr - py->runtime);
-    } else if (addr >= py->interp && addr < py->interp + py->interp_size) {
-        out->region = FTP_REGION_INTERP;
-        out->region_offset = (uint32_t)(addr - py->interp);
-    }
-    if (out->region != FTP_REGION_UNKNOWN) {
+    out->region = ftp_python_region(addr, &out->region_offset);
+    if (out->region != FTP_REGION_HEAP) {
         /* Events in the runtime or interpreter state are the stop-the-world requester's stop_event. */
         if (!mutex_park)
             out->kind = FTP_KIND_STOP_THE_WORLD;
         return;
     }
-    out->region = FTP_REGION_HEAP;
     if (!mutex_park)
         return; /* a PyEvent (Thread.join's handle, ...): the analyzer names it from the stack */
     /* A PyMutex in a heap object: the mutex of a _thread.lock, right after its PyObject header

@@ -227,6 +227,10 @@ def test_gil_build_cpu_threads(gil_runner):
     assert gil, f"no gil waits on the default build:\n{rep.summary()}"
     lk = max(gil, key=lambda x: x["wait_ns"])
     assert top_function(lk["waiters"][0]) == "spin", f"top gil waiter:\n{rep.summary()}"
+    # take_gil waits on the GIL's condition variable; with the interpreter's DWARF the report says so.
+    if _has_debug_info(gil_runner.python):
+        assert lk["name"] == "GIL interp->_gil.cond", f"the main GIL wait is named {lk['name']!r}"
+        assert all(l["name"].startswith("GIL interp->_gil.") for l in gil), [l["name"] for l in gil]
 
 
 def test_gil_build_lock_workload(gil_runner, results):

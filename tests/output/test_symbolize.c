@@ -8,6 +8,7 @@
 
 #include <elf.h>
 #include <limits.h>
+#include <pthread.h>
 #include <link.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -333,7 +334,7 @@ static void symtest_fallbacks(struct symtest_map *map, const char *stripped_path
 
 typedef struct { uint8_t _bits; } PyMutex;  /* named like the interpreter's, so the walk stops at it */
 struct symtest_cache_entry { unsigned int version; void *value; };
-struct symtest_types { int next_version; PyMutex mutex; struct symtest_cache_entry cache[16]; };
+struct symtest_types { int next_version; PyMutex mutex; struct symtest_cache_entry cache[16]; pthread_cond_t cond; };
 typedef struct symtest_interp {
     void *next;
     struct symtest_types types;
@@ -356,6 +357,7 @@ static void symtest_fields(struct symtest_map *map, const char *stripped_path)
         { offsetof(SymtestInterp, u.halves.high), ".u.as_long" }, /* a union: its first member that covers it */
         { offsetof(SymtestInterp, mutex), ".mutex" },
         { offsetof(SymtestInterp, count), ".count" },
+        { offsetof(SymtestInterp, types.cond) + 8, ".types.cond" }, /* libc's lock types are named whole too */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bool ok = symbolizer_field(s, anchor, "SymtestInterp", cases[i].offset, out, sizeof out);
