@@ -41,6 +41,26 @@ static inline uint64_t slow_path_begin(struct ftp_thread *t)
     return now;
 }
 
+/* PyMutexes parked on lately, by any thread: a spin's candidates that some thread really parked on are
+ * locks, where a register that merely points near the interpreter's locks (a type-cache entry next to
+ * the type lock) never is. One relaxed store per park; a slot lost to a collision only costs a tie-break. */
+#define PARKED_SLOTS 256
+static _Atomic uintptr_t parked_recently[PARKED_SLOTS];
+
+static inline size_t parked_slot(uintptr_t addr) { return (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 56); }
+
+static void parked_note(uintptr_t addr)
+{
+    _Atomic uintptr_t *slot = &parked_recently[parked_slot(addr)];
+    if (atomic_load_explicit(slot, memory_order_relaxed) != addr)
+        atomic_store_explicit(slot, addr, memory_order_relaxed);
+}
+
+static bool parked_seen(uintptr_t addr)
+{
+    return atomic_load_explicit(&parked_recently[parked_slot(addr)], memory_order_relaxed) == addr;
+}
+
 /* A PyMutex park right after a full spin (40 yields) on the same lock is the same acquisition: the
  * wait starts at the first yield. "The same lock" is the spun-on address when the register scan found
  * it, else the same Python stack: a spin that took its lock and a park on another lock a moment later
@@ -198,6 +218,8 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     }
     struct ftp_lock_class cls;
     ftp_python_classify(t, lock_addr, mutex_park, &cls);
+    if (mutex_park)
+        parked_note(lock_addr);
     if (arg_on_stack && !mutex_park)
         cls.kind = FTP_KIND_CONDITION; /* waiting for an item to be handed over: waiting for work */
     struct ftp_wait w = {
@@ -345,43 +367,64 @@ EXPORT int sem_post(sem_t *sem)
  * that time is part of the wait. Only yields called from the interpreter's own code count.
  * ------------------------------------------------------------------------------------------------- */
 
+/* Picks the one lock among a sort of candidates: the only one, or the only one parked on lately. */
+static int spin_pick(const uintptr_t *cand, int n)
+{
+    if (n == 1)
+        return 0;
+    int pick = -1;
+    for (int i = 0; i < n; i++) {
+        if (!parked_seen(cand[i]))
+            continue;
+        if (pick >= 0)
+            return -1;
+        pick = i;
+    }
+    return pick;
+}
+
 /* Which PyMutex is being spun on: the caller keeps it in a callee-saved register across the yield.
  * A candidate must point at a PyMutex byte (only LOCKED and HAS_PARKED bits) in an object we can
  * name (a critical section or a threading.Lock) or inside the runtime/interpreter state. Registers
- * can also hold stale values of the caller's callers (a lock released a moment ago), so a locked
- * candidate is preferred, and the spin is tied to a lock only when exactly one distinct candidate of
- * the preferred sort qualifies; otherwise it stays a SPIN for the analyzer to place by stack. An
- * unlocked candidate is accepted only when it is the one candidate at all: a lock held for a few
- * instructions is often released between the spinner's look and ours. */
+ * can also hold stale values of the caller's callers, and other pointers into the interpreter state,
+ * so a locked candidate is preferred; among candidates of that sort the spin is tied to the only
+ * one, or to the only one some thread parked on lately; otherwise it stays a SPIN for the analyzer
+ * to place by stack. Unlocked candidates count only when no candidate is locked: 3.13's spinner does
+ * not re-read the lock byte, so its lock may have been released long before the spin ends. */
 static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    uintptr_t found[2] = {0, 0}; /* [1]: locked, [0]: unlocked */
-    struct ftp_lock_class found_cls[2];
-    bool ambiguous[2] = {false, false};
-    for (int i = 0; i < nregs; i++) {
+    uintptr_t cand[2][6];            /* [1]: locked, [0]: unlocked */
+    struct ftp_lock_class cls[2][6];
+    int n[2] = {0, 0};
+    for (int i = 0; i < nregs && i < 6; i++) {
         uintptr_t r = regs[i];
-        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)) || r == found[0] || r == found[1])
-            continue; /* small integers, our own stack (locals such as &entry), a repeat */
+        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)))
+            continue; /* small integers, our own stack (locals such as &entry) */
+        bool repeat = false;
+        for (int k = 0; k < n[0]; k++)
+            repeat = repeat || cand[0][k] == r;
+        for (int k = 0; k < n[1]; k++)
+            repeat = repeat || cand[1][k] == r;
         uint8_t byte;
-        if (!ftp_safe_read(&byte, r, 1) || (byte & ~3u))
-            continue; /* not a PyMutex byte */
-        struct ftp_lock_class cls;
-        ftp_python_classify(t, r, true, &cls);
-        if (cls.kind == FTP_KIND_CRITICAL_SECTION || cls.kind == FTP_KIND_LOCK || cls.kind == FTP_KIND_RLOCK ||
-            cls.region == FTP_REGION_RUNTIME || cls.region == FTP_REGION_INTERP) {
+        if (repeat || !ftp_safe_read(&byte, r, 1) || (byte & ~3u))
+            continue; /* a repeat, or not a PyMutex byte */
+        struct ftp_lock_class c;
+        ftp_python_classify(t, r, true, &c);
+        if (c.kind == FTP_KIND_CRITICAL_SECTION || c.kind == FTP_KIND_LOCK || c.kind == FTP_KIND_RLOCK ||
+            c.region == FTP_REGION_RUNTIME || c.region == FTP_REGION_INTERP) {
             int locked = byte & 1u;
-            ambiguous[locked] = ambiguous[locked] || found[locked];
-            found[locked] = r;
-            found_cls[locked] = cls;
+            cand[locked][n[locked]] = r;
+            cls[locked][n[locked]++] = c;
         }
     }
-    int pick = found[1] ? 1 : 0;
-    if (!found[pick] || ambiguous[pick] || (pick == 0 && (ambiguous[1] || found[1])))
-        return; /* nothing, or more than one: stays unattributed (or keeps what an earlier yield found) */
-    t->spin_addr = found[pick];
-    t->spin_cls = found_cls[pick];
-    t->spin_locked = pick == 1;
+    int sort = n[1] ? 1 : 0;
+    int pick = n[sort] ? spin_pick(cand[sort], n[sort]) : -1;
+    if (pick < 0)
+        return; /* nothing, or no way to choose: stays unattributed (or keeps what an earlier look found) */
+    t->spin_addr = cand[sort][pick];
+    t->spin_cls = cls[sort][pick];
+    t->spin_locked = sort == 1;
 }
 
 FTP_HIDDEN int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller);
@@ -405,9 +448,11 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         t->spin_cls.kind = FTP_KIND_SPIN;
         t->spin_locked = false;
     }
-    /* Until a locked candidate is seen, every yield of the spin looks again: the registers are the
-     * same, the lock byte may not be. */
-    if (regs && !t->spin_locked)
+    /* Until a locked candidate is seen, each yield of a PyMutex spin looks again: the registers stay the
+     * same, the lock byte does not (3.13's spinner does not re-read it, so the lock may come and go
+     * under a spin). Not past a PyMutex spin's length: a seqlock's spin can go on much longer, and
+     * each look costs a handful of reads. */
+    if (regs && !t->spin_locked && t->spin_yields < FTP_PYMUTEX_SPINS)
         spin_lock_of(t, regs, 6);
     int rc = ftp_real.sched_yield();
     t->spin_last_ns = ftp_now();

@@ -27,10 +27,10 @@
 #define FTP_SPIN_GAP_NS 200000
 /* A park on the same PyMutex this soon after a wake-up without hand-off retries the same acquisition. */
 #define FTP_CONTINUE_GAP_NS 50000
-#define FTP_PARK_SEMS 6
+#define FTP_PARK_SEMS 6 /* parking-lot semaphores alive at once on one thread (parks nest a little) */
 /* 3.13's _PyMutex_LockTimed yields exactly this many times (MAX_SPIN_COUNT, not re-reading the lock
  * byte) before it parks or takes the lock; shorter yield runs come from other spinners (seqlocks). */
-#define FTP_PYMUTEX_SPINS 40 /* parking-lot semaphores alive at once on one thread (parks nest a little) */
+#define FTP_PYMUTEX_SPINS 40
 
 /* What a waited-on address is (python.c fills it). */
 struct ftp_lock_class {
