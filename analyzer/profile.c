@@ -1671,8 +1671,9 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
             prof_warn(quiet, paths[i], "the recorder stopped itself early (it met an interpreter state it does "
                       "not know); the recording is partial");
         if (f->dropped_events)
-            prof_warn(quiet, paths[i], "%llu events were dropped because the recording buffer was full "
-                      "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events);
+            prof_warn(quiet, paths[i], "%llu event%s dropped because the recording buffer was full "
+                      "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events,
+                      f->dropped_events == 1 ? " was" : "s were");
     }
     if (max_end > min_start && min_start != UINT64_MAX)
         p->duration_ns = max_end - min_start;

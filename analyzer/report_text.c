@@ -292,8 +292,9 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
     if (p->dropped_events) {
         char d[32];
         rt_count(d, sizeof(d), p->dropped_events);
-        fprintf(out, "%s! %s events were dropped because the recording buffer was full (raise FTPROF_BUFFER)%s\n",
-                rt_c(&r, RT_RED), d, rt_c(&r, RT_RESET));
+        bool one = p->dropped_events == 1;
+        fprintf(out, "%s! %s event%s dropped because the recording buffer was full (raise FTPROF_BUFFER)%s\n",
+                rt_c(&r, RT_RED), d, one ? " was" : "s were", rt_c(&r, RT_RESET));
     }
 
     if (p->n_locks == 0) {

@@ -41,9 +41,10 @@ static inline uint64_t slow_path_begin(struct ftp_thread *t)
     return now;
 }
 
-/* PyMutexes parked on lately, by any thread: a spin's candidates that some thread really parked on are
- * locks, where a register that merely points near the interpreter's locks (a type-cache entry next to
- * the type lock) never is. One relaxed store per park; a slot lost to a collision only costs a tie-break. */
+/* PyMutexes parked on, or seen held by a spinner, lately: a spin's candidates that some thread really
+ * parked on are locks, where a register that merely points near the interpreter's locks (a type-cache
+ * entry next to the type lock) rarely is. One relaxed store per note; a slot lost to a collision only
+ * costs a tie-break. */
 #define PARKED_SLOTS 256
 static _Atomic uintptr_t parked_recently[PARKED_SLOTS];
 
@@ -418,6 +419,9 @@ static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
             cls[locked][n[locked]++] = c;
         }
     }
+    /* A locked candidate is a lock as surely as one parked on: remember it for later spins' ties. */
+    for (int k = 0; k < n[1]; k++)
+        parked_note(cand[1][k]);
     int sort = n[1] ? 1 : 0;
     int pick = n[sort] ? spin_pick(cand[sort], n[sort]) : -1;
     if (pick < 0)

@@ -11,6 +11,10 @@
 
 void ftp_ring_count_drop(void)
 {
+    /* After the file was finished (exit), a thread that still waits and needs a new chunk finds none:
+     * that wait is past the recording's end, not a sign of a buffer too small. */
+    if (atomic_load_explicit(&ftp_state.claimed, memory_order_relaxed) & FTP_CLAIMS_CLOSED)
+        return;
     if (ftp_state.hdr)
         atomic_fetch_add_explicit((_Atomic uint64_t *)&ftp_state.hdr->dropped_events, 1, memory_order_relaxed);
 }
@@ -55,14 +59,21 @@ static bool claim_new_chunk(uint32_t *index)
     return true;
 }
 
+/* A chunk handed back with less room than this is left as it is: the next thread would only find it
+ * too full for its first records and have to take another one anyway. */
+#define FTP_CHUNK_REUSE_MIN 1024
+
 void ftp_ring_release_chunk(struct ftp_thread *t)
 {
     if (!t->chunk)
         return;
     uint32_t idx = t->chunk_index;
     ftp_state.chunk_fill[idx] = t->chunk_off;
+    bool reusable = ftp_state.chunk_size - t->chunk_off >= FTP_CHUNK_REUSE_MIN;
     t->chunk = NULL;
     t->announced = false;
+    if (!reusable)
+        return;
     uint64_t head = atomic_load(&ftp_state.free_chunks);
     for (;;) {
         ftp_state.chunk_next[idx] = (uint32_t)head;
@@ -72,10 +83,12 @@ void ftp_ring_release_chunk(struct ftp_thread *t)
     }
 }
 
-static bool take_chunk(struct ftp_thread *t)
+/* A chunk for this thread: one handed back by an exited thread (with what it already holds) when
+ * `reuse` allows, else a fresh one. */
+static bool take_chunk(struct ftp_thread *t, bool reuse)
 {
     uint32_t idx, fill = 0;
-    if (pop_free_chunk(&idx))
+    if (reuse && pop_free_chunk(&idx))
         fill = ftp_state.chunk_fill[idx];
     else if (!claim_new_chunk(&idx))
         return false;
@@ -126,26 +139,28 @@ void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
 {
     if (FTP_UNLIKELY(size > ftp_state.chunk_size - sizeof(struct ftp_rec_thread) - 128))
         return NULL;
-    if (t->chunk && t->announced) {
+    if (t->chunk && (t->announced || announce_thread(t))) {
         void *p = reserve_raw(t, size);
         if (p)
             return p;
     }
+    /* The chunk in hand cannot take the record: leave it as full as it is and take another. A handed
+     * back chunk is tried first; if it is too full as well, a fresh one, where the thread's record and
+     * any record that passed the size check above always fit. Only when no chunk is left is the record
+     * lost (and a wait counted as dropped by the caller). */
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (!t->chunk || !t->announced) {
-            if (!t->chunk && !take_chunk(t))
-                break;
-            if (!announce_thread(t)) {
-                t->chunk = NULL; /* full chunk: leave it full, take another */
-                continue;
-            }
-        }
-        void *p = reserve_raw(t, size);
-        if (p)
-            return p;
         t->chunk = NULL;
         t->announced = false;
+        if (!take_chunk(t, attempt == 0))
+            return NULL;
+        if (announce_thread(t)) {
+            void *p = reserve_raw(t, size);
+            if (p)
+                return p;
+        }
     }
+    t->chunk = NULL;
+    t->announced = false;
     return NULL;
 }
 

@@ -119,6 +119,39 @@ static void contend_rwlock_and_sem(int rounds)
     sem_destroy(&heap_sem);
 }
 
+/* Rounds of three threads alive at once, each blocked once on a semaphore the main thread posts:
+ * three handed-back chunks circulate and fill up together, so threads keep adopting chunks that are
+ * nearly full. */
+enum { TRIO_ROUNDS = 600 };
+static sem_t trio_sem;
+
+static void *trio_waiter(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&ready, 1);
+    sem_wait(&trio_sem);
+    return NULL;
+}
+
+static void contend_trios(int rounds)
+{
+    sem_init(&trio_sem, 0, 0);
+    for (int i = 0; i < rounds; i++) {
+        pthread_t th[3];
+        atomic_store(&ready, 0);
+        for (int k = 0; k < 3; k++)
+            pthread_create(&th[k], NULL, trio_waiter, NULL);
+        while (atomic_load(&ready) < 3)
+            sleep_ms(0.05);
+        sleep_ms(0.2);
+        for (int k = 0; k < 3; k++)
+            sem_post(&trio_sem);
+        for (int k = 0; k < 3; k++)
+            pthread_join(th[k], NULL);
+    }
+    sem_destroy(&trio_sem);
+}
+
 static int run_case(const char *name)
 {
     if (!strcmp(name, "mutex"))
@@ -129,6 +162,8 @@ static int run_case(const char *name)
         contend_mutex_rounds(400); /* 400 short-lived threads */
     else if (!strcmp(name, "rwsem"))
         contend_rwlock_and_sem(ROUNDS / 2);
+    else if (!strcmp(name, "trios"))
+        contend_trios(TRIO_ROUNDS);
     else if (!strcmp(name, "fork")) {
         contend_mutex_rounds(5);
         pid_t pid = fork();
@@ -326,6 +361,25 @@ static void test_recycle(const char *dir)
     CHECK(s.threads >= 400, "%d thread records", s.threads);
 }
 
+static void test_nearly_full_chunks(const char *dir)
+{
+    /* 1 MiB: fifteen 64 KiB chunks, of which 1,800 short waits need four. Adopted chunks that are too
+     * full for a thread's first records must cost a fresh chunk, never a wait. */
+    char out[256], buf[256], path[512];
+    snprintf(out, sizeof out, "%s/trios-%%p.ftp", dir);
+    CHECK(spawn_case("trios", dir, out, "1M", buf, sizeof buf) == 0, "case failed");
+    CHECK(find_one(dir, "trios", path, sizeof path) == 1, "one recording expected");
+    struct summary s;
+    CHECK(read_recording(path, &s), "unreadable %s", path);
+    CHECK(!s.bad_record, "malformed record");
+    int waits = 0;
+    for (int k = 0; k < FTP_KIND_COUNT; k++)
+        waits += s.waits[k];
+    CHECK(s.dropped == 0, "%llu waits dropped with most of the buffer free (%d recorded, %u chunks used)",
+          (unsigned long long)s.dropped, waits, s.chunks_used);
+    CHECK(waits >= TRIO_ROUNDS * 3, "%d waits recorded, expected at least %d", waits, TRIO_ROUNDS * 3);
+}
+
 static void test_rwlock_and_sem(const char *dir)
 {
     char out[256], buf[256], path[512];
@@ -421,7 +475,7 @@ int main(int argc, char **argv)
         const char *name;
         void (*fn)(const char *);
     } cases[] = {{"mutex", test_mutex},     {"drops", test_drops}, {"recycle", test_recycle},
-                 {"rwsem", test_rwlock_and_sem}, {"fork", test_fork},   {"refusals", test_refusals}};
+                 {"rwsem", test_rwlock_and_sem}, {"trios", test_nearly_full_chunks}, {"fork", test_fork},   {"refusals", test_refusals}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int before = failures;
         cases[i].fn(dir);
