@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,8 @@ struct prof_internal {
     size_t n_site_lists, cap_site_lists;
     struct psource *sources;
     size_t n_sources, cap_sources;
+    char stdlib_dir[PATH_MAX]; /* where "<frozen ...>" sources live; "" until looked for */
+    bool stdlib_looked;
     struct prof_pending *pending;
     struct prof_lock_cache lock_cache[PROF_LOCK_CACHE];
     uint32_t site_cache[PROF_SITE_CACHE]; /* 1 + index into sites */
@@ -260,6 +263,48 @@ const struct prof_frame *prof_site_frame(const struct prof_stack *st, enum prof_
 
 /* ---------------------------------------------------------------- source lines */
 
+static bool prof_ends_with(const char *s, const char *suffix)
+{
+    if (!s)
+        return false;
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* "<frozen posixpath>" names a standard-library module frozen into the interpreter, as Python's own
+ * tracebacks do; its source still sits in the standard library's directory, which is where the
+ * recording's threading.py came from. Returns the path of that source, or NULL. */
+static const char *prof_frozen_source(struct prof_internal *in, const char *file, char *out, size_t cap)
+{
+    static const char prefix[] = "<frozen ";
+    size_t len = strlen(file);
+    if (strncmp(file, prefix, sizeof(prefix) - 1) != 0 || len < sizeof(prefix) + 1 || file[len - 1] != '>')
+        return NULL;
+    if (!in->stdlib_looked) {
+        in->stdlib_looked = true;
+        for (size_t i = 0; i < in->n_codes && !in->stdlib_dir[0]; i++) {
+            const char *f = in->codes[i].filename;
+            size_t n = f ? strlen(f) : 0;
+            if (f && f[0] == '/' && prof_ends_with(f, "/threading.py") && n - 13 < sizeof(in->stdlib_dir))
+                snprintf(in->stdlib_dir, sizeof(in->stdlib_dir), "%.*s", (int)(n - 13), f);
+        }
+    }
+    const char *module = file + sizeof(prefix) - 1;
+    size_t mlen = len - (sizeof(prefix) - 1) - 1;
+    if (!in->stdlib_dir[0] || mlen == 0 || mlen > 128)
+        return NULL;
+    char rel[160];
+    for (size_t i = 0; i < mlen; i++) {
+        char c = module[i];
+        if (!(c == '_' || c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return NULL; /* a module name, nothing else (no '/', no '..' path) */
+        rel[i] = c == '.' ? '/' : c;
+    }
+    rel[mlen] = 0;
+    int n = snprintf(out, cap, "%s/%s.py", in->stdlib_dir, rel);
+    return n > 0 && (size_t)n < cap ? out : NULL;
+}
+
 static struct psource *prof_source(struct prof_internal *in, const char *file)
 {
     bool ins;
@@ -268,7 +313,11 @@ static struct psource *prof_source(struct prof_internal *in, const char *file)
         return NULL;
     if (!ins)
         return *slot ? &in->sources[*slot - 1] : NULL;
-    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    char frozen[PATH_MAX];
+    const char *real = prof_frozen_source(in, file, frozen, sizeof(frozen));
+    if (file[0] == '<' && !real)
+        return NULL; /* "<string>", "<stdin>": no file to read */
+    int fd = open(real ? real : file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return NULL;
     struct stat st;
@@ -548,13 +597,6 @@ static bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *
 
 /* ---------------------------------------------------------------- events (pass 2) */
 
-static bool prof_ends_with(const char *s, const char *suffix)
-{
-    if (!s)
-        return false;
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
 
 static bool prof_is_threading(const char *file)
 {

@@ -3,6 +3,7 @@ is read back with `ftprof report --json`, and the two must tell the same story (
 functions, lines, and totals within the issue's bounds)."""
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +102,29 @@ def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_pytho
     else:  # without DWARF the name is an offset, unless a separate debug file supplied the field
         assert lk["name"] == "PyMutex interp->types.mutex" or lk["name"].startswith("PyMutex _PyRuntime+0x"), \
             lk["name"]
+
+
+def test_waits_inside_a_frozen_stdlib_module(runner, ft_python):
+    """isinstance() against an ABC from several threads: the waits are in ABCMeta.__instancecheck__,
+    whose file is "<frozen abc>" (as in Python's tracebacks); the report still shows the source line,
+    read from the standard library's abc.py."""
+    wl = WORKLOADS / "abc_isinstance.py"
+    run = runner.run([wl, "--threads", 4])
+    rep = runner.report(run.files)
+    found = rep.with_waiter_function("ABCMeta.__instancecheck__", kinds=("critical_section",))
+    assert found, f"no critical section waited in ABCMeta.__instancecheck__:\n{rep.summary()}"
+    lk = max(found, key=lambda l: l["wait_ns"])
+    assert lk["type"] == "set", lk["type"]
+    top = top_frame(lk["waiters"][0])
+    assert top["file"] == "<frozen abc>", top
+    assert "check" in stack_functions(lk["waiters"][0]), "the workload's caller is missing"
+    caller = next(f for f in lk["waiters"][0]["stack"] if f["function"] == "check")
+    assert caller["line"] == marker_line(wl, "isinstance"), caller
+    assert lk["holders"] and top_function(lk["holders"][0]) == "ABCMeta.__instancecheck__", rep.summary()
+    stdlib = subprocess.run([str(ft_python), "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+                            capture_output=True, text=True, env=clean_env(), check=True).stdout.strip()
+    expected = Path(stdlib, "abc.py").read_text().splitlines()[top["line"] - 1].strip()
+    assert lk["source"] == expected, (lk["source"], expected)
 
 
 @pytest.mark.parametrize("writers", [1, 3])
