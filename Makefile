@@ -5,12 +5,13 @@ BUILD   ?= build
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # System packages: build tools, recorder/analyzer libraries, CPython's build dependencies, and the
-# tools the tests drive (go for `go tool pprof`, chromium for the HTML flame graph, clang for fuzzing).
+# tools the tests drive (go for `go tool pprof`, chromium for the HTML flame graph, clang for fuzzing,
+# GNU time for the analyzer's peak memory).
 DEPS_BUILD  := meson ninja-build pkg-config gcc libunwind-dev libdw-dev libelf-dev zlib1g-dev \
                libprotobuf-c-dev protobuf-c-compiler libjansson-dev
 DEPS_PYTHON := build-essential libssl-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev \
                libreadline-dev libncurses-dev uuid-dev libgdbm-dev libexpat1-dev xz-utils dpkg-dev
-DEPS_TEST   := golang-go chromium clang libclang-rt-14-dev valgrind python3-pip
+DEPS_TEST   := golang-go chromium clang libclang-rt-14-dev valgrind python3-pip time
 DEPS        := $(DEPS_BUILD) $(DEPS_PYTHON) $(DEPS_TEST)
 
 .PHONY: deps build test demo bench clean

@@ -54,6 +54,15 @@ struct pmodule {
     size_t build_id_len;
 };
 
+/* Names the fields of one interpreter binary's state from its debug information. Recordings of the
+ * same binary (worker processes, forked children: another load address each) share it, so memory
+ * grows with the number of distinct interpreters, not of recordings. */
+struct pnamer {
+    const struct pmodule *module; /* the first recording's description of the binary */
+    struct symbolizer *sym;       /* NULL: no usable debug information */
+};
+#define PROF_NAMERS 8
+
 struct pfiledefs {
     struct pmodule *mods;
     size_t n_mods, cap_mods;
@@ -157,6 +166,8 @@ struct prof_internal {
     struct psource *sources;
     size_t n_sources, cap_sources;
     char stdlib_dir[PATH_MAX]; /* where "<frozen ...>" sources live; "" until looked for */
+    struct pnamer namers[PROF_NAMERS]; /* one per interpreter binary, shared by its recordings */
+    size_t n_namers;
     bool stdlib_looked;
     struct prof_pending *pending;
     struct prof_lock_cache lock_cache[PROF_LOCK_CACHE];
@@ -1476,15 +1487,52 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
 
 /* The field of the runtime, interpreter or thread state a lock lives in, from the interpreter's
  * debug information: "interp->types.mutex". False (and the caller shows the offset) without it. */
+/* The loaded object that holds `addr`: recorded module ranges cover only code, but an object's data
+ * (where _PyRuntime lives) follows its code, so it is the one with the highest load bias below. */
+static const struct pmodule *prof_module_holding(const struct pfiledefs *d, uint64_t addr)
+{
+    const struct pmodule *best = NULL;
+    for (size_t i = 0; i < d->n_mods; i++)
+        if (d->mods[i].base && d->mods[i].base <= addr && d->mods[i].path && d->mods[i].path[0] == '/' &&
+            (!best || d->mods[i].base > best->base))
+            best = &d->mods[i];
+    return best;
+}
+
+static struct pnamer *prof_namer(struct prof_internal *in, const struct pmodule *m)
+{
+    for (size_t i = 0; i < in->n_namers; i++) {
+        const struct pmodule *o = in->namers[i].module;
+        if (strcmp(o->path, m->path) == 0 && o->build_id_len == m->build_id_len &&
+            (m->build_id_len == 0 || memcmp(o->build_id, m->build_id, m->build_id_len) == 0))
+            return &in->namers[i];
+    }
+    if (in->n_namers == PROF_NAMERS)
+        return NULL;
+    struct sym_module one = {.base = m->base, .start = m->start, .end = m->end, .path = m->path,
+                             .build_id = m->build_id, .build_id_len = m->build_id_len};
+    struct pnamer *n = &in->namers[in->n_namers++];
+    n->module = m;
+    n->sym = symbolizer_new(&one, 1);
+    return n;
+}
+
+/* The field of the runtime, interpreter or thread state a lock lives in, from the interpreter's
+ * debug information: "interp->types.mutex". False (and the caller shows the offset) without it. */
 static bool prof_region_field(struct prof_internal *in, const struct plock *l, char *out, size_t cap)
 {
     static const char *const types[] = {[FTP_REGION_RUNTIME] = "_PyRuntimeState",
                                         [FTP_REGION_INTERP] = "PyInterpreterState",
                                         [FTP_REGION_TSTATE] = "_PyThreadStateImpl"};
-    uint64_t runtime = in->defs[l->file].python_runtime;
-    struct symbolizer *sym = runtime ? prof_symbolizer(in, l->file) : NULL;
+    const struct pfiledefs *d = &in->defs[l->file];
+    const struct pmodule *m = d->python_runtime ? prof_module_holding(d, d->python_runtime) : NULL;
+    struct pnamer *namer = m ? prof_namer(in, m) : NULL;
+    if (!namer || !namer->sym)
+        return false;
+    /* The same binary at this recording's load address, moved to where the namer has it. */
+    uint64_t anchor = d->python_runtime - m->base + namer->module->base;
     char path[128];
-    if (!sym || !symbolizer_field(sym, runtime, types[l->region], l->region_offset, path, sizeof(path)))
+    if (!symbolizer_field(namer->sym, anchor, types[l->region], l->region_offset, path, sizeof(path)))
         return false;
     static const char main_interp[] = "._main_interpreter.";
     if (l->region == FTP_REGION_RUNTIME && strncmp(path, main_interp, sizeof(main_interp) - 1) == 0)
@@ -1758,6 +1806,9 @@ void prof_free(struct profile *p)
             if (in->defs[i].sym)
                 symbolizer_free(in->defs[i].sym);
         }
+        for (size_t i = 0; i < in->n_namers; i++)
+            if (in->namers[i].sym)
+                symbolizer_free(in->namers[i].sym);
         struct pmap *maps[] = {&in->codes_map, &in->stacks_map, &in->types_map, &in->threads_map, &in->acqs_map,
                                &in->locks_map, &in->sites_map, &in->tids_map, &in->spins_map, &in->hgroups_map,
                                &in->hsites_map, &in->lines, &in->interned_stacks,

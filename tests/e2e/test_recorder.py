@@ -104,6 +104,36 @@ def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_pytho
             lk["name"]
 
 
+def _report_peak_rss_kib(cli, files):
+    """Peak RSS of `ftprof report`, measured by GNU time: a child forked from this (large) Python
+    process would carry its high-water mark over the exec."""
+    gnu_time = Path("/usr/bin/time")
+    if not gnu_time.is_file():
+        pytest.skip("no GNU time (make deps installs it)")
+    proc = subprocess.run([str(gnu_time), "-f", "%M", str(cli), "report", "--json", *map(str, files)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stderr.strip().splitlines()[-1])
+
+
+def test_recordings_of_one_interpreter_share_its_debug_information(runner, ft_python):
+    """Naming interpreter-internal locks reads the interpreter's DWARF: once per interpreter binary,
+    not once per recording, or merging the recordings of a many-process run would cost memory per
+    file (it was 1.6 MiB each)."""
+    if not _has_debug_info(ft_python):
+        pytest.skip("the interpreter has no debug information: nothing is read")
+    files = []
+    for _ in range(24):
+        files += runner.run([WORKLOADS / "type_lock.py", "--threads", 3, "--rounds", 20_000]).files
+    rep = runner.report(files)
+    named = [l for l in rep.of_kind("pymutex") if l["name"] == "PyMutex interp->types.mutex"]
+    assert len({l["pid"] for l in named}) >= 12, f"the type lock is named in few recordings:\n{rep.summary()}"
+    one = _report_peak_rss_kib(runner.cli, files[:1])
+    all_ = _report_peak_rss_kib(runner.cli, files)
+    per_file = (all_ - one) / (len(files) - 1)
+    assert per_file < 800, f"{per_file:.0f} KiB more per recording ({one} KiB for one, {all_} KiB for {len(files)})"
+
+
 def test_waits_inside_a_frozen_stdlib_module(runner, ft_python):
     """isinstance() against an ABC from several threads: the waits are in ABCMeta.__instancecheck__,
     whose file is "<frozen abc>" (as in Python's tracebacks); the report still shows the source line,
