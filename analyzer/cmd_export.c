@@ -8,6 +8,13 @@
 
 static const char export_usage[] = "usage: ftprof export FILE... --format pprof -o OUT.pb.gz";
 
+static int export_pprof(FILE *out, const struct profile *p, const struct cmd_samples *s, void *ctx)
+{
+    (void)ctx;
+    struct pprof_meta meta = {.time_nanos = (int64_t)p->start_realtime_ns, .duration_nanos = (int64_t)p->duration_ns};
+    return out_write_pprof_gz(out, s->samples, s->n, &meta);
+}
+
 int cmd_export(int argc, char **argv)
 {
     const char *out_path = NULL, *format = NULL;
@@ -27,23 +34,7 @@ int cmd_export(int argc, char **argv)
         return rc;
     }
 
-    struct profile p;
-    rc = cmd_load(&p, files, n, false);
-    struct cmd_samples s = {0};
-    if (rc == FTPROF_EXIT_OK && cmd_samples_build(&p, false, &s) < 0)
-        rc = cmd_error(FTPROF_EXIT_CANNOT_WRITE, out_path, "out of memory");
-    if (rc == FTPROF_EXIT_OK) {
-        struct pprof_meta meta = {.time_nanos = (int64_t)p.start_realtime_ns, .duration_nanos = (int64_t)p.duration_ns};
-        FILE *out = cmd_create_output(out_path);
-        if (!out) {
-            rc = FTPROF_EXIT_CANNOT_WRITE;
-        } else {
-            int w = out_write_pprof_gz(out, s.samples, s.n, &meta);
-            rc = cmd_finish_output(out, out_path, w < 0 ? w : 0);
-        }
-    }
-    cmd_samples_free(&s);
-    prof_free(&p);
+    rc = cmd_samples_write(files, n, false, out_path, export_pprof, NULL);
     free(files);
     return rc;
 }

@@ -15,6 +15,28 @@ static bool flame_has_suffix(const char *s, const char *suffix)
     return a > b && strcmp(s + a - b, suffix) == 0;
 }
 
+typedef int (*flame_writer)(FILE *, const struct out_sample *, size_t, const struct flame_options *);
+
+struct flame_job {
+    flame_writer writer;
+    enum flame_weight weight;
+    bool holders;
+};
+
+static int flame_write(FILE *out, const struct profile *p, const struct cmd_samples *s, void *ctx)
+{
+    const struct flame_job *job = ctx;
+    char title[256];
+    const char *what = p->n_files ? p->files[0].argv : NULL;
+    snprintf(title, sizeof(title), "ftprof: lock waits%s%s", what && *what ? " in " : "", what && *what ? what : "");
+    char subtitle[96];
+    snprintf(subtitle, sizeof(subtitle), "weight: %s \u00b7 %s stacks",
+             job->weight == FLAME_WEIGHT_WAIT ? "wait time" : "contended acquisitions",
+             job->holders ? "holder" : "waiter");
+    struct flame_options opt = {.weight = job->weight, .title = title, .subtitle = subtitle};
+    return job->writer(out, s->samples, s->n, &opt);
+}
+
 int cmd_flamegraph(int argc, char **argv)
 {
     const char *out_path = NULL, *weight_arg = NULL;
@@ -31,7 +53,7 @@ int cmd_flamegraph(int argc, char **argv)
         weight = FLAME_WEIGHT_COUNT;
     else if (rc == FTPROF_EXIT_OK && !help && weight_arg && strcmp(weight_arg, "wait") != 0)
         rc = cmd_error(FTPROF_EXIT_USAGE, "flamegraph", "--weight is 'wait' or 'count'");
-    int (*writer)(FILE *, const struct out_sample *, size_t, const struct flame_options *) = NULL;
+    flame_writer writer = NULL;
     if (out_path && flame_has_suffix(out_path, ".html"))
         writer = out_write_html;
     else if (out_path && flame_has_suffix(out_path, ".svg"))
@@ -45,30 +67,8 @@ int cmd_flamegraph(int argc, char **argv)
         return rc;
     }
 
-    struct profile p;
-    rc = cmd_load(&p, files, n, false);
-    struct cmd_samples s = {0};
-    if (rc == FTPROF_EXIT_OK && cmd_samples_build(&p, holders, &s) < 0)
-        rc = cmd_error(FTPROF_EXIT_CANNOT_WRITE, out_path, "out of memory");
-    if (rc == FTPROF_EXIT_OK) {
-        char title[256];
-        const char *what = p.n_files ? p.files[0].argv : NULL;
-        snprintf(title, sizeof(title), "ftprof: lock waits%s%s", what && *what ? " in " : "",
-                 what && *what ? what : "");
-        char subtitle[96];
-        snprintf(subtitle, sizeof(subtitle), "weight: %s \u00b7 %s stacks",
-                 weight == FLAME_WEIGHT_WAIT ? "wait time" : "contended acquisitions", holders ? "holder" : "waiter");
-        struct flame_options opt = {.weight = weight, .title = title, .subtitle = subtitle};
-        FILE *out = cmd_create_output(out_path);
-        if (!out) {
-            rc = FTPROF_EXIT_CANNOT_WRITE;
-        } else {
-            int w = writer(out, s.samples, s.n, &opt);
-            rc = cmd_finish_output(out, out_path, w < 0 ? w : 0);
-        }
-    }
-    cmd_samples_free(&s);
-    prof_free(&p);
+    struct flame_job job = {.writer = writer, .weight = weight, .holders = holders};
+    rc = cmd_samples_write(files, n, holders, out_path, flame_write, &job);
     free(files);
     return rc;
 }

@@ -1,5 +1,7 @@
 #include "cmd_samples.h"
 
+#include "cmd.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,4 +64,26 @@ void cmd_samples_free(struct cmd_samples *s)
     free(s->samples);
     free(s->frames);
     memset(s, 0, sizeof(*s));
+}
+
+int cmd_samples_write(char *const *files, size_t n, bool holders, const char *out_path, cmd_samples_writer write,
+                      void *ctx)
+{
+    struct profile p;
+    int rc = cmd_load(&p, files, n, false);
+    struct cmd_samples s = {0};
+    if (rc == FTPROF_EXIT_OK && cmd_samples_build(&p, holders, &s) < 0)
+        rc = cmd_error(FTPROF_EXIT_CANNOT_WRITE, out_path, "out of memory");
+    if (rc == FTPROF_EXIT_OK) {
+        FILE *out = cmd_create_output(out_path);
+        if (!out) {
+            rc = FTPROF_EXIT_CANNOT_WRITE;
+        } else {
+            int w = write(out, &p, &s, ctx);
+            rc = cmd_finish_output(out, out_path, w < 0 ? w : 0);
+        }
+    }
+    cmd_samples_free(&s);
+    prof_free(&p);
+    return rc;
 }

@@ -709,14 +709,19 @@ void flame_format_percent(uint64_t part, uint64_t whole, char *buf, size_t cap)
     snprintf(buf, cap, "%llu.%llu", tenths / 10, tenths % 10);
 }
 
-const struct flame_options *flame_options_or_default(const struct flame_options *opt)
+int flame_writer_begin(FILE *out, const struct out_sample *samples, size_t n, const struct flame_options **opt,
+                       struct flame_tree *tree)
 {
     static const struct flame_options defaults = {
         .weight = FLAME_WEIGHT_WAIT,
         .title = "ftprof: lock waits",
         .subtitle = NULL,
     };
-    return opt ? opt : &defaults;
+    if (!out)
+        return -EINVAL;
+    if (!*opt)
+        *opt = &defaults;
+    return flame_tree_build(tree, samples, n);
 }
 
 int flame_stream_result(FILE *out)

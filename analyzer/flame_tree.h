@@ -94,8 +94,10 @@ void flame_format_percent(uint64_t part, uint64_t whole, char *buf, size_t cap);
  * characters turned into spaces. NULL when memory ran out. */
 char *flame_clean_text(const char *text);
 
-/* The flame_options a writer uses when given none. */
-const struct flame_options *flame_options_or_default(const struct flame_options *opt);
+/* The start every flame-graph writer shares: checks `out`, puts the default options in *opt when it
+ * is NULL, and builds the tree of `samples`. 0, or -errno (then there is no tree to free). */
+int flame_writer_begin(FILE *out, const struct out_sample *samples, size_t n, const struct flame_options **opt,
+                       struct flame_tree *tree);
 
 /* Writers print without checking each call: stdio keeps the error, and this reports it once at the
  * end (0, or -errno; -EIO when errno says nothing). */

@@ -37,11 +37,8 @@ static int folded_append_frame(struct folded_line *line, const char *label, bool
 
 int out_write_folded(FILE *out, const struct out_sample *samples, size_t n, const struct flame_options *opt)
 {
-    if (!out)
-        return -EINVAL;
-    opt = flame_options_or_default(opt);
     struct flame_tree tree;
-    int rc = flame_tree_build(&tree, samples, n);
+    int rc = flame_writer_begin(out, samples, n, &opt, &tree);
     if (rc < 0)
         return rc;
     struct folded_line line = {0};

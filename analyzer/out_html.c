@@ -129,11 +129,8 @@ static int html_nodes(FILE *out, const struct flame_tree *tree, enum flame_weigh
 
 int out_write_html(FILE *out, const struct out_sample *samples, size_t n, const struct flame_options *opt)
 {
-    if (!out)
-        return -EINVAL;
-    opt = flame_options_or_default(opt);
     struct flame_tree tree;
-    int rc = flame_tree_build(&tree, samples, n);
+    int rc = flame_writer_begin(out, samples, n, &opt, &tree);
     if (rc < 0)
         return rc;
     json_t *meta = html_meta(&tree, opt);

@@ -117,11 +117,8 @@ struct svg_item {
 
 int out_write_svg(FILE *out, const struct out_sample *samples, size_t n, const struct flame_options *opt)
 {
-    if (!out)
-        return -EINVAL;
-    opt = flame_options_or_default(opt);
     struct flame_tree tree;
-    int rc = flame_tree_build(&tree, samples, n);
+    int rc = flame_writer_begin(out, samples, n, &opt, &tree);
     if (rc < 0)
         return rc;
     const double plot = SVG_WIDTH - 2 * SVG_PAD;

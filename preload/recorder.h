@@ -241,10 +241,10 @@ FTP_HIDDEN void ftp_rlock_remove(uintptr_t sem);
 FTP_HIDDEN bool ftp_safe_read(void *dst, uintptr_t src, size_t len);
 
 /* ---- Python (python.c) ---- */
-FTP_HIDDEN void ftp_python_detect(void);
+FTP_HIDDEN void ftp_python_detect(void);  /* at start and after dlopen: find _PyRuntime */
 /* FTP_REGION_RUNTIME or _INTERP (with the offset inside it) for an address in the interpreter's own
  * state, else FTP_REGION_HEAP: what lets the analyzer name the field (interp->_gil.cond). */
-FTP_HIDDEN uint8_t ftp_python_region(uintptr_t addr, uint32_t *offset);  /* at start and after dlopen: find _PyRuntime */
+FTP_HIDDEN uint8_t ftp_python_region(uintptr_t addr, uint32_t *offset);
 FTP_HIDDEN bool ftp_python_ready(void);    /* cheap once ready; finishes set-up when the interpreter exists */
 FTP_HIDDEN uintptr_t ftp_python_tstate(void);
 /* Python facts into the file header: version, build, whether the GIL is on now. */

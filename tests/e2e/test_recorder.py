@@ -85,13 +85,17 @@ def _has_debug_info(python):
     return ".debug_info" in sections
 
 
+def busiest_lock_waited_in(runner, wl, function, kind):
+    """Runs a workload with 4 threads; returns its report and the `kind` lock waited on most in `function`."""
+    rep = runner.report(runner.run([wl, "--threads", 4]).files)
+    found = rep.with_waiter_function(function, kinds=(kind,))
+    assert found, f"no {kind} wait in {function}():\n{rep.summary()}"
+    return rep, max(found, key=lambda l: l["wait_ns"])
+
+
 def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_python):
     wl = WORKLOADS / "type_lock.py"
-    run = runner.run([wl, "--threads", 4])
-    rep = runner.report(run.files)
-    found = rep.with_waiter_function("assign", kinds=("pymutex",))
-    assert found, f"no pymutex wait in assign():\n{rep.summary()}"
-    lk = max(found, key=lambda l: l["wait_ns"])
+    rep, lk = busiest_lock_waited_in(runner, wl, "assign", "pymutex")
     assert top_frame(lk["waiters"][0])["line"] == marker_line(wl, "assign"), lk["waiters"][0]
     assert lk["holders"] and top_function(lk["holders"][0]) == "assign", f"holders:\n{rep.summary()}"
     debug = _has_debug_info(ft_python)
@@ -139,11 +143,7 @@ def test_waits_inside_a_frozen_stdlib_module(runner, ft_python):
     whose file is "<frozen abc>" (as in Python's tracebacks); the report still shows the source line,
     read from the standard library's abc.py."""
     wl = WORKLOADS / "abc_isinstance.py"
-    run = runner.run([wl, "--threads", 4])
-    rep = runner.report(run.files)
-    found = rep.with_waiter_function("ABCMeta.__instancecheck__", kinds=("critical_section",))
-    assert found, f"no critical section waited in ABCMeta.__instancecheck__:\n{rep.summary()}"
-    lk = max(found, key=lambda l: l["wait_ns"])
+    rep, lk = busiest_lock_waited_in(runner, wl, "ABCMeta.__instancecheck__", "critical_section")
     assert lk["type"] == "set", lk["type"]
     top = top_frame(lk["waiters"][0])
     assert top["file"] == "<frozen abc>", top
