@@ -58,7 +58,7 @@ void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
 {
     if (!t->spin_start_ns || (!force && now - t->spin_last_ns < FTP_SPIN_GAP_NS))
         return;
-    if (t->spin_yields < FTP_PYMUTEX_SPINS) {
+    if (!ftp_spin_was_pymutex_run(t, false)) {
         t->spin_start_ns = 0; /* not a PyMutex spin */
         return;
     }

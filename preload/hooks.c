@@ -69,7 +69,7 @@ static bool parked_seen(uintptr_t addr)
  * own and is published as such. */
 static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t lock_addr, uint32_t stack)
 {
-    if (t->spin_start_ns && now - t->spin_last_ns < FTP_SPIN_GAP_NS && t->spin_yields >= FTP_PYMUTEX_SPINS &&
+    if (t->spin_start_ns && now - t->spin_last_ns < FTP_SPIN_GAP_NS && ftp_spin_was_pymutex(t) &&
         (t->spin_addr ? t->spin_addr == lock_addr : t->spin_stack == stack)) {
         uint64_t start = t->spin_start_ns;
         t->spin_start_ns = 0;
@@ -100,10 +100,24 @@ static void record_holder(struct ftp_thread *t, const struct ftp_waiter_copy *co
 
 /* ---------------------------------------------------------------------------------------------------
  * Parking-lot semaphores. CPython parks a thread with a sem_t initialised to 0 inside a wait_entry on
- * the waiter's own stack: { void *park_arg; uintptr_t addr; sem_t sema; ... } (Python/parking_lot.c,
- * unchanged 3.13–3.14), so sem − 8 is the address waited on and sem − 16 the park argument (for a
- * PyMutex, a struct mutex_entry {PyTime_t time_to_be_fair; int handed_off;} further up the stack).
+ * the waiter's own stack, which holds the address waited on and the park argument (for a PyMutex, a
+ * struct mutex_entry with its handed_off flag, further up the stack); where they are is part of the
+ * interpreter's layout (layout.c). Without a known layout these semaphores are left alone: their waits
+ * are then recorded as plain semaphore waits, without a lock address.
  * ------------------------------------------------------------------------------------------------- */
+#define PARK_LAYOUT (&ftp_state.py.lay)
+static inline uintptr_t park_lock_addr(const sem_t *sem)
+{
+    return *(const uintptr_t *)((const char *)sem - PARK_LAYOUT->park_addr_before_sem);
+}
+static inline const void *park_arg_of(const sem_t *sem)
+{
+    return *(const void *const *)((const char *)sem - PARK_LAYOUT->park_arg_before_sem);
+}
+static inline int park_handed_off(const void *park_arg)
+{
+    return *(const int *)((const char *)park_arg + PARK_LAYOUT->mutex_entry_handed_off);
+}
 
 static inline bool on_own_stack(const void *p)
 {
@@ -139,14 +153,14 @@ EXPORT int sem_init(sem_t *sem, int pshared, unsigned value)
     if (pshared || !ftp_in_python_text(caller))
         return rc;
     t->guard++;
-    if (value == 0 && on_own_stack(sem)) {
+    if (value == 0 && PARK_LAYOUT->park_arg_before_sem && on_own_stack(sem)) {
         /* Registered now, not at the wait: in a 3.13 self-park the thread wakes itself (sem_post) before
          * it reaches sem_wait, and we must see that post to leave the non-wait unreported. */
         if (t->npark == FTP_PARK_SEMS)
             park_forget(t, 0);
         struct ftp_park_sem *p = &t->park[t->npark++];
         p->sem = sem;
-        p->lock_addr = *(const uintptr_t *)((const char *)sem - 8);
+        p->lock_addr = park_lock_addr(sem);
         p->event_id = ftp_event_next_id(t);
         ftp_waiter_add((uintptr_t)sem, p->event_id, p->lock_addr, t->tid);
     } else if (value == 1 && ftp_python_ready() && ftp_python_in_rlock_factory()) {
@@ -191,8 +205,8 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
 {
     uint64_t now = slow_path_begin(t);
     struct ftp_park_sem park = t->park[i];
-    const void *park_arg = *(const void *const *)((const char *)sem - 16);
-    uintptr_t lock_addr = *(const uintptr_t *)((const char *)sem - 8);
+    const void *park_arg = park_arg_of(sem);
+    uintptr_t lock_addr = park_lock_addr(sem);
     struct ftp_waiter_copy reg;
     bool self_woken = ftp_waiter_snapshot(ftp_waiter_find((uintptr_t)sem), (uintptr_t)sem, &reg) &&
                       reg.tid == t->tid && (reg.flags & FTP_WAITER_SELF_WOKEN);
@@ -205,7 +219,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     bool mutex_park = false;
     if (arg_on_stack) {
         int64_t fair_at = *(const int64_t *)park_arg;
-        int handed = *(const int *)((const char *)park_arg + 8);
+        int handed = park_handed_off(park_arg);
         mutex_park = fair_at > (int64_t)now - 60000000000LL && fair_at < (int64_t)now + 60000000000LL &&
                      (handed == 0 || handed == 1);
     }
@@ -257,7 +271,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     int saved_errno = errno;
     w.end_ns = ftp_now();
 
-    bool handed_off = mutex_park && *(const int *)((const char *)park_arg + 8) != 0;
+    bool handed_off = mutex_park && park_handed_off(park_arg) != 0;
     if (handed_off)
         w.flags |= FTP_WAIT_HANDED_OFF;
     if (rc != 0 && saved_errno == ETIMEDOUT)
@@ -456,7 +470,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
      * same, the lock byte does not (3.13's spinner does not re-read it, so the lock may come and go
      * under a spin). Not past a PyMutex spin's length: a seqlock's spin can go on much longer, and
      * each look costs a handful of reads. */
-    if (regs && !t->spin_locked && t->spin_yields < FTP_PYMUTEX_SPINS)
+    if (regs && !t->spin_locked && t->spin_yields < ftp_state.py.lay.spin_max)
         spin_lock_of(t, regs, 6);
     int rc = ftp_real.sched_yield();
     t->spin_last_ns = ftp_now();

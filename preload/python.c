@@ -11,29 +11,18 @@
 #include <errno.h>
 #include <limits.h>
 #include <link.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "recorder.h"
 
-/* _Py_DebugOffsets as laid out by CPython 3.13 (Include/internal/pycore_runtime.h): 73 u64 words. */
-enum dbg13 {
-    D_VERSION = 1, D_FREE_THREADED = 2,
-    D_RT_SIZE = 3, D_RT_FINALIZING = 4, D_RT_INTERPRETERS_HEAD = 5,
-    D_IS_SIZE = 6, D_IS_CEVAL_GIL = 14, D_IS_GIL_STATE = 15, D_IS_GIL_ENABLED = 16,
-    D_TS_SIZE = 19, D_TS_CURRENT_FRAME = 23,
-    D_FR_PREVIOUS = 29, D_FR_EXECUTABLE = 30, D_FR_INSTR_PTR = 31, D_FR_LOCALSPLUS = 32, D_FR_OWNER = 33,
-    D_CO_FILENAME = 35, D_CO_QUALNAME = 37, D_CO_LINETABLE = 38, D_CO_FIRSTLINENO = 39,
-    D_CO_CODE_ADAPTIVE = 43,
-    D_OB_SIZE = 44, D_OB_TYPE = 45, D_TP_NAME = 47, D_TP_FLAGS = 49,
-    D_BYTES_OB_SIZE = 65, D_BYTES_OB_SVAL = 66,
-    D_STR_STATE = 68, D_STR_LENGTH = 69, D_STR_ASCII_SIZE = 70,
-    D_WORDS_313 = 73
-};
-#define FRAME_OWNED_BY_CSTACK 3 /* 3.13 entry frames of _PyEval_EvalFrameDefault */
+/* Short for the layout of the interpreter we run in (layout.c): every offset below comes from it. */
+#define L (&ftp_state.py.lay)
+/* The GIL's runtime state, from its first field to past switch_mutex (struct _gil_runtime_state,
+ * Include/internal/pycore_gil.h, 3.13-3.15): the addresses whose waits are GIL waits. */
 #define GIL_STATE_SPAN 256
-#define OB_MUTEX_OFFSET 10        /* free-threaded PyObject: ob_tid 0, ob_flags 8, ob_mutex 10 */     /* enough for enabled..switch_mutex of struct _gil_runtime_state */
 
 bool ftp_safe_read(void *dst, uintptr_t src, size_t len)
 {
@@ -70,43 +59,24 @@ void ftp_python_detect(void)
     if (!dbg || memcmp(dbg, "xdebugpy", 8) != 0)
         return;
     py->runtime = (uintptr_t)dbg;
-    py->version = dbg[D_VERSION];
-    py->free_threaded = dbg[D_FREE_THREADED] != 0;
+    py->version = dbg[1];
+    py->free_threaded = dbg[2] != 0;
     py->code_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyCode_Type");
     py->type_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyType_Type");
     py->get_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
     uintptr_t probe = (uintptr_t)dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
     if (probe)
         dl_iterate_phdr(find_text, &probe);
-    /* Offsets are only stable within a minor version; we know 3.13's layout. Other versions still get
-     * their waits recorded, without Python stacks or object names. */
-    if ((py->version >> 16) == 0x030D) {
-        py->runtime_size = dbg[D_RT_SIZE];
-        py->rt_finalizing = dbg[D_RT_FINALIZING];
-        py->interp_size = dbg[D_IS_SIZE];
-        py->ts_size = dbg[D_TS_SIZE];
-        py->ts_current_frame = dbg[D_TS_CURRENT_FRAME];
-        py->fr_previous = dbg[D_FR_PREVIOUS];
-        py->fr_executable = dbg[D_FR_EXECUTABLE];
-        py->fr_instr_ptr = dbg[D_FR_INSTR_PTR];
-        py->fr_owner = dbg[D_FR_OWNER];
-        py->fr_localsplus = dbg[D_FR_LOCALSPLUS];
-        py->tp_flags = dbg[D_TP_FLAGS];
-        py->co_filename = dbg[D_CO_FILENAME];
-        py->co_qualname = dbg[D_CO_QUALNAME];
-        py->co_linetable = dbg[D_CO_LINETABLE];
-        py->co_firstlineno = dbg[D_CO_FIRSTLINENO];
-        py->co_code_adaptive = dbg[D_CO_CODE_ADAPTIVE];
-        py->ob_size = dbg[D_OB_SIZE];
-        py->ob_type = dbg[D_OB_TYPE];
-        py->tp_name = dbg[D_TP_NAME];
-        py->bytes_size = dbg[D_BYTES_OB_SIZE];
-        py->bytes_sval = dbg[D_BYTES_OB_SVAL];
-        py->str_state = dbg[D_STR_STATE];
-        py->str_length = dbg[D_STR_LENGTH];
-        py->str_ascii_size = dbg[D_STR_ASCII_SIZE];
-        py->stacks = py->code_type && py->type_type && py->get_tstate && py->ts_size < 65536 &&
-                     py->co_code_adaptive < 4096;
+    /* Offsets are only stable within a minor version. Other versions still get their waits recorded,
+     * without Python stacks or object names. */
+    bool known = ftp_layout_load(&py->lay, dbg, py->version, py->free_threaded);
+    py->stacks = known && py->code_type && py->type_type && py->get_tstate;
+    if (!py->stacks && ftp_state.verbose) {
+        char v[48];
+        snprintf(v, sizeof v, "CPython %u.%u%s", (unsigned)(py->version >> 24), (unsigned)(py->version >> 16) & 0xff,
+                 py->free_threaded ? "t" : "");
+        ftp_warn(v, known ? ": its symbols are missing" : ": memory layout not known to this ftprof",
+                 "; recording waits without Python stacks or object names");
     }
     py->present = true;
 }
@@ -117,16 +87,15 @@ bool ftp_python_ready(void)
     struct ftp_python *py = &ftp_state.py;
     if (FTP_LIKELY(py->ready))
         return true;
-    if (!py->present || (py->version >> 16) != 0x030D)
+    if (!py->present || !L->minor)
         return false;
-    const uint64_t *dbg = (const uint64_t *)py->runtime;
-    uintptr_t interp = *(volatile uintptr_t *)(py->runtime + dbg[D_RT_INTERPRETERS_HEAD]);
+    uintptr_t interp = *(volatile uintptr_t *)(py->runtime + L->rt_interpreters_head);
     if (!interp)
         return false;
     py->interp = interp;
-    py->gil = interp + dbg[D_IS_GIL_STATE];
+    py->gil = interp + L->is_gil_state;
     if (py->free_threaded)
-        py->gil_enabled = (volatile int *)(py->gil + dbg[D_IS_GIL_ENABLED]);
+        py->gil_enabled = (volatile int *)(py->gil + L->gil_enabled);
     if (ftp_state.hdr)
         ftp_python_describe(ftp_state.hdr);
     __atomic_store_n(&py->ready, true, __ATOMIC_RELEASE);
@@ -155,7 +124,7 @@ uintptr_t ftp_python_tstate(void)
         return 0;
     /* Once the runtime is finalizing, thread states are being freed under threads that may still
      * wait (daemon threads, exit handlers): no Python stacks from then on. */
-    if (*(volatile const uintptr_t *)(py->runtime + py->rt_finalizing))
+    if (*(volatile const uintptr_t *)(py->runtime + L->rt_finalizing))
         return 0;
     return (uintptr_t)py->get_tstate();
 }
@@ -163,11 +132,11 @@ uintptr_t ftp_python_tstate(void)
 uint8_t ftp_python_region(uintptr_t addr, uint32_t *offset)
 {
     struct ftp_python *py = &ftp_state.py;
-    if (py->runtime_size && addr >= py->runtime && addr < py->runtime + py->runtime_size) {
+    if (L->rt_size && addr >= py->runtime && addr < py->runtime + L->rt_size) {
         *offset = (uint32_t)(addr - py->runtime);
         return FTP_REGION_RUNTIME;
     }
-    if (py->interp && addr >= py->interp && addr < py->interp + py->interp_size) {
+    if (py->interp && addr >= py->interp && addr < py->interp + L->is_size) {
         *offset = (uint32_t)(addr - py->interp);
         return FTP_REGION_INTERP;
     }
@@ -186,16 +155,15 @@ bool ftp_python_is_gil(uintptr_t addr)
 /* UTF-8 of a str object we may read directly (a code object's name or file). Returns the length. */
 static size_t copy_str(uintptr_t str, char *out, size_t cap)
 {
-    struct ftp_python *py = &ftp_state.py;
     if (!str)
         return 0;
-    uint32_t state = *(const uint32_t *)(str + py->str_state);
-    int64_t length = *(const int64_t *)(str + py->str_length);
-    unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
-    if (!compact || length < 0)
+    uint32_t state = *(const uint32_t *)(str + L->str_state);
+    int64_t length = *(const int64_t *)(str + L->str_length);
+    unsigned kind = (state >> L->str_kind_shift) & 7, compact = (state >> L->str_compact_shift) & 1,
+             ascii = (state >> L->str_ascii_shift) & 1;
+    if (!compact || length < 0 || (kind != 1 && kind != 2 && kind != 4) || (ascii && kind != 1))
         return 0;
-    /* PyCompactUnicodeObject adds utf8_length and utf8 after PyASCIIObject. */
-    const uint8_t *data = (const uint8_t *)(str + py->str_ascii_size + (ascii ? 0 : 16));
+    const uint8_t *data = (const uint8_t *)(str + (ascii ? L->str_ascii_size : L->str_compact_size));
     size_t n = 0;
     for (int64_t i = 0; i < length; i++) {
         uint32_t c = kind == 1 ? data[i] : kind == 2 ? ((const uint16_t *)data)[i] : ((const uint32_t *)data)[i];
@@ -225,10 +193,9 @@ static size_t copy_str(uintptr_t str, char *out, size_t cap)
 
 static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
 {
-    struct ftp_python *py = &ftp_state.py;
-    uintptr_t filename = *(const uintptr_t *)(code + py->co_filename);
-    uintptr_t qualname = *(const uintptr_t *)(code + py->co_qualname);
-    uintptr_t linetable = *(const uintptr_t *)(code + py->co_linetable);
+    uintptr_t filename = *(const uintptr_t *)(code + L->co_filename);
+    uintptr_t qualname = *(const uintptr_t *)(code + L->co_qualname);
+    uintptr_t linetable = *(const uintptr_t *)(code + L->co_linetable);
     _Atomic uint64_t *slot;
     uint32_t id = ftp_intern_code_lookup(code, qualname ^ (linetable << 1), &slot);
     if (id)
@@ -236,7 +203,7 @@ static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
     char fname[MAX_NAME], qname[MAX_NAME];
     size_t flen = copy_str(filename, fname, sizeof fname);
     size_t qlen = copy_str(qualname, qname, sizeof qname);
-    int64_t ltlen = linetable ? *(const int64_t *)(linetable + py->bytes_size) : 0;
+    int64_t ltlen = linetable ? *(const int64_t *)(linetable + L->bytes_size) : 0;
     uint16_t flags = 0;
     if (ltlen < 0)
         ltlen = 0;
@@ -249,7 +216,7 @@ static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
         return 0;
     id = ftp_new_id();
     r->code_id = id;
-    r->firstlineno = *(const int32_t *)(code + py->co_firstlineno);
+    r->firstlineno = *(const int32_t *)(code + L->co_firstlineno);
     r->filename_len = (uint16_t)flen;
     r->qualname_len = (uint16_t)qlen;
     r->linetable_len = (uint32_t)ltlen;
@@ -258,7 +225,7 @@ static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
     memcpy(p, fname, flen);
     memcpy(p + flen, qname, qlen);
     if (ltlen)
-        memcpy(p + flen + qlen, (const void *)(linetable + py->bytes_sval), (size_t)ltlen);
+        memcpy(p + flen + qlen, (const void *)(linetable + L->bytes_sval), (size_t)ltlen);
     size_t used = sizeof *r + flen + qlen + (size_t)ltlen;
     memset((uint8_t *)r + used, 0, size - used);
     ftp_ring_commit(t, r, FTP_REC_CODE, flags, size);
@@ -266,59 +233,93 @@ static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
     return id;
 }
 
+/* The code object a frame runs, or 0 for an entry frame, a sentinel or anything that is not code. */
+static inline uintptr_t frame_code(uintptr_t frame)
+{
+    if (*(const uint8_t *)(frame + L->fr_owner) >= L->frame_owner_entry)
+        return 0;
+    uintptr_t code = *(const uintptr_t *)(frame + L->fr_executable) & ~L->executable_tag_mask;
+    return code && *(const uintptr_t *)(code + L->ob_type) == ftp_state.py.code_type ? code : 0;
+}
+
+/* Where the frame's bytecode starts. Free-threaded 3.14+ gives each thread its own specialised copy of
+ * a function's bytecode (per-thread bytecode): instr_ptr points into co_tlbc->entries[tlbc_index], and
+ * only index 0 (the main thread's, and every thread's with -X tlbc=0) is co_code_adaptive. The entries
+ * array can be replaced by another thread while this one is parked (the old one is freed once every
+ * thread passed a quiescent state, and a parked thread is detached, hence quiescent), so it is read
+ * through ftp_safe_read; the copy it points to lives as long as the code object, so the answer is
+ * cached per thread. */
+static uintptr_t frame_bytecode(struct ftp_thread *t, uintptr_t frame, uintptr_t code)
+{
+    uintptr_t adaptive = code + L->co_code_adaptive;
+    if (!L->co_tlbc)
+        return adaptive;
+    int32_t index = *(const int32_t *)(frame + L->fr_tlbc_index);
+    if (index <= 0)
+        return adaptive;
+    struct ftp_tlbc_slot *slot = &t->tlbc[(code >> 4) % FTP_TLBC_SLOTS];
+    if (slot->code == code && slot->index == index)
+        return slot->bytecode;
+    uintptr_t array = *(const uintptr_t *)(code + L->co_tlbc), entry = 0;
+    int64_t size = 0;
+    if (!array || !ftp_safe_read(&size, array, sizeof size) || index >= size ||
+        !ftp_safe_read(&entry, array + 8 + (uintptr_t)index * 8, sizeof entry) || !entry)
+        return 0;
+    slot->code = code;
+    slot->index = index;
+    slot->bytecode = entry;
+    return entry;
+}
+
 int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max)
 {
-    struct ftp_python *py = &ftp_state.py;
     uintptr_t tstate = ftp_python_tstate();
     if (!tstate)
         return 0;
-    uintptr_t frame = *(const uintptr_t *)(tstate + py->ts_current_frame);
+    uintptr_t frame = *(const uintptr_t *)(tstate + L->ts_current_frame);
     int n = 0;
     for (int steps = 0; frame && n < max && steps < 4 * FTP_MAX_PY_FRAMES; steps++) {
-        uint8_t owner = *(const uint8_t *)(frame + py->fr_owner);
-        if (owner == FRAME_OWNED_BY_CSTACK) {
-            /* The Python frame just inside this entry frame was the first of one eval-loop call. */
-            if (n > 0)
+        uintptr_t code = frame_code(frame);
+        if (!code) {
+            /* An entry frame: the Python frame just inside it was the first of one eval-loop call. */
+            if (n > 0 && *(const uint8_t *)(frame + L->fr_owner) >= L->frame_owner_entry)
                 frames[n - 1].instr_offset |= FTP_PY_FRAME_ENTRY;
         } else {
-            uintptr_t code = *(const uintptr_t *)(frame + py->fr_executable) & ~(uintptr_t)3;
-            if (code && *(const uintptr_t *)(code + py->ob_type) == py->code_type) {
-                uintptr_t ip = *(const uintptr_t *)(frame + py->fr_instr_ptr);
-                uintptr_t first = code + py->co_code_adaptive;
-                uint32_t off = ip >= first && ip - first < 0x7fffffff ? (uint32_t)(ip - first) : 0;
-                frames[n].code_id = code_id(t, code);
-                frames[n].instr_offset = off;
-                n++;
-            }
+            uintptr_t ip = *(const uintptr_t *)(frame + L->fr_instr_ptr);
+            uintptr_t first = frame_bytecode(t, frame, code);
+            /* The code's length in bytes: Py_SIZE(code) counts 2-byte code units. */
+            int64_t units = *(const int64_t *)(code + L->ob_size);
+            uint64_t limit = units > 0 && units < (1 << 28) ? (uint64_t)units * 2 : 0;
+            uint32_t off = first && ip >= first && ip - first < limit ? (uint32_t)(ip - first) : 0;
+            frames[n].code_id = code_id(t, code);
+            frames[n].instr_offset = off;
+            n++;
         }
-        frame = *(const uintptr_t *)(frame + py->fr_previous);
+        frame = *(const uintptr_t *)(frame + L->fr_previous);
     }
     return n;
 }
 
 bool ftp_python_in_rlock_factory(void)
 {
-    struct ftp_python *py = &ftp_state.py;
     static _Atomic uintptr_t rlock_code; /* threading.RLock's code object, once recognised */
     uintptr_t tstate = ftp_python_tstate();
     if (!tstate)
         return false;
-    uintptr_t frame = *(const uintptr_t *)(tstate + py->ts_current_frame);
-    while (frame && *(const uint8_t *)(frame + py->fr_owner) == FRAME_OWNED_BY_CSTACK)
-        frame = *(const uintptr_t *)(frame + py->fr_previous);
-    if (!frame)
-        return false;
-    uintptr_t code = *(const uintptr_t *)(frame + py->fr_executable) & ~(uintptr_t)3;
-    if (!code || *(const uintptr_t *)(code + py->ob_type) != py->code_type)
+    uintptr_t frame = *(const uintptr_t *)(tstate + L->ts_current_frame);
+    while (frame && *(const uint8_t *)(frame + L->fr_owner) >= L->frame_owner_entry)
+        frame = *(const uintptr_t *)(frame + L->fr_previous);
+    uintptr_t code = frame ? frame_code(frame) : 0;
+    if (!code)
         return false;
     uintptr_t known = atomic_load_explicit(&rlock_code, memory_order_relaxed);
     if (known)
         return code == known;
     char qname[16], fname[MAX_NAME];
-    size_t qlen = copy_str(*(const uintptr_t *)(code + py->co_qualname), qname, sizeof qname);
+    size_t qlen = copy_str(*(const uintptr_t *)(code + L->co_qualname), qname, sizeof qname);
     if (qlen != 5 || memcmp(qname, "RLock", 5) != 0)
         return false;
-    size_t flen = copy_str(*(const uintptr_t *)(code + py->co_filename), fname, sizeof fname);
+    size_t flen = copy_str(*(const uintptr_t *)(code + L->co_filename), fname, sizeof fname);
     if (flen < 12 || memcmp(fname + flen - 12, "threading.py", 12) != 0)
         return false;
     atomic_store(&rlock_code, code);
@@ -348,12 +349,12 @@ static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
         return 0; /* being defined by another thread right now, or the table is crowded */
     /* A type's own type is `type` or a metaclass whose type is `type`. */
     uintptr_t meta = 0, metameta = 0, name_ptr = 0;
-    bool is_type = ftp_safe_read(&meta, type + py->ob_type, sizeof meta) &&
+    bool is_type = ftp_safe_read(&meta, type + L->ob_type, sizeof meta) &&
                    (meta == py->type_type ||
-                    (ftp_safe_read(&metameta, meta + py->ob_type, sizeof metameta) && metameta == py->type_type));
+                    (ftp_safe_read(&metameta, meta + L->ob_type, sizeof metameta) && metameta == py->type_type));
     char name[96];
     size_t len = 0;
-    if (is_type && ftp_safe_read(&name_ptr, type + py->tp_name, sizeof name_ptr) && name_ptr) {
+    if (is_type && ftp_safe_read(&name_ptr, type + L->tp_name, sizeof name_ptr) && name_ptr) {
         /* Read the name in two steps so a short name near the end of a mapping still reads. */
         if (ftp_safe_read(name, name_ptr, 32) || ftp_safe_read(name, name_ptr, 8)) {
             size_t lim = 32;
@@ -370,7 +371,7 @@ static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
     }
     if (len == 12 && !memcmp(name, "_thread.lock", 12))
         *extra = TYPE_IS_LOCK;
-    else if (len == 13 && !memcmp(name, "_thread.RLock", 13))
+    else if (len == 13 && !memcmp(name, "_thread.RLock", 13) && L->rlock_is_pymutex)
         *extra = TYPE_IS_RLOCK;
     uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_type) + len));
     struct ftp_rec_type *r = ftp_ring_reserve(t, size);
@@ -398,7 +399,7 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     if (!py->ready)
         return;
     uintptr_t tstate = ftp_python_tstate();
-    if (tstate && addr >= tstate && addr < tstate + py->ts_size) {
+    if (tstate && addr >= tstate && addr < tstate + L->ts_size) {
         /* Parked on our own &tstate->state: suspended for a stop-the-world pause. */
         out->kind = FTP_KIND_STOP_THE_WORLD;
         out->region = FTP_REGION_TSTATE;
@@ -418,14 +419,15 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
      * (3.13.1+), or — free-threaded builds — a critical section on an object's ob_mutex at +10.
      * Read both candidates' ob_type in one go: the window [addr - 32, addr + 22). */
     uint8_t around[54];
-    if (!py->ob_type || py->ob_size > 32 || py->ob_type + 8 > py->ob_size ||
+    if (!L->ob_type || L->lock_mutex > 32 || L->ob_type + 8 > L->lock_mutex ||
         !ftp_safe_read(around, addr - 32, sizeof around))
         return;
-    uintptr_t type_lock, type_cs;
-    memcpy(&type_lock, around + (32 - py->ob_size) + py->ob_type, sizeof type_lock);
-    memcpy(&type_cs, around + (32 - OB_MUTEX_OFFSET) + py->ob_type, sizeof type_cs);
+    uintptr_t type_lock, type_cs = 0;
+    memcpy(&type_lock, around + (32 - L->lock_mutex) + L->ob_type, sizeof type_lock);
+    if (L->ob_mutex)
+        memcpy(&type_cs, around + (32 - L->ob_mutex) + L->ob_type, sizeof type_cs);
     uint32_t extra;
-    if (((addr - py->ob_size) & 7) == 0) {
+    if (((addr - L->lock_mutex) & 7) == 0) {
         uint32_t id = type_id(t, type_lock, &extra);
         if (id && (extra & (TYPE_IS_LOCK | TYPE_IS_RLOCK))) {
             out->kind = (extra & TYPE_IS_RLOCK) ? FTP_KIND_RLOCK : FTP_KIND_LOCK;
@@ -433,7 +435,7 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
             return;
         }
     }
-    if (py->free_threaded && ((addr - OB_MUTEX_OFFSET) & 7) == 0) {
+    if (L->ob_mutex && ((addr - L->ob_mutex) & 7) == 0) {
         uint32_t id = type_id(t, type_cs, &extra);
         if (id) {
             out->kind = FTP_KIND_CRITICAL_SECTION;
@@ -457,35 +459,20 @@ void ftp_python_check_gil(struct ftp_thread *t)
 
 /* ---- the threading.Thread name ---- */
 
-/* 3.13 layout facts that _Py_DebugOffsets does not carry (Include/cpython/object.h,
- * Include/internal/pycore_dict.h): the type's basic size follows tp_name; a heap type's cached
- * attribute keys sit at a fixed distance after its PyObject header; instances with inline values keep
- * them right after the object, and a split keys table lists the attribute names in slot order. */
-#define TP_INLINE_VALUES (1UL << 2)
-#define HT_CACHED_KEYS_AFTER_HEADER 864
-#define DK_LOG2_INDEX_BYTES 9
-#define DK_KIND 10
-#define DK_NENTRIES 24
-#define DK_INDICES 32
-#define DICT_KEYS_SPLIT 2
-#define VALUES_VALID 3 /* byte offsets in PyDictValues: capacity, size, embedded, valid */
-#define VALUES_ARRAY 8
-
 static bool read_ptr(uintptr_t addr, uintptr_t *out) { return ftp_safe_read(out, addr, sizeof *out); }
 
 /* A str we may not read directly (another object's attribute): ASCII only, through safe reads. */
 static size_t copy_ascii_safe(uintptr_t str, char *out, size_t cap)
 {
-    struct ftp_python *py = &ftp_state.py;
     uint32_t state;
     int64_t length;
-    if (!ftp_safe_read(&state, str + py->str_state, sizeof state) ||
-        !ftp_safe_read(&length, str + py->str_length, sizeof length))
+    if (!ftp_safe_read(&state, str + L->str_state, sizeof state) ||
+        !ftp_safe_read(&length, str + L->str_length, sizeof length))
         return 0;
-    if (!((state >> 5) & 1) || !((state >> 6) & 1) || length <= 0) /* compact ASCII only */
+    if (!((state >> L->str_compact_shift) & 1) || !((state >> L->str_ascii_shift) & 1) || length <= 0) /* compact ASCII only */
         return 0;
     size_t n = (size_t)length < cap ? (size_t)length : cap;
-    return ftp_safe_read(out, str + py->str_ascii_size, n) ? n : 0;
+    return ftp_safe_read(out, str + L->str_ascii_size, n) ? n : 0;
 }
 
 static bool str_equals(uintptr_t str, const char *want)
@@ -498,31 +485,30 @@ static bool str_equals(uintptr_t str, const char *want)
 /* The `self` of the outermost Thread._bootstrap_inner frame of the calling thread, or 0. */
 static uintptr_t current_thread_object(void)
 {
-    struct ftp_python *py = &ftp_state.py;
     static _Atomic uintptr_t bootstrap_code;
     uintptr_t tstate = ftp_python_tstate();
     if (!tstate)
         return 0;
-    uintptr_t frame = *(const uintptr_t *)(tstate + py->ts_current_frame), self = 0;
+    uintptr_t frame = *(const uintptr_t *)(tstate + L->ts_current_frame), self = 0;
     for (int steps = 0; frame && steps < 4 * FTP_MAX_PY_FRAMES; steps++) {
-        if (*(const uint8_t *)(frame + py->fr_owner) != FRAME_OWNED_BY_CSTACK) {
-            uintptr_t code = *(const uintptr_t *)(frame + py->fr_executable) & ~(uintptr_t)3;
-            if (code && *(const uintptr_t *)(code + py->ob_type) == py->code_type) {
+        {
+            uintptr_t code = frame_code(frame);
+            if (code) {
                 uintptr_t known = atomic_load_explicit(&bootstrap_code, memory_order_relaxed);
                 bool match = known ? code == known : false;
                 if (!known) {
                     char q[32];
-                    size_t qlen = copy_str(*(const uintptr_t *)(code + py->co_qualname), q, sizeof q);
+                    size_t qlen = copy_str(*(const uintptr_t *)(code + L->co_qualname), q, sizeof q);
                     if (qlen == 23 && !memcmp(q, "Thread._bootstrap_inner", 23)) {
                         atomic_store(&bootstrap_code, code);
                         match = true;
                     }
                 }
                 if (match)
-                    self = *(const uintptr_t *)(frame + py->fr_localsplus);
+                    self = *(const uintptr_t *)(frame + L->fr_localsplus) & ~L->executable_tag_mask; /* a _PyStackRef from 3.14 */
             }
         }
-        frame = *(const uintptr_t *)(frame + py->fr_previous);
+        frame = *(const uintptr_t *)(frame + L->fr_previous);
     }
     return self;
 }
@@ -530,7 +516,7 @@ static uintptr_t current_thread_object(void)
 size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
 {
     struct ftp_python *py = &ftp_state.py;
-    if (!py->stacks || !py->ready || !py->tp_flags)
+    if (!py->stacks || !py->ready)
         return 0;
     uintptr_t self = current_thread_object();
     if (!self) {
@@ -543,21 +529,21 @@ size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
     /* self._name through the instance's inline values and its type's shared keys. */
     uintptr_t type, keys, basicsize, flags, nentries, name_obj;
     uint8_t valid, log2_index_bytes, kind;
-    if (!read_ptr(self + py->ob_type, &type) || !read_ptr(type + py->tp_flags, &flags) ||
-        !(flags & TP_INLINE_VALUES) || !read_ptr(type + py->tp_name + 8, &basicsize) || basicsize > 4096 ||
-        !read_ptr(type + py->ob_size + HT_CACHED_KEYS_AFTER_HEADER, &keys) || !keys ||
-        !ftp_safe_read(&valid, self + basicsize + VALUES_VALID, 1) || !valid ||
-        !ftp_safe_read(&log2_index_bytes, keys + DK_LOG2_INDEX_BYTES, 1) || log2_index_bytes > 20 ||
-        !ftp_safe_read(&kind, keys + DK_KIND, 1) || kind != DICT_KEYS_SPLIT ||
-        !read_ptr(keys + DK_NENTRIES, &nentries) || nentries > 256)
+    if (!read_ptr(self + L->ob_type, &type) || !read_ptr(type + L->tp_flags, &flags) ||
+        !(flags & L->tp_flags_inline_values) || !read_ptr(type + L->tp_basicsize, &basicsize) || basicsize > 4096 ||
+        !read_ptr(type + L->ht_cached_keys, &keys) || !keys ||
+        !ftp_safe_read(&valid, self + basicsize + L->values_valid, 1) || !valid ||
+        !ftp_safe_read(&log2_index_bytes, keys + L->dk_log2_index_bytes, 1) || log2_index_bytes > 20 ||
+        !ftp_safe_read(&kind, keys + L->dk_kind, 1) || kind != L->dk_kind_split ||
+        !read_ptr(keys + L->dk_nentries, &nentries) || nentries > 256)
         return 0;
-    uintptr_t entries = keys + DK_INDICES + ((uintptr_t)1 << log2_index_bytes);
+    uintptr_t entries = keys + L->dk_indices + ((uintptr_t)1 << log2_index_bytes);
     for (uintptr_t i = 0; i < nentries; i++) {
         uintptr_t key;
-        if (!read_ptr(entries + i * 16, &key))
+        if (!read_ptr(entries + i * L->dk_entry_size, &key))
             return 0;
         if (key && str_equals(key, "_name")) {
-            if (!read_ptr(self + basicsize + VALUES_ARRAY + i * 8, &name_obj) || !name_obj)
+            if (!read_ptr(self + basicsize + L->values_array + i * 8, &name_obj) || !name_obj)
                 return 0;
             return copy_ascii_safe(name_obj, out, cap);
         }

@@ -28,9 +28,6 @@
 /* A park on the same PyMutex this soon after a wake-up without hand-off retries the same acquisition. */
 #define FTP_CONTINUE_GAP_NS 50000
 #define FTP_PARK_SEMS 6 /* parking-lot semaphores alive at once on one thread (parks nest a little) */
-/* 3.13's _PyMutex_LockTimed yields exactly this many times (MAX_SPIN_COUNT, not re-reading the lock
- * byte) before it parks or takes the lock; shorter yield runs come from other spinners (seqlocks). */
-#define FTP_PYMUTEX_SPINS 40
 
 /* What a waited-on address is (python.c fills it). */
 struct ftp_lock_class {
@@ -46,6 +43,14 @@ struct ftp_park_sem {
     uint64_t event_id;
     uint64_t lock_addr;
 };
+
+/* Where a code object's per-thread bytecode copy starts, for this thread's tlbc index (python.c). */
+struct ftp_tlbc_slot {
+    uintptr_t code;
+    uintptr_t bytecode;
+    int32_t index;
+};
+#define FTP_TLBC_SLOTS 8
 
 struct ftp_thread {
     uint32_t generation; /* == ftp_state.generation, else stale (we are a forked child): reset */
@@ -80,36 +85,58 @@ struct ftp_thread {
     uint32_t prev_stack;
     uint8_t prev_kind;
     bool prev_mergeable;
+    struct ftp_tlbc_slot tlbc[FTP_TLBC_SLOTS];
     /* one-entry stack cache: same frames as last time → same id, no hashing of the table */
     uint64_t last_stack_hash;
     uint32_t last_stack_id;
 };
 
 /* ---- process-wide state ---- */
+
+/* One CPython minor version's memory layout: _Py_DebugOffsets values and the facts they do not carry
+ * (layout.c fills it; nothing else in the recorder knows a CPython offset). */
+struct ftp_layout {
+    uint8_t minor;                /* 13, 14, 15; 0: unknown, no stacks */
+    uint64_t rt_size, rt_finalizing, rt_interpreters_head;
+    uint64_t is_size, is_gil_state, gil_enabled; /* gil_enabled: inside the GIL state */
+    uint64_t ts_size, ts_current_frame;
+    uint64_t fr_previous, fr_executable, fr_instr_ptr, fr_owner, fr_localsplus, fr_tlbc_index;
+    uint64_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive, co_tlbc;
+    uint64_t ob_size, ob_type, tp_name, tp_flags, tp_basicsize, ht_cached_keys;
+    uint64_t bytes_size, bytes_sval;
+    uint64_t str_length, str_state, str_ascii_size, str_compact_size;
+    uint8_t frame_owner_entry;    /* owners >= this are eval-loop entry frames, not functions */
+    uintptr_t executable_tag_mask;
+    uint8_t str_kind_shift, str_compact_shift, str_ascii_shift;
+    uint64_t ob_mutex;            /* the per-object lock in a free-threaded PyObject (0: none) */
+    uint64_t lock_mutex;          /* the PyMutex inside _thread.lock (and 3.14+ _thread.RLock) */
+    bool rlock_is_pymutex;        /* 3.14+: RLock parks on its PyMutex; 3.13: a PyThread semaphore */
+    uint64_t tp_flags_inline_values;
+    uint8_t dk_log2_index_bytes, dk_kind, dk_nentries, dk_indices, dk_kind_split, dk_entry_size;
+    uint8_t values_valid, values_array;
+    uint8_t park_addr_before_sem, park_arg_before_sem, mutex_entry_handed_off;
+    uint8_t spin_max;             /* yields before a PyMutex parks (0: the build does not spin) */
+    bool spin_rereads;            /* 3.15: the spinner re-reads the lock and may take it early */
+};
+/* Fills `l` for the interpreter whose _Py_DebugOffsets are at `dbg`; false (and `l` zeroed) for a
+ * version we do not know or offsets that do not add up. */
+FTP_HIDDEN bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version, bool free_threaded);
+
 struct ftp_python {
     bool present;          /* _PyRuntime with a readable debug-offsets cookie */
     bool ready;            /* the main interpreter exists; the fields below are valid */
-    bool stacks;           /* we know this layout (3.13) and can walk frames */
+    bool stacks;           /* we know this layout and can walk frames */
     bool free_threaded;
     uint64_t version;      /* PY_VERSION_HEX */
     uintptr_t runtime;     /* &_PyRuntime */
-    uint64_t runtime_size;
-    uint64_t rt_finalizing; /* offset of _PyRuntime._finalizing (the finalizing thread state) */
     uintptr_t interp;      /* main interpreter */
-    uint64_t interp_size;
     uintptr_t gil;         /* its _gil runtime state */
     volatile int *gil_enabled; /* free-threaded builds: INT_MAX once permanently enabled */
     uintptr_t code_type;   /* &PyCode_Type */
     uintptr_t type_type;   /* &PyType_Type */
     void *(*get_tstate)(void); /* PyGILState_GetThisThreadState: a TSS read, no locks */
     uintptr_t text_start, text_end; /* the interpreter's executable code */
-    /* offsets (from _Py_DebugOffsets) */
-    uint64_t ts_size, ts_current_frame;
-    uint64_t fr_previous, fr_executable, fr_instr_ptr, fr_owner, fr_localsplus;
-    uint64_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive;
-    uint64_t ob_size, ob_type, tp_name, tp_flags;
-    uint64_t bytes_size, bytes_sval;
-    uint64_t str_length, str_state, str_ascii_size;
+    struct ftp_layout lay; /* zeroed when the version is unknown */
 };
 
 struct ftp_state {
@@ -296,5 +323,19 @@ FTP_HIDDEN uint64_t ftp_event_next_id(struct ftp_thread *t);
  * (no yield for FTP_SPIN_GAP_NS) or when `force`d because another kind of wait begins. */
 FTP_HIDDEN void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force);
 FTP_HIDDEN void ftp_event_gil_enabled(struct ftp_thread *t);
+/* Was the yield run in progress a PyMutex's spin? 3.13 and 3.14 yield exactly spin_max times before
+ * parking or taking the lock, never re-reading it, so a shorter run is some other spinner's (a seqlock);
+ * 3.15 re-reads the lock as it spins and may stop early, so there a run counts when its lock was found,
+ * or when it parks right after on the same lock (`parking`). */
+static inline bool ftp_spin_was_pymutex_run(const struct ftp_thread *t, bool parking)
+{
+    const struct ftp_layout *l = &ftp_state.py.lay;
+    if (!l->spin_max)
+        return false;
+    if (t->spin_yields >= l->spin_max)
+        return true;
+    return l->spin_rereads && t->spin_yields > 0 && (parking || t->spin_addr);
+}
+#define ftp_spin_was_pymutex(t) ftp_spin_was_pymutex_run((t), true)
 
 #endif
