@@ -4,12 +4,14 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recorder.h"
 
-struct ftp_state ftp_state = {.fd = -1};
+struct ftp_state ftp_state;
 struct ftp_real ftp_real;
 
 static void *resolve(const char *name, const char *version)
@@ -72,6 +74,36 @@ void ftp_warn(const char *a, const char *b, const char *c)
     (void)rc;
 }
 
+/* Settings are read twice: quietly at start, and once more with warnings when it is known that this
+ * process records. A shell or compiler that inherited the variables from a profiled program prints
+ * nothing: whatever is wrong with them is not its business. */
+static bool settings_warn;
+
+/* "NAME=VALUE", the value cut short and with control characters shown as '?', for warnings. */
+static void setting_text(char *out, size_t cap, const char *name, const char *value)
+{
+    size_t n = 0, len = strlen(name);
+    if (len > cap - 8)
+        len = cap - 8;
+    memcpy(out, name, len);
+    n = len;
+    out[n++] = '=';
+    for (const char *v = value; *v && n + 4 < cap; v++)
+        out[n++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
+    if (value[0] && n + 4 >= cap)
+        memcpy(out + cap - 4, "...", 3), n = cap - 1;
+    out[n] = 0;
+}
+
+static void warn_setting(const char *name, const char *value, const char *what)
+{
+    if (!settings_warn)
+        return;
+    char text[200];
+    setting_text(text, sizeof text, name, value);
+    ftp_warn(text, what, NULL);
+}
+
 static bool env_flag(const char *name, bool dflt)
 {
     const char *v = getenv(name);
@@ -81,7 +113,7 @@ static bool env_flag(const char *name, bool dflt)
         return true;
     if (!strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off"))
         return false;
-    ftp_warn(name, "=", " is not 0 or 1; using the default");
+    warn_setting(name, v, " is not 0 or 1; using the default");
     return dflt;
 }
 
@@ -103,13 +135,13 @@ static size_t env_size(const char *name, size_t dflt, size_t min, size_t max)
         shift = 30, end++;
     if (*end == 'i' || *end == 'B')
         end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-    if (errno || end == v || *end || n == 0 || n > (max >> shift)) {
-        ftp_warn(name, " is not a size like 64M; using the default", NULL);
+    if (errno || end == v || *end || n == 0 || n > (max >> shift) || v[0] == '-') {
+        warn_setting(name, v, " is not a size like 64M; using the default");
         return dflt;
     }
     size_t bytes = (size_t)n << shift;
     if (bytes < min) {
-        ftp_warn(name, " is below the minimum of 16K; using 16K", NULL);
+        warn_setting(name, v, " is below the minimum of 16K; using 16K");
         bytes = min;
     }
     return bytes;
@@ -124,9 +156,11 @@ static void warn_unknown_variables(void)
         /* read by the CLI and the tools */
         "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON", "FTPROF_MULTIARCH",
         /* read by the test harness (tools/run-tests, tests/) */
-        "FTPROF_LIB", "FTPROF_CLI", "FTPROF_PY", "FTPROF_GIL_PY", "FTPROF_SKIP_SUITES", "FTPROF_SKIP_SLOW",
+        "FTPROF_LIB", "FTPROF_CLI", "FTPROF_PY", "FTPROF_GIL_PY", "FTPROF_PYTHONS", "FTPROF_VERSION", "FTPROF_SKIP_SUITES", "FTPROF_SKIP_SLOW",
         "FTPROF_RESULTS", "FTPROF_KEEP", "FTPROF_FIXTURE_DIR"};
     extern char **environ;
+    if (!settings_warn)
+        return;
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, "FTPROF_", 7) || !strncmp(*e, "FTPROF_TEST_", 12))
             continue;
@@ -141,7 +175,9 @@ static void warn_unknown_variables(void)
                 len = sizeof name - 1;
             memcpy(name, *e, len);
             name[len] = 0;
-            ftp_warn("unknown variable ", name, " ignored");
+            char text[200];
+            setting_text(text, sizeof text, name, (*e)[strcspn(*e, "=")] ? *e + strcspn(*e, "=") + 1 : "");
+            ftp_warn("unknown variable ", text, " ignored");
         }
     }
 }
@@ -157,9 +193,8 @@ static void after_fork_in_child(void)
         ftp_state.map = NULL;
         ftp_state.hdr = NULL;
     }
-    if (ftp_state.fd >= 0)
-        close(ftp_state.fd);
-    ftp_state.fd = -1;
+    /* The recorder holds no descriptor (file.c): there is nothing to close, and nothing of the
+     * program's is touched. */
     atomic_store(&ftp_state.recording, 0);
     atomic_fetch_add(&ftp_state.generation, 1);
     ftp_tables_reset();
@@ -184,6 +219,43 @@ FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc)
     *argc = saved_argc;
 }
 
+/* FTPROF_OUTPUT, FTPROF_BUFFER, FTPROF_NATIVE, FTPROF_VERBOSE (and unknown FTPROF_* names). */
+static void read_settings(void)
+{
+    static const char dflt[] = "ftprof-%p.ftp";
+    warn_unknown_variables();
+    ftp_state.native = env_flag("FTPROF_NATIVE", false);
+    ftp_state.verbose = env_flag("FTPROF_VERBOSE", false);
+    buffer_bytes = env_size("FTPROF_BUFFER", (size_t)64 << 20, (size_t)16 << 10, (size_t)1 << 40);
+    const char *out = getenv("FTPROF_OUTPUT");
+    if (!out || !*out)
+        out = dflt;
+    char pattern[sizeof ftp_state.output_pattern];
+    size_t len = strlen(out);
+    struct stat st;
+    /* A directory (DIR/, or the name of an existing one) holds the recordings: DIR/ftprof-%p.ftp,
+     * never a hidden DIR/.<pid> or a name beside it. */
+    bool dir = len > 0 && (out[len - 1] == '/' || (!strchr(out, '%') && stat(out, &st) == 0 && S_ISDIR(st.st_mode)));
+    if (len + sizeof dflt + 1 >= sizeof pattern) {
+        warn_setting("FTPROF_OUTPUT", out, " is too long; using ftprof-%p.ftp");
+        strcpy(pattern, dflt);
+    } else if (dir) {
+        snprintf(pattern, sizeof pattern, "%s%s%s", out, out[len - 1] == '/' ? "" : "/", dflt);
+    } else {
+        strcpy(pattern, out);
+    }
+    /* A relative name is kept relative to the directory we started in, not wherever we chdir later. */
+    char cwd[PATH_MAX];
+    if (pattern[0] != '/' && getcwd(cwd, sizeof cwd) &&
+        strlen(cwd) + 1 + strlen(pattern) < sizeof ftp_state.output_pattern)
+    {
+        strcpy(ftp_state.output_pattern, cwd);
+        strcat(ftp_state.output_pattern, "/");
+        strcat(ftp_state.output_pattern, pattern);
+    } else
+        snprintf(ftp_state.output_pattern, sizeof ftp_state.output_pattern, "%s", pattern);
+}
+
 /* glibc passes (argc, argv, envp) to ELF constructors; that is our only chance to see argv without
  * reading /proc. */
 __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **envp)
@@ -200,30 +272,7 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
         t->guard--;
         return;
     }
-    warn_unknown_variables();
-    ftp_state.native = env_flag("FTPROF_NATIVE", false);
-    ftp_state.verbose = env_flag("FTPROF_VERBOSE", false);
-    buffer_bytes = env_size("FTPROF_BUFFER", (size_t)64 << 20, (size_t)16 << 10, (size_t)1 << 40);
-    const char *out = getenv("FTPROF_OUTPUT");
-    if (!out || !*out)
-        out = "ftprof-%p.ftp";
-    if (strlen(out) >= sizeof ftp_state.output_pattern) {
-        ftp_warn("FTPROF_OUTPUT is too long; using ftprof-%p.ftp", NULL, NULL);
-        out = "ftprof-%p.ftp";
-    }
-    /* A relative name is kept relative to the directory we started in, not wherever we chdir later. */
-    if (out[0] != '/') {
-        char cwd[PATH_MAX];
-        if (getcwd(cwd, sizeof cwd) && strlen(cwd) + 1 + strlen(out) < sizeof ftp_state.output_pattern) {
-            strcpy(ftp_state.output_pattern, cwd);
-            strcat(ftp_state.output_pattern, "/");
-            strcat(ftp_state.output_pattern, out);
-        } else {
-            strcpy(ftp_state.output_pattern, out);
-        }
-    } else {
-        strcpy(ftp_state.output_pattern, out);
-    }
+    read_settings();
     for (int i = 0; argv && i < argc && argv[i]; i++) {
         size_t len = strlen(argv[i]) + 1;
         if (saved_argv_len + len > sizeof saved_argv)
@@ -244,8 +293,15 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
      * FTPROF_ALL=1 records native programs' pthread waits too. */
     ftp_state.record_all = env_flag("FTPROF_ALL", false);
     ftp_native_init();
-    if (ftp_state.py.present || ftp_state.record_all)
+    if (ftp_state.py.present || ftp_state.record_all) {
+        settings_warn = true;
+        (void)env_flag("FTPROF_DISABLE", false);
+        read_settings();
+        ftp_state.record_all = env_flag("FTPROF_ALL", false);
         ftp_file_open(false);
+    } else {
+        ftp_file_close_predecessor();
+    }
     t->guard--;
 }
 

@@ -145,7 +145,14 @@ struct ftp_state {
     bool native;               /* FTPROF_NATIVE=1 */
     bool verbose;
     bool record_all;           /* FTPROF_ALL=1: record non-Python processes too */
-    int fd;
+    /* No descriptor is kept once the file is mapped: a program may close every descriptor it did not
+     * open (os.closerange) and reuse the numbers for its own files. Whatever needs the file later (a
+     * chunk reservation without MADV_POPULATE_WRITE, the trim at exit) opens it again by name and
+     * checks that it is still the same file (file_dev, file_ino). */
+    char path[1100];           /* the recording's name, as created */
+    uint64_t file_dev, file_ino;
+    bool populate;             /* chunks are reserved with madvise(MADV_POPULATE_WRITE) on the mapping */
+    _Atomic int disk_full;     /* a chunk could not be reserved: no more chunks are claimed */
     uint32_t pid;
     uint8_t *map;
     size_t map_size;
@@ -221,6 +228,14 @@ FTP_HIDDEN uint32_t ftp_ring_close(void);
 /* ---- output file (file.c) ---- */
 FTP_HIDDEN int ftp_file_open(bool forked_child);
 FTP_HIDDEN void ftp_file_finish(void);
+/* A process that records nothing (not Python) may still be the new image of one that did: mark that
+ * recording as ended by exec, silently. */
+FTP_HIDDEN void ftp_file_close_predecessor(void);
+/* Reserve the blocks of [off, off + len) of the file before its pages are first stored to: 0 or an errno
+ * value (ENOSPC and the like: the disk is full). Preserves errno. */
+FTP_HIDDEN int ftp_file_reserve(size_t off, size_t len);
+/* The disk is full: flag the header, say so once (file name, what was kept). Hook-safe. */
+FTP_HIDDEN void ftp_file_disk_full(int err);
 FTP_HIDDEN void ftp_stop(const char *why);
 FTP_HIDDEN void ftp_warn(const char *a, const char *b, const char *c);
 

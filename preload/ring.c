@@ -3,7 +3,6 @@
  * threads go on a lock-free free list and are adopted, with their fill level, by later threads, so
  * 10,000 short-lived threads do not need 10,000 chunks. */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,7 +14,12 @@ void ftp_ring_count_drop(void)
      * that wait is past the recording's end, not a sign of a buffer too small. */
     if (atomic_load_explicit(&ftp_state.claimed, memory_order_relaxed) & FTP_CLAIMS_CLOSED)
         return;
-    if (ftp_state.hdr)
+    if (!ftp_state.hdr)
+        return;
+    /* A full disk is not a small buffer: raising FTPROF_BUFFER would not have kept these. */
+    if (atomic_load_explicit(&ftp_state.disk_full, memory_order_relaxed))
+        atomic_fetch_add_explicit((_Atomic uint64_t *)&ftp_state.hdr->disk_full_events, 1, memory_order_relaxed);
+    else
         atomic_fetch_add_explicit((_Atomic uint64_t *)&ftp_state.hdr->dropped_events, 1, memory_order_relaxed);
 }
 
@@ -39,22 +43,34 @@ static bool pop_free_chunk(uint32_t *index)
 static bool claim_new_chunk(uint32_t *index)
 {
     /* Claims go through a private word whose top bit closes the file at exit (ring_close): after that
-     * nobody may touch a chunk past the truncated end. */
+     * nobody may touch a chunk past the truncated end. Once the disk was found full, none are tried. */
+    if (atomic_load_explicit(&ftp_state.disk_full, memory_order_relaxed))
+        return false;
     uint32_t n = atomic_load(&ftp_state.claimed);
     do {
         if ((n & FTP_CLAIMS_CLOSED) || n >= ftp_state.chunk_count)
             return false;
     } while (!atomic_compare_exchange_weak(&ftp_state.claimed, &n, n + 1));
+    /* Reserve the chunk's disk blocks before touching its pages: on a full disk a store into a sparse
+     * shared mapping would raise SIGBUS in the host. */
+    size_t off = FTP_HEADER_SIZE + (size_t)n * ftp_state.chunk_size;
+    int rc = ftp_file_reserve(off, ftp_state.chunk_size);
+    if (rc != 0) {
+        /* Hand the index back if nobody claimed after it, so the trim at exit drops it too. */
+        uint32_t want = n + 1;
+        atomic_compare_exchange_strong(&ftp_state.claimed, &want, n);
+        if (rc == ESTALE)
+            ftp_stop("the recording's file was moved or replaced");
+        else
+            ftp_file_disk_full(rc);
+        return false;
+    }
+    /* Published only once its blocks exist: readers (and the trim of an exec'd image) never count a
+     * chunk that could not be reserved. */
     _Atomic uint32_t *used = (_Atomic uint32_t *)&ftp_state.hdr->chunks_used;
     uint32_t seen = atomic_load(used);
     while (seen < n + 1 && !atomic_compare_exchange_weak(used, &seen, n + 1))
         ;
-    /* Reserve the chunk's disk blocks before touching its pages: on a full disk a store into a sparse
-     * shared mapping would raise SIGBUS in the host. */
-    off_t off = FTP_HEADER_SIZE + (off_t)n * ftp_state.chunk_size;
-    int rc = posix_fallocate(ftp_state.fd, off, ftp_state.chunk_size);
-    if (rc == ENOSPC || rc == EFBIG || rc == EIO)
-        return false; /* the chunk stays empty: readers stop at its first zero size */
     *index = n;
     return true;
 }

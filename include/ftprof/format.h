@@ -26,7 +26,8 @@
  *
  * Versioning: a reader refuses a file whose min_reader_version is above its own FTP_VERSION (the file
  * needs a newer reader) and reads any older version it still knows. A writer bumps FTP_VERSION for every
- * change, and min_reader_version only for changes old readers cannot skip over.
+ * change, and min_reader_version only for changes old readers cannot skip over. Version 0 does not
+ * exist: a header that says 0 (or a min_reader_version of 0, or above its version) is damaged.
  */
 #ifndef FTPROF_FORMAT_H
 #define FTPROF_FORMAT_H
@@ -36,8 +37,8 @@
 
 #define FTP_MAGIC "FTPROF\x01\n" /* 8 bytes: name, a byte no text has, a newline catching text-mode damage */
 #define FTP_MAGIC_LEN 8
-#define FTP_VERSION 1
-#define FTP_MIN_READER_VERSION 1
+#define FTP_VERSION 2            /* 2: process identity, disk-full and exec facts in the header */
+#define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero */
 #define FTP_HEADER_SIZE 4096
 #define FTP_ARGV_MAX 2048
 #define FTP_RECORD_ALIGN 8
@@ -52,6 +53,10 @@
 #define FTP_FLAG_FINISHED (1u << 3)        /* the process exited through exit(); absent after kill -9 */
 #define FTP_FLAG_FORKED_CHILD (1u << 4)    /* this file belongs to a forked child */
 #define FTP_FLAG_STOPPED (1u << 5)         /* the recorder stopped itself (unexpected state) */
+#define FTP_FLAG_DISK_FULL (1u << 6)       /* a chunk's blocks could not be reserved (ENOSPC, quota): the
+                                              recording ends early; later waits are in disk_full_events */
+#define FTP_FLAG_ENDED_BY_EXEC (1u << 7)   /* the process replaced its image (execve); set by the new image,
+                                              which writes a recording of its own */
 
 /*  ftp_file_header (4096 bytes)
  *   0 magic[8]            8 version u16 | min_reader_version u16 | header_size u32
@@ -60,6 +65,12 @@
  *  48 start_ns u64       56 start_realtime_ns u64     64 end_ns u64 (0 until exit)
  *  72 dropped_events u64 (atomic)                    80 python_version u64 (PY_VERSION_HEX, 0 if none)
  *  88 argc u32  92 argv_len u32                      96 argv[2048] (NUL-separated, truncated)
+ *  2144 proc_start_ticks u64 (field 22 of /proc/self/stat)   2152 pid_ns u64 (inode of /proc/self/ns/pid)
+ *  2160 boot_id[16] (/proc/sys/kernel/random/boot_id)
+ *       With pid, these say which process wrote the file; an exec keeps all four, so a new image knows
+ *       its own pre-exec recording (0 in version 1 files: never matched).
+ *  2176 disk_full_events u64 (atomic): waits lost because the disk was full (not in dropped_events)
+ *  2184 ... zero ...
  *  4088 python_runtime u64: where _PyRuntime was in the recorded process (0: no Python, or a file
  *       written before this field existed). With the MODULE record of the object that holds it, the
  *       analyzer can name the field a FTP_REGION_RUNTIME / INTERP / TSTATE address is in.
@@ -85,13 +96,19 @@ struct ftp_file_header {
     uint32_t argc;
     uint32_t argv_len;
     char argv[FTP_ARGV_MAX];
-    uint8_t padding[FTP_HEADER_SIZE - 96 - FTP_ARGV_MAX - 8];
+    uint64_t proc_start_ticks;
+    uint64_t pid_ns;
+    uint8_t boot_id[16];
+    uint64_t disk_full_events;
+    uint8_t padding[FTP_HEADER_SIZE - 96 - FTP_ARGV_MAX - 40 - 8];
     uint64_t python_runtime;
 };
 _Static_assert(sizeof(struct ftp_file_header) == FTP_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct ftp_file_header, chunks_used) == 32, "layout");
 _Static_assert(offsetof(struct ftp_file_header, dropped_events) == 72, "layout");
 _Static_assert(offsetof(struct ftp_file_header, argv) == 96, "layout");
+_Static_assert(offsetof(struct ftp_file_header, proc_start_ticks) == 2144, "layout");
+_Static_assert(offsetof(struct ftp_file_header, disk_full_events) == 2176, "layout");
 _Static_assert(offsetof(struct ftp_file_header, python_runtime) == FTP_HEADER_SIZE - 8, "layout");
 
 enum ftp_record_type {
