@@ -44,6 +44,7 @@ struct pstack {
     struct ftp_py_frame *py;
     uint64_t *native;
     int cls; /* -1 until computed */
+    int dangling; /* -1 until computed; 1: a frame names a code id the recording never defined */
     const struct prof_stack *resolved;
 };
 
@@ -86,7 +87,7 @@ struct plock {
     uint8_t raw_kind, region;
     uint32_t type_id, region_offset;
     uint64_t addr;
-    uint64_t contentions, wait, min, max, spin, handoffs;
+    uint64_t contentions, wait, min, max, spin, handoffs, parked;
     uint32_t threads;
     struct phist *hist;
     uint32_t recent_tids[PROF_LOCK_TIDS]; /* threads already counted, checked before the map */
@@ -510,6 +511,7 @@ static void prof_def_stack(struct prof_internal *in, const struct ftp_record *re
     *slot = in->n_stacks - 1;
     ps->file = in->cur_file;
     ps->cls = -1;
+    ps->dangling = -1;
     size_t pyb = (size_t)s->py_count * sizeof(struct ftp_py_frame);
     size_t nb = (size_t)s->native_count * sizeof(uint64_t);
     ps->py = pyb ? malloc(pyb) : NULL;
@@ -809,6 +811,7 @@ static void prof_close_acq(struct prof_internal *in, struct pacq *a)
     if (l->contentions == 1 || wait < l->min)
         l->min = wait;
     l->handoffs += a->handed_off;
+    l->parked += a->park != 0;
     phist_add(l->hist, wait);
     if (!prof_lock_knows_tid(l, a->tid)) {
         bool ins = false;
@@ -1268,6 +1271,26 @@ static int prof_site_ptr_cmp(const void *a, const void *b)
     return x->stack < y->stack ? -1 : x->stack > y->stack;
 }
 
+/* Counts `count` waits or wake-ups of a site against its file if its stack id, or a code id in that
+ * stack, was never defined. */
+static void prof_count_dangling(struct prof_internal *in, uint32_t file, uint32_t stack_id, uint64_t count)
+{
+    struct prof_file *f = &in->p->files[file];
+    struct pstack *s = prof_stack_def(in, file, stack_id);
+    if (!s) {
+        if (stack_id) /* 0 is the recorder's "no frames", not a reference */
+            f->dangling_stacks += count;
+        return;
+    }
+    if (s->dangling < 0) {
+        s->dangling = 0;
+        for (uint16_t i = 0; i < s->py_count && !s->dangling; i++)
+            s->dangling = s->py[i].code_id && !prof_code(in, file, s->py[i].code_id);
+    }
+    if (s->dangling)
+        f->dangling_codes += count;
+}
+
 /* Turns the psites of each owner into a sorted prof_site list, merging equal stack texts. */
 static void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n, size_t n_owners,
                              uint32_t (*file_of)(struct prof_internal *, uint32_t), struct prof_site **lists,
@@ -1300,6 +1323,7 @@ static void prof_build_sites(struct prof_internal *in, const struct psite *ps, s
             continue;
         struct prof_site *s = &lists[o][fill[o]++];
         s->stack = prof_resolve(in, file_of(in, o), ps[i].stack_id);
+        prof_count_dangling(in, file_of(in, o), ps[i].stack_id, ps[i].count);
         s->wait_ns = ps[i].wait;
         s->count = ps[i].count;
     }
@@ -1614,6 +1638,8 @@ static void prof_finish(struct prof_internal *in)
         if (l->type_id) {
             uint64_t *t = pmap_get(&in->types_map, l->file, l->type_id);
             o->type = t ? (const char *)(uintptr_t)*t : prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN));
+            if (!t)
+                p->files[l->file].dangling_types += l->contentions;
         }
         o->name = prof_lock_name(in, l, o->type);
         o->contentions = l->contentions;
@@ -1626,6 +1652,7 @@ static void prof_finish(struct prof_internal *in)
         o->p99_wait_ns = o->p99_wait_ns < l->min ? l->min : o->p99_wait_ns > l->max ? l->max : o->p99_wait_ns;
         o->spin_ns = l->spin;
         o->handoffs = l->handoffs;
+        o->parked = l->parked;
         o->threads = l->threads;
         o->waiters = wl[i];
         o->n_waiters = wn[i];
@@ -1662,6 +1689,7 @@ static void prof_file_info(struct prof_internal *in, struct prof_file *f, const 
     f->flags = h->flags;
     f->features = h->features;
     f->dropped_events = h->dropped_events;
+    f->disk_full_events = h->version >= 2 ? h->disk_full_events : 0;
     f->start_ns = h->start_ns;
     f->end_ns = h->end_ns;
     f->start_realtime_ns = h->start_realtime_ns;
@@ -1712,7 +1740,12 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
     }
     p->in = in;
     in->p = p;
-    p->n_files = n;
+    uint64_t(*ids)[2] = calloc(n ? n : 1, sizeof(*ids)); /* device and inode of each file read */
+    if (!ids) {
+        snprintf(err, errlen, "%s", strerror(ENOMEM));
+        *failed = 0;
+        return -ENOMEM;
+    }
 
     uint64_t min_start = UINT64_MAX, max_end = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1720,31 +1753,46 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         int rc = rd_open(&rd, paths[i], err, errlen);
         if (rc < 0) {
             *failed = i;
+            free(ids);
             return rc;
         }
-        in->cur_file = (uint32_t)i;
+        /* The same file twice (named twice, a link, ftprof-*.ftp plus one of them): counting its waits
+         * twice would double every lock in it. */
+        size_t dup = 0;
+        while (dup < p->n_files && !(ids[dup][0] == rd.dev && ids[dup][1] == rd.ino))
+            dup++;
+        if (dup < p->n_files) {
+            prof_warn(quiet, paths[i], "the same file as %s; read once", p->files[dup].path);
+            rd_close(&rd);
+            continue;
+        }
+        size_t k = p->n_files++;
+        ids[k][0] = rd.dev;
+        ids[k][1] = rd.ino;
+        in->cur_file = (uint32_t)k;
         in->last_acq = SIZE_MAX;
-        p->files[i].path = prof_intern(in, paths[i], strlen(paths[i]));
-        prof_file_info(in, &p->files[i], &rd);
-        in->defs[i].python_runtime = rd.hdr.python_runtime;
+        p->files[k].path = prof_intern(in, paths[i], strlen(paths[i]));
+        prof_file_info(in, &p->files[k], &rd);
+        in->defs[k].python_runtime = rd.hdr.python_runtime;
         rc = rd_walk(&rd, prof_visit_defs, in);
         if (rc == 0 && !in->oom)
             rc = rd_walk(&rd, prof_visit_events, in);
         if (rc == 0 && in->oom)
             rc = -ENOMEM;
-        p->files[i].damaged_chunks = rd.damaged_chunks;
+        p->files[k].damaged_chunks = rd.damaged_chunks;
         rd_close(&rd);
         if (rc < 0) {
             snprintf(err, errlen, "%s", strerror(-rc));
             *failed = i;
+            free(ids);
             return rc;
         }
         for (size_t a = 0; a < in->n_acqs; a++)
-            if (in->acqs[a].open && in->acqs[a].file == i)
+            if (in->acqs[a].open && in->acqs[a].file == k)
                 prof_close_acq(in, &in->acqs[a]);
 
-        struct prof_file *f = &p->files[i];
-        uint64_t end = f->end_ns ? f->end_ns : in->defs[i].max_end_ns;
+        struct prof_file *f = &p->files[k];
+        uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;
         if (f->start_ns && f->start_ns < min_start) {
             min_start = f->start_ns;
             p->start_realtime_ns = f->start_realtime_ns;
@@ -1752,6 +1800,7 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         if (end > max_end)
             max_end = end;
         p->dropped_events += f->dropped_events;
+        p->disk_full_events += f->disk_full_events;
         if (f->truncated)
             prof_warn(quiet, paths[i], "file is truncated; the report covers only what it holds");
         if (f->damaged_chunks)
@@ -1760,15 +1809,28 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         if (f->flags & FTP_FLAG_STOPPED)
             prof_warn(quiet, paths[i], "the recorder stopped itself early (it met an interpreter state it does "
                       "not know); the recording is partial");
+        if (f->flags & FTP_FLAG_DISK_FULL)
+            prof_warn(quiet, paths[i], "the recording ends early because the disk was full; %llu later "
+                      "wait%s not stored", (unsigned long long)f->disk_full_events,
+                      f->disk_full_events == 1 ? " was" : "s were");
         if (f->dropped_events)
             prof_warn(quiet, paths[i], "%llu event%s dropped because the recording buffer was full "
                       "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events,
                       f->dropped_events == 1 ? " was" : "s were");
     }
+    free(ids);
     if (max_end > min_start && min_start != UINT64_MAX)
         p->duration_ns = max_end - min_start;
 
     prof_finish(in);
+    for (size_t k = 0; k < p->n_files && !in->oom; k++) {
+        const struct prof_file *f = &p->files[k];
+        if (f->dangling_stacks || f->dangling_codes || f->dangling_types)
+            prof_warn(quiet, f->path, "records refer to ids the recording never defined (%llu to stacks, %llu to "
+                      "code objects, %llu to types): shown as [unknown], their kind may be wrong",
+                      (unsigned long long)f->dangling_stacks, (unsigned long long)f->dangling_codes,
+                      (unsigned long long)f->dangling_types);
+    }
     if (in->oom) {
         snprintf(err, errlen, "%s", strerror(ENOMEM));
         *failed = 0;

@@ -57,6 +57,7 @@ struct prof_lock {
     uint64_t contentions;
     uint64_t wait_ns, max_wait_ns, p50_wait_ns, p99_wait_ns, spin_ns;
     uint64_t handoffs;
+    uint64_t parked;        /* acquisitions that parked at least once (a releaser woke them) */
     uint32_t threads;       /* distinct waiting threads */
     struct prof_site *waiters;
     size_t n_waiters;
@@ -88,6 +89,11 @@ struct prof_file {
     const char *argv; /* space-joined command line */
     bool truncated;
     uint32_t damaged_chunks;
+    uint64_t disk_full_events; /* waits lost because the disk was full (FTP_FLAG_DISK_FULL) */
+    /* Waits and wake-ups whose record names a stack or type id the recording never defined, and those
+     * whose stack has a frame with an undefined code id: shown as [unknown], and their kind could not
+     * be refined (a Condition.wait may count as a lock). */
+    uint64_t dangling_stacks, dangling_codes, dangling_types;
 };
 
 struct prof_internal;
@@ -102,6 +108,7 @@ struct profile {
     struct prof_file *files;
     size_t n_files;
     uint64_t dropped_events;
+    uint64_t disk_full_events;   /* summed over the files, like dropped_events */
     uint64_t duration_ns;        /* from the earliest start to the latest end over all files */
     uint64_t start_realtime_ns;  /* wall clock of the earliest file's start */
     uint64_t contention_wait_ns; /* total wait of contention kinds: the base of lock shares */
@@ -110,8 +117,10 @@ struct profile {
 };
 
 /* Loads and merges recordings. Returns 0 or an rd_open/rd_walk error for the first file that failed,
- * with `failed` set to its index and `err` to a one-line reason. Warnings (truncated files, dropped
- * events, damaged chunks) go to stderr as "ftprof: FILE: warning: ..." lines unless `quiet`. */
+ * with `failed` set to its index in `paths` and `err` to a one-line reason. A file named twice (the same
+ * device and inode) is read once. Warnings (truncated files, dropped events, damaged chunks, a full
+ * disk, undefined ids, a file named twice) go to stderr as "ftprof: FILE: warning: ..." lines unless
+ * `quiet`. */
 int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
               size_t errlen);
 void prof_free(struct profile *p);

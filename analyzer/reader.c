@@ -44,29 +44,49 @@ static int rd_fail(int code, char *err, size_t errlen, const char *what)
     return code;
 }
 
+static const char *rd_not_regular(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "is a directory, not a recording";
+    if (S_ISFIFO(mode))
+        return "is a FIFO, not a recording (give the file it was copied to)";
+    if (S_ISSOCK(mode))
+        return "is a socket, not a recording";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "is a device, not a recording";
+    return "is not a regular file";
+}
+
 int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
 {
     memset(f, 0, sizeof(*f));
     f->path = path;
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    f->fd = -1;
+    /* Look before opening: opening a FIFO blocks until a writer comes, a device may do something. */
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        int e = errno;
+        return rd_fail(-e, err, errlen, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode))
+        return rd_fail(S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, err, errlen, rd_not_regular(st.st_mode));
+    /* O_NONBLOCK as well, for a name swapped for a FIFO in between; then check what was opened. */
+    f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (f->fd < 0) {
         int e = errno;
         return rd_fail(-e, err, errlen, strerror(e));
     }
-    struct stat st;
     if (fstat(f->fd, &st) < 0) {
         int e = errno;
         rd_close(f);
         return rd_fail(-e, err, errlen, strerror(e));
     }
-    if (S_ISDIR(st.st_mode)) {
-        rd_close(f);
-        return rd_fail(-EISDIR, err, errlen, "is a directory");
-    }
     if (!S_ISREG(st.st_mode)) {
         rd_close(f);
-        return rd_fail(-EINVAL, err, errlen, "not a regular file");
+        return rd_fail(S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, err, errlen, rd_not_regular(st.st_mode));
     }
+    f->dev = (uint64_t)st.st_dev;
+    f->ino = (uint64_t)st.st_ino;
     f->file_size = (uint64_t)st.st_size;
 
     ssize_t n = rd_pread_full(f->fd, &f->hdr, sizeof(f->hdr), 0);
@@ -82,12 +102,20 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
         rd_close(f);
         return rd_fail(RD_ERR_CORRUPT, err, errlen, "recording truncated inside its header");
     }
+    if (f->hdr.version == 0 || f->hdr.min_reader_version == 0) {
+        rd_close(f);
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (format version 0)");
+    }
     if (f->hdr.min_reader_version > FTP_VERSION) {
         char msg[128];
         snprintf(msg, sizeof(msg), "recording needs ftprof format version %u, this ftprof reads version %u",
                  f->hdr.min_reader_version, FTP_VERSION);
         rd_close(f);
         return rd_fail(RD_ERR_TOO_NEW, err, errlen, msg);
+    }
+    if (f->hdr.min_reader_version > f->hdr.version) {
+        rd_close(f);
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (needs a reader newer than its own version)");
     }
     if (f->hdr.header_size < FTP_HEADER_SIZE || f->hdr.header_size > f->file_size) {
         rd_close(f);

@@ -23,6 +23,7 @@ struct rd_file {
     const char *path;
     int fd;
     uint64_t file_size;
+    uint64_t dev, ino;        /* which file it is: the same one named twice is read once */
     struct ftp_file_header hdr;
     uint32_t chunks;          /* chunks to read, clamped to chunks_used and to the file */
     uint64_t last_chunk_len;  /* bytes present in the last chunk (< chunk_size when truncated) */

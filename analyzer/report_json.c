@@ -89,6 +89,7 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "spin_ns", rj_u64(l->spin_ns));
         rj_set(o, "threads", json_integer(l->threads));
         rj_set(o, "handoffs", rj_u64(l->handoffs));
+        rj_set(o, "parked", rj_u64(l->parked));
         rj_set(o, "waiters", rj_sites(l->waiters, l->n_waiters));
         rj_set(o, "holders", rj_sites(l->holders, l->n_holders));
         json_array_append_new(locks, o);
@@ -108,6 +109,7 @@ int report_json(FILE *out, const struct profile *p, size_t top)
     }
     rj_set(root, "gil_enabled", gil);
     rj_set(root, "dropped_events", rj_u64(p->dropped_events));
+    rj_set(root, "disk_full_events", rj_u64(p->disk_full_events));
     rj_set(root, "duration_ns", rj_u64(p->duration_ns));
     rj_set(root, "events", rj_u64(p->events));
     rj_set(root, "contention_wait_ns", rj_u64(p->contention_wait_ns));
@@ -139,6 +141,14 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "native_stacks", json_boolean(f->features & FTP_FEATURE_NATIVE_STACKS));
         rj_set(o, "gil_at_start", json_boolean(f->flags & FTP_FLAG_GIL_AT_START));
         rj_set(o, "stopped_early", json_boolean(f->flags & FTP_FLAG_STOPPED));
+        rj_set(o, "disk_full", json_boolean(f->flags & FTP_FLAG_DISK_FULL));
+        rj_set(o, "disk_full_events", rj_u64(f->disk_full_events));
+        rj_set(o, "ended_by_exec", json_boolean(f->flags & FTP_FLAG_ENDED_BY_EXEC));
+        json_t *d = json_object();
+        rj_set(d, "stacks", rj_u64(f->dangling_stacks));
+        rj_set(d, "codes", rj_u64(f->dangling_codes));
+        rj_set(d, "types", rj_u64(f->dangling_types));
+        rj_set(o, "dangling_ids", d);
         json_array_append_new(files, o);
     }
     rj_set(root, "files", files);

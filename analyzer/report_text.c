@@ -289,6 +289,15 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
         fprintf(out, "  %s(an extension that does not declare free-threading support; threads now take turns)%s\n",
                 rt_c(&r, RT_DIM), rt_c(&r, RT_RESET));
     }
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct prof_file *f = &p->files[i];
+        if (!(f->flags & FTP_FLAG_DISK_FULL))
+            continue;
+        char d[32];
+        rt_count(d, sizeof(d), f->disk_full_events);
+        fprintf(out, "%s! %s ends early because the disk was full: %s later wait%s not stored%s\n", rt_c(&r, RT_RED),
+                f->path, d, f->disk_full_events == 1 ? " was" : "s were", rt_c(&r, RT_RESET));
+    }
     if (p->dropped_events) {
         char d[32];
         rt_count(d, sizeof(d), p->dropped_events);

@@ -6,7 +6,9 @@
  *
  *   mkrec [-f FIXTURE] [-s SRCDIR] SCENARIO OUT [N]
  *     bank      the fixture bank workload: a hot global lock, a dict critical section, condition and
- *               join waits, spins, a GIL re-enabled by an extension, an undefined stack id
+ *               join waits, spins, a GIL re-enabled by an extension, a native wait without a stack
+ *     dangling  bank, plus records pointing at stack, code and type ids that are never defined
+ *     version0  bank, with a header that says format version 0
  *     dropped   bank, with dropped events counted in the header
  *     bench     N wait events (default 5000000) over 8 threads, 64 locks and 32 stacks
  *     native    native stacks of this program's own functions, with a stand-in eval-loop function
@@ -471,9 +473,9 @@ static void mk_bank(struct mk *m)
         uint64_t start = k < 5 ? t0 + 100 * MS + (uint64_t)k * MS : t0 + 600 * MS + (uint64_t)k * MS;
         mk_acquire(m, t, FTP_KIND_GIL, GIL_MUTEX, 0, st, start, 100 * US, 100 * US, false);
     }
-    /* A native mutex wait whose stack and type were never defined. */
+    /* A native mutex wait of a thread with no Python frames (stack id 0) and no type. */
     {
-        struct mk_wait a = {.kind = FTP_KIND_PTHREAD_MUTEX, .addr = NATIVE_MUTEX, .type_id = 77, .stack_id = 999,
+        struct mk_wait a = {.kind = FTP_KIND_PTHREAD_MUTEX, .addr = NATIVE_MUTEX, .stack_id = 0,
                             .start = t0 + 700 * MS, .park = t0 + 700 * MS + 1 * US, .end = t0 + 700 * MS + 30 * US};
         mk_wait(m, w[3], &a);
     }
@@ -486,6 +488,30 @@ static void mk_bank(struct mk *m)
         mk_wait(m, w[3], &a);
     }
     m->end_ns = t0 + 1000 * MS;
+}
+
+/* Records that point at ids the file never defines, as a damaged or hostile file may: a native
+ * mutex wait with an undefined stack and type, a Condition.wait whose stack names an undefined code
+ * object under the real Condition.wait frame's caller, and a wake-up from an undefined stack. */
+static void mk_dangling(struct mk *m)
+{
+    struct mk_thread *t = mk_thread(m, 5000, "dangling");
+    uint64_t t0 = m->start_ns + 800 * MS;
+    struct mk_wait a = {.kind = FTP_KIND_PTHREAD_MUTEX, .addr = NATIVE_MUTEX + 0x40, .type_id = 77, .stack_id = 999,
+                        .start = t0, .park = t0 + 1 * US, .end = t0 + 30 * US};
+    uint64_t ev = mk_wait(m, t, &a);
+    mk_holder(m, t, 998, ev, t0 + 30 * US, NATIVE_MUTEX + 0x40);
+    /* A stack whose only frame names code id 555: defined, but its code never is. */
+    uint32_t id = (uint32_t)++m->n_stacks;
+    struct ftp_rec_stack *r = mk_raw(m, t, sizeof(*r) + sizeof(struct ftp_py_frame));
+    r->stack_id = id;
+    r->py_count = 1;
+    r->hash = 0x5555;
+    struct ftp_py_frame f = {.code_id = 555, .instr_offset = 0};
+    memcpy(r + 1, &f, sizeof(f));
+    r->h.type = FTP_REC_STACK;
+    r->h.size = sizeof(*r) + sizeof(f);
+    mk_acquire(m, t, FTP_KIND_LOCK, COND_WAITER + 0x8000, 0, id, t0 + 100 * US, 5 * MS, 1 * US, true);
 }
 
 /* Native frames point into this very program, which the symbolizer can read: a leaf, a caller between
@@ -628,13 +654,13 @@ static void mk_bench(struct mk *m, uint64_t n)
     m->end_ns = now + 1000;
 }
 
-static void mk_write(struct mk *m, const char *path, uint16_t min_reader)
+static void mk_write(struct mk *m, const char *path, uint16_t min_reader, uint16_t version)
 {
     struct ftp_file_header h;
     memset(&h, 0, sizeof(h));
     memcpy(h.magic, FTP_MAGIC, FTP_MAGIC_LEN);
-    h.version = FTP_VERSION;
-    h.min_reader_version = min_reader;
+    h.version = version;
+    h.min_reader_version = version ? min_reader : 0;
     h.header_size = FTP_HEADER_SIZE;
     h.flags = FTP_FLAG_PYTHON | FTP_FLAG_FREE_THREADED | FTP_FLAG_FINISHED;
     h.features = m->features;
@@ -683,7 +709,7 @@ int main(int argc, char **argv)
             return 2;
     }
     if (argc - optind < 2) {
-        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|bench|native|empty|newer OUT [N]\n");
+        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|bench|native|empty|newer OUT [N]\n");
         return 2;
     }
     const char *scenario = argv[optind], *out = argv[optind + 1];
@@ -693,8 +719,11 @@ int main(int argc, char **argv)
     m.start_ns = 1000000000ull;
     m.chunk_size = 4096;
     uint16_t min_reader = FTP_MIN_READER_VERSION;
-    if (strcmp(scenario, "bank") == 0 || strcmp(scenario, "dropped") == 0 || strcmp(scenario, "newer") == 0) {
+    if (strcmp(scenario, "bank") == 0 || strcmp(scenario, "dropped") == 0 || strcmp(scenario, "newer") == 0 ||
+        strcmp(scenario, "dangling") == 0 || strcmp(scenario, "version0") == 0) {
         mk_bank(&m);
+        if (strcmp(scenario, "dangling") == 0)
+            mk_dangling(&m);
         if (strcmp(scenario, "dropped") == 0)
             m.dropped = 1234;
         if (strcmp(scenario, "newer") == 0)
@@ -710,7 +739,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mkrec: unknown scenario %s\n", scenario);
         return 2;
     }
-    mk_write(&m, out, min_reader);
+    mk_write(&m, out, min_reader, strcmp(scenario, "version0") == 0 ? 0 : FTP_VERSION);
     fprintf(stderr, "mkrec: %s: %llu wait events, %u chunks of %u bytes\n", out, (unsigned long long)m.events,
             m.chunks_used, m.chunk_size);
     return 0;

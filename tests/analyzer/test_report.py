@@ -145,12 +145,33 @@ def test_gil_reenabled(bank_doc):
     assert gil["contentions"] == 15
 
 
-def test_runtime_mutex_and_undefined_ids(bank_doc):
+def test_runtime_mutex_and_native_wait(bank_doc):
     (pm,) = by_kind(bank_doc, "pymutex")
     assert "_PyRuntime+0x1a8" in pm["name"]
     (pt,) = by_kind(bank_doc, "pthread_mutex")
-    assert pt["type"] == "[unknown]"
-    assert frames(pt["waiters"][0]) == [("[unknown]", "", 0)]
+    assert pt["type"] is None
+    assert frames(pt["waiters"][0]) == [("[no stack]", "", 0)]
+    assert bank_doc["files"][0]["dangling_ids"] == {"stacks": 0, "codes": 0, "types": 0}
+
+
+def test_dangling_ids_are_counted_and_reported(tmp_path):
+    """Records that point at stack, code or type ids the file never defines: shown as [unknown], and
+    counted in a warning and in the JSON, since such a wait may also land in the wrong section (a
+    Condition.wait whose frames are unknown cannot be told from a lock wait)."""
+    rec = make(tmp_path, "dangling")
+    r = ftprof("report", rec)
+    assert r.returncode == 0
+    lines = [l for l in r.stderr.splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith(f"ftprof: {rec}: warning: ") and "never defined" in lines[0], r.stderr
+    assert "2 to stacks" in lines[0] and "1 to code objects" in lines[0] and "1 to types" in lines[0], lines[0]
+    doc = report(rec)
+    # one wait and one wake-up name undefined stacks, one wait a stack with an undefined code object,
+    # one wait an undefined type
+    assert doc["files"][0]["dangling_ids"] == {"stacks": 2, "codes": 1, "types": 1}
+    unknown = [l for l in by_kind(doc, "pthread_mutex") if l["type"] == "[unknown]"]
+    assert len(unknown) == 1 and frames(unknown[0]["waiters"][0]) == [("[unknown]", "", 0)]
+    # everything the bank defines properly still reads as in the bank
+    assert doc["locks"][0]["contentions"] == 460
 
 
 def test_file_facts(bank_doc, bank):
@@ -452,6 +473,66 @@ def test_not_a_recording():
     r = ftprof("report", "/bin/ls")
     assert r.returncode == 4
     one_line_error(r.stderr, "/bin/ls")
+
+
+def test_version_0_is_refused(tmp_path):
+    rec = make(tmp_path, "version0")
+    r = ftprof("report", rec)
+    assert r.returncode == 4
+    one_line_error(r.stderr, rec)
+    assert "corrupted header" in r.stderr and "version 0" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["report", "flamegraph", "export"])
+def test_fifo_is_refused_at_once(tmp_path, cmd):
+    """A FIFO (a process substitution, a named pipe left in a directory of recordings) used to block
+    the analyzer in open() forever: it is refused before it is opened, within a second."""
+    import time
+    fifo = tmp_path / "rec.ftp"
+    os.mkfifo(fifo)
+    args = {"report": [], "flamegraph": ["-o", tmp_path / "f.svg"],
+            "export": ["--format", "pprof", "-o", tmp_path / "p.pb.gz"]}[cmd]
+    t0 = time.monotonic()
+    r = ftprof(cmd, fifo, *args, timeout=10)
+    assert time.monotonic() - t0 < 1.0
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    one_line_error(r.stderr, fifo)
+    assert "FIFO" in r.stderr, r.stderr
+    assert not (tmp_path / "f.svg").exists() and not (tmp_path / "p.pb.gz").exists()
+
+
+def test_devices_and_sockets_are_refused(tmp_path):
+    import socket
+    r = ftprof("report", "/dev/null")
+    assert r.returncode == 3
+    one_line_error(r.stderr, "/dev/null")
+    assert "device" in r.stderr
+    path = tmp_path / "s.ftp"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    try:
+        r = ftprof("report", path, timeout=10)
+    finally:
+        s.close()
+    assert r.returncode == 3
+    one_line_error(r.stderr, path)
+    assert "socket" in r.stderr
+
+
+def test_same_file_twice_is_read_once(bank, tmp_path):
+    link = tmp_path / "other-name.ftp"
+    os.link(bank, link)
+    once = report(bank)
+    for args in ([bank, bank], [bank, link]):
+        r = ftprof("report", *args, "--json")
+        assert r.returncode == 0
+        lines = [l for l in r.stderr.splitlines() if l]
+        assert len(lines) == 1 and lines[0].startswith(f"ftprof: {args[1]}: warning: ") and \
+            f"the same file as {bank}" in lines[0], r.stderr
+        doc = json.loads(r.stdout)
+        jsonschema.validate(doc, SCHEMA)
+        assert len(doc["files"]) == 1 and doc["events"] == once["events"]
+        assert [l["contentions"] for l in doc["locks"]] == [l["contentions"] for l in once["locks"]]
 
 
 def test_directory_and_missing(tmp_path):
