@@ -156,7 +156,7 @@ static void warn_unknown_variables(void)
         /* read by the CLI and the tools */
         "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON", "FTPROF_MULTIARCH",
         /* read by the test harness (tools/run-tests, tests/) */
-        "FTPROF_LIB", "FTPROF_CLI", "FTPROF_PY", "FTPROF_GIL_PY", "FTPROF_PYTHONS", "FTPROF_VERSION", "FTPROF_SKIP_SUITES", "FTPROF_SKIP_SLOW",
+        "FTPROF_LIB", "FTPROF_CLI", "FTPROF_PY", "FTPROF_GIL_PY", "FTPROF_PYTHONS", "FTPROF_VERSION", "FTPROF_PYTHONS", "FTPROF_VERSION", "FTPROF_SKIP_SUITES", "FTPROF_SKIP_SLOW",
         "FTPROF_RESULTS", "FTPROF_KEEP", "FTPROF_FIXTURE_DIR"};
     extern char **environ;
     if (!settings_warn)
@@ -202,7 +202,7 @@ static void after_fork_in_child(void)
     atomic_store(&ftp_state.free_chunks, 0);
     atomic_store(&ftp_state.claimed, 0);
     atomic_store(&ftp_state.parked, 0);
-    atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled);
+    atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled == INT_MAX);
     ftp_state.pid = (uint32_t)getpid();
     if (ftp_state.py.present || ftp_state.record_all)
         ftp_file_open(true);

@@ -108,7 +108,8 @@ void ftp_python_describe(struct ftp_file_header *h)
     uint32_t flags = 0;
     if (py->free_threaded)
         flags |= FTP_FLAG_FREE_THREADED;
-    bool gil_now = !py->free_threaded || (py->gil_enabled && *py->gil_enabled);
+    /* Only a permanent enable counts: 3.15 enables the GIL transiently while it starts up. */
+    bool gil_now = !py->free_threaded || (py->gil_enabled && *py->gil_enabled == INT_MAX);
     if (gil_now)
         flags |= FTP_FLAG_GIL_AT_START;
     atomic_store(&ftp_state.gil_reported, gil_now);

@@ -4,8 +4,10 @@ running a workload under the recorder, reading its report, and keeping the measu
 Paths come from the environment (tools/run-tests sets them all to absolute paths):
   FTPROF_LIB      the recorder, build/preload/libftprof.so
   FTPROF_CLI      the analyzer, build/analyzer/ftprof
-  FTPROF_PY       a free-threaded CPython 3.13 (tools/ft-python)
-  FTPROF_GIL_PY   the default-GIL build of the same CPython (tools/ft-python --gil)
+  FTPROF_PYTHONS  the interpreter matrix, "3.13t=PATH 3.14t=PATH 3.15t=PATH 3.13=PATH ..." (tools/ft-python
+                  builds each): tests of the `ft_python` / `runner` fixtures run once per free-threaded
+                  interpreter in it, tests of `gil_python` / `gil_runner` once per default (GIL) build
+  FTPROF_PY       (without FTPROF_PYTHONS) one free-threaded CPython, FTPROF_GIL_PY one default build
   FTPROF_RESULTS  file the measured ratios are appended to (optional)
   FTPROF_TEST_PRELOAD_PREFIX  libraries preloaded before the recorder (the ASan runtime, tools/sanitize)
 When a variable is set, a missing file is a test failure, because the harness promised it; when it is
@@ -60,7 +62,7 @@ REPORT_SCHEMA = {
             "items": {
                 "type": "object",
                 "required": ["kind", "type", "address", "name", "contentions", "wait_ns", "max_wait_ns",
-                             "p50_wait_ns", "p99_wait_ns", "spin_ns", "threads", "handoffs", "waiters",
+                             "p50_wait_ns", "p99_wait_ns", "spin_ns", "threads", "handoffs", "parked", "waiters",
                              "holders"],
                 "properties": {
                     "kind": {"enum": sorted(KINDS)},
@@ -113,27 +115,84 @@ def ftprof_cli():
                      "the analyzer (ftprof)")
 
 
-def _python(var, names, gil_flag):
-    value = os.environ.get(var)
-    if value:
-        if not Path(value).exists():
-            pytest.fail(f"{var}={value} does not exist")
-        return Path(value)
+# --------------------------------------------------------------------------------------------------
+# Interpreters: a matrix of versions and builds. "3.14t" is free-threaded, "3.14" the default (GIL) build.
+
+VERSIONS = ("3.13", "3.14", "3.15")
+
+
+def _identify(path):
+    """'3.14t' or '3.14' for a CPython, asked from the interpreter itself."""
+    code = ("import sys, sysconfig; print('%d.%d%s' % (*sys.version_info[:2], "
+            "'t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''))")
+    out = subprocess.run([str(path), "-c", code], capture_output=True, text=True, env=clean_env())
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _interpreter_matrix():
+    """{label: path or None}: every label the harness promised (FTPROF_PYTHONS), else what FTPROF_PY /
+    FTPROF_GIL_PY name, else whatever tools/ft-python cached (a pytest run by hand)."""
+    spec = os.environ.get("FTPROF_PYTHONS")
+    if spec:
+        out = {}
+        for item in spec.split():
+            label, _, path = item.partition("=")
+            out[label] = Path(path) if path else None
+        return out
+    out = {}
+    for var in ("FTPROF_PY", "FTPROF_GIL_PY"):
+        if os.environ.get(var):
+            path = Path(os.environ[var])
+            out[_identify(path) or ("3.13" + ("t" if var == "FTPROF_PY" else ""))] = path
+    if out:
+        return out
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ftprof"
-    for cand in names(cache):
-        if cand.exists():
-            return cand
-    pytest.skip(f"{'default-GIL' if gil_flag else 'free-threaded'} CPython not found (set {var})")
+    for v in VERSIONS:
+        for label, exe in ((f"{v}t", cache / f"cpython-{v}-ft" / "bin" / f"python{v}t"),
+                           (v, cache / f"cpython-{v}-gil" / "bin" / f"python{v}")):
+            out[label] = exe if exe.exists() else None
+    return out
 
 
-@pytest.fixture(scope="session")
-def ft_python():
-    return _python("FTPROF_PY", lambda c: [c / "cpython-3.13-ft" / "bin" / "python3.13t"], False)
+INTERPRETERS = _interpreter_matrix()
+FT_LABELS = [k for k in INTERPRETERS if k.endswith("t")] or ["3.14t"]
+GIL_LABELS = [k for k in INTERPRETERS if not k.endswith("t")] or ["3.14"]
 
 
-@pytest.fixture(scope="session")
-def gil_python():
-    return _python("FTPROF_GIL_PY", lambda c: [c / "cpython-3.13-gil" / "bin" / "python3.13"], True)
+class Python(type(Path())):
+    """An interpreter's path that also knows what it is: .label '3.14t', .version (3, 14), .free_threaded."""
+
+    def __new__(cls, path, label):
+        self = super().__new__(cls, path)
+        self.label = label
+        self.version = tuple(int(x) for x in label.rstrip("t").split("."))
+        self.free_threaded = label.endswith("t")
+        return self
+
+    def with_segments(self, *segments):  # derived paths are plain paths
+        return Path(*segments)
+
+
+def _python(label):
+    path = INTERPRETERS.get(label)
+    if path is None:
+        if os.environ.get("FTPROF_PYTHONS"):
+            pytest.fail(f"FTPROF_PYTHONS names {label} without a path")
+        pytest.skip(f"CPython {label} not found (tools/ft-python {'--gil ' if not label.endswith('t') else ''}"
+                    f"{label.rstrip('t')})")
+    if not path.exists():
+        pytest.fail(f"CPython {label}: {path} was promised by the harness but does not exist")
+    return Python(path, label)
+
+
+@pytest.fixture(scope="session", params=FT_LABELS)
+def ft_python(request):
+    return _python(request.param)
+
+
+@pytest.fixture(scope="session", params=GIL_LABELS)
+def gil_python(request):
+    return _python(request.param)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 is read back with `ftprof report --json`, and the two must tell the same story (kinds, types,
 functions, lines, and totals within the issue's bounds)."""
 import shutil
+import re
 import subprocess
 from pathlib import Path
 
@@ -67,8 +68,11 @@ def test_lock_contention(runner, results, threads):
     top_h = top_frame(lk["holders"][0])
     assert top_h["function"] == "hold_and_release", f"top holder frame {top_h}"
     assert top_h["line"] == marker_line(LOCK_WL, "release"), f"top holder frame {top_h}"
-    # Every wake-up has a releaser; a waiter woken more than once per acquisition may add one more.
-    assert sum(h["count"] for h in lk["holders"]) >= 0.8 * lk["contentions"], "most waits lack a holder"
+    # Every wake-up has a releaser; a waiter woken more than once per acquisition may add one more. A wait
+    # that ended while spinning (3.15 re-reads the lock as it spins; a loaded machine stretches the spin)
+    # was woken by nobody and has no holder.
+    assert sum(h["count"] for h in lk["holders"]) >= 0.8 * lk["parked"], (
+        f"most parked waits lack a holder ({lk['parked']} parked of {lk['contentions']})")
 
 
 def _has_debug_info(python):
@@ -93,19 +97,45 @@ def busiest_lock_waited_in(runner, wl, function, kind):
     return rep, max(found, key=lambda l: l["wait_ns"])
 
 
-def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_python):
-    wl = WORKLOADS / "type_lock.py"
-    rep, lk = busiest_lock_waited_in(runner, wl, "assign", "pymutex")
-    assert top_frame(lk["waiters"][0])["line"] == marker_line(wl, "assign"), lk["waiters"][0]
-    assert lk["holders"] and top_function(lk["holders"][0]) == "assign", f"holders:\n{rep.summary()}"
-    debug = _has_debug_info(ft_python)
+def _field_name_expected(python, lk, field_re):
+    """The interpreter's DWARF names the field; without it the name is an offset, unless a separate debug
+    file supplied the field."""
+    debug = _has_debug_info(python)
     if debug is None:
         pytest.skip("no readelf to tell whether the interpreter has debug information")
     if debug:
-        assert lk["name"] == "PyMutex interp->types.mutex", lk["name"]
-    else:  # without DWARF the name is an offset, unless a separate debug file supplied the field
-        assert lk["name"] == "PyMutex interp->types.mutex" or lk["name"].startswith("PyMutex _PyRuntime+0x"), \
-            lk["name"]
+        assert re.fullmatch(field_re, lk["name"]), lk["name"]
+    else:
+        assert re.fullmatch(field_re, lk["name"]) or lk["name"].startswith("PyMutex _PyRuntime+0x"), lk["name"]
+
+
+def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_python):
+    """weakref.ref() of one shared object from four threads: every call takes the weakref lock chosen by
+    the object's address, one of the PyMutexes inside the interpreter state (all three versions)."""
+    wl = WORKLOADS / "weakref_lock.py"
+    rep, lk = busiest_lock_waited_in(runner, wl, "take_refs", "pymutex")
+    assert top_frame(lk["waiters"][0])["line"] == marker_line(wl, "weakref"), lk["waiters"][0]
+    assert lk["parked"] == 0 or (lk["holders"] and top_function(lk["holders"][0]) == "take_refs"), \
+        f"holders:\n{rep.summary()}"
+    _field_name_expected(ft_python, lk, r"PyMutex interp->weakref_locks\[\d+\]")
+
+
+def test_type_attribute_assignment(runner, ft_python):
+    """Assigning attributes of each thread's own class. 3.13 takes the interpreter's one type lock for
+    every assignment (interp->types.mutex: type_setattro updates the type's version under it); 3.14 and
+    3.15 lock only the class's own dict, so threads that share nothing do not wait on each other there."""
+    wl = WORKLOADS / "type_lock.py"
+    rep = runner.report(runner.run([wl, "--threads", 4]).files)
+    if ft_python.version == (3, 13):
+        found = rep.with_waiter_function("assign", kinds=("pymutex",))
+        assert found, f"no pymutex wait in assign():\n{rep.summary()}"
+        lk = max(found, key=lambda l: l["wait_ns"])
+        assert top_frame(lk["waiters"][0])["line"] == marker_line(wl, "assign"), lk["waiters"][0]
+        assert lk["parked"] == 0 or (lk["holders"] and top_function(lk["holders"][0]) == "assign"), rep.summary()
+        _field_name_expected(ft_python, lk, r"PyMutex interp->types\.mutex")
+    else:
+        typelock = [l for l in rep.of_kind("pymutex") if l["name"] == "PyMutex interp->types.mutex"]
+        assert not typelock, f"the type lock is contended on {ft_python.label}:\n{rep.summary()}"
 
 
 def _report_peak_rss_kib(cli, files):
@@ -128,10 +158,10 @@ def test_recordings_of_one_interpreter_share_its_debug_information(runner, ft_py
         pytest.skip("the interpreter has no debug information: nothing is read")
     files = []
     for _ in range(24):
-        files += runner.run([WORKLOADS / "type_lock.py", "--threads", 3, "--rounds", 20_000]).files
+        files += runner.run([WORKLOADS / "weakref_lock.py", "--threads", 3, "--rounds", 100_000]).files
     rep = runner.report(files)
-    named = [l for l in rep.of_kind("pymutex") if l["name"] == "PyMutex interp->types.mutex"]
-    assert len({l["pid"] for l in named}) >= 12, f"the type lock is named in few recordings:\n{rep.summary()}"
+    named = [l for l in rep.of_kind("pymutex") if re.fullmatch(r"PyMutex interp->weakref_locks\[\d+\]", l["name"])]
+    assert len({l["pid"] for l in named}) >= 12, f"the weakref lock is named in few recordings:\n{rep.summary()}"
     one = _report_peak_rss_kib(runner.cli, files[:1])
     all_ = _report_peak_rss_kib(runner.cli, files)
     per_file = (all_ - one) / (len(files) - 1)
@@ -144,7 +174,9 @@ def test_waits_inside_a_frozen_stdlib_module(runner, ft_python):
     read from the standard library's abc.py."""
     wl = WORKLOADS / "abc_isinstance.py"
     rep, lk = busiest_lock_waited_in(runner, wl, "ABCMeta.__instancecheck__", "critical_section")
-    assert lk["type"] == "set", lk["type"]
+    # The ABC's negative cache: a set of weak references, locked as a set (3.13, 3.14) or, in 3.15, through
+    # the weak reference being looked up.
+    assert lk["type"] in ("set", "weakref.ReferenceType"), lk["type"]
     top = top_frame(lk["waiters"][0])
     assert top["file"] == "<frozen abc>", top
     assert "check" in stack_functions(lk["waiters"][0]), "the workload's caller is missing"

@@ -1,0 +1,39 @@
+"""Threads that take weak references to one shared object: each weakref.ref() looks up the object's
+existing references under one of the interpreter's weakref locks (interp->weakref_locks[N], chosen by
+the object's address; Include/internal/pycore_weakref.h in 3.13-3.15), so the threads wait on a PyMutex
+inside the interpreter state although they share nothing else.
+Prints one JSON line: how many references were taken.
+"""
+import argparse
+import json
+import threading
+import weakref
+
+
+class Shared:
+    pass
+
+
+def take_refs(target, rounds, barrier):
+    barrier.wait()
+    for _ in range(rounds):
+        weakref.ref(target)  # @weakref
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=1_000_000)
+    args = parser.parse_args()
+    target = Shared()
+    barrier = threading.Barrier(args.threads)
+    threads = [threading.Thread(target=take_refs, args=(target, args.rounds, barrier)) for _ in range(args.threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps({"refs": args.threads * args.rounds}))
+
+
+if __name__ == "__main__":
+    main()
