@@ -156,7 +156,7 @@ static void warn_unknown_variables(void)
         /* read by the CLI and the tools */
         "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON", "FTPROF_MULTIARCH",
         /* read by the test harness (tools/run-tests, tests/) */
-        "FTPROF_LIB", "FTPROF_CLI", "FTPROF_PY", "FTPROF_GIL_PY", "FTPROF_PYTHONS", "FTPROF_VERSION", "FTPROF_PYTHONS", "FTPROF_VERSION", "FTPROF_SKIP_SUITES", "FTPROF_SKIP_SLOW",
+        "FTPROF_LIB", "FTPROF_CLI", "FTPROF_PY", "FTPROF_GIL_PY", "FTPROF_PYTHONS", "FTPROF_VERSION", "FTPROF_SKIP_SUITES", "FTPROF_SKIP_SLOW",
         "FTPROF_RESULTS", "FTPROF_KEEP", "FTPROF_FIXTURE_DIR"};
     extern char **environ;
     if (!settings_warn)
