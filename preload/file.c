@@ -505,6 +505,7 @@ void ftp_file_disk_full(int err)
     struct ftp_file_header *h = ftp_state.hdr;
     if (!h)
         return;
+    int saved = errno; /* a hook's caller may look at errno after the call we wrap */
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, FTP_FLAG_DISK_FULL);
     uint64_t kept = FTP_HEADER_SIZE + (uint64_t)atomic_load((_Atomic uint32_t *)&h->chunks_used) * ftp_state.chunk_size;
     char num[24], msg[200];
@@ -523,6 +524,7 @@ void ftp_file_disk_full(int err)
     }
     msg[n] = 0;
     ftp_warn(ftp_state.path, msg, NULL);
+    errno = saved;
 }
 
 /* Something the recorder did not expect: stop recording, keep what is already in the file, and let
