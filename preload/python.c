@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <link.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -50,6 +51,33 @@ static int find_text(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
+
+/* A free-threaded build told to keep the GIL (PYTHON_GIL=1, or -X gil=1, which wins over the variable):
+ * read from the configuration at start-up, because the first look at the interpreter's own flag may
+ * come only after an extension turned the GIL on, and 3.15 turns it on transiently while starting. */
+static bool gil_forced_by_config(void)
+{
+    const char *env = getenv("PYTHON_GIL");
+    bool forced = env && !strcmp(env, "1");
+    const char *argv;
+    uint32_t len, argc;
+    ftp_argv(&argv, &len, &argc);
+    const char *end = argv + len;
+    for (const char *a = argv; a < end; a += strlen(a) + 1) {
+        const char *opt = NULL;
+        if (!strcmp(a, "-X") && a + 3 < end)
+            opt = a + 3;
+        else if (!strncmp(a, "-X", 2))
+            opt = a + 2;
+        if (opt && !strncmp(opt, "gil=", 4))
+            forced = !strcmp(opt + 4, "1");
+        if (!strcmp(a, "-c") || !strcmp(a, "-m") || (a != argv && a[0] != '-'))
+            break; /* the script's own arguments begin */
+    }
+    return forced;
+}
+
 void ftp_python_detect(void)
 {
     struct ftp_python *py = &ftp_state.py;
@@ -61,6 +89,7 @@ void ftp_python_detect(void)
     py->runtime = (uintptr_t)dbg;
     py->version = dbg[1];
     py->free_threaded = dbg[2] != 0;
+    py->gil_forced = py->free_threaded && gil_forced_by_config();
     py->code_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyCode_Type");
     py->type_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyType_Type");
     py->get_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
@@ -108,8 +137,7 @@ void ftp_python_describe(struct ftp_file_header *h)
     uint32_t flags = 0;
     if (py->free_threaded)
         flags |= FTP_FLAG_FREE_THREADED;
-    /* Only a permanent enable counts: 3.15 enables the GIL transiently while it starts up. */
-    bool gil_now = !py->free_threaded || (py->gil_enabled && *py->gil_enabled == INT_MAX);
+    bool gil_now = !py->free_threaded || py->gil_forced;
     if (gil_now)
         flags |= FTP_FLAG_GIL_AT_START;
     atomic_store(&ftp_state.gil_reported, gil_now);

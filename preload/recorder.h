@@ -127,6 +127,7 @@ struct ftp_python {
     bool ready;            /* the main interpreter exists; the fields below are valid */
     bool stacks;           /* we know this layout and can walk frames */
     bool free_threaded;
+    bool gil_forced;       /* free-threaded, but PYTHON_GIL=1 / -X gil=1 keeps the GIL */
     uint64_t version;      /* PY_VERSION_HEX */
     uintptr_t runtime;     /* &_PyRuntime */
     uintptr_t interp;      /* main interpreter */

@@ -195,6 +195,13 @@ def gil_python(request):
     return _python(request.param)
 
 
+@pytest.fixture(scope="session", params=FT_LABELS + GIL_LABELS)
+def any_python(request):
+    """Every interpreter of the matrix, free-threaded and default builds: for tests whose meaning does
+    not depend on the build (the accuracy grid)."""
+    return _python(request.param)
+
+
 # --------------------------------------------------------------------------------------------------
 # Results: every measured ratio is printed (visible with -s) and appended to FTPROF_RESULTS.
 
@@ -335,6 +342,11 @@ def runner(ftprof_lib, ftprof_cli, ft_python, tmp_path):
 @pytest.fixture
 def gil_runner(ftprof_lib, ftprof_cli, gil_python, tmp_path):
     return Runner(ftprof_lib, ftprof_cli, gil_python, tmp_path)
+
+
+@pytest.fixture
+def any_runner(ftprof_lib, ftprof_cli, any_python, tmp_path):
+    return Runner(ftprof_lib, ftprof_cli, any_python, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,14 +14,16 @@ THREADS = [2, 4, 8]
 
 @pytest.mark.parametrize("hold_ms", HOLDS_MS)
 @pytest.mark.parametrize("threads", THREADS)
-def test_lock_accuracy(runner, results, hold_ms, threads):
+def test_lock_accuracy(any_runner, results, hold_ms, threads):
     # About half a second of lock-held time per configuration keeps the whole grid near 10 s.
+    runner = any_runner
     run = runner.run([WORKLOADS / "lock_contention.py", "--threads", threads, "--hold-ms", hold_ms,
                       "--seconds", 0.5])
     truth = run.truth()
     assert truth["contended"] >= 10, f"the workload hardly contended: {truth}"
     rep = runner.report(run.files)
-    check_lock_report(rep, truth, results, f"accuracy lock hold={hold_ms}ms threads={threads}")
+    check_lock_report(rep, truth, results, f"accuracy {runner.python.label} lock hold={hold_ms}ms threads={threads}",
+                      count_bound=0.05)
 
 
 @pytest.mark.parametrize("container", ["dict", "list"])
