@@ -1358,6 +1358,13 @@ static uint64_t prof_innermost_py(struct prof_internal *in, uint32_t file, uint3
     return ((uint64_t)s->py[0].code_id << 32) | (s->py[0].instr_offset & ~FTP_PY_FRAME_ENTRY);
 }
 
+/* Kinds the recorder gives to a wait on a PyMutex (threading.Lock, 3.14's RLock, critical sections,
+ * the interpreter's own mutexes): what a spin can have been waiting for. */
+static bool prof_raw_kind_is_pymutex(uint8_t raw)
+{
+    return raw == FTP_KIND_LOCK || raw == FTP_KIND_RLOCK || raw == FTP_KIND_CRITICAL_SECTION || raw == FTP_KIND_PYMUTEX;
+}
+
 static void prof_attribute_spins(struct prof_internal *in)
 {
     if (in->n_spins == 0)
@@ -1368,6 +1375,11 @@ static void prof_attribute_spins(struct prof_internal *in)
     for (size_t i = 0; i < in->n_sites && !in->oom; i++) {
         const struct psite *s = &in->sites[i];
         const struct plock *l = &in->locks[s->owner];
+        /* A spin is a PyMutex's: only a lock that parks on a PyMutex can be its lock, and only through a
+         * stack it was seen with (without one, the waits of every kind that have no stack would share
+         * it: a GIL wait or a thread's start-up). */
+        if (s->stack_id == 0 || !prof_raw_kind_is_pymutex(l->raw_kind))
+            continue;
         bool ins;
         uint64_t *v = prof_put(in, &best, l->file, s->stack_id, &ins);
         if (v && (ins || in->sites[*v].count < s->count))
@@ -1385,8 +1397,8 @@ static void prof_attribute_spins(struct prof_internal *in)
     }
     for (size_t i = 0; i < in->n_spins && !in->oom; i++) {
         struct pspin *sp = &in->spins[i];
-        uint64_t *v = pmap_get(&best, sp->file, sp->stack_id);
-        uint64_t key = v ? 0 : prof_innermost_py(in, sp->file, sp->stack_id);
+        uint64_t *v = sp->stack_id ? pmap_get(&best, sp->file, sp->stack_id) : NULL;
+        uint64_t key = v || !sp->stack_id ? 0 : prof_innermost_py(in, sp->file, sp->stack_id);
         if (key)
             v = pmap_get(&best_frame, ((uint64_t)sp->file << 32) | (key >> 32), (uint32_t)key);
         uint32_t li;
