@@ -120,6 +120,26 @@ def test_exec_into_self_gets_a_recording_per_image(runner, pattern):
             assert "after_exec" in funcs and "before_exec" not in funcs, (name, funcs)
 
 
+def test_exec_into_a_non_python_program_ends_the_recording(runner):
+    """The new image (a shell) records nothing and prints nothing, but it can still see the recording
+    its process wrote before the exec: it marks it ended by exec and trims it."""
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from contend import burst; "
+            "burst(lambda lock: lock.acquire()); print(os.getpid(), flush=True); "
+            "os.execv('/bin/sh', ['sh', '-c', 'echo shell $$'])")
+    prof = runner.run(["-c", code, WORKLOADS])
+    pid, shell = prof.stdout.splitlines()
+    assert shell == f"shell {pid}", prof.stdout
+    assert prof.stderr == "", prof.stderr
+    (rec,) = prof.files
+    assert rec.name == f"{pid}.ftp"
+    h = read_header(rec)
+    assert h["flags"] & FLAG_ENDED_BY_EXEC and not h["flags"] & FLAG_FINISHED, h
+    chunk_size, _, used = chunk_facts(rec)
+    assert rec.stat().st_size == 4096 + used * chunk_size, "the recording was not trimmed"
+    rep = runner.report(rec)
+    assert rep["files"][0]["ended_by_exec"] and rep.locks, rep.summary()
+
+
 # --------------------------------------------------------------------------------------------------
 # Processes that are not recorded say nothing; the ones that are name the variable and its value.
 
