@@ -23,13 +23,13 @@ def workload_lock(rep, waiter_func="take", kinds=("lock",)):
     return found[0]
 
 
-def check_lock_report(rep, truth, results, label, count_bound=0.2):
+def check_lock_report(rep, truth, results, label, count_bound=0.2, kind="lock"):
     """Compares the waits recorded at the blocking acquire() line with what the workload timed there.
 
     Waits elsewhere on the same lock are real but outside the workload's measure: in 3.13 even
     acquire(blocking=False) spins (up to 40 yields) when it loses a race for an unlocked mutex, and the
     recorder rightly reports that spin at the non-blocking call's line. They are printed, not compared."""
-    lk = workload_lock(rep)
+    lk = workload_lock(rep, kinds=(kind,))
     line = marker_line(LOCK_WL, "acquire")
     at_line = [w for w in lk["waiters"] if top_function(w) == "take" and top_frame(w)["line"] == line]
     wait = sum(w["wait_ns"] for w in at_line)
@@ -74,6 +74,21 @@ def test_lock_contention(runner, results, threads):
     # was woken by nobody and has no holder.
     assert sum(h["count"] for h in lk["holders"]) >= 0.8 * lk["parked"], (
         f"most parked waits lack a holder ({lk['parked']} parked of {lk['contentions']})")
+
+
+def test_rlock_contention(any_runner, results):
+    """threading.RLock, on every build: a PyThread semaphore in 3.13 (recognised by where it was made, the
+    RLock factory), a _PyRecursiveMutex parked on like a Lock's PyMutex from 3.14 (named by its type)."""
+    run = any_runner.run([LOCK_WL, "--rlock", "--threads", 4, "--hold-ms", 1])
+    truth = run.truth()
+    rep = any_runner.report(run.files)
+    lk = check_lock_report(rep, truth, results, f"rlock {any_runner.python.label} threads=4 hold=1ms", kind="rlock")
+    assert lk["threads"] >= 2
+    top_w = top_frame(lk["waiters"][0])
+    assert (top_w["function"], top_w["line"]) == ("take", marker_line(LOCK_WL, "acquire")), top_w
+    assert lk["parked"] == 0 or top_function(lk["holders"][0]) == "hold_and_release", rep.summary()
+    assert not rep.with_waiter_function("take", kinds=("other", "pymutex", "lock")), \
+        f"RLock waits under another kind:\n{rep.summary()}"
 
 
 def _has_debug_info(python):

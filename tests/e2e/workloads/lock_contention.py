@@ -69,6 +69,7 @@ def main():
     ap.add_argument("--gap-ms", type=float, default=None, help="work outside the lock (default hold/4)")
     ap.add_argument("--marker", type=int, default=0)
     ap.add_argument("--forever", action="store_true")
+    ap.add_argument("--rlock", action="store_true", help="a threading.RLock instead of a Lock")
     a = ap.parse_args()
 
     hold_s = a.hold_ms / 1000.0
@@ -76,7 +77,7 @@ def main():
     iters = a.iters or max(10, int(a.seconds / hold_s / a.threads))
     if a.forever:
         iters = 10 ** 9
-    lock = threading.Lock()
+    lock = threading.RLock() if a.rlock else threading.Lock()
     tallies = [Tally() for _ in range(a.threads)]
 
     progress = None
