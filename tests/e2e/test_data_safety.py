@@ -123,8 +123,8 @@ def test_exec_into_self_gets_a_recording_per_image(runner, pattern):
 def test_exec_into_a_non_python_program_ends_the_recording(runner):
     """The new image (a shell) records nothing and prints nothing, but it can still see the recording
     its process wrote before the exec: it marks it ended by exec and trims it."""
-    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from contend import burst; "
-            "burst(lambda lock: lock.acquire()); print(os.getpid(), flush=True); "
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from gated import gated_burst; "
+            "gated_burst(lambda lock: lock.acquire()); print(os.getpid(), flush=True); "
             "os.execv('/bin/sh', ['sh', '-c', 'echo shell $$'])")
     prof = runner.run(["-c", code, WORKLOADS])
     pid, shell = prof.stdout.splitlines()

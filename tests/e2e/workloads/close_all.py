@@ -6,7 +6,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contend import burst  # noqa: E402
+from gated import gated_burst  # noqa: E402
 
 
 def parent_wait(lock):
@@ -23,14 +23,14 @@ def main():
     log = os.open(os.path.join(out, "parent.log"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     os.write(log, b"parent: started\n")
     # More threads at once than ever before: each needs a chunk of its own (a new claim).
-    burst(parent_wait, threads=8, rounds=10)
+    gated_burst(parent_wait, threads=8, rounds=10)
     os.write(log, b"parent: worked\n")
     pid = os.fork()
     if pid == 0:
         os.write(log, b"child: through the inherited descriptor\n")
         own = os.open(os.path.join(out, "child.log"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.write(own, b"child: started\n")
-        burst(child_wait, threads=8, rounds=10)
+        gated_burst(child_wait, threads=8, rounds=10)
         os.write(own, b"child: worked\n")
         os.write(log, b"child: done\n")
         # A normal exit of the child (its recorder trims its file at exit), files still open.

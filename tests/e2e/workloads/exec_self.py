@@ -4,7 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contend import burst  # noqa: E402
+from gated import gated_burst  # noqa: E402
 
 
 def before_exec(lock):
@@ -19,10 +19,10 @@ def main():
     stage = int(sys.argv[1])
     last = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     if stage < last:
-        burst(before_exec)
+        gated_burst(before_exec)
         print(f"image {stage} pid {os.getpid()}", flush=True)
         os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), str(stage + 1), str(last)])
-    burst(after_exec)
+    gated_burst(after_exec)
     print(f"image {stage} pid {os.getpid()}", flush=True)
     return 0
 

@@ -4,7 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contend import burst  # noqa: E402
+from gated import gated_burst  # noqa: E402
 
 
 def wide_wait(lock):
@@ -14,7 +14,7 @@ def wide_wait(lock):
 def main():
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 16
     for phase in range(3):
-        burst(wide_wait, threads=threads, rounds=10)
+        gated_burst(wide_wait, threads=threads, rounds=10)
         print(f"phase {phase} done", flush=True)
     return 0
 
