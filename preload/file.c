@@ -31,6 +31,7 @@ FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
 
 /* ---- which process wrote a file: kept across exec, unique on one machine ---- */
 struct ftp_identity {
+    bool read;            /* read only when needed: most processes never look at an existing file */
     uint64_t start_ticks; /* 0: unknown (no /proc), never matched */
     uint64_t pid_ns;
     uint8_t boot_id[16];
@@ -56,7 +57,10 @@ static int hexval(char c)
 
 static void read_identity(struct ftp_identity *id)
 {
+    if (id->read)
+        return;
     memset(id, 0, sizeof *id);
+    id->read = true;
     char buf[1024];
     /* Field 22 (starttime) of /proc/self/stat; the command name in field 2 may hold spaces and ')'. */
     if (read_small("/proc/self/stat", buf, sizeof buf)) {
@@ -157,11 +161,14 @@ static int open_checked(const char *path, int flags, const struct stat *want, st
 /* An existing file at our name that our own process wrote before it exec'd (same pid, same start,
  * same pid namespace and boot): mark it ended by exec, give back its unused tail, and tell the caller
  * to move on to the next name. Anything else at the name is not ours. */
-static bool own_earlier_image(const char *path, const struct stat *lst, const struct ftp_identity *id)
+static bool own_earlier_image(const char *path, const struct stat *lst, struct ftp_identity *id)
 {
     struct stat st;
     struct ftp_file_header h;
     if (!S_ISREG(lst->st_mode) || lst->st_uid != geteuid() || lst->st_size < FTP_HEADER_SIZE)
+        return false;
+    read_identity(id);
+    if (!id->start_ticks)
         return false;
     int fd = open_checked(path, O_RDONLY, lst, &st);
     if (fd < 0)
@@ -194,7 +201,7 @@ enum name_refusal { NAME_OK, NAME_EXISTS, NAME_LINK, NAME_DIR, NAME_DEVICE, NAME
 
 /* Moves *attempt to the first candidate name that does not exist, finishing our own earlier images on
  * the way; NAME_OK with the name in `path`, or why there is none. */
-static enum name_refusal choose_name(char *path, size_t size, int *attempt, const struct ftp_identity *id, int *err)
+static enum name_refusal choose_name(char *path, size_t size, int *attempt, struct ftp_identity *id, int *err)
 {
     for (; *attempt < FTP_MAX_EXEC_NAMES; ++*attempt) {
         bool had_pid;
@@ -292,8 +299,7 @@ static bool env_set(const char *name)
 int ftp_file_open(bool forked_child)
 {
     char path[1100];
-    struct ftp_identity id;
-    read_identity(&id);
+    struct ftp_identity id = {0};
     int attempt = 0, err = 0;
     enum name_refusal why = choose_name(path, sizeof path, &attempt, &id, &err);
     if (why != NAME_OK) {
@@ -371,6 +377,7 @@ int ftp_file_open(bool forked_child)
     h->chunk_count = count;
     h->pid = ftp_state.pid;
     h->ppid = (uint32_t)getppid();
+    read_identity(&id);
     h->proc_start_ticks = id.start_ticks;
     h->pid_ns = id.pid_ns;
     memcpy(h->boot_id, id.boot_id, sizeof h->boot_id);
@@ -447,11 +454,9 @@ out_close:
 void ftp_file_close_predecessor(void)
 {
     char path[1100];
-    struct ftp_identity id;
+    struct ftp_identity id = {0};
     int attempt = 0, err;
-    read_identity(&id);
-    if (id.start_ticks)
-        choose_name(path, sizeof path, &attempt, &id, &err);
+    choose_name(path, sizeof path, &attempt, &id, &err);
 }
 
 /* The recording, opened again for one call, if it is still the file we created. */
