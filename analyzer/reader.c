@@ -47,13 +47,13 @@ static int rd_fail(int code, char *err, size_t errlen, const char *what)
 static const char *rd_not_regular(mode_t mode)
 {
     if (S_ISDIR(mode))
-        return "is a directory, not a recording";
+        return "is a directory, not a recording file";
     if (S_ISFIFO(mode))
-        return "is a FIFO, not a recording (give the file it was copied to)";
+        return "is a FIFO (a named pipe), not a recording file";
     if (S_ISSOCK(mode))
-        return "is a socket, not a recording";
+        return "is a socket, not a recording file";
     if (S_ISCHR(mode) || S_ISBLK(mode))
-        return "is a device, not a recording";
+        return "is a device, not a recording file";
     return "is not a regular file";
 }
 
