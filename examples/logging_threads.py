@@ -39,8 +39,8 @@ per-object lock, a convoy of its own with more threads than cores), and the type
 On two cores the run time hardly changes - the lines still have to be formatted and
 written - but no thread waits for another one's formatting or file write any more.
 
-    ftprof run -o before.ftp -- python3.13t examples/logging_threads.py
-    ftprof run -o after.ftp  -- python3.13t examples/logging_threads.py --fixed
+    ftprof run -o before.ftp -- python3.14t examples/logging_threads.py
+    ftprof run -o after.ftp  -- python3.14t examples/logging_threads.py --fixed
 """
 
 import argparse

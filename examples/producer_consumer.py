@@ -27,8 +27,8 @@ of once per order. The ``lock`` entries shrink; the ``condition`` section stays,
 consumers still wait for work, as they should. The run time hardly changes: it is set by
 the arrival rate.
 
-    ftprof run -o before.ftp -- python3.13t examples/producer_consumer.py
-    ftprof run -o after.ftp  -- python3.13t examples/producer_consumer.py --fixed
+    ftprof run -o before.ftp -- python3.14t examples/producer_consumer.py
+    ftprof run -o after.ftp  -- python3.14t examples/producer_consumer.py --fixed
 """
 
 import argparse

@@ -9,14 +9,15 @@ Eight worker threads (a ThreadPoolExecutor) serve simulated requests. Each reque
 
 Run it under the profiler::
 
-    ftprof run -- python3.13t examples/service.py
+    ftprof run -- python3.14t examples/service.py
 
 and the report's first entry is that ``lock``: its waiters sit on the ``with RENDER_LOCK:``
 line in ``handle_request``, and its holders release it at the end of that block, after
 ``render_template``. Next comes a ``critical_section`` on a ``dict``, on the ``CACHE.get``
 line: in CPython 3.13t ``dict.get`` runs under the dict's per-object lock (as do all writes),
 so eight threads reading one cache queue on it, even though reading with ``d[key]`` would
-not take that lock at all.
+not take that lock at all. (3.14 made ``dict.get`` lock-free: there only the cache writes
+take the dict's lock, and the dict hardly shows.)
 
 The fix (``--fixed``): the lock protected nothing that needs it (the templates never change
 and the cache is a dict), so rendering runs outside any lock. The cache is sharded by key
@@ -24,8 +25,8 @@ into several dicts and read with ``shard[key]`` (no lock) instead of ``.get``, s
 writes of new pages take a dict's lock, and they rarely meet on the same shard. Compare the
 two profiles::
 
-    ftprof run -o before.ftp -- python3.13t examples/service.py
-    ftprof run -o after.ftp  -- python3.13t examples/service.py --fixed
+    ftprof run -o before.ftp -- python3.14t examples/service.py
+    ftprof run -o after.ftp  -- python3.14t examples/service.py --fixed
 """
 
 import argparse

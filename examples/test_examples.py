@@ -4,7 +4,7 @@ after its fix, with the report read as JSON.
     python3 -m pytest examples/test_examples.py
 
 Paths: FTPROF_CLI (the analyzer; the recorder is found next to it) and FTPROF_PY (a free-threaded
-CPython 3.13), else $BUILD/analyzer/ftprof (BUILD defaults to build) and tools/ft-python. Missing
+CPython, 3.14t in `make test`), else $BUILD/analyzer/ftprof (BUILD defaults to build) and tools/ft-python. Missing
 ones skip the tests. Eight profiled runs of a few seconds each.
 """
 import json
@@ -34,10 +34,17 @@ def _python():
     if env:
         return env
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    built = cache / "ftprof" / "cpython-3.13-ft" / "bin" / "python3.13t"
-    if built.is_file():
-        return str(built)
+    for v in ("3.14", "3.15", "3.13"):
+        built = cache / "ftprof" / f"cpython-{v}-ft" / "bin" / f"python{v}t"
+        if built.is_file():
+            return str(built)
     pytest.skip("no free-threaded python (run tools/ft-python, or set FTPROF_PY)")
+
+
+def _python_version():
+    out = subprocess.run([_python(), "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return tuple(int(x) for x in out)
 
 
 def profile(tmp_path, script, *args):
@@ -91,8 +98,9 @@ def test_service_render_lock_is_the_hotspot_and_the_fix_removes_it(tmp_path):
     assert top["kind"] == "lock"
     render = waits(before, {"lock"}, "handle_request", "with RENDER_LOCK:")
     assert render >= 0.5 * contention(before), "the render lock is not the main contention"
-    assert waits(before, {"critical_section"}, "handle_request") > 0, "no dict critical section seen"
-    assert any(l["kind"] == "critical_section" and l["type"] == "dict" for l in before["locks"])
+    if _python_version() == (3, 13):  # 3.14 made dict.get lock-free: the cache is hardly contended there
+        assert waits(before, {"critical_section"}, "handle_request") > 0, "no dict critical section seen"
+        assert any(l["kind"] == "critical_section" and l["type"] == "dict" for l in before["locks"])
 
     after, _ = profile(tmp_path, "service.py", "--fixed")
     before_request = waits(before, {"lock", "critical_section"}, "handle_request")

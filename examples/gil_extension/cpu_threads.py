@@ -16,8 +16,8 @@ module safe without the GIL - and only then does it declare
 ``{Py_mod_gil, Py_MOD_GIL_NOT_USED}``. Importing it leaves the GIL off, the notice and the
 ``gil`` entry disappear, and the threads use every core.
 
-    ftprof run -o before.ftp -- python3.13t examples/gil_extension/cpu_threads.py
-    ftprof run -o after.ftp  -- python3.13t examples/gil_extension/cpu_threads.py --fixed
+    ftprof run -o before.ftp -- python3.14t examples/gil_extension/cpu_threads.py
+    ftprof run -o after.ftp  -- python3.14t examples/gil_extension/cpu_threads.py --fixed
 """
 
 import argparse

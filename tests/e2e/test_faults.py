@@ -122,7 +122,7 @@ def test_ten_thousand_short_threads(runner, results):
     results.add("10000 threads", seconds_plain=t1 - t0, seconds_profiled=t2 - t1,
                 threads_seen=len(rep["threads"]), contentions=rep.total("contentions"),
                 dropped=rep["dropped_events"])
-    for lk in rep.with_waiter_function("bump"):
+    for lk in rep.with_waiter_function("bump", kinds=("lock",)):
         top = top_frame(lk["waiters"][0])
         assert top["function"] == "bump" and top["line"] == marker_line(WORKLOADS / "many_threads.py", "bump")
     assert t2 - t1 < max(30.0, 5 * (t1 - t0)), "10,000 threads are more than 5x slower under the recorder"

@@ -137,21 +137,18 @@ def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_pytho
 
 
 def test_type_attribute_assignment(runner, ft_python):
-    """Assigning attributes of each thread's own class. 3.13 takes the interpreter's one type lock for
-    every assignment (interp->types.mutex: type_setattro updates the type's version under it); 3.14 and
-    3.15 lock only the class's own dict, so threads that share nothing do not wait on each other there."""
+    """Assigning attributes of each thread's own class: no object is shared, but every assignment takes
+    the interpreter's one type lock (interp->types.mutex: type_setattro updates the type's version under
+    it). 3.14 and 3.15 also lock the class's own dict there, and contend on the type lock much less."""
     wl = WORKLOADS / "type_lock.py"
     rep = runner.report(runner.run([wl, "--threads", 4]).files)
+    found = rep.with_waiter_function("assign", kinds=("pymutex",))
     if ft_python.version == (3, 13):
-        found = rep.with_waiter_function("assign", kinds=("pymutex",))
         assert found, f"no pymutex wait in assign():\n{rep.summary()}"
-        lk = max(found, key=lambda l: l["wait_ns"])
+    for lk in found:
         assert top_frame(lk["waiters"][0])["line"] == marker_line(wl, "assign"), lk["waiters"][0]
         assert lk["parked"] == 0 or (lk["holders"] and top_function(lk["holders"][0]) == "assign"), rep.summary()
         _field_name_expected(ft_python, lk, r"PyMutex interp->types\.mutex")
-    else:
-        typelock = [l for l in rep.of_kind("pymutex") if l["name"] == "PyMutex interp->types.mutex"]
-        assert not typelock, f"the type lock is contended on {ft_python.label}:\n{rep.summary()}"
 
 
 def _report_peak_rss_kib(cli, files):
@@ -227,7 +224,9 @@ def test_critical_section(runner, results, container, writers):
     top_w = top_frame(lk["waiters"][0])
     assert top_w["function"] == writer, f"top waiter frame {top_w}\n{rep.summary()}"
     assert top_w["line"] == marker_line(wl, f"{container}-writer"), f"top waiter frame {top_w}"
-    assert lk["holders"], f"no holder recorded for the {container}'s critical section"
+    # A writer that took the lock while still spinning (40 yields, stretched on a loaded machine) was woken
+    # by nobody: its holder is unknown. Every writer that parked was woken by the holder.
+    assert lk["holders"] or lk["parked"] == 0, f"no holder recorded for the {container}'s critical section"
     # A writer woken by the long operation's end then wakes the next writer, so with several writers
     # the releasers are the holder and the writers; with one writer, only the holder.
     releasers = {top_function(h) for h in lk["holders"]}
@@ -301,7 +300,10 @@ def test_gil_kept_from_the_start(runner, how):
     assert [f["gil_at_start"] for f in plain["files"]] == [False], plain["files"]
 
 
-def test_queue_waits_are_conditions(runner):
+def test_queue_waits_are_conditions(any_runner):
+    """Consumers blocked in Queue.get() wait for work, on every build (on the GIL builds too, where the
+    waits are the same Condition.wait parks)."""
+    runner = any_runner
     run = runner.run([WORKLOADS / "queue_pc.py"])
     rep = runner.report(run.files)
     cond = rep.of_kind("condition")
@@ -351,11 +353,12 @@ def test_gil_build_cpu_threads(gil_runner):
 
 
 def test_gil_build_lock_workload(gil_runner, results):
-    run = gil_runner.run([LOCK_WL, "--threads", 4, "--hold-ms", 0.2])
+    run = gil_runner.run([LOCK_WL, "--threads", 4, "--hold-ms", 0.2, "--busy-hold"])
     rep = gil_runner.report(run.files)
     gil = rep.of_kind("gil")
     assert gil, f"no gil waits on the default build:\n{rep.summary()}"
     workload_funcs = {"take", "hold_and_release", "outside", "worker"}
+    # Also, threading's own waits re-take the GIL when they return (Thread.start's Condition.wait).
     waited_in = {top_function(w) for lk in gil for w in lk["waiters"]}
     assert waited_in & workload_funcs, f"gil waits not in the workload's functions: {waited_in}"
     main = max(gil, key=lambda x: x["wait_ns"])

@@ -21,13 +21,14 @@ class Tally:
         self.acquisitions = 0
 
 
-# With a GIL, a holder that spins keeps it too, and no waiter even gets to try the lock: holders sleep.
-GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
+# With a GIL, a holder that spins keeps it too, and no waiter even gets to try the lock: holders sleep,
+# unless --busy-hold asks for the GIL to be kept (threads then queue for the GIL instead).
+SLEEP_SHORT_HOLDS = getattr(sys, "_is_gil_enabled", lambda: True)() and "--busy-hold" not in sys.argv
 
 
 def hold_and_release(lock, hold_s):
     end = time.perf_counter() + hold_s
-    if hold_s >= 0.001 or GIL:
+    if hold_s >= 0.001 or SLEEP_SHORT_HOLDS:
         time.sleep(hold_s)
     while time.perf_counter() < end:
         pass
@@ -70,6 +71,7 @@ def main():
     ap.add_argument("--marker", type=int, default=0)
     ap.add_argument("--forever", action="store_true")
     ap.add_argument("--rlock", action="store_true", help="a threading.RLock instead of a Lock")
+    ap.add_argument("--busy-hold", action="store_true", help="spin through holds under 1 ms, even with a GIL")
     a = ap.parse_args()
 
     hold_s = a.hold_ms / 1000.0
