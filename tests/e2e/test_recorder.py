@@ -320,6 +320,23 @@ def test_queue_waits_are_conditions(any_runner):
     assert rep.total("wait_ns", cond) > lock_wait, f"lock contention dominates a queue:\n{rep.summary()}"
 
 
+def test_thread_join_is_waiting_for_work(any_runner):
+    """Joining sleeping workers is a thread_join wait at the join line, as long as the workload measured
+    it, on every build; it is never counted as lock contention."""
+    wl = WORKLOADS / "join_wait.py"
+    run = any_runner.run([wl])
+    truth = run.truth()
+    rep = any_runner.report(run.files)
+    joins = rep.of_kind("thread_join")
+    assert joins, f"no thread_join waits:\n{rep.summary()}"
+    at_line = [w for lk in joins for w in lk["waiters"]
+               if any(f["function"] == "main" and f["line"] == marker_line(wl, "join") for f in w["stack"])]
+    assert at_line, f"no join wait from the join line:\n{rep.summary()}"
+    r = ratio(sum(w["wait_ns"] for w in at_line), truth["join_ns"])
+    assert 0.85 <= r <= 1.15, f"join wait {r:.3f} of the measured {truth['join_ns'] / 1e6:.1f} ms"
+    assert not rep.with_waiter_function("Thread.join", kinds=("lock", "rlock", "pymutex", "other")), rep.summary()
+
+
 def test_sqlite_shared_connection(runner):
     wl = WORKLOADS / "sqlite_shared.py"
     run = runner.run([wl, "--threads", 3])
@@ -385,9 +402,10 @@ def test_native_stacks_join_python_frames(runner):
     assert stack[first_py]["line"] == marker_line(wl, "execute")
 
 
-def test_thread_names_are_the_threading_names(runner):
+def test_thread_names_are_the_threading_names(any_runner):
     """Each thread is named as threading knows it: MainThread, and the workers' worker-N (their
     threading.Thread(name=...)), which the OS never hears of in 3.13."""
+    runner = any_runner
     run = runner.run([LOCK_WL, "--threads", 3, "--hold-ms", 1, "--seconds", 0.2])
     rep = runner.report(run.files)
     names = sorted(t["name"] for t in rep["threads"] if t["name"])
