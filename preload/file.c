@@ -364,7 +364,8 @@ int ftp_file_open(bool forked_child)
         goto out_close;
     }
     fail_err = 0;
-    /* Chunks are reserved through the mapping where the kernel can (5.14+); else by name (ring.c). */
+    /* Chunks are reserved through the mapping where the kernel can (5.14+); else by name (ring.c).
+     * FTPROF_TEST_NO_POPULATE=1 takes the second way on any kernel, for the tests. */
     ftp_state.populate = madvise(map, FTP_HEADER_SIZE, MADV_POPULATE_WRITE) == 0 && !env_set("FTPROF_TEST_NO_POPULATE");
 
     struct ftp_file_header *h = map;
