@@ -1,4 +1,4 @@
-/* The subcommands of the ftprof CLI and the helpers they share (main.c). */
+/* The subcommands of the ftprof CLI (cmd_*.c, dispatched by main.c) and the helpers they share (cmd.c). */
 #ifndef FTPROF_ANALYZER_CMD_H
 #define FTPROF_ANALYZER_CMD_H
 

@@ -1,0 +1,136 @@
+/* Helpers every subcommand shares: error lines, loading recordings, output files, arguments. */
+#include "cmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reader.h"
+
+int cmd_error(int code, const char *subject, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (subject)
+        fprintf(stderr, "ftprof: %s: ", subject);
+    else
+        fputs("ftprof: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet)
+{
+    char err[256] = "";
+    size_t failed = 0;
+    int rc = prof_load(p, paths, n, quiet, &failed, err, sizeof(err));
+    if (rc == 0)
+        return FTPROF_EXIT_OK;
+    return cmd_error(rd_exit_code(rc), failed < n ? paths[failed] : NULL, "%s", err);
+}
+
+FILE *cmd_create_output(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "already exists; not overwriting it");
+        else
+            cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "cannot create: %s", strerror(errno));
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "cannot create: %s", strerror(e));
+    }
+    return f;
+}
+
+int cmd_finish_output(FILE *f, const char *path, int write_err)
+{
+    int e = write_err < 0 ? -write_err : 0;
+    if (fflush(f) != 0 && !e)
+        e = errno;
+    if (!e && ferror(f))
+        e = EIO;
+    if (!e && fsync(fileno(f)) != 0 && errno != EINVAL)
+        e = errno;
+    if (fclose(f) != 0 && !e)
+        e = errno;
+    if (e) {
+        unlink(path);
+        return cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "cannot write: %s", strerror(e));
+    }
+    return FTPROF_EXIT_OK;
+}
+
+bool cmd_parse_count(const char *s, size_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v == 0 || s[0] == '-')
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+static const struct cmd_option *cmd_find_option(const struct cmd_option *opts, const char *arg, size_t len)
+{
+    for (; opts->name; opts++)
+        if ((strlen(opts->name) == len && strncmp(arg, opts->name, len) == 0) ||
+            (opts->alias && strlen(opts->alias) == len && strncmp(arg, opts->alias, len) == 0))
+            return opts;
+    return NULL;
+}
+
+int cmd_parse_args(int argc, char **argv, const char *command, const char *usage, const struct cmd_option *opts,
+                   char **files, size_t *n_files, bool *help)
+{
+    *n_files = 0;
+    *help = false;
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options_done || a[0] != '-' || !a[1]) {
+            files[(*n_files)++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            puts(usage);
+            *help = true;
+            return FTPROF_EXIT_OK;
+        }
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        const struct cmd_option *o = cmd_find_option(opts, a, eq ? (size_t)(eq - a) : strlen(a));
+        if (!o)
+            return cmd_error(FTPROF_EXIT_USAGE, command, "unknown option '%s' (%s)", a, usage);
+        if (!o->value) {
+            if (eq)
+                return cmd_error(FTPROF_EXIT_USAGE, command, "%s takes no value", o->name);
+            *o->flag = true;
+        } else if (eq) {
+            *o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            *o->value = argv[++i];
+        } else {
+            return cmd_error(FTPROF_EXIT_USAGE, command, "%s needs a value (%s)", o->name, usage);
+        }
+    }
+    return FTPROF_EXIT_OK;
+}

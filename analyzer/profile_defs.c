@@ -1,0 +1,203 @@
+/* Pass 1 over a recording: the definitions later records refer to by id (threads, code objects,
+ * stacks, types, loaded modules) and the GIL coming back. */
+#include "profile_model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "linetable.h"
+
+int prof_code_line(struct prof_internal *in, uint32_t file, uint32_t code_id, uint32_t offset)
+{
+    struct pcode *c = prof_code(in, file, code_id);
+    if (!c || !c->linetable)
+        return 0;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->lines, ((uint64_t)file << 32) | code_id, offset, &ins);
+    if (!slot)
+        return 0;
+    if (ins)
+        *slot = (uint64_t)linetable_line(c->linetable, c->linetable_len, c->firstlineno, offset);
+    return (int)*slot;
+}
+
+static void prof_def_thread(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_thread))
+        return;
+    const struct ftp_rec_thread *t = (const void *)rec;
+    struct profile *p = in->p;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->threads_map, in->cur_file, t->tid, &ins);
+    if (!slot)
+        return;
+    if (ins) {
+        struct prof_thread *th = prof_push(in, (void **)&p->threads, &p->n_threads, &in->cap_threads,
+                                           sizeof(*th));
+        if (!th)
+            return;
+        th->tid = t->tid;
+        th->pid = p->files[in->cur_file].pid;
+        *slot = p->n_threads - 1;
+    }
+    /* The Python name (threading.Thread.name) when the recorder read one, else the OS name. */
+    if (t->py_name_len && t->py_name_len <= rec->size - sizeof(*t)) {
+        p->threads[*slot].name = prof_intern(in, (const char *)(t + 1), t->py_name_len);
+        return;
+    }
+    size_t nlen = strnlen(t->name, sizeof(t->name));
+    /* The record is repeated in every chunk the thread writes; an OS name never replaces a name
+     * already known (the Python one may have come first). */
+    if (nlen && !p->threads[*slot].name)
+        p->threads[*slot].name = prof_intern(in, t->name, nlen);
+}
+
+static void prof_def_code(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_code))
+        return;
+    const struct ftp_rec_code *c = (const void *)rec;
+    uint64_t need = sizeof(*c) + (uint64_t)c->filename_len + c->qualname_len + c->linetable_len;
+    if (need > rec->size)
+        return;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->codes_map, in->cur_file, c->code_id, &ins);
+    if (!slot || !ins)
+        return;
+    struct pcode *pc = PUSH(in, codes);
+    if (!pc) {
+        pmap_del(&in->codes_map, in->cur_file, c->code_id);
+        return;
+    }
+    *slot = in->n_codes - 1;
+    const char *s = (const char *)(c + 1);
+    pc->filename = c->filename_len ? prof_intern(in, s, c->filename_len) : NULL;
+    pc->qualname = c->qualname_len ? prof_intern(in, s + c->filename_len, c->qualname_len)
+                                   : prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN));
+    pc->firstlineno = c->firstlineno;
+    if (c->linetable_len) {
+        pc->linetable = malloc(c->linetable_len);
+        if (pc->linetable) {
+            memcpy(pc->linetable, s + c->filename_len + c->qualname_len, c->linetable_len);
+            pc->linetable_len = c->linetable_len;
+        }
+    }
+}
+
+static void prof_def_stack(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_stack))
+        return;
+    const struct ftp_rec_stack *s = (const void *)rec;
+    uint64_t need = sizeof(*s) + (uint64_t)s->py_count * sizeof(struct ftp_py_frame) +
+                    (uint64_t)s->native_count * sizeof(uint64_t);
+    if (need > rec->size)
+        return;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->stacks_map, in->cur_file, s->stack_id, &ins);
+    if (!slot || !ins)
+        return;
+    struct pstack *ps = PUSH(in, stacks);
+    if (!ps) {
+        pmap_del(&in->stacks_map, in->cur_file, s->stack_id);
+        return;
+    }
+    *slot = in->n_stacks - 1;
+    ps->file = in->cur_file;
+    ps->cls = -1;
+    ps->dangling = -1;
+    size_t pyb = (size_t)s->py_count * sizeof(struct ftp_py_frame);
+    size_t nb = (size_t)s->native_count * sizeof(uint64_t);
+    ps->py = pyb ? malloc(pyb) : NULL;
+    ps->native = nb ? malloc(nb) : NULL;
+    if ((pyb && !ps->py) || (nb && !ps->native)) {
+        in->oom = true;
+        return;
+    }
+    if (pyb)
+        memcpy(ps->py, s + 1, pyb);
+    if (nb)
+        memcpy(ps->native, (const char *)(s + 1) + pyb, nb);
+    ps->py_count = s->py_count;
+    ps->native_count = s->native_count;
+}
+
+static void prof_def_type(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_type))
+        return;
+    const struct ftp_rec_type *t = (const void *)rec;
+    if (sizeof(*t) + (uint64_t)t->name_len > rec->size || t->name_len == 0)
+        return;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->types_map, in->cur_file, t->type_id, &ins);
+    if (slot && ins)
+        *slot = (uint64_t)(uintptr_t)prof_intern(in, (const char *)(t + 1), t->name_len);
+}
+
+static void prof_def_module(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_module))
+        return;
+    const struct ftp_rec_module *m = (const void *)rec;
+    if (sizeof(*m) + (uint64_t)m->build_id_len + m->path_len > rec->size || m->end <= m->start)
+        return;
+    struct pfiledefs *d = &in->defs[in->cur_file];
+    struct pmodule *pm = prof_push(in, (void **)&d->mods, &d->n_mods, &d->cap_mods, sizeof(*pm));
+    if (!pm)
+        return;
+    const char *b = (const char *)(m + 1);
+    pm->base = m->base;
+    pm->start = m->start;
+    pm->end = m->end;
+    pm->path = prof_intern(in, b + m->build_id_len, m->path_len);
+    if (m->build_id_len) {
+        pm->build_id = malloc(m->build_id_len);
+        if (pm->build_id) {
+            memcpy(pm->build_id, b, m->build_id_len);
+            pm->build_id_len = m->build_id_len;
+        }
+    }
+}
+
+static void prof_def_gil(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_gil_enabled))
+        return;
+    const struct ftp_rec_gil_enabled *g = (const void *)rec;
+    if (sizeof(*g) + (uint64_t)g->path_len > rec->size)
+        return;
+    struct profile *p = in->p;
+    struct prof_gil_event *ev = prof_push(in, (void **)&p->gil_events, &p->n_gil_events, &in->cap_gil,
+                                          sizeof(*ev));
+    if (!ev)
+        return;
+    const char *path = (const char *)(g + 1);
+    size_t plen = strnlen(path, g->path_len);
+    const char *base = path;
+    for (size_t i = 0; i < plen; i++)
+        if (path[i] == '/')
+            base = path + i + 1;
+    size_t blen = plen - (size_t)(base - path);
+    const char *dot = memchr(base, '.', blen);
+    ev->path = prof_intern(in, path, plen);
+    ev->module = prof_intern(in, base, dot ? (size_t)(dot - base) : blen);
+    ev->time_ns = g->time_ns;
+    ev->file = in->cur_file;
+}
+
+bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec)
+{
+    (void)chunk;
+    struct prof_internal *in = ctx;
+    switch (rec->type) {
+    case FTP_REC_THREAD: prof_def_thread(in, rec); break;
+    case FTP_REC_CODE: prof_def_code(in, rec); break;
+    case FTP_REC_STACK: prof_def_stack(in, rec); break;
+    case FTP_REC_TYPE: prof_def_type(in, rec); break;
+    case FTP_REC_MODULE: prof_def_module(in, rec); break;
+    case FTP_REC_GIL_ENABLED: prof_def_gil(in, rec); break;
+    default: break;
+    }
+    return !in->oom;
+}

@@ -1,0 +1,532 @@
+/* Pass 2 over a recording: waits become acquisitions, aggregated as they pass into per-lock totals,
+ * histograms and per-(lock, stack) sums; wake-ups are joined to the waits they ended. After all files,
+ * spins (which name no lock) are placed on the locks their stacks park on, and the holders of merged
+ * rows are gathered. */
+#include "profile_model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool prof_is_threading(const char *file)
+{
+    return prof_ends_with(file, "/threading.py") || (file && strcmp(file, "threading.py") == 0);
+}
+
+static int prof_stack_class(struct prof_internal *in, uint32_t file, uint32_t stack_id)
+{
+    struct pstack *s = prof_stack_def(in, file, stack_id);
+    if (!s)
+        return 0;
+    if (s->cls >= 0)
+        return s->cls;
+    int cls = 0;
+    for (uint16_t i = 0; i < s->py_count; i++) {
+        struct pcode *c = prof_code(in, file, s->py[i].code_id);
+        if (!c || !prof_is_threading(c->filename))
+            continue;
+        const char *q = c->qualname;
+        if (strcmp(q, "Thread.join") == 0 || prof_ends_with(q, "_wait_for_tstate_lock") ||
+            strcmp(q, "_shutdown") == 0)
+            cls |= CLS_JOIN;
+        if (i == 0 && (strcmp(q, "Condition.wait") == 0 || strcmp(q, "Condition.wait_for") == 0)) {
+            int line = prof_code_line(in, file, s->py[0].code_id, s->py[0].instr_offset & ~FTP_PY_FRAME_ENTRY);
+            const char *text = prof_source_text(in, c->filename, line);
+            /* Without the source, Condition.wait itself is the best evidence of waiting for a notify. */
+            if (!text || strstr(text, "waiter.acquire"))
+                cls |= CLS_CONDITION;
+        }
+    }
+    s->cls = cls;
+    return cls;
+}
+
+static enum prof_kind prof_refine(uint8_t raw, int cls)
+{
+    switch (raw) {
+    case FTP_KIND_EVENT: return (cls & CLS_JOIN) ? PROF_KIND_THREAD_JOIN : PROF_KIND_OTHER;
+    case FTP_KIND_LOCK: return (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_LOCK;
+    case FTP_KIND_RLOCK: return (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_RLOCK;
+    case FTP_KIND_PYTHREAD_LOCK: return (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_OTHER;
+    case FTP_KIND_PYMUTEX: return (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_PYMUTEX;
+    case FTP_KIND_COND_WAIT: return PROF_KIND_CONDITION;
+    case FTP_KIND_CRITICAL_SECTION: return PROF_KIND_CRITICAL_SECTION;
+    case FTP_KIND_STOP_THE_WORLD: return PROF_KIND_STOP_THE_WORLD;
+    case FTP_KIND_GIL: return PROF_KIND_GIL;
+    case FTP_KIND_CONDITION: return PROF_KIND_CONDITION;
+    case FTP_KIND_THREAD_JOIN: return PROF_KIND_THREAD_JOIN;
+    case FTP_KIND_PTHREAD_MUTEX: return PROF_KIND_PTHREAD_MUTEX;
+    case FTP_KIND_PTHREAD_RWLOCK: return PROF_KIND_PTHREAD_RWLOCK;
+    default: return PROF_KIND_OTHER;
+    }
+}
+
+static bool prof_lock_knows_tid(struct plock *l, uint32_t tid)
+{
+    for (unsigned i = 0; i < PROF_LOCK_TIDS; i++)
+        if (l->recent_tids[i] == tid + 1)
+            return true;
+    l->recent_tids[tid % PROF_LOCK_TIDS] = tid + 1;
+    return false;
+}
+
+static bool prof_merged_kind(enum prof_kind kind, uint8_t raw)
+{
+    /* Every thread parks on its own thread state during a pause: one row for all the pauses. */
+    if (kind == PROF_KIND_STOP_THE_WORLD)
+        return true;
+    if (kind == PROF_KIND_THREAD_JOIN)
+        return raw == FTP_KIND_EVENT;
+    return kind == PROF_KIND_CONDITION && (raw == FTP_KIND_LOCK || raw == FTP_KIND_RLOCK ||
+                                           raw == FTP_KIND_PYTHREAD_LOCK || raw == FTP_KIND_PYMUTEX);
+}
+
+static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint64_t addr, enum prof_kind kind,
+                                   uint32_t type_id, uint8_t raw, uint8_t region, uint32_t region_offset,
+                                   uint32_t *index)
+{
+    /* Waits of kind `other` come from different recorder kinds that must not merge. */
+    uint8_t variant = (kind == PROF_KIND_OTHER || raw == FTP_KIND_SPIN) ? raw : 0;
+    if (prof_merged_kind(kind, raw))
+        variant = 0xff;
+    uint64_t k2 = ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
+    /* Most acquisitions hit a lock seen moments ago: a direct-mapped cache saves the map probe. */
+    struct prof_lock_cache *c = &in->lock_cache[(addr ^ (addr >> 12) ^ k2 ^ (k2 >> 29)) % PROF_LOCK_CACHE];
+    if (c->valid && c->addr == addr && c->k2 == k2) {
+        *index = c->index;
+        return &in->locks[c->index];
+    }
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->locks_map, addr, k2, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct plock *l = PUSH(in, locks);
+        if (!l) {
+            pmap_del(&in->locks_map, addr, k2);
+            return NULL;
+        }
+        l->hist = calloc(1, sizeof(*l->hist));
+        if (!l->hist) {
+            in->oom = true;
+            in->n_locks--;
+            pmap_del(&in->locks_map, addr, k2);
+            return NULL;
+        }
+        l->file = file;
+        l->addr = addr;
+        l->kind = kind;
+        l->type_id = type_id;
+        l->raw_kind = raw;
+        l->region = region;
+        l->region_offset = region_offset;
+        *slot = in->n_locks - 1;
+    }
+    *index = (uint32_t)*slot;
+    *c = (struct prof_lock_cache){.addr = addr, .k2 = k2, .index = (uint32_t)*slot, .valid = true};
+    return &in->locks[*slot];
+}
+
+static struct psite *prof_site_get(struct prof_internal *in, struct pmap *map, struct psite **arr, size_t *n,
+                                   size_t *cap, uint32_t owner, uint32_t stack_id)
+{
+    bool ins;
+    uint64_t *slot = prof_put(in, map, owner, stack_id, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct psite *s = prof_push(in, (void **)arr, n, cap, sizeof(**arr));
+        if (!s) {
+            pmap_del(map, owner, stack_id);
+            return NULL;
+        }
+        s->owner = owner;
+        s->stack_id = stack_id;
+        *slot = *n - 1;
+    }
+    return &(*arr)[*slot];
+}
+
+void prof_close_acq(struct prof_internal *in, struct pacq *a)
+{
+    a->open = false;
+    uint64_t wait = a->end > a->start ? a->end - a->start : 0;
+    uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
+    if (spin > wait)
+        spin = wait;
+
+    if (a->raw_kind == FTP_KIND_SPIN) {
+        /* Which lock a spin belongs to is known only once all parks were seen: park it by stack. */
+        bool ins;
+        uint64_t *slot = prof_put(in, &in->spins_map, a->file, a->stack_id, &ins);
+        if (!slot)
+            return;
+        if (ins) {
+            struct pspin *sp = PUSH(in, spins);
+            if (!sp) {
+                pmap_del(&in->spins_map, a->file, a->stack_id);
+                return;
+            }
+            sp->file = a->file;
+            sp->stack_id = a->stack_id;
+            *slot = in->n_spins - 1;
+        }
+        struct pspin *sp = &in->spins[*slot];
+        sp->count++;
+        sp->wait += wait;
+        sp->spin += spin;
+        if (wait > sp->max)
+            sp->max = wait;
+        if (sp->count == 1 || wait < sp->min)
+            sp->min = wait;
+        phist_add(&sp->hist, wait);
+        prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
+        return;
+    }
+
+    enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
+    /* Condition.wait parks on a fresh waiter lock each time and every thread has its own join lock:
+     * grouping those by address would give one row per wait, so they share one row per file and
+     * remember the addresses to find their holders (notify, thread exit) later. */
+    bool merge = prof_merged_kind(kind, a->raw_kind);
+    uint32_t li;
+    struct plock *l = prof_lock_get(in, a->file, merge ? 0 : a->addr, kind, merge ? 0 : a->type_id, a->raw_kind,
+                                    merge ? 0 : a->region, merge ? 0 : a->region_offset, &li);
+    if (!l)
+        return;
+    if (merge) {
+        l->merged = true;
+        uint64_t *alias = prof_put(in, &in->aliases, a->file, a->addr, NULL);
+        if (alias)
+            *alias = (uint64_t)li + 1;
+    }
+    l->contentions++;
+    l->wait += wait;
+    l->spin += spin;
+    if (wait > l->max)
+        l->max = wait;
+    if (l->contentions == 1 || wait < l->min)
+        l->min = wait;
+    l->handoffs += a->handed_off;
+    l->parked += a->park != 0;
+    phist_add(l->hist, wait);
+    if (!prof_lock_knows_tid(l, a->tid)) {
+        bool ins = false;
+        if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | li, a->tid, &ins) && ins)
+            l->threads++;
+    }
+    uint32_t *sc = &in->site_cache[(li * 2654435761u ^ a->stack_id * 40503u) % PROF_SITE_CACHE];
+    struct psite *s = NULL;
+    if (*sc && in->sites[*sc - 1].owner == li && in->sites[*sc - 1].stack_id == a->stack_id)
+        s = &in->sites[*sc - 1];
+    else if ((s = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, li, a->stack_id)))
+        *sc = (uint32_t)(s - in->sites) + 1;
+    if (s) {
+        s->wait += wait;
+        s->count++;
+    }
+    if (kind == PROF_KIND_GIL) {
+        struct profile *p = in->p;
+        for (size_t i = 0; i < p->n_gil_events; i++)
+            if (p->gil_events[i].file == a->file && a->start > p->gil_events[i].time_ns)
+                p->gil_events[i].gil_wait_after_ns += wait;
+    }
+}
+
+static struct pacq *prof_acq_for(struct prof_internal *in, uint32_t tid)
+{
+    if (in->last_acq < in->n_acqs) {
+        struct pacq *a = &in->acqs[in->last_acq];
+        if (a->tid == tid && a->file == in->cur_file)
+            return a;
+    }
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->acqs_map, in->cur_file, tid, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct pacq *a = PUSH(in, acqs);
+        if (!a) {
+            pmap_del(&in->acqs_map, in->cur_file, tid);
+            return NULL;
+        }
+        a->file = in->cur_file;
+        a->tid = tid;
+        *slot = in->n_acqs - 1;
+    }
+    in->last_acq = *slot;
+    return &in->acqs[*slot];
+}
+
+/* Holders and waiters are joined through the waiter's event id; whichever comes first waits in a
+ * fixed two-way table, where a newcomer may push out an older entry: memory and time per record stay
+ * constant, at the price of an occasional holder whose woken wait is not known. */
+static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t event_id, bool *found)
+{
+    if (!in->pending) {
+        in->pending = calloc(PROF_PENDING_SLOTS, sizeof(*in->pending));
+        if (!in->pending) {
+            in->oom = true;
+            *found = false;
+            return NULL;
+        }
+    }
+    uint64_t h = (event_id ^ ((uint64_t)in->cur_file << 56)) * 0x9e3779b97f4a7c15ull;
+    struct prof_pending *a = &in->pending[(h >> 40) & (PROF_PENDING_SLOTS - 2)], *b = a + 1;
+    uint32_t file = in->cur_file + 1;
+    if (a->file == file && a->event_id == event_id)
+        return *found = true, a;
+    if (b->file == file && b->event_id == event_id)
+        return *found = true, b;
+    *found = false;
+    /* Replace an empty slot, else the entry that was not replaced last time. */
+    struct prof_pending *victim = !a->file ? a : !b->file ? b : (a->age ? a : b);
+    a->age ^= 1;
+    b->age = !a->age;
+    return victim;
+}
+
+static void prof_event_wait(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_wait))
+        return;
+    const struct ftp_rec_wait *w = (const void *)rec;
+    struct profile *p = in->p;
+    p->events++;
+    struct pfiledefs *d = &in->defs[in->cur_file];
+    if (w->end_ns > d->max_end_ns)
+        d->max_end_ns = w->end_ns;
+    if (rec->flags & FTP_WAIT_FAILED)
+        return; /* a lock call that failed at once (EDEADLK): nobody waited, nothing was acquired */
+
+    struct pacq *a = prof_acq_for(in, w->tid);
+    if (!a)
+        return;
+    if (a->open && a->acq_seq == w->acq_seq) {
+        if (!a->park && w->park_ns)
+            a->park = w->park_ns;
+        a->end = w->end_ns;
+        a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
+        if (a->raw_kind == FTP_KIND_SPIN && w->kind != FTP_KIND_SPIN) {
+            /* A spin that went on to park: the parked record names the lock. */
+            a->raw_kind = w->kind;
+            a->addr = w->lock_addr;
+            a->type_id = w->type_id;
+            a->stack_id = w->stack_id;
+            a->region = w->region;
+            a->region_offset = w->region_offset;
+        }
+    } else {
+        if (a->open)
+            prof_close_acq(in, a);
+        a->open = true;
+        a->acq_seq = w->acq_seq;
+        a->start = w->start_ns;
+        a->park = w->park_ns;
+        a->end = w->end_ns;
+        a->addr = w->lock_addr;
+        a->raw_kind = w->kind;
+        a->region = w->region;
+        a->region_offset = w->region_offset;
+        a->type_id = w->type_id;
+        a->stack_id = w->stack_id;
+        a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
+    }
+
+    if (w->park_ns) {
+        uint64_t wait = w->end_ns > w->start_ns ? w->end_ns - w->start_ns : 0;
+        bool found;
+        struct prof_pending *pe = prof_pending_find(in, w->event_id, &found);
+        if (found && pe->holder) {
+            in->hsites[pe->value].wait += wait;
+            pe->file = 0;
+        } else if (pe && !found) {
+            *pe = (struct prof_pending){.event_id = w->event_id, .value = wait, .file = in->cur_file + 1,
+                                        .age = pe->age};
+        }
+    }
+}
+
+static void prof_event_holder(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_holder))
+        return;
+    const struct ftp_rec_holder *h = (const void *)rec;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->hgroups_map, h->lock_addr, in->cur_file, &ins);
+    if (!slot)
+        return;
+    if (ins) {
+        struct phgroup *g = PUSH(in, hgroups);
+        if (!g) {
+            pmap_del(&in->hgroups_map, h->lock_addr, in->cur_file);
+            return;
+        }
+        g->file = in->cur_file;
+        g->addr = h->lock_addr;
+        *slot = in->n_hgroups - 1;
+    }
+    struct psite *s = prof_site_get(in, &in->hsites_map, &in->hsites, &in->n_hsites, &in->cap_hsites,
+                                    (uint32_t)*slot, h->stack_id);
+    if (!s)
+        return;
+    s->count++;
+    bool found;
+    struct prof_pending *pe = prof_pending_find(in, h->waiter_event_id, &found);
+    if (found && !pe->holder) {
+        s->wait += pe->value;
+        pe->file = 0;
+    } else if (pe && !found) {
+        *pe = (struct prof_pending){.event_id = h->waiter_event_id, .value = (uint64_t)(s - in->hsites),
+                                    .file = in->cur_file + 1, .holder = true, .age = pe->age};
+    }
+}
+
+bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec)
+{
+    (void)chunk;
+    struct prof_internal *in = ctx;
+    if (rec->type == FTP_REC_WAIT)
+        prof_event_wait(in, rec);
+    else if (rec->type == FTP_REC_HOLDER)
+        prof_event_holder(in, rec);
+    return !in->oom;
+}
+
+/* code_id << 32 | instruction offset of a stack's innermost Python frame, 0 if it has none. */
+static uint64_t prof_innermost_py(struct prof_internal *in, uint32_t file, uint32_t stack_id)
+{
+    struct pstack *s = prof_stack_def(in, file, stack_id);
+    if (!s || s->py_count == 0 || s->py[0].code_id == 0)
+        return 0;
+    return ((uint64_t)s->py[0].code_id << 32) | (s->py[0].instr_offset & ~FTP_PY_FRAME_ENTRY);
+}
+
+/* Kinds the recorder gives to a wait on a PyMutex (threading.Lock, 3.14's RLock, critical sections,
+ * the interpreter's own mutexes): what a spin can have been waiting for. */
+static bool prof_raw_kind_is_pymutex(uint8_t raw)
+{
+    return raw == FTP_KIND_LOCK || raw == FTP_KIND_RLOCK || raw == FTP_KIND_CRITICAL_SECTION || raw == FTP_KIND_PYMUTEX;
+}
+
+void prof_attribute_spins(struct prof_internal *in)
+{
+    if (in->n_spins == 0)
+        return;
+    /* For each (file, stack) the lock it parked on most often; failing that, the lock most often
+     * parked on from the same innermost Python instruction under any caller. */
+    struct pmap best = {0}, best_frame = {0};
+    for (size_t i = 0; i < in->n_sites && !in->oom; i++) {
+        const struct psite *s = &in->sites[i];
+        const struct plock *l = &in->locks[s->owner];
+        /* A spin is a PyMutex's: only a lock that parks on a PyMutex can be its lock, and only through a
+         * stack it was seen with (without one, the waits of every kind that have no stack would share
+         * it: a GIL wait or a thread's start-up). */
+        if (s->stack_id == 0 || !prof_raw_kind_is_pymutex(l->raw_kind))
+            continue;
+        bool ins;
+        uint64_t *v = prof_put(in, &best, l->file, s->stack_id, &ins);
+        if (v && (ins || in->sites[*v].count < s->count))
+            *v = i;
+        uint64_t key = prof_innermost_py(in, l->file, s->stack_id);
+        if (key && (v = prof_put(in, &best_frame, ((uint64_t)l->file << 32) | (key >> 32), (uint32_t)key, &ins)) &&
+            (ins || in->sites[*v].count < s->count))
+            *v = i;
+    }
+    uint32_t *lock_of = calloc(in->n_spins, sizeof(*lock_of));
+    if (!lock_of) {
+        in->oom = true;
+        pmap_free(&best);
+        return;
+    }
+    for (size_t i = 0; i < in->n_spins && !in->oom; i++) {
+        struct pspin *sp = &in->spins[i];
+        uint64_t *v = sp->stack_id ? pmap_get(&best, sp->file, sp->stack_id) : NULL;
+        uint64_t key = v || !sp->stack_id ? 0 : prof_innermost_py(in, sp->file, sp->stack_id);
+        if (key)
+            v = pmap_get(&best_frame, ((uint64_t)sp->file << 32) | (key >> 32), (uint32_t)key);
+        uint32_t li;
+        struct plock *l;
+        if (v) {
+            li = in->sites[*v].owner;
+            l = &in->locks[li];
+        } else {
+            /* A spin in Condition.wait that never parked still waited for a notify, not for a lock. */
+            int cls = prof_stack_class(in, sp->file, sp->stack_id);
+            l = prof_lock_get(in, sp->file, 0, (cls & CLS_CONDITION) ? PROF_KIND_CONDITION : PROF_KIND_OTHER, 0,
+                              FTP_KIND_SPIN, 0, 0, &li);
+            if (!l)
+                break;
+        }
+        lock_of[i] = li;
+        if (l->contentions == 0 || sp->min < l->min)
+            l->min = sp->min;
+        l->contentions += sp->count;
+        l->wait += sp->wait;
+        l->spin += sp->spin;
+        if (sp->max > l->max)
+            l->max = sp->max;
+        phist_merge(l->hist, &sp->hist);
+        struct psite *s = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, li,
+                                        sp->stack_id);
+        if (s) {
+            s->wait += sp->wait;
+            s->count += sp->count;
+        }
+    }
+    /* Waiting threads of spins join those of their lock; collected first because inserting into the
+     * map being swept could move its slots. */
+    size_t n_pairs = 0;
+    uint64_t(*pairs)[2] = malloc((in->tids_map.len ? in->tids_map.len : 1) * sizeof(*pairs));
+    if (!pairs)
+        in->oom = true;
+    for (size_t j = 0; pairs && j < in->tids_map.cap; j++) {
+        const struct pmap_slot *t = &in->tids_map.slots[j];
+        if (t->used && (t->k1 >> 32) == TAG_SPIN_TID) {
+            pairs[n_pairs][0] = lock_of[(uint32_t)t->k1];
+            pairs[n_pairs++][1] = t->k2;
+        }
+    }
+    for (size_t i = 0; i < n_pairs && !in->oom; i++) {
+        bool ins = false;
+        if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | pairs[i][0], pairs[i][1], &ins) && ins)
+            in->locks[pairs[i][0]].threads++;
+    }
+    free(pairs);
+    free(lock_of);
+    pmap_free(&best);
+    pmap_free(&best_frame);
+}
+
+/* Holder records name the address the waiter parked on; the holders of a merged row are those of
+ * all its addresses, gathered into one new group. */
+void prof_merge_holder_groups(struct prof_internal *in)
+{
+    if (in->aliases.len == 0)
+        return;
+    size_t n = in->n_hgroups;
+    uint32_t *target = calloc(n ? n : 1, sizeof(*target));
+    if (!target) {
+        in->oom = true;
+        return;
+    }
+    for (size_t g = 0; g < n && !in->oom; g++) {
+        uint64_t *alias = pmap_get(&in->aliases, in->hgroups[g].file, in->hgroups[g].addr);
+        if (!alias)
+            continue;
+        struct plock *l = &in->locks[*alias - 1];
+        if (!l->hgroup) {
+            struct phgroup *ng = PUSH(in, hgroups);
+            if (!ng)
+                break;
+            ng->file = l->file;
+            ng->addr = 0;
+            l = &in->locks[*alias - 1];
+            l->hgroup = (uint32_t)in->n_hgroups;
+        }
+        target[g] = l->hgroup;
+    }
+    for (size_t i = 0; i < in->n_hsites; i++)
+        if (in->hsites[i].owner < n && target[in->hsites[i].owner])
+            in->hsites[i].owner = target[in->hsites[i].owner] - 1;
+    free(target);
+}

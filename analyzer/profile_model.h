@@ -1,0 +1,267 @@
+/* The loaded model every stage of the analyzer reads and fills (internal to profile*.c).
+ *
+ * prof_load (profile.c) runs the stages in order over one prof_internal:
+ *   profile_defs.c    pass 1 over each recording: threads, code objects, stacks, types, modules, GIL events
+ *   profile_events.c  pass 2: waits joined into acquisitions, aggregated per lock and per (lock, stack);
+ *                     wake-ups joined to the waits they ended; then spins placed on their locks
+ *   profile_stacks.c  stacks resolved into Python and native frames; sites merged by their text
+ *   profile_names.c   lock labels, with DWARF field names for the interpreter's own mutexes
+ *   profile_source.c  source lines of the files the frames name
+ * profile_model.c holds the few primitives they share. Nothing here grows with the number of events. */
+#ifndef FTPROF_ANALYZER_PROFILE_MODEL_H
+#define FTPROF_ANALYZER_PROFILE_MODEL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ftprof/format.h"
+#include "profile.h"
+#include "profile_hist.h"
+#include "profile_map.h"
+
+#define PROF_UNKNOWN "[unknown]"
+#define PROF_NO_FRAMES "[no stack]"
+#define PROF_NO_STACK UINT32_MAX
+#define PROF_PENDING_SLOTS (1u << 16) /* holder/waiter join table: 1.5 MiB */
+#define PROF_SOURCE_MAX (16u << 20)
+#define PROF_LOCK_TIDS 8
+
+/* Map key tags, so one map can hold several kinds of keys without collisions. */
+enum { TAG_LOCK_TID = 1, TAG_SPIN_TID = 2 };
+
+enum {
+    CLS_CONDITION = 1, /* waiting inside Condition.wait for a notify */
+    CLS_JOIN = 2,      /* inside Thread.join */
+};
+
+struct pcode {
+    const char *qualname, *filename;
+    int32_t firstlineno;
+    uint8_t *linetable;
+    uint32_t linetable_len;
+};
+
+struct pstack {
+    uint32_t file;
+    uint16_t py_count, native_count;
+    struct ftp_py_frame *py;
+    uint64_t *native;
+    int cls; /* -1 until computed */
+    int dangling; /* -1 until computed; 1: a frame names a code id the recording never defined */
+    const struct prof_stack *resolved;
+};
+
+struct pmodule {
+    uint64_t base, start, end;
+    const char *path;
+    uint8_t *build_id;
+    size_t build_id_len;
+};
+
+/* Names the fields of one interpreter binary's state from its debug information. Recordings of the
+ * same binary (worker processes, forked children: another load address each) share it, so memory
+ * grows with the number of distinct interpreters, not of recordings. */
+struct pnamer {
+    const struct pmodule *module; /* the first recording's description of the binary */
+    struct symbolizer *sym;       /* NULL: no usable debug information */
+};
+#define PROF_NAMERS 8
+
+struct pfiledefs {
+    struct pmodule *mods;
+    size_t n_mods, cap_mods;
+    struct symbolizer *sym;
+    bool sym_built;
+    uint64_t max_end_ns;
+    uint64_t python_runtime; /* &_PyRuntime in the recorded process, 0 if unknown */
+};
+
+struct pacq {
+    uint32_t file, tid;
+    bool open, handed_off;
+    uint8_t raw_kind, region;
+    uint32_t stack_id, type_id, region_offset;
+    uint64_t acq_seq, start, park, end, addr;
+};
+
+struct plock {
+    uint32_t file;
+    enum prof_kind kind;
+    uint8_t raw_kind, region;
+    uint32_t type_id, region_offset;
+    uint64_t addr;
+    uint64_t contentions, wait, min, max, spin, handoffs, parked;
+    uint32_t threads;
+    struct phist *hist;
+    uint32_t recent_tids[PROF_LOCK_TIDS]; /* threads already counted, checked before the map */
+    bool merged;     /* one row for many short-lived objects: condition waiter locks, joined threads */
+    uint32_t hgroup; /* for merged locks: 1 + their holder group */
+};
+
+struct psite {
+    uint32_t owner; /* lock or holder group index */
+    uint32_t stack_id;
+    uint64_t wait, count;
+};
+
+struct pspin {
+    uint32_t file, stack_id;
+    uint64_t count, wait, spin, min, max;
+    struct phist hist;
+};
+
+struct phgroup {
+    uint32_t file;
+    uint64_t addr;
+    struct prof_site *sites;
+    size_t n_sites;
+};
+
+struct psource {
+    char *data;
+    size_t len;
+    size_t *starts;
+    size_t n_lines;
+};
+
+#define PROF_LOCK_CACHE 1024
+#define PROF_SITE_CACHE 4096
+
+struct prof_pending {
+    uint64_t event_id;
+    uint64_t value; /* the woken wait, or for a holder the index of its site */
+    uint32_t file;  /* 1 + file index; 0: empty */
+    bool holder;
+    uint8_t age;
+};
+
+struct prof_lock_cache {
+    uint64_t addr, k2;
+    uint32_t index;
+    bool valid;
+};
+
+struct prof_internal {
+    struct pstr_pool strs;
+    struct pmap codes_map, stacks_map, types_map, threads_map, acqs_map, locks_map, sites_map, tids_map, spins_map,
+        hgroups_map, hsites_map, lines, interned_stacks, sources_map, aliases;
+    struct pcode *codes;
+    size_t n_codes, cap_codes;
+    struct pstack *stacks;
+    size_t n_stacks, cap_stacks;
+    struct pacq *acqs;
+    size_t n_acqs, cap_acqs;
+    struct plock *locks;
+    size_t n_locks, cap_locks;
+    struct psite *sites;
+    size_t n_sites, cap_sites;
+    struct pspin *spins;
+    size_t n_spins, cap_spins;
+    struct phgroup *hgroups;
+    size_t n_hgroups, cap_hgroups;
+    struct psite *hsites;
+    size_t n_hsites, cap_hsites;
+    struct pfiledefs *defs;
+    size_t cap_threads, cap_gil;
+    struct prof_stack **rstacks; /* resolved stacks, owned here */
+    size_t n_rstacks, cap_rstacks;
+    struct prof_site **site_lists;
+    size_t n_site_lists, cap_site_lists;
+    struct psource *sources;
+    size_t n_sources, cap_sources;
+    char stdlib_dir[PATH_MAX]; /* where "<frozen ...>" sources live; "" until looked for */
+    struct pnamer namers[PROF_NAMERS]; /* one per interpreter binary, shared by its recordings */
+    size_t n_namers;
+    bool stdlib_looked;
+    struct prof_pending *pending;
+    struct prof_lock_cache lock_cache[PROF_LOCK_CACHE];
+    uint32_t site_cache[PROF_SITE_CACHE]; /* 1 + index into sites */
+    uint32_t cur_file;
+    size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
+    bool oom;
+    struct profile *p;
+};
+
+/* ---- primitives (inline: every stage calls them per record) ---- */
+
+/* Grows *arr to hold one more element; returns the new element zeroed, or NULL (oom set). */
+static inline void *prof_push(struct prof_internal *in, void **arr, size_t *n, size_t *cap, size_t elem)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *na = realloc(*arr, ncap * elem);
+        if (!na) {
+            in->oom = true;
+            return NULL;
+        }
+        *arr = na;
+        *cap = ncap;
+    }
+    void *e = (char *)*arr + (*n)++ * elem;
+    memset(e, 0, elem);
+    return e;
+}
+#define PUSH(in, field) ((__typeof__((in)->field))prof_push((in), (void **)&(in)->field, &(in)->n_##field, \
+                                                           &(in)->cap_##field, sizeof(*(in)->field)))
+
+static inline const char *prof_intern(struct prof_internal *in, const char *s, size_t len)
+{
+    const char *r = pstr_intern(&in->strs, s, len);
+    if (!r)
+        in->oom = true;
+    return r;
+}
+
+static inline uint64_t *prof_put(struct prof_internal *in, struct pmap *m, uint64_t k1, uint64_t k2, bool *inserted)
+{
+    uint64_t *v = pmap_put(m, k1, k2, inserted);
+    if (!v)
+        in->oom = true;
+    return v;
+}
+
+static inline struct pcode *prof_code(struct prof_internal *in, uint32_t file, uint32_t code_id)
+{
+    uint64_t *v = pmap_get(&in->codes_map, file, code_id);
+    return v ? &in->codes[*v] : NULL;
+}
+
+static inline struct pstack *prof_stack_def(struct prof_internal *in, uint32_t file, uint32_t stack_id)
+{
+    uint64_t *v = pmap_get(&in->stacks_map, file, stack_id);
+    return v ? &in->stacks[*v] : NULL;
+}
+
+/* ---- the stages' entry points (each file's comment says what it does) ---- */
+
+/* profile_model.c */
+bool prof_ends_with(const char *s, const char *suffix);
+
+/* profile_source.c */
+/* The stripped text of file:line, interned; NULL if the file is not readable. */
+const char *prof_source_text(struct prof_internal *in, const char *file, int line);
+
+/* profile_defs.c */
+int prof_code_line(struct prof_internal *in, uint32_t file, uint32_t code_id, uint32_t offset);
+/* rd_walk visitors of pass 1 and pass 2; ctx is the prof_internal, in->cur_file the file. */
+bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec);
+
+/* profile_events.c */
+void prof_close_acq(struct prof_internal *in, struct pacq *a);
+bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
+/* After all files: spins onto locks, merged rows' holder groups gathered. */
+void prof_attribute_spins(struct prof_internal *in);
+void prof_merge_holder_groups(struct prof_internal *in);
+
+/* profile_stacks.c */
+/* The psites of each owner (lock or holder group) as sorted prof_site lists, equal stack texts merged. */
+void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n, size_t n_owners,
+                      uint32_t (*file_of)(struct prof_internal *, uint32_t), struct prof_site **lists, size_t *lens);
+
+/* profile_names.c */
+const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type);
+
+#endif

@@ -1,0 +1,115 @@
+/* Lock names: a label from the kind and type, and for the interpreter's own mutexes the field they
+ * are, from the interpreter binary's debug information. */
+#include "profile_model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "symbolize.h"
+
+static const char *prof_lock_label(const struct plock *l, const char *type)
+{
+    /* threading.Lock() and RLock() objects are known by these names, not by their C types'. */
+    if (type && strcmp(type, "_thread.lock") == 0)
+        type = "Lock";
+    else if (type && strcmp(type, "_thread.RLock") == 0)
+        type = "RLock";
+    if (l->raw_kind == FTP_KIND_SPIN)
+        return "spin (unattributed)";
+    if (l->merged)
+        return l->kind == PROF_KIND_THREAD_JOIN ? "Thread.join"
+               : l->kind == PROF_KIND_STOP_THE_WORLD ? "stop-the-world"
+                                                     : "Condition";
+    switch (l->kind) {
+    case PROF_KIND_LOCK: return type ? type : "Lock";
+    case PROF_KIND_RLOCK: return type ? type : "RLock";
+    case PROF_KIND_CRITICAL_SECTION: return type ? type : "object";
+    case PROF_KIND_PYMUTEX: return "PyMutex";
+    case PROF_KIND_STOP_THE_WORLD: return "stop-the-world";
+    case PROF_KIND_GIL: return "GIL";
+    case PROF_KIND_CONDITION: return type ? type : "Condition";
+    case PROF_KIND_THREAD_JOIN: return "Thread.join";
+    case PROF_KIND_PTHREAD_MUTEX: return "pthread_mutex";
+    case PROF_KIND_PTHREAD_RWLOCK: return "pthread_rwlock";
+    default: break;
+    }
+    switch (l->raw_kind) {
+    case FTP_KIND_EVENT: return "PyEvent";
+    case FTP_KIND_PYTHREAD_LOCK: return "PyThread lock";
+    default: return type ? type : "wait";
+    }
+}
+
+/* The loaded object that holds `addr`: recorded module ranges cover only code, but an object's data
+ * (where _PyRuntime lives) follows its code, so it is the one with the highest load bias below. */
+static const struct pmodule *prof_module_holding(const struct pfiledefs *d, uint64_t addr)
+{
+    const struct pmodule *best = NULL;
+    for (size_t i = 0; i < d->n_mods; i++)
+        if (d->mods[i].base && d->mods[i].base <= addr && d->mods[i].path && d->mods[i].path[0] == '/' &&
+            (!best || d->mods[i].base > best->base))
+            best = &d->mods[i];
+    return best;
+}
+
+static struct pnamer *prof_namer(struct prof_internal *in, const struct pmodule *m)
+{
+    for (size_t i = 0; i < in->n_namers; i++) {
+        const struct pmodule *o = in->namers[i].module;
+        if (strcmp(o->path, m->path) == 0 && o->build_id_len == m->build_id_len &&
+            (m->build_id_len == 0 || memcmp(o->build_id, m->build_id, m->build_id_len) == 0))
+            return &in->namers[i];
+    }
+    if (in->n_namers == PROF_NAMERS)
+        return NULL;
+    struct sym_module one = {.base = m->base, .start = m->start, .end = m->end, .path = m->path,
+                             .build_id = m->build_id, .build_id_len = m->build_id_len};
+    struct pnamer *n = &in->namers[in->n_namers++];
+    n->module = m;
+    n->sym = symbolizer_new(&one, 1);
+    return n;
+}
+
+/* The field of the runtime, interpreter or thread state a lock lives in, from the interpreter's
+ * debug information: "interp->types.mutex". False (and the caller shows the offset) without it. */
+static bool prof_region_field(struct prof_internal *in, const struct plock *l, char *out, size_t cap)
+{
+    static const char *const types[] = {[FTP_REGION_RUNTIME] = "_PyRuntimeState",
+                                        [FTP_REGION_INTERP] = "PyInterpreterState",
+                                        [FTP_REGION_TSTATE] = "_PyThreadStateImpl"};
+    const struct pfiledefs *d = &in->defs[l->file];
+    const struct pmodule *m = d->python_runtime ? prof_module_holding(d, d->python_runtime) : NULL;
+    struct pnamer *namer = m ? prof_namer(in, m) : NULL;
+    if (!namer || !namer->sym)
+        return false;
+    /* The same binary at this recording's load address, moved to where the namer has it. */
+    uint64_t anchor = d->python_runtime - m->base + namer->module->base;
+    char path[128];
+    if (!symbolizer_field(namer->sym, anchor, types[l->region], l->region_offset, path, sizeof(path)))
+        return false;
+    static const char main_interp[] = "._main_interpreter.";
+    if (l->region == FTP_REGION_RUNTIME && strncmp(path, main_interp, sizeof(main_interp) - 1) == 0)
+        snprintf(out, cap, "interp->%s", path + sizeof(main_interp) - 1);
+    else if (l->region == FTP_REGION_RUNTIME)
+        snprintf(out, cap, "_PyRuntime%s", path);
+    else
+        snprintf(out, cap, "%s->%s", l->region == FTP_REGION_INTERP ? "interp" : "tstate", path + 1);
+    return true;
+}
+
+const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type)
+{
+    char buf[192], field[160];
+    const char *label = prof_lock_label(l, type);
+    static const char *const regions[] = {[FTP_REGION_RUNTIME] = "_PyRuntime", [FTP_REGION_INTERP] = "interp",
+                                          [FTP_REGION_TSTATE] = "tstate"};
+    if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE && prof_region_field(in, l, field, sizeof(field)))
+        snprintf(buf, sizeof(buf), "%s %s", label, field);
+    else if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE)
+        snprintf(buf, sizeof(buf), "%s %s+0x%x", label, regions[l->region], l->region_offset);
+    else if (l->addr)
+        snprintf(buf, sizeof(buf), "%s @\u2026%08llx", label, (unsigned long long)(l->addr & 0xffffffffu));
+    else
+        snprintf(buf, sizeof(buf), "%s", label);
+    return prof_intern(in, buf, strlen(buf));
+}
