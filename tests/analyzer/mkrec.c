@@ -9,6 +9,8 @@
  *               join waits, spins, a GIL re-enabled by an extension, a native wait without a stack
  *     dangling  bank, plus records pointing at stack, code and type ids that are never defined
  *     version0  bank, with a header that says format version 0
+ *     diskfull  bank, ended early by a full disk (37 waits lost to it)
+ *     exec      bank, ended by an exec of its process
  *     dropped   bank, with dropped events counted in the header
  *     bench     N wait events (default 5000000) over 8 threads, 64 locks and 32 stacks
  *     native    native stacks of this program's own functions, with a stand-in eval-loop function
@@ -79,6 +81,8 @@ struct mk {
     size_t n_threads;
     const char *srcdir;
     uint64_t dropped;
+    uint64_t disk_full_events;
+    uint32_t set_flags, clear_flags; /* header flags beyond the usual ones */
     uint64_t start_ns, end_ns;
     uint64_t events;
     uint32_t features;
@@ -662,7 +666,8 @@ static void mk_write(struct mk *m, const char *path, uint16_t min_reader, uint16
     h.version = version;
     h.min_reader_version = version ? min_reader : 0;
     h.header_size = FTP_HEADER_SIZE;
-    h.flags = FTP_FLAG_PYTHON | FTP_FLAG_FREE_THREADED | FTP_FLAG_FINISHED;
+    h.flags = ((FTP_FLAG_PYTHON | FTP_FLAG_FREE_THREADED | FTP_FLAG_FINISHED) | m->set_flags) & ~m->clear_flags;
+    h.disk_full_events = m->disk_full_events;
     h.features = m->features;
     h.chunk_size = m->chunk_size;
     h.chunk_count = m->chunks_used ? m->chunks_used + 2 : 0; /* room the recorder never used */
@@ -709,7 +714,7 @@ int main(int argc, char **argv)
             return 2;
     }
     if (argc - optind < 2) {
-        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|bench|native|empty|newer OUT [N]\n");
+        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|diskfull|exec|bench|native|empty|newer OUT [N]\n");
         return 2;
     }
     const char *scenario = argv[optind], *out = argv[optind + 1];
@@ -720,8 +725,17 @@ int main(int argc, char **argv)
     m.chunk_size = 4096;
     uint16_t min_reader = FTP_MIN_READER_VERSION;
     if (strcmp(scenario, "bank") == 0 || strcmp(scenario, "dropped") == 0 || strcmp(scenario, "newer") == 0 ||
-        strcmp(scenario, "dangling") == 0 || strcmp(scenario, "version0") == 0) {
+        strcmp(scenario, "dangling") == 0 || strcmp(scenario, "version0") == 0 || strcmp(scenario, "diskfull") == 0 ||
+        strcmp(scenario, "exec") == 0) {
         mk_bank(&m);
+        if (strcmp(scenario, "diskfull") == 0) {
+            m.set_flags = FTP_FLAG_DISK_FULL;
+            m.disk_full_events = 37;
+        }
+        if (strcmp(scenario, "exec") == 0) {
+            m.set_flags = FTP_FLAG_ENDED_BY_EXEC;
+            m.clear_flags = FTP_FLAG_FINISHED;
+        }
         if (strcmp(scenario, "dangling") == 0)
             mk_dangling(&m);
         if (strcmp(scenario, "dropped") == 0)

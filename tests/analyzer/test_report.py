@@ -228,6 +228,27 @@ def test_dropped_events_warn(tmp_path):
     assert report(rec)["dropped_events"] == 1234
 
 
+def test_full_disk_is_not_a_full_buffer(tmp_path):
+    rec = make(tmp_path, "diskfull")
+    r = ftprof("report", rec)
+    assert r.returncode == 0
+    assert f"! {rec} ends early because the disk was full: 37 later waits were not stored" in r.stdout, r.stdout
+    assert "FTPROF_BUFFER" not in r.stdout + r.stderr
+    lines = [l for l in r.stderr.splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith(f"ftprof: {rec}: warning: ") and "disk was full" in lines[0]
+    doc = report(rec)
+    assert doc["files"][0]["disk_full"] and doc["files"][0]["disk_full_events"] == 37
+    assert doc["disk_full_events"] == 37 and doc["dropped_events"] == 0
+    assert not report(make(tmp_path, "bank"))["files"][0]["disk_full"]
+
+
+def test_ended_by_exec(tmp_path):
+    doc = report(make(tmp_path, "exec"))
+    (f,) = doc["files"]
+    assert f["ended_by_exec"] and not f["finished"]
+    assert doc["locks"][0]["contentions"] == 460
+
+
 def test_native_frames_spliced_with_python(tmp_path):
     doc = report(make(tmp_path, "native"))
     assert doc["files"][0]["native_stacks"]
