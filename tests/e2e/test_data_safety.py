@@ -214,11 +214,18 @@ def test_output_device_is_refused(runner):
     before = set(os.listdir("/dev"))
     plain = runner.run(["streams.py"], preload=False)
     prof = runner.run(["streams.py"], extra_env={"FTPROF_OUTPUT": "/dev/null"})
+    created = set(os.listdir("/dev")) - before
+    for name in created:  # a recorder that gets this wrong leaves /dev/null.<pid>: do not keep it
+        path = os.path.join("/dev", name)
+        if name.startswith("null.") and os.path.isfile(path) and not os.path.islink(path):
+            with open(path, "rb") as f:
+                if f.read(8) == b"FTPROF\x01\n":
+                    os.unlink(path)
+    assert not created, f"a recording was created in /dev: {sorted(created)}"
     assert prof.stdout == plain.stdout and prof.returncode == 0
     lines = ftprof_lines(prof.stderr)
     assert len(lines) == 1 and lines[0].startswith("ftprof: cannot create /dev/null") and "device" in lines[0] \
         and "FTPROF_OUTPUT=/dev/null" in lines[0] and "running unprofiled" in lines[0], prof.stderr
-    assert set(os.listdir("/dev")) - before == set(), "a recording was created in /dev"
 
 
 @pytest.mark.parametrize("spelling", ["dir/", "dir"])
