@@ -20,14 +20,15 @@ static unsigned report_terminal_width(void)
     return 160;
 }
 
-static const char report_usage[] = "usage: ftprof report FILE... [--top N] [--json]";
+static const char report_usage[] = "usage: ftprof report FILE... [--top N] [--threads] [--json]";
 
 int cmd_report(int argc, char **argv)
 {
-    bool json = false, help;
+    bool json = false, all_threads = false, help;
     const char *top_arg = NULL;
     size_t top = 0, n;
-    const struct cmd_option opts[] = {{"--json", NULL, NULL, &json}, {"--top", NULL, &top_arg, NULL}, {0}};
+    const struct cmd_option opts[] = {{"--json", NULL, NULL, &json}, {"--top", NULL, &top_arg, NULL},
+                                     {"--threads", NULL, NULL, &all_threads}, {0}};
     char **files = calloc((size_t)argc, sizeof(*files));
     if (!files)
         return cmd_error(FTPROF_EXIT_CANNOT_READ, "report", "out of memory");
@@ -52,6 +53,7 @@ int cmd_report(int argc, char **argv)
             struct report_text_options opt = {
                 .top = top ? top : 10,
                 .sites = 3,
+                .threads = all_threads ? SIZE_MAX : 10,
                 .width = report_terminal_width(),
                 .color = isatty(STDOUT_FILENO) && !(nc && *nc),
             };

@@ -37,6 +37,7 @@ static void prof_finish(struct prof_internal *in)
     size_t *wn = calloc(in->n_locks ? in->n_locks : 1, sizeof(*wn));
     struct prof_site **hl = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hl));
     size_t *hn = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hn));
+    struct prof_site *hh = NULL; /* hold times per holder group */
     p->locks = calloc(in->n_locks ? in->n_locks : 1, sizeof(*p->locks));
     if (!wl || !wn || !hl || !hn || !p->locks) {
         in->oom = true;
@@ -49,12 +50,13 @@ static void prof_finish(struct prof_internal *in)
     free(hn);
     hl = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hl));
     hn = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hn));
-    if (!hl || !hn) {
+    hh = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hh));
+    if (!hl || !hn || !hh) {
         in->oom = true;
         goto out;
     }
-    prof_build_sites(in, in->sites, in->n_sites, in->n_locks, prof_lock_file, wl, wn);
-    prof_build_sites(in, in->hsites, in->n_hsites, in->n_hgroups, prof_hgroup_file, hl, hn);
+    prof_build_sites(in, in->sites, in->n_sites, in->n_locks, prof_lock_file, wl, wn, NULL);
+    prof_build_sites(in, in->hsites, in->n_hsites, in->n_hgroups, prof_hgroup_file, hl, hn, hh);
     if (in->oom)
         goto out;
 
@@ -86,13 +88,27 @@ static void prof_finish(struct prof_internal *in)
         o->waiters = wl[i];
         o->n_waiters = wn[i];
         uint64_t *g = pmap_get(&in->hgroups_map, l->addr, l->file);
+        const struct prof_site *holds = NULL;
         if (l->hgroup) {
             o->holders = hl[l->hgroup - 1];
             o->n_holders = hn[l->hgroup - 1];
+            holds = &hh[l->hgroup - 1];
         } else if (g && l->addr && !l->merged) {
             o->holders = hl[*g];
             o->n_holders = hn[*g];
+            holds = &hh[*g];
         }
+        if (holds && prof_kind_is_contention(o->kind)) { /* a notify or a thread's end holds nothing */
+            o->holds = holds->holds;
+            o->hold_p50_ns = holds->hold_p50_ns;
+            o->hold_p99_ns = holds->hold_p99_ns;
+            o->hold_max_ns = holds->hold_max_ns;
+        }
+        /* Holder sites share out the wait they were found to end, never more than the lock's. */
+        for (size_t h = 0; h < o->n_holders; h++)
+            o->holder_known_ns += o->holders[h].wait_ns;
+        if (o->holder_known_ns > o->wait_ns)
+            o->holder_known_ns = o->wait_ns;
         if (o->n_waiters) {
             const struct prof_frame *f = prof_site_frame(o->waiters[0].stack, o->kind);
             if (f && !f->native)
@@ -108,6 +124,7 @@ out:
     free(wn);
     free(hl);
     free(hn);
+    free(hh);
 }
 
 static void prof_file_info(struct prof_internal *in, struct prof_file *f, const struct rd_file *rd)
@@ -119,6 +136,7 @@ static void prof_file_info(struct prof_internal *in, struct prof_file *f, const 
     f->features = h->features;
     f->dropped_events = h->dropped_events;
     f->disk_full_events = h->version >= 2 ? h->disk_full_events : 0;
+    f->process_cpu_ns = h->version >= 3 ? h->process_cpu_ns : 0;
     f->start_ns = h->start_ns;
     f->end_ns = h->end_ns;
     f->start_realtime_ns = h->start_realtime_ns;
@@ -252,6 +270,8 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         p->duration_ns = max_end - min_start;
 
     prof_finish(in);
+    if (!in->oom)
+        prof_time(in);
     for (size_t k = 0; k < p->n_files && !in->oom; k++) {
         const struct prof_file *f = &p->files[k];
         if (f->dangling_stacks || f->dangling_codes || f->dangling_types)
@@ -280,6 +300,8 @@ void prof_free(struct profile *p)
         }
         for (size_t i = 0; i < in->n_locks; i++)
             free(in->locks[i].hist);
+        for (size_t i = 0; i < in->n_hsites; i++)
+            free(in->hsites[i].hold);
         for (size_t i = 0; i < in->n_rstacks; i++) {
             free((void *)in->rstacks[i]->frames);
             free(in->rstacks[i]);

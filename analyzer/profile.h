@@ -45,6 +45,9 @@ struct prof_site {
     const struct prof_stack *stack;
     uint64_t wait_ns;
     uint64_t count;
+    /* Holder sites only: how long this stack's thread had held the lock when it released it to a waiter
+     * (`holds` of the wake-ups whose waiter was found; see prof_lock). */
+    uint64_t holds, hold_p50_ns, hold_p99_ns, hold_max_ns;
 };
 
 struct prof_lock {
@@ -59,6 +62,13 @@ struct prof_lock {
     uint64_t handoffs;
     uint64_t parked;        /* acquisitions that parked at least once (a releaser woke them) */
     uint32_t threads;       /* distinct waiting threads */
+    /* How long the thread a waiter waited for held the lock: from when it got the lock after its own
+     * wait (or the latest point the recorder knows it could have: its previous release of the lock, the
+     * waiter's start) to the release that woke the waiter. `holds` wake-ups were measured. */
+    uint64_t holds, hold_p50_ns, hold_p99_ns, hold_max_ns;
+    /* The part of wait_ns whose holder is known (a woken wait joined with its releaser's record); the
+     * rest is unknown: spins that took the lock without parking, wake-ups the recorder missed. */
+    uint64_t holder_known_ns;
     struct prof_site *waiters;
     size_t n_waiters;
     struct prof_site *holders;
@@ -73,10 +83,33 @@ struct prof_gil_event {
     uint64_t gil_wait_after_ns; /* total `gil` wait of acquisitions that started after time_ns */
 };
 
+/* One thread of one recording. Its lifetime runs from its first call into the recorder, less the CPU
+ * time it had used by then, to its end (THREAD_END), or to the file's end for a thread alive at exit or
+ * in a killed process (`ended` false; then `cpu_ns` is unknown and 0). */
 struct prof_thread {
     uint32_t tid;
     uint32_t pid;
+    uint32_t file;
     const char *name;
+    bool ended;              /* a THREAD_END record gave its end and CPU time */
+    uint64_t first_seen_ns;  /* earliest THREAD record */
+    uint64_t start_ns, end_ns, lifetime_ns, cpu_ns;
+    uint64_t contention_ns;       /* its waits of contention kinds */
+    uint64_t waiting_for_work_ns; /* its condition and join waits */
+};
+
+/* Where the threads' time went, over all recordings (profile_time.c). Thread time is the sum of the
+ * threads' lifetimes; CPU time and waits are parts of it (a spinning wait is both: the parts may add up
+ * to more than the whole, and `other_ns` is what is left of it, never below 0). */
+struct prof_time {
+    uint64_t wall_ns;             /* = duration_ns */
+    uint64_t thread_ns;
+    uint64_t cpu_ns;              /* the processes' CPU time at exit when known, else the threads' */
+    uint64_t threads_cpu_ns;      /* the CPU time of threads that ended (THREAD_END) */
+    uint64_t contention_ns, waiting_for_work_ns, other_ns;
+    uint32_t threads_not_ended;   /* alive at exit, or in a killed process: CPU unknown, end estimated */
+    uint32_t files_killed;        /* recordings with no end (kill -9...): their threads end at the last event */
+    bool known;                   /* some recording carries thread ends (format version 3) */
 };
 
 struct prof_file {
@@ -90,6 +123,7 @@ struct prof_file {
     bool truncated;
     uint32_t damaged_chunks;
     uint64_t disk_full_events; /* waits lost because the disk was full (FTP_FLAG_DISK_FULL) */
+    uint64_t process_cpu_ns;   /* the process's CPU time at exit; 0 if not recorded */
     /* Waits and wake-ups whose record names a stack or type id the recording never defined, and those
      * whose stack has a frame with an undefined code id: shown as [unknown], and their kind could not
      * be refined (a Condition.wait may count as a lock). */
@@ -113,6 +147,7 @@ struct profile {
     uint64_t start_realtime_ns;  /* wall clock of the earliest file's start */
     uint64_t contention_wait_ns; /* total wait of contention kinds: the base of lock shares */
     uint64_t events;             /* WAIT records read */
+    struct prof_time time;
     struct prof_internal *in;
 };
 

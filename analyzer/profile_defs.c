@@ -21,35 +21,68 @@ int prof_code_line(struct prof_internal *in, uint32_t file, uint32_t code_id, ui
     return (int)*slot;
 }
 
+struct prof_thread *prof_thread_get(struct prof_internal *in, uint32_t file, uint32_t tid)
+{
+    struct profile *p = in->p;
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->threads_map, file, tid, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct prof_thread *th = prof_push(in, (void **)&p->threads, &p->n_threads, &in->cap_threads,
+                                           sizeof(*th));
+        if (!th) {
+            pmap_del(&in->threads_map, file, tid);
+            return NULL;
+        }
+        th->tid = tid;
+        th->file = file;
+        th->pid = p->files[file].pid;
+        *slot = p->n_threads - 1;
+    }
+    return &p->threads[*slot];
+}
+
 static void prof_def_thread(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->size < sizeof(struct ftp_rec_thread))
         return;
     const struct ftp_rec_thread *t = (const void *)rec;
-    struct profile *p = in->p;
-    bool ins;
-    uint64_t *slot = prof_put(in, &in->threads_map, in->cur_file, t->tid, &ins);
-    if (!slot)
+    struct prof_thread *th = prof_thread_get(in, in->cur_file, t->tid);
+    if (!th)
         return;
-    if (ins) {
-        struct prof_thread *th = prof_push(in, (void **)&p->threads, &p->n_threads, &in->cap_threads,
-                                           sizeof(*th));
-        if (!th)
-            return;
-        th->tid = t->tid;
-        th->pid = p->files[in->cur_file].pid;
-        *slot = p->n_threads - 1;
-    }
+    if (t->first_seen_ns && (!th->first_seen_ns || t->first_seen_ns < th->first_seen_ns))
+        th->first_seen_ns = t->first_seen_ns;
     /* The Python name (threading.Thread.name) when the recorder read one, else the OS name. */
     if (t->py_name_len && t->py_name_len <= rec->size - sizeof(*t)) {
-        p->threads[*slot].name = prof_intern(in, (const char *)(t + 1), t->py_name_len);
+        th->name = prof_intern(in, (const char *)(t + 1), t->py_name_len);
         return;
     }
     size_t nlen = strnlen(t->name, sizeof(t->name));
     /* The record is repeated in every chunk the thread writes; an OS name never replaces a name
      * already known (the Python one may have come first). */
-    if (nlen && !p->threads[*slot].name)
-        p->threads[*slot].name = prof_intern(in, t->name, nlen);
+    if (nlen && !th->name)
+        th->name = prof_intern(in, t->name, nlen);
+}
+
+static void prof_def_thread_end(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_thread_end))
+        return;
+    const struct ftp_rec_thread_end *e = (const void *)rec;
+    if (e->end_ns < e->start_ns)
+        return; /* damaged */
+    struct prof_thread *th = prof_thread_get(in, in->cur_file, e->tid);
+    if (!th)
+        return;
+    th->ended = true;
+    /* It ran for at least the CPU time it had used when it first called the recorder. */
+    th->start_ns = e->start_cpu_ns < e->start_ns ? e->start_ns - e->start_cpu_ns : 0;
+    th->end_ns = e->end_ns;
+    th->cpu_ns = e->cpu_ns;
+    struct pfiledefs *d = &in->defs[in->cur_file];
+    if (e->end_ns > d->max_end_ns)
+        d->max_end_ns = e->end_ns;
 }
 
 static void prof_def_code(struct prof_internal *in, const struct ftp_record *rec)
@@ -197,6 +230,7 @@ bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec)
     case FTP_REC_TYPE: prof_def_type(in, rec); break;
     case FTP_REC_MODULE: prof_def_module(in, rec); break;
     case FTP_REC_GIL_ENABLED: prof_def_gil(in, rec); break;
+    case FTP_REC_THREAD_END: prof_def_thread_end(in, rec); break;
     default: break;
     }
     return !in->oom;

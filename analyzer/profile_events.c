@@ -146,6 +146,27 @@ static struct psite *prof_site_get(struct prof_internal *in, struct pmap *map, s
     return &(*arr)[*slot];
 }
 
+/* The thread of an acquisition, looked up once per (file, tid). */
+static struct prof_thread *prof_acq_thread(struct prof_internal *in, struct pacq *a)
+{
+    if (a->thread)
+        return &in->p->threads[a->thread - 1];
+    struct prof_thread *th = prof_thread_get(in, a->file, a->tid);
+    if (th)
+        a->thread = (uint32_t)(th - in->p->threads) + 1;
+    return th;
+}
+
+static void prof_thread_add_wait(struct prof_thread *th, enum prof_kind kind, uint64_t wait)
+{
+    if (!th)
+        return;
+    if (prof_kind_is_contention(kind))
+        th->contention_ns += wait;
+    else
+        th->waiting_for_work_ns += wait;
+}
+
 void prof_close_acq(struct prof_internal *in, struct pacq *a)
 {
     a->open = false;
@@ -179,7 +200,10 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
         if (sp->count == 1 || wait < sp->min)
             sp->min = wait;
         phist_add(&sp->hist, wait);
-        prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
+        /* The thread's share of the spin's wait waits in the value until the spin's lock is known. */
+        uint64_t *per_tid = prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
+        if (per_tid)
+            *per_tid += wait;
         return;
     }
 
@@ -209,6 +233,7 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
     l->handoffs += a->handed_off;
     l->parked += a->park != 0;
     phist_add(l->hist, wait);
+    prof_thread_add_wait(prof_acq_thread(in, a), kind, wait);
     if (!prof_lock_knows_tid(l, a->tid)) {
         bool ins = false;
         if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | li, a->tid, &ins) && ins)
@@ -285,6 +310,27 @@ static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t
     return victim;
 }
 
+/* One hold, once a wake-up (`h`, pending) and the wait it ended (which started at `wait_start`) are
+ * joined: it ends at the wake-up and starts when the releaser got the lock after its own wait, or else
+ * at the latest point the recorder knows it cannot have held it from before: its previous release of
+ * that lock, or the start of the wait (the lock was held then; by this releaser, as far as anyone
+ * knows). So an unknown acquisition gives the shortest hold the records allow, never a longer one. */
+static void prof_hold_add(struct prof_internal *in, struct psite *s, const struct prof_pending *h,
+                          uint64_t wait_start)
+{
+    uint64_t from = h->exact || h->t2 > wait_start ? h->t2 : wait_start;
+    if (!from || from > h->t1)
+        return;
+    if (!s->hold && !(s->hold = calloc(1, sizeof(*s->hold)))) {
+        in->oom = true;
+        return;
+    }
+    uint64_t hold = h->t1 - from;
+    phist_add(s->hold, hold);
+    if (hold > s->hold_max)
+        s->hold_max = hold;
+}
+
 static void prof_event_wait(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->size < sizeof(struct ftp_rec_wait))
@@ -337,11 +383,13 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         bool found;
         struct prof_pending *pe = prof_pending_find(in, w->event_id, &found);
         if (found && pe->holder) {
-            in->hsites[pe->value].wait += wait;
+            struct psite *s = &in->hsites[pe->value];
+            s->wait += wait;
+            prof_hold_add(in, s, pe, w->start_ns);
             pe->file = 0;
         } else if (pe && !found) {
-            *pe = (struct prof_pending){.event_id = w->event_id, .value = wait, .file = in->cur_file + 1,
-                                        .age = pe->age};
+            *pe = (struct prof_pending){.event_id = w->event_id, .value = wait, .t1 = w->start_ns,
+                                        .file = in->cur_file + 1, .age = pe->age};
         }
     }
 }
@@ -370,13 +418,31 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     if (!s)
         return;
     s->count++;
+    /* Where the releaser's hold began, from its own records: its last acquisition, if that was of this
+     * lock and it has not released it to a waiter since. */
+    struct prof_pending mine = {.t1 = h->time_ns};
+    struct pacq *a = prof_acq_for(in, h->tid);
+    if (a) {
+        if (a->addr == h->lock_addr && a->end && a->end <= h->time_ns) {
+            mine.t2 = a->end;
+            mine.exact = true;
+        }
+        if (a->rel_addr == h->lock_addr && a->rel_ns <= h->time_ns && a->rel_ns >= mine.t2) {
+            mine.t2 = a->rel_ns;
+            mine.exact = false;
+        }
+        a->rel_addr = h->lock_addr;
+        a->rel_ns = h->time_ns;
+    }
     bool found;
     struct prof_pending *pe = prof_pending_find(in, h->waiter_event_id, &found);
     if (found && !pe->holder) {
         s->wait += pe->value;
+        prof_hold_add(in, s, &mine, pe->t1);
         pe->file = 0;
     } else if (pe && !found) {
         *pe = (struct prof_pending){.event_id = h->waiter_event_id, .value = (uint64_t)(s - in->hsites),
+                                    .t1 = mine.t1, .t2 = mine.t2, .exact = mine.exact,
                                     .file = in->cur_file + 1, .holder = true, .age = pe->age};
     }
 }
@@ -476,20 +542,25 @@ void prof_attribute_spins(struct prof_internal *in)
     /* Waiting threads of spins join those of their lock; collected first because inserting into the
      * map being swept could move its slots. */
     size_t n_pairs = 0;
-    uint64_t(*pairs)[2] = malloc((in->tids_map.len ? in->tids_map.len : 1) * sizeof(*pairs));
+    uint64_t(*pairs)[4] = malloc((in->tids_map.len ? in->tids_map.len : 1) * sizeof(*pairs));
     if (!pairs)
         in->oom = true;
     for (size_t j = 0; pairs && j < in->tids_map.cap; j++) {
         const struct pmap_slot *t = &in->tids_map.slots[j];
         if (t->used && (t->k1 >> 32) == TAG_SPIN_TID) {
             pairs[n_pairs][0] = lock_of[(uint32_t)t->k1];
-            pairs[n_pairs++][1] = t->k2;
+            pairs[n_pairs][1] = t->k2;
+            pairs[n_pairs][2] = t->val; /* the thread's wait in this spin slot */
+            pairs[n_pairs++][3] = in->spins[(uint32_t)t->k1].file;
         }
     }
     for (size_t i = 0; i < n_pairs && !in->oom; i++) {
         bool ins = false;
+        struct plock *l = &in->locks[pairs[i][0]];
         if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | pairs[i][0], pairs[i][1], &ins) && ins)
-            in->locks[pairs[i][0]].threads++;
+            l->threads++;
+        struct prof_thread *th = prof_thread_get(in, (uint32_t)pairs[i][3], (uint32_t)pairs[i][1]);
+        prof_thread_add_wait(th, l->kind, pairs[i][2]);
     }
     free(pairs);
     free(lock_of);

@@ -25,7 +25,7 @@
 #define PROF_UNKNOWN "[unknown]"
 #define PROF_NO_FRAMES "[no stack]"
 #define PROF_NO_STACK UINT32_MAX
-#define PROF_PENDING_SLOTS (1u << 16) /* holder/waiter join table: 1.5 MiB */
+#define PROF_PENDING_SLOTS (1u << 16) /* holder/waiter join table: 2.5 MiB */
 #define PROF_SOURCE_MAX (16u << 20)
 #define PROF_LOCK_TIDS 8
 
@@ -79,12 +79,15 @@ struct pfiledefs {
     uint64_t python_runtime; /* &_PyRuntime in the recorded process, 0 if unknown */
 };
 
+/* One thread's acquisition in progress (its last one once closed), and what holds need of it. */
 struct pacq {
     uint32_t file, tid;
     bool open, handed_off;
     uint8_t raw_kind, region;
     uint32_t stack_id, type_id, region_offset;
     uint64_t acq_seq, start, park, end, addr;
+    uint32_t thread;               /* 1 + index into profile.threads, 0 until looked up */
+    uint64_t rel_addr, rel_ns;     /* the thread's last release recorded as a holder */
 };
 
 struct plock {
@@ -105,6 +108,8 @@ struct psite {
     uint32_t owner; /* lock or holder group index */
     uint32_t stack_id;
     uint64_t wait, count;
+    struct phist *hold; /* holder sites: hold times, allocated at the first one */
+    uint64_t hold_max;
 };
 
 struct pspin {
@@ -133,8 +138,12 @@ struct psource {
 struct prof_pending {
     uint64_t event_id;
     uint64_t value; /* the woken wait, or for a holder the index of its site */
+    /* a wait: when it started; a holder: the wake-up, and the latest point before it the holder is known
+     * to have had the lock from (0: none) */
+    uint64_t t1, t2;
     uint32_t file;  /* 1 + file index; 0: empty */
     bool holder;
+    bool exact;     /* a holder: t2 is when it got the lock after its own wait */
     uint8_t age;
 };
 
@@ -256,10 +265,18 @@ bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
 void prof_attribute_spins(struct prof_internal *in);
 void prof_merge_holder_groups(struct prof_internal *in);
 
+/* The thread (file, tid), created when first named; NULL when out of memory. */
+struct prof_thread *prof_thread_get(struct prof_internal *in, uint32_t file, uint32_t tid);
+
+/* profile_time.c: after all files, each thread's lifetime and the run's split of thread time. */
+void prof_time(struct prof_internal *in);
+
 /* profile_stacks.c */
-/* The psites of each owner (lock or holder group) as sorted prof_site lists, equal stack texts merged. */
+/* The psites of each owner (lock or holder group) as sorted prof_site lists, equal stack texts merged;
+ * with `owner_holds` (holder sites: one per owner), the hold times of each site and of each owner. */
 void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n, size_t n_owners,
-                      uint32_t (*file_of)(struct prof_internal *, uint32_t), struct prof_site **lists, size_t *lens);
+                      uint32_t (*file_of)(struct prof_internal *, uint32_t), struct prof_site **lists, size_t *lens,
+                      struct prof_site *owner_holds);
 
 /* profile_names.c */
 const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type);

@@ -301,11 +301,26 @@ static void prof_count_dangling(struct prof_internal *in, uint32_t file, uint32_
 }
 
 /* Turns the psites of each owner into a sorted prof_site list, merging equal stack texts. */
+/* Percentiles of a hold histogram, kept within the values seen (a bucket midpoint can lie above). */
+static void prof_hold_stats(const struct phist *h, uint64_t max, struct prof_site *out)
+{
+    out->holds = h->total;
+    out->hold_max_ns = max;
+    uint64_t p50 = phist_quantile(h, 0.50), p99 = phist_quantile(h, 0.99);
+    out->hold_p50_ns = p50 > max ? max : p50;
+    out->hold_p99_ns = p99 > max ? max : p99;
+}
+
 void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n, size_t n_owners,
-                      uint32_t (*file_of)(struct prof_internal *, uint32_t), struct prof_site **lists, size_t *lens)
+                      uint32_t (*file_of)(struct prof_internal *, uint32_t), struct prof_site **lists, size_t *lens,
+                      struct prof_site *owner_holds)
 {
     size_t *fill = calloc(n_owners ? n_owners : 1, sizeof(*fill));
-    if (!fill) {
+    struct phist *site_h = owner_holds ? malloc(sizeof(*site_h)) : NULL, *owner_h = owner_holds ? malloc(sizeof(*owner_h)) : NULL;
+    if (!fill || (owner_holds && (!site_h || !owner_h))) {
+        free(fill);
+        free(site_h);
+        free(owner_h);
         in->oom = true;
         return;
     }
@@ -334,22 +349,47 @@ void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n
         prof_count_dangling(in, file_of(in, o), ps[i].stack_id, ps[i].count);
         s->wait_ns = ps[i].wait;
         s->count = ps[i].count;
+        s->holds = i; /* until merged below: which psite this is */
     }
     for (size_t o = 0; o < n_owners; o++) {
         if (!lists[o])
             continue;
         size_t len = fill[o], out = 0;
         qsort(lists[o], len, sizeof(**lists), prof_site_ptr_cmp);
-        for (size_t i = 0; i < len; i++) {
-            if (out > 0 && lists[o][out - 1].stack == lists[o][i].stack) {
-                lists[o][out - 1].wait_ns += lists[o][i].wait_ns;
-                lists[o][out - 1].count += lists[o][i].count;
-            } else {
-                lists[o][out++] = lists[o][i];
+        uint64_t owner_max = 0;
+        if (owner_h)
+            memset(owner_h, 0, sizeof(*owner_h));
+        for (size_t i = 0; i < len;) {
+            struct prof_site merged = lists[o][i];
+            merged.wait_ns = merged.count = 0;
+            uint64_t site_max = 0;
+            if (site_h)
+                memset(site_h, 0, sizeof(*site_h));
+            size_t j = i;
+            for (; j < len && lists[o][j].stack == merged.stack; j++) {
+                merged.wait_ns += lists[o][j].wait_ns;
+                merged.count += lists[o][j].count;
+                const struct psite *p = &ps[lists[o][j].holds];
+                if (site_h && p->hold) {
+                    phist_merge(site_h, p->hold);
+                    site_max = p->hold_max > site_max ? p->hold_max : site_max;
+                }
             }
+            merged.holds = merged.hold_p50_ns = merged.hold_p99_ns = merged.hold_max_ns = 0;
+            if (site_h && site_h->total) {
+                prof_hold_stats(site_h, site_max, &merged);
+                phist_merge(owner_h, site_h);
+                owner_max = site_max > owner_max ? site_max : owner_max;
+            }
+            lists[o][out++] = merged;
+            i = j;
         }
+        if (owner_h && owner_h->total)
+            prof_hold_stats(owner_h, owner_max, &owner_holds[o]);
         qsort(lists[o], out, sizeof(**lists), prof_site_cmp);
         lens[o] = out;
     }
     free(fill);
+    free(site_h);
+    free(owner_h);
 }

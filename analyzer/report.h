@@ -15,6 +15,7 @@ struct report_text_options {
     unsigned width;    /* terminal columns */
     bool color;
     bool compact;      /* one line per lock, no sites (used by `ftprof run`) */
+    size_t threads;    /* threads in the time table (SIZE_MAX: all; 0: no table) */
 };
 
 /* 0 or -errno. */

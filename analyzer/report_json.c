@@ -40,7 +40,7 @@ static void rj_set(json_t *o, const char *key, json_t *v)
     json_object_set_new(o, key, v ? v : json_null());
 }
 
-static json_t *rj_sites(const struct prof_site *sites, size_t n)
+static json_t *rj_sites(const struct prof_site *sites, size_t n, bool holders)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -58,10 +58,39 @@ static json_t *rj_sites(const struct prof_site *sites, size_t n)
         json_t *js = json_object();
         rj_set(js, "wait_ns", rj_u64(sites[i].wait_ns));
         rj_set(js, "count", rj_u64(sites[i].count));
+        if (holders) {
+            rj_set(js, "holds", rj_u64(sites[i].holds));
+            rj_set(js, "hold_p50_ns", rj_u64(sites[i].hold_p50_ns));
+            rj_set(js, "hold_p99_ns", rj_u64(sites[i].hold_p99_ns));
+            rj_set(js, "hold_max_ns", rj_u64(sites[i].hold_max_ns));
+        }
         rj_set(js, "stack", stack);
         json_array_append_new(arr, js);
     }
     return arr;
+}
+
+static double rj_ratio(uint64_t a, uint64_t b)
+{
+    return b ? (double)a / (double)b : 0.0;
+}
+
+static json_t *rj_time(const struct prof_time *t)
+{
+    json_t *o = json_object();
+    rj_set(o, "wall_ns", rj_u64(t->wall_ns));
+    rj_set(o, "thread_ns", rj_u64(t->thread_ns));
+    rj_set(o, "cpu_ns", rj_u64(t->cpu_ns));
+    rj_set(o, "threads_cpu_ns", rj_u64(t->threads_cpu_ns));
+    rj_set(o, "contention_ns", rj_u64(t->contention_ns));
+    rj_set(o, "waiting_for_work_ns", rj_u64(t->waiting_for_work_ns));
+    rj_set(o, "other_ns", rj_u64(t->other_ns));
+    rj_set(o, "cores_busy", json_real(rj_ratio(t->cpu_ns, t->wall_ns)));
+    rj_set(o, "contention_share", json_real(rj_ratio(t->contention_ns, t->thread_ns)));
+    rj_set(o, "threads_not_ended", json_integer(t->threads_not_ended));
+    rj_set(o, "files_killed", json_integer(t->files_killed));
+    rj_set(o, "known", json_boolean(t->known));
+    return o;
 }
 
 int report_json(FILE *out, const struct profile *p, size_t top)
@@ -90,8 +119,14 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "threads", json_integer(l->threads));
         rj_set(o, "handoffs", rj_u64(l->handoffs));
         rj_set(o, "parked", rj_u64(l->parked));
-        rj_set(o, "waiters", rj_sites(l->waiters, l->n_waiters));
-        rj_set(o, "holders", rj_sites(l->holders, l->n_holders));
+        rj_set(o, "threads_waiting_avg", json_real(rj_ratio(l->wait_ns, p->time.wall_ns)));
+        rj_set(o, "holds", rj_u64(l->holds));
+        rj_set(o, "hold_p50_ns", rj_u64(l->hold_p50_ns));
+        rj_set(o, "hold_p99_ns", rj_u64(l->hold_p99_ns));
+        rj_set(o, "hold_max_ns", rj_u64(l->hold_max_ns));
+        rj_set(o, "holder_known_share", json_real(rj_ratio(l->holder_known_ns, l->wait_ns)));
+        rj_set(o, "waiters", rj_sites(l->waiters, l->n_waiters, false));
+        rj_set(o, "holders", rj_sites(l->holders, l->n_holders, prof_kind_is_contention(l->kind)));
         json_array_append_new(locks, o);
     }
     rj_set(root, "locks", locks);
@@ -113,6 +148,7 @@ int report_json(FILE *out, const struct profile *p, size_t top)
     rj_set(root, "duration_ns", rj_u64(p->duration_ns));
     rj_set(root, "events", rj_u64(p->events));
     rj_set(root, "contention_wait_ns", rj_u64(p->contention_wait_ns));
+    rj_set(root, "time", rj_time(&p->time));
 
     json_t *threads = json_array();
     for (size_t i = 0; i < p->n_threads; i++) {
@@ -121,6 +157,11 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "tid", json_integer(t->tid));
         rj_set(o, "name", rj_str(t->name));
         rj_set(o, "pid", json_integer(t->pid));
+        rj_set(o, "ended", json_boolean(t->ended));
+        rj_set(o, "lifetime_ns", rj_u64(t->lifetime_ns));
+        rj_set(o, "cpu_ns", rj_u64(t->cpu_ns));
+        rj_set(o, "contention_ns", rj_u64(t->contention_ns));
+        rj_set(o, "waiting_for_work_ns", rj_u64(t->waiting_for_work_ns));
         json_array_append_new(threads, o);
     }
     rj_set(root, "threads", threads);
@@ -143,6 +184,7 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "stopped_early", json_boolean(f->flags & FTP_FLAG_STOPPED));
         rj_set(o, "disk_full", json_boolean(f->flags & FTP_FLAG_DISK_FULL));
         rj_set(o, "disk_full_events", rj_u64(f->disk_full_events));
+        rj_set(o, "process_cpu_ns", rj_u64(f->process_cpu_ns));
         rj_set(o, "ended_by_exec", json_boolean(f->flags & FTP_FLAG_ENDED_BY_EXEC));
         json_t *d = json_object();
         rj_set(d, "stacks", rj_u64(f->dangling_stacks));

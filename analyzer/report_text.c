@@ -87,47 +87,58 @@ static const char *rt_basename(const char *path)
     return b ? b + 1 : path;
 }
 
+/* Durations in at most 7 columns, for the table. */
+static void rt_dur(char *buf, size_t len, uint64_t ns);
+
+/* Sites in the profile's order (by wait), each as its share of `base`. Holder sites share out the part
+ * of the lock's wait whose holder is known (`known`), so their shares never add up to more than it. */
 static void rt_sites(struct rt *r, const char *label, enum prof_kind kind, const struct prof_site *sites, size_t n,
-                     uint64_t total_wait, uint64_t total_count)
+                     uint64_t base, uint64_t known, bool holds)
 {
     size_t shown = n < r->opt->sites ? n : r->opt->sites;
-    /* Sites come ranked by wait; shares by count (holders) are shown ranked by count: pick the
-     * top `shown` by count without reordering the profile's array. */
-    size_t order[16];
-    if (shown > sizeof order / sizeof *order)
-        shown = sizeof order / sizeof *order;
+    uint64_t left = known;
     for (size_t i = 0; i < shown; i++) {
-        size_t best = SIZE_MAX;
-        for (size_t j = 0; j < n; j++) {
-            bool taken = false;
-            for (size_t k = 0; k < i; k++)
-                taken |= order[k] == j;
-            if (taken)
-                continue;
-            if (best == SIZE_MAX || (!total_wait && sites[j].count > sites[best].count))
-                best = j;
-            if (total_wait)
-                break; /* by wait: the profile's order already */
-        }
-        order[i] = best;
-    }
-    for (size_t oi = 0; oi < shown; oi++) {
-        size_t i = order[oi];
         const struct prof_frame *f = prof_site_frame(sites[i].stack, kind);
-        double share = total_wait ? 100.0 * (double)sites[i].wait_ns / (double)total_wait
-                                  : (total_count ? 100.0 * (double)sites[i].count / (double)total_count : 0);
-        char where[512];
+        uint64_t part = sites[i].wait_ns < left ? sites[i].wait_ns : left;
+        left -= part;
+        double share = base ? 100.0 * (double)part / (double)base : 0;
+        char where[512], held[48] = "";
+        if (holds && sites[i].holds) {
+            char p50[24];
+            rt_dur(p50, sizeof(p50), sites[i].hold_p50_ns);
+            snprintf(held, sizeof(held), "  held p50 %s", p50);
+        }
         if (f && f->file && f->line)
-            snprintf(where, sizeof(where), "%s (%s:%d)", f->function, rt_basename(f->file), f->line);
+            snprintf(where, sizeof(where), "%s (%s:%d)%s", f->function, rt_basename(f->file), f->line, held);
         else if (f && f->file)
-            snprintf(where, sizeof(where), "%s (%s)", f->function, rt_basename(f->file));
+            snprintf(where, sizeof(where), "%s (%s)%s", f->function, rt_basename(f->file), held);
         else
-            snprintf(where, sizeof(where), "%s", f ? f->function : "[unknown]");
-        fprintf(r->out, "      %s%-8s%s %5.1f%%  ", rt_c(r, RT_DIM), oi == 0 ? label : "", rt_c(r, RT_RESET), share);
+            snprintf(where, sizeof(where), "%s%s", f ? f->function : "[unknown]", held);
+        fprintf(r->out, "      %s%-8s%s %5.1f%%  ", rt_c(r, RT_DIM), i == 0 ? label : "", rt_c(r, RT_RESET), share);
         size_t used = 6 + 8 + 1 + 6 + 2;
         rt_put_fit(r->out, where, r->opt->width > used + 10 ? r->opt->width - used : 10, false);
         fputc('\n', r->out);
     }
+}
+
+/* "holder known for 73% of the wait; held p50 1.0ms, p99 2.1ms, max 3.0ms" under a lock's holders. */
+static void rt_holds(struct rt *r, const struct prof_lock *l)
+{
+    if (!l->n_holders && !l->holds)
+        return;
+    char line[256];
+    int n = snprintf(line, sizeof(line), "holder known for %.0f%% of the wait",
+                     l->wait_ns ? 100.0 * (double)l->holder_known_ns / (double)l->wait_ns : 0.0);
+    if (l->holds && prof_kind_is_contention(l->kind)) {
+        char p50[24], p99[24], max[24];
+        rt_dur(p50, sizeof(p50), l->hold_p50_ns);
+        rt_dur(p99, sizeof(p99), l->hold_p99_ns);
+        rt_dur(max, sizeof(max), l->hold_max_ns);
+        snprintf(line + n, sizeof(line) - (size_t)n, "; held p50 %s, p99 %s, max %s", p50, p99, max);
+    }
+    fprintf(r->out, "      %s%-8s ", rt_c(r, RT_DIM), "");
+    rt_put_fit(r->out, line, r->opt->width > 20 ? r->opt->width - 15 : 10, false);
+    fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
 }
 
 static uint64_t rt_sum_wait(const struct prof_site *s, size_t n, uint64_t *count)
@@ -141,7 +152,6 @@ static uint64_t rt_sum_wait(const struct prof_site *s, size_t n, uint64_t *count
     return w;
 }
 
-/* Durations in at most 7 columns, for the table. */
 static void rt_dur(char *buf, size_t len, uint64_t ns)
 {
     if (ns < 1000)
@@ -238,18 +248,205 @@ static void rt_section(struct rt *r, const char *title, bool contention, uint64_
         rt_lock_row(r, ++shown, l, base);
         if (r->opt->compact)
             continue;
-        uint64_t wc, hc;
+        uint64_t wc;
         uint64_t ww = rt_sum_wait(l->waiters, l->n_waiters, &wc);
-        rt_sum_wait(l->holders, l->n_holders, &hc);
-        rt_sites(r, "waiters", l->kind, l->waiters, l->n_waiters, ww, wc);
-        /* Holders by share of wake-ups: not every wake-up could be matched with the wait it ended. */
-        rt_sites(r, "holders", l->kind, l->holders, l->n_holders, 0, hc);
+        rt_sites(r, "waiters", l->kind, l->waiters, l->n_waiters, ww, ww, false);
+        /* Holders by their share of the lock's wait: only waits joined with the wake-up that ended them
+         * have a known holder (a spin that took the lock without parking has none). */
+        rt_sites(r, "holders", l->kind, l->holders, l->n_holders, l->wait_ns, l->holder_known_ns,
+                 prof_kind_is_contention(l->kind));
+        rt_holds(r, l);
     }
     size_t total = 0;
     for (size_t i = 0; i < r->p->n_locks; i++)
         total += prof_kind_is_contention(r->p->locks[i].kind) == contention;
     if (total > shown && shown > 0)
         fprintf(r->out, "    %s(%zu more; --top N shows more)%s\n", rt_c(r, RT_DIM), total - shown, rt_c(r, RT_RESET));
+}
+
+/* ---- where the time went ---- */
+
+static double rt_pct(uint64_t part, uint64_t whole) { return whole ? 100.0 * (double)part / (double)whole : 0.0; }
+
+/* The name a user knows a lock by: the variable of its main acquire line (`with RENDER_LOCK:`,
+ * `CACHE_LOCK.acquire()`) when the source says it, else the report's name. */
+static bool rt_ident_char(char c)
+{
+    return c == '_' || c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static void rt_lock_known_name(const struct prof_lock *l, char *out, size_t cap)
+{
+    const char *src = l->source, *b = NULL, *e = NULL;
+    if (src && strncmp(src, "with ", 5) == 0) {
+        b = e = src + 5;
+        while (rt_ident_char(*e))
+            e++;
+        if (*e != ':' && *e != ',' && *e != ' ')
+            e = b; /* `with open(...)`: a call, not a lock's name */
+    } else if (src && (e = strstr(src, ".acquire("))) {
+        b = e;
+        while (b > src && rt_ident_char(b[-1]))
+            b--;
+    }
+    if (b && e > b && e - b < 64 && !(*b >= '0' && *b <= '9') && *b != '.')
+        snprintf(out, cap, "%.*s", (int)(e - b), b);
+    else
+        snprintf(out, cap, "%s", l->name);
+}
+
+/* One line a user can act on: does contention matter for this run, and which lock. */
+static void rt_verdict(struct rt *r)
+{
+    const struct prof_time *t = &r->p->time;
+    const struct prof_lock *top = NULL;
+    for (size_t i = 0; i < r->p->n_locks && !top; i++)
+        if (prof_kind_is_contention(r->p->locks[i].kind))
+            top = &r->p->locks[i];
+    double share = rt_pct(t->contention_ns, t->thread_ns);
+    char name[96] = "", line[320];
+    if (top)
+        rt_lock_known_name(top, name, sizeof(name));
+    double waiting = top && t->wall_ns ? (double)top->wait_ns / (double)t->wall_ns : 0;
+    if (top && share >= 20.0) {
+        snprintf(line, sizeof(line), "contention cost %.0f%% of thread time; %s alone kept %.1f of %u threads "
+                 "waiting on average", share, name, waiting, top->threads);
+    } else if (top && share >= 5.0) {
+        snprintf(line, sizeof(line), "contention is %.0f%% of thread time; %s is %.0f%% of it (%.1f threads "
+                 "waiting on average): removing it saves at most that", share, name,
+                 rt_pct(top->wait_ns, t->contention_ns), waiting);
+    } else {
+        /* Say what does take the time. */
+        uint64_t cpu = t->threads_cpu_ns, most = cpu;
+        const char *what = "on CPU";
+        if (t->waiting_for_work_ns > most) {
+            most = t->waiting_for_work_ns;
+            what = "waiting for work";
+        }
+        if (t->other_ns > most)
+            what = "neither on CPU nor waiting on locks (I/O, sleep)";
+        snprintf(line, sizeof(line), "contention is %.0f%% of thread time; locks are not what limits this "
+                 "program (most of the threads' time is %s)", share, what);
+    }
+    fprintf(r->out, "  %s=> ", rt_c(r, RT_BOLD));
+    rt_put_fit(r->out, line, r->opt->width > 8 ? r->opt->width - 5 : 10, false);
+    fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
+}
+
+static void rt_time_row(struct rt *r, const char *label, uint64_t ns, uint64_t whole, const char *note)
+{
+    char d[24];
+    report_format_ns(d, sizeof(d), ns);
+    fprintf(r->out, "  %-22s", label);
+    rt_right(r->out, d, 10);
+    fprintf(r->out, " %6.1f%%%s%s\n", rt_pct(ns, whole), note ? "   " : "", note ? note : "");
+}
+
+static int rt_thread_cmp(const void *a, const void *b)
+{
+    const struct prof_thread *x = *(const struct prof_thread *const *)a, *y = *(const struct prof_thread *const *)b;
+    if (x->contention_ns != y->contention_ns)
+        return x->contention_ns < y->contention_ns ? 1 : -1;
+    if (x->lifetime_ns != y->lifetime_ns)
+        return x->lifetime_ns < y->lifetime_ns ? 1 : -1;
+    return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+static void rt_threads(struct rt *r)
+{
+    struct profile *p = r->p;
+    size_t n = p->n_threads, shown = n < r->opt->threads ? n : r->opt->threads;
+    if (shown == 0)
+        return;
+    const struct prof_thread **order = malloc(n * sizeof(*order));
+    if (!order)
+        return;
+    for (size_t i = 0; i < n; i++)
+        order[i] = &p->threads[i];
+    qsort(order, n, sizeof(*order), rt_thread_cmp);
+    bool wide = r->opt->width >= 100;
+    fprintf(r->out, "\n%sThreads, by lock contention%s", rt_c(r, RT_BOLD), rt_c(r, RT_RESET));
+    if (shown < n)
+        fprintf(r->out, " %s(top %zu of %zu; --threads shows all)%s", rt_c(r, RT_DIM), shown, n, rt_c(r, RT_RESET));
+    fprintf(r->out, "\n%s  %-20s %9s %*s %*s %*s %*s%s\n", rt_c(r, RT_DIM), "THREAD", "LIFETIME", wide ? 16 : 6,
+            "CPU", wide ? 16 : 10, "CONTENTION", wide ? 16 : 10, "WAIT WORK", wide ? 8 : 6, "REST", rt_c(r, RT_RESET));
+    for (size_t i = 0; i < shown; i++) {
+        const struct prof_thread *th = order[i];
+        char name[64], life[24], cols[3][40];
+        if (p->n_files > 1)
+            snprintf(name, sizeof(name), "%s [pid %u]", th->name ? th->name : "?", th->pid);
+        else
+            snprintf(name, sizeof(name), "%s", th->name ? th->name : "?");
+        report_format_ns(life, sizeof(life), th->lifetime_ns);
+        uint64_t parts[3] = {th->cpu_ns, th->contention_ns, th->waiting_for_work_ns};
+        for (int c = 0; c < 3; c++) {
+            char d[24];
+            report_format_ns(d, sizeof(d), parts[c]);
+            if (c == 0 && !th->ended)
+                snprintf(cols[c], sizeof(cols[c]), "?");
+            else if (wide)
+                snprintf(cols[c], sizeof(cols[c]), "%s %5.1f%%", d, rt_pct(parts[c], th->lifetime_ns));
+            else
+                snprintf(cols[c], sizeof(cols[c]), "%.1f%%", rt_pct(parts[c], th->lifetime_ns));
+        }
+        uint64_t used = th->cpu_ns + th->contention_ns + th->waiting_for_work_ns;
+        char rest[16];
+        if (th->ended)
+            snprintf(rest, sizeof(rest), "%.1f%%", rt_pct(th->lifetime_ns > used ? th->lifetime_ns - used : 0,
+                                                          th->lifetime_ns));
+        else
+            snprintf(rest, sizeof(rest), "?");
+        fputs("  ", r->out);
+        rt_put_fit(r->out, name, 20, true);
+        fputc(' ', r->out);
+        rt_right(r->out, life, 9);
+        int w[3] = {wide ? 16 : 6, wide ? 16 : 10, wide ? 16 : 10};
+        for (int c = 0; c < 3; c++) {
+            fputc(' ', r->out);
+            rt_right(r->out, cols[c], (size_t)w[c]);
+        }
+        fputc(' ', r->out);
+        rt_right(r->out, rest, wide ? 8 : 6);
+        fputc('\n', r->out);
+    }
+    free(order);
+}
+
+static void rt_time(struct rt *r)
+{
+    const struct prof_time *t = &r->p->time;
+    if (!t->known) {
+        fprintf(r->out, "\n%s(no thread ends in %s: recorded before ftprof noted them, so no time accounting)%s\n",
+                rt_c(r, RT_DIM), r->p->n_files == 1 ? "this recording" : "these recordings", rt_c(r, RT_RESET));
+        return;
+    }
+    char wall[24], th[24], cores[64];
+    report_format_ns(wall, sizeof(wall), t->wall_ns);
+    report_format_ns(th, sizeof(th), t->thread_ns);
+    fprintf(r->out, "\n%sWhere the threads' time went%s: %zu thread%s, %s of thread time in %s of wall time\n",
+            rt_c(r, RT_BOLD), rt_c(r, RT_RESET), r->p->n_threads, r->p->n_threads == 1 ? "" : "s", th, wall);
+    snprintf(cores, sizeof(cores), "%.2f cores busy on average", t->wall_ns ? (double)t->cpu_ns / (double)t->wall_ns : 0);
+    rt_time_row(r, "CPU", t->threads_cpu_ns, t->thread_ns, cores);
+    rt_time_row(r, "lock contention", t->contention_ns, t->thread_ns, NULL);
+    rt_time_row(r, "waiting for work", t->waiting_for_work_ns, t->thread_ns, NULL);
+    rt_time_row(r, "the rest (I/O, sleep)", t->other_ns, t->thread_ns, NULL);
+    /* (The process clock is read a moment after the exiting thread's own: ignore that difference.) */
+    if (t->cpu_ns > t->threads_cpu_ns + 1000000 && t->cpu_ns - t->threads_cpu_ns > t->cpu_ns / 100) {
+        char d[24];
+        report_format_ns(d, sizeof(d), t->cpu_ns - t->threads_cpu_ns);
+        fprintf(r->out, "  %s(and %s of CPU time in threads the recorder did not see end: they never called a "
+                "hooked function, or ran until exit)%s\n", rt_c(r, RT_DIM), d, rt_c(r, RT_RESET));
+    }
+    if (t->files_killed)
+        fprintf(r->out, "  %s(%s killed: its threads end at the last event recorded, their CPU time is "
+                "unknown)%s\n", rt_c(r, RT_YELLOW), t->files_killed == 1 && r->p->n_files == 1 ? "the process was"
+                : "a process was", rt_c(r, RT_RESET));
+    else if (t->threads_not_ended)
+        fprintf(r->out, "  %s(%u thread%s still running at exit: %s at the end of the recording, CPU time unknown)%s\n",
+                rt_c(r, RT_DIM), t->threads_not_ended, t->threads_not_ended == 1 ? "" : "s",
+                t->threads_not_ended == 1 ? "it ends" : "they end", rt_c(r, RT_RESET));
+    rt_verdict(r);
+    rt_threads(r);
 }
 
 int report_text(FILE *out, struct profile *p, const struct report_text_options *opt)
@@ -306,6 +503,8 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
                 rt_c(&r, RT_RED), d, one ? " was" : "s were", rt_c(&r, RT_RESET));
     }
 
+    if (!opt->compact)
+        rt_time(&r);
     if (p->n_locks == 0) {
         fprintf(out, "\nNo contended waits were recorded.\n");
         return ferror(out) ? -EIO : 0;

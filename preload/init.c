@@ -308,6 +308,7 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
 __attribute__((destructor)) static void ftp_fini(void)
 {
     ftp_tls.guard++;
+    ftp_thread_exit_process(); /* this thread's end and the process's CPU time, before the file closes */
     ftp_file_finish();
     ftp_tls.guard--;
 }

@@ -60,6 +60,9 @@ struct ftp_thread {
     bool py_named;       /* ... and it carried the threading.Thread name */
     uint8_t name_tries;  /* later attempts at the name (a thread may block before its first frame) */
     bool key_set;        /* pthread key value set, so the destructor hands our chunk back */
+    bool ended;          /* THREAD_END written: the thread is leaving (or the process is exiting) */
+    uint64_t start_ns;      /* the thread's first call into the recorder (THREAD_END) */
+    uint64_t start_cpu_ns;  /* ... and its CPU clock then */
     /* ring */
     uint8_t *chunk;
     uint32_t chunk_index;
@@ -213,6 +216,16 @@ static inline uint64_t ftp_now(void)
 /* The calling thread's state, reset if it is stale after fork; NULL when not recording. */
 FTP_HIDDEN struct ftp_thread *ftp_thread_enter(void);
 FTP_HIDDEN void ftp_thread_setup_key(void);
+/* At exit, for the thread running exit(): its THREAD_END record and the process's CPU time into the
+ * header (the TLS destructor, which writes other threads' records, does not run for it). */
+FTP_HIDDEN void ftp_thread_exit_process(void);
+static inline uint64_t ftp_thread_cpu_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- ring (ring.c): per-thread chunks of the shared file mapping ---- */
 /* Space for a record of `size` bytes (multiple of 8) in the thread's chunk, or NULL when the buffer is

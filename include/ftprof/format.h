@@ -37,8 +37,10 @@
 
 #define FTP_MAGIC "FTPROF\x01\n" /* 8 bytes: name, a byte no text has, a newline catching text-mode damage */
 #define FTP_MAGIC_LEN 8
-#define FTP_VERSION 2            /* 2: process identity, disk-full and exec facts in the header */
-#define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero */
+#define FTP_VERSION 3            /* 2: process identity, disk-full and exec facts in the header;
+                                    3: THREAD_END records and the process's CPU time at exit */
+#define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero; version 2
+                                    ones as version 3 ones without thread ends (old readers skip them) */
 #define FTP_HEADER_SIZE 4096
 #define FTP_ARGV_MAX 2048
 #define FTP_RECORD_ALIGN 8
@@ -70,7 +72,9 @@
  *       With pid, these say which process wrote the file; an exec keeps all four, so a new image knows
  *       its own pre-exec recording (0 in version 1 files: never matched).
  *  2176 disk_full_events u64 (atomic): waits lost because the disk was full (not in dropped_events)
- *  2184 ... zero ...
+ *  2184 process_cpu_ns u64: CLOCK_PROCESS_CPUTIME_ID at exit, all threads that ever ran (0: not
+ *       finished, or a file older than version 3)
+ *  2192 ... zero ...
  *  4088 python_runtime u64: where _PyRuntime was in the recorded process (0: no Python, or a file
  *       written before this field existed). With the MODULE record of the object that holds it, the
  *       analyzer can name the field a FTP_REGION_RUNTIME / INTERP / TSTATE address is in.
@@ -100,7 +104,8 @@ struct ftp_file_header {
     uint64_t pid_ns;
     uint8_t boot_id[16];
     uint64_t disk_full_events;
-    uint8_t padding[FTP_HEADER_SIZE - 96 - FTP_ARGV_MAX - 40 - 8];
+    uint64_t process_cpu_ns;
+    uint8_t padding[FTP_HEADER_SIZE - 96 - FTP_ARGV_MAX - 48 - 8];
     uint64_t python_runtime;
 };
 _Static_assert(sizeof(struct ftp_file_header) == FTP_HEADER_SIZE, "header is one page");
@@ -109,6 +114,7 @@ _Static_assert(offsetof(struct ftp_file_header, dropped_events) == 72, "layout")
 _Static_assert(offsetof(struct ftp_file_header, argv) == 96, "layout");
 _Static_assert(offsetof(struct ftp_file_header, proc_start_ticks) == 2144, "layout");
 _Static_assert(offsetof(struct ftp_file_header, disk_full_events) == 2176, "layout");
+_Static_assert(offsetof(struct ftp_file_header, process_cpu_ns) == 2184, "layout");
 _Static_assert(offsetof(struct ftp_file_header, python_runtime) == FTP_HEADER_SIZE - 8, "layout");
 
 enum ftp_record_type {
@@ -120,6 +126,7 @@ enum ftp_record_type {
     FTP_REC_HOLDER = 6,      /* the releaser who woke a waiter: its stack, linked by event id */
     FTP_REC_MODULE = 7,      /* a loaded ELF object: address range and build id, for symbolizing */
     FTP_REC_GIL_ENABLED = 8, /* the GIL came back: when, and the extension loaded just before */
+    FTP_REC_THREAD_END = 9,  /* a thread's lifetime and CPU time, written as it ends (version 3) */
 };
 
 /*  ftp_record (8 bytes), the start of every record
@@ -312,6 +319,27 @@ struct ftp_rec_gil_enabled {
     uint32_t tid;
 };
 _Static_assert(sizeof(struct ftp_rec_gil_enabled) == 24, "gil record");
+
+/*  FTP_REC_THREAD_END (48 bytes), written once per thread as it ends: from its TLS destructor, or for the
+ *  thread that calls exit() at exit. Threads alive at exit (daemons) and every thread of a killed
+ *  process have none: the analyzer ends them at the file's end (the last event's time if killed).
+ *   0 header   8 tid u32   12 reserved u32
+ *  16 start_ns u64 (the thread's first call into the recorder: the earliest cheap point it can see,
+ *     since pthread_create is not interposed)   24 start_cpu_ns u64 (its CPU clock at start_ns)
+ *  32 end_ns u64   40 cpu_ns u64 (CLOCK_THREAD_CPUTIME_ID at end_ns: the thread's whole CPU time)
+ *  A thread ran at least start_cpu_ns before start_ns, so its lifetime is taken to begin at
+ *  start_ns - start_cpu_ns (exact for a thread that computed from its creation to its first wait).
+ */
+struct ftp_rec_thread_end {
+    struct ftp_record h;
+    uint32_t tid;
+    uint32_t reserved;
+    uint64_t start_ns;
+    uint64_t start_cpu_ns;
+    uint64_t end_ns;
+    uint64_t cpu_ns;
+};
+_Static_assert(sizeof(struct ftp_rec_thread_end) == 48, "thread end record");
 
 static inline uint32_t ftp_record_padded(uint32_t n) { return (n + FTP_RECORD_ALIGN - 1) & ~(uint32_t)(FTP_RECORD_ALIGN - 1); }
 

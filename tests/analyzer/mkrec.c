@@ -701,6 +701,32 @@ static void mk_write(struct mk *m, const char *path, uint16_t min_reader, uint16
         mk_die("%s: write failed", path);
 }
 
+/* Waits without a stack (a thread's start-up before its first frame; the GIL before it) next to spins
+ * that never parked and have no stack either: 4 threads wait on ACCOUNTS (a threading.Lock), 2 on the
+ * GIL's mutex, all without a stack; 6 threads spin without a stack. No spin may land on either lock. */
+static void mk_stackless_spins(struct mk *m)
+{
+    uint64_t t0 = m->start_ns;
+    struct mk_thread *t[6];
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "Spinner-%d", i + 1);
+        t[i] = mk_thread(m, 2001 + (uint32_t)i, name);
+    }
+    for (int i = 0; i < 4; i++) {
+        uint32_t lt = mk_type(m, t[i], "_thread.lock");
+        for (int k = 0; k < 10; k++)
+            mk_acquire(m, t[i], FTP_KIND_LOCK, ACCOUNTS, lt, 0, t0 + (uint64_t)(k * 4 + i) * MS, 1 * MS, 1 * US, false);
+    }
+    for (int i = 4; i < 6; i++)
+        for (int k = 0; k < 5; k++)
+            mk_acquire(m, t[i], FTP_KIND_GIL, GIL_MUTEX, 0, 0, t0 + 100 * MS + (uint64_t)(k * 2 + i) * MS, 1 * MS, 1 * US, false);
+    for (int i = 0; i < 6; i++)
+        for (int k = 0; k < 5; k++)
+            mk_acquire(m, t[i], FTP_KIND_SPIN, 0, 0, 0, t0 + 200 * MS + (uint64_t)(k * 6 + i) * 100 * US, 50 * US, 50 * US, false);
+    m->end_ns = t0 + 300 * MS;
+}
+
 int main(int argc, char **argv)
 {
     const char *fixture = NULL, *srcdir = NULL;
@@ -714,7 +740,7 @@ int main(int argc, char **argv)
             return 2;
     }
     if (argc - optind < 2) {
-        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|diskfull|exec|bench|native|empty|newer OUT [N]\n");
+        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|diskfull|exec|bench|native|stackless_spins|empty|newer OUT [N]\n");
         return 2;
     }
     const char *scenario = argv[optind], *out = argv[optind + 1];
@@ -747,6 +773,8 @@ int main(int argc, char **argv)
         mk_bench(&m, argc - optind > 2 ? strtoull(argv[optind + 2], NULL, 10) : 5000000);
     } else if (strcmp(scenario, "native") == 0) {
         mk_native(&m);
+    } else if (strcmp(scenario, "stackless_spins") == 0) {
+        mk_stackless_spins(&m);
     } else if (strcmp(scenario, "empty") == 0) {
         m.end_ns = m.start_ns;
     } else {

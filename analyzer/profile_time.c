@@ -1,0 +1,51 @@
+/* Time accounting: each thread's lifetime from its THREAD_END record (or, without one, from its first
+ * record to its recording's end), and the run's split of thread time into CPU, lock contention, waiting
+ * for work and the rest. The waits were summed per thread as they were read (profile_events.c). */
+#include "profile_model.h"
+
+void prof_time(struct prof_internal *in)
+{
+    struct profile *p = in->p;
+    struct prof_time *t = &p->time;
+    memset(t, 0, sizeof(*t));
+    t->wall_ns = p->duration_ns;
+    uint64_t process_cpu = 0;
+    bool all_process_cpu = p->n_files > 0;
+    for (size_t k = 0; k < p->n_files; k++) {
+        const struct prof_file *f = &p->files[k];
+        if (!(f->flags & FTP_FLAG_FINISHED) || !f->end_ns)
+            t->files_killed++;
+        process_cpu += f->process_cpu_ns;
+        all_process_cpu &= f->process_cpu_ns != 0;
+    }
+    for (size_t i = 0; i < p->n_threads; i++) {
+        struct prof_thread *th = &p->threads[i];
+        const struct prof_file *f = &p->files[th->file];
+        bool finished = (f->flags & FTP_FLAG_FINISHED) && f->end_ns;
+        if (th->ended) {
+            t->known = true;
+        } else {
+            /* Alive at exit (a daemon), or in a killed process: it ran until the end of what was
+             * recorded; its CPU time is not known. */
+            th->start_ns = th->first_seen_ns;
+            th->end_ns = finished ? f->end_ns : in->defs[th->file].max_end_ns;
+            th->cpu_ns = 0;
+            t->threads_not_ended++;
+        }
+        /* Nothing before the recording began counts: the wall time starts there too. */
+        if (th->start_ns < f->start_ns)
+            th->start_ns = f->start_ns;
+        if (th->end_ns < th->start_ns)
+            th->end_ns = th->start_ns;
+        th->lifetime_ns = th->end_ns - th->start_ns;
+        t->thread_ns += th->lifetime_ns;
+        t->threads_cpu_ns += th->cpu_ns;
+        t->contention_ns += th->contention_ns;
+        t->waiting_for_work_ns += th->waiting_for_work_ns;
+    }
+    /* The process clock also counts threads the recorder never saw (they never called a hooked
+     * function) and those alive at exit: the better total when every recording has it. */
+    t->cpu_ns = all_process_cpu && process_cpu > t->threads_cpu_ns ? process_cpu : t->threads_cpu_ns;
+    uint64_t used = t->threads_cpu_ns + t->contention_ns + t->waiting_for_work_ns;
+    t->other_ns = t->thread_ns > used ? t->thread_ns - used : 0;
+}
