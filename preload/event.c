@@ -11,6 +11,9 @@ uint64_t ftp_event_next_id(struct ftp_thread *t)
 
 void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
 {
+    /* FTPROF_MIN_WAIT: counted (number and time) in the header, not written. */
+    if (FTP_UNLIKELY(ftp_state.min_wait_ns) && ftp_control_below_min(w->end_ns > w->start_ns ? w->end_ns - w->start_ns : 0))
+        return;
     /* Announced before its first Python frame (a new thread waiting for the GIL, say)? Try the name
      * again a few times: the THREAD record is repeated, and the analyzer keeps the named one. */
     if (t->announced && !t->py_named && t->name_tries < 16) {

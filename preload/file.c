@@ -434,6 +434,8 @@ int ftp_file_open(bool forked_child)
     ftp_state.chunk_count = count;
     if (ftp_state.py.ready)
         ftp_python_describe(h); /* a forked child: the interpreter is already up */
+    ftp_control_file_opened(h); /* mode, min-wait, a pause at start */
+    ftp_inflight_init();        /* chunk 0: the waits in flight */
     atomic_store(&ftp_state.recording, 1);
     /* The module map: native stacks need it, and the object holding _PyRuntime lets the analyzer
      * name the interpreter-state field a PyMutex lives in. */

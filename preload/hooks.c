@@ -5,9 +5,12 @@
  *   2. hook_enter(): NULL when not recording, or when the recorder itself is running on this thread
  *      (the recursion guard) — then do nothing but call the original;
  *   3. take the cheap uncontended path first (a try-lock) and return if it succeeds;
- *   4. otherwise, before blocking: note the time, classify the lock, capture the stack, register as a
- *      waiter so the releaser can name itself; block in the original; after waking only stamp the time
- *      and publish (a woken waiter may already own the lock: anything slow here lengthens its hold).
+ *   4. otherwise, unless recording is paused (ftp_paused: one relaxed load of the header's control
+ *      word, on this slow path only), before blocking: note the time, classify the lock, capture the
+ *      stack, register as a waiter so the releaser can name itself, publish the wait in flight (a few
+ *      stores into the thread's own slot); block in the original; after waking clear the slot, stamp
+ *      the time and publish (a woken waiter may already own the lock: anything slow here lengthens its
+ *      hold).
  */
 #include <errno.h>
 #include <string.h>
@@ -91,6 +94,8 @@ static inline bool claim_holder(struct ftp_waiter *w, uintptr_t key, struct ftp_
 /* After the release: the releaser's stack, linked to the waiter it woke. */
 static void record_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy)
 {
+    if (ftp_paused())
+        return;
     int saved_errno = errno;
     uint64_t now = slow_path_begin(t);
     ftp_event_holder(t, copy, now);
@@ -224,7 +229,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
                      (handed == 0 || handed == 1);
     }
     bool reportable = !self_woken && lock_addr && (arg_on_stack || park_arg == NULL);
-    if (!reportable) {
+    if (!reportable || ftp_paused()) {
         if (self_woken)
             t->spin_start_ns = 0; /* the self-park's spin was not a wait either */
         int rc = call_sem_wait(sem, mode, clock, abstime);
@@ -265,11 +270,17 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
             ftp_event_flush_spin(t, now, true);
         }
     }
+    /* 3.14+ RLock: a _PyRecursiveMutex, whose owner's thread ident sits beside its PyMutex. */
+    uint64_t owner = 0;
+    if (cls.kind == FTP_KIND_RLOCK && PARK_LAYOUT->rlock_owner)
+        owner = *(volatile const uint64_t *)(lock_addr + PARK_LAYOUT->rlock_owner);
+    ftp_inflight_begin(t, &w, owner);
     w.park_ns = ftp_now();
 
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
     w.end_ns = ftp_now();
+    ftp_inflight_end(t);
 
     bool handed_off = mutex_park && park_handed_off(park_arg) != 0;
     if (handed_off)
@@ -296,7 +307,7 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     int saved = errno;
     if (ftp_real.sem_trywait(sem) == 0)
         return 0;
-    if (errno != EAGAIN)
+    if (errno != EAGAIN || ftp_paused())
         return call_sem_wait(sem, mode, clock, abstime);
     errno = saved;
     uint64_t now = slow_path_begin(t);
@@ -312,10 +323,12 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     ftp_event_flush_spin(t, now, true);
     w.stack_id = ftp_stack_capture(t);
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)sem, w.event_id, w.lock_addr, t->tid);
+    ftp_inflight_begin(t, &w, 0); /* 3.13's RLock keeps its owner in the object, not beside the sem */
     w.park_ns = ftp_now();
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
     w.end_ns = ftp_now();
+    ftp_inflight_end(t);
     ftp_waiter_remove(reg);
     if (rc != 0 && saved_errno == ETIMEDOUT)
         w.flags |= FTP_WAIT_TIMED_OUT;
@@ -450,7 +463,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
 {
     REAL(sched_yield);
     struct ftp_thread *t = hook_enter();
-    if (!t || !ftp_in_python_text(caller))
+    if (!t || !ftp_in_python_text(caller) || ftp_paused())
         return ftp_real.sched_yield();
     t->guard++;
     uint64_t now = ftp_now();
@@ -503,12 +516,14 @@ static void native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_
     w->start_ns = now;
     ftp_event_flush_spin(t, now, true);
     w->stack_id = ftp_stack_capture(t);
+    ftp_inflight_begin(t, w, 0);
     w->park_ns = ftp_now();
 }
 
 static void native_wait_end(struct ftp_thread *t, struct ftp_wait *w, struct ftp_waiter *reg, int rc)
 {
     w->end_ns = ftp_now();
+    ftp_inflight_end(t);
     ftp_waiter_remove(reg);
     if (rc == ETIMEDOUT)
         w->flags |= FTP_WAIT_TIMED_OUT;
@@ -528,6 +543,8 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
     int rc = ftp_real.pthread_mutex_trylock(m);
     if (rc != EBUSY)
         return rc; /* acquired (0, or EOWNERDEAD for robust mutexes), or an error lock would give too */
+    if (ftp_paused())
+        return ftp_real.pthread_mutex_lock(m);
     struct ftp_wait w = {0};
     int saved_errno = errno;
     native_wait_begin(t, &w, (uintptr_t)m, ftp_python_is_gil((uintptr_t)m) ? FTP_KIND_GIL : FTP_KIND_PTHREAD_MUTEX);
@@ -567,8 +584,8 @@ static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), 
     if (FTP_LIKELY(!t))
         return lock(l);
     int rc = trylock(l);
-    if (rc != EBUSY)
-        return rc;
+    if (rc != EBUSY || ftp_paused())
+        return rc != EBUSY ? rc : lock(l);
     struct ftp_wait w = {0};
     int saved_errno = errno;
     native_wait_begin(t, &w, (uintptr_t)l, FTP_KIND_PTHREAD_RWLOCK);
@@ -604,7 +621,7 @@ EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
 static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime)
 {
     struct ftp_thread *t = hook_enter();
-    if (!t)
+    if (!t || ftp_paused())
         return abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
     uint64_t now = slow_path_begin(t);
     bool gil = ftp_python_is_gil((uintptr_t)c);
@@ -629,9 +646,11 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
     if (!w.stack_id)
         w.stack_id = ftp_stack_capture(t);
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)c, w.event_id, w.lock_addr, t->tid);
+    ftp_inflight_begin(t, &w, 0);
     w.park_ns = ftp_now();
     int rc = abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
     w.end_ns = ftp_now();
+    ftp_inflight_end(t);
     ftp_waiter_remove(reg);
     if (rc == ETIMEDOUT)
         w.flags |= FTP_WAIT_TIMED_OUT;

@@ -153,6 +153,7 @@ static void warn_unknown_variables(void)
 {
     static const char *known[] = {
         "FTPROF_OUTPUT", "FTPROF_BUFFER", "FTPROF_NATIVE", "FTPROF_VERBOSE", "FTPROF_DISABLE", "FTPROF_ALL",
+        "FTPROF_START", "FTPROF_MIN_WAIT", "FTPROF_MODE",
         /* read by the CLI and the tools */
         "FTPROF_LIBRARY", "FTPROF_PYTHON", "FTPROF_GIL_PYTHON", "FTPROF_MULTIARCH",
         /* read by the test harness (tools/run-tests, tests/) */
@@ -227,6 +228,7 @@ static void read_settings(void)
     ftp_state.native = env_flag("FTPROF_NATIVE", false);
     ftp_state.verbose = env_flag("FTPROF_VERBOSE", false);
     buffer_bytes = env_size("FTPROF_BUFFER", (size_t)64 << 20, (size_t)16 << 10, (size_t)1 << 40);
+    ftp_control_settings(settings_warn); /* FTPROF_START, FTPROF_MIN_WAIT, FTPROF_MODE */
     const char *out = getenv("FTPROF_OUTPUT");
     if (!out || !*out)
         out = dflt;

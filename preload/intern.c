@@ -17,6 +17,7 @@
 struct intern_slot {
     _Atomic uint64_t key;
     _Atomic uint64_t value; /* id | extra << 32; 0 until the definition record is published */
+    _Atomic uint64_t where; /* ring mode: the chunk and generation the definition was written in */
 };
 
 struct tables {
@@ -81,6 +82,11 @@ static uint32_t intern_lookup(struct intern_slot *table, uint32_t nslots, uint64
         }
         if (k == key) {
             uint64_t v = atomic_load_explicit(&s->value, memory_order_acquire);
+            if (v && FTP_UNLIKELY(ftp_state.ring) &&
+                !ftp_ring_defined(atomic_load_explicit(&s->where, memory_order_relaxed))) {
+                *slot = &s->value; /* its chunk was overwritten: define it again, under a new id */
+                return 0;
+            }
             if (extra)
                 *extra = (uint32_t)(v >> 32);
             return (uint32_t)v; /* 0: another thread is still writing the definition */
@@ -91,8 +97,13 @@ static uint32_t intern_lookup(struct intern_slot *table, uint32_t nslots, uint64
 
 void ftp_intern_publish(_Atomic uint64_t *slot, uint32_t id, uint32_t extra)
 {
-    if (slot)
-        atomic_store_explicit(slot, (uint64_t)extra << 32 | id, memory_order_release);
+    if (!slot)
+        return;
+    if (FTP_UNLIKELY(ftp_state.ring)) {
+        struct intern_slot *s = (struct intern_slot *)((char *)slot - offsetof(struct intern_slot, value));
+        atomic_store_explicit(&s->where, ftp_ring_where(), memory_order_relaxed);
+    }
+    atomic_store_explicit(slot, (uint64_t)extra << 32 | id, memory_order_release);
 }
 
 uint32_t ftp_intern_code_lookup(uintptr_t code, uintptr_t check, _Atomic uint64_t **slot)

@@ -182,6 +182,7 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
      * :1010; 3.13's RLock is a PyThread_type_lock instead). */
     l->lock_mutex = l->ob_size;
     l->rlock_is_pymutex = minor >= 14;
+    l->rlock_owner = minor >= 14 ? 8 : 0; /* _PyRecursiveMutex {PyMutex mutex; unsigned long long thread; ...} */
 
     /* Per-thread bytecode of free-threaded 3.14+: a frame's instr_ptr points into
      * co_tlbc->entries[frame->tlbc_index], a _PyCodeArray {Py_ssize_t size; char *entries[]}

@@ -92,6 +92,9 @@ struct ftp_thread {
     /* one-entry stack cache: same frames as last time → same id, no hashing of the table */
     uint64_t last_stack_hash;
     uint32_t last_stack_id;
+    /* the thread's slot in the file's table of waits in flight (inflight.c); NULL until its first wait */
+    struct ftp_inflight_slot *inflight;
+    bool inflight_none;      /* the table was full when it looked: it publishes nothing */
 };
 
 /* ---- process-wide state ---- */
@@ -114,6 +117,7 @@ struct ftp_layout {
     uint64_t ob_mutex;            /* the per-object lock in a free-threaded PyObject (0: none) */
     uint64_t lock_mutex;          /* the PyMutex inside _thread.lock (and 3.14+ _thread.RLock) */
     bool rlock_is_pymutex;        /* 3.14+: RLock parks on its PyMutex; 3.13: a PyThread semaphore */
+    uint64_t rlock_owner;         /* 3.14+: the owner's thread ident, from the RLock's PyMutex (0: none) */
     uint64_t tp_flags_inline_values;
     uint8_t dk_log2_index_bytes, dk_kind, dk_nentries, dk_indices, dk_kind_split, dk_entry_size;
     uint8_t values_valid, values_array;
@@ -173,6 +177,16 @@ struct ftp_state {
     struct ftp_python py;
     char output_pattern[1024];
     _Atomic int gil_reported;
+    /* live control (control.c): the header's control word the hooks read, min-wait, ring mode */
+    _Atomic uint32_t *control;     /* &hdr->control; NULL when no file */
+    uint64_t min_wait_ns;          /* FTPROF_MIN_WAIT */
+    bool ring;                     /* FTPROF_MODE=ring */
+    bool start_paused;             /* FTPROF_START=paused */
+    struct ftp_inflight_slot *inflight_slots; /* inside the mapping (inflight.c) */
+    uint32_t inflight_count;
+    _Atomic uint8_t *chunk_owned;  /* ring mode: 1 while a thread or the free list holds a chunk */
+    _Atomic uint32_t *chunk_gen;   /* ring mode: bumped each time a chunk is overwritten */
+    _Atomic uint32_t ring_next;    /* ring mode: the next chunk to consider overwriting */
 };
 
 FTP_HIDDEN extern struct ftp_state ftp_state;
@@ -331,6 +345,38 @@ FTP_HIDDEN void ftp_native_write_modules(struct ftp_thread *t);
 /* The path of the most recently loaded Python extension module (for the GIL notice); length or 0. */
 FTP_HIDDEN size_t ftp_native_last_extension(char *out, size_t cap);
 FTP_HIDDEN void ftp_native_reset(void);
+
+/* ---- waits in flight (inflight.c): the thread's slot in the file's INFLIGHT table ---- */
+struct ftp_wait;
+/* Claims chunk 0 for the table and writes its record: at file creation, before recording starts. */
+FTP_HIDDEN int ftp_inflight_init(void);
+/* Publish the wait about to block (its stack already committed); a few plain stores into the thread's
+ * own slot under its sequence word. `owner`: the holder's thread ident where the lock says, else 0. */
+FTP_HIDDEN void ftp_inflight_begin(struct ftp_thread *t, const struct ftp_wait *w, uint64_t owner);
+FTP_HIDDEN void ftp_inflight_end(struct ftp_thread *t);
+/* The thread is leaving: its slot is free again. */
+FTP_HIDDEN void ftp_inflight_release(struct ftp_thread *t);
+
+/* ---- live control (control.c): pause, min-wait, ring mode ---- */
+/* FTPROF_START, FTPROF_MIN_WAIT, FTPROF_MODE (with warnings naming the variable when `warn`). */
+FTP_HIDDEN void ftp_control_settings(bool warn);
+/* Into a new file's header: mode, min-wait, and the pause at start (FTPROF_START=paused). */
+FTP_HIDDEN void ftp_control_file_opened(struct ftp_file_header *h);
+/* One relaxed load of the header's control word: is recording paused? */
+static inline bool ftp_paused(void)
+{
+    _Atomic uint32_t *c = ftp_state.control;
+    return c && (atomic_load_explicit(c, memory_order_relaxed) & FTP_CONTROL_PAUSED);
+}
+/* A wait shorter than FTPROF_MIN_WAIT: counted into the header, not written. True if it was. */
+FTP_HIDDEN bool ftp_control_below_min(uint64_t wait_ns);
+/* Ring mode: a full chunk to overwrite (its lost waits counted), or false when none can be. */
+FTP_HIDDEN bool ftp_ring_recycle(uint32_t *index);
+FTP_HIDDEN void ftp_ring_mark_owned(uint32_t index, bool owned);
+/* Ring mode: is the definition written in chunk `index` at generation `gen` still there? */
+FTP_HIDDEN bool ftp_ring_defined(uint64_t where);
+/* (chunk index + 1) << 32 | generation of the calling thread's chunk (0: none), for the intern tables. */
+FTP_HIDDEN uint64_t ftp_ring_where(void);
 
 /* ---- events (event.c) ---- */
 struct ftp_wait {

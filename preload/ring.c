@@ -49,7 +49,7 @@ static bool claim_new_chunk(uint32_t *index)
     uint32_t n = atomic_load(&ftp_state.claimed);
     do {
         if ((n & FTP_CLAIMS_CLOSED) || n >= ftp_state.chunk_count)
-            return false;
+            return !(n & FTP_CLAIMS_CLOSED) && ftp_ring_recycle(index); /* ring mode: the oldest full chunk */
     } while (!atomic_compare_exchange_weak(&ftp_state.claimed, &n, n + 1));
     /* Reserve the chunk's disk blocks before touching its pages: on a full disk a store into a sparse
      * shared mapping would raise SIGBUS in the host. */
@@ -88,8 +88,10 @@ void ftp_ring_release_chunk(struct ftp_thread *t)
     bool reusable = ftp_state.chunk_size - t->chunk_off >= FTP_CHUNK_REUSE_MIN;
     t->chunk = NULL;
     t->announced = false;
-    if (!reusable)
+    if (!reusable) {
+        ftp_ring_mark_owned(idx, false); /* ring mode: full, may be overwritten */
         return;
+    }
     uint64_t head = atomic_load(&ftp_state.free_chunks);
     for (;;) {
         ftp_state.chunk_next[idx] = (uint32_t)head;
@@ -112,6 +114,7 @@ static bool take_chunk(struct ftp_thread *t, bool reuse)
     t->chunk_index = idx;
     t->chunk_off = fill;
     t->announced = false;
+    ftp_ring_mark_owned(idx, true);
     if (!t->key_set) {
         /* Non-NULL value: the key's destructor runs at thread exit and hands the chunk back. */
         pthread_setspecific(ftp_state.thread_key, (void *)1);
@@ -165,6 +168,8 @@ void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
      * any record that passed the size check above always fit. Only when no chunk is left is the record
      * lost (and a wait counted as dropped by the caller). */
     for (int attempt = 0; attempt < 2; attempt++) {
+        if (t->chunk)
+            ftp_ring_mark_owned(t->chunk_index, false); /* ring mode: full, may be overwritten */
         t->chunk = NULL;
         t->announced = false;
         if (!take_chunk(t, attempt == 0))
@@ -175,6 +180,8 @@ void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
                 return p;
         }
     }
+    if (t->chunk)
+        ftp_ring_mark_owned(t->chunk_index, false);
     t->chunk = NULL;
     t->announced = false;
     return NULL;

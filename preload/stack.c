@@ -25,7 +25,8 @@ uint32_t ftp_stack_capture(struct ftp_thread *t)
     uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t)npy << 16 | (uint64_t)nnat);
     h = hash_words((const uint64_t *)py, (size_t)npy, h); /* each frame is one 8-byte word */
     h = hash_words(native, (size_t)nnat, h);
-    if (h == t->last_stack_hash && t->last_stack_id)
+    /* (Not in ring mode: the definition may have been overwritten since; the table knows.) */
+    if (h == t->last_stack_hash && t->last_stack_id && !ftp_state.ring)
         return t->last_stack_id;
     _Atomic uint64_t *slot;
     uint32_t id = ftp_intern_stack_lookup(h, &slot);

@@ -45,6 +45,7 @@ static void thread_exit(void *value)
     if (atomic_load(&ftp_state.recording)) {
         ftp_event_flush_spin(t, ftp_now(), true);
         thread_write_end(t);
+        ftp_inflight_release(t);
         ftp_ring_release_chunk(t);
     }
     t->guard--;

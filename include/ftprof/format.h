@@ -37,8 +37,9 @@
 
 #define FTP_MAGIC "FTPROF\x01\n" /* 8 bytes: name, a byte no text has, a newline catching text-mode damage */
 #define FTP_MAGIC_LEN 8
-#define FTP_VERSION 3            /* 2: process identity, disk-full and exec facts in the header;
-                                    3: THREAD_END records and the process's CPU time at exit */
+#define FTP_VERSION 4            /* 2: process identity, disk-full and exec facts in the header;
+                                    3: THREAD_END records and the process's CPU time at exit;
+                                    4: waits in flight (INFLIGHT), pause/resume, min-wait, ring mode */
 #define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero; version 2
                                     ones as version 3 ones without thread ends (old readers skip them) */
 #define FTP_HEADER_SIZE 4096
@@ -47,6 +48,18 @@
 
 /* Feature bits (header.features). */
 #define FTP_FEATURE_NATIVE_STACKS (1u << 0) /* FTPROF_NATIVE=1: stacks carry native frames */
+
+/* header.control: read by the hooks, flipped by `ftprof pause/resume` through a shared mapping. */
+#define FTP_CONTROL_PAUSED (1u << 0) /* waits are not recorded (nor published in flight) */
+
+/* header.mode */
+#define FTP_MODE_NORMAL 0 /* chunks are used once: a full buffer drops later events */
+#define FTP_MODE_RING 1   /* FTPROF_MODE=ring: the oldest full chunks are overwritten */
+
+/* header.windows[]: the times recording was paused (FTP_WINDOW_PAUSE set) or resumed, in the order
+ * they were written; 0 = not written yet. Recording is on from start_ns until the first pause. */
+#define FTP_WINDOWS_MAX 64
+#define FTP_WINDOW_PAUSE (1ull << 63)
 
 /* Header flags (header.flags), set by the recorder as it goes. */
 #define FTP_FLAG_PYTHON (1u << 0)          /* the process ran a CPython interpreter we could read */
@@ -74,7 +87,16 @@
  *  2176 disk_full_events u64 (atomic): waits lost because the disk was full (not in dropped_events)
  *  2184 process_cpu_ns u64: CLOCK_PROCESS_CPUTIME_ID at exit, all threads that ever ran (0: not
  *       finished, or a file older than version 3)
- *  2192 ... zero ...
+ *  2192 control u32 (atomic: FTP_CONTROL_*)  2196 inflight_chunk u32 (1 + index of the chunk holding the
+ *       FTP_REC_INFLIGHT record; 0: none)
+ *  2200 min_wait_ns u64 (FTPROF_MIN_WAIT: shorter waits are counted below, not written)
+ *  2208 below_min_events u64 (atomic)   2216 below_min_ns u64 (atomic: their summed wait)
+ *  2224 mode u32 (FTP_MODE_*)           2228 n_windows u32 (atomic: entries of windows[] claimed)
+ *  2232 overwritten_events u64 (atomic: WAIT records lost to ring-mode chunk reuse)
+ *  2240 overwritten_until_ns u64 (atomic max: the latest end of an overwritten wait)
+ *  2248 chunks_recycled u64 (atomic)
+ *  2256 windows[64] u64 (FTP_WINDOW_PAUSE | time_ns, see above; version 4)
+ *  2768 ... zero ...
  *  4088 python_runtime u64: where _PyRuntime was in the recorded process (0: no Python, or a file
  *       written before this field existed). With the MODULE record of the object that holds it, the
  *       analyzer can name the field a FTP_REGION_RUNTIME / INTERP / TSTATE address is in.
@@ -105,7 +127,18 @@ struct ftp_file_header {
     uint8_t boot_id[16];
     uint64_t disk_full_events;
     uint64_t process_cpu_ns;
-    uint8_t padding[FTP_HEADER_SIZE - 96 - FTP_ARGV_MAX - 48 - 8];
+    uint32_t control;
+    uint32_t inflight_chunk;
+    uint64_t min_wait_ns;
+    uint64_t below_min_events;
+    uint64_t below_min_ns;
+    uint32_t mode;
+    uint32_t n_windows;
+    uint64_t overwritten_events;
+    uint64_t overwritten_until_ns;
+    uint64_t chunks_recycled;
+    uint64_t windows[FTP_WINDOWS_MAX];
+    uint8_t padding[FTP_HEADER_SIZE - 2768 - 8];
     uint64_t python_runtime;
 };
 _Static_assert(sizeof(struct ftp_file_header) == FTP_HEADER_SIZE, "header is one page");
@@ -115,6 +148,11 @@ _Static_assert(offsetof(struct ftp_file_header, argv) == 96, "layout");
 _Static_assert(offsetof(struct ftp_file_header, proc_start_ticks) == 2144, "layout");
 _Static_assert(offsetof(struct ftp_file_header, disk_full_events) == 2176, "layout");
 _Static_assert(offsetof(struct ftp_file_header, process_cpu_ns) == 2184, "layout");
+_Static_assert(offsetof(struct ftp_file_header, control) == 2192, "layout");
+_Static_assert(offsetof(struct ftp_file_header, min_wait_ns) == 2200, "layout");
+_Static_assert(offsetof(struct ftp_file_header, mode) == 2224, "layout");
+_Static_assert(offsetof(struct ftp_file_header, overwritten_events) == 2232, "layout");
+_Static_assert(offsetof(struct ftp_file_header, windows) == 2256, "layout");
 _Static_assert(offsetof(struct ftp_file_header, python_runtime) == FTP_HEADER_SIZE - 8, "layout");
 
 enum ftp_record_type {
@@ -127,6 +165,7 @@ enum ftp_record_type {
     FTP_REC_MODULE = 7,      /* a loaded ELF object: address range and build id, for symbolizing */
     FTP_REC_GIL_ENABLED = 8, /* the GIL came back: when, and the extension loaded just before */
     FTP_REC_THREAD_END = 9,  /* a thread's lifetime and CPU time, written as it ends (version 3) */
+    FTP_REC_INFLIGHT = 10,   /* the table of waits in progress, one slot per thread (version 4) */
 };
 
 /*  ftp_record (8 bytes), the start of every record
@@ -340,6 +379,45 @@ struct ftp_rec_thread_end {
     uint64_t cpu_ns;
 };
 _Static_assert(sizeof(struct ftp_rec_thread_end) == 48, "thread end record");
+
+/*  FTP_REC_INFLIGHT (64 bytes + slots): spans the whole chunk header.inflight_chunk - 1, written when the
+ *  file is created and never moved (ring mode does not reuse that chunk). Old readers skip it.
+ *   0 header   8 slot_count u32   12 slot_size u32 (64)   16 reserved[48]   64 slot_count × slots
+ *
+ *  ftp_inflight_slot (64 bytes, one cache line), owned by one thread from its first wait to its exit:
+ *   0 seq u32 (odd while its owner writes it)   4 tid u32 (0: free; claimed with a CAS)
+ *   8 start_ns u64 (0: not waiting now)        16 lock_addr u64
+ *  24 kind u8 | region u8 | flags u16 (FTP_WAIT_TIMED)   28 region_offset u32
+ *  32 type_id u32   36 stack_id u32 (its STACK record is committed before the slot is published)
+ *  40 event_id u64 (the WAIT record written when the wait ends has the same)
+ *  48 owner u64 (the holder's thread ident where the lock says: a 3.14+ RLock; 0: unknown)
+ *  56 thread_ident u64 (this thread's pthread_self(), which owners are given in)
+ *  A reader copies a slot, then reads seq again: an odd seq or one that changed means a torn copy.
+ */
+struct ftp_rec_inflight {
+    struct ftp_record h;
+    uint32_t slot_count;
+    uint32_t slot_size;
+    uint8_t reserved[48];
+};
+_Static_assert(sizeof(struct ftp_rec_inflight) == 64, "inflight record");
+
+struct ftp_inflight_slot {
+    uint32_t seq;
+    uint32_t tid;
+    uint64_t start_ns;
+    uint64_t lock_addr;
+    uint8_t kind;
+    uint8_t region;
+    uint16_t flags;
+    uint32_t region_offset;
+    uint32_t type_id;
+    uint32_t stack_id;
+    uint64_t event_id;
+    uint64_t owner;
+    uint64_t thread_ident;
+};
+_Static_assert(sizeof(struct ftp_inflight_slot) == 64, "inflight slot");
 
 static inline uint32_t ftp_record_padded(uint32_t n) { return (n + FTP_RECORD_ALIGN - 1) & ~(uint32_t)(FTP_RECORD_ALIGN - 1); }
 
