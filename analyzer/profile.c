@@ -137,6 +137,7 @@ static void prof_file_info(struct prof_internal *in, struct prof_file *f, const 
     f->dropped_events = h->dropped_events;
     f->disk_full_events = h->version >= 2 ? h->disk_full_events : 0;
     f->process_cpu_ns = h->version >= 3 ? h->process_cpu_ns : 0;
+    f->version = h->version;
     f->start_ns = h->start_ns;
     f->end_ns = h->end_ns;
     f->start_realtime_ns = h->start_realtime_ns;

@@ -63,8 +63,8 @@ struct prof_lock {
     uint64_t parked;        /* acquisitions that parked at least once (a releaser woke them) */
     uint32_t threads;       /* distinct waiting threads */
     /* How long the thread a waiter waited for held the lock: from when it got the lock after its own
-     * wait (or the latest point the recorder knows it could have: its previous release of the lock, the
-     * waiter's start) to the release that woke the waiter. `holds` wake-ups were measured. */
+     * wait, while the waiter waited (else from the waiter's start, the earliest point the records show
+     * the lock held), to the release that woke the waiter. `holds` wake-ups were measured. */
     uint64_t holds, hold_p50_ns, hold_p99_ns, hold_max_ns;
     /* The part of wait_ns whose holder is known (a woken wait joined with its releaser's record); the
      * rest is unknown: spins that took the lock without parking, wake-ups the recorder missed. */
@@ -109,7 +109,7 @@ struct prof_time {
     uint64_t contention_ns, waiting_for_work_ns, other_ns;
     uint32_t threads_not_ended;   /* alive at exit, or in a killed process: CPU unknown, end estimated */
     uint32_t files_killed;        /* recordings with no end (kill -9...): their threads end at the last event */
-    bool known;                   /* some recording carries thread ends (format version 3) */
+    bool known;                   /* some recording is of format 3 or later, which notes thread ends */
 };
 
 struct prof_file {
@@ -124,6 +124,7 @@ struct prof_file {
     uint32_t damaged_chunks;
     uint64_t disk_full_events; /* waits lost because the disk was full (FTP_FLAG_DISK_FULL) */
     uint64_t process_cpu_ns;   /* the process's CPU time at exit; 0 if not recorded */
+    uint16_t version;          /* the recording format's (3 and later note thread ends) */
     /* Waits and wake-ups whose record names a stack or type id the recording never defined, and those
      * whose stack has a frame with an undefined code id: shown as [unknown], and their kind could not
      * be refined (a Condition.wait may count as a lock). */

@@ -311,14 +311,17 @@ static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t
 }
 
 /* One hold, once a wake-up (`h`, pending) and the wait it ended (which started at `wait_start`) are
- * joined: it ends at the wake-up and starts when the releaser got the lock after its own wait, or else
- * at the latest point the recorder knows it cannot have held it from before: its previous release of
- * that lock, or the start of the wait (the lock was held then; by this releaser, as far as anyone
- * knows). So an unknown acquisition gives the shortest hold the records allow, never a longer one. */
+ * joined. It ends at the wake-up. It starts when the releaser got the lock after its own wait (t2) if
+ * that happened while this waiter already waited; otherwise at the start of the wait, the earliest point
+ * the records show the lock held: a releaser that took it before may have let it go and taken it again
+ * without contention, which nothing records. Its previous release to a waiter (also t2) bounds it too.
+ * So an acquisition the recorder did not see gives the shortest hold the records allow. (A thread that
+ * took the lock without waiting just after another holder let it go, while this waiter waited on, is
+ * charged from the start of the wait: the one case where a hold can come out longer than it was.) */
 static void prof_hold_add(struct prof_internal *in, struct psite *s, const struct prof_pending *h,
                           uint64_t wait_start)
 {
-    uint64_t from = h->exact || h->t2 > wait_start ? h->t2 : wait_start;
+    uint64_t from = h->t2 > wait_start ? h->t2 : wait_start;
     if (!from || from > h->t1)
         return;
     if (!s->hold && !(s->hold = calloc(1, sizeof(*s->hold)))) {
@@ -418,19 +421,15 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     if (!s)
         return;
     s->count++;
-    /* Where the releaser's hold began, from its own records: its last acquisition, if that was of this
-     * lock and it has not released it to a waiter since. */
+    /* Where the releaser's hold can have begun, from its own records: its last acquisition, if that was
+     * of this lock, or its last release of it to a waiter, whichever came later. */
     struct prof_pending mine = {.t1 = h->time_ns};
     struct pacq *a = prof_acq_for(in, h->tid);
     if (a) {
-        if (a->addr == h->lock_addr && a->end && a->end <= h->time_ns) {
+        if (a->addr == h->lock_addr && a->end && a->end <= h->time_ns)
             mine.t2 = a->end;
-            mine.exact = true;
-        }
-        if (a->rel_addr == h->lock_addr && a->rel_ns <= h->time_ns && a->rel_ns >= mine.t2) {
+        if (a->rel_addr == h->lock_addr && a->rel_ns <= h->time_ns && a->rel_ns > mine.t2)
             mine.t2 = a->rel_ns;
-            mine.exact = false;
-        }
         a->rel_addr = h->lock_addr;
         a->rel_ns = h->time_ns;
     }
@@ -442,7 +441,7 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
         pe->file = 0;
     } else if (pe && !found) {
         *pe = (struct prof_pending){.event_id = h->waiter_event_id, .value = (uint64_t)(s - in->hsites),
-                                    .t1 = mine.t1, .t2 = mine.t2, .exact = mine.exact,
+                                    .t1 = mine.t1, .t2 = mine.t2,
                                     .file = in->cur_file + 1, .holder = true, .age = pe->age};
     }
 }

@@ -143,7 +143,6 @@ struct prof_pending {
     uint64_t t1, t2;
     uint32_t file;  /* 1 + file index; 0: empty */
     bool holder;
-    bool exact;     /* a holder: t2 is when it got the lock after its own wait */
     uint8_t age;
 };
 

@@ -16,15 +16,14 @@ void prof_time(struct prof_internal *in)
         if (!(f->flags & FTP_FLAG_FINISHED) || !f->end_ns)
             t->files_killed++;
         process_cpu += f->process_cpu_ns;
+        t->known |= f->version >= 3;
         all_process_cpu &= f->process_cpu_ns != 0;
     }
     for (size_t i = 0; i < p->n_threads; i++) {
         struct prof_thread *th = &p->threads[i];
         const struct prof_file *f = &p->files[th->file];
         bool finished = (f->flags & FTP_FLAG_FINISHED) && f->end_ns;
-        if (th->ended) {
-            t->known = true;
-        } else {
+        if (!th->ended) {
             /* Alive at exit (a daemon), or in a killed process: it ran until the end of what was
              * recorded; its CPU time is not known. */
             th->start_ns = th->first_seen_ns;

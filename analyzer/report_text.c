@@ -313,20 +313,19 @@ static void rt_verdict(struct rt *r)
                  "waiting on average", share, name, waiting, top->threads);
     } else if (top && share >= 5.0) {
         snprintf(line, sizeof(line), "contention is %.0f%% of thread time; %s is %.0f%% of it (%.1f threads "
-                 "waiting on average): removing it saves at most that", share, name,
+                 "waiting on average)", share, name,
                  rt_pct(top->wait_ns, t->contention_ns), waiting);
     } else {
         /* Say what does take the time. */
-        uint64_t cpu = t->threads_cpu_ns, most = cpu;
-        const char *what = "on CPU";
-        if (t->waiting_for_work_ns > most) {
-            most = t->waiting_for_work_ns;
-            what = "waiting for work";
-        }
-        if (t->other_ns > most)
-            what = "neither on CPU nor waiting on locks (I/O, sleep)";
-        snprintf(line, sizeof(line), "contention is %.0f%% of thread time; locks are not what limits this "
-                 "program (most of the threads' time is %s)", share, what);
+        if (t->threads_not_ended == r->p->n_threads)
+            snprintf(line, sizeof(line), "contention is %.0f%% of thread time; locks are not what limits this "
+                     "program", share);
+        else
+            snprintf(line, sizeof(line), "contention is %.0f%% of thread time; locks are not what limits this "
+                 "program: %.1f cores busy, %.0f%% of thread time on CPU, %.0f%% waiting for work, %.0f%% elsewhere "
+                 "(I/O, sleep)", share, t->wall_ns ? (double)t->cpu_ns / (double)t->wall_ns : 0,
+                 rt_pct(t->threads_cpu_ns, t->thread_ns), rt_pct(t->waiting_for_work_ns, t->thread_ns),
+                 rt_pct(t->other_ns, t->thread_ns));
     }
     fprintf(r->out, "  %s=> ", rt_c(r, RT_BOLD));
     rt_put_fit(r->out, line, r->opt->width > 8 ? r->opt->width - 5 : 10, false);
@@ -426,10 +425,14 @@ static void rt_time(struct rt *r)
     fprintf(r->out, "\n%sWhere the threads' time went%s: %zu thread%s, %s of thread time in %s of wall time\n",
             rt_c(r, RT_BOLD), rt_c(r, RT_RESET), r->p->n_threads, r->p->n_threads == 1 ? "" : "s", th, wall);
     snprintf(cores, sizeof(cores), "%.2f cores busy on average", t->wall_ns ? (double)t->cpu_ns / (double)t->wall_ns : 0);
-    rt_time_row(r, "CPU", t->threads_cpu_ns, t->thread_ns, cores);
+    bool no_cpu = t->threads_not_ended == r->p->n_threads; /* killed, or every thread alive at exit */
+    if (no_cpu)
+        fprintf(r->out, "  %-22s %10s\n", "CPU", "unknown");
+    else
+        rt_time_row(r, "CPU", t->threads_cpu_ns, t->thread_ns, cores);
     rt_time_row(r, "lock contention", t->contention_ns, t->thread_ns, NULL);
     rt_time_row(r, "waiting for work", t->waiting_for_work_ns, t->thread_ns, NULL);
-    rt_time_row(r, "the rest (I/O, sleep)", t->other_ns, t->thread_ns, NULL);
+    rt_time_row(r, no_cpu ? "the rest (CPU, I/O...)" : "the rest (I/O, sleep)", t->other_ns, t->thread_ns, NULL);
     /* (The process clock is read a moment after the exiting thread's own: ignore that difference.) */
     if (t->cpu_ns > t->threads_cpu_ns + 1000000 && t->cpu_ns - t->threads_cpu_ns > t->cpu_ns / 100) {
         char d[24];

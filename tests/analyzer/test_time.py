@@ -1,0 +1,296 @@
+"""Time accounting and hold times of `ftprof report` on recordings written here, record by record, with
+the layouts of include/ftprof/format.h: every expected figure follows from the times written.
+
+FTPROF names the binary (set by meson).
+"""
+import json
+import os
+import struct
+import subprocess
+
+import jsonschema
+import pytest
+
+FTPROF = os.environ.get("FTPROF", "build/analyzer/ftprof")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA = json.load(open(os.path.join(HERE, "report.schema.json")))
+MS = 1_000_000
+S = 1_000_000_000
+
+REC_THREAD, REC_CODE, REC_STACK, REC_WAIT, REC_HOLDER, REC_THREAD_END = 1, 2, 3, 5, 6, 9
+KIND_LOCK, KIND_CONDITION, KIND_SPIN = 1, 7, 13
+FLAG_PYTHON, FLAG_FREE_THREADED, FLAG_FINISHED = 1, 2, 8
+CHUNK = 64 * 1024
+
+
+def pad8(b):
+    return b + b"\0" * (-len(b) % 8)
+
+
+def record(rtype, body, flags=0):
+    body = pad8(body)
+    return struct.pack("<IHH", 8 + len(body), rtype, flags) + body
+
+
+class Recording:
+    """One recording: a header page and one chunk per thread (each starting with its THREAD record)."""
+
+    def __init__(self, start=1 * S, end=2 * S, finished=True, version=3, process_cpu=0):
+        self.start, self.end, self.finished, self.version, self.process_cpu = start, end, finished, version, process_cpu
+        self.defs = []  # code and stack records, in a chunk of their own
+        self.chunks = {}
+        self.seq = {}
+        self.next_id = 1
+
+    def code(self, qualname, filename="/app/work.py"):
+        cid = self.next_id
+        self.next_id += 1
+        f, q = filename.encode(), qualname.encode()
+        self.defs.append(record(REC_CODE, struct.pack("<IiHHIQ", cid, 1, len(f), len(q), 0, 0) + f + q))
+        sid = self.next_id
+        self.next_id += 1
+        self.defs.append(record(REC_STACK, struct.pack("<IHHQ", sid, 1, 0, sid) + struct.pack("<II", cid, 0)))
+        return sid
+
+    def thread(self, tid, name, first_seen):
+        n = name.encode()
+        self.chunks[tid] = [record(REC_THREAD, struct.pack("<IIQ16s", tid, len(n), first_seen, b"") + n)]
+        self.seq[tid] = 0
+
+    def end_thread(self, tid, start, start_cpu, end, cpu):
+        self.chunks[tid].append(record(REC_THREAD_END, struct.pack("<IIQQQQ", tid, 0, start, start_cpu, end, cpu)))
+
+    def wait(self, tid, kind, addr, start, end, park=None, stack=0):
+        self.seq[tid] += 1
+        event = tid << 32 | self.seq[tid]
+        park = start if park is None else park
+        self.chunks[tid].append(record(REC_WAIT, struct.pack("<IBBHQQQQQQIIII", tid, kind, 0, 0, event, event, start,
+                                                             park, end, addr, stack, 0, 0, 0)))
+        return event
+
+    def holder(self, tid, event, time_ns, addr, stack=0):
+        self.chunks[tid].append(record(REC_HOLDER, struct.pack("<IIQQQ", tid, stack, event, time_ns, addr)))
+
+    def write(self, path):
+        chunks = [self.defs] + list(self.chunks.values())
+        flags = FLAG_PYTHON | FLAG_FREE_THREADED | (FLAG_FINISHED if self.finished else 0)
+        hdr = bytearray(4096)
+        struct.pack_into("<8sHHIIIIIIIII", hdr, 0, b"FTPROF\x01\n", self.version, 1, 4096, 0, flags, CHUNK,
+                         len(chunks), len(chunks), 4242, 1, 0)
+        struct.pack_into("<QQQQQ", hdr, 48, self.start, 0, self.end if self.finished else 0, 0, 0x030E00F0)
+        struct.pack_into("<Q", hdr, 2184, self.process_cpu)
+        body = b""
+        for recs in chunks:
+            data = b"".join(recs)
+            assert len(data) <= CHUNK
+            body += data + b"\0" * (CHUNK - len(data))
+        with open(path, "wb") as f:
+            f.write(bytes(hdr) + body)
+        return path
+
+
+def report(path, *args):
+    r = subprocess.run([FTPROF, "report", str(path), "--json", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    return doc
+
+
+def text(path, *args):
+    r = subprocess.run([FTPROF, "report", str(path), *args], capture_output=True, text=True,
+                       env=dict(os.environ, NO_COLOR="1", COLUMNS="120"))
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def close(a, b, rel=0.035):
+    """Percentiles come from a log-linear histogram: within 3.2 % of the value."""
+    return abs(a - b) <= rel * b
+
+
+@pytest.fixture
+def split(tmp_path):
+    """A second of wall time: a worker that waits 400 ms on a lock and uses 300 ms of CPU, having used
+    100 ms before it first called the recorder; an idle thread that waits 900 ms for work; a thread that
+    only computes (500 ms of its 500 ms life); 900 ms of process CPU time."""
+    rec = Recording(process_cpu=900 * MS)
+    lock = rec.code("Worker.run")
+    rec.thread(101, "worker-a", 1100 * MS)
+    for i in range(4):
+        rec.wait(101, KIND_LOCK, 0x1000, 1100 * MS + i * 200 * MS, 1200 * MS + i * 200 * MS, stack=lock)
+    rec.end_thread(101, 1100 * MS, 100 * MS, 2000 * MS, 300 * MS)
+    rec.thread(102, "idle", 1000 * MS)
+    rec.wait(102, KIND_CONDITION, 0x2000, 1050 * MS, 1950 * MS, stack=rec.code("Pool.get"))
+    rec.end_thread(102, 1000 * MS, 0, 2000 * MS, 10 * MS)
+    rec.thread(103, "computer", 1200 * MS)
+    rec.end_thread(103, 1200 * MS, 0, 1700 * MS, 500 * MS)
+    return rec.write(tmp_path / "split.ftp")
+
+
+def test_time_split(split):
+    doc = report(split)
+    t = doc["time"]
+    assert t["wall_ns"] == 1 * S
+    assert t["thread_ns"] == (1000 + 1000 + 500) * MS  # the worker's life starts 100 ms before its first call
+    assert t["threads_cpu_ns"] == 810 * MS and t["cpu_ns"] == 900 * MS  # the process clock covers more
+    assert t["contention_ns"] == 400 * MS and t["waiting_for_work_ns"] == 900 * MS
+    assert t["other_ns"] == (2500 - 810 - 400 - 900) * MS
+    assert t["cores_busy"] == pytest.approx(0.9)
+    assert t["contention_share"] == pytest.approx(0.4 / 2.5)
+    assert t["threads_not_ended"] == 0 and t["files_killed"] == 0 and t["known"]
+    th = {x["name"]: x for x in doc["threads"]}
+    assert th["worker-a"]["lifetime_ns"] == 1 * S and th["worker-a"]["cpu_ns"] == 300 * MS
+    assert th["worker-a"]["contention_ns"] == 400 * MS and th["worker-a"]["waiting_for_work_ns"] == 0
+    assert th["idle"]["waiting_for_work_ns"] == 900 * MS and th["idle"]["contention_ns"] == 0
+    assert th["computer"]["lifetime_ns"] == 500 * MS and th["computer"]["cpu_ns"] == 500 * MS
+    assert all(x["ended"] for x in th.values())
+    lock = next(l for l in doc["locks"] if l["kind"] == "lock")
+    assert lock["threads_waiting_avg"] == pytest.approx(0.4)
+
+
+def test_time_text(split):
+    out = text(split)
+    lines = out.splitlines()
+    head = lines.index(next(l for l in lines if l.startswith("Where the threads' time went")))
+    assert "3 threads, 2.50 s of thread time in 1.00 s of wall time" in lines[head]
+    cpu, cont, wfw, rest = lines[head + 1:head + 5]
+    assert cpu.split()[:3] == ["CPU", "810.00", "ms"] and "32.4%" in cpu and "0.90 cores busy" in cpu
+    assert "lock contention" in cont and "16.0%" in cont
+    assert "waiting for work" in wfw and "36.0%" in wfw
+    assert "the rest (I/O, sleep)" in rest and "15.6%" in rest
+    # 16% contention: not the main cost; the lock is named by its share of it
+    verdict = next(l for l in lines if l.strip().startswith("=>"))
+    assert "contention is 16% of thread time" in verdict and "100% of it" in verdict
+    # threads, by contention first
+    table = lines[lines.index(next(l for l in lines if l.startswith("Threads"))) + 2:]
+    assert table[0].split()[0] == "worker-a" and "40.0%" in table[0] and "30.0%" in table[0]
+    assert out.index("Where the threads' time went") < out.index("Lock contention")
+
+
+def test_threads_top_and_all(tmp_path):
+    rec = Recording()
+    for i in range(14):
+        tid = 300 + i
+        rec.thread(tid, f"t{i:02d}", 1000 * MS)
+        rec.wait(tid, KIND_LOCK, 0x1000, 1100 * MS, 1100 * MS + (i + 1) * MS)
+        rec.end_thread(tid, 1000 * MS, 0, 2000 * MS, 1 * MS)
+    path = rec.write(tmp_path / "many.ftp")
+    out = text(path)
+    assert "(top 10 of 14; --threads shows all)" in out
+    assert "t13" in out and "t04" in out and "t03" not in out  # by contention: t13 waited longest
+    out = text(path, "--threads")
+    assert all(f"t{i:02d}" in out for i in range(14)) and "--threads shows all" not in out
+
+
+@pytest.fixture
+def holds(tmp_path):
+    """Lock 0x1000: R took it after its own wait (at 20 ms) while W waited (since 15 ms) and woke W at
+    48 ms: a 28 ms hold. R2 never waited for it (an acquisition nobody records) and woke W2 at 80 ms, W2
+    having waited since 60 ms: a hold of at least 20 ms, the part the records show. W3 spun 10 ms and
+    took the lock without parking: nobody woke it, its holder is unknown."""
+    rec = Recording(start=1 * MS, end=1 * S)
+    r_site, r2_site, w_site = rec.code("Cache.refresh"), rec.code("Cache.evict"), rec.code("Cache.get")
+    for tid, name in ((201, "R"), (202, "W"), (203, "W2"), (204, "R2"), (205, "W3")):
+        rec.thread(tid, name, 1 * MS)
+    rec.wait(201, KIND_LOCK, 0x1000, 10 * MS, 20 * MS, park=11 * MS, stack=r_site)
+    w = rec.wait(202, KIND_LOCK, 0x1000, 15 * MS, 50 * MS, park=16 * MS, stack=w_site)
+    rec.holder(201, w, 48 * MS, 0x1000, stack=r_site)
+    w2 = rec.wait(203, KIND_LOCK, 0x1000, 60 * MS, 90 * MS, park=61 * MS, stack=w_site)
+    rec.holder(204, w2, 80 * MS, 0x1000, stack=r2_site)
+    rec.wait(205, KIND_LOCK, 0x1000, 100 * MS, 110 * MS, park=0, stack=w_site)
+    return rec.write(tmp_path / "holds.ftp")
+
+
+def test_hold_times_per_lock_and_site(holds):
+    lock = report(holds)["locks"][0]
+    assert lock["kind"] == "lock" and lock["contentions"] == 4 and lock["wait_ns"] == (10 + 35 + 30 + 10) * MS
+    assert lock["holds"] == 2
+    assert lock["hold_max_ns"] == 28 * MS
+    assert close(lock["hold_p99_ns"], 28 * MS) and lock["hold_p50_ns"] in range(20 * MS - MS, 28 * MS + 1)
+    sites = {h["stack"][0]["function"]: h for h in lock["holders"]}
+    assert sites["Cache.refresh"]["holds"] == 1 and sites["Cache.refresh"]["hold_max_ns"] == 28 * MS
+    assert close(sites["Cache.refresh"]["hold_p50_ns"], 28 * MS)
+    assert sites["Cache.evict"]["hold_max_ns"] == 20 * MS and close(sites["Cache.evict"]["hold_p50_ns"], 20 * MS)
+    # 65 of the 85 ms of waiting ended with a known releaser: R's own wait and the spin have none
+    assert lock["holder_known_share"] == pytest.approx(65 / 85)
+    assert sum(h["wait_ns"] for h in lock["holders"]) == 65 * MS
+
+
+def test_hold_of_an_acquisition_nobody_saw(tmp_path):
+    """R waited for the lock at 200 ms and got it at 210 ms; it woke W, who had waited since 280 ms, at
+    300 ms. R may have let the lock go and taken it back uncontended in between (nothing records that), so
+    the hold is counted from W's start (20 ms), the part the records show, not from 210 ms (90 ms)."""
+    rec = Recording(start=1 * MS, end=1 * S)
+    site = rec.code("Job.run")
+    rec.thread(701, "R", 1 * MS)
+    rec.thread(702, "W", 1 * MS)
+    rec.wait(701, KIND_LOCK, 0x3000, 200 * MS, 210 * MS, stack=site)
+    w = rec.wait(702, KIND_LOCK, 0x3000, 280 * MS, 305 * MS, stack=site)
+    rec.holder(701, w, 300 * MS, 0x3000, stack=site)
+    # and R's next release, at 400 ms, of a hold that began after its release at 300 ms
+    w2 = rec.wait(702, KIND_LOCK, 0x3000, 310 * MS, 402 * MS, stack=site)
+    rec.holder(701, w2, 400 * MS, 0x3000, stack=site)
+    lock = report(rec.write(tmp_path / "unseen.ftp"))["locks"][0]
+    assert lock["holds"] == 2 and lock["hold_max_ns"] == 90 * MS  # 310..400: W2 waited from 310 ms
+    rec2 = Recording(start=1 * MS, end=1 * S)
+    site = rec2.code("Job.run")
+    rec2.thread(701, "R", 1 * MS)
+    rec2.thread(702, "W", 1 * MS)
+    rec2.wait(701, KIND_LOCK, 0x3000, 200 * MS, 210 * MS, stack=site)
+    w = rec2.wait(702, KIND_LOCK, 0x3000, 280 * MS, 305 * MS, stack=site)
+    rec2.holder(701, w, 300 * MS, 0x3000, stack=site)
+    lock = report(rec2.write(tmp_path / "unseen1.ftp"))["locks"][0]
+    assert lock["holds"] == 1 and lock["hold_max_ns"] == 20 * MS
+
+
+def test_holder_shares_never_exceed_the_wait(holds):
+    """Holders are shares of the lock's whole wait (it was 100% of the wake-ups before)."""
+    out = text(holds)
+    holders = out[out.index("holders"):].splitlines()
+    assert "41.2%" in holders[0] and "Cache.get" not in holders[0]  # R ended 35 of 85 ms
+    assert "35.3%" in holders[1]  # R2 ended 30 of them
+    assert "holder known for 76% of the wait" in holders[2] and "max 28.0ms" in holders[2]
+    assert "100.0%" not in "".join(holders[:2])
+
+
+def test_killed_process(tmp_path):
+    """No end in the header and no thread ends: threads end at the last event, CPU time is unknown."""
+    rec = Recording(finished=False)
+    rec.thread(401, "worker", 1100 * MS)
+    rec.wait(401, KIND_LOCK, 0x1000, 1200 * MS, 1500 * MS)
+    rec.thread(402, "main", 1000 * MS)
+    rec.wait(402, KIND_CONDITION, 0x2000, 1000 * MS, 1700 * MS)
+    path = rec.write(tmp_path / "killed.ftp")
+    t = report(path)["time"]
+    assert t["files_killed"] == 1 and t["threads_not_ended"] == 2 and t["known"]
+    assert t["wall_ns"] == 700 * MS and t["thread_ns"] == (600 + 700) * MS and t["cpu_ns"] == 0
+    out = text(path)
+    assert "the process was killed" in out and "unknown" in out.split("lock contention")[0]
+
+
+def test_recording_without_thread_ends(tmp_path):
+    """A version 2 recording (written before thread ends): no time accounting, and it says why."""
+    rec = Recording(version=2)
+    rec.thread(501, "worker", 1100 * MS)
+    rec.wait(501, KIND_LOCK, 0x1000, 1200 * MS, 1500 * MS)
+    path = rec.write(tmp_path / "v2.ftp")
+    assert not report(path)["time"]["known"]
+    out = text(path)
+    assert "no time accounting" in out and "Where the threads' time went" not in out
+
+
+def test_spins_count_for_their_thread(tmp_path):
+    """A spin that never parked (no address) is charged to its thread once its lock is known."""
+    rec = Recording()
+    site = rec.code("Worker.run")
+    rec.thread(601, "a", 1000 * MS)
+    rec.wait(601, KIND_LOCK, 0x1000, 1100 * MS, 1150 * MS, stack=site)
+    rec.thread(602, "b", 1000 * MS)
+    rec.wait(602, KIND_SPIN, 0, 1200 * MS, 1210 * MS, park=0, stack=site)
+    rec.end_thread(601, 1000 * MS, 0, 2000 * MS, 5 * MS)
+    rec.end_thread(602, 1000 * MS, 0, 2000 * MS, 5 * MS)
+    doc = report(rec.write(tmp_path / "spin.ftp"))
+    th = {x["name"]: x for x in doc["threads"]}
+    assert th["a"]["contention_ns"] == 50 * MS and th["b"]["contention_ns"] == 10 * MS
+    assert doc["time"]["contention_ns"] == doc["contention_wait_ns"] == 60 * MS
