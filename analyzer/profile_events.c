@@ -297,7 +297,11 @@ static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t
     }
     uint64_t h = (event_id ^ ((uint64_t)in->cur_file << 56)) * 0x9e3779b97f4a7c15ull;
     struct prof_pending *a = &in->pending[(h >> 40) & (PROF_PENDING_SLOTS - 2)], *b = a + 1;
-    uint32_t file = in->cur_file + 1;
+    if (in->cur_file >= UINT16_MAX) {
+        *found = false;
+        return NULL;
+    }
+    uint16_t file = (uint16_t)(in->cur_file + 1);
     if (a->file == file && a->event_id == event_id)
         return *found = true, a;
     if (b->file == file && b->event_id == event_id)
@@ -310,25 +314,25 @@ static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t
     return victim;
 }
 
-/* One hold, once a wake-up (`h`, pending) and the wait it ended (which started at `wait_start`) are
- * joined. It ends at the wake-up. It starts when the releaser got the lock after its own wait (t2) if
- * that happened while this waiter already waited; otherwise at the start of the wait, the earliest point
- * the records show the lock held: a releaser that took it before may have let it go and taken it again
- * without contention, which nothing records. Its previous release to a waiter (also t2) bounds it too.
+/* One hold, once a wake-up and the wait it ended (which started at `wait_start`) are joined. It ends at
+ * the wake-up. It starts when the releaser got the lock after its own wait (`bound`) if that happened
+ * while this waiter already waited; otherwise at the start of the wait, the earliest point the records
+ * show the lock held: a releaser that took it before may have let it go and taken it again without
+ * contention, which nothing records. Its previous release to a waiter (also `bound`) bounds it too.
  * So an acquisition the recorder did not see gives the shortest hold the records allow. (A thread that
  * took the lock without waiting just after another holder let it go, while this waiter waited on, is
  * charged from the start of the wait: the one case where a hold can come out longer than it was.) */
-static void prof_hold_add(struct prof_internal *in, struct psite *s, const struct prof_pending *h,
+static void prof_hold_add(struct prof_internal *in, struct psite *s, uint64_t wake, uint64_t bound,
                           uint64_t wait_start)
 {
-    uint64_t from = h->t2 > wait_start ? h->t2 : wait_start;
-    if (!from || from > h->t1)
+    uint64_t from = bound > wait_start ? bound : wait_start;
+    if (!from || from > wake)
         return;
     if (!s->hold && !(s->hold = calloc(1, sizeof(*s->hold)))) {
         in->oom = true;
         return;
     }
-    uint64_t hold = h->t1 - from;
+    uint64_t hold = wake - from;
     phist_add(s->hold, hold);
     if (hold > s->hold_max)
         s->hold_max = hold;
@@ -386,13 +390,13 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         bool found;
         struct prof_pending *pe = prof_pending_find(in, w->event_id, &found);
         if (found && pe->holder) {
-            struct psite *s = &in->hsites[pe->value];
+            struct psite *s = &in->hsites[pe->site];
             s->wait += wait;
-            prof_hold_add(in, s, pe, w->start_ns);
+            prof_hold_add(in, s, pe->t1, pe->value, w->start_ns);
             pe->file = 0;
         } else if (pe && !found) {
             *pe = (struct prof_pending){.event_id = w->event_id, .value = wait, .t1 = w->start_ns,
-                                        .file = in->cur_file + 1, .age = pe->age};
+                                        .file = (uint16_t)(in->cur_file + 1), .age = pe->age};
         }
     }
 }
@@ -423,13 +427,13 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     s->count++;
     /* Where the releaser's hold can have begun, from its own records: its last acquisition, if that was
      * of this lock, or its last release of it to a waiter, whichever came later. */
-    struct prof_pending mine = {.t1 = h->time_ns};
+    uint64_t bound = 0;
     struct pacq *a = prof_acq_for(in, h->tid);
     if (a) {
         if (a->addr == h->lock_addr && a->end && a->end <= h->time_ns)
-            mine.t2 = a->end;
-        if (a->rel_addr == h->lock_addr && a->rel_ns <= h->time_ns && a->rel_ns > mine.t2)
-            mine.t2 = a->rel_ns;
+            bound = a->end;
+        if (a->rel_addr == h->lock_addr && a->rel_ns <= h->time_ns && a->rel_ns > bound)
+            bound = a->rel_ns;
         a->rel_addr = h->lock_addr;
         a->rel_ns = h->time_ns;
     }
@@ -437,12 +441,12 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     struct prof_pending *pe = prof_pending_find(in, h->waiter_event_id, &found);
     if (found && !pe->holder) {
         s->wait += pe->value;
-        prof_hold_add(in, s, &mine, pe->t1);
+        prof_hold_add(in, s, h->time_ns, bound, pe->t1);
         pe->file = 0;
     } else if (pe && !found) {
-        *pe = (struct prof_pending){.event_id = h->waiter_event_id, .value = (uint64_t)(s - in->hsites),
-                                    .t1 = mine.t1, .t2 = mine.t2,
-                                    .file = in->cur_file + 1, .holder = true, .age = pe->age};
+        *pe = (struct prof_pending){.event_id = h->waiter_event_id, .value = bound, .t1 = h->time_ns,
+                                    .site = (uint32_t)(s - in->hsites), .file = (uint16_t)(in->cur_file + 1),
+                                    .holder = true, .age = pe->age};
     }
 }
 

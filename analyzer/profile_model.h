@@ -25,7 +25,7 @@
 #define PROF_UNKNOWN "[unknown]"
 #define PROF_NO_FRAMES "[no stack]"
 #define PROF_NO_STACK UINT32_MAX
-#define PROF_PENDING_SLOTS (1u << 16) /* holder/waiter join table: 2.5 MiB */
+#define PROF_PENDING_SLOTS (1u << 16) /* holder/waiter join table: 2 MiB */
 #define PROF_SOURCE_MAX (16u << 20)
 #define PROF_LOCK_TIDS 8
 
@@ -135,13 +135,14 @@ struct psource {
 #define PROF_LOCK_CACHE 1024
 #define PROF_SITE_CACHE 4096
 
+/* 32 bytes, two to a cache line: the table is the hottest memory of pass 2. */
 struct prof_pending {
     uint64_t event_id;
-    uint64_t value; /* the woken wait, or for a holder the index of its site */
-    /* a wait: when it started; a holder: the wake-up, and the latest point before it the holder is known
-     * to have had the lock from (0: none) */
-    uint64_t t1, t2;
-    uint32_t file;  /* 1 + file index; 0: empty */
+    /* a wait: how long (value) and when it started (t1); a holder: the earliest its hold can have
+     * begun (value: 0 when nothing is known) and the wake-up (t1) */
+    uint64_t value, t1;
+    uint32_t site;  /* a holder: the index of its site */
+    uint16_t file;  /* 1 + file index; 0: empty (files past 65534 join no holders) */
     bool holder;
     uint8_t age;
 };
