@@ -13,6 +13,12 @@ int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_flamegraph(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+/* A FILE argument, or a process id (digits naming no file) whose mapped recording is looked up in
+ * /proc/PID/maps: the path into `path`. An exit code, after a one-line error. */
+int cmd_live_target(const char *arg, char *path, size_t cap);
 
 /* "ftprof: SUBJECT: message" on stderr; returns `code` so callers can `return cmd_error(...)`. */
 int cmd_error(int code, const char *subject, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "live.h"
 #include "report.h"
 
 static unsigned report_terminal_width(void)
@@ -58,6 +59,8 @@ int cmd_report(int argc, char **argv)
                 .color = isatty(STDOUT_FILENO) && !(nc && *nc),
             };
             w = report_text(stdout, &p, &opt);
+            if (w == 0)
+                live_report_endings(stdout, files, n); /* threads blocked at the end, deadlocks */
         }
         if (w == 0 && fflush(stdout) != 0)
             w = -1;

@@ -19,6 +19,11 @@ static const char ftprof_usage[] =
     "        a flame graph of waiter (or holder) stacks under each lock\n"
     "  export FILE... --format pprof -o OUT.pb.gz\n"
     "        a pprof profile (go tool pprof, speedscope, ...)\n"
+    "  top FILE|PID [--interval S] [--once [--json]] [--top N]\n"
+    "        a live view: locks by wait over the last interval, threads blocked now,\n"
+    "        deadlocks (PID: the recording that process has mapped)\n"
+    "  pause FILE|PID, resume FILE|PID\n"
+    "        stop and restart recording waits in a running recording\n"
     "\n"
     "Output files are never overwritten: an existing OUT is an error.\n"
     "\n"
@@ -30,7 +35,9 @@ static const char ftprof_usage[] =
     "  4  not an ftprof recording, or corrupted beyond use\n"
     "  5  the recording needs a newer ftprof\n"
     "  6  cannot write the output file\n"
-    "  7  the profiled command could not be started (run)\n";
+    "  7  the profiled command could not be started (run)\n"
+    "  8  no such process, or it has no recording mapped (top, pause, resume PID)\n"
+    "  9  the recording is not live: its process ended, or it predates pause/resume\n";
 
 int main(int argc, char **argv)
 {
@@ -49,6 +56,12 @@ int main(int argc, char **argv)
         return cmd_flamegraph(argc - 1, argv + 1);
     if (strcmp(cmd, "export") == 0)
         return cmd_export(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0)
+        return cmd_top(argc - 1, argv + 1);
+    if (strcmp(cmd, "pause") == 0)
+        return cmd_pause(argc - 1, argv + 1);
+    if (strcmp(cmd, "resume") == 0)
+        return cmd_resume(argc - 1, argv + 1);
     cmd_error(FTPROF_EXIT_USAGE, NULL, "unknown command '%s' (try ftprof --help)", cmd);
     return FTPROF_EXIT_USAGE;
 }

@@ -604,3 +604,8 @@ void prof_merge_holder_groups(struct prof_internal *in)
             in->hsites[i].owner = target[in->hsites[i].owner] - 1;
     free(target);
 }
+
+enum prof_kind prof_wait_kind(struct prof_internal *in, uint32_t file, uint8_t raw_kind, uint32_t stack_id)
+{
+    return prof_refine(raw_kind, prof_stack_class(in, file, stack_id));
+}

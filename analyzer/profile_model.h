@@ -278,6 +278,11 @@ void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n
                       uint32_t (*file_of)(struct prof_internal *, uint32_t), struct prof_site **lists, size_t *lens,
                       struct prof_site *owner_holds);
 
+/* The resolved frames of a stack id of `file` ([unknown] when undefined), for waits in flight (live.c). */
+const struct prof_stack *prof_resolve(struct prof_internal *in, uint32_t file, uint32_t stack_id);
+/* What a wait of the recorder's kind `raw_kind` through `stack_id` is (Condition.wait, Thread.join...). */
+enum prof_kind prof_wait_kind(struct prof_internal *in, uint32_t file, uint8_t raw_kind, uint32_t stack_id);
+
 /* profile_names.c */
 const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type);
 

@@ -235,7 +235,7 @@ static const struct prof_stack *prof_intern_stack(struct prof_internal *in, stru
     }
 }
 
-static const struct prof_stack *prof_resolve(struct prof_internal *in, uint32_t file, uint32_t stack_id)
+const struct prof_stack *prof_resolve(struct prof_internal *in, uint32_t file, uint32_t stack_id)
 {
     struct pstack *s = prof_stack_def(in, file, stack_id);
     if (s && s->resolved)

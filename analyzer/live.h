@@ -1,0 +1,102 @@
+/* A recording read while it is written (or after its process ended): the profile so far, the waits in
+ * flight right now (the INFLIGHT table), the locks with the most wait over the last interval, and what
+ * the blocked threads say about each other (a deadlock cycle, or threads stuck without progress).
+ * Used by `ftprof top` and, for the state a recording ended in, by `ftprof report`. */
+#ifndef FTPROF_ANALYZER_LIVE_H
+#define FTPROF_ANALYZER_LIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ftprof/format.h"
+#include "profile.h"
+
+/* A wait longer than this stands out in `top`, and threads blocked this long without progress are
+ * reported as stuck. */
+#define LIVE_LONG_WAIT_NS 3000000000ull
+#define LIVE_STUCK_NS 1000000000ull
+
+enum live_state {
+    LIVE_RUNNING,  /* the process that writes it is alive */
+    LIVE_FINISHED, /* it exited through exit() */
+    LIVE_EXEC,     /* it replaced its image (execve) */
+    LIVE_KILLED,   /* it is gone without finishing the file (kill -9, a crash) */
+};
+const char *live_state_name(enum live_state s);
+
+struct live_blocked {
+    uint32_t tid;
+    const char *thread;          /* its name, or NULL */
+    uint64_t start_ns, blocked_ns;
+    uint64_t lock_addr;
+    enum prof_kind kind;
+    const char *lock;            /* e.g. "RLock @…0850" */
+    const struct prof_frame *frame; /* the waiter's line: prof_site_frame of its stack */
+    const char *source;          /* that line's text, or NULL */
+    /* The holder: the lock's owner where the lock says (a 3.14+ RLock), else the last thread the
+     * recording shows acquiring it after a wait and not releasing it since; tid 0: unknown. */
+    uint32_t holder_tid;
+    const char *holder;
+    const char *holder_how;      /* "owner" or "last acquirer" */
+    int holder_blocked;          /* index in live_frame.blocked of the holder if it is blocked too, else -1 */
+    uint64_t thread_ident, owner;
+};
+
+struct live_lock {
+    uint64_t addr;
+    enum prof_kind kind;
+    const char *name;
+    const char *source;
+    const struct prof_frame *frame; /* main waiter line */
+    uint64_t wait_ns;            /* since the start, waits in flight included */
+    uint64_t interval_ns;        /* wait within the last interval, waits in flight included */
+    uint64_t contentions;
+    uint32_t blocked_now;
+};
+
+/* A deadlock cycle, or threads stuck behind locks whose holders the recorder cannot see. */
+struct live_finding {
+    bool cycle;
+    char *text;                  /* one line, no newline */
+    size_t n_lines;
+    char **lines;                /* the waiters' lines, "  left waits at deadlock.py:14  with second:" */
+};
+
+struct live_frame {
+    const char *path;
+    struct profile p;
+    struct ftp_file_header hdr;
+    enum live_state state;
+    uint64_t now_ns;             /* the recording's clock now (or at its end) */
+    uint64_t elapsed_ns;         /* since the recording started */
+    uint64_t interval_ns;
+    uint64_t last_event_ns;
+    bool paused;
+    struct live_blocked *blocked;
+    size_t n_blocked;
+    struct live_lock *locks;     /* contention kinds, by interval wait then total */
+    size_t n_locks;
+    struct live_finding *findings;
+    size_t n_findings;
+};
+
+/* Loads `path` as it is now. 0 or an rd_open error (with a one-line reason in err). */
+int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char *err, size_t errlen);
+void live_free(struct live_frame *f);
+
+/* The recording process `pid` has mapped (MAP_SHARED, an ftprof header): its path into `out`.
+ * 0, -ESRCH (no such process), -ENOENT (no recording mapped), -EACCES. */
+int live_find_recording(long pid, char *out, size_t cap);
+
+/* `top`'s frame as text (width columns; color escapes when `color`) or as one JSON object. 0 or -1. */
+int live_print_text(FILE *out, const struct live_frame *f, unsigned width, size_t top, bool color);
+int live_print_json(FILE *out, const struct live_frame *f, size_t top);
+
+/* What `report` says about the end of a recording: threads blocked when it ended, deadlocks. */
+void live_print_ending(FILE *out, const struct live_frame *f);
+/* The same for each recording of `report` (a file that cannot be read says nothing here). */
+void live_report_endings(FILE *out, char *const *paths, size_t n);
+
+#endif

@@ -1,0 +1,272 @@
+/* `ftprof top`'s frame: a terminal view (locks by wait over the last interval, then the threads blocked
+ * now, then deadlocks) and the same as one JSON object (`--once --json`). */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "live.h"
+#include "report.h"
+
+#define BOLD(c) ((c) ? "\033[1m" : "")
+#define RED(c) ((c) ? "\033[1;31m" : "")
+#define OFF(c) ((c) ? "\033[0m" : "")
+
+static const char *lp_base(const char *file)
+{
+    const char *s = file ? strrchr(file, '/') : NULL;
+    return s ? s + 1 : file;
+}
+
+static void lp_site(char *buf, size_t cap, const struct prof_frame *fr, const char *source)
+{
+    if (!fr) {
+        snprintf(buf, cap, "[unknown]");
+        return;
+    }
+    if (fr->file && !fr->native)
+        snprintf(buf, cap, "%s:%d  %s", lp_base(fr->file), fr->line, source ? source : "");
+    else
+        snprintf(buf, cap, "%s", fr->function ? fr->function : "[unknown]");
+}
+
+/* Cut `s` to `w` columns (UTF-8 aware enough for names: continuation bytes take no column). */
+static void lp_fit(FILE *out, const char *s, unsigned w)
+{
+    unsigned cols = 0;
+    for (const char *p = s; *p; p++) {
+        if (((unsigned char)*p & 0xC0) != 0x80 && ++cols > w)
+            break;
+        fputc(*p, out);
+    }
+}
+
+static void lp_ns(char *buf, size_t cap, uint64_t ns) { report_format_ns(buf, cap, ns); }
+
+static void lp_state_line(FILE *out, const struct live_frame *f, bool color)
+{
+    char t[32];
+    lp_ns(t, sizeof(t), f->elapsed_ns);
+    switch (f->state) {
+    case LIVE_RUNNING:
+        fprintf(out, "running for %s", t);
+        break;
+    case LIVE_FINISHED:
+        fprintf(out, "%sENDED%s: the process exited after %s", RED(color), OFF(color), t);
+        break;
+    case LIVE_EXEC:
+        fprintf(out, "%sENDED%s: the process replaced its image (exec) after %s", RED(color), OFF(color), t);
+        break;
+    case LIVE_KILLED:
+        fprintf(out, "%sENDED%s: the process is gone without finishing its recording (killed, crashed or os._exit), last seen after %s",
+                RED(color), OFF(color), t);
+        break;
+    }
+    if (f->paused)
+        fprintf(out, "  %sPAUSED%s", BOLD(color), OFF(color));
+    if (f->hdr.version >= 4 && f->hdr.mode == FTP_MODE_RING)
+        fputs("  ring", out);
+    fputc('\n', out);
+}
+
+int live_print_text(FILE *out, const struct live_frame *f, unsigned width, size_t top, bool color)
+{
+    if (width < 60)
+        width = 60;
+    char t1[32], t2[32], site[512];
+    fprintf(out, "%sftprof top%s  %s  pid %u  ", BOLD(color), OFF(color), f->path, f->hdr.pid);
+    lp_state_line(out, f, color);
+    lp_ns(t1, sizeof(t1), f->interval_ns);
+    fprintf(out, "%" PRIu64 " waits recorded", f->p.events);
+    if (f->p.dropped_events)
+        fprintf(out, ", %" PRIu64 " dropped", f->p.dropped_events);
+    if (f->hdr.version >= 4 && f->hdr.overwritten_events)
+        fprintf(out, ", %" PRIu64 " overwritten", f->hdr.overwritten_events);
+    if (f->hdr.version >= 4 && f->hdr.below_min_events)
+        fprintf(out, ", %" PRIu64 " under the minimum", f->hdr.below_min_events);
+    fputs("\n\n", out);
+
+    unsigned name_w = 24, site_w = width > 24 + 12 + 12 + 8 + 8 + 8 ? width - (24 + 12 + 12 + 8 + 8 + 6) : 20;
+    fprintf(out, "%s%-*s %11s %12s %7s %7s  %s%s\n", BOLD(color), name_w, "LOCK", "LAST", "SINCE START", "WAITS",
+            "BLOCKED", "WAITER", OFF(color));
+    size_t shown = 0;
+    for (size_t i = 0; i < f->n_locks && shown < top; i++, shown++) {
+        const struct live_lock *l = &f->locks[i];
+        lp_ns(t1, sizeof(t1), l->interval_ns);
+        lp_ns(t2, sizeof(t2), l->wait_ns);
+        lp_site(site, sizeof(site), l->frame, l->source);
+        char name[128];
+        snprintf(name, sizeof(name), "%s", l->name ? l->name : "?");
+        lp_fit(out, name, name_w);
+        fprintf(out, "%*s %11s %12s %7" PRIu64 " %7u  ", (int)(name_w - (strlen(name) < name_w ? strlen(name) : name_w)), "",
+                t1, t2, l->contentions, l->blocked_now);
+        lp_fit(out, site, site_w);
+        fputc('\n', out);
+    }
+    if (f->n_locks == 0)
+        fputs("  (no lock contention recorded yet)\n", out);
+
+    fprintf(out, "\n%sBLOCKED NOW%s (%zu thread%s%s)\n", BOLD(color), OFF(color), f->n_blocked, f->n_blocked == 1 ? "" : "s",
+            f->state == LIVE_RUNNING ? "" : ", when it ended");
+    if (f->n_blocked) {
+        fprintf(out, "%s%-16s %10s  %-22s %-16s %s%s\n", BOLD(color), "THREAD", "FOR", "LOCK", "HOLDER", "WAITER", OFF(color));
+    }
+    for (size_t i = 0; i < f->n_blocked; i++) {
+        const struct live_blocked *b = &f->blocked[i];
+        char who[40], holder[64];
+        if (b->thread)
+            snprintf(who, sizeof(who), "%s", b->thread);
+        else
+            snprintf(who, sizeof(who), "thread %u", b->tid);
+        lp_ns(t1, sizeof(t1), b->blocked_ns);
+        bool longw = b->blocked_ns >= LIVE_LONG_WAIT_NS;
+        if (b->holder_tid)
+            snprintf(holder, sizeof(holder), "%s", b->holder ? b->holder : "?");
+        else
+            snprintf(holder, sizeof(holder), "-");
+        lp_site(site, sizeof(site), b->frame, b->source);
+        fprintf(out, "%s", longw ? RED(color) : "");
+        lp_fit(out, who, 16);
+        fprintf(out, "%*s %10s%s ", (int)(16 - (strlen(who) < 16 ? strlen(who) : 16)), "", t1, longw ? "!" : " ");
+        char lock[64];
+        snprintf(lock, sizeof(lock), "%s", b->lock ? b->lock : "?");
+        lp_fit(out, lock, 22);
+        fprintf(out, "%*s %-16.16s ", (int)(22 - (strlen(lock) < 22 ? strlen(lock) : 22)), "", holder);
+        lp_fit(out, site, width > 72 ? width - 72 : 20);
+        fprintf(out, "%s\n", longw ? OFF(color) : "");
+    }
+    for (size_t i = 0; i < f->n_findings; i++) {
+        const struct live_finding *x = &f->findings[i];
+        fprintf(out, "\n%s%s%s\n", RED(color), x->text, OFF(color));
+        for (size_t j = 0; j < x->n_lines; j++) {
+            lp_fit(out, x->lines[j], width);
+            fputc('\n', out);
+        }
+    }
+    return ferror(out) ? -1 : 0;
+}
+
+static json_t *lj_str(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *lj_u64(uint64_t v) { return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v); }
+static void lj_set(json_t *o, const char *k, json_t *v) { json_object_set_new(o, k, v ? v : json_null()); }
+
+static json_t *lj_frame(const struct prof_frame *fr, const char *source)
+{
+    if (!fr)
+        return json_null();
+    json_t *o = json_object();
+    lj_set(o, "function", lj_str(fr->function));
+    lj_set(o, "file", lj_str(fr->file));
+    lj_set(o, "line", json_integer(fr->line));
+    lj_set(o, "source", lj_str(source));
+    return o;
+}
+
+int live_print_json(FILE *out, const struct live_frame *f, size_t top)
+{
+    json_t *o = json_object();
+    lj_set(o, "file", lj_str(f->path));
+    lj_set(o, "pid", json_integer(f->hdr.pid));
+    lj_set(o, "state", json_string(live_state_name(f->state)));
+    lj_set(o, "paused", json_boolean(f->paused));
+    lj_set(o, "mode", json_string(f->hdr.version >= 4 && f->hdr.mode == FTP_MODE_RING ? "ring" : "normal"));
+    lj_set(o, "now_ns", lj_u64(f->now_ns));
+    lj_set(o, "start_ns", lj_u64(f->hdr.start_ns));
+    lj_set(o, "elapsed_ns", lj_u64(f->elapsed_ns));
+    lj_set(o, "interval_ns", lj_u64(f->interval_ns));
+    lj_set(o, "events", lj_u64(f->p.events));
+    lj_set(o, "dropped_events", lj_u64(f->p.dropped_events));
+    lj_set(o, "overwritten_events", lj_u64(f->hdr.version >= 4 ? f->hdr.overwritten_events : 0));
+    lj_set(o, "below_min_events", lj_u64(f->hdr.version >= 4 ? f->hdr.below_min_events : 0));
+    json_t *locks = json_array();
+    for (size_t i = 0; i < f->n_locks && (top == 0 || i < top); i++) {
+        const struct live_lock *l = &f->locks[i];
+        json_t *j = json_object();
+        lj_set(j, "name", lj_str(l->name));
+        lj_set(j, "kind", json_string(prof_kind_name(l->kind)));
+        lj_set(j, "address", lj_u64(l->addr));
+        lj_set(j, "interval_wait_ns", lj_u64(l->interval_ns));
+        lj_set(j, "wait_ns", lj_u64(l->wait_ns));
+        lj_set(j, "contentions", lj_u64(l->contentions));
+        lj_set(j, "blocked_now", json_integer(l->blocked_now));
+        lj_set(j, "waiter", lj_frame(l->frame, l->source));
+        json_array_append_new(locks, j);
+    }
+    lj_set(o, "locks", locks);
+    json_t *blocked = json_array();
+    for (size_t i = 0; i < f->n_blocked; i++) {
+        const struct live_blocked *b = &f->blocked[i];
+        json_t *j = json_object();
+        lj_set(j, "tid", json_integer(b->tid));
+        lj_set(j, "thread", lj_str(b->thread));
+        lj_set(j, "kind", json_string(prof_kind_name(b->kind)));
+        lj_set(j, "lock", lj_str(b->lock));
+        lj_set(j, "address", lj_u64(b->lock_addr));
+        lj_set(j, "since_ns", lj_u64(b->start_ns));
+        lj_set(j, "blocked_ns", lj_u64(b->blocked_ns));
+        lj_set(j, "long", json_boolean(b->blocked_ns >= LIVE_LONG_WAIT_NS));
+        lj_set(j, "waiter", lj_frame(b->frame, b->source));
+        if (b->holder_tid) {
+            json_t *hj = json_object();
+            lj_set(hj, "tid", json_integer(b->holder_tid));
+            lj_set(hj, "thread", lj_str(b->holder));
+            lj_set(hj, "known_by", json_string(b->holder_how));
+            lj_set(hj, "blocked", json_boolean(b->holder_blocked >= 0));
+            lj_set(j, "holder", hj);
+        } else {
+            lj_set(j, "holder", json_null());
+        }
+        json_array_append_new(blocked, j);
+    }
+    lj_set(o, "blocked", blocked);
+    json_t *findings = json_array();
+    for (size_t i = 0; i < f->n_findings; i++) {
+        json_t *j = json_object();
+        lj_set(j, "kind", json_string(f->findings[i].cycle ? "deadlock" : "no_progress"));
+        lj_set(j, "text", lj_str(f->findings[i].text));
+        json_t *lines = json_array();
+        for (size_t k = 0; k < f->findings[i].n_lines; k++)
+            json_array_append_new(lines, json_string(f->findings[i].lines[k]));
+        lj_set(j, "lines", lines);
+        json_array_append_new(findings, j);
+    }
+    lj_set(o, "deadlocks", findings);
+    int rc = json_dumpf(o, out, JSON_INDENT(2) | JSON_ENSURE_ASCII) == 0 ? 0 : -1;
+    fputc('\n', out);
+    json_decref(o);
+    return rc;
+}
+
+void live_print_ending(FILE *out, const struct live_frame *f)
+{
+    if (f->n_blocked == 0 && f->n_findings == 0)
+        return;
+    char t[32], site[512];
+    fprintf(out, "\nBlocked when the recording ended (%zu thread%s)\n", f->n_blocked, f->n_blocked == 1 ? "" : "s");
+    for (size_t i = 0; i < f->n_blocked; i++) {
+        const struct live_blocked *b = &f->blocked[i];
+        report_format_ns(t, sizeof(t), b->blocked_ns);
+        lp_site(site, sizeof(site), b->frame, b->source);
+        fprintf(out, "  %-16s for %-10s on %s at %s\n", b->thread ? b->thread : "?", t, b->lock ? b->lock : "?", site);
+    }
+    for (size_t i = 0; i < f->n_findings; i++) {
+        fprintf(out, "\n%s\n", f->findings[i].text);
+        for (size_t j = 0; j < f->findings[i].n_lines; j++)
+            fprintf(out, "%s\n", f->findings[i].lines[j]);
+    }
+}
+
+void live_report_endings(FILE *out, char *const *paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct live_frame f;
+        char err[256];
+        if (live_load(&f, paths[i], 1000000000ull, err, sizeof(err)) == 0) {
+            if (n > 1 && (f.n_blocked || f.n_findings))
+                fprintf(out, "\n%s:", paths[i]);
+            live_print_ending(out, &f);
+        }
+        live_free(&f);
+    }
+}

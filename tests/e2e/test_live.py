@@ -1,0 +1,207 @@
+"""Live recordings: `ftprof top` on a running program (what is blocked right now, deadlocks), in a real
+terminal through tmux, pause and resume, FTPROF_MIN_WAIT and FTPROF_MODE=ring with exact accounting.
+
+Every workload forces the state a test looks at (a thread blocks because another holds the lock on
+purpose) and says when it is reached; the test waits for that line, then asserts against the
+workload's own measurement: names, lines, times since each thread blocked, counts.
+"""
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import WORKLOADS, marker_line
+
+
+class Workload:
+    """A workload running under the recorder, with its stdin and stdout as pipes."""
+
+    def __init__(self, runner, argv, extra_env=None):
+        self.runner = runner
+        argv = [str(a) for a in argv]
+        argv[0] = str(WORKLOADS / argv[0])
+        self.before = set(runner.out_dir.iterdir())
+        self.proc = subprocess.Popen([str(runner.python), *argv], env=runner.env(extra=extra_env), cwd=runner.tmp,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = []
+        self.buf = ""
+        self.t0 = {}
+
+    def wait_for(self, pattern, timeout=120):
+        """Lines up to the first matching one (conftest.wait_for_line would drop what follows it in the
+        same read; the workloads here print several lines at once)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        got = []
+        while True:
+            while "\n" in self.buf:
+                line, self.buf = self.buf.split("\n", 1)
+                got.append(line)
+                self.lines.append(line)
+                if line.startswith("{") and '"blocked"' in line:
+                    d = json.loads(line)
+                    self.t0[d["blocked"]] = d["t0"]
+                if rx.search(line):
+                    return got
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0, left))
+            chunk = os.read(self.proc.stdout.fileno(), 65536).decode(errors="replace") if ready else ""
+            if not chunk:
+                raise AssertionError(f"no line matching {pattern!r} within {timeout}s; got {self.lines[-5:]}; "
+                                     f"exit {self.proc.poll()}")
+            self.buf += chunk
+
+    def wait_blocked(self, names, timeout=120):
+        """Reads lines until every name in `names` said it is about to block."""
+        deadline = time.monotonic() + timeout
+        while not set(names) <= set(self.t0):
+            assert time.monotonic() < deadline, f"only {sorted(self.t0)} of {names} blocked; lines {self.lines[-5:]}"
+            self.wait_for(r'"blocked"|READY', timeout=max(1, deadline - time.monotonic()))
+
+    @property
+    def file(self):
+        files = sorted(set(self.runner.out_dir.iterdir()) - self.before)
+        assert len(files) == 1, f"expected one recording, found {files}"
+        return files[0]
+
+    def send(self, text="go\n"):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def finish(self, timeout=120):
+        out, err = self.proc.communicate(timeout=timeout)
+        self.lines += (self.buf + out.decode()).splitlines()
+        self.buf = ""
+        assert self.proc.returncode == 0, f"workload exited {self.proc.returncode}:\n{err.decode()[-3000:]}"
+        return json.loads(self.lines[-1])
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def workloads():
+    started = []
+
+    def start(runner, argv, extra_env=None):
+        w = Workload(runner, argv, extra_env)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.kill()
+
+
+def top_json(runner, target, *extra):
+    proc = runner.cli_run("top", target, "--once", "--json", *extra)
+    assert proc.returncode == 0, f"ftprof top exited {proc.returncode}: {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def poll_top(runner, target, ready, timeout=120):
+    """`top --once --json` until ready(frame) holds: a loaded machine may take a while to park them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = top_json(runner, target)
+        if ready(frame):
+            return frame
+        assert time.monotonic() < deadline, f"state not reached within {timeout}s: {json.dumps(frame)[:3000]}"
+        time.sleep(0.2)
+
+
+def blocked_by_name(frame):
+    return {b["thread"]: b for b in frame["blocked"] if b["thread"]}
+
+
+# --------------------------------------------------------------------------------------------------
+# (1) What is blocked right now, against the workload's own ground truth.
+
+@pytest.mark.parametrize("kind", ["lock", "rlock"])
+def test_top_json_blocked_now(runner, workloads, kind):
+    n = 3
+    w = workloads(runner, ["live_blocked.py", "--threads", n, "--kind", kind])
+    names = [f"waiter-{i}" for i in range(n)]
+    w.wait_blocked(names)
+    line = marker_line(WORKLOADS / "live_blocked.py", "blocked")
+
+    def all_parked(frame):
+        b = blocked_by_name(frame)
+        return all(name in b and b[name]["waiter"] and b[name]["waiter"]["line"] == line for name in names)
+
+    poll_top(runner, w.file, all_parked)
+    time.sleep(2.0)  # blocked for seconds: ±10% leaves room for a loaded machine's delays
+    frame = top_json(runner, str(w.proc.pid))  # by process id: /proc/PID/maps finds the recording
+    assert frame["state"] == "running"
+    assert Path(frame["file"]).resolve() == w.file.resolve()
+    blocked = blocked_by_name(frame)
+    for name in names:
+        b = blocked[name]
+        assert b["kind"] == kind, b
+        assert b["waiter"]["function"] == "waiter" and b["waiter"]["file"].endswith("live_blocked.py"), b
+        assert b["waiter"]["line"] == line and "with lock:" in b["waiter"]["source"], b
+        truth = frame["now_ns"] - w.t0[name]
+        assert abs(b["blocked_ns"] - truth) <= 0.10 * truth, (name, b["blocked_ns"], truth)
+        if kind == "rlock" and runner.python.version >= (3, 14):
+            # 3.14+ RLocks know their owner: the holder is named
+            assert b["holder"] and b["holder"]["thread"] == "holder" and b["holder"]["known_by"] == "owner", b
+    # The holder itself waits for its release event: waiting for work, not on a lock.
+    assert blocked["holder"]["kind"] == "condition", blocked["holder"]
+    # The lock they queue on heads the table: all three blocked on it, their wait in flight counted.
+    top = frame["locks"][0]
+    assert top["blocked_now"] == n and top["waiter"]["line"] == line, frame["locks"]
+    assert top["interval_wait_ns"] >= 0.9 * n * frame["interval_ns"], top
+    assert not frame["deadlocks"], frame["deadlocks"]  # one lock: a queue, not a deadlock
+
+    w.send()
+    w.finish()
+    after = top_json(runner, w.file)
+    assert after["state"] == "finished"
+    assert not [b for b in after["blocked"] if b["thread"] in names], after["blocked"]
+
+
+# --------------------------------------------------------------------------------------------------
+# (3) Deadlocks: a cycle through owners where the recorder sees them, "no progress" where it cannot.
+
+def test_deadlock_cycle_and_no_progress(runner, workloads):
+    for kind in ("rlock", "lock"):
+        w = workloads(runner, ["deadlock.py", "--kind", kind])
+        w.wait_blocked(["left", "right"])
+        lines = {"left": marker_line(WORKLOADS / "deadlock.py", "left_waits"),
+                 "right": marker_line(WORKLOADS / "deadlock.py", "right_waits")}
+
+        def both_stuck(frame):
+            b = blocked_by_name(frame)
+            return (all(n in b and b[n]["waiter"] and b[n]["waiter"]["line"] == lines[n] for n in lines)
+                    and min(b[n]["blocked_ns"] for n in lines) > 1.2e9 and frame["deadlocks"])
+
+        frame = poll_top(runner, w.file, both_stuck)
+        found = frame["deadlocks"]
+        assert len(found) == 1, found
+        text = found[0]["text"]
+        if kind == "rlock" and runner.python.version >= (3, 14):
+            assert found[0]["kind"] == "deadlock", found
+            assert text.startswith("deadlock: ") and "left waits for RLock" in text and "held by right" in text \
+                and "which waits for RLock" in text and text.count("held by left") == 1, text
+        else:
+            # threading.Lock (and 3.13's RLock) keep no owner: say what is seen, not a guessed cycle
+            assert found[0]["kind"] == "no_progress", found
+            assert "left and right: both blocked for" in text and "no progress" in text, text
+        # both waiters' lines are given
+        joined = "\n".join(found[0]["lines"])
+        assert f"deadlock.py:{lines['left']}" in joined and f"deadlock.py:{lines['right']}" in joined, joined
+        # `report` says so too, about the state the recording ended in
+        w.send()
+        w.finish()
+        rep = runner.cli_run("report", w.file)
+        assert rep.returncode == 0, rep.stderr
+        assert text.split(" (for ")[0].split(": both blocked")[0] in rep.stdout, rep.stdout[-3000:]
+        assert "Blocked when the recording ended" in rep.stdout, rep.stdout[-3000:]
