@@ -564,10 +564,13 @@ void ftp_file_finish(void)
     }
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, FTP_FLAG_FINISHED);
     if (ftp_state.verbose) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%llu waits recorded, %llu dropped, %u of %u chunks used",
+        char msg[200], lost[64] = "";
+        if (atomic_load(&ftp_state.disk_full))
+            snprintf(lost, sizeof lost, ", %llu lost to a full disk",
+                     (unsigned long long)atomic_load((_Atomic uint64_t *)&h->disk_full_events));
+        snprintf(msg, sizeof msg, "%llu waits recorded, %llu dropped%s, %u of %u chunks used",
                  (unsigned long long)atomic_load(&ftp_state.events),
-                 (unsigned long long)atomic_load((_Atomic uint64_t *)&h->dropped_events),
+                 (unsigned long long)atomic_load((_Atomic uint64_t *)&h->dropped_events), lost,
                  atomic_load((_Atomic uint32_t *)&h->chunks_used), h->chunk_count);
         ftp_warn(msg, NULL, NULL);
     }

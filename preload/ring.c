@@ -60,7 +60,7 @@ static bool claim_new_chunk(uint32_t *index)
         uint32_t want = n + 1;
         atomic_compare_exchange_strong(&ftp_state.claimed, &want, n);
         if (rc == ESTALE)
-            ftp_stop("the recording's file was moved or replaced");
+            ftp_stop("the recording's file cannot be opened again (moved, replaced or made read-only)");
         else
             ftp_file_disk_full(rc);
         return false;
