@@ -12,7 +12,7 @@ DEPS_BUILD  := meson ninja-build pkg-config gcc libunwind-dev libdw-dev libelf-d
 DEPS_PYTHON := build-essential libssl-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev \
                libreadline-dev libncurses-dev uuid-dev libgdbm-dev libexpat1-dev xz-utils dpkg-dev curl \
                libzstd-dev
-DEPS_TEST   := golang-go chromium clang libclang-rt-14-dev valgrind python3-pip time
+DEPS_TEST   := golang-go chromium clang libclang-rt-14-dev valgrind python3-pip time tmux
 DEPS        := $(DEPS_BUILD) $(DEPS_PYTHON) $(DEPS_TEST)
 
 .PHONY: deps build test demo bench clean

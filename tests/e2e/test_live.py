@@ -205,3 +205,118 @@ def test_deadlock_cycle_and_no_progress(runner, workloads):
         assert rep.returncode == 0, rep.stderr
         assert text.split(" (for ")[0].split(": both blocked")[0] in rep.stdout, rep.stdout[-3000:]
         assert "Blocked when the recording ended" in rep.stdout, rep.stdout[-3000:]
+
+
+# --------------------------------------------------------------------------------------------------
+# (2) The live view in a real terminal: tmux runs `ftprof top`, the test reads the screen.
+
+class Tmux:
+    def __init__(self, tmp):
+        if not shutil.which("tmux"):
+            pytest.skip("tmux is not installed (make deps)")
+        self.sock = f"ftprof-test-{os.getpid()}-{id(self)}"
+        self.tmp = tmp
+
+    def tmux(self, *args, check=True):
+        return subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True, text=True, check=check)
+
+    def start(self, cmd):
+        # remain-on-exit: a command that ends leaves its last screen to read
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "48", "-s", "top", cmd)
+        self.tmux("set-option", "-t", "top", "remain-on-exit", "on")
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", "top").stdout
+
+    def wait_screen(self, ok, timeout=90, what="the expected screen"):
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.screen()
+            if ok(s):
+                return s
+            assert time.monotonic() < deadline, f"{what} did not appear within {timeout}s; screen:\n{s}"
+            time.sleep(0.25)
+
+    def dead(self):
+        r = self.tmux("list-panes", "-t", "top", "-F", "#{pane_dead}", check=False)
+        return r.returncode != 0 or r.stdout.strip() == "1"
+
+    def close(self):
+        self.tmux("kill-server", check=False)
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    t = Tmux(tmp_path)
+    yield t
+    t.close()
+
+
+_UNITS = {"ns": 1e-9, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def running_for(screen):
+    """Seconds in the status line's "running for 1.23 s" (or ms...), -1 if absent."""
+    m = re.search(r"running for ([0-9.]+) (ns|\u00b5s|ms|s)\b", screen)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else -1
+
+
+def lock_row(screen, where):
+    return next((ln for ln in screen.splitlines() if where in ln and "@" in ln.split(where)[0]), None)
+
+
+def test_top_live_deadlock(runner, workloads, tmux):
+    w = workloads(runner, ["deadlock.py", "--kind", "rlock"])
+    w.wait_blocked(["left", "right"])
+    tmux.start(f"{runner.cli} top {w.proc.pid} --interval 0.5")
+    cycle = runner.python.version >= (3, 14)
+    expect = "deadlock: left waits for RLock" if cycle else "left and right: both blocked for"
+    s = tmux.wait_screen(lambda s: expect in s, what=expect)
+    assert "BLOCKED NOW (2 threads)" in s, s
+    for name, marker in (("left", "left_waits"), ("right", "right_waits")):
+        site = f"deadlock.py:{marker_line(WORKLOADS / 'deadlock.py', marker)}"
+        assert f"{name} waits at {site}" in s, s  # both lines, under the finding
+    if cycle:
+        assert "held by right, which waits for RLock" in s and "held by left" in s, s
+    # q quits and gives the terminal back
+    tmux.tmux("send-keys", "-t", "top", "q")
+    tmux.wait_screen(lambda s: tmux.dead(), timeout=30, what="top quitting on q")
+    w.send()
+    w.finish()
+
+
+def test_top_live_convoy(runner, workloads, tmux):
+    w = workloads(runner, ["convoy.py", "--threads", "4", "--hold", "5", "--seconds", "0"])
+    w.wait_for("RUNNING")
+    tmux.start(f"{runner.cli} top {w.file} --interval 0.5")
+    site = f"convoy.py:{marker_line(WORKLOADS / 'convoy.py', 'convoy')}"
+    s = tmux.wait_screen(lambda s: lock_row(s, site) is not None and "worker-" in s, what=f"the convoy at {site}")
+    first = s.split("LOCK", 1)[1].splitlines()[1]
+    assert site in first, f"the convoy's lock is not the first row:\n{s}"
+    assert first.startswith("Lock @"), s
+    # the view refreshes: the elapsed time moves on
+    t1 = running_for(s)
+    s2 = tmux.wait_screen(lambda x: running_for(x) > t1 + 1, what="a later frame")
+    rows = [ln for ln in s2.split("BLOCKED NOW", 1)[1].splitlines() if ln.startswith("worker-")]
+    assert rows and all(site in r for r in rows), s2  # blocked now: workers, at the convoy line
+    tmux.tmux("send-keys", "-t", "top", "q")
+    w.send()
+    truth = w.finish()
+    assert truth["acquisitions"] > 0
+
+
+def test_top_live_program_ends_while_watched(runner, workloads, tmux):
+    w = workloads(runner, ["convoy.py", "--threads", "3", "--hold", "5", "--seconds", "4"])
+    w.wait_for("RUNNING")
+    tmux.start(f"{runner.cli} top {w.proc.pid} --interval 0.5")
+    site = f"convoy.py:{marker_line(WORKLOADS / 'convoy.py', 'convoy')}"
+    tmux.wait_screen(lambda s: "running for" in s and lock_row(s, site), what="the running program")
+    truth = w.finish()
+    s = tmux.wait_screen(lambda s: "ENDED: the process exited after" in s, what="the end of the program")
+    # how it ended: the lock's totals stay, and no thread is left blocked
+    assert lock_row(s, site), s
+    assert "BLOCKED NOW (0 threads, when it ended)" in s, s
+    assert not tmux.dead(), "top should keep showing the ended recording until q"
+    tmux.tmux("send-keys", "-t", "top", "q")
+    tmux.wait_screen(lambda s: tmux.dead(), timeout=30, what="top quitting on q")
+    assert truth["acquisitions"] > 0
