@@ -125,7 +125,8 @@ def _identify(path):
     """'3.14t' or '3.14' for a CPython, asked from the interpreter itself."""
     code = ("import sys, sysconfig; print('%d.%d%s' % (*sys.version_info[:2], "
             "'t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''))")
-    out = subprocess.run([str(path), "-c", code], capture_output=True, text=True, env=clean_env())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FTPROF_", "PYTHON")) and k != "LD_PRELOAD"}
+    out = subprocess.run([str(path), "-c", code], capture_output=True, text=True, env=env)
     return out.stdout.strip() if out.returncode == 0 else None
 
 
