@@ -92,7 +92,8 @@ def test_hold_times_and_holders(runner, results):
 def test_verdict_says_what_limits_the_program(runner):
     """Heavy contention is called by its lock's name; a program that mostly computes is told that locks
     are not what limits it."""
-    run = runner.run([WL, "--threads", 4, "--rounds", 6, "--cpu-ms", 5, "--hold-ms", 25])
+    # Holds of 50 ms against 1 ms of CPU between them: the threads queue however loaded the machine is.
+    run = runner.run([WL, "--threads", 4, "--rounds", 5, "--cpu-ms", 1, "--hold-ms", 50])
     text = runner.cli_run("report", *run.files).stdout
     verdict = next(l for l in text.splitlines() if l.strip().startswith("=>"))
     assert "contention cost" in verdict and "lock alone kept" in verdict, text
@@ -150,7 +151,7 @@ def test_killed_process_ends_at_its_last_event(runner):
     assert not read_header(files[0])["flags"] & FLAG_FINISHED
     rep = runner.report(files)
     tm = rep["time"]
-    assert tm["files_killed"] == 1 and tm["threads_not_ended"] >= 4, tm
+    assert tm["files_killed"] == 1 and tm["threads_not_ended"] >= 3, tm
     workers = [t for t in rep["threads"] if t["name"].startswith("worker")]
     assert len(workers) == 3 and all(not t["ended"] and t["cpu_ns"] == 0 for t in workers), workers
     # They ran until the last event: their lifetimes cover their waits.

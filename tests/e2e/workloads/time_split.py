@@ -7,7 +7,9 @@ free-threaded PyMutex spins only briefly before it parks). It measures its own c
 (perf_counter_ns() around a blocking acquire() after a failed non-blocking one), each hold (from the
 moment acquire() returned to just before release()), and its CPU time at the end. --idle-threads adds
 threads that only wait for work (a queue.get() until the end); --compute-threads threads that only
-compute and never take the lock. Prints one JSON line.
+compute and never take the lock. The workers start together once all are started (on a loaded machine
+threads start one after another and might otherwise never meet at the lock), polling a flag with short
+sleeps, so the gate is neither a lock wait nor a wait for work. Prints one JSON line.
 """
 import argparse
 import json
@@ -28,10 +30,14 @@ def burn(cpu_ns):
     return x
 
 
-def worker(lock, a, out):
+def worker(lock, gate, a, out):
     wait = 0
     holds = []
     start = perf_ns()
+    g0 = perf_ns()
+    while not gate.is_set():
+        time.sleep(0.0005)
+    gate_ns = perf_ns() - g0
     for _ in range(a.rounds):
         burn(int(a.cpu_ms * 1e6))
         if not lock.acquire(blocking=False):
@@ -42,7 +48,7 @@ def worker(lock, a, out):
         time.sleep(a.hold_ms / 1000)
         holds.append(perf_ns() - h0)
         lock.release()  # @release
-    out.update(name=threading.current_thread().name, wait_ns=wait, holds_ns=holds,
+    out.update(name=threading.current_thread().name, wait_ns=wait, holds_ns=holds, gate_ns=gate_ns,
                cpu_ns=time.thread_time_ns(), lifetime_ns=perf_ns() - start, kind="worker")
 
 
@@ -72,12 +78,13 @@ def main():
     ap.add_argument("--compute-ms", type=float, default=200.0)
     a = ap.parse_args()
     lock = threading.Lock()
+    gate = threading.Event()
     q = queue.Queue()
     outs = []
     threads = []
     for i in range(a.threads):
         outs.append({})
-        threads.append(threading.Thread(target=worker, args=(lock, a, outs[-1]), name=f"worker-{i}"))
+        threads.append(threading.Thread(target=worker, args=(lock, gate, a, outs[-1]), name=f"worker-{i}"))
     for i in range(a.idle_threads):
         outs.append({})
         threads.append(threading.Thread(target=idle, args=(q, outs[-1]), name=f"idle-{i}"))
@@ -87,6 +94,7 @@ def main():
     t0 = perf_ns()
     for t in threads:
         t.start()
+    gate.set()
     for t in threads:
         if t.name.startswith(("worker", "compute")):
             t.join()
