@@ -58,6 +58,7 @@ int cmd_report(int argc, char **argv)
                 .width = report_terminal_width(),
                 .color = isatty(STDOUT_FILENO) && !(nc && *nc),
             };
+            live_report_notes(stdout, &p); /* windows, min-wait, ring: what the report covers */
             w = report_text(stdout, &p, &opt);
             if (w == 0)
                 live_report_endings(stdout, files, n); /* threads blocked at the end, deadlocks */

@@ -96,6 +96,9 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top);
 
 /* What `report` says about the end of a recording: threads blocked when it ended, deadlocks. */
 void live_print_ending(FILE *out, const struct live_frame *f);
+/* What `report` says first about live recordings: the recorded windows when paused, the waits under
+ * FTPROF_MIN_WAIT, the waits a ring buffer overwrote. */
+void live_report_notes(FILE *out, const struct profile *p);
 /* The same for each recording of `report` (a file that cannot be read says nothing here). */
 void live_report_endings(FILE *out, char *const *paths, size_t n);
 

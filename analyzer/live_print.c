@@ -270,3 +270,38 @@ void live_report_endings(FILE *out, char *const *paths, size_t n)
         live_free(&f);
     }
 }
+
+void live_report_notes(FILE *out, const struct profile *p)
+{
+    char a[32], b[32], c[32];
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct prof_file *f = &p->files[i];
+        const char *who = p->n_files > 1 ? f->path : NULL;
+        if (f->windowed) {
+            uint64_t whole = 0;
+            if (f->n_windows) {
+                uint64_t end = f->windows[f->n_windows - 1].end_ns;
+                whole = end > f->start_ns ? end - f->start_ns : 0;
+            }
+            report_format_ns(a, sizeof(a), f->recorded_ns);
+            fprintf(out, "%s%sRecorded windows only: %s of the run in %u window%s (", who ? who : "", who ? ": " : "", a,
+                    f->n_windows, f->n_windows == 1 ? "" : "s");
+            for (uint32_t w = 0; w < f->n_windows; w++)
+                fprintf(out, "%s+%.2f-%.2f s", w ? ", " : "", (double)(f->windows[w].start_ns - f->start_ns) / 1e9,
+                        (double)(f->windows[w].end_ns - f->start_ns) / 1e9);
+            report_format_ns(b, sizeof(b), whole);
+            fprintf(out, " of %s); waits while paused are not in this report\n", b);
+        }
+        if (f->below_min_events) {
+            report_format_ns(a, sizeof(a), f->min_wait_ns);
+            report_format_ns(b, sizeof(b), f->below_min_ns);
+            fprintf(out, "%s%s%" PRIu64 " waits under %s, %s, not itemised (FTPROF_MIN_WAIT)\n", who ? who : "",
+                    who ? ": " : "", f->below_min_events, a, b);
+        }
+        if (f->overwritten_events) {
+            report_format_ns(c, sizeof(c), f->overwritten_until_ns > f->start_ns ? f->overwritten_until_ns - f->start_ns : 0);
+            fprintf(out, "%s%sRing buffer: %" PRIu64 " earlier waits were overwritten, the latest of them ending at +%s; "
+                    "the report covers what came after\n", who ? who : "", who ? ": " : "", f->overwritten_events, c);
+        }
+    }
+}

@@ -245,6 +245,10 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
             min_start = f->start_ns;
             p->start_realtime_ns = f->start_realtime_ns;
         }
+        prof_file_live_facts(f, &rd.hdr, end); /* windows, min-wait and ring counts */
+        p->below_min_events += f->below_min_events;
+        p->below_min_ns += f->below_min_ns;
+        p->overwritten_events += f->overwritten_events;
         if (end > max_end)
             max_end = end;
         p->dropped_events += f->dropped_events;

@@ -112,6 +112,8 @@ struct prof_time {
     bool known;                   /* some recording is of format 3 or later, which notes thread ends */
 };
 
+#define PROF_WINDOWS_MAX 33 /* FTP_WINDOWS_MAX boundaries make at most 33 recorded windows */
+
 struct prof_file {
     const char *path;
     uint32_t pid, ppid;
@@ -129,6 +131,18 @@ struct prof_file {
      * whose stack has a frame with an undefined code id: shown as [unknown], and their kind could not
      * be refined (a Condition.wait may count as a lock). */
     uint64_t dangling_stacks, dangling_codes, dangling_types;
+    /* Live recordings (format 4, profile_live.c). The spans recording was on: one window from start to
+     * end without pauses; `windowed` when `ftprof pause` or FTPROF_START=paused cut some time out, and
+     * then only `recorded_ns` of the run was recorded (time accounting should count only that). */
+    struct prof_window { uint64_t start_ns, end_ns; } windows[PROF_WINDOWS_MAX];
+    uint32_t n_windows;
+    bool windowed;
+    uint64_t recorded_ns;
+    /* FTPROF_MIN_WAIT: waits shorter than min_wait_ns counted (number, summed wait), not itemised */
+    uint64_t min_wait_ns, below_min_events, below_min_ns;
+    /* FTPROF_MODE=ring: waits overwritten to keep the file bounded, and the latest end among them */
+    bool ring;
+    uint64_t overwritten_events, overwritten_until_ns;
 };
 
 struct prof_internal;
@@ -148,6 +162,7 @@ struct profile {
     uint64_t start_realtime_ns;  /* wall clock of the earliest file's start */
     uint64_t contention_wait_ns; /* total wait of contention kinds: the base of lock shares */
     uint64_t events;             /* WAIT records read */
+    uint64_t below_min_events, below_min_ns, overwritten_events; /* summed over the files */
     struct prof_time time;
     struct prof_internal *in;
 };

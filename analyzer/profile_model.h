@@ -283,6 +283,10 @@ const struct prof_stack *prof_resolve(struct prof_internal *in, uint32_t file, u
 /* What a wait of the recorder's kind `raw_kind` through `stack_id` is (Condition.wait, Thread.join...). */
 enum prof_kind prof_wait_kind(struct prof_internal *in, uint32_t file, uint8_t raw_kind, uint32_t stack_id);
 
+/* profile_live.c: a file's recorded windows (pause/resume), min-wait and ring-mode counts from its
+ * header; `end_ns` is where the recording ends (its end, or its last event when killed). */
+void prof_file_live_facts(struct prof_file *f, const struct ftp_file_header *h, uint64_t end_ns);
+
 /* profile_names.c */
 const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type);
 

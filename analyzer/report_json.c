@@ -186,6 +186,23 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "disk_full_events", rj_u64(f->disk_full_events));
         rj_set(o, "process_cpu_ns", rj_u64(f->process_cpu_ns));
         rj_set(o, "ended_by_exec", json_boolean(f->flags & FTP_FLAG_ENDED_BY_EXEC));
+        json_t *win = json_array();
+        for (uint32_t w = 0; w < f->n_windows; w++) {
+            json_t *pair = json_array();
+            json_array_append_new(pair, rj_u64(f->windows[w].start_ns));
+            json_array_append_new(pair, rj_u64(f->windows[w].end_ns));
+            json_array_append_new(win, pair);
+        }
+        rj_set(o, "windows", win);
+        rj_set(o, "windowed", json_boolean(f->windowed));
+        rj_set(o, "recorded_ns", rj_u64(f->recorded_ns));
+        rj_set(o, "start_ns", rj_u64(f->start_ns));
+        rj_set(o, "min_wait_ns", rj_u64(f->min_wait_ns));
+        rj_set(o, "below_min_events", rj_u64(f->below_min_events));
+        rj_set(o, "below_min_ns", rj_u64(f->below_min_ns));
+        rj_set(o, "ring", json_boolean(f->ring));
+        rj_set(o, "overwritten_events", rj_u64(f->overwritten_events));
+        rj_set(o, "overwritten_until_ns", rj_u64(f->overwritten_until_ns));
         json_t *d = json_object();
         rj_set(d, "stacks", rj_u64(f->dangling_stacks));
         rj_set(d, "codes", rj_u64(f->dangling_codes));

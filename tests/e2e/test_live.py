@@ -320,3 +320,73 @@ def test_top_live_program_ends_while_watched(runner, workloads, tmux):
     tmux.tmux("send-keys", "-t", "top", "q")
     tmux.wait_screen(lambda s: tmux.dead(), timeout=30, what="top quitting on q")
     assert truth["acquisitions"] > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# (4) Recording a window: ftprof pause / resume, FTPROF_START=paused.
+
+def locks_at(rep, line):
+    """Locks of the report whose main waiter is at `line` of windows.py."""
+    out = []
+    for lk in rep.locks:
+        for wt in lk["waiters"]:
+            fr = next((f for f in wt["stack"] if not f["native"]), None)
+            if fr and fr["file"] and fr["file"].endswith("windows.py") and fr["line"] == line:
+                out.append((lk, wt))
+    return out
+
+
+@pytest.mark.parametrize("start", ["running", "paused"])
+def test_pause_resume_windows(runner, workloads, start):
+    w = workloads(runner, ["windows.py"], extra_env={"FTPROF_START": "paused"} if start == "paused" else None)
+    first, second = ("pause", "resume") if start == "running" else ("resume", "pause")
+    w.wait_for("PHASE A DONE")
+    r = runner.cli_run(first, w.proc.pid)  # by process id
+    assert r.returncode == 0 and f"{first}d at +" in r.stdout, (r.stdout, r.stderr)
+    again = runner.cli_run(first, w.file)
+    assert again.returncode == 0 and "already" in again.stdout, (again.stdout, again.stderr)
+    w.send()
+    w.wait_for("PHASE B DONE")
+    r = runner.cli_run(second, w.file)  # by file
+    assert r.returncode == 0 and f"{second}d at +" in r.stdout, (r.stdout, r.stderr)
+    w.send()
+    truth = w.finish()
+    rep = runner.report(w.file)
+    recorded = ["a", "c"] if start == "running" else ["b"]
+    for ph in "abc":
+        line = marker_line(WORKLOADS / "windows.py", f"phase_{ph}")
+        found = locks_at(rep, line)
+        if ph not in recorded:
+            assert not found, f"phase {ph} ran while paused but its waits are in the report:\n{rep.summary()}"
+            continue
+        assert len(found) == 1, f"phase {ph}: {found}\n{rep.summary()}"
+        lk, wt = found[0]
+        want = truth[ph]["wait_s"] * 1e9
+        assert abs(lk["wait_ns"] - want) <= 0.10 * want, (ph, lk["wait_ns"], want)
+    f = rep["files"][0]
+    assert f["windowed"] and len(f["windows"]) == len(recorded), f
+    assert f["recorded_ns"] < rep["duration_ns"], f
+    text = runner.cli_run("report", w.file)
+    assert text.returncode == 0 and "Recorded windows only" in text.stdout and "waits while paused" in text.stdout, text.stdout[:2000]
+    # a finished recording cannot be paused any more
+    late = runner.cli_run("pause", w.file)
+    assert late.returncode == 9 and "already ended" in late.stderr, (late.returncode, late.stderr)
+
+
+def test_pause_refusals(runner, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a recording\n" * 400)
+    r = runner.cli_run("pause", text)
+    assert r.returncode == 4 and "not an ftprof recording" in r.stderr, (r.returncode, r.stderr)
+    link = tmp_path / "link.ftp"
+    link.symlink_to(text)
+    r = runner.cli_run("resume", link)
+    assert r.returncode == 3 and "symbolic link" in r.stderr, (r.returncode, r.stderr)
+    # a process id that is not running: no such process
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    r = runner.cli_run("pause", dead.pid)
+    assert r.returncode == 8 and "no such process" in r.stderr, (r.returncode, r.stderr)
+    # a live process without the recorder: nothing mapped
+    r = runner.cli_run("top", os.getpid(), "--once")
+    assert r.returncode == 8 and "no ftprof recording mapped" in r.stderr, (r.returncode, r.stderr)
