@@ -390,3 +390,63 @@ def test_pause_refusals(runner, tmp_path):
     # a live process without the recorder: nothing mapped
     r = runner.cli_run("top", os.getpid(), "--once")
     assert r.returncode == 8 and "no ftprof recording mapped" in r.stderr, (r.returncode, r.stderr)
+
+
+# --------------------------------------------------------------------------------------------------
+# (5, 6) Long runs: FTPROF_MIN_WAIT and FTPROF_MODE=ring, with exact accounting against the
+# workload's own count (the handshake extension makes exactly N contended pthread_mutex_lock calls).
+
+def handshake(runner, tmp_path, n, env):
+    from test_recorder import build_extension
+    so = build_extension(runner.python, tmp_path, "handshake.c", "ftprof_handshake")
+    run = runner.run([WORKLOADS / "handshake.py", so.parent, n], extra_env=env)
+    assert run.truth()["contended"] == n
+    assert len(run.files) == 1, run.files
+    rep = runner.report(run.files)
+    return run, rep, rep["files"][0]
+
+
+def test_min_wait_counts_short_waits_exactly(runner, tmp_path):
+    n = 4000
+    # The threshold: this machine's median handshake wait, so that both sides of it are well populated.
+    _, plain, _ = handshake(runner, tmp_path, n, None)
+    lk = plain.of_kind("pthread_mutex")[0]
+    assert lk["contentions"] == n
+    threshold = max(1, lk["p50_wait_ns"])
+    run, rep, f = handshake(runner, tmp_path, n, {"FTPROF_MIN_WAIT": f"{threshold}ns"})
+    written = rep.total("contentions", rep.of_kind("pthread_mutex"))
+    below = f["below_min_events"]
+    assert f["min_wait_ns"] == threshold
+    assert below > 0 and written > 0, (below, written)
+    assert written + below + rep["dropped_events"] == n, (written, below, rep["dropped_events"], n)
+    # the short ones' summed time is below threshold x count; every written wait is at least the threshold
+    assert 0 < f["below_min_ns"] < below * threshold
+    assert rep.of_kind("pthread_mutex")[0]["p50_wait_ns"] >= threshold * 0.9
+    text = runner.cli_run("report", run.files[0]).stdout
+    assert f"{below} waits under " in text and "not itemised" in text, text[:1500]
+
+
+@pytest.mark.parametrize("min_wait", [None, "median"])
+def test_ring_mode_keeps_the_latest_and_counts_the_rest(runner, tmp_path, min_wait):
+    n = 20_000
+    env = {"FTPROF_MODE": "ring", "FTPROF_BUFFER": "256K"}
+    if min_wait:
+        _, plain, _ = handshake(runner, tmp_path, 2000, None)
+        env["FTPROF_MIN_WAIT"] = f"{max(1, plain.of_kind('pthread_mutex')[0]['p50_wait_ns'])}ns"
+    run, rep, f = handshake(runner, tmp_path, n, env)
+    assert f["ring"] is True
+    written = rep.total("contentions", rep.of_kind("pthread_mutex"))
+    over, dropped, below = f["overwritten_events"], rep["dropped_events"], f["below_min_events"]
+    assert over > 0, f"a 256 KiB ring cannot hold {n} waits, yet nothing was overwritten ({written} kept)"
+    assert written + over + dropped + below == n, (written, over, dropped, below, n)
+    if min_wait:
+        assert below > 0
+    # bounded: the file never grows past its buffer
+    assert run.files[0].stat().st_size <= 256 * 1024 + 4096
+    # the kept waits still name their caller (definitions overwritten with their chunks are written again)
+    found = rep.with_waiter_function("contend", kinds=("pthread_mutex",))
+    assert found and found[0]["contentions"] == written, rep.summary()
+    # the span lost is said exactly: how many, and up to when
+    assert rep["files"][0]["start_ns"] < f["overwritten_until_ns"]
+    text = runner.cli_run("report", run.files[0]).stdout
+    assert f"Ring buffer: {over} earlier waits were overwritten" in text, text[:1500]
