@@ -68,11 +68,15 @@ static bool parked_seen(uintptr_t addr)
 /* A PyMutex park right after a full spin (40 yields) on the same lock is the same acquisition: the
  * wait starts at the first yield. "The same lock" is the spun-on address when the register scan found
  * it, else the same Python stack: a spin that took its lock and a park on another lock a moment later
- * (Condition.wait right after a re-acquire) must stay two waits. Any other pending spin ended on its
- * own and is published as such. */
-static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t lock_addr, uint32_t stack)
+ * (Condition.wait right after a re-acquire) must stay two waits. "Right after" is within
+ * FTP_SPIN_GAP_NS of the last yield, or — however long the thread was preempted in between — a spin
+ * that began after this acquisition did (`acq_begin`, from the waiter's own mutex_entry; 0 if not
+ * known). Any other pending spin ended on its own and is published as such. */
+static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t lock_addr, uint32_t stack,
+                                 uint64_t acq_begin)
 {
-    if (t->spin_start_ns && now - t->spin_last_ns < FTP_SPIN_GAP_NS && ftp_spin_was_pymutex(t) &&
+    bool right_after = now - t->spin_last_ns < FTP_SPIN_GAP_NS || (acq_begin && t->spin_start_ns >= acq_begin);
+    if (t->spin_start_ns && right_after && ftp_spin_was_pymutex(t) &&
         (t->spin_addr ? t->spin_addr == lock_addr : t->spin_stack == stack)) {
         uint64_t start = t->spin_start_ns;
         t->spin_start_ns = 0;
@@ -222,11 +226,14 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
      * is internal bookkeeping and not reported. */
     bool arg_on_stack = (uintptr_t)park_arg > (uintptr_t)sem && (uintptr_t)park_arg - (uintptr_t)sem < 8192;
     bool mutex_park = false;
+    uint64_t acq_begin = 0; /* when this PyMutex acquisition began: its time_to_be_fair less the delay */
     if (arg_on_stack) {
         int64_t fair_at = *(const int64_t *)park_arg;
         int handed = park_handed_off(park_arg);
         mutex_park = fair_at > (int64_t)now - 60000000000LL && fair_at < (int64_t)now + 60000000000LL &&
                      (handed == 0 || handed == 1);
+        if (mutex_park && fair_at > (int64_t)PARK_LAYOUT->mutex_fair_ns)
+            acq_begin = (uint64_t)fair_at - PARK_LAYOUT->mutex_fair_ns;
     }
     bool reportable = !self_woken && lock_addr && (arg_on_stack || park_arg == NULL);
     if (!reportable || ftp_paused()) {
@@ -254,17 +261,25 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     /* A PyMutex woken without hand-off races again and may park again: same acquisition. The
      * stop-the-world requester re-waits in 1 ms slices: same pause. */
     bool mergeable_kind = mutex_park || cls.kind == FTP_KIND_STOP_THE_WORLD;
-    if (mergeable_kind && t->prev_mergeable && t->prev_addr == lock_addr && now - t->prev_end_ns < FTP_CONTINUE_GAP_NS) {
+    /* A re-park of the same PyMutex acquisition carries the same mutex_entry time, however long the
+     * thread was preempted after its wake-up. */
+    bool same_acq = acq_begin ? acq_begin == t->prev_acq_begin : now - t->prev_end_ns < FTP_CONTINUE_GAP_NS;
+    if (mergeable_kind && t->prev_mergeable && t->prev_addr == lock_addr && same_acq) {
         w.acq_seq = t->prev_acq_seq;
         w.flags |= FTP_WAIT_CONTINUATION;
         w.stack_id = t->prev_stack;
         w.start_ns = now;
+        /* Yields between two parks of one acquisition tied to this very lock are inside it: the lock's
+         * address lingers in the registers while the thread detaches and re-attaches (whose own short
+         * spins are what yielded), and publishing them would count the acquisition twice. */
+        if (t->spin_start_ns && acq_begin && t->spin_start_ns >= acq_begin && t->spin_addr == lock_addr)
+            t->spin_start_ns = 0;
         ftp_event_flush_spin(t, now, true);
     } else {
         w.acq_seq = ++t->acq_counter;
         w.stack_id = ftp_stack_capture(t);
         if (mutex_park) {
-            w.start_ns = take_spin(t, now, lock_addr, w.stack_id);
+            w.start_ns = take_spin(t, now, lock_addr, w.stack_id, acq_begin);
         } else {
             w.start_ns = now;
             ftp_event_flush_spin(t, now, true);
@@ -293,6 +308,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     t->prev_acq_seq = w.acq_seq;
     t->prev_stack = w.stack_id;
     t->prev_kind = w.kind;
+    t->prev_acq_begin = acq_begin;
     t->prev_mergeable = mergeable_kind && !handed_off;
     errno = saved_errno;
     t->guard--;

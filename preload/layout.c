@@ -214,6 +214,10 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     l->park_addr_before_sem = 8;
     l->park_arg_before_sem = 16;
     l->mutex_entry_handed_off = 8;
+    /* _PyMutex_LockTimed reads the monotonic clock once, before it spins, and sets time_to_be_fair to
+     * that plus TIME_TO_BE_FAIR_NS = 1 ms (Python/lock.c:23 in 3.13-3.15): so a park tells when its
+     * acquisition began, the spin included. */
+    l->mutex_fair_ns = 1000000;
 
     /* Spinning before a park (Python/lock.c MAX_SPIN_COUNT): 40 yields, free-threaded builds only.
      * 3.13 and 3.14 never re-read the lock byte while spinning, so a PyMutex spin is exactly 40 yields;

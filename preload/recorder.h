@@ -85,6 +85,7 @@ struct ftp_thread {
     uint64_t prev_addr;
     uint64_t prev_end_ns;
     uint64_t prev_acq_seq;
+    uint64_t prev_acq_begin;   /* the previous PyMutex park's acquisition start (its mutex_entry) */
     uint32_t prev_stack;
     uint8_t prev_kind;
     bool prev_mergeable;
@@ -122,6 +123,7 @@ struct ftp_layout {
     uint8_t dk_log2_index_bytes, dk_kind, dk_nentries, dk_indices, dk_kind_split, dk_entry_size;
     uint8_t values_valid, values_array;
     uint8_t park_addr_before_sem, park_arg_before_sem, mutex_entry_handed_off;
+    uint64_t mutex_fair_ns;       /* mutex_entry.time_to_be_fair is the acquisition's start plus this */
     uint8_t spin_max;             /* yields before a PyMutex parks (0: the build does not spin) */
     bool spin_rereads;            /* 3.15: the spinner re-reads the lock and may take it early */
 };
