@@ -54,4 +54,10 @@ struct pprof_meta {
 };
 int out_write_pprof_gz(FILE *out, const struct out_sample *samples, size_t n, const struct pprof_meta *meta);
 
+/* Chrome trace-event JSON of every wait and wake-up (Perfetto, chrome://tracing, speedscope): the one
+ * writer that is not fed samples but the profile's timeline, which it streams (out_trace.c). 0, -errno
+ * or a reader error, with `err` set for the latter. */
+struct profile;
+int out_write_trace(FILE *out, struct profile *p, char *err, size_t errlen);
+
 #endif

@@ -72,7 +72,7 @@ static void prof_finish(struct prof_internal *in)
             if (!t)
                 p->files[l->file].dangling_types += l->contentions;
         }
-        o->name = prof_lock_name(in, l, o->type);
+        o->name = l->name = prof_lock_name(in, l, o->type);
         o->contentions = l->contentions;
         o->wait_ns = l->wait;
         o->max_wait_ns = l->max;

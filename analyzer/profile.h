@@ -176,6 +176,33 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
               size_t errlen);
 void prof_free(struct profile *p);
 
+/* The timeline: every wait and wake-up of the loaded recordings in the order each file holds them
+ * (per thread, in time), named as the report names them (profile_timeline.c). Streams: nothing is kept
+ * per event. */
+struct prof_tl_wait {
+    uint32_t file, tid;
+    enum prof_kind kind;
+    const char *lock;                /* the report's lock name ("Lock @…4a20", "stop-the-world") */
+    uint64_t start_ns, end_ns;       /* from the first spin to the wake-up */
+    uint64_t spin_ns;                /* of it, spinning before the first park */
+    bool parked;
+    const struct prof_stack *stack;  /* the waiter's */
+};
+struct prof_tl_wake {
+    uint32_t file, tid;              /* the releaser */
+    uint32_t waiter_tid;
+    uint64_t time_ns;
+    uint64_t id;                     /* the woken wait's event id: unique in its file */
+    const struct prof_stack *stack;  /* the releaser's */
+};
+struct prof_timeline_ops {
+    int (*wait)(void *ctx, const struct prof_tl_wait *w); /* 0, or an error that stops the walk */
+    int (*wake)(void *ctx, const struct prof_tl_wake *w);
+};
+/* Reads the profile's recordings again, in profile.files order. 0, the first callback error, or an
+ * rd_open/rd_walk error (with `err`). */
+int prof_timeline(struct profile *p, const struct prof_timeline_ops *ops, void *ctx, char *err, size_t errlen);
+
 /* The frame that says where a site is: the innermost Python frame, or for condition and join waits
  * the innermost one outside threading.py and queue.py (the caller's `q.get()` rather than the
  * library's `waiter.acquire()`); the innermost frame when there is no Python frame. */

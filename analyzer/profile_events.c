@@ -80,15 +80,21 @@ static bool prof_merged_kind(enum prof_kind kind, uint8_t raw)
                                            raw == FTP_KIND_PYTHREAD_LOCK || raw == FTP_KIND_PYMUTEX);
 }
 
-static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint64_t addr, enum prof_kind kind,
-                                   uint32_t type_id, uint8_t raw, uint8_t region, uint32_t region_offset,
-                                   uint32_t *index)
+/* The second key of a lock in locks_map (the first is its address). */
+static uint64_t prof_lock_key(uint32_t file, enum prof_kind kind, uint32_t type_id, uint8_t raw)
 {
     /* Waits of kind `other` come from different recorder kinds that must not merge. */
     uint8_t variant = (kind == PROF_KIND_OTHER || raw == FTP_KIND_SPIN) ? raw : 0;
     if (prof_merged_kind(kind, raw))
         variant = 0xff;
-    uint64_t k2 = ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
+    return ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
+}
+
+static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint64_t addr, enum prof_kind kind,
+                                   uint32_t type_id, uint8_t raw, uint8_t region, uint32_t region_offset,
+                                   uint32_t *index)
+{
+    uint64_t k2 = prof_lock_key(file, kind, type_id, raw);
     /* Most acquisitions hit a lock seen moments ago: a direct-mapped cache saves the map probe. */
     struct prof_lock_cache *c = &in->lock_cache[(addr ^ (addr >> 12) ^ k2 ^ (k2 >> 29)) % PROF_LOCK_CACHE];
     if (c->valid && c->addr == addr && c->k2 == k2) {
@@ -527,6 +533,8 @@ void prof_attribute_spins(struct prof_internal *in)
                 break;
         }
         lock_of[i] = li;
+        sp = &in->spins[i];
+        sp->lock = li + 1;
         if (l->contentions == 0 || sp->min < l->min)
             l->min = sp->min;
         l->contentions += sp->count;
@@ -608,4 +616,17 @@ void prof_merge_holder_groups(struct prof_internal *in)
 enum prof_kind prof_wait_kind(struct prof_internal *in, uint32_t file, uint8_t raw_kind, uint32_t stack_id)
 {
     return prof_refine(raw_kind, prof_stack_class(in, file, stack_id));
+}
+
+const struct plock *prof_lock_of(struct prof_internal *in, uint32_t file, uint8_t raw, uint64_t addr, uint32_t type_id,
+                                 uint32_t stack_id)
+{
+    if (raw == FTP_KIND_SPIN) {
+        uint64_t *v = pmap_get(&in->spins_map, file, stack_id);
+        return v && in->spins[*v].lock ? &in->locks[in->spins[*v].lock - 1] : NULL;
+    }
+    enum prof_kind kind = prof_refine(raw, prof_stack_class(in, file, stack_id));
+    bool merge = prof_merged_kind(kind, raw);
+    uint64_t *v = pmap_get(&in->locks_map, merge ? 0 : addr, prof_lock_key(file, kind, merge ? 0 : type_id, raw));
+    return v ? &in->locks[*v] : NULL;
 }

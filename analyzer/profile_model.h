@@ -102,6 +102,7 @@ struct plock {
     uint32_t recent_tids[PROF_LOCK_TIDS]; /* threads already counted, checked before the map */
     bool merged;     /* one row for many short-lived objects: condition waiter locks, joined threads */
     uint32_t hgroup; /* for merged locks: 1 + their holder group */
+    const char *name; /* the report's name, once finished */
 };
 
 struct psite {
@@ -114,6 +115,7 @@ struct psite {
 
 struct pspin {
     uint32_t file, stack_id;
+    uint32_t lock; /* 1 + the lock it was placed on, once placed */
     uint64_t count, wait, spin, min, max;
     struct phist hist;
 };
@@ -270,6 +272,11 @@ struct prof_thread *prof_thread_get(struct prof_internal *in, uint32_t file, uin
 
 /* profile_time.c: after all files, each thread's lifetime and the run's split of thread time. */
 void prof_time(struct prof_internal *in);
+
+/* The lock an acquisition of the recorder's kind `raw` at `addr` through `stack_id` was counted on, as
+ * pass 2 chose it (after all files: spins placed by their stack); NULL if none. */
+const struct plock *prof_lock_of(struct prof_internal *in, uint32_t file, uint8_t raw, uint64_t addr, uint32_t type_id,
+                                 uint32_t stack_id);
 
 /* profile_stacks.c */
 /* The psites of each owner (lock or holder group) as sorted prof_site lists, equal stack texts merged;

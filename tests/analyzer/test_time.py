@@ -294,3 +294,82 @@ def test_spins_count_for_their_thread(tmp_path):
     th = {x["name"]: x for x in doc["threads"]}
     assert th["a"]["contention_ns"] == 50 * MS and th["b"]["contention_ns"] == 10 * MS
     assert doc["time"]["contention_ns"] == doc["contention_wait_ns"] == 60 * MS
+
+
+# --- the timeline: ftprof export --format trace -------------------------------------------------------
+
+REC_GIL = 8
+KIND_STW = 5
+
+
+def export_trace(tmp_path, path):
+    out = tmp_path / "trace.json"
+    r = subprocess.run([FTPROF, "export", str(path), "--format", "trace", "-o", str(out)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    doc = json.load(open(out))
+    assert doc["displayTimeUnit"] == "ms"
+    return doc["traceEvents"]
+
+
+def test_trace_tracks_slices_and_flows(holds, tmp_path):
+    ev = export_trace(tmp_path, holds)
+    names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert sorted(names.values()) == ["R", "R2", "W", "W2", "W3"]
+    procs = [e for e in ev if e["ph"] == "M" and e["name"] == "process_name"]
+    assert len(procs) == 1 and "(pid 4242)" in procs[0]["args"]["name"]
+    slices = [e for e in ev if e["ph"] == "X" and e["cat"] == "lock"]
+    by = {names[e["tid"]]: e for e in slices if names[e["tid"]] != "R"}
+    w = by["W"]
+    # times in µs from the recording's start (1 ms)
+    assert w["name"] == "lock Lock @\u202600001000" and w["ts"] == 14000 and w["dur"] == 35000
+    assert w["args"]["waiter"][0] == "Cache.get" and w["args"]["parked"] and w["args"]["spin_ns"] == 1 * MS
+    assert not by["W3"]["args"]["parked"] and by["W3"]["args"]["spin_ns"] == 10 * MS
+    assert sum(e["dur"] for e in slices) == 85000  # every wait once
+    # a flow from each releaser to the waiter it woke, ending inside the woken wait's slice
+    starts = {e["id"]: e for e in ev if e["ph"] == "s"}
+    ends = {e["id"]: e for e in ev if e["ph"] == "f"}
+    assert len(starts) == 2 and starts.keys() == ends.keys()
+    for fid, s in starts.items():
+        f = ends[fid]
+        assert f["bp"] == "e" and s["ts"] == f["ts"]
+        woken = [x for x in slices if x["tid"] == f["tid"] and x["ts"] <= f["ts"] <= x["ts"] + x["dur"]]
+        assert len(woken) == 1, (f, woken)
+        release = [x for x in ev if x["ph"] == "X" and x["cat"] == "wake" and x["tid"] == s["tid"] and x["ts"] == s["ts"]]
+        assert len(release) == 1
+    assert {names[s["tid"]] + ">" + names[ends[i]["tid"]] for i, s in starts.items()} == {"R>W", "R2>W2"}
+    release = next(x for x in ev if x["ph"] == "X" and x["cat"] == "wake" and names[x["tid"]] == "R")
+    assert release["args"]["holder"] == ["Cache.refresh"]
+
+
+def test_trace_pauses_and_gil(tmp_path):
+    """Stop-the-world waits are slices of their threads and also async events on the process's own
+    track; the GIL coming back is an instant over the whole process."""
+    rec = Recording()
+    rec.thread(801, "a", 1000 * MS)
+    rec.thread(802, "b", 1000 * MS)
+    rec.wait(801, KIND_STW, 0x5000, 1100 * MS, 1102 * MS)
+    rec.wait(802, KIND_STW, 0x5100, 1100 * MS, 1103 * MS)
+    path = b"/opt/ext/_ext.cpython-313t-x86_64-linux-gnu.so"
+    rec.chunks[801].append(record(REC_GIL, struct.pack("<QII", 1500 * MS, len(path), 801) + path))
+    ev = export_trace(tmp_path, rec.write(tmp_path / "stw.ftp"))
+    stw = [e for e in ev if e["ph"] == "X" and e["cat"] == "stop_the_world"]
+    assert len(stw) == 2 and {e["dur"] for e in stw} == {2000, 3000}
+    begins = [e for e in ev if e["ph"] == "b" and e["name"] == "stop-the-world"]
+    ends = [e for e in ev if e["ph"] == "e" and e["name"] == "stop-the-world"]
+    assert len(begins) == len(ends) == 2 and {e["id"] for e in begins} == {e["id"] for e in ends}
+    assert all(e["ts"] == 100000 for e in begins) and sorted(e["ts"] for e in ends) == [102000, 103000]
+    gil = [e for e in ev if e["ph"] == "i"]
+    assert len(gil) == 1 and gil[0]["name"] == "GIL re-enabled by _ext" and gil[0]["ts"] == 500000
+    assert gil[0]["s"] == "p"
+
+
+def test_trace_never_overwrites(holds, tmp_path):
+    out = tmp_path / "exists.json"
+    out.write_text("keep")
+    r = subprocess.run([FTPROF, "export", str(holds), "--format", "trace", "-o", str(out)], capture_output=True,
+                       text=True)
+    assert r.returncode == 6 and out.read_text() == "keep"
+    r = subprocess.run([FTPROF, "export", str(holds), "--format", "chrome", "-o", str(tmp_path / "x")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "supported: pprof, trace" in r.stderr

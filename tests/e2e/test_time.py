@@ -158,3 +158,41 @@ def test_killed_process_ends_at_its_last_event(runner):
     assert all(t["lifetime_ns"] >= t["contention_ns"] > 0 for t in workers), workers
     text = runner.cli_run("report", *files).stdout
     assert "the process was killed" in text, text
+
+
+def test_trace_timeline(runner, results, tmp_path):
+    """ftprof export --format trace: each worker's track holds its lock waits, adding up to the waits it
+    measured; each woken wait has the arrow from the thread that released the lock to it."""
+    import json
+    run, truth, rep = run_split(runner, "--threads", 4, "--rounds", 6, "--cpu-ms", 5, "--hold-ms", 40)
+    out = tmp_path / "run.json"
+    proc = runner.cli_run("export", *run.files, "--format", "trace", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    ev = json.load(open(out))["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    lock = max(rep.of_kind("lock"), key=lambda lk: lk["wait_ns"])
+    slices = [e for e in ev if e["ph"] == "X" and e["args"].get("lock") == lock["name"]]
+    for t in truth["threads"]:
+        mine = [e for e in slices if names.get(e["tid"]) == t["name"]]
+        total_ns = sum(e["dur"] for e in mine) * 1000
+        results.add(f"trace {runner.python.label} {t['name']}", wait_ratio=total_ns / max(t["wait_ns"], 1))
+        assert within(total_ns, t["wait_ns"], 0.15), (t["name"], total_ns, t["wait_ns"])
+        assert all(e["args"]["waiter"][0].startswith("worker (time_split.py:") for e in mine), mine[:2]
+    flows = {e["id"]: e for e in ev if e["ph"] == "s"}
+    ends = {e["id"]: e for e in ev if e["ph"] == "f"}
+    woken = [f for i, f in ends.items() if i in flows and any(
+        x["tid"] == f["tid"] and x["ts"] <= f["ts"] <= x["ts"] + x["dur"] for x in slices)]
+    assert len(woken) >= 0.8 * lock["parked"], (len(woken), lock["parked"])
+    assert all(names.get(flows[f["id"]]["tid"], "").startswith("worker") for f in woken)
+    # Slices of one thread nest (Perfetto and chrome://tracing drop slices that overlap partly).
+    by_tid = {}
+    for e in ev:
+        if e["ph"] == "X":
+            by_tid.setdefault(e["tid"], []).append((e["ts"], e["ts"] + e["dur"]))
+    for tid, spans in by_tid.items():
+        open_ = []
+        for s, e in sorted(spans):
+            while open_ and open_[-1] <= s:
+                open_.pop()
+            assert not open_ or e <= open_[-1] + 1e-6, f"slices of {names.get(tid)} overlap at {s}"
+            open_.append(e)
