@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "got.h"
 #include "recorder.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -351,7 +352,9 @@ int ftp_file_open(bool forked_child)
                                   : ": cannot size it; running unprofiled";
         goto out_close;
     }
-    map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    /* ftprof attach: a previous attach's range, anonymous since its detach, is reused (attach.c). */
+    void *at = ftp_attach_map_at(map_size);
+    map = mmap(at, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
     if (map == MAP_FAILED) {
         fail_err = errno;
         fail = ": cannot map it; running unprofiled";

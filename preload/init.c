@@ -9,10 +9,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "got.h"
 #include "recorder.h"
 
 struct ftp_state ftp_state;
 struct ftp_real ftp_real;
+
+/* Is `p` one of our own functions? (A "real" function must never be our hook.) */
+static bool is_ours(void *p)
+{
+    Dl_info self, other;
+    return p && dladdr((void *)is_ours, &self) && dladdr(p, &other) && other.dli_fbase == self.dli_fbase;
+}
 
 static void *resolve(const char *name, const char *version)
 {
@@ -23,6 +31,15 @@ static void *resolve(const char *name, const char *version)
         p = dlvsym(RTLD_NEXT, name, version);
     if (!p)
         p = dlsym(RTLD_NEXT, name);
+    /* dlopen()ed (ftprof attach, RTLD_LOCAL) RTLD_NEXT may find nothing: the global scope's
+     * definition is libc's then, since ours is not in it. */
+    if (!p || is_ours(p)) {
+        p = version ? dlvsym(RTLD_DEFAULT, name, version) : NULL;
+        if (!p)
+            p = dlsym(RTLD_DEFAULT, name);
+        if (is_ours(p))
+            p = NULL;
+    }
     return p;
 }
 
@@ -220,6 +237,31 @@ FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc)
     *argc = saved_argc;
 }
 
+static void ftp_save_argv(int argc, char **argv)
+{
+    for (int i = 0; argv && i < argc && argv[i]; i++) {
+        size_t len = strlen(argv[i]) + 1;
+        if (saved_argv_len + len > sizeof saved_argv)
+            break;
+        memcpy(saved_argv + saved_argv_len, argv[i], len);
+        saved_argv_len += (uint32_t)len;
+        saved_argc++;
+    }
+}
+
+/* ftprof attach: the settings come from the CLI, never from the host's environment. */
+void ftp_attach_settings(const char *path, size_t buffer, bool native)
+{
+    ftp_state.native = native;
+    ftp_state.verbose = false;
+    ftp_state.record_all = false;
+    buffer_bytes = buffer < ((size_t)16 << 10) ? (size_t)16 << 10 : buffer;
+    ftp_state.min_wait_ns = 0;
+    ftp_state.ring = false;
+    ftp_state.start_paused = false;
+    snprintf(ftp_state.output_pattern, sizeof ftp_state.output_pattern, "%s", path);
+}
+
 /* FTPROF_OUTPUT, FTPROF_BUFFER, FTPROF_NATIVE, FTPROF_VERBOSE (and unknown FTPROF_* names). */
 static void read_settings(void)
 {
@@ -270,19 +312,21 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
         t->guard--;
         return; /* hooks pass through (they resolve lazily) */
     }
+    /* Preloaded, our sem_post is the one the process's global scope finds; dlopen()ed into a running
+     * process (ftprof attach) it is not. Then nothing starts here and no FTPROF_* variable of the
+     * host's is read: ftprof_attach (attach.c) sets the recording up from its arguments. */
+    if (!is_ours(dlsym(RTLD_DEFAULT, "sem_post"))) {
+        ftp_loaded_late = true;
+        ftp_save_argv(argc, argv);
+        t->guard--;
+        return;
+    }
     if (env_flag("FTPROF_DISABLE", false)) {
         t->guard--;
         return;
     }
     read_settings();
-    for (int i = 0; argv && i < argc && argv[i]; i++) {
-        size_t len = strlen(argv[i]) + 1;
-        if (saved_argv_len + len > sizeof saved_argv)
-            break;
-        memcpy(saved_argv + saved_argv_len, argv[i], len);
-        saved_argv_len += (uint32_t)len;
-        saved_argc++;
-    }
+    ftp_save_argv(argc, argv);
     ftp_state.pid = (uint32_t)getpid();
     if (ftp_tables_init() != 0) {
         t->guard--;

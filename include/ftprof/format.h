@@ -37,9 +37,10 @@
 
 #define FTP_MAGIC "FTPROF\x01\n" /* 8 bytes: name, a byte no text has, a newline catching text-mode damage */
 #define FTP_MAGIC_LEN 8
-#define FTP_VERSION 4            /* 2: process identity, disk-full and exec facts in the header;
+#define FTP_VERSION 5            /* 2: process identity, disk-full and exec facts in the header;
                                     3: THREAD_END records and the process's CPU time at exit;
-                                    4: waits in flight (INFLIGHT), pause/resume, min-wait, ring mode */
+                                    4: waits in flight (INFLIGHT), pause/resume, min-wait, ring mode;
+                                    5: attached recordings (FTP_FLAG_ATTACHED, FTP_CONTROL_DETACH) */
 #define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero; version 2
                                     ones as version 3 ones without thread ends (old readers skip them) */
 #define FTP_HEADER_SIZE 4096
@@ -51,6 +52,7 @@
 
 /* header.control: read by the hooks, flipped by `ftprof pause/resume` through a shared mapping. */
 #define FTP_CONTROL_PAUSED (1u << 0) /* waits are not recorded (nor published in flight) */
+#define FTP_CONTROL_DETACH (1u << 1) /* `ftprof attach`: the CLI asks the attached recorder to detach */
 
 /* header.mode */
 #define FTP_MODE_NORMAL 0 /* chunks are used once: a full buffer drops later events */
@@ -72,6 +74,9 @@
                                               recording ends early; later waits are in disk_full_events */
 #define FTP_FLAG_ENDED_BY_EXEC (1u << 7)   /* the process replaced its image (execve); set by the new image,
                                               which writes a recording of its own */
+#define FTP_FLAG_ATTACHED (1u << 8)        /* `ftprof attach`: the recorder was loaded into a running process;
+                                              the recording covers the window from start_ns (attach) to
+                                              end_ns (detach, or the process's exit), not the whole run */
 
 /*  ftp_file_header (4096 bytes)
  *   0 magic[8]            8 version u16 | min_reader_version u16 | header_size u32
