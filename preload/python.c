@@ -114,7 +114,9 @@ void ftp_python_detect(void)
 bool ftp_python_ready(void)
 {
     struct ftp_python *py = &ftp_state.py;
-    if (FTP_LIKELY(py->ready))
+    /* Acquire: the fields set-up stored before its release store (interp, gil, gil_enabled) are read
+     * by this thread right after. */
+    if (FTP_LIKELY(__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE)))
         return true;
     if (!py->present || !L->minor)
         return false;
@@ -149,7 +151,7 @@ void ftp_python_describe(struct ftp_file_header *h)
 uintptr_t ftp_python_tstate(void)
 {
     struct ftp_python *py = &ftp_state.py;
-    if (!py->stacks || !py->ready)
+    if (!py->stacks || !__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE))
         return 0;
     /* Once the runtime is finalizing, thread states are being freed under threads that may still
      * wait (daemon threads, exit handlers): no Python stacks from then on. */
@@ -176,7 +178,7 @@ uint8_t ftp_python_region(uintptr_t addr, uint32_t *offset)
 bool ftp_python_is_gil(uintptr_t addr)
 {
     struct ftp_python *py = &ftp_state.py;
-    return py->ready && addr >= py->gil && addr < py->gil + GIL_STATE_SPAN;
+    return __atomic_load_n(&py->ready, __ATOMIC_ACQUIRE) && addr >= py->gil && addr < py->gil + GIL_STATE_SPAN;
 }
 
 /* ---- strings ---- */
@@ -425,7 +427,7 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     memset(out, 0, sizeof *out);
     out->kind = mutex_park ? FTP_KIND_PYMUTEX : FTP_KIND_EVENT;
     out->region = FTP_REGION_UNKNOWN;
-    if (!py->ready)
+    if (!__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE))
         return;
     uintptr_t tstate = ftp_python_tstate();
     if (tstate && addr >= tstate && addr < tstate + L->ts_size) {
@@ -545,7 +547,7 @@ static uintptr_t current_thread_object(void)
 size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
 {
     struct ftp_python *py = &ftp_state.py;
-    if (!py->stacks || !py->ready)
+    if (!py->stacks || !__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE))
         return 0;
     uintptr_t self = current_thread_object();
     if (!self) {
