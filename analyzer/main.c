@@ -20,6 +20,9 @@ static const char ftprof_usage[] =
     "  export FILE... --format pprof|trace -o OUT\n"
     "        a pprof profile (go tool pprof, speedscope, ...), or a timeline of every wait\n"
     "        as Chrome trace-event JSON (Perfetto, chrome://tracing, speedscope)\n"
+    "  diff BASE.ftp NEW.ftp [--json] [--top N]\n"
+    "        two runs side by side (a fix before and after, the GIL build and the\n"
+    "        free-threaded one): time accounting, and each lock's waits, total, p99 and hold\n"
     "  top FILE|PID [--interval S] [--once [--json]] [--top N]\n"
     "        a live view: locks by wait over the last interval, threads blocked now,\n"
     "        deadlocks (PID: the recording that process has mapped)\n"
@@ -59,6 +62,8 @@ int main(int argc, char **argv)
         return cmd_export(argc - 1, argv + 1);
     if (strcmp(cmd, "top") == 0)
         return cmd_top(argc - 1, argv + 1);
+    if (strcmp(cmd, "diff") == 0)
+        return cmd_diff(argc - 1, argv + 1);
     if (strcmp(cmd, "pause") == 0)
         return cmd_pause(argc - 1, argv + 1);
     if (strcmp(cmd, "resume") == 0)

@@ -373,3 +373,67 @@ def test_trace_never_overwrites(holds, tmp_path):
     r = subprocess.run([FTPROF, "export", str(holds), "--format", "chrome", "-o", str(tmp_path / "x")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "supported: pprof, trace" in r.stderr
+
+
+# --- ftprof diff -----------------------------------------------------------------------------------
+
+
+def diff(*args):
+    r = subprocess.run([FTPROF, "diff", *map(str, args)], capture_output=True, text=True,
+                       env=dict(os.environ, NO_COLOR="1"))
+    return r
+
+
+def two_runs(tmp_path):
+    """The same program twice: the lock at another address each time (as in any two runs); in the new
+    run the hot lock's waits are a tenth as long, a lock appears and one is gone."""
+    runs = []
+    for k, (hold, extra) in enumerate(((100, "gone"), (10, "new"))):
+        rec = Recording(process_cpu=(200 + 100 * k) * MS)
+        hot, other = rec.code("Cache.get"), rec.code("Stats.add" if extra == "gone" else "Log.emit")
+        for tid in (901, 902):
+            rec.thread(tid, f"w{tid}", 1000 * MS)
+            for i in range(4):
+                rec.wait(tid, KIND_LOCK, 0x1000 + k * 0x777000, 1100 * MS + i * 200 * MS,
+                         1100 * MS + i * 200 * MS + hold * MS, stack=hot)
+            rec.wait(tid, KIND_LOCK, 0x9000 + k * 0x10, 1950 * MS, 1960 * MS, stack=other)
+            rec.end_thread(tid, 1000 * MS, 0, 2000 * MS, (100 + 50 * k) * MS)
+        runs.append(rec.write(tmp_path / f"run{k}.ftp"))
+    return runs
+
+
+def test_diff_matches_locks_not_addresses(tmp_path):
+    base, new = two_runs(tmp_path)
+    r = diff(base, new, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["base"]["wall_ns"] == doc["new"]["wall_ns"] == 1 * S
+    assert doc["base"]["cores_busy"] == pytest.approx(0.2) and doc["new"]["cores_busy"] == pytest.approx(0.3)
+    assert doc["base"]["contention_share"] == pytest.approx((800 + 20) / 2000)
+    locks = {(l["name"], l["site"]): l for l in doc["locks"]}
+    hot = locks[("Lock", "Cache.get")]
+    assert hot["kind"] == "lock" and hot["status"] == "both"
+    assert hot["base"]["contentions"] == hot["new"]["contentions"] == 8
+    assert hot["base"]["wait_ns"] == 800 * MS and hot["new"]["wait_ns"] == 80 * MS
+    assert close(hot["base"]["p99_wait_ns"], 100 * MS) and close(hot["new"]["p99_wait_ns"], 10 * MS)
+    assert locks[("Lock", "Stats.add")]["status"] == "gone" and locks[("Lock", "Stats.add")]["new"] is None
+    assert locks[("Lock", "Log.emit")]["status"] == "new" and locks[("Lock", "Log.emit")]["base"] is None
+    assert doc["locks"][0] is hot or doc["locks"][0] == hot  # by the larger total wait
+
+
+def test_diff_text(tmp_path):
+    base, new = two_runs(tmp_path)
+    r = diff(base, new)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "cores busy" in out and "0.20" in out and "0.30" in out and "+0.10" in out
+    row = out.splitlines().index(next(l for l in out.splitlines() if "Cache.get" in l))
+    assert "total 800.00 ms -> 80.00 ms (-90%)" in out.splitlines()[row + 1]
+    assert any("GONE" in l and "Stats.add" in l for l in out.splitlines())
+    assert any("NEW" in l and "Log.emit" in l for l in out.splitlines())
+
+
+def test_diff_usage(tmp_path):
+    base, _ = two_runs(tmp_path)
+    assert diff(base).returncode == 2
+    assert diff(base, tmp_path / "missing.ftp").returncode == 3

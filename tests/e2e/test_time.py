@@ -196,3 +196,26 @@ def test_trace_timeline(runner, results, tmp_path):
                 open_.pop()
             assert not open_ or e <= open_[-1] + 1e-6, f"slices of {names.get(tid)} overlap at {s}"
             open_.append(e)
+
+
+def test_diff_before_and_after_a_fix(runner, results):
+    """The same workload with its lock held 30 ms, then 10 ms (the fix): the lock is matched across the
+    two runs (never by address), its holds are each run's own, and less of the threads' time is
+    contention after it."""
+    import json
+    before = runner.run([WL, "--threads", 4, "--rounds", 5, "--cpu-ms", 2, "--hold-ms", 30])
+    after = runner.run([WL, "--threads", 4, "--rounds", 5, "--cpu-ms", 2, "--hold-ms", 10])
+    proc = runner.cli_run("diff", *before.files, *after.files, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    lock = next(l for l in doc["locks"] if l["kind"] == "lock" and l["site"].startswith("worker (time_split.py:"))
+    assert lock["status"] == "both", lock
+    for side, run in (("base", before), ("new", after)):
+        holds = [h for t in run.truth()["threads"] for h in t.get("holds_ns", [])]
+        ratio = lock[side]["hold_p50_ns"] / statistics.median(holds)
+        results.add(f"diff {runner.python.label} {side}", hold_p50_ratio=ratio)
+        assert abs(ratio - 1) <= 0.20, (side, lock[side], statistics.median(holds))
+    assert lock["new"]["wait_ns"] < lock["base"]["wait_ns"]
+    assert doc["new"]["contention_share"] < doc["base"]["contention_share"]
+    text = runner.cli_run("diff", *before.files, *after.files).stdout
+    assert "cores busy" in text and "contention share" in text and "worker (time_split.py:" in text
