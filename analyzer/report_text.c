@@ -441,9 +441,9 @@ static void rt_time(struct rt *r)
                 "hooked function, or ran until exit)%s\n", rt_c(r, RT_DIM), d, rt_c(r, RT_RESET));
     }
     if (t->files_killed)
-        fprintf(r->out, "  %s(%s killed: its threads end at the last event recorded, their CPU time is "
-                "unknown)%s\n", rt_c(r, RT_YELLOW), t->files_killed == 1 && r->p->n_files == 1 ? "the process was"
-                : "a process was", rt_c(r, RT_RESET));
+        fprintf(r->out, "  %s(%s killed, or left through os._exit: its threads end at the last event recorded, "
+                "their CPU time is unknown)%s\n", rt_c(r, RT_YELLOW),
+                t->files_killed == 1 && r->p->n_files == 1 ? "the process was" : "a process was", rt_c(r, RT_RESET));
     else if (t->threads_not_ended)
         fprintf(r->out, "  %s(%u thread%s still running at exit: %s at the end of the recording, CPU time unknown)%s\n",
                 rt_c(r, RT_DIM), t->threads_not_ended, t->threads_not_ended == 1 ? "" : "s",
@@ -477,6 +477,15 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
                     (f->flags & FTP_FLAG_FREE_THREADED) ? "a free-threaded build told to keep it (PYTHON_GIL=1, -X gil=1)"
                                                         : "not a free-threaded interpreter",
                     rt_c(&r, RT_RESET));
+    }
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct prof_file *f = &p->files[i];
+        if (!(f->flags & FTP_FLAG_ATTACHED))
+            continue;
+        char win[24];
+        report_format_ns(win, sizeof(win), f->end_ns > f->start_ns ? f->end_ns - f->start_ns : 0);
+        fprintf(out, "%s(attached) %s covers a %s window of pid %u, from attach to %s, not its whole run%s\n",
+                rt_c(&r, RT_DIM), f->path, win, f->pid, f->end_ns ? "detach" : "the last event", rt_c(&r, RT_RESET));
     }
     for (size_t i = 0; i < p->n_gil_events; i++) {
         const struct prof_gil_event *g = &p->gil_events[i];
