@@ -300,6 +300,41 @@ static void read_settings(void)
         snprintf(ftp_state.output_pattern, sizeof ftp_state.output_pattern, "%s", pattern);
 }
 
+/* An interpreter already running: _PyRuntime's debug cookie, and its interpreters_head (word 5 of
+ * _Py_DebugOffsets in every version, runtime_state.interpreters_head) set. */
+static bool loaded_into_running_python(void)
+{
+    const uint64_t *dbg = dlsym(RTLD_DEFAULT, "_PyRuntime");
+    if (!dbg || memcmp(dbg, "xdebugpy", 8) != 0 || dbg[5] == 0 || dbg[5] > (1u << 20))
+        return false;
+    return *(volatile const uintptr_t *)((const char *)dbg + dbg[5]) != 0;
+}
+
+/* Is this library named in LD_PRELOAD (by path or by file name)? Not, when a program without Python
+ * dlopen()s it (the attach unit tests). */
+static bool named_in_ld_preload(void)
+{
+    Dl_info self;
+    const char *pre = getenv("LD_PRELOAD");
+    if (!pre || !dladdr((void *)named_in_ld_preload, &self) || !self.dli_fname)
+        return false;
+    const char *base = strrchr(self.dli_fname, '/');
+    base = base ? base + 1 : self.dli_fname;
+    size_t blen = strlen(base);
+    for (const char *p = pre; *p;) {
+        size_t len = strcspn(p, ": ");
+        const char *name = p;
+        for (const char *q = p; q < p + len; q++)
+            if (*q == '/')
+                name = q + 1;
+        if ((size_t)(p + len - name) == blen && !strncmp(name, base, blen))
+            return true;
+        p += len;
+        p += strspn(p, ": ");
+    }
+    return false;
+}
+
 /* glibc passes (argc, argv, envp) to ELF constructors; that is our only chance to see argv without
  * reading /proc. */
 __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **envp)
@@ -312,10 +347,13 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
         t->guard--;
         return; /* hooks pass through (they resolve lazily) */
     }
-    /* Preloaded, our sem_post is the one the process's global scope finds; dlopen()ed into a running
-     * process (ftprof attach) it is not. Then nothing starts here and no FTPROF_* variable of the
-     * host's is read: ftprof_attach (attach.c) sets the recording up from its arguments. */
-    if (!is_ours(dlsym(RTLD_DEFAULT, "sem_post"))) {
+    /* Preloaded, this constructor runs before main, so before the interpreter exists; dlopen()ed into
+     * a running process (ftprof attach) it runs with the interpreter up. Then nothing starts here and
+     * no FTPROF_* variable of the host's is read: ftprof_attach (attach.c) sets the recording up from
+     * its arguments. (Which sem_post the global scope finds says nothing: a sanitizer's runtime
+     * preloaded ahead of us intercepts it too.) A process without Python that dlopen()s us is late
+     * too: LD_PRELOAD does not name us. */
+    if (loaded_into_running_python() || !named_in_ld_preload()) {
         ftp_loaded_late = true;
         ftp_save_argv(argc, argv);
         t->guard--;

@@ -123,10 +123,15 @@ bool ftp_python_ready(void)
     uintptr_t interp = *(volatile uintptr_t *)(py->runtime + L->rt_interpreters_head);
     if (!interp)
         return false;
-    py->interp = interp;
-    py->gil = interp + L->is_gil_state;
+    /* One thread sets up; the others carry on without Python facts until it has published them. */
+    static _Atomic int setting_up;
+    if (atomic_exchange(&setting_up, 1))
+        return false;
+    /* Atomic stores: threads that have not seen `ready` yet may read these fields (region, GIL checks). */
+    __atomic_store_n(&py->interp, interp, __ATOMIC_RELAXED);
+    __atomic_store_n(&py->gil, interp + L->is_gil_state, __ATOMIC_RELAXED);
     if (py->free_threaded)
-        py->gil_enabled = (volatile int *)(py->gil + L->gil_enabled);
+        __atomic_store_n(&py->gil_enabled, (volatile int *)(interp + L->is_gil_state + L->gil_enabled), __ATOMIC_RELAXED);
     if (ftp_state.hdr)
         ftp_python_describe(ftp_state.hdr);
     __atomic_store_n(&py->ready, true, __ATOMIC_RELEASE);
@@ -167,8 +172,9 @@ uint8_t ftp_python_region(uintptr_t addr, uint32_t *offset)
         *offset = (uint32_t)(addr - py->runtime);
         return FTP_REGION_RUNTIME;
     }
-    if (py->interp && addr >= py->interp && addr < py->interp + L->is_size) {
-        *offset = (uint32_t)(addr - py->interp);
+    uintptr_t interp = __atomic_load_n(&py->interp, __ATOMIC_RELAXED);
+    if (interp && addr >= interp && addr < interp + L->is_size) {
+        *offset = (uint32_t)(addr - interp);
         return FTP_REGION_INTERP;
     }
     *offset = 0;
@@ -178,7 +184,8 @@ uint8_t ftp_python_region(uintptr_t addr, uint32_t *offset)
 bool ftp_python_is_gil(uintptr_t addr)
 {
     struct ftp_python *py = &ftp_state.py;
-    return __atomic_load_n(&py->ready, __ATOMIC_ACQUIRE) && addr >= py->gil && addr < py->gil + GIL_STATE_SPAN;
+    uintptr_t gil = __atomic_load_n(&py->gil, __ATOMIC_RELAXED);
+    return __atomic_load_n(&py->ready, __ATOMIC_ACQUIRE) && addr >= gil && addr < gil + GIL_STATE_SPAN;
 }
 
 /* ---- strings ---- */
@@ -478,7 +485,7 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
 /* The GIL came back for good (free-threaded builds): say so once, naming the extension loaded last. */
 void ftp_python_check_gil(struct ftp_thread *t)
 {
-    volatile int *enabled = ftp_state.py.gil_enabled;
+    volatile int *enabled = __atomic_load_n(&ftp_state.py.gil_enabled, __ATOMIC_RELAXED);
     if (!enabled || atomic_load_explicit(&ftp_state.gil_reported, memory_order_relaxed))
         return;
     if (*enabled != INT_MAX) /* transient enables (module init of unknown safety) go back to 0 */
