@@ -1,13 +1,14 @@
 /* The loaded model every stage of the analyzer reads and fills (internal to profile*.c).
  *
- * prof_load (profile.c) runs the stages in order over one prof_internal:
+ * prof_load (profile_load.c) runs the stages in order over one prof_internal:
  *   profile_defs.c    pass 1 over each recording: threads, code objects, stacks, types, modules, GIL events
  *   profile_events.c  pass 2: waits joined into acquisitions, aggregated per lock and per (lock, stack);
  *                     wake-ups joined to the waits they ended; then spins placed on their locks
  *   profile_stacks.c  stacks resolved into Python and native frames; sites merged by their text
  *   profile_names.c   lock labels, with DWARF field names for the interpreter's own mutexes
  *   profile_source.c  source lines of the files the frames name
- * profile_model.c holds the few primitives they share. Nothing here grows with the number of events. */
+ * profile_model.c holds the few primitives they share; after loading, profile_time.c accounts for the
+ * threads' time, and profile_timeline.c streams the waits again for a timeline. Nothing here grows with the number of events. */
 #ifndef FTPROF_ANALYZER_PROFILE_MODEL_H
 #define FTPROF_ANALYZER_PROFILE_MODEL_H
 
