@@ -450,3 +450,34 @@ def test_ring_mode_keeps_the_latest_and_counts_the_rest(runner, tmp_path, min_wa
     assert rep["files"][0]["start_ns"] < f["overwritten_until_ns"]
     text = runner.cli_run("report", run.files[0]).stdout
     assert f"Ring buffer: {over} earlier waits were overwritten" in text, text[:1500]
+
+
+def test_top_on_a_killed_recording_shows_how_it_ended(runner, workloads):
+    """kill -9 in the middle of a deadlock: the file has no end, and top still says who was blocked
+    where, and that the process is gone."""
+    w = workloads(runner, ["deadlock.py", "--kind", "lock"])
+    w.wait_blocked(["left", "right"])
+    lines = {"left": marker_line(WORKLOADS / "deadlock.py", "left_waits"),
+             "right": marker_line(WORKLOADS / "deadlock.py", "right_waits")}
+    poll_top(runner, w.file, lambda f: all(n in blocked_by_name(f) and blocked_by_name(f)[n]["waiter"]
+                                           and blocked_by_name(f)[n]["waiter"]["line"] == lines[n] for n in lines))
+    w.kill()
+    frame = top_json(runner, w.file)
+    assert frame["state"] == "killed", frame["state"]
+    b = blocked_by_name(frame)
+    for n, line in lines.items():
+        assert b[n]["waiter"]["line"] == line and b[n]["kind"] == "lock", b[n]
+    text = runner.cli_run("top", w.file, "--once")
+    assert text.returncode == 0 and "ENDED: the process is gone without finishing its recording" in text.stdout, text.stdout
+    assert "BLOCKED NOW (2 threads, when it ended)" in text.stdout, text.stdout
+
+
+@pytest.mark.parametrize("var,value", [("FTPROF_MIN_WAIT", "fast"), ("FTPROF_MODE", "circular"),
+                                       ("FTPROF_START", "later")])
+def test_bad_live_settings_warn_once_and_run(runner, var, value):
+    run = runner.run(["live_blocked.py", "--threads", "1"], extra_env={var: value}, input="go\n")
+    lines = [ln for ln in run.stderr.splitlines() if ln.startswith("ftprof:")]
+    assert len(lines) == 1 and f"{var}={value}" in lines[0], run.stderr
+    assert run.files, "the program should still be recorded, with the default"
+    f = runner.report(run.files)["files"][0]
+    assert not f["windowed"] and not f["ring"] and f["min_wait_ns"] == 0, f
