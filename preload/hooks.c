@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "got.h"
 #include "recorder.h"
 
 #define REAL(fn)                                                                                          \
@@ -98,7 +99,7 @@ static inline bool claim_holder(struct ftp_waiter *w, uintptr_t key, struct ftp_
 /* After the release: the releaser's stack, linked to the waiter it woke. */
 static void record_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy)
 {
-    if (ftp_paused())
+    if (ftp_paused() || FTP_UNLIKELY(ftp_thread_stale(t)))
         return;
     int saved_errno = errno;
     uint64_t now = slow_path_begin(t);
@@ -126,6 +127,14 @@ static inline const void *park_arg_of(const sem_t *sem)
 static inline int park_handed_off(const void *park_arg)
 {
     return *(const int *)((const char *)park_arg + PARK_LAYOUT->mutex_entry_handed_off);
+}
+
+/* A wait that ended after a detach (ftprof attach): nothing of it is written (got.h). */
+static int stale_return(struct ftp_thread *t, int rc, int saved_errno)
+{
+    t->guard--;
+    errno = saved_errno;
+    return rc;
 }
 
 static inline bool on_own_stack(const void *p)
@@ -294,6 +303,8 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
 
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
+    if (FTP_UNLIKELY(ftp_thread_stale(t)))
+        return stale_return(t, rc, saved_errno);
     w.end_ns = ftp_now();
     ftp_inflight_end(t);
 
@@ -343,6 +354,8 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     w.park_ns = ftp_now();
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
+    if (FTP_UNLIKELY(ftp_thread_stale(t)))
+        return stale_return(t, rc, saved_errno);
     w.end_ns = ftp_now();
     ftp_inflight_end(t);
     ftp_waiter_remove(reg);
@@ -363,6 +376,10 @@ static int sem_wait_any(sem_t *sem, enum sem_mode mode, clockid_t clock, const s
     int i = park_index(t, sem);
     if (i >= 0)
         return park_wait(t, i, sem, mode, clock, abstime);
+    /* Attached mid-park: a park semaphore initialised before the hooks were in (on this stack, never a
+     * heap lock's) is not misread as a PyThread lock. */
+    if (FTP_UNLIKELY(ftp_loaded_late) && on_own_stack(sem))
+        return call_sem_wait(sem, mode, clock, abstime);
     return heap_sem_wait(t, sem, mode, clock, abstime);
 }
 
@@ -538,6 +555,10 @@ static void native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_
 
 static void native_wait_end(struct ftp_thread *t, struct ftp_wait *w, struct ftp_waiter *reg, int rc)
 {
+    if (FTP_UNLIKELY(ftp_thread_stale(t))) {
+        t->guard--;
+        return;
+    }
     w->end_ns = ftp_now();
     ftp_inflight_end(t);
     ftp_waiter_remove(reg);
@@ -665,6 +686,8 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
     ftp_inflight_begin(t, &w, 0);
     w.park_ns = ftp_now();
     int rc = abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
+    if (FTP_UNLIKELY(ftp_thread_stale(t)))
+        return stale_return(t, rc, errno);
     w.end_ns = ftp_now();
     ftp_inflight_end(t);
     ftp_waiter_remove(reg);
