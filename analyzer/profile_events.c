@@ -51,6 +51,7 @@ static enum prof_kind prof_refine(uint8_t raw, int cls)
     case FTP_KIND_COND_WAIT: return PROF_KIND_CONDITION;
     case FTP_KIND_CRITICAL_SECTION: return PROF_KIND_CRITICAL_SECTION;
     case FTP_KIND_STOP_THE_WORLD: return PROF_KIND_STOP_THE_WORLD;
+    case FTP_KIND_GC_PAUSE: return PROF_KIND_STOP_THE_WORLD;
     case FTP_KIND_GIL: return PROF_KIND_GIL;
     case FTP_KIND_CONDITION: return PROF_KIND_CONDITION;
     case FTP_KIND_THREAD_JOIN: return PROF_KIND_THREAD_JOIN;
@@ -86,7 +87,7 @@ static uint64_t prof_lock_key(uint32_t file, enum prof_kind kind, uint32_t type_
     /* Waits of kind `other` come from different recorder kinds that must not merge. */
     uint8_t variant = (kind == PROF_KIND_OTHER || raw == FTP_KIND_SPIN) ? raw : 0;
     if (prof_merged_kind(kind, raw))
-        variant = 0xff;
+        variant = raw == FTP_KIND_GC_PAUSE ? 0xfe : 0xff; /* collections' pauses apart from the others */
     return ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
 }
 

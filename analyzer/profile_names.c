@@ -18,7 +18,8 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
         return "spin (unattributed)";
     if (l->merged)
         return l->kind == PROF_KIND_THREAD_JOIN ? "Thread.join"
-               : l->kind == PROF_KIND_STOP_THE_WORLD ? "stop-the-world"
+               : l->kind == PROF_KIND_STOP_THE_WORLD
+                   ? (l->raw_kind == FTP_KIND_GC_PAUSE ? "stop-the-world (garbage collection)" : "stop-the-world")
                                                      : "Condition";
     switch (l->kind) {
     case PROF_KIND_LOCK: return type ? type : "Lock";
@@ -27,7 +28,8 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
     case PROF_KIND_PYMUTEX: return "PyMutex";
     case PROF_KIND_STOP_THE_WORLD: return "stop-the-world";
     case PROF_KIND_GIL: return "GIL";
-    case PROF_KIND_CONDITION: return type ? type : "Condition";
+    /* A native condition variable (a BLAS pool's, say) is no threading.Condition. */
+    case PROF_KIND_CONDITION: return l->raw_kind == FTP_KIND_COND_WAIT ? "pthread_cond" : type ? type : "Condition";
     case PROF_KIND_THREAD_JOIN: return "Thread.join";
     case PROF_KIND_PTHREAD_MUTEX: return "pthread_mutex";
     case PROF_KIND_PTHREAD_RWLOCK: return "pthread_rwlock";

@@ -269,7 +269,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     };
     /* A PyMutex woken without hand-off races again and may park again: same acquisition. The
      * stop-the-world requester re-waits in 1 ms slices: same pause. */
-    bool mergeable_kind = mutex_park || cls.kind == FTP_KIND_STOP_THE_WORLD;
+    bool mergeable_kind = mutex_park || cls.kind == FTP_KIND_STOP_THE_WORLD || cls.kind == FTP_KIND_GC_PAUSE;
     /* A re-park of the same PyMutex acquisition carries the same mutex_entry time, however long the
      * thread was preempted after its wake-up. */
     bool same_acq = acq_begin ? acq_begin == t->prev_acq_begin : now - t->prev_end_ns < FTP_CONTINUE_GAP_NS;

@@ -19,7 +19,7 @@
 struct dbg_words {
     uint8_t words; /* the struct's length in u64 words */
     uint8_t rt_size, rt_finalizing, rt_interpreters_head;
-    uint8_t is_size, is_gil_state, is_gil_enabled;
+    uint8_t is_size, is_gil_state, is_gil_enabled, is_gc, gc_collecting;
     uint8_t ts_size, ts_current_frame;
     uint8_t fr_size, fr_previous, fr_executable, fr_instr_ptr, fr_localsplus, fr_owner, fr_tlbc_index;
     uint8_t co_size, co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive, co_tlbc;
@@ -34,7 +34,7 @@ struct dbg_words {
 static const struct dbg_words words_313 = {
     .words = 73,
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
-    .is_size = 6, .is_gil_state = 15, .is_gil_enabled = 16,
+    .is_size = 6, .is_gil_state = 15, .is_gil_enabled = 16, .is_gc = 10, .gc_collecting = 72,
     .ts_size = 19, .ts_current_frame = 23,
     .fr_size = 28, .fr_previous = 29, .fr_executable = 30, .fr_instr_ptr = 31, .fr_localsplus = 32, .fr_owner = 33,
     .co_size = 34, .co_filename = 35, .co_qualname = 37, .co_linetable = 38, .co_firstlineno = 39,
@@ -50,7 +50,7 @@ static const struct dbg_words words_313 = {
 static const struct dbg_words words_314 = {
     .words = 95,
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
-    .is_size = 6, .is_gil_state = 16, .is_gil_enabled = 17,
+    .is_size = 6, .is_gil_state = 16, .is_gil_enabled = 17, .is_gc = 11, .gc_collecting = 82,
     .ts_size = 22, .ts_current_frame = 26,
     .fr_size = 31, .fr_previous = 32, .fr_executable = 33, .fr_instr_ptr = 34, .fr_localsplus = 35, .fr_owner = 36,
     .fr_tlbc_index = 38,
@@ -68,7 +68,7 @@ static const struct dbg_words words_314 = {
 static const struct dbg_words words_315 = {
     .words = 111,
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
-    .is_size = 6, .is_gil_state = 16, .is_gil_enabled = 17,
+    .is_size = 6, .is_gil_state = 16, .is_gil_enabled = 17, .is_gc = 11, .gc_collecting = 95,
     .ts_size = 22, .ts_current_frame = 26,
     .fr_size = 39, .fr_previous = 40, .fr_executable = 41, .fr_instr_ptr = 42, .fr_localsplus = 43, .fr_owner = 44,
     .fr_tlbc_index = 46,
@@ -102,7 +102,8 @@ static bool layout_plausible(const struct ftp_layout *l, const uint64_t *dbg, co
            bytes && l->bytes_sval <= bytes && l->bytes_size + 8 <= bytes &&
            str && l->str_state + 4 <= str && l->str_length + 8 <= str && l->str_ascii_size < str &&
            l->str_compact_size > l->str_ascii_size && l->str_compact_size < 256 &&
-           word(dbg, w->rt_size) > 0 && word(dbg, w->is_size) > 0;
+           word(dbg, w->rt_size) > 0 && word(dbg, w->is_size) > 0 &&
+           l->is_gc + l->gc_collecting + 4 <= word(dbg, w->is_size);
 }
 
 bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version, bool ft)
@@ -123,6 +124,9 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     /* gil_runtime_state_enabled is relative to the GIL state (_Py_Debug_gilruntimestate_enabled), unlike
      * its neighbours, which are offsets in the interpreter state. */
     l->gil_enabled = word(dbg, w->is_gil_enabled);
+    /* interpreter_state.gc is an offset in the interpreter state, gc.collecting one in its GC state. */
+    l->is_gc = word(dbg, w->is_gc);
+    l->gc_collecting = word(dbg, w->gc_collecting);
     l->ts_size = word(dbg, w->ts_size);
     l->ts_current_frame = word(dbg, w->ts_current_frame);
     l->fr_previous = word(dbg, w->fr_previous);

@@ -428,6 +428,14 @@ static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
     return id;
 }
 
+/* Is the garbage collector running right now? It stops the world for the whole of a collection
+ * (free-threaded builds), with interp->gc.collecting set (a plain int in the interpreter state). */
+static bool gc_running(void)
+{
+    uintptr_t interp = __atomic_load_n(&ftp_state.py.interp, __ATOMIC_RELAXED);
+    return interp && L->is_gc && *(volatile const int *)(interp + L->is_gc + L->gc_collecting) != 0;
+}
+
 void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out)
 {
     struct ftp_python *py = &ftp_state.py;
@@ -439,7 +447,7 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     uintptr_t tstate = ftp_python_tstate();
     if (tstate && addr >= tstate && addr < tstate + L->ts_size) {
         /* Parked on our own &tstate->state: suspended for a stop-the-world pause. */
-        out->kind = FTP_KIND_STOP_THE_WORLD;
+        out->kind = gc_running() ? FTP_KIND_GC_PAUSE : FTP_KIND_STOP_THE_WORLD;
         out->region = FTP_REGION_TSTATE;
         out->region_offset = (uint32_t)(addr - tstate);
         return;
@@ -448,7 +456,7 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     if (out->region != FTP_REGION_HEAP) {
         /* Events in the runtime or interpreter state are the stop-the-world requester's stop_event. */
         if (!mutex_park)
-            out->kind = FTP_KIND_STOP_THE_WORLD;
+            out->kind = gc_running() ? FTP_KIND_GC_PAUSE : FTP_KIND_STOP_THE_WORLD;
         return;
     }
     if (!mutex_park)

@@ -106,6 +106,7 @@ struct ftp_layout {
     uint8_t minor;                /* 13, 14, 15; 0: unknown, no stacks */
     uint64_t rt_size, rt_finalizing, rt_interpreters_head;
     uint64_t is_size, is_gil_state, gil_enabled; /* gil_enabled: inside the GIL state */
+    uint64_t is_gc, gc_collecting; /* the interpreter's GC state, and its `collecting` flag inside it */
     uint64_t ts_size, ts_current_frame;
     uint64_t fr_previous, fr_executable, fr_instr_ptr, fr_owner, fr_localsplus, fr_tlbc_index;
     uint64_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive, co_tlbc;

@@ -274,6 +274,8 @@ enum ftp_kind {
     FTP_KIND_PYTHREAD_LOCK = 12,   /* a PyThread_type_lock semaphore that is not an RLock */
     FTP_KIND_SPIN = 13,            /* a PyMutex spin that acquired without parking: no address */
     FTP_KIND_COND_WAIT = 14,       /* a pthread_cond_wait outside the interpreter */
+    FTP_KIND_GC_PAUSE = 15,        /* a stop-the-world pause while the garbage collector runs (readers
+                                      that predate it show it as `other`) */
     FTP_KIND_COUNT
 };
 

@@ -258,6 +258,15 @@ def test_stop_the_world(runner, results):
     expected = truth["threads"] * truth["gc_ns"]
     results.add("stop_the_world", wait_ratio=ratio(total, expected),
                 recorded_ms=total / 1e6, expected_ms=expected / 1e6)
+    # The pauses of gc.collect() are named as garbage collection, apart from other pauses, and the thread
+    # that stopped the world (the collector, at the collect line) is their holder.
+    gc = [lk for lk in stw if lk["name"] == "stop-the-world (garbage collection)"]
+    assert gc, f"no pause named as garbage collection: {[lk['name'] for lk in stw]}"
+    lk = max(gc, key=lambda x: x["wait_ns"])
+    assert "allocate" in {top_function(w) for w in lk["waiters"]}, rep.summary()
+    assert lk["holders"] and any(fr["function"] == "collect_loop" and fr["line"] == marker_line(wl, "collect")
+                                 for h in lk["holders"] for fr in h["stack"]), f"holders: {lk['holders'][:2]}"
+    assert rep.total("wait_ns", gc) >= 0.5 * total, "most of the pauses here are the collector's"
 
 
 def build_extension(python, tmp_path, source, name):
