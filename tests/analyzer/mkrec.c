@@ -724,6 +724,10 @@ static void mk_stackless_spins(struct mk *m)
     for (int i = 0; i < 6; i++)
         for (int k = 0; k < 5; k++)
             mk_acquire(m, t[i], FTP_KIND_SPIN, 0, 0, 0, t0 + 200 * MS + (uint64_t)(k * 6 + i) * 100 * US, 50 * US, 50 * US, false);
+    /* A native pool's worker waiting on its own condition variable (a BLAS thread pool, say). */
+    for (int k = 0; k < 3; k++)
+        mk_acquire(m, t[5], FTP_KIND_COND_WAIT, NATIVE_MUTEX + 0x40, 0, 0, t0 + 250 * MS + (uint64_t)k * 10 * MS,
+                   5 * MS, 1 * US, false);
     m->end_ns = t0 + 300 * MS;
 }
 

@@ -185,6 +185,9 @@ def test_spins_without_a_stack_are_never_charged_to_a_lock(tmp_path):
     assert len(gil) == 1 and gil[0]["contentions"] == 10 and gil[0]["threads"] == 2, gil
     other = [l for l in doc["locks"] if l["kind"] == "other"]
     assert sum(l["contentions"] for l in other) == 30, other
+    # A native condition variable waits for work, and is not called Python's Condition.
+    cond = by_kind(doc, "condition")
+    assert [(l["contentions"], l["name"].split()[0]) for l in cond] == [(3, "pthread_cond")], cond
 
 
 def test_file_facts(bank_doc, bank):
