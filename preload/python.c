@@ -459,8 +459,14 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
             out->kind = gc_running() ? FTP_KIND_GC_PAUSE : FTP_KIND_STOP_THE_WORLD;
         return;
     }
-    if (!mutex_park)
-        return; /* a PyEvent (Thread.join's handle, ...): the analyzer names it from the stack */
+    if (!mutex_park) {
+        /* A PyEvent (Thread.join's handle, ...): the analyzer names it from the stack. One waited on by a
+         * thread with no Python thread state yet is a new thread waiting in its bootstrap to be started
+         * (thread_run's handle_ready, Modules/_threadmodule.c): waiting for work. */
+        if (!tstate)
+            out->kind = FTP_KIND_CONDITION;
+        return;
+    }
     /* A PyMutex in a heap object: the mutex of a _thread.lock, right after its PyObject header
      * (3.13.1+), or — free-threaded builds — a critical section on an object's ob_mutex at +10.
      * Read both candidates' ob_type in one go: the window [addr - 32, addr + 22). */
