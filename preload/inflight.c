@@ -67,13 +67,19 @@ static struct ftp_inflight_slot *inflight_claim(struct ftp_thread *t)
 void ftp_inflight_begin(struct ftp_thread *t, const struct ftp_wait *w, uint64_t owner)
 {
     struct ftp_inflight_slot *s = t->inflight;
-    if (FTP_UNLIKELY(!s)) {
+    if (FTP_UNLIKELY(!s || (!t->py_named && t->name_tries < 16))) {
         if (t->inflight_none || !ftp_state.inflight_slots)
             return;
-        /* A reader names a thread by its THREAD record: make sure one is out there, in case this first
-         * wait's stack was already interned by another thread (a zero-byte reservation announces). */
+        /* A reader names a thread by its THREAD record: make sure one is out there (this first wait's
+         * stack may have been interned by another thread already: a zero-byte reservation announces),
+         * and that it has the threading.Thread name, which a thread announced before its first frame
+         * lacks: that record is repeated a few times, as event.c does after a wait. */
+        if (t->announced && !t->py_named && t->name_tries < 16) {
+            t->name_tries++;
+            t->announced = false;
+        }
         (void)ftp_ring_reserve(t, 0);
-        if (!(s = t->inflight = inflight_claim(t))) {
+        if (!s && !(s = t->inflight = inflight_claim(t))) {
             t->inflight_none = true;
             return;
         }
