@@ -496,8 +496,9 @@ void prof_attribute_spins(struct prof_internal *in)
         const struct plock *l = &in->locks[s->owner];
         /* A spin is a PyMutex's: only a lock that parks on a PyMutex can be its lock, and only through a
          * stack it was seen with (without one, the waits of every kind that have no stack would share
-         * it: a GIL wait or a thread's start-up). */
-        if (s->stack_id == 0 || !prof_raw_kind_is_pymutex(l->raw_kind))
+         * it: a GIL wait or a thread's start-up). A stack counts through its Python frames: with
+         * FTPROF_NATIVE=1 every stack has native ones, and a spin's lock must not depend on that. */
+        if (s->stack_id == 0 || !prof_raw_kind_is_pymutex(l->raw_kind) || !prof_innermost_py(in, l->file, s->stack_id))
             continue;
         bool ins;
         uint64_t *v = prof_put(in, &best, l->file, s->stack_id, &ins);
@@ -516,8 +517,9 @@ void prof_attribute_spins(struct prof_internal *in)
     }
     for (size_t i = 0; i < in->n_spins && !in->oom; i++) {
         struct pspin *sp = &in->spins[i];
-        uint64_t *v = sp->stack_id ? pmap_get(&best, sp->file, sp->stack_id) : NULL;
-        uint64_t key = v || !sp->stack_id ? 0 : prof_innermost_py(in, sp->file, sp->stack_id);
+        bool has_py = sp->stack_id && prof_innermost_py(in, sp->file, sp->stack_id);
+        uint64_t *v = has_py ? pmap_get(&best, sp->file, sp->stack_id) : NULL;
+        uint64_t key = v || !has_py ? 0 : prof_innermost_py(in, sp->file, sp->stack_id);
         if (key)
             v = pmap_get(&best_frame, ((uint64_t)sp->file << 32) | (key >> 32), (uint32_t)key);
         uint32_t li;

@@ -724,6 +724,15 @@ static void mk_stackless_spins(struct mk *m)
     for (int i = 0; i < 6; i++)
         for (int k = 0; k < 5; k++)
             mk_acquire(m, t[i], FTP_KIND_SPIN, 0, 0, 0, t0 + 200 * MS + (uint64_t)(k * 6 + i) * 100 * US, 50 * US, 50 * US, false);
+    /* With native stacks: a stack of native frames only, no Python frame, is no ground to place a spin on
+     * the PyMutex parked on from it (without FTPROF_NATIVE both would have had no stack at all). */
+    const uint64_t nat[] = {0x400100, 0x400200};
+    for (int k = 0; k < 4; k++)
+        mk_acquire(m, t[0], FTP_KIND_PYMUTEX, 0x7f0099000000ull, 0, mk_stack_native(m, t[0], 0, NULL, 2, nat),
+                   t0 + 260 * MS + (uint64_t)k * 2 * MS, 1 * MS, 1 * US, false);
+    for (int k = 0; k < 5; k++)
+        mk_acquire(m, t[1], FTP_KIND_SPIN, 0, 0, mk_stack_native(m, t[1], 0, NULL, 2, nat),
+                   t0 + 270 * MS + (uint64_t)k * 100 * US, 50 * US, 50 * US, false);
     /* A native pool's worker waiting on its own condition variable (a BLAS thread pool, say). */
     for (int k = 0; k < 3; k++)
         mk_acquire(m, t[5], FTP_KIND_COND_WAIT, NATIVE_MUTEX + 0x40, 0, 0, t0 + 250 * MS + (uint64_t)k * 10 * MS,

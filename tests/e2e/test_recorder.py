@@ -138,6 +138,28 @@ def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_pytho
     _field_name_expected(ft_python, lk, r"PyMutex interp->weakref_locks\[\d+\]")
 
 
+def test_kinds_do_not_depend_on_native_stacks(runner):
+    """The same contention recorded with and without FTPROF_NATIVE=1 gets the same kinds: a spin is placed
+    on a lock through its Python frames, never through native frames that every stack has."""
+    wl = WORKLOADS / "weakref_lock.py"
+
+    def kinds(extra):
+        rep = runner.report(runner.run([wl, "--threads", 4], extra_env=extra).files)
+        out = {}
+        for lk in rep.locks:
+            if rep.with_waiter_function("take_refs") and any("take_refs" in stack_functions(w) for w in lk["waiters"]):
+                out[lk["kind"]] = out.get(lk["kind"], 0) + lk["wait_ns"]
+        return out, rep
+    plain, rep_p = kinds(None)
+    native, rep_n = kinds({"FTPROF_NATIVE": "1"})
+    main_p = max(plain, key=plain.get)
+    main_n = max(native, key=native.get)
+    assert main_p == main_n == "pymutex", (plain, native, rep_p.summary(), rep_n.summary())
+    for k in ("other",):
+        for kinds_, rep in ((plain, rep_p), (native, rep_n)):
+            assert kinds_.get(k, 0) <= 0.1 * sum(kinds_.values()), (k, kinds_, rep.summary())
+
+
 def test_type_attribute_assignment(runner, ft_python):
     """Assigning attributes of each thread's own class: no object is shared, but every assignment takes
     the interpreter's one type lock (interp->types.mutex: type_setattro updates the type's version under
