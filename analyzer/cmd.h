@@ -10,13 +10,16 @@
 #include "profile.h"
 
 int cmd_run(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+/* The recorder libftprof.so (FTPROF_LIBRARY, or next to this executable): its absolute path. */
+bool run_find_library(char *out, size_t len);
 int cmd_report(int argc, char **argv);
 int cmd_flamegraph(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
-int cmd_diff(int argc, char **argv);
 /* A FILE argument, or a process id (digits naming no file) whose mapped recording is looked up in
  * /proc/PID/maps: the path into `path`. An exit code, after a one-line error. */
 int cmd_live_target(const char *arg, char *path, size_t cap);

@@ -36,7 +36,7 @@ static bool run_readable(const char *path)
 }
 
 /* The recorder next to this executable, in the build tree or in the usual install layouts. */
-static bool run_find_library(char *out, size_t len)
+bool run_find_library(char *out, size_t len)
 {
     const char *env = getenv("FTPROF_LIBRARY");
     if (env && *env) {

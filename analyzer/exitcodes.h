@@ -12,6 +12,13 @@ enum ftprof_exit {
     FTPROF_EXIT_CANNOT_START = 7,
     FTPROF_EXIT_NO_RECORDING = 8, /* top/pause/resume PID: no such process, or no recording mapped */
     FTPROF_EXIT_NOT_LIVE = 9,     /* pause/resume: the recording's process ended, or it predates them */
+    /* attach PID */
+    FTPROF_EXIT_ATTACH_NOT_PYTHON = 10, /* not a CPython process, or a version before 3.14 */
+    FTPROF_EXIT_ATTACH_DISABLED = 11,   /* remote debugging disabled in the target */
+    FTPROF_EXIT_ATTACH_PERMISSION = 12, /* another user's process, or ptrace restrictions */
+    FTPROF_EXIT_ATTACH_GONE = 13,       /* no such process, or it exited during the attach */
+    FTPROF_EXIT_ATTACH_TIMEOUT = 14,    /* the main thread ran no Python code within --timeout */
+    FTPROF_EXIT_ATTACH_FAILED = 15,     /* the recorder could not attach inside the target */
 };
 
 #endif

@@ -12,6 +12,9 @@ static const char ftprof_usage[] =
     "  run [-o FILE] [--native] [--] CMD [ARGS...]\n"
     "        run CMD with the recorder preloaded; print the top lock hotspots and the\n"
     "        recording path(s) to stderr; exit with CMD's status (128+signal if killed)\n"
+    "  attach PID [--duration S] [-o FILE] [--native] [--timeout S]\n"
+    "        record a running CPython 3.14+ for S seconds (or until Ctrl-C) without a restart,\n"
+    "        then detach and leave it as it was (PEP 768 remote execution)\n"
     "  report FILE... [--top N] [--threads] [--json]\n"
     "        where the threads' time went, then locks ranked by total wait, with their\n"
     "        waiter and holder sites and hold times (--threads: every thread, not the top 10)\n"
@@ -41,7 +44,13 @@ static const char ftprof_usage[] =
     "  6  cannot write the output file\n"
     "  7  the profiled command could not be started (run)\n"
     "  8  no such process, or it has no recording mapped (top, pause, resume PID)\n"
-    "  9  the recording is not live: its process ended, or it predates pause/resume\n";
+    "  9  the recording is not live: its process ended, or it predates pause/resume\n"
+    "  10 attach: not a CPython process, or a version before 3.14\n"
+    "  11 attach: remote debugging is disabled in the process\n"
+    "  12 attach: no permission (another user's process, ptrace restrictions)\n"
+    "  13 attach: no such process, or it exited during the attach\n"
+    "  14 attach: its main thread ran no Python code within --timeout (blocked)\n"
+    "  15 attach: the recorder could not attach inside the process\n";
 
 int main(int argc, char **argv)
 {
@@ -54,16 +63,18 @@ int main(int argc, char **argv)
         return printf("ftprof %s (recording format %d)\n", FTPROF_VERSION_STRING, FTP_VERSION), FTPROF_EXIT_OK;
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "attach") == 0)
+        return cmd_attach(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "flamegraph") == 0)
         return cmd_flamegraph(argc - 1, argv + 1);
     if (strcmp(cmd, "export") == 0)
         return cmd_export(argc - 1, argv + 1);
-    if (strcmp(cmd, "top") == 0)
-        return cmd_top(argc - 1, argv + 1);
     if (strcmp(cmd, "diff") == 0)
         return cmd_diff(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0)
+        return cmd_top(argc - 1, argv + 1);
     if (strcmp(cmd, "pause") == 0)
         return cmd_pause(argc - 1, argv + 1);
     if (strcmp(cmd, "resume") == 0)

@@ -186,6 +186,7 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "disk_full_events", rj_u64(f->disk_full_events));
         rj_set(o, "process_cpu_ns", rj_u64(f->process_cpu_ns));
         rj_set(o, "ended_by_exec", json_boolean(f->flags & FTP_FLAG_ENDED_BY_EXEC));
+        rj_set(o, "attached", json_boolean(f->flags & FTP_FLAG_ATTACHED));
         json_t *win = json_array();
         for (uint32_t w = 0; w < f->n_windows; w++) {
             json_t *pair = json_array();

@@ -1,0 +1,589 @@
+/* ftprof attach PID [--duration S] [-o FILE] [--native] [--timeout S]
+ *
+ * Records a running CPython 3.14+ for a window, without a restart. The protocol is PEP 768's
+ * (sys.remote_exec), driven through the target's own interpreter: /proc/PID/exe run as
+ * `-I -S -c HELPER PID SCRIPT`. That interpreter is the target's version by construction, and CPython
+ * itself then finds _PyRuntime, reads its _Py_DebugOffsets (debugger_support), checks that remote
+ * debugging is enabled and writes the request with the permissions the kernel grants us; we carry no
+ * per-version offsets for it and cannot get them wrong. The cost is one short-lived process.
+ *
+ * The script runs in the target's main thread at its next eval-breaker check: it claims a token file
+ * (so a script that runs after we gave up does nothing), dlopen()s libftprof.so through ctypes, calls
+ * ftprof_attach (preload/attach.c) and writes the result into a status file; it prints nothing and
+ * catches everything. The recorder then records until we set FTP_CONTROL_DETACH in the recording's
+ * header, or until its watchdog thread sees that we are gone: detaching needs no eval-breaker check,
+ * so a process that deadlocks meanwhile is still left as it was. A main thread that never reaches an
+ * eval-breaker check (blocked in a lock, a join, a long sleep or C code) never runs the script: attach
+ * then gives up after --timeout seconds (default 10), cancels the request and exits 14. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "ftprof/format.h"
+#include "report.h"
+
+static const char attach_usage[] =
+    "usage: ftprof attach PID [--duration S] [-o FILE] [--native] [--timeout S]";
+
+static volatile sig_atomic_t attach_stop;
+static void attach_on_signal(int sig)
+{
+    (void)sig;
+    attach_stop = 1;
+}
+
+static double attach_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void attach_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool attach_alive(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return false;
+    /* A zombie has exited too. */
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return !(p && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+/* Has this ELF file a section named `want`? (CPython 3.12+ keeps _PyRuntime in ".PyRuntime".) */
+static int attach_elf_has_section(const char *path, const char *want)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int found = 0;
+    if (fstat(fd, &st) == 0 && st.st_size > 64) {
+        uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            if (!memcmp(m, "\177ELF", 4) && m[4] == 2) {
+                uint64_t shoff;
+                uint16_t shentsize, shnum, shstrndx;
+                memcpy(&shoff, m + 0x28, 8);
+                memcpy(&shentsize, m + 0x3a, 2);
+                memcpy(&shnum, m + 0x3c, 2);
+                memcpy(&shstrndx, m + 0x3e, 2);
+                if (shentsize == 64 && shoff + (uint64_t)shnum * 64 <= (uint64_t)st.st_size && shstrndx < shnum) {
+                    uint64_t stroff, strsize;
+                    memcpy(&stroff, m + shoff + (uint64_t)shstrndx * 64 + 0x18, 8);
+                    memcpy(&strsize, m + shoff + (uint64_t)shstrndx * 64 + 0x20, 8);
+                    for (uint16_t i = 0; i < shnum && stroff + strsize <= (uint64_t)st.st_size; i++) {
+                        uint32_t name;
+                        memcpy(&name, m + shoff + (uint64_t)i * 64, 4);
+                        if (name < strsize && !strncmp((const char *)m + stroff + name, want,
+                                                       strsize - name))
+                            found = 1;
+                    }
+                }
+            }
+            munmap(m, (size_t)st.st_size);
+        }
+    }
+    close(fd);
+    return found;
+}
+
+/* The target's executable or one of its mapped libraries holds the CPython runtime: 1, 0, or -errno. */
+static int attach_is_python(pid_t pid)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    int rc = attach_elf_has_section(path, ".PyRuntime");
+    if (rc != 0)
+        return rc;
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    char line[PATH_MAX + 128];
+    while (!rc && fgets(line, sizeof(line), f)) {
+        char *file = strchr(line, '/');
+        if (!file || !strstr(file, "libpython"))
+            continue;
+        file[strcspn(file, "\n")] = 0;
+        char lib[PATH_MAX + 64];
+        snprintf(lib, sizeof(lib), "/proc/%d/root%s", (int)pid, file);
+        rc = attach_elf_has_section(lib, ".PyRuntime") > 0;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Remote debugging turned off in the target: PYTHON_DISABLE_REMOTE_DEBUG in its environment, or
+ * -X disable_remote_debug on its command line (3.14.7 and 3.15.0rc2 still run a remote_exec script
+ * under the latter; we honour what the user asked for). NULL, or which one. */
+static const char *attach_remote_debug_off(pid_t pid)
+{
+    char path[64];
+    static char buf[1 << 16];
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
+            buf[n] = 0;
+            if (!strncmp(buf + i, "PYTHON_DISABLE_REMOTE_DEBUG=", 28) && buf[i + 28])
+                return "PYTHON_DISABLE_REMOTE_DEBUG is set in its environment";
+        }
+    }
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        bool x = false;
+        for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
+            buf[n] = 0;
+            const char *a = buf + i;
+            if ((x && !strcmp(a, "disable_remote_debug")) || !strcmp(a, "-Xdisable_remote_debug"))
+                return "it runs with -X disable_remote_debug";
+            if (i > 0 && !x && a[0] != '-')
+                break; /* the script: its own arguments follow */
+            if (!strcmp(a, "-c") || !strcmp(a, "-m"))
+                break;
+            x = !strcmp(a, "-X");
+        }
+    }
+    return NULL;
+}
+
+/* The helper run by the target's own interpreter: exit 0 once the request is written, else one of our
+ * exit codes with a line on stdout. */
+static const char attach_helper[] =
+    "import sys\n"
+    "def main():\n"
+    "    pid, script = int(sys.argv[1]), sys.argv[2]\n"
+    "    if sys.hexversion < 0x030e0000 or not hasattr(sys, 'remote_exec'):\n"
+    "        print('Python %d.%d%s: attaching needs CPython 3.14 or later (PEP 768 remote execution)' % (\n"
+    "            sys.version_info[0], sys.version_info[1], 't' if 'free-threading' in sys.version else ''))\n"
+    "        return 10\n"
+    "    try:\n"
+    "        sys.remote_exec(pid, script)\n"
+    "    except PermissionError as e:\n"
+    "        print('no permission to write into the process (another user, or ptrace restrictions): %s' % e)\n"
+    "        return 12\n"
+    "    except ProcessLookupError as e:\n"
+    "        print('the process exited during the attach')\n"
+    "        return 13\n"
+    "    except Exception as e:\n"
+    "        msg = str(e)\n"
+    "        c = e.__cause__ or e.__context__\n"
+    "        if 'not enabled' in msg:\n"
+    "            print('remote debugging is disabled in the process (PYTHON_DISABLE_REMOTE_DEBUG, '\n"
+    "                  '-X disable_remote_debug, or a build configured --without-remote-debug)')\n"
+    "            return 11\n"
+    "        if isinstance(c, PermissionError) or 'ermission' in msg or 'Operation not permitted' in msg:\n"
+    "            print('no permission to write into the process (another user, or ptrace restrictions): %s' % msg)\n"
+    "            return 12\n"
+    "        if isinstance(c, ProcessLookupError) or 'No such process' in msg:\n"
+    "            print('the process exited during the attach')\n"
+    "            return 13\n"
+    "        print('remote execution failed: %s%s' % (msg, (' (%s)' % c) if c else ''))\n"
+    "        return 15\n"
+    "    return 0\n"
+    "sys.exit(main())\n";
+
+/* The script the target runs (PEP 768). Everything inside one function, deleted after; all output goes
+ * to the status file. */
+static int attach_write_script(const char *path, const char *dir, const char *lib, const char *out,
+                               unsigned long long buffer, int flags)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fprintf(f,
+            "def __ftprof_attach():\n"
+            "    import os\n"
+            "    d = %s%s%s\n"
+            "    try:\n"
+            "        os.rename(d + '/token', d + '/claimed')\n"
+            "    except OSError:\n"
+            "        return\n"
+            "    status = '-1 unknown'\n"
+            "    try:\n"
+            "        import ctypes\n"
+            "        lib = ctypes.CDLL(%s%s%s)\n"
+            "        fn = lib.ftprof_attach\n"
+            "        fn.restype = ctypes.c_int\n"
+            "        fn.argtypes = [ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_int, ctypes.c_int,\n"
+            "                       ctypes.c_char_p, ctypes.c_size_t]\n"
+            "        err = ctypes.create_string_buffer(512)\n"
+            "        rc = fn(os.fsencode(%s%s%s), %llu, %d, %d, err, 512)\n"
+            "        status = '%%d %%s' %% (rc, err.value.decode('utf-8', 'replace'))\n"
+            "    except BaseException as e:\n"
+            "        status = '-1 %%s: %%s' %% (type(e).__name__, e)\n"
+            "    try:\n"
+            "        with open(d + '/status.tmp', 'w') as f:\n"
+            "            f.write(status)\n"
+            "        os.rename(d + '/status.tmp', d + '/status')\n"
+            "    except BaseException:\n"
+            "        pass\n"
+            "try:\n"
+            "    __ftprof_attach()\n"
+            "except BaseException:\n"
+            "    pass\n"
+            "finally:\n"
+            "    del __ftprof_attach\n",
+            "r'''", dir, "'''", "r'''", lib, "'''", "r'''", out, "'''", buffer, flags, (int)getpid());
+    if (fclose(f) != 0)
+        return -errno;
+    return chmod(path, 0644) == 0 ? 0 : -errno;
+}
+
+static int attach_run_helper(const char *python, pid_t pid, const char *script, char *msg, size_t cap)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -errno;
+    pid_t child = fork();
+    if (child < 0)
+        return -errno;
+    if (child == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], STDOUT_FILENO);
+        dup2(pfd[1], STDERR_FILENO);
+        char pidarg[32];
+        snprintf(pidarg, sizeof(pidarg), "%d", (int)pid);
+        unsetenv("LD_PRELOAD");
+        execl(python, python, "-I", "-S", "-c", attach_helper, pidarg, script, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(pfd[0], msg + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    msg[n] = 0;
+    char drain[256];
+    while (read(pfd[0], drain, sizeof(drain)) > 0) {
+    }
+    close(pfd[0]);
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    /* The last line carries the message. */
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = 0;
+    char *last = strrchr(msg, '\n');
+    if (last)
+        memmove(msg, last + 1, strlen(last + 1) + 1);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        return -ENOEXEC;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 15;
+}
+
+static void attach_rmtree(const char *dir)
+{
+    const char *names[] = {"script.py", "token", "claimed", "status", "status.tmp"};
+    char p[PATH_MAX];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+/* Sets FTP_CONTROL_DETACH in the recording's header and waits for the recorder to finish the file. */
+static int attach_request_detach(const char *path, pid_t pid, double timeout)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    void *m = mmap(NULL, FTP_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return -errno;
+    struct ftp_file_header *h = m;
+    atomic_fetch_or((_Atomic uint32_t *)&h->control, FTP_CONTROL_DETACH);
+    double end = attach_now() + timeout;
+    int rc = -ETIMEDOUT;
+    while (attach_now() < end) {
+        if (atomic_load((_Atomic uint32_t *)&h->flags) & FTP_FLAG_FINISHED) {
+            rc = 0;
+            break;
+        }
+        if (!attach_alive(pid)) {
+            rc = -ESRCH;
+            break;
+        }
+        attach_sleep_ms(10);
+    }
+    munmap(m, FTP_HEADER_SIZE);
+    return rc;
+}
+
+static void attach_summary(char *path)
+{
+    struct profile p;
+    if (cmd_load(&p, &path, 1, false) == FTPROF_EXIT_OK) {
+        struct report_text_options opt = {.top = 5, .sites = 0, .width = 100, .compact = true};
+        struct winsize ws;
+        if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
+            opt.width = ws.ws_col;
+        const char *nc = getenv("NO_COLOR");
+        opt.color = isatty(STDERR_FILENO) && !(nc && *nc);
+        report_text(stderr, &p, &opt);
+    }
+    prof_free(&p);
+    fprintf(stderr, "\nftprof: recording: %s\nftprof: more: ftprof report %s\n", path, path);
+}
+
+static bool attach_parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0) || v > 1e7)
+        return false;
+    *out = v;
+    return true;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+    const char *duration_arg = NULL, *output = NULL, *timeout_arg = NULL;
+    bool native = false;
+    const struct cmd_option opts[] = {
+        {"--duration", "-d", &duration_arg, NULL},
+        {"--output", "-o", &output, NULL},
+        {"--timeout", NULL, &timeout_arg, NULL},
+        {"--native", NULL, NULL, &native},
+        {NULL, NULL, NULL, NULL},
+    };
+    char **args = calloc((size_t)argc + 1, sizeof(char *));
+    size_t n = 0;
+    bool help = false;
+    int rc = cmd_parse_args(argc, argv, "attach", attach_usage, opts, args, &n, &help);
+    double duration = 0, timeout = 10;
+    char *end = NULL;
+    long pid_l = 0;
+    if (rc == FTPROF_EXIT_OK && !help && n != 1)
+        rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "one process id expected (%s)", attach_usage);
+    if (rc == FTPROF_EXIT_OK && !help) {
+        errno = 0;
+        pid_l = strtol(args[0], &end, 10);
+        if (errno || !*args[0] || *end || pid_l <= 0 || pid_l > INT_MAX)
+            rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "'%s' is not a process id", args[0]);
+    }
+    if (rc == FTPROF_EXIT_OK && !help && duration_arg && !attach_parse_seconds(duration_arg, &duration))
+        rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "--duration needs a positive number of seconds");
+    if (rc == FTPROF_EXIT_OK && !help && timeout_arg && !attach_parse_seconds(timeout_arg, &timeout))
+        rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "--timeout needs a positive number of seconds");
+    if (rc != FTPROF_EXIT_OK || help) {
+        if (help)
+            printf("  record the lock waits of a running CPython 3.14+ process for S seconds (default: until\n"
+                   "  Ctrl-C), then detach and leave it as it was; -o FILE (default ftprof-PID.ftp)\n");
+        free(args);
+        return help ? FTPROF_EXIT_OK : rc;
+    }
+    pid_t pid = (pid_t)pid_l;
+    free(args);
+    char subject[32];
+    snprintf(subject, sizeof(subject), "pid %d", (int)pid);
+
+    /* 1. Is there such a process, may we look at it, is it Python, may it be debugged? */
+    if (kill(pid, 0) != 0) {
+        if (errno == EPERM)
+            return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
+                             "no permission to attach (the process belongs to another user)");
+        return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "no such process");
+    }
+    int py = attach_is_python(pid);
+    if (py == -EACCES || py == -EPERM)
+        return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
+                         "no permission to inspect the process (another user, or ptrace restrictions)");
+    if (py == -ENOENT && !attach_alive(pid))
+        return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
+    if (py <= 0)
+        return cmd_error(FTPROF_EXIT_ATTACH_NOT_PYTHON, subject,
+                         "not a Python process (no CPython runtime in its executable or libraries)");
+    const char *off = attach_remote_debug_off(pid);
+    if (off)
+        return cmd_error(FTPROF_EXIT_ATTACH_DISABLED, subject, "remote debugging is disabled: %s", off);
+
+    /* 2. The recorder and the output, both as absolute paths: the target has its own cwd. */
+    char lib[PATH_MAX];
+    if (!run_find_library(lib, sizeof(lib)))
+        return cmd_error(FTPROF_EXIT_CANNOT_START, "libftprof.so", "the recorder was not found (set FTPROF_LIBRARY)");
+    char outbuf[PATH_MAX], out[PATH_MAX];
+    if (!output) {
+        snprintf(outbuf, sizeof(outbuf), "ftprof-%d.ftp", (int)pid);
+        output = outbuf;
+    }
+    {
+        char dirpart[PATH_MAX], cwd[PATH_MAX];
+        const char *slash = strrchr(output, '/');
+        const char *base = slash ? slash + 1 : output;
+        if (!*base)
+            return cmd_error(FTPROF_EXIT_USAGE, output, "-o needs a file name, not a directory");
+        if (slash)
+            snprintf(dirpart, sizeof(dirpart), "%.*s", (int)(slash - output) ? (int)(slash - output) : 1, output);
+        else
+            snprintf(dirpart, sizeof(dirpart), "%s", getcwd(cwd, sizeof(cwd)) ? cwd : ".");
+        char real[PATH_MAX];
+        if (!realpath(dirpart, real))
+            return cmd_error(FTPROF_EXIT_CANNOT_WRITE, output, "cannot create: %s", strerror(errno));
+        if (snprintf(out, sizeof(out), "%s/%s", strcmp(real, "/") ? real : "", base) >= (int)sizeof(out) ||
+            strchr(out, '%') || strchr(out, '\''))
+            return cmd_error(FTPROF_EXIT_USAGE, output, "unusable recording name");
+        struct stat st;
+        if (lstat(out, &st) == 0)
+            return cmd_error(FTPROF_EXIT_CANNOT_WRITE, out, "already exists; not overwriting it");
+    }
+
+    /* 3. The request: a private directory the target can read, holding the script and the token. */
+    char dir[] = "/tmp/ftprof-attach-XXXXXX";
+    if (!mkdtemp(dir))
+        return cmd_error(FTPROF_EXIT_CANNOT_WRITE, "/tmp", "cannot create a directory: %s", strerror(errno));
+    chmod(dir, 0733); /* the target (maybe another user we may debug) writes its status here */
+    char script[PATH_MAX], token[PATH_MAX], status[PATH_MAX];
+    snprintf(script, sizeof(script), "%s/script.py", dir);
+    snprintf(token, sizeof(token), "%s/token", dir);
+    snprintf(status, sizeof(status), "%s/status", dir);
+    unsigned long long buffer = 64ull << 20;
+    const char *bufenv = getenv("FTPROF_BUFFER");
+    if (bufenv && *bufenv) {
+        char *e;
+        unsigned long long v = strtoull(bufenv, &e, 10);
+        if (*e == 'M' || *e == 'm')
+            v <<= 20;
+        else if (*e == 'K' || *e == 'k')
+            v <<= 10;
+        else if (*e == 'G' || *e == 'g')
+            v <<= 30;
+        if (v >= (16u << 10))
+            buffer = v;
+    }
+    int fd = open(token, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0)
+        close(fd);
+    if (fd < 0 || attach_write_script(script, dir, lib, out, buffer, native ? 1 : 0) != 0) {
+        attach_rmtree(dir);
+        return cmd_error(FTPROF_EXIT_CANNOT_WRITE, dir, "cannot write the attach script: %s", strerror(errno));
+    }
+    chmod(token, 0666);
+
+    struct sigaction sa = {0};
+    sa.sa_handler = attach_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    char python[PATH_MAX];
+    snprintf(python, sizeof(python), "/proc/%d/exe", (int)pid);
+    char msg[1024];
+    int hr = attach_run_helper(python, pid, script, msg, sizeof(msg));
+    if (hr != 0) {
+        attach_rmtree(dir);
+        if (hr == -ENOEXEC || hr < 0)
+            return cmd_error(FTPROF_EXIT_ATTACH_NOT_PYTHON, subject, "cannot run its interpreter (%s)", python);
+        if (hr == FTPROF_EXIT_ATTACH_GONE || !attach_alive(pid))
+            return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
+        if (hr < FTPROF_EXIT_ATTACH_NOT_PYTHON || hr > FTPROF_EXIT_ATTACH_FAILED)
+            hr = FTPROF_EXIT_ATTACH_FAILED;
+        return cmd_error(hr, subject, "%s", msg[0] ? msg : "remote execution failed");
+    }
+
+    /* 4. Wait for the target's main thread to run the script. */
+    double deadline = attach_now() + timeout;
+    char st[600] = "";
+    bool claimed = false;
+    for (;;) {
+        fd = open(status, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, st, sizeof(st) - 1);
+            close(fd);
+            st[r > 0 ? r : 0] = 0;
+            break;
+        }
+        if (!attach_alive(pid)) {
+            attach_rmtree(dir);
+            return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
+        }
+        if (attach_stop || attach_now() > deadline) {
+            if (unlink(token) == 0) {
+                /* Cancelled: the script, should it ever run, finds no token and does nothing. */
+                attach_rmtree(dir);
+                if (attach_stop)
+                    return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
+                return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject,
+                                 "its main thread ran no Python code for %.0f s (blocked in a lock, a join, a "
+                                 "sleep or C code: PEP 768 runs the attach there); nothing was attached",
+                                 timeout);
+            }
+            if (!claimed) {
+                claimed = true; /* the script is running: give it a moment more */
+                deadline = attach_now() + 10;
+                continue;
+            }
+            attach_rmtree(dir);
+            return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "the attach script did not report back");
+        }
+        attach_sleep_ms(10);
+    }
+    attach_rmtree(dir);
+    long arc = strtol(st, &end, 10);
+    const char *detail = *end == ' ' ? end + 1 : end;
+    if (arc != 0)
+        return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "the recorder could not attach: %s",
+                         *detail ? detail : "unknown error");
+    fprintf(stderr, "ftprof: attached to pid %d (%s); recording into %s %s\n", (int)pid, detail, out,
+            duration > 0 ? "" : "until Ctrl-C");
+
+    /* 5. The window. */
+    double stop_at = duration > 0 ? attach_now() + duration : 0;
+    bool gone = false;
+    while (!attach_stop && (!stop_at || attach_now() < stop_at)) {
+        if (!attach_alive(pid)) {
+            gone = true;
+            break;
+        }
+        attach_sleep_ms(20);
+    }
+    if (!gone) {
+        int d = attach_request_detach(out, pid, 10);
+        if (d == -ESRCH)
+            gone = true;
+        else if (d != 0)
+            return cmd_error(FTPROF_EXIT_ATTACH_FAILED, out, "the recorder did not detach: %s", strerror(-d));
+    }
+    if (gone)
+        fprintf(stderr, "ftprof: pid %d exited while attached; the recording ends there\n", (int)pid);
+    else
+        fprintf(stderr, "ftprof: detached from pid %d\n", (int)pid);
+    attach_summary(out);
+    return FTPROF_EXIT_OK;
+}
