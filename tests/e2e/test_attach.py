@@ -481,3 +481,46 @@ def test_overhead_after_detach_equals_never_attached(py314, ftprof_cli, tmp_path
     # the scheduler keeps them on one core, and a process may start at either.)
     assert d > 1.2 * a and 0.75 < a / n < 1.33, \
         f"CPU ns per handoff: before {b:.0f}, attached {d:.0f}, after detach {a:.0f}, never attached {n:.0f}"
+
+
+def test_deadlock_during_the_window_shows_live(py314, ftprof_cli, tmp_path):
+    """Attached to a service whose threads then deadlock: `ftprof top PID` finds the attached recording
+    and shows both threads blocked at their lines; the report of the window lists them at its end."""
+    import json
+    wl = WORKLOADS / "attach_deadlock.py"
+    go, end = tmp_path / "go", tmp_path / "end"
+    p = subprocess.Popen([str(py314), str(wl), str(go), str(end)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=clean_env())
+    out = tmp_path / "dl.ftp"
+    cli = None
+    try:
+        wait_for_line(p, "READY", 30)
+        cli = subprocess.Popen([str(ftprof_cli), "attach", str(p.pid), "-o", str(out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=clean_env())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not recording_mapped(p.pid, tmp_path):
+            time.sleep(0.02)
+        assert recording_mapped(p.pid, tmp_path), "never attached"
+        go.touch()
+        time.sleep(1.5)
+        top = subprocess.run([str(ftprof_cli), "top", str(p.pid), "--once", "--json"], capture_output=True,
+                             text=True, env=clean_env(), timeout=30)
+        assert top.returncode == 0, top.stderr
+        json.loads(top.stdout)
+        text = subprocess.run([str(ftprof_cli), "top", str(p.pid), "--once"], capture_output=True, text=True,
+                              env=clean_env(), timeout=30).stdout
+        assert f"attach_deadlock.py:{marker_line(wl, 'left_waits')}" in text, text
+        assert f"attach_deadlock.py:{marker_line(wl, 'right_waits')}" in text, text
+        assert "left" in text and "right" in text and "no progress" in text, text
+        cli.send_signal(signal.SIGINT)
+        _, err = cli.communicate(timeout=30)
+        assert cli.returncode == 0, err
+        rep = subprocess.run([str(ftprof_cli), "report", str(out)], capture_output=True, text=True,
+                             env=clean_env()).stdout
+        assert "Blocked when the recording ended" in rep, rep
+    finally:
+        end.touch()
+        if cli and cli.poll() is None:
+            cli.kill()
+        rc = p.wait(timeout=30)
+    assert rc == 0
