@@ -241,9 +241,20 @@ static int attach_write_script(const char *path, const char *dir, const char *li
             "                       ctypes.c_char_p, ctypes.c_size_t]\n"
             "        err = ctypes.create_string_buffer(512)\n"
             "        rc = fn(os.fsencode(%s%s%s), %llu, %d, %d, err, 512)\n"
-            "        status = '%%d %%s' %% (rc, err.value.decode('utf-8', 'replace'))\n"
+            "        status = '%%d %%s' %% (rc, err.value.decode('utf-8', 'replace').replace('\\n', ' '))\n"
             "    except BaseException as e:\n"
-            "        status = '-1 %%s: %%s' %% (type(e).__name__, e)\n"
+            "        status = '-1 %%s: %%s' %% (type(e).__name__, str(e).replace('\\n', ' '))\n"
+            "    try:\n"
+            "        import sys, threading\n"
+            "        frames, me = sys._current_frames(), threading.get_ident()\n"
+            "        for t in threading.enumerate():\n"
+            "            f = frames.get(t.ident)\n"
+            "            if t.ident != me and f is not None:\n"
+            "                status += '\\n%%d\\t%%s\\t%%s\\t%%s\\t%%s' %% (t.native_id or 0, t.name.replace('\\t', ' '),\n"
+            "                    f.f_code.co_filename, f.f_lineno, f.f_code.co_qualname)\n"
+            "        del frames, f\n"
+            "    except BaseException:\n"
+            "        pass\n"
             "    try:\n"
             "        with open(d + '/status.tmp', 'w') as f:\n"
             "            f.write(status)\n"
@@ -358,6 +369,45 @@ static void attach_summary(char *path)
     }
     prof_free(&p);
     fprintf(stderr, "\nftprof: recording: %s\nftprof: more: ftprof report %s\n", path, path);
+}
+
+/* Threads already waiting when the hooks went in are inside libc since before them: the recording will
+ * not see their waits (until their next one). Say where they are: the script's frames of the other
+ * threads, and for each, whether the kernel has it in a futex wait now (/proc/PID/task/TID/syscall). */
+static void attach_print_waiting(pid_t pid, char *threads)
+{
+    int shown = 0;
+    for (char *line = threads; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *f[5] = {0};
+        int n = 0;
+        for (char *p = line; n < 5 && p; n++) {
+            f[n] = p;
+            p = strchr(p, '\t');
+            if (p)
+                *p++ = 0;
+        }
+        line = next;
+        if (n < 5)
+            continue;
+        char path[96], buf[128] = "";
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", (int)pid, f[0]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, buf, sizeof(buf) - 1);
+            buf[r > 0 ? r : 0] = 0;
+            close(fd);
+        }
+        if (strncmp(buf, "202 ", 4) != 0) /* SYS_futex on x86-64 */
+            continue;
+        if (!shown++)
+            fprintf(stderr, "ftprof: already waiting when attached (since before the hooks, so their current "
+                            "waits are not in the recording):\n");
+        const char *base = strrchr(f[2], '/');
+        fprintf(stderr, "  %s (tid %s) in %s at %s:%s\n", f[1], f[0], f[4], base ? base + 1 : f[2], f[3]);
+    }
 }
 
 static bool attach_parse_seconds(const char *s, double *out)
@@ -519,7 +569,7 @@ int cmd_attach(int argc, char **argv)
 
     /* 4. Wait for the target's main thread to run the script. */
     double deadline = attach_now() + timeout;
-    char st[600] = "";
+    static char st[1 << 16];
     bool claimed = false;
     for (;;) {
         fd = open(status, O_RDONLY | O_CLOEXEC);
@@ -555,6 +605,10 @@ int cmd_attach(int argc, char **argv)
         attach_sleep_ms(10);
     }
     attach_rmtree(dir);
+    /* "rc detail", then one line per other thread: native id, name, file, line, function */
+    char *threads = strchr(st, '\n');
+    if (threads)
+        *threads++ = 0;
     long arc = strtol(st, &end, 10);
     const char *detail = *end == ' ' ? end + 1 : end;
     if (arc != 0)
@@ -562,6 +616,7 @@ int cmd_attach(int argc, char **argv)
                          *detail ? detail : "unknown error");
     fprintf(stderr, "ftprof: attached to pid %d (%s); recording into %s %s\n", (int)pid, detail, out,
             duration > 0 ? "" : "until Ctrl-C");
+    attach_print_waiting(pid, threads);
 
     /* 5. The window. */
     double stop_at = duration > 0 ? attach_now() + duration : 0;

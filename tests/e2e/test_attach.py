@@ -524,3 +524,28 @@ def test_deadlock_during_the_window_shows_live(py314, ftprof_cli, tmp_path):
             cli.kill()
         rc = p.wait(timeout=30)
     assert rc == 0
+
+
+def test_threads_already_deadlocked_at_attach_are_named(py314, ftprof_cli, tmp_path):
+    """Workers deadlocked before the attach (the main thread still in Python): their waits began before
+    the hooks and are not in the recording, but `attach` names each thread found in a futex wait, with
+    its line, from the target's own frames (sys._current_frames in the attach script)."""
+    wl = WORKLOADS / "attach_deadlock.py"
+    go, end = tmp_path / "go", tmp_path / "end"
+    go.touch()
+    p = subprocess.Popen([str(py314), str(wl), str(go), str(end)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=clean_env())
+    try:
+        wait_for_line(p, "READY", 30)
+        time.sleep(0.5)
+        proc = attach(ftprof_cli, p.pid, tmp_path / "late.ftp", "--duration", 0.5)
+        assert proc.returncode == 0, proc.stderr
+        assert "already waiting when attached" in proc.stderr, proc.stderr
+        assert re.search(rf"left \(tid \d+\) in left at attach_deadlock.py:{marker_line(wl, 'left_waits')}",
+                         proc.stderr), proc.stderr
+        assert re.search(rf"right \(tid \d+\) in right at attach_deadlock.py:{marker_line(wl, 'right_waits')}",
+                         proc.stderr), proc.stderr
+    finally:
+        end.touch()
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0 and err == b"" and out.decode().splitlines()[-1] == "main thread done"
