@@ -180,6 +180,8 @@ static void diff_text(const struct diff *d, const struct profile *p[2], char *co
         report_format_ns(h1, sizeof(h1), s1->hold_p50_ns);
         diff_change(cw, sizeof(cw), s0->contentions, s1->contentions);
         diff_change(ct, sizeof(ct), s0->wait_ns, s1->wait_ns);
+        if (!s1->present) /* not "-100%": the lock is not waited on at all any more */
+            snprintf(cw, sizeof(cw), "gone"), snprintf(ct, sizeof(ct), "gone");
         printf("      waits %s -> %s (%s)   total %s -> %s (%s)   p99 %s -> %s   hold p50 %s -> %s\n",
                s0->present ? w0 : "-", s1->present ? w1 : "-", cw, s0->present ? t0 : "-", s1->present ? t1 : "-", ct,
                s0->present ? q0 : "-", s1->present ? q1 : "-", s0->holds ? h0 : "-", s1->holds ? h1 : "-");
