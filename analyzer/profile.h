@@ -108,7 +108,8 @@ struct prof_time {
     uint64_t threads_cpu_ns;      /* the CPU time of threads that ended (THREAD_END) */
     uint64_t contention_ns, waiting_for_work_ns, other_ns;
     uint32_t threads_not_ended;   /* alive at exit, or in a killed process: CPU unknown, end estimated */
-    uint32_t files_killed;        /* recordings with no end (kill -9...): their threads end at the last event */
+    uint32_t files_killed;        /* recordings with no end (kill -9, os._exit; not exec): their threads end
+                                     at the last event */
     bool known;                   /* some recording is of format 3 or later, which notes thread ends */
 };
 

@@ -13,7 +13,8 @@ void prof_time(struct prof_internal *in)
     bool all_process_cpu = p->n_files > 0;
     for (size_t k = 0; k < p->n_files; k++) {
         const struct prof_file *f = &p->files[k];
-        if (!(f->flags & FTP_FLAG_FINISHED) || !f->end_ns)
+        /* An image replaced by exec did not finish either, but was not killed: its successor ended it. */
+        if ((!(f->flags & FTP_FLAG_FINISHED) || !f->end_ns) && !(f->flags & FTP_FLAG_ENDED_BY_EXEC))
             t->files_killed++;
         process_cpu += f->process_cpu_ns;
         t->known |= f->version >= 3;

@@ -445,7 +445,8 @@ static void rt_time(struct rt *r)
                 "their CPU time is unknown)%s\n", rt_c(r, RT_YELLOW),
                 t->files_killed == 1 && r->p->n_files == 1 ? "the process was" : "a process was", rt_c(r, RT_RESET));
     else if (t->threads_not_ended)
-        fprintf(r->out, "  %s(%u thread%s still running at exit: %s at the end of the recording, CPU time unknown)%s\n",
+        fprintf(r->out, "  %s(%u thread%s still running at exit or exec: %s at the end of the recording, CPU time "
+                "unknown)%s\n",
                 rt_c(r, RT_DIM), t->threads_not_ended, t->threads_not_ended == 1 ? "" : "s",
                 t->threads_not_ended == 1 ? "it ends" : "they end", rt_c(r, RT_RESET));
     rt_verdict(r);

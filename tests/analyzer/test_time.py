@@ -437,3 +437,19 @@ def test_diff_usage(tmp_path):
     base, _ = two_runs(tmp_path)
     assert diff(base).returncode == 2
     assert diff(base, tmp_path / "missing.ftp").returncode == 3
+
+
+def test_image_ended_by_exec_is_not_killed(tmp_path):
+    """An image replaced by exec has no end of its own (its successor marks it): not a kill."""
+    rec = Recording(finished=False)
+    rec.thread(1001, "main", 1000 * MS)
+    rec.wait(1001, KIND_LOCK, 0x1000, 1100 * MS, 1200 * MS)
+    path = rec.write(tmp_path / "exec.ftp")
+    data = bytearray(open(path, "rb").read())
+    flags = struct.unpack_from("<I", data, 20)[0] | (1 << 7)  # FTP_FLAG_ENDED_BY_EXEC
+    struct.pack_into("<I", data, 20, flags)
+    open(path, "wb").write(data)
+    t = report(path)["time"]
+    assert t["files_killed"] == 0 and t["threads_not_ended"] == 1
+    out = text(path)
+    assert "killed" not in out and "still running at exit or exec" in out
