@@ -221,10 +221,10 @@ def test_rlock_attached(py314, ftprof_cli, tmp_path):
     assert top_function(lk["waiters"][0]) == "take"
 
 
-def test_detach_then_attach_again(py314, ftprof_cli, tmp_path):
+def test_detach_then_attach_again(attach_python, ftprof_cli, tmp_path):
     """Two windows on one process: both recordings hold the lock's waits; the GOT slots are back after
     each detach and no recording stays mapped."""
-    t = Target(py314, ["--threads", 4, "--seconds", 30, "--until", tmp_path / "stop"], tmp_path)
+    t = Target(attach_python, ["--threads", 4, "--seconds", 30, "--until", tmp_path / "stop"], tmp_path)
     try:
         slots = got_slots(t.pid)
         assert "pthread_mutex_lock" in " ".join(slots) or "sem_wait" in " ".join(slots), slots
@@ -279,11 +279,11 @@ def test_hundred_attach_detach_cycles(py314, ftprof_cli, tmp_path, results):
     assert rc == 0 and stderr == "", stderr
 
 
-def test_killing_the_cli_mid_attach_leaves_the_target_unaffected(py314, ftprof_cli, tmp_path):
+def test_killing_the_cli_mid_attach_leaves_the_target_unaffected(attach_python, ftprof_cli, tmp_path):
     """kill -9 of `ftprof attach` while it records: the recorder's watchdog sees the CLI gone and
     detaches; the target runs on, prints what it always prints, and keeps no hook and no mapping."""
     args = ["--threads", 4, "--seconds", 30, "--until", tmp_path / "stop"]
-    t = Target(py314, args, tmp_path)
+    t = Target(attach_python, args, tmp_path)
     out = tmp_path / "killed.ftp"
     try:
         slots = got_slots(t.pid)

@@ -62,8 +62,9 @@ static int count_maps(void)
     return n;
 }
 
-/* WAIT records of `kind` in a finished recording; the header into *h. */
-static long count_waits(const char *path, int kind, struct ftp_file_header *h)
+/* WAIT records of `kind` (and, when `lock` is not 0, on that lock) in a finished recording; the
+ * header into *h. */
+static long count_waits_on(const char *path, int kind, uint64_t lock, struct ftp_file_header *h)
 {
     int fd = open(path, O_RDONLY);
     if (fd < 0)
@@ -84,13 +85,32 @@ static long count_waits(const char *path, int kind, struct ftp_file_header *h)
             const struct ftp_record *r = (const void *)(m + off + o);
             if (r->size == 0 || r->size % 8 || o + r->size > h->chunk_size)
                 break;
-            if (r->type == FTP_REC_WAIT && ((const struct ftp_rec_wait *)r)->kind == kind)
+            const struct ftp_rec_wait *w = (const void *)r;
+            if (r->type == FTP_REC_WAIT && w->kind == kind && (!lock || w->lock_addr == lock))
                 n++;
             o += r->size;
         }
     }
     munmap(m, (size_t)st.st_size);
     return n;
+}
+
+static long count_waits(const char *path, int kind, struct ftp_file_header *h)
+{
+    return count_waits_on(path, kind, 0, h);
+}
+
+/* A thread that blocks in a hook during one recording and wakes during the next. */
+static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int straggler_in;
+
+static void *straggler(void *arg)
+{
+    (void)arg;
+    atomic_store(&straggler_in, 1);
+    pthread_mutex_lock(&held); /* blocks: main holds it across a detach and the next attach */
+    pthread_mutex_unlock(&held);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -185,6 +205,42 @@ int main(int argc, char **argv)
     nanosleep(&pause, NULL);
     struct ftp_file_header h2;
     CHECK(count_waits(path, FTP_KIND_PTHREAD_MUTEX, &h2) == waits, "waits written after detach");
+
+    /* A wait that spans a detach and the next attach belongs to neither recording: the hook that comes
+     * back (stale) writes nothing into the new one. */
+    {
+        pthread_mutex_lock(&held);
+        snprintf(path, sizeof path, "%s/before.ftp", dir);
+        rc = attach(path, 1 << 20, 2, 0, err, sizeof err);
+        CHECK(rc == 0, "straggler attach: %d (%s)", rc, err);
+        pthread_t st;
+        pthread_create(&st, NULL, straggler, NULL);
+        while (!atomic_load(&straggler_in))
+            nanosleep(&pause, NULL);
+        nanosleep(&pause, NULL); /* it is blocked inside the hook now */
+        CHECK(detach() == 0, "straggler detach");
+        char path2[256];
+        snprintf(path2, sizeof path2, "%s/after.ftp", dir);
+        rc = attach(path2, 1 << 20, 2, 0, err, sizeof err);
+        CHECK(rc == 0, "straggler re-attach: %d (%s)", rc, err);
+        pthread_mutex_unlock(&held);
+        pthread_join(st, NULL);
+        for (int i = 0; i < 3; i++)
+            nanosleep(&pause, NULL);
+        CHECK(detach() == 0, "straggler second detach");
+        struct ftp_file_header h3;
+        long in_before = count_waits_on(path, FTP_KIND_PTHREAD_MUTEX, (uintptr_t)&held, &h3);
+        long in_after = count_waits_on(path2, FTP_KIND_PTHREAD_MUTEX, (uintptr_t)&held, &h3);
+        long others = count_waits(path2, FTP_KIND_PTHREAD_MUTEX, &h3);
+        CHECK(in_before == 0 && in_after == 0, "the wait across the detach was written: %ld before, %ld after",
+              in_before, in_after);
+        CHECK(others > 0, "the second recording recorded nothing (flags %#x, %u chunks, %ld in the first)", h3.flags,
+              h3.chunks_used, count_waits(path, FTP_KIND_PTHREAD_MUTEX, &h3));
+        printf("a wait across detach and re-attach: written in neither recording (%ld other waits in the second)\n",
+               others);
+        unlink(path);
+        unlink(path2);
+    }
 
     /* 100 cycles under contention: the slots come back, mappings do not pile up. */
     int maps_after_first = count_maps();
