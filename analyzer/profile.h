@@ -48,6 +48,7 @@ struct prof_site {
     /* Holder sites only: how long this stack's thread had held the lock when it released it to a waiter
      * (`holds` of the wake-ups whose waiter was found; see prof_lock). */
     uint64_t holds, hold_p50_ns, hold_p99_ns, hold_max_ns;
+    uint64_t holds_from_acquisition; /* of `holds`, timed from the holder's own acquisition */
 };
 
 struct prof_lock {
@@ -66,6 +67,8 @@ struct prof_lock {
      * wait, while the waiter waited (else from the waiter's start, the earliest point the records show
      * the lock held), to the release that woke the waiter. `holds` wake-ups were measured. */
     uint64_t holds, hold_p50_ns, hold_p99_ns, hold_max_ns;
+    uint64_t holds_from_acquisition; /* of `holds`, timed from the holder's own acquisition; the others
+                                        from the waiter's start, the part of the hold it saw */
     /* The part of wait_ns whose holder is known (a woken wait joined with its releaser's record); the
      * rest is unknown: spins that took the lock without parking, wake-ups the recorder missed. */
     uint64_t holder_known_ns;

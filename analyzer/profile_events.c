@@ -329,7 +329,7 @@ static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t
  * So an acquisition the recorder did not see gives the shortest hold the records allow. (A thread that
  * took the lock without waiting just after another holder let it go, while this waiter waited on, is
  * charged from the start of the wait: the one case where a hold can come out longer than it was.) */
-static void prof_hold_add(struct prof_internal *in, struct psite *s, uint64_t wake, uint64_t bound,
+static void prof_hold_add(struct prof_internal *in, struct psite *s, uint64_t wake, uint64_t bound, bool acquired,
                           uint64_t wait_start)
 {
     uint64_t from = bound > wait_start ? bound : wait_start;
@@ -340,6 +340,7 @@ static void prof_hold_add(struct prof_internal *in, struct psite *s, uint64_t wa
         return;
     }
     uint64_t hold = wake - from;
+    s->hold_exact += acquired && from == bound;
     phist_add(s->hold, hold);
     if (hold > s->hold_max)
         s->hold_max = hold;
@@ -397,9 +398,9 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         bool found;
         struct prof_pending *pe = prof_pending_find(in, w->event_id, &found);
         if (found && pe->holder) {
-            struct psite *s = &in->hsites[pe->site];
+            struct psite *s = &in->hsites[pe->site & ~PROF_PENDING_ACQUIRED];
             s->wait += wait;
-            prof_hold_add(in, s, pe->t1, pe->value, w->start_ns);
+            prof_hold_add(in, s, pe->t1, pe->value, (pe->site & PROF_PENDING_ACQUIRED) != 0, w->start_ns);
             pe->file = 0;
         } else if (pe && !found) {
             *pe = (struct prof_pending){.event_id = w->event_id, .value = wait, .t1 = w->start_ns,
@@ -435,12 +436,13 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     /* Where the releaser's hold can have begun, from its own records: its last acquisition, if that was
      * of this lock, or its last release of it to a waiter, whichever came later. */
     uint64_t bound = 0;
+    bool acquired = false; /* bound is the releaser's own acquisition, not its previous release */
     struct pacq *a = prof_acq_for(in, h->tid);
     if (a) {
         if (a->addr == h->lock_addr && a->end && a->end <= h->time_ns)
-            bound = a->end;
+            bound = a->end, acquired = true;
         if (a->rel_addr == h->lock_addr && a->rel_ns <= h->time_ns && a->rel_ns > bound)
-            bound = a->rel_ns;
+            bound = a->rel_ns, acquired = false;
         a->rel_addr = h->lock_addr;
         a->rel_ns = h->time_ns;
     }
@@ -448,11 +450,12 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     struct prof_pending *pe = prof_pending_find(in, h->waiter_event_id, &found);
     if (found && !pe->holder) {
         s->wait += pe->value;
-        prof_hold_add(in, s, h->time_ns, bound, pe->t1);
+        prof_hold_add(in, s, h->time_ns, bound, acquired, pe->t1);
         pe->file = 0;
     } else if (pe && !found) {
         *pe = (struct prof_pending){.event_id = h->waiter_event_id, .value = bound, .t1 = h->time_ns,
-                                    .site = (uint32_t)(s - in->hsites), .file = (uint16_t)(in->cur_file + 1),
+                                    .site = (uint32_t)(s - in->hsites) | (acquired ? PROF_PENDING_ACQUIRED : 0),
+                                    .file = (uint16_t)(in->cur_file + 1),
                                     .holder = true, .age = pe->age};
     }
 }

@@ -103,6 +103,7 @@ static void prof_finish(struct prof_internal *in)
             o->hold_p50_ns = holds->hold_p50_ns;
             o->hold_p99_ns = holds->hold_p99_ns;
             o->hold_max_ns = holds->hold_max_ns;
+            o->holds_from_acquisition = holds->holds_from_acquisition;
         }
         /* Holder sites share out the wait they were found to end, never more than the lock's. */
         for (size_t h = 0; h < o->n_holders; h++)

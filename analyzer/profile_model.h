@@ -26,6 +26,7 @@
 #define PROF_UNKNOWN "[unknown]"
 #define PROF_NO_FRAMES "[no stack]"
 #define PROF_NO_STACK UINT32_MAX
+#define PROF_PENDING_ACQUIRED 0x80000000u /* the holder's bound is its own acquisition (prof_pending.site) */
 #define PROF_PENDING_SLOTS (1u << 16) /* holder/waiter join table: 2 MiB */
 #define PROF_SOURCE_MAX (16u << 20)
 #define PROF_LOCK_TIDS 8
@@ -112,6 +113,7 @@ struct psite {
     uint64_t wait, count;
     struct phist *hold; /* holder sites: hold times, allocated at the first one */
     uint64_t hold_max;
+    uint64_t hold_exact; /* holds timed from the releaser's own acquisition (the others: from the wait's start) */
 };
 
 struct pspin {
@@ -144,7 +146,7 @@ struct prof_pending {
     /* a wait: how long (value) and when it started (t1); a holder: the earliest its hold can have
      * begun (value: 0 when nothing is known) and the wake-up (t1) */
     uint64_t value, t1;
-    uint32_t site;  /* a holder: the index of its site */
+    uint32_t site;  /* a holder: the index of its site | PROF_PENDING_ACQUIRED */
     uint16_t file;  /* 1 + file index; 0: empty (files past 65534 join no holders) */
     bool holder;
     uint8_t age;

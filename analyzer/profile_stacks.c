@@ -304,7 +304,7 @@ static void prof_count_dangling(struct prof_internal *in, uint32_t file, uint32_
 /* Percentiles of a hold histogram, kept within the values seen (a bucket midpoint can lie above). */
 static void prof_hold_stats(const struct phist *h, uint64_t max, struct prof_site *out)
 {
-    out->holds = h->total;
+    out->holds = h->total; /* holds_from_acquisition: the caller's */
     out->hold_max_ns = max;
     uint64_t p50 = phist_quantile(h, 0.50), p99 = phist_quantile(h, 0.99);
     out->hold_p50_ns = p50 > max ? max : p50;
@@ -356,13 +356,13 @@ void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n
             continue;
         size_t len = fill[o], out = 0;
         qsort(lists[o], len, sizeof(**lists), prof_site_ptr_cmp);
-        uint64_t owner_max = 0;
+        uint64_t owner_max = 0, owner_exact = 0;
         if (owner_h)
             memset(owner_h, 0, sizeof(*owner_h));
         for (size_t i = 0; i < len;) {
             struct prof_site merged = lists[o][i];
             merged.wait_ns = merged.count = 0;
-            uint64_t site_max = 0;
+            uint64_t site_max = 0, site_exact = 0;
             if (site_h)
                 memset(site_h, 0, sizeof(*site_h));
             size_t j = i;
@@ -372,20 +372,26 @@ void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n
                 const struct psite *p = &ps[lists[o][j].holds];
                 if (site_h && p->hold) {
                     phist_merge(site_h, p->hold);
+                    site_exact += p->hold_exact;
                     site_max = p->hold_max > site_max ? p->hold_max : site_max;
                 }
             }
             merged.holds = merged.hold_p50_ns = merged.hold_p99_ns = merged.hold_max_ns = 0;
+            merged.holds_from_acquisition = 0;
             if (site_h && site_h->total) {
                 prof_hold_stats(site_h, site_max, &merged);
+                merged.holds_from_acquisition = site_exact;
+                owner_exact += site_exact;
                 phist_merge(owner_h, site_h);
                 owner_max = site_max > owner_max ? site_max : owner_max;
             }
             lists[o][out++] = merged;
             i = j;
         }
-        if (owner_h && owner_h->total)
+        if (owner_h && owner_h->total) {
             prof_hold_stats(owner_h, owner_max, &owner_holds[o]);
+            owner_holds[o].holds_from_acquisition = owner_exact;
+        }
         qsort(lists[o], out, sizeof(**lists), prof_site_cmp);
         lens[o] = out;
     }

@@ -60,6 +60,7 @@ static json_t *rj_sites(const struct prof_site *sites, size_t n, bool holders)
         rj_set(js, "count", rj_u64(sites[i].count));
         if (holders) {
             rj_set(js, "holds", rj_u64(sites[i].holds));
+            rj_set(js, "holds_from_acquisition", rj_u64(sites[i].holds_from_acquisition));
             rj_set(js, "hold_p50_ns", rj_u64(sites[i].hold_p50_ns));
             rj_set(js, "hold_p99_ns", rj_u64(sites[i].hold_p99_ns));
             rj_set(js, "hold_max_ns", rj_u64(sites[i].hold_max_ns));
@@ -121,6 +122,7 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         rj_set(o, "parked", rj_u64(l->parked));
         rj_set(o, "threads_waiting_avg", json_real(rj_ratio(l->wait_ns, p->time.wall_ns)));
         rj_set(o, "holds", rj_u64(l->holds));
+        rj_set(o, "holds_from_acquisition", rj_u64(l->holds_from_acquisition));
         rj_set(o, "hold_p50_ns", rj_u64(l->hold_p50_ns));
         rj_set(o, "hold_p99_ns", rj_u64(l->hold_p99_ns));
         rj_set(o, "hold_max_ns", rj_u64(l->hold_max_ns));

@@ -139,6 +139,14 @@ static void rt_holds(struct rt *r, const struct prof_lock *l)
     fprintf(r->out, "      %s%-8s ", rt_c(r, RT_DIM), "");
     rt_put_fit(r->out, line, r->opt->width > 20 ? r->opt->width - 15 : 10, false);
     fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
+    /* Holds of a holder whose acquisition went unrecorded are the part the waiter saw: say how many. */
+    if (l->holds && prof_kind_is_contention(l->kind) && l->holds_from_acquisition < l->holds) {
+        snprintf(line, sizeof(line), "(%" PRIu64 " of %" PRIu64 " holds from the holder's own acquisition, the rest "
+                 "from the wait's start)", l->holds_from_acquisition, l->holds);
+        fprintf(r->out, "      %s%-8s ", rt_c(r, RT_DIM), "");
+        rt_put_fit(r->out, line, r->opt->width > 20 ? r->opt->width - 15 : 10, false);
+        fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
+    }
 }
 
 static uint64_t rt_sum_wait(const struct prof_site *s, size_t n, uint64_t *count)

@@ -212,6 +212,9 @@ def test_hold_times_per_lock_and_site(holds):
     assert sites["Cache.refresh"]["holds"] == 1 and sites["Cache.refresh"]["hold_max_ns"] == 28 * MS
     assert close(sites["Cache.refresh"]["hold_p50_ns"], 28 * MS)
     assert sites["Cache.evict"]["hold_max_ns"] == 20 * MS and close(sites["Cache.evict"]["hold_p50_ns"], 20 * MS)
+    # R's hold is timed from its own acquisition, R2's from W2's start (R2's was never recorded)
+    assert lock["holds_from_acquisition"] == 1
+    assert sites["Cache.refresh"]["holds_from_acquisition"] == 1 and sites["Cache.evict"]["holds_from_acquisition"] == 0
     # 65 of the 85 ms of waiting ended with a known releaser: R's own wait and the spin have none
     assert lock["holder_known_share"] == pytest.approx(65 / 85)
     assert sum(h["wait_ns"] for h in lock["holders"]) == 65 * MS
@@ -233,6 +236,7 @@ def test_hold_of_an_acquisition_nobody_saw(tmp_path):
     rec.holder(701, w2, 400 * MS, 0x3000, stack=site)
     lock = report(rec.write(tmp_path / "unseen.ftp"))["locks"][0]
     assert lock["holds"] == 2 and lock["hold_max_ns"] == 90 * MS  # 310..400: W2 waited from 310 ms
+    assert lock["holds_from_acquisition"] == 0  # from a wait's start both times (then after a release)
     rec2 = Recording(start=1 * MS, end=1 * S)
     site = rec2.code("Job.run")
     rec2.thread(701, "R", 1 * MS)
@@ -251,6 +255,7 @@ def test_holder_shares_never_exceed_the_wait(holds):
     assert "41.2%" in holders[0] and "Cache.get" not in holders[0]  # R ended 35 of 85 ms
     assert "35.3%" in holders[1]  # R2 ended 30 of them
     assert "holder known for 76% of the wait" in holders[2] and "max 28.0ms" in holders[2]
+    assert "(1 of 2 holds from the holder's own acquisition, the rest from the wait's start)" in holders[3]
     assert "100.0%" not in "".join(holders[:2])
 
 
