@@ -317,6 +317,15 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
             size_t k = 0;
             while (path[k] != i)
                 k++;
+            /* Told from the thread that has waited longest, so the same cycle reads the same way. */
+            size_t first = k;
+            for (size_t j = k; j < len; j++)
+                if (f->blocked[path[j]].start_ns < f->blocked[path[first]].start_ns)
+                    first = j;
+            size_t cyc[64], nc = 0;
+            for (size_t j = 0; j < len - k && nc < 64; j++)
+                cyc[nc++] = path[k + (first - k + j) % (len - k)];
+            memcpy(path + k, cyc, nc * sizeof(*cyc));
             char *text = NULL;
             size_t cap = 0;
             FILE *m = open_memstream(&text, &cap);
@@ -365,6 +374,16 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
     bool two_locks = false;
     for (size_t j = 1; j < m; j++)
         two_locks = two_locks || f->blocked[path[j]].lock_addr != f->blocked[path[0]].lock_addr;
+    /* By name, so that the same threads read the same way. */
+    for (size_t x = 1; x < m; x++)
+        for (size_t y = x; y > 0; y--) {
+            const char *p1 = f->blocked[path[y - 1]].thread, *p2 = f->blocked[path[y]].thread;
+            if (strcmp(p1 ? p1 : "", p2 ? p2 : "") <= 0)
+                break;
+            size_t tmp = path[y - 1];
+            path[y - 1] = path[y];
+            path[y] = tmp;
+        }
     if (m >= 2 && two_locks) {
         char *text = NULL;
         size_t cap = 0;

@@ -1,8 +1,8 @@
 """A deadlock on purpose: thread "left" takes FIRST then wants SECOND, thread "right" takes SECOND then
 wants FIRST. Both hold their first lock before either asks for the second (a barrier), so they block
-for good at the lines marked @left_waits and @right_waits. Each prints {"blocked": NAME, "t0": NS}
-(CLOCK_MONOTONIC) just before blocking, the main thread prints "READY" once both hold their first lock,
-then waits on stdin and exits (the two daemon threads never return).
+for good at the lines marked @left_waits and @right_waits. Each notes the CLOCK_MONOTONIC time right
+before it blocks; the main thread prints them as {"blocked": NAME, "t0": NS} and "READY", then waits on
+stdin and exits (the two daemon threads never return).
 
   deadlock.py [--kind lock|rlock]
 """
@@ -26,10 +26,13 @@ def say(line):
     sys.stdout.flush()
 
 
+t0 = {}
+
+
 def left():
     with first:
         both_hold.wait()
-        say(json.dumps({"blocked": "left", "t0": time.monotonic_ns()}))
+        t0["left"] = time.monotonic_ns()
         with second:  # @left_waits
             pass
 
@@ -37,7 +40,7 @@ def left():
 def right():
     with second:
         both_hold.wait()
-        say(json.dumps({"blocked": "right", "t0": time.monotonic_ns()}))
+        t0["right"] = time.monotonic_ns()
         with first:  # @right_waits
             pass
 
@@ -45,6 +48,10 @@ def right():
 for fn in (left, right):
     threading.Thread(target=fn, name=fn.__name__, daemon=True).start()
 both_hold.wait()
+while len(t0) < 2:
+    time.sleep(0.01)
+for name, ns in sorted(t0.items()):
+    say(json.dumps({"blocked": name, "t0": ns}))
 say("READY")
 sys.stdin.readline()
 say(json.dumps({"kind": a.kind}))

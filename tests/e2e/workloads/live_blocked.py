@@ -1,7 +1,8 @@
 """Threads blocked on purpose, for `ftprof top`: a thread named "holder" takes a lock and keeps it
-while N threads ("waiter-0"...) block on it at the line marked @blocked. Each waiter prints the
-CLOCK_MONOTONIC time (ns) just before it blocks, as {"blocked": NAME, "t0": NS}; then "READY" once all
-of them are at the lock. The holder releases when a line arrives on stdin (read by the main thread) (or stdin closes), and the
+while N threads ("waiter-0"...) block on it at the line marked @blocked. Each waiter notes the
+CLOCK_MONOTONIC time (ns) right before it blocks (nothing else between the clock and the lock: printing
+it there would count the print as blocked time); the main thread prints them as {"blocked": NAME,
+"t0": NS} once all are noted, then "READY". The holder releases when a line arrives on stdin (read by the main thread) (or stdin closes), and the
 last line is the workload's JSON result.
 
   live_blocked.py [--threads N] [--kind lock|rlock]
@@ -28,10 +29,13 @@ def say(line):
         sys.stdout.flush()
 
 
+t0 = {}
+
+
 def waiter():
     name = threading.current_thread().name
     at_lock.wait()
-    say(json.dumps({"blocked": name, "t0": time.monotonic_ns()}))
+    t0[name] = time.monotonic_ns()
     with lock:  # @blocked
         pass
 
@@ -50,6 +54,10 @@ threads += [threading.Thread(target=waiter, name=f"waiter-{i}") for i in range(a
 for t in threads:
     t.start()
 # The waiters are released from the barrier at the same time as the holder, who already has the lock.
+while len(t0) < a.threads:
+    time.sleep(0.01)
+for name, ns in sorted(t0.items()):
+    say(json.dumps({"blocked": name, "t0": ns}))
 say("READY")
 sys.stdin.readline()
 release.set()
