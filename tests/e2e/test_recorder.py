@@ -219,7 +219,9 @@ def test_waits_inside_a_frozen_stdlib_module(runner, ft_python):
     assert "check" in stack_functions(lk["waiters"][0]), "the workload's caller is missing"
     caller = next(f for f in lk["waiters"][0]["stack"] if f["function"] == "check")
     assert caller["line"] == marker_line(wl, "isinstance"), caller
-    assert lk["holders"] and top_function(lk["holders"][0]) == "ABCMeta.__instancecheck__", rep.summary()
+    # Waits that ended while spinning (stretched on a loaded machine) were woken by nobody.
+    assert lk["parked"] == 0 or (lk["holders"] and top_function(lk["holders"][0]) == "ABCMeta.__instancecheck__"), \
+        rep.summary()
     stdlib = subprocess.run([str(ft_python), "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
                             capture_output=True, text=True, env=clean_env(), check=True).stdout.strip()
     expected = Path(stdlib, "abc.py").read_text().splitlines()[top["line"] - 1].strip()
@@ -253,12 +255,13 @@ def test_critical_section(runner, results, container, writers):
     assert lk["holders"] or lk["parked"] == 0, f"no holder recorded for the {container}'s critical section"
     # A writer woken by the long operation's end then wakes the next writer, so with several writers
     # the releasers are the holder and the writers; with one writer, only the holder.
-    releasers = {top_function(h) for h in lk["holders"]}
-    assert holder in releasers and releasers <= {holder, writer}, f"releasers {releasers}"
-    top_h = next(top_frame(h) for h in lk["holders"] if top_function(h) == holder)
-    assert top_h["line"] == marker_line(wl, f"{container}-holder"), f"holder frame {top_h}"
-    if writers == 1:
-        assert top_function(lk["holders"][0]) == holder, f"top holder {top_frame(lk['holders'][0])}"
+    if lk["parked"]:
+        releasers = {top_function(h) for h in lk["holders"]}
+        assert holder in releasers and releasers <= {holder, writer}, f"releasers {releasers}"
+        top_h = next(top_frame(h) for h in lk["holders"] if top_function(h) == holder)
+        assert top_h["line"] == marker_line(wl, f"{container}-holder"), f"holder frame {top_h}"
+        if writers == 1:
+            assert top_function(lk["holders"][0]) == holder, f"top holder {top_frame(lk['holders'][0])}"
 
     results.add(f"critical_section {container} writers={writers}", wait_ratio=ratio(lk["wait_ns"], truth["wait_ns"]),
                 count_ratio=ratio(lk["contentions"], truth["contended"]),

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,9 +52,27 @@ static atomic_int ready;
 
 /* The waiter announces itself, then blocks on a lock the main thread holds for 2 ms: exactly one
  * contended acquisition per round. */
+static atomic_int waiter_tid;
+
+/* Is thread `tid` of this process asleep (in the kernel: blocked on the futex of the mutex)? */
+static bool thread_sleeping(int tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *end = strrchr(buf, ')'); /* the state follows the command name in parentheses */
+    return end && end[1] == ' ' && end[2] == 'S';
+}
+
 static void *mutex_waiter(void *arg)
 {
     (void)arg;
+    atomic_store(&waiter_tid, (int)syscall(SYS_gettid));
     atomic_store(&ready, 1);
     pthread_mutex_lock(&mutex);
     pthread_mutex_unlock(&mutex);
@@ -69,6 +88,10 @@ static void contend_mutex_rounds(int rounds)
         pthread_create(&th, NULL, mutex_waiter, NULL);
         while (!atomic_load(&ready))
             sleep_ms(0.05);
+        /* Until the waiter really blocks: on a loaded machine it may be preempted between announcing
+         * itself and its lock call for longer than any fixed delay (then no wait would happen). */
+        for (int k = 0; k < 20000 && !thread_sleeping(atomic_load(&waiter_tid)); k++)
+            sleep_ms(0.1);
         sleep_ms(2);
         pthread_mutex_unlock(&mutex);
         pthread_join(th, NULL);
