@@ -48,7 +48,9 @@ int cmd_report(int argc, char **argv)
     if (rc == FTPROF_EXIT_OK) {
         int w;
         if (json) {
-            w = report_json(stdout, &p, top);
+            void *ending = live_json_endings(files, n); /* blocked_at_end, deadlocks */
+            w = report_json_with(stdout, &p, top, ending);
+            live_json_free(ending);
         } else {
             const char *nc = getenv("NO_COLOR");
             struct report_text_options opt = {

@@ -99,6 +99,10 @@ void live_print_ending(FILE *out, const struct live_frame *f);
 /* What `report` says first about live recordings: the recorded windows when paused, the waits under
  * FTPROF_MIN_WAIT, the waits a ring buffer overwrote. */
 void live_report_notes(FILE *out, const struct profile *p);
+/* The same as JSON keys for `report --json`: {"blocked_at_end": [...], "deadlocks": [...]} (a json_t *;
+ * NULL when out of memory), freed with live_json_free. */
+void *live_json_endings(char *const *paths, size_t n);
+void live_json_free(void *j);
 /* The same for each recording of `report` (a file that cannot be read says nothing here). */
 void live_report_endings(FILE *out, char *const *paths, size_t n);
 

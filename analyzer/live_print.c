@@ -305,3 +305,49 @@ void live_report_notes(FILE *out, const struct profile *p)
         }
     }
 }
+
+void *live_json_endings(char *const *paths, size_t n)
+{
+    json_t *o = json_object(), *blocked = json_array(), *found = json_array();
+    if (!o || !blocked || !found) {
+        json_decref(o);
+        json_decref(blocked);
+        json_decref(found);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct live_frame f;
+        char err[256];
+        if (live_load(&f, paths[i], 1000000000ull, err, sizeof(err)) == 0) {
+            for (size_t k = 0; k < f.n_blocked; k++) {
+                const struct live_blocked *b = &f.blocked[k];
+                json_t *j = json_object();
+                lj_set(j, "file", lj_str(paths[i]));
+                lj_set(j, "tid", json_integer(b->tid));
+                lj_set(j, "thread", lj_str(b->thread));
+                lj_set(j, "kind", json_string(prof_kind_name(b->kind)));
+                lj_set(j, "lock", lj_str(b->lock));
+                lj_set(j, "blocked_ns", lj_u64(b->blocked_ns));
+                lj_set(j, "waiter", lj_frame(b->frame, b->source));
+                lj_set(j, "holder", b->holder_tid ? lj_str(b->holder) : json_null());
+                json_array_append_new(blocked, j);
+            }
+            for (size_t k = 0; k < f.n_findings; k++) {
+                json_t *j = json_object(), *lines = json_array();
+                lj_set(j, "file", lj_str(paths[i]));
+                lj_set(j, "kind", json_string(f.findings[k].cycle ? "deadlock" : "no_progress"));
+                lj_set(j, "text", lj_str(f.findings[k].text));
+                for (size_t l = 0; l < f.findings[k].n_lines; l++)
+                    json_array_append_new(lines, json_string(f.findings[k].lines[l]));
+                lj_set(j, "lines", lines);
+                json_array_append_new(found, j);
+            }
+        }
+        live_free(&f);
+    }
+    json_object_set_new(o, "blocked_at_end", blocked);
+    json_object_set_new(o, "deadlocks", found);
+    return o;
+}
+
+void live_json_free(void *j) { json_decref(j); }

@@ -22,6 +22,8 @@ struct report_text_options {
 int report_text(FILE *out, struct profile *p, const struct report_text_options *opt);
 /* `top` = 0 means every lock. 0 or -errno. */
 int report_json(FILE *out, const struct profile *p, size_t top);
+/* The same with the keys of the JSON object `extra` (a json_t *, or NULL) added at the top level. */
+int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra);
 
 /* "1.23 s", "4.56 ms", "12.3 µs", "850 ns" */
 void report_format_ns(char *buf, size_t len, uint64_t ns);

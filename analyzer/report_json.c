@@ -94,7 +94,9 @@ static json_t *rj_time(const struct prof_time *t)
     return o;
 }
 
-int report_json(FILE *out, const struct profile *p, size_t top)
+int report_json(FILE *out, const struct profile *p, size_t top) { return report_json_with(out, p, top, NULL); }
+
+int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra)
 {
     json_t *root = json_object();
     json_t *locks = json_array();
@@ -214,6 +216,8 @@ int report_json(FILE *out, const struct profile *p, size_t top)
         json_array_append_new(files, o);
     }
     rj_set(root, "files", files);
+    if (extra)
+        json_object_update(root, extra); /* keys of the caller's (live.c: the threads blocked at the end) */
 
     int rc = json_dumpf(root, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) == 0 ? 0 : -EIO;
     if (rc == 0 && fputc('\n', out) == EOF)

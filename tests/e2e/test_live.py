@@ -209,6 +209,10 @@ def test_deadlock_cycle_and_no_progress(runner, workloads):
         assert rep.returncode == 0, rep.stderr
         assert text.split(" (for ")[0].split(": both blocked")[0] in rep.stdout, rep.stdout[-3000:]
         assert "Blocked when the recording ended" in rep.stdout, rep.stdout[-3000:]
+        js = runner.report(w.file)
+        assert [d["kind"] for d in js["deadlocks"]] == [found[0]["kind"]], js["deadlocks"]
+        ended = {b["thread"]: b for b in js["blocked_at_end"]}
+        assert all(ended[n]["waiter"]["line"] == lines[n] for n in lines), js["blocked_at_end"]
 
 
 # --------------------------------------------------------------------------------------------------
