@@ -175,8 +175,83 @@ static void contend_trios(int rounds)
     sem_destroy(&trio_sem);
 }
 
+/* The waiter blocked on the mutex the main thread holds is in its slot of the recording's table of
+ * waits in flight while it waits (lock, kind, a start before now), and out of it once it got the lock:
+ * the main thread reads its own recording through a second mapping, as `ftprof top` does. */
+static const char *case_dir;
+
+static const struct ftp_inflight_slot *inflight_slot_of(const uint8_t *map, uint32_t tid)
+{
+    const struct ftp_file_header *h = (const void *)map;
+    if (h->version < 4 || !h->inflight_chunk)
+        return NULL;
+    const struct ftp_rec_inflight *r = (const void *)(map + h->header_size + (size_t)(h->inflight_chunk - 1) * h->chunk_size);
+    if (r->h.type != FTP_REC_INFLIGHT || r->slot_size != sizeof(struct ftp_inflight_slot))
+        return NULL;
+    const struct ftp_inflight_slot *s = (const void *)(r + 1);
+    for (uint32_t i = 0; i < r->slot_count; i++)
+        if (atomic_load((const _Atomic uint32_t *)&s[i].tid) == tid)
+            return &s[i];
+    return NULL;
+}
+
+static int inflight_case(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/inflight-%d.ftp", case_dir, (int)getpid());
+    pthread_t th;
+    pthread_mutex_lock(&mutex);
+    atomic_store(&ready, 0);
+    pthread_create(&th, NULL, mutex_waiter, NULL);
+    while (!atomic_load(&ready))
+        sleep_ms(0.05);
+    for (int k = 0; k < 20000 && !thread_sleeping(atomic_load(&waiter_tid)); k++)
+        sleep_ms(0.1);
+    sleep_ms(50);
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return printf("cannot open %s\n", path), 3;
+    uint8_t *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return printf("cannot map %s\n", path), 3;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    const struct ftp_inflight_slot *s = inflight_slot_of(map, (uint32_t)atomic_load(&waiter_tid));
+    int rc = 0;
+    if (!s) {
+        printf("the blocked waiter has no slot\n");
+        rc = 4;
+    } else {
+        uint32_t seq = atomic_load((const _Atomic uint32_t *)&s->seq);
+        uint64_t start = atomic_load((const _Atomic uint64_t *)&s->start_ns);
+        if ((seq & 1) || start == 0 || s->lock_addr != (uint64_t)(uintptr_t)&mutex || s->kind != FTP_KIND_PTHREAD_MUTEX ||
+            now < start + 40000000)
+        {
+            printf("slot: seq %u start %llu (now %llu) lock %#llx (mutex %p) kind %u\n", seq, (unsigned long long)start,
+                   (unsigned long long)now, (unsigned long long)s->lock_addr, (void *)&mutex, s->kind);
+            rc = 5;
+        }
+    }
+    pthread_mutex_unlock(&mutex);
+    pthread_join(th, NULL);
+    /* It woke (and exited): no longer waiting, its slot given back. */
+    if (s && atomic_load((const _Atomic uint32_t *)&s->tid) == (uint32_t)atomic_load(&waiter_tid) &&
+        atomic_load((const _Atomic uint64_t *)&s->start_ns) != 0)
+    {
+        printf("the waiter still shows as waiting after it got the lock\n");
+        rc = 6;
+    }
+    munmap(map, (size_t)st.st_size);
+    return rc;
+}
+
 static int run_case(const char *name)
 {
+    if (!strcmp(name, "inflight"))
+        return inflight_case();
     if (!strcmp(name, "mutex"))
         contend_mutex_rounds(ROUNDS);
     else if (!strcmp(name, "drops"))
@@ -417,6 +492,14 @@ static void test_rwlock_and_sem(const char *dir)
     CHECK(s.min_wait_ns >= 1000000, "an uncontended acquisition was recorded");
 }
 
+static void test_inflight(const char *dir)
+{
+    char out[256], buf[512];
+    snprintf(out, sizeof out, "%s/inflight-%%p.ftp", dir);
+    int rc = spawn_case("inflight", dir, out, NULL, buf, sizeof buf);
+    CHECK(rc == 0, "case exited %d: %s", rc, buf);
+}
+
 static void test_fork(const char *dir)
 {
     char out[256], buf[256], parent[512], child[512];
@@ -476,8 +559,10 @@ static void test_refusals(const char *dir)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4)
+    if (argc == 4) {
+        case_dir = argv[3];
         return run_case(argv[2]);
+    }
     if (argc != 2) {
         fprintf(stderr, "usage: %s LIBFTPROF.so\n", argv[0]);
         return 2;
@@ -498,7 +583,8 @@ int main(int argc, char **argv)
         const char *name;
         void (*fn)(const char *);
     } cases[] = {{"mutex", test_mutex},     {"drops", test_drops}, {"recycle", test_recycle},
-                 {"rwsem", test_rwlock_and_sem}, {"trios", test_nearly_full_chunks}, {"fork", test_fork},   {"refusals", test_refusals}};
+                 {"rwsem", test_rwlock_and_sem}, {"trios", test_nearly_full_chunks}, {"fork", test_fork},   {"refusals", test_refusals},
+                 {"inflight", test_inflight}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int before = failures;
         cases[i].fn(dir);
