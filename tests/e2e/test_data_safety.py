@@ -248,6 +248,7 @@ def test_output_directory_holds_ftprof_pid_files(runner, tmp_path, spelling):
 # Small arguments for the workloads that take some; a workload not listed runs with its defaults.
 WORKLOAD_ARGS = {
     "abc_isinstance.py": ["--rounds", "20000"],
+    "attach_deadlock.py": [".", "."],  # its GO and END files exist from the start: it deadlocks and ends
     "close_all.py": ["."],
     "cpu_threads.py": ["--work", "300000"],
     "critical_section.py": ["--scale", "0.3"],
