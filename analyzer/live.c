@@ -202,6 +202,23 @@ static int live_read_inflight(const char *path, const struct ftp_file_header *h,
     return rc;
 }
 
+bool live_has_waits_in_flight(const char *path)
+{
+    struct rd_file rd;
+    char err[256];
+    if (rd_open(&rd, path, err, sizeof(err)) < 0)
+        return false;
+    struct ftp_file_header h = rd.hdr;
+    uint64_t size = rd.file_size;
+    rd_close(&rd);
+    struct ftp_inflight_slot *slots = NULL;
+    size_t n = 0;
+    if (live_read_inflight(path, &h, size, &slots, &n) < 0)
+        return true; /* cannot tell: let the full look decide */
+    free(slots);
+    return n > 0;
+}
+
 /* ---- conclusions ---- */
 
 static const char *live_thread_name(const struct profile *p, uint32_t tid)

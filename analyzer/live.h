@@ -105,5 +105,9 @@ void *live_json_endings(char *const *paths, size_t n);
 void live_json_free(void *j);
 /* The same for each recording of `report` (a file that cannot be read says nothing here). */
 void live_report_endings(FILE *out, char *const *paths, size_t n);
+/* Whether a recording ends with a thread blocked (its in-flight table has a wait): a look at one
+ * chunk. Blocked threads and deadlocks need the whole file read again; a recording without any is
+ * spared that (report's cost stays one pass). */
+bool live_has_waits_in_flight(const char *path);
 
 #endif

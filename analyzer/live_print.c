@@ -262,6 +262,8 @@ void live_report_endings(FILE *out, char *const *paths, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct live_frame f;
         char err[256];
+        if (!live_has_waits_in_flight(paths[i]))
+            continue;
         if (live_load(&f, paths[i], 1000000000ull, err, sizeof(err)) == 0) {
             if (n > 1 && (f.n_blocked || f.n_findings))
                 fprintf(out, "\n%s:", paths[i]);
@@ -318,6 +320,8 @@ void *live_json_endings(char *const *paths, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct live_frame f;
         char err[256];
+        if (!live_has_waits_in_flight(paths[i]))
+            continue;
         if (live_load(&f, paths[i], 1000000000ull, err, sizeof(err)) == 0) {
             for (size_t k = 0; k < f.n_blocked; k++) {
                 const struct live_blocked *b = &f.blocked[k];
