@@ -114,6 +114,9 @@ struct prof_time {
     uint32_t files_killed;        /* recordings with no end (kill -9, os._exit; not exec): their threads end
                                      at the last event */
     bool known;                   /* some recording is of format 3 or later, which notes thread ends */
+    bool windowed;                /* some recording covers pause/resume windows only: lifetimes and wall
+                                     time count the recorded windows; a thread's CPU clock, read at its
+                                     end, is prorated to the recorded part of its life */
 };
 
 #define PROF_WINDOWS_MAX 33 /* FTP_WINDOWS_MAX boundaries make at most 33 recorded windows */

@@ -3,12 +3,30 @@
  * for work and the rest. The waits were summed per thread as they were read (profile_events.c). */
 #include "profile_model.h"
 
+/* How much of [a, b) lies inside the file's recorded windows. */
+static uint64_t prof_recorded_part(const struct prof_file *f, uint64_t a, uint64_t b)
+{
+    uint64_t in_windows = 0;
+    for (uint32_t w = 0; w < f->n_windows; w++) {
+        uint64_t lo = a > f->windows[w].start_ns ? a : f->windows[w].start_ns;
+        uint64_t hi = b < f->windows[w].end_ns ? b : f->windows[w].end_ns;
+        if (hi > lo)
+            in_windows += hi - lo;
+    }
+    return in_windows;
+}
+
 void prof_time(struct prof_internal *in)
 {
     struct profile *p = in->p;
     struct prof_time *t = &p->time;
     memset(t, 0, sizeof(*t));
     t->wall_ns = p->duration_ns;
+    /* One recording of windows only: the wall time is the time it recorded. */
+    if (p->n_files == 1 && p->files[0].windowed) {
+        t->wall_ns = p->files[0].recorded_ns;
+        t->windowed = true;
+    }
     uint64_t process_cpu = 0;
     bool all_process_cpu = p->n_files > 0;
     for (size_t k = 0; k < p->n_files; k++) {
@@ -38,6 +56,15 @@ void prof_time(struct prof_internal *in)
         if (th->end_ns < th->start_ns)
             th->end_ns = th->start_ns;
         th->lifetime_ns = th->end_ns - th->start_ns;
+        if (f->windowed) {
+            /* Only the recorded windows count; the CPU clock is read once, at the thread's end, so the
+             * recorded part of it is prorated (the waits were recorded in the windows only anyway). */
+            uint64_t rec = prof_recorded_part(f, th->start_ns, th->end_ns);
+            if (th->lifetime_ns)
+                th->cpu_ns = (uint64_t)((double)th->cpu_ns * (double)rec / (double)th->lifetime_ns);
+            th->lifetime_ns = rec;
+            t->windowed = true;
+        }
         t->thread_ns += th->lifetime_ns;
         t->threads_cpu_ns += th->cpu_ns;
         t->contention_ns += th->contention_ns;
@@ -45,7 +72,7 @@ void prof_time(struct prof_internal *in)
     }
     /* The process clock also counts threads the recorder never saw (they never called a hooked
      * function) and those alive at exit: the better total when every recording has it. */
-    t->cpu_ns = all_process_cpu && process_cpu > t->threads_cpu_ns ? process_cpu : t->threads_cpu_ns;
+    t->cpu_ns = all_process_cpu && process_cpu > t->threads_cpu_ns && !t->windowed ? process_cpu : t->threads_cpu_ns;
     uint64_t used = t->threads_cpu_ns + t->contention_ns + t->waiting_for_work_ns;
     t->other_ns = t->thread_ns > used ? t->thread_ns - used : 0;
 }

@@ -91,6 +91,7 @@ static json_t *rj_time(const struct prof_time *t)
     rj_set(o, "threads_not_ended", json_integer(t->threads_not_ended));
     rj_set(o, "files_killed", json_integer(t->files_killed));
     rj_set(o, "known", json_boolean(t->known));
+    rj_set(o, "windowed", json_boolean(t->windowed));
     return o;
 }
 

@@ -430,8 +430,9 @@ static void rt_time(struct rt *r)
     char wall[24], th[24], cores[64];
     report_format_ns(wall, sizeof(wall), t->wall_ns);
     report_format_ns(th, sizeof(th), t->thread_ns);
-    fprintf(r->out, "\n%sWhere the threads' time went%s: %zu thread%s, %s of thread time in %s of wall time\n",
-            rt_c(r, RT_BOLD), rt_c(r, RT_RESET), r->p->n_threads, r->p->n_threads == 1 ? "" : "s", th, wall);
+    fprintf(r->out, "\n%sWhere the threads' time went%s: %zu thread%s, %s of thread time in %s of wall time%s\n",
+            rt_c(r, RT_BOLD), rt_c(r, RT_RESET), r->p->n_threads, r->p->n_threads == 1 ? "" : "s", th, wall,
+            t->windowed ? " (recorded windows only; CPU prorated to them)" : "");
     snprintf(cores, sizeof(cores), "%.2f cores busy on average", t->wall_ns ? (double)t->cpu_ns / (double)t->wall_ns : 0);
     bool no_cpu = t->threads_not_ended == r->p->n_threads; /* killed, or every thread alive at exit */
     if (no_cpu)

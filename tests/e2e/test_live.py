@@ -376,8 +376,16 @@ def test_pause_resume_windows(runner, workloads, start):
     f = rep["files"][0]
     assert f["windowed"] and len(f["windows"]) == len(recorded), f
     assert f["recorded_ns"] < rep["duration_ns"], f
+    # Time accounting counts only the recorded windows: the wall time is what was recorded, no thread
+    # lived longer than that, and the contention in it is the recorded phases' own.
+    tm = rep["time"]
+    assert tm["windowed"] and tm["wall_ns"] == f["recorded_ns"], (tm, f["recorded_ns"])
+    assert all(t["lifetime_ns"] <= f["recorded_ns"] for t in rep["threads"] if "lifetime_ns" in t), rep["threads"]
+    recorded_wait = sum(truth[ph]["wait_s"] for ph in recorded) * 1e9
+    assert abs(tm["contention_ns"] - recorded_wait) <= 0.15 * recorded_wait, (tm["contention_ns"], recorded_wait)
     text = runner.cli_run("report", w.file)
     assert text.returncode == 0 and "Recorded windows only" in text.stdout and "waits while paused" in text.stdout, text.stdout[:2000]
+    assert "(recorded windows only; CPU prorated to them)" in text.stdout, text.stdout[:2000]
     # a finished recording cannot be paused any more
     late = runner.cli_run("pause", w.file)
     assert late.returncode == 9 and "already ended" in late.stderr, (late.returncode, late.stderr)
