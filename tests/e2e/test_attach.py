@@ -479,7 +479,15 @@ def test_overhead_after_detach_equals_never_attached(py314, ftprof_cli, tmp_path
     # of a process never attached. (Before the attach is reported, not compared: two threads handing a
     # token over run at one of two speeds, ~9 or ~18 us of CPU per handoff here, depending on whether
     # the scheduler keeps them on one core, and a process may start at either.)
-    assert d > 1.2 * a and 0.75 < a / n < 1.33, \
+    # The hooks were really in the path while attached: the window's recording holds the handoffs. (Their
+    # cost shows in the rate only when the scheduler keeps the pair on one core: at ~25 us of CPU per
+    # handoff the recorder's ~2 us is within the rate's own spread, so the rate is not the proof.)
+    import json
+    rep = subprocess.run([str(ftprof_cli), "report", "--json", str(tmp_path / "bench.ftp")], capture_output=True,
+                         text=True, env=clean_env())
+    assert rep.returncode == 0, rep.stderr
+    assert sum(lk["contentions"] for lk in json.loads(rep.stdout)["locks"]) > 0, "nothing recorded while attached"
+    assert 0.75 < a / n < 1.33, \
         f"CPU ns per handoff: before {b:.0f}, attached {d:.0f}, after detach {a:.0f}, never attached {n:.0f}"
 
 
