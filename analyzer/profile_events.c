@@ -88,6 +88,10 @@ static uint64_t prof_lock_key(uint32_t file, enum prof_kind kind, uint32_t type_
     uint8_t variant = (kind == PROF_KIND_OTHER || raw == FTP_KIND_SPIN) ? raw : 0;
     if (prof_merged_kind(kind, raw))
         variant = raw == FTP_KIND_GC_PAUSE ? 0xfe : 0xff; /* collections' pauses apart from the others */
+    /* A Lock's or RLock's kind already names its type; a wait recorded while another thread was still
+     * defining that type has no type id, and must not make the lock a second row. */
+    if (kind == PROF_KIND_LOCK || kind == PROF_KIND_RLOCK)
+        type_id = 0;
     return ((uint64_t)file << 48) | ((uint64_t)kind << 40) | ((uint64_t)variant << 32) | type_id;
 }
 
@@ -128,6 +132,8 @@ static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint
         l->region_offset = region_offset;
         *slot = in->n_locks - 1;
     }
+    if (!in->locks[*slot].type_id)
+        in->locks[*slot].type_id = type_id; /* the first wait may have come before the type's definition */
     *index = (uint32_t)*slot;
     *c = (struct prof_lock_cache){.addr = addr, .k2 = k2, .index = (uint32_t)*slot, .valid = true};
     return &in->locks[*slot];

@@ -71,6 +71,10 @@ static void prof_finish(struct prof_internal *in)
             o->type = t ? (const char *)(uintptr_t)*t : prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN));
             if (!t)
                 p->files[l->file].dangling_types += l->contentions;
+        } else if (l->kind == PROF_KIND_LOCK || l->kind == PROF_KIND_RLOCK) {
+            /* Waits recorded while another thread defined the type: the recorder knew it by its name. */
+            const char *tn = l->kind == PROF_KIND_LOCK ? "_thread.lock" : "_thread.RLock";
+            o->type = prof_intern(in, tn, strlen(tn));
         }
         o->name = l->name = prof_lock_name(in, l, o->type);
         o->contentions = l->contentions;

@@ -269,6 +269,7 @@ static void read_settings(void)
     warn_unknown_variables();
     ftp_state.native = env_flag("FTPROF_NATIVE", false);
     ftp_state.verbose = env_flag("FTPROF_VERBOSE", false);
+    ftp_state.test_slow_types = env_flag("FTPROF_TEST_SLOW_TYPES", false);
     buffer_bytes = env_size("FTPROF_BUFFER", (size_t)64 << 20, (size_t)16 << 10, (size_t)1 << 40);
     ftp_control_settings(settings_warn); /* FTPROF_START, FTPROF_MIN_WAIT, FTPROF_MODE */
     const char *out = getenv("FTPROF_OUTPUT");

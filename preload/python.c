@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "recorder.h"
@@ -369,6 +370,7 @@ bool ftp_python_in_rlock_factory(void)
 #define TYPE_IS_LOCK 1u  /* extra word in the type table: _thread.lock */
 #define TYPE_IS_RLOCK 2u /* _thread.RLock (3.14 parks on its PyMutex) */
 #define TYPE_NOT_A_TYPE 0x80000000u
+#define TYPE_PENDING 0x40000000u /* returned only: a type whose definition another thread is writing */
 
 /* The id of the type at `type`, writing its TYPE record the first time; 0 if it is not a type. */
 static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
@@ -383,8 +385,9 @@ static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
         *extra = ftp_intern_extra(type);
         return (*extra & TYPE_NOT_A_TYPE) ? 0 : id;
     }
-    if (!slot)
-        return 0; /* being defined by another thread right now, or the table is crowded */
+    /* No slot: another thread is writing this type's definition right now (two threads parking on the
+     * first two locks of a kind at once), or the table is crowded. Still read what the type is, so the
+     * lock keeps its kind; only the TYPE record (and so the id) is left to the definer. */
     /* A type's own type is `type` or a metaclass whose type is `type`. */
     uintptr_t meta = 0, metameta = 0, name_ptr = 0;
     bool is_type = ftp_safe_read(&meta, type + L->ob_type, sizeof meta) &&
@@ -411,11 +414,19 @@ static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
         *extra = TYPE_IS_LOCK;
     else if (len == 13 && !memcmp(name, "_thread.RLock", 13) && L->rlock_is_pymutex)
         *extra = TYPE_IS_RLOCK;
+    if (!slot) {
+        *extra |= TYPE_PENDING; /* a type, of known kind, not yet defined */
+        return 0;
+    }
     uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_type) + len));
     struct ftp_rec_type *r = ftp_ring_reserve(t, size);
     if (!r) {
         ftp_intern_publish(slot, UINT32_MAX, TYPE_NOT_A_TYPE);
         return 0;
+    }
+    if (FTP_UNLIKELY(ftp_state.test_slow_types)) {
+        struct timespec slow = {1, 0}; /* holds the slot pending, for tests of the thread that finds it so */
+        nanosleep(&slow, NULL);
     }
     id = ftp_new_id();
     r->type_id = id;
@@ -481,7 +492,7 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     uint32_t extra;
     if (((addr - L->lock_mutex) & 7) == 0) {
         uint32_t id = type_id(t, type_lock, &extra);
-        if (id && (extra & (TYPE_IS_LOCK | TYPE_IS_RLOCK))) {
+        if (extra & (TYPE_IS_LOCK | TYPE_IS_RLOCK)) { /* id 0: the type is being defined by another thread */
             out->kind = (extra & TYPE_IS_RLOCK) ? FTP_KIND_RLOCK : FTP_KIND_LOCK;
             out->type_id = id;
             return;
@@ -489,7 +500,7 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     }
     if (L->ob_mutex && ((addr - L->ob_mutex) & 7) == 0) {
         uint32_t id = type_id(t, type_cs, &extra);
-        if (id) {
+        if (id || (extra & TYPE_PENDING)) {
             out->kind = FTP_KIND_CRITICAL_SECTION;
             out->type_id = id;
         }

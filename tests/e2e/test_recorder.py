@@ -93,6 +93,28 @@ def test_rlock_contention(any_runner, results):
     assert not rep.of_kind("other"), f"unnamed waits:\n{rep.summary()}"
 
 
+def test_rlocks_parked_on_while_their_type_is_being_defined(any_runner):
+    """Two threads park on their first RLocks at once: one defines the RLock type (FTPROF_TEST_SLOW_TYPES
+    stretches that to a second), the other finds the definition pending. Both waits are RLock waits,
+    each within 10% of the workload's own clock (the late one once came out as an unnamed PyMutex)."""
+    if any_runner.python.version < (3, 14):
+        pytest.skip("3.13's RLock is a semaphore, classified by where it was made, not by its type")
+    wl = WORKLOADS / "first_rlocks.py"
+    run = any_runner.run([wl], extra_env={"FTPROF_TEST_SLOW_TYPES": "1"})
+    truth = run.truth()
+    rep = any_runner.report(run.files)
+    line = marker_line(wl, "wait")
+    waits = [(lk, w) for lk in rep.locks for w in lk["waiters"]
+             if top_function(w) == "take" and top_frame(w)["line"] == line and lk["kind"] != "gil"]
+    assert len({lk["name"] for lk, _ in waits}) == 2, f"two locks waited on at line {line}:\n{rep.summary()}"
+    for lk, w in waits:
+        assert (lk["kind"], lk["type"]) == ("rlock", "_thread.RLock"), f"{lk['name']}:\n{rep.summary()}"
+    recorded = sorted(w["wait_ns"] for _, w in waits)
+    measured = sorted([truth["early_ns"], truth["late_ns"]])
+    for r, m in zip(recorded, measured):
+        assert 0.9 <= ratio(r, m) <= 1.1, (recorded, measured)
+
+
 def _has_debug_info(python):
     """Whether the object holding _PyRuntime (the executable, or a shared libpython) has DWARF."""
     code = ("import sys, sysconfig, os; shared = sysconfig.get_config_var('Py_ENABLE_SHARED'); "
