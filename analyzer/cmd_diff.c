@@ -35,12 +35,10 @@ struct diff {
     size_t n, cap;
 };
 
+/* What a lock is called without its address (which differs from run to run): "Lock", "dict",
+ * "PyMutex interp->types.mutex". */
 static void diff_label(const struct prof_lock *l, char *out, size_t cap)
 {
-    if (l->type) {
-        snprintf(out, cap, "%s", l->type);
-        return;
-    }
     const char *at = strstr(l->name, " @\u2026");
     snprintf(out, cap, "%.*s", at ? (int)(at - l->name) : (int)strlen(l->name), l->name);
 }
