@@ -138,7 +138,7 @@ struct psource {
 };
 
 #define PROF_LOCK_CACHE 1024
-#define PROF_SITE_CACHE 4096
+#define PROF_SITE_CACHE 65536
 
 /* 32 bytes, two to a cache line: the table is the hottest memory of pass 2. */
 struct prof_pending {

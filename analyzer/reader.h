@@ -29,7 +29,9 @@ struct rd_file {
     uint64_t last_chunk_len;  /* bytes present in the last chunk (< chunk_size when truncated) */
     bool truncated;           /* the file ends before the chunks the header announces */
     uint32_t damaged_chunks;  /* chunks cut short by an invalid record size */
-    uint8_t *buf;
+    uint8_t *buf;             /* one chunk, read with pread: when the file cannot be mapped */
+    const uint8_t *map;       /* the header and chunks, mapped read-only */
+    size_t map_len;
 };
 
 /* Called for every record whose size fits its chunk; `rec->size` bytes are readable at `rec`.
