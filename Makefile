@@ -5,8 +5,9 @@ BUILD   ?= build
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # System packages: build tools, recorder/analyzer libraries, CPython's build dependencies, and the
-# tools the tests drive (go for `go tool pprof`, chromium for the HTML flame graph, clang for fuzzing,
-# GNU time for the analyzer's peak memory).
+# tools the tests drive (go for `go tool pprof`, chromium for the HTML flame graph and the speedscope
+# timeline, clang for fuzzing, GNU time for the analyzer's peak memory), and npm (Debian's, unless the
+# machine has one already, e.g. with its own Node.js) to fetch speedscope.
 DEPS_BUILD  := meson ninja-build pkg-config gcc libunwind-dev libdw-dev libelf-dev zlib1g-dev \
                libprotobuf-c-dev protobuf-c-compiler libjansson-dev
 DEPS_PYTHON := build-essential libssl-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev \
@@ -26,6 +27,11 @@ deps:
 	    $(SUDO) apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@command -v npm >/dev/null || { echo "make deps: installing npm" >&2; $(SUDO) apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	@# speedscope's web page for the timeline test, pinned by SHA-512 (tools/speedscope-sha512.txt) and
+	@# cached outside the repo; the test fetches it itself when this could not.
+	@tools/speedscope >/dev/null || echo "make deps: speedscope could not be fetched (tools/speedscope)" >&2
 	@# The end-to-end tests are pytest files validating reports with jsonschema, run by the system python3.
 	@python3 -c 'import pytest, jsonschema' 2>/dev/null || \
 	    python3 -m pip install -q pytest jsonschema 2>/dev/null || \
