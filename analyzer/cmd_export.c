@@ -1,4 +1,6 @@
-/* ftprof export FILE... --format pprof|trace -o OUT */
+/* ftprof export FILE... --format pprof|trace -o OUT
+ * Both formats carry every wait, waits for work included: pprof's samples say their kind in a label,
+ * the timeline shows what each thread did. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +68,7 @@ int cmd_export(int argc, char **argv)
     }
 
     rc = strcmp(format, "trace") == 0 ? export_trace(files, n, out_path)
-                                      : cmd_samples_write(files, n, false, out_path, export_pprof, NULL);
+                                      : cmd_samples_write(files, n, false, true, out_path, export_pprof, NULL);
     free(files);
     return rc;
 }

@@ -1,4 +1,6 @@
-/* ftprof flamegraph FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders] */
+/* ftprof flamegraph FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders] [--all]
+ * Contention only by default: a main thread joining its workers or a pool waiting on its queue would
+ * otherwise take most of the width for time nobody can win back. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +9,7 @@
 #include "output.h"
 
 static const char flame_usage[] =
-    "usage: ftprof flamegraph FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders]";
+    "usage: ftprof flamegraph FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders] [--all]";
 
 static bool flame_has_suffix(const char *s, const char *suffix)
 {
@@ -20,7 +22,7 @@ typedef int (*flame_writer)(FILE *, const struct out_sample *, size_t, const str
 struct flame_job {
     flame_writer writer;
     enum flame_weight weight;
-    bool holders;
+    bool holders, all;
 };
 
 static int flame_write(FILE *out, const struct profile *p, const struct cmd_samples *s, void *ctx)
@@ -29,10 +31,14 @@ static int flame_write(FILE *out, const struct profile *p, const struct cmd_samp
     char title[256];
     const char *what = p->n_files ? p->files[0].argv : NULL;
     snprintf(title, sizeof(title), "ftprof: lock waits%s%s", what && *what ? " in " : "", what && *what ? what : "");
-    char subtitle[96];
-    snprintf(subtitle, sizeof(subtitle), "weight: %s \u00b7 %s stacks",
+    char subtitle[160];
+    snprintf(subtitle, sizeof(subtitle), "weight: %s \u00b7 %s stacks \u00b7 %s",
              job->weight == FLAME_WEIGHT_WAIT ? "wait time" : "contended acquisitions",
-             job->holders ? "holder" : "waiter");
+             job->holders ? "holder" : "waiter",
+             job->all ? "contention and waiting for work" : "contention only (--all adds waiting for work)");
+    if (s->n == 0 && !job->all)
+        fprintf(stderr, "ftprof: flamegraph: no lock contention in %s; --all shows the waits for work\n",
+                p->n_files == 1 ? p->files[0].path : "these recordings");
     struct flame_options opt = {.weight = job->weight, .title = title, .subtitle = subtitle};
     return job->writer(out, s->samples, s->n, &opt);
 }
@@ -40,10 +46,11 @@ static int flame_write(FILE *out, const struct profile *p, const struct cmd_samp
 int cmd_flamegraph(int argc, char **argv)
 {
     const char *out_path = NULL, *weight_arg = NULL;
-    bool holders = false, help;
+    bool holders = false, all = false, help;
     size_t n;
     const struct cmd_option opts[] = {
-        {"--output", "-o", &out_path, NULL}, {"--weight", NULL, &weight_arg, NULL}, {"--holders", NULL, NULL, &holders}, {0}};
+        {"--output", "-o", &out_path, NULL}, {"--weight", NULL, &weight_arg, NULL}, {"--holders", NULL, NULL, &holders},
+        {"--all", NULL, NULL, &all}, {0}};
     char **files = calloc((size_t)argc, sizeof(*files));
     if (!files)
         return cmd_error(FTPROF_EXIT_CANNOT_READ, "flamegraph", "out of memory");
@@ -67,8 +74,8 @@ int cmd_flamegraph(int argc, char **argv)
         return rc;
     }
 
-    struct flame_job job = {.writer = writer, .weight = weight, .holders = holders};
-    rc = cmd_samples_write(files, n, holders, out_path, flame_write, &job);
+    struct flame_job job = {.writer = writer, .weight = weight, .holders = holders, .all = all};
+    rc = cmd_samples_write(files, n, holders, all, out_path, flame_write, &job);
     free(files);
     return rc;
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cmd_samples_build(const struct profile *p, bool holders, struct cmd_samples *out)
+int cmd_samples_build(const struct profile *p, bool holders, bool all, struct cmd_samples *out)
 {
     memset(out, 0, sizeof(*out));
     size_t n = 0, frames = 0;
@@ -14,6 +14,8 @@ int cmd_samples_build(const struct profile *p, bool holders, struct cmd_samples 
         const struct prof_lock *l = &p->locks[i];
         const struct prof_site *s = holders ? l->holders : l->waiters;
         size_t ns = holders ? l->n_holders : l->n_waiters;
+        if (!all && !prof_kind_is_contention(l->kind))
+            continue;
         n += ns;
         for (size_t k = 0; k < ns; k++)
             frames += s[k].stack ? s[k].stack->depth : 0;
@@ -31,6 +33,8 @@ int cmd_samples_build(const struct profile *p, bool holders, struct cmd_samples 
         const struct prof_lock *l = &p->locks[i];
         const struct prof_site *s = holders ? l->holders : l->waiters;
         size_t ns = holders ? l->n_holders : l->n_waiters;
+        if (!all && !prof_kind_is_contention(l->kind))
+            continue;
         const char *kind = prof_kind_name(l->kind);
         size_t len = strlen(kind) + strlen(l->name) + 2;
         out->names[i] = malloc(len);
@@ -66,13 +70,13 @@ void cmd_samples_free(struct cmd_samples *s)
     memset(s, 0, sizeof(*s));
 }
 
-int cmd_samples_write(char *const *files, size_t n, bool holders, const char *out_path, cmd_samples_writer write,
-                      void *ctx)
+int cmd_samples_write(char *const *files, size_t n, bool holders, bool all, const char *out_path,
+                      cmd_samples_writer write, void *ctx)
 {
     struct profile p;
     int rc = cmd_load(&p, files, n, false);
     struct cmd_samples s = {0};
-    if (rc == FTPROF_EXIT_OK && cmd_samples_build(&p, holders, &s) < 0)
+    if (rc == FTPROF_EXIT_OK && cmd_samples_build(&p, holders, all, &s) < 0)
         rc = cmd_error(FTPROF_EXIT_CANNOT_WRITE, out_path, "out of memory");
     if (rc == FTPROF_EXIT_OK) {
         FILE *out = cmd_create_output(out_path);

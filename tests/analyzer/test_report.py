@@ -336,6 +336,26 @@ def test_flamegraph_holders_and_count(bank, tmp_path):
     assert "Bank.audit (" in text and "bank.py:18" in text
 
 
+def test_flamegraph_is_contention_unless_all(bank, tmp_path):
+    """The bank's main thread waits for work in Condition.wait: that tower is left out by default (it
+    would be time nobody can win back), drawn with --all; the contended locks' towers are the same."""
+    kinds = {}
+    for args in ((), ("--all",)):
+        out = tmp_path / f"f{len(args)}.folded"
+        r = ftprof("flamegraph", bank, "-o", out, *args)
+        assert r.returncode == 0, r.stderr
+        lines = out.read_text().splitlines()
+        kinds[args] = {l.split(" ", 1)[0] for l in lines}
+        contention = sorted(l for l in lines if not l.startswith(("condition ", "thread_join ")))
+        kinds[args, "contention"] = contention
+    assert "condition" not in kinds[()] and "condition" in kinds[("--all",)], kinds
+    assert {"lock", "critical_section"} <= kinds[()], kinds
+    assert kinds[(), "contention"] == kinds[("--all",), "contention"]
+    svg = tmp_path / "f.svg"
+    assert ftprof("flamegraph", bank, "-o", svg).returncode == 0
+    assert "contention only (--all adds waiting for work)" in svg.read_text()
+
+
 @pytest.mark.parametrize("ext", ["svg", "html"])
 def test_flamegraph_formats(bank, tmp_path, ext):
     out = tmp_path / f"f.{ext}"

@@ -111,6 +111,12 @@ def test_flamegraph_and_pprof_of_a_real_run(ftprof_cli, ftprof_lib, ft_python, t
     subprocess.run([str(ftprof_cli), "flamegraph", *map(str, files), "-o", str(folded)], check=True)
     heaviest = max(folded.read_text().splitlines(), key=lambda l: int(l.rsplit(" ", 1)[1]))
     assert heaviest.startswith("lock ") and heaviest.split(";")[-1].split(" ")[0] == "take"
+    # The main thread joining the workers is waiting for work: drawn only with --all.
+    assert not any(l.startswith(("thread_join ", "condition ")) for l in folded.read_text().splitlines())
+    everything = tmp_path / "all.folded"
+    subprocess.run([str(ftprof_cli), "flamegraph", *map(str, files), "-o", str(everything), "--all"], check=True)
+    joins = [l for l in everything.read_text().splitlines() if l.startswith("thread_join ")]
+    assert joins and any("Thread.join" in l for l in joins), everything.read_text()[:2000]
     pb = tmp_path / "out.pb.gz"
     r = subprocess.run([str(ftprof_cli), "export", *map(str, files), "--format", "pprof", "-o", str(pb)],
                        capture_output=True, text=True)
