@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -133,4 +134,17 @@ int cmd_parse_args(int argc, char **argv, const char *command, const char *usage
         }
     }
     return FTPROF_EXIT_OK;
+}
+
+unsigned cmd_terminal_width(int fd)
+{
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
+        return ws.ws_col;
+    const char *cols = getenv("COLUMNS");
+    size_t n;
+    if (cols && cmd_parse_count(cols, &n) && n >= 40 && n <= 1000)
+        return (unsigned)n;
+    /* Not a terminal (a pipe, a file, a CI log): nothing to fit, so leave room for the lock names. */
+    return 160;
 }

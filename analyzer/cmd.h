@@ -36,6 +36,8 @@ FILE *cmd_create_output(const char *path);
 int cmd_finish_output(FILE *f, const char *path, int write_err);
 /* Parses a positive count; false if `s` is not one. */
 bool cmd_parse_count(const char *s, size_t *out);
+/* Columns to fit text to on `fd`: the terminal's width, else $COLUMNS, else 160 (a pipe or a log). */
+unsigned cmd_terminal_width(int fd);
 
 /* One option of a subcommand: a flag sets *flag; an option with a value stores it in *value, given
  * as "--name VALUE" or "--name=VALUE". */

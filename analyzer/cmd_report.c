@@ -1,41 +1,30 @@
-/* ftprof report FILE... [--top N] [--json] */
+/* ftprof report FILE... [--top N] [--threads] [--depth N] [--json] */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "live.h"
 #include "report.h"
 
-static unsigned report_terminal_width(void)
-{
-    struct winsize ws;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
-        return ws.ws_col;
-    const char *cols = getenv("COLUMNS");
-    size_t n;
-    if (cols && cmd_parse_count(cols, &n) && n >= 40 && n <= 1000)
-        return (unsigned)n;
-    /* Not a terminal (a pipe, a file, a CI log): nothing to fit, so leave room for the lock names. */
-    return 160;
-}
-
-static const char report_usage[] = "usage: ftprof report FILE... [--top N] [--threads] [--json]";
+static const char report_usage[] = "usage: ftprof report FILE... [--top N] [--threads] [--depth N] [--json]";
 
 int cmd_report(int argc, char **argv)
 {
     bool json = false, all_threads = false, help;
-    const char *top_arg = NULL;
-    size_t top = 0, n;
+    const char *top_arg = NULL, *depth_arg = NULL;
+    size_t top = 0, depth = 1, n;
     const struct cmd_option opts[] = {{"--json", NULL, NULL, &json}, {"--top", NULL, &top_arg, NULL},
-                                     {"--threads", NULL, NULL, &all_threads}, {0}};
+                                     {"--threads", NULL, NULL, &all_threads}, {"--depth", NULL, &depth_arg, NULL},
+                                     {0}};
     char **files = calloc((size_t)argc, sizeof(*files));
     if (!files)
         return cmd_error(FTPROF_EXIT_CANNOT_READ, "report", "out of memory");
     int rc = cmd_parse_args(argc, argv, "report", report_usage, opts, files, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && top_arg && !cmd_parse_count(top_arg, &top))
         rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--top needs a positive number");
+    if (rc == FTPROF_EXIT_OK && !help && depth_arg && (!cmd_parse_count(depth_arg, &depth) || depth > 64))
+        rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--depth needs a number of frames from 1 to 64");
     if (rc == FTPROF_EXIT_OK && !help && n == 0)
         rc = cmd_error(FTPROF_EXIT_USAGE, "report", "no recording given (%s)", report_usage);
     if (rc != FTPROF_EXIT_OK || help) {
@@ -57,7 +46,8 @@ int cmd_report(int argc, char **argv)
                 .top = top ? top : 10,
                 .sites = 3,
                 .threads = all_threads ? SIZE_MAX : 10,
-                .width = report_terminal_width(),
+                .depth = depth,
+                .width = cmd_terminal_width(STDOUT_FILENO),
                 .color = isatty(STDOUT_FILENO) && !(nc && *nc),
             };
             live_report_notes(stdout, &p); /* windows, min-wait, ring: what the report covers */

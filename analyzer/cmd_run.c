@@ -150,10 +150,8 @@ static void run_summary(char **files, size_t n)
     }
     struct profile p;
     if (cmd_load(&p, files, n, false) == FTPROF_EXIT_OK) {
-        struct report_text_options opt = {.top = 5, .sites = 0, .width = 100, .compact = true};
-        struct winsize ws;
-        if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
-            opt.width = ws.ws_col;
+        struct report_text_options opt = {.top = 5, .sites = 0, .width = cmd_terminal_width(STDERR_FILENO),
+                                          .compact = true};
         const char *nc = getenv("NO_COLOR");
         opt.color = isatty(STDERR_FILENO) && !(nc && *nc);
         report_text(stderr, &p, &opt);

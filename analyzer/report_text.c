@@ -77,8 +77,64 @@ static void rt_put_fit(FILE *out, const char *s, size_t cols, bool pad)
             seen++;
         }
     }
+    /* Cut between words, not inside one (a source line cut at "self.ca…" reads as another name): at
+     * a space, else after an opening bracket, a dot or a comma, keeping at least half of what fits. */
+    if (*p != ' ' && p > s && p[-1] != ' ' && !strchr("([{.,", p[-1])) {
+        const char *half = s + (p - s) / 2, *cut = NULL;
+        for (const char *q = p - 1; q > half && !cut; q--)
+            if (*q == ' ')
+                cut = q;
+        for (const char *q = p - 1; q > half && !cut; q--)
+            if (strchr("([{.,", q[-1]))
+                cut = q;
+        if (cut)
+            p = cut;
+    }
+    while (p > s && p[-1] == ' ')
+        p--;
     fwrite(s, 1, (size_t)(p - s), out);
     fputs("\u2026", out);
+}
+
+/* Prose (a verdict, a note under a lock) in lines of at most `cols` columns, broken between words;
+ * continuation lines start with `indent` spaces, under the first line's text. */
+static void rt_put_wrapped(FILE *out, const char *s, size_t cols, size_t indent)
+{
+    if (cols < 20)
+        cols = 20;
+    bool first = true;
+    while (*s) {
+        if (!first) {
+            fputc('\n', out);
+            for (size_t i = 0; i < indent; i++)
+                fputc(' ', out);
+        }
+        first = false;
+        if (rt_width(s) <= cols) {
+            fputs(s, out);
+            return;
+        }
+        /* The last space within `cols` columns; a word longer than a line goes on a line of its own. */
+        const char *p = s, *brk = NULL;
+        for (size_t seen = 0; *p && seen <= cols; p++) {
+            if (((unsigned char)*p & 0xc0) == 0x80)
+                continue;
+            if (*p == ' ')
+                brk = p;
+            seen++;
+        }
+        if (!brk || brk == s) {
+            brk = strchr(s + 1, ' ');
+            if (!brk) {
+                fputs(s, out);
+                return;
+            }
+        }
+        fwrite(s, 1, (size_t)(brk - s), out);
+        s = brk;
+        while (*s == ' ')
+            s++;
+    }
 }
 
 static const char *rt_basename(const char *path)
@@ -90,6 +146,76 @@ static const char *rt_basename(const char *path)
 /* Durations in at most 7 columns, for the table. */
 static void rt_dur(char *buf, size_t len, uint64_t ns);
 
+static bool rt_str_eq(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+static bool rt_frame_eq(const struct prof_frame *a, const struct prof_frame *b)
+{
+    return a->line == b->line && a->native == b->native && rt_str_eq(a->function, b->function) &&
+           rt_str_eq(a->file, b->file);
+}
+
+/* "function (file:line)", "function (file)" or "function". */
+static int rt_frame_text(char *buf, size_t len, const struct prof_frame *f)
+{
+    if (f && f->file && f->line)
+        return snprintf(buf, len, "%s (%s:%d)", f->function, rt_basename(f->file), f->line);
+    if (f && f->file)
+        return snprintf(buf, len, "%s (%s)", f->function, rt_basename(f->file));
+    return snprintf(buf, len, "%s", f ? f->function : "[unknown]");
+}
+
+/* How many frames outward from its site frame site `i` must show so that no other shown site prints
+ * the same: two sites that wait at one line for different callers are told apart by the first frame
+ * where their stacks part (1: the site frame alone is enough). */
+static size_t rt_frames_to_differ(const struct prof_site *sites, size_t shown, size_t i, enum prof_kind kind)
+{
+    const struct prof_stack *a = sites[i].stack;
+    const struct prof_frame *fa = prof_site_frame(a, kind);
+    size_t need = 1;
+    if (!fa)
+        return need;
+    size_t ia = (size_t)(fa - a->frames);
+    for (size_t j = 0; j < shown; j++) {
+        const struct prof_stack *b = sites[j].stack;
+        const struct prof_frame *fb = j == i ? NULL : prof_site_frame(b, kind);
+        if (!fb || !rt_frame_eq(fa, fb))
+            continue;
+        size_t ib = (size_t)(fb - b->frames), k = 1;
+        while (ia + k < a->depth && ib + k < b->depth && rt_frame_eq(&a->frames[ia + k], &b->frames[ib + k]))
+            k++;
+        if (k + 1 > need)
+            need = k + 1;
+    }
+    return need;
+}
+
+/* The site frame, then `depth - 1` callers, and — when `differ` lies beyond them — the first caller
+ * that tells this site from another: "f (a.py:3) <- g (a.py:9) <- ... <- main (a.py:20)". */
+static void rt_site_chain(char *buf, size_t len, const struct prof_stack *st, const struct prof_frame *f,
+                          size_t depth, size_t differ)
+{
+    int n = rt_frame_text(buf, len, f);
+    if (!f || !st || n < 0 || (size_t)n >= len)
+        return;
+    size_t at = (size_t)(f - st->frames), shown = 1;
+    for (; shown < depth && at + shown < st->depth && (size_t)n < len; shown++) {
+        int m = snprintf(buf + n, len - (size_t)n, " \u2190 ");
+        n += m;
+        if ((size_t)n >= len)
+            return;
+        n += rt_frame_text(buf + n, len - (size_t)n, &st->frames[at + shown]);
+    }
+    if (differ > shown && (size_t)n < len) {
+        if (at + differ - 1 < st->depth) {
+            n += snprintf(buf + n, len - (size_t)n, differ > shown + 1 ? " \u2190 \u2026 \u2190 " : " \u2190 ");
+            if ((size_t)n < len)
+                rt_frame_text(buf + n, len - (size_t)n, &st->frames[at + differ - 1]);
+        } else {
+            snprintf(buf + n, len - (size_t)n, " \u2190 [outermost]"); /* the other site has more callers */
+        }
+    }
+}
+
 /* Sites in the profile's order (by wait), each as its share of `base`. Holder sites share out the part
  * of the lock's wait whose holder is known (`known`), so their shares never add up to more than it. */
 static void rt_sites(struct rt *r, const char *label, enum prof_kind kind, const struct prof_site *sites, size_t n,
@@ -97,23 +223,21 @@ static void rt_sites(struct rt *r, const char *label, enum prof_kind kind, const
 {
     size_t shown = n < r->opt->sites ? n : r->opt->sites;
     uint64_t left = known;
+    size_t depth = r->opt->depth ? r->opt->depth : 1;
     for (size_t i = 0; i < shown; i++) {
         const struct prof_frame *f = prof_site_frame(sites[i].stack, kind);
         uint64_t part = sites[i].wait_ns < left ? sites[i].wait_ns : left;
         left -= part;
         double share = base ? 100.0 * (double)part / (double)base : 0;
-        char where[512], held[48] = "";
+        char where[1024], held[48] = "";
         if (holds && sites[i].holds) {
             char p50[24];
             rt_dur(p50, sizeof(p50), sites[i].hold_p50_ns);
             snprintf(held, sizeof(held), "  held p50 %s", p50);
         }
-        if (f && f->file && f->line)
-            snprintf(where, sizeof(where), "%s (%s:%d)%s", f->function, rt_basename(f->file), f->line, held);
-        else if (f && f->file)
-            snprintf(where, sizeof(where), "%s (%s)%s", f->function, rt_basename(f->file), held);
-        else
-            snprintf(where, sizeof(where), "%s%s", f ? f->function : "[unknown]", held);
+        rt_site_chain(where, sizeof(where) - sizeof(held), sites[i].stack, f, depth,
+                      rt_frames_to_differ(sites, shown, i, kind));
+        strcat(where, held);
         fprintf(r->out, "      %s%-8s%s %5.1f%%  ", rt_c(r, RT_DIM), i == 0 ? label : "", rt_c(r, RT_RESET), share);
         size_t used = 6 + 8 + 1 + 6 + 2;
         rt_put_fit(r->out, where, r->opt->width > used + 10 ? r->opt->width - used : 10, false);
@@ -137,14 +261,14 @@ static void rt_holds(struct rt *r, const struct prof_lock *l)
         snprintf(line + n, sizeof(line) - (size_t)n, "; held p50 %s, p99 %s, max %s", p50, p99, max);
     }
     fprintf(r->out, "      %s%-8s ", rt_c(r, RT_DIM), "");
-    rt_put_fit(r->out, line, r->opt->width > 20 ? r->opt->width - 15 : 10, false);
+    rt_put_wrapped(r->out, line, r->opt->width > 35 ? r->opt->width - 15 : 20, 15);
     fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
     /* Holds of a holder whose acquisition went unrecorded are the part the waiter saw: say how many. */
     if (l->holds && prof_kind_is_contention(l->kind) && l->holds_from_acquisition < l->holds) {
         snprintf(line, sizeof(line), "(%" PRIu64 " of %" PRIu64 " holds from the holder's own acquisition, the rest "
                  "from the wait's start)", l->holds_from_acquisition, l->holds);
         fprintf(r->out, "      %s%-8s ", rt_c(r, RT_DIM), "");
-        rt_put_fit(r->out, line, r->opt->width > 20 ? r->opt->width - 15 : 10, false);
+        rt_put_wrapped(r->out, line, r->opt->width > 35 ? r->opt->width - 15 : 20, 15);
         fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
     }
 }
@@ -317,8 +441,8 @@ static void rt_verdict(struct rt *r)
         rt_lock_known_name(top, name, sizeof(name));
     double waiting = top && t->wall_ns ? (double)top->wait_ns / (double)t->wall_ns : 0;
     if (top && share >= 20.0) {
-        snprintf(line, sizeof(line), "contention cost %.0f%% of thread time; %s alone kept %.1f of %u threads "
-                 "waiting on average", share, name, waiting, top->threads);
+        snprintf(line, sizeof(line), "contention cost %.0f%% of thread time; %s alone kept %.1f of %u thread%s "
+                 "waiting on average", share, name, waiting, top->threads, top->threads == 1 ? "" : "s");
     } else if (top && share >= 5.0) {
         snprintf(line, sizeof(line), "contention is %.0f%% of thread time; %s is %.0f%% of it (%.1f threads "
                  "waiting on average)", share, name,
@@ -336,7 +460,7 @@ static void rt_verdict(struct rt *r)
                  rt_pct(t->other_ns, t->thread_ns));
     }
     fprintf(r->out, "  %s=> ", rt_c(r, RT_BOLD));
-    rt_put_fit(r->out, line, r->opt->width > 8 ? r->opt->width - 5 : 10, false);
+    rt_put_wrapped(r->out, line, r->opt->width > 25 ? r->opt->width - 5 : 20, 5);
     fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
 }
 

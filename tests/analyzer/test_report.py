@@ -315,6 +315,61 @@ def test_checked_in_recordings(path):
         assert any(matches(l) for l in doc["locks"]), (want, [(l["kind"], l["name"]) for l in doc["locks"][:10]])
 
 
+# --- the text report's sites and widths ----------------------------------------------------------
+
+def text_report(*args, columns=400):
+    r = subprocess.run([FTPROF, "report", *map(str, args)], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, NO_COLOR="1", COLUMNS=str(columns)))
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_sites_on_one_line_with_different_callers_are_told_apart(bank):
+    """The bank's transfer() waits at bank.py:12 when Worker.run calls it and when main does: two waiter
+    sites that would print the same line show the first caller where their stacks part."""
+    lines = [l for l in text_report(bank).splitlines() if "Bank.transfer (bank.py:12)" in l]
+    assert len(lines) == 2, lines
+    callers = {l.split("\u2190", 1)[1].strip() if "\u2190" in l else None for l in lines}
+    assert callers == {"Worker.run (bank.py:40)", "main (bank.py:47)"}, lines
+    # Sites that differ already at their own line stay one frame.
+    assert all("\u2190" not in l for l in text_report(bank).splitlines() if "Bank.audit (bank.py:17)" in l)
+
+
+def test_depth_shows_callers(bank):
+    text = text_report(bank, "--depth", 2)
+    audit = [l for l in text.splitlines() if "Bank.audit (bank.py:17)" in l]
+    assert audit and all(l.rstrip().endswith("Bank.audit (bank.py:17) \u2190 Worker.run (bank.py:42)") for l in audit), audit
+    for bad in ("0", "x", "65"):
+        r = ftprof("report", bank, "--depth", bad)
+        assert r.returncode == 2 and "--depth" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.parametrize("columns", [56, 60, 66, 72])
+def test_narrow_reports_cut_between_words(bank, columns):
+    """A name, source line or site cut to fit the terminal ends at a word's end (or after a bracket, dot
+    or comma), never inside a word; the verdict and the notes under a lock wrap instead of being cut."""
+    wide = text_report(bank)
+    narrow = text_report(bank, columns=columns)
+    cut = [l for l in narrow.splitlines() if l.endswith("\u2026")]
+    assert cut, f"nothing needed cutting at {columns} columns:\n{narrow}"
+    for line in cut:
+        part = line[:-1].split("  ")[-1]  # the text after the last column gap: a name or a site
+        at = wide.find(part)
+        assert at >= 0, (line, part)
+        nxt = wide[at + len(part)]
+        assert nxt in " \n" or part[-1] in "([{.,", f"cut inside a word at {columns} columns: {line!r}"
+    def verdict(text):
+        lines = text.splitlines()
+        i = next(k for k, l in enumerate(lines) if l.lstrip().startswith("=>"))
+        out = [lines[i].strip()[3:]]
+        while i + 1 < len(lines) and lines[i + 1].startswith("     ") and lines[i + 1].strip():
+            i += 1
+            out.append(lines[i].strip())
+        return " ".join(out)
+    assert verdict(narrow) == verdict(wide)
+    assert all(len(l) <= columns for l in narrow.splitlines() if l.lstrip().startswith(("=>", "holder known")))
+
+
 # --- flame graphs and pprof ------------------------------------------------------------------------
 
 def test_flamegraph_folded(bank, tmp_path):

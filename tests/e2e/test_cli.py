@@ -127,6 +127,23 @@ def test_flamegraph_and_pprof_of_a_real_run(ftprof_cli, ftprof_lib, ft_python, t
         assert top.returncode == 0 and "take" in top.stdout
 
 
+def test_run_summary_cuts_source_lines_between_words(ftprof_cli, ftprof_lib, ft_python, tmp_path):
+    """`ftprof run`'s one-line-per-lock summary fits a 100-column terminal: the warm-up Lock's long
+    source line is cut at the end of a word, never inside one."""
+    wl = WORKLOADS / "first_rlocks.py"
+    env = clean_env({"FTPROF_LIBRARY": str(ftprof_lib), "NO_COLOR": "1", "COLUMNS": "100"})
+    proc = subprocess.run([str(ftprof_cli), "run", "-o", str(tmp_path / "run-%p.ftp"), "--", str(ft_python), str(wl)],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    source = next(l.strip() for l in wl.read_text().splitlines() if l.strip().startswith("warmer = "))
+    rows = [l for l in proc.stderr.splitlines() if " lock Lock @" in l and "warmer" in l]
+    assert rows, proc.stderr
+    for row in rows:
+        assert len(row) <= 100 and row.endswith("\u2026"), row
+        shown = row[:-1].split("  ")[-1]
+        assert source.startswith(shown) and source[len(shown)] == " ", f"cut inside a word: {row!r}"
+
+
 def test_run_forwards_terminate_and_still_reports(ftprof_cli, ftprof_lib, ft_python, tmp_path):
     env = clean_env({"FTPROF_LIBRARY": str(ftprof_lib), "NO_COLOR": "1"})
     script = "import sys, time; print('ready', flush=True); time.sleep(60)"

@@ -12,10 +12,11 @@ import time
 
 # First define _thread.lock's type (the main thread's own waits below, on thread starts and an Event,
 # are Lock waits): a thread waits on a held Lock, so that definition happens in that thread.
-warm = threading.Lock()
+warm, warm_ready = threading.Lock(), threading.Event()
 warm.acquire()
-warmer = threading.Thread(target=lambda: warm.acquire() and warm.release(), name="warm-up")
+warmer = threading.Thread(target=lambda: (warm_ready.set(), warm.acquire(), warm.release()), name="warm-up")
 warmer.start()
+warm_ready.wait()
 time.sleep(0.1)
 warm.release()
 warmer.join()
