@@ -355,6 +355,27 @@ static void prof_hold_add(struct prof_internal *in, struct psite *s, uint64_t wa
         s->hold_max = hold;
 }
 
+/* Joins the acquisition's held-back park with the release that woke it: the holder's site gets the
+ * park's wait and the hold, and — if this park ended the acquisition (`final`) — one wait ended. */
+void prof_join_park(struct prof_internal *in, struct pacq *a, bool final)
+{
+    if (!a->park_held)
+        return;
+    a->park_held = false;
+    bool found;
+    struct prof_pending *pe = prof_pending_find(in, a->park_event_id, &found);
+    if (found && pe->holder) {
+        struct psite *s = &in->hsites[pe->site & ~PROF_PENDING_ACQUIRED];
+        s->wait += a->park_wait;
+        s->count += final;
+        prof_hold_add(in, s, pe->t1, pe->value, (pe->site & PROF_PENDING_ACQUIRED) != 0, a->park_start);
+        pe->file = 0;
+    } else if (pe && !found) {
+        *pe = (struct prof_pending){.event_id = a->park_event_id, .value = a->park_wait, .t1 = a->park_start,
+                                    .file = (uint16_t)(in->cur_file + 1), .final = final, .age = pe->age};
+    }
+}
+
 static void prof_event_wait(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->size < sizeof(struct ftp_rec_wait))
@@ -371,6 +392,8 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
     struct pacq *a = prof_acq_for(in, w->tid);
     if (!a)
         return;
+    /* A record of the same acquisition: its earlier park's wake-up did not end the wait. */
+    prof_join_park(in, a, !(a->open && a->acq_seq == w->acq_seq));
     if (a->open && a->acq_seq == w->acq_seq) {
         if (!a->park && w->park_ns)
             a->park = w->park_ns;
@@ -403,18 +426,10 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
     }
 
     if (w->park_ns) {
-        uint64_t wait = w->end_ns > w->start_ns ? w->end_ns - w->start_ns : 0;
-        bool found;
-        struct prof_pending *pe = prof_pending_find(in, w->event_id, &found);
-        if (found && pe->holder) {
-            struct psite *s = &in->hsites[pe->site & ~PROF_PENDING_ACQUIRED];
-            s->wait += wait;
-            prof_hold_add(in, s, pe->t1, pe->value, (pe->site & PROF_PENDING_ACQUIRED) != 0, w->start_ns);
-            pe->file = 0;
-        } else if (pe && !found) {
-            *pe = (struct prof_pending){.event_id = w->event_id, .value = wait, .t1 = w->start_ns,
-                                        .file = (uint16_t)(in->cur_file + 1), .age = pe->age};
-        }
+        a->park_held = true;
+        a->park_event_id = w->event_id;
+        a->park_wait = w->end_ns > w->start_ns ? w->end_ns - w->start_ns : 0;
+        a->park_start = w->start_ns;
     }
 }
 
@@ -441,7 +456,6 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
                                     (uint32_t)*slot, h->stack_id);
     if (!s)
         return;
-    s->count++;
     /* Where the releaser's hold can have begun, from its own records: its last acquisition, if that was
      * of this lock, or its last release of it to a waiter, whichever came later. */
     uint64_t bound = 0;
@@ -459,6 +473,7 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     struct prof_pending *pe = prof_pending_find(in, h->waiter_event_id, &found);
     if (found && !pe->holder) {
         s->wait += pe->value;
+        s->count += pe->final;
         prof_hold_add(in, s, h->time_ns, bound, acquired, pe->t1);
         pe->file = 0;
     } else if (pe && !found) {

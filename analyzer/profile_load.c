@@ -14,9 +14,13 @@
 static uint32_t prof_lock_file(struct prof_internal *in, uint32_t o) { return in->locks[o].file; }
 static uint32_t prof_hgroup_file(struct prof_internal *in, uint32_t o) { return in->hgroups[o].file; }
 
+/* Contention first, then waiting for work (as the text report's two sections), each by total wait. */
 static int prof_lock_cmp(const void *a, const void *b)
 {
     const struct prof_lock *x = a, *y = b;
+    bool cx = prof_kind_is_contention(x->kind), cy = prof_kind_is_contention(y->kind);
+    if (cx != cy)
+        return cx ? -1 : 1;
     if (x->wait_ns != y->wait_ns)
         return x->wait_ns < y->wait_ns ? 1 : -1;
     if (x->contentions != y->contentions)
@@ -240,9 +244,12 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
             free(ids);
             return rc;
         }
-        for (size_t a = 0; a < in->n_acqs; a++)
+        for (size_t a = 0; a < in->n_acqs; a++) {
+            if (in->acqs[a].file == k)
+                prof_join_park(in, &in->acqs[a], true); /* the thread's last park ended its last wait */
             if (in->acqs[a].open && in->acqs[a].file == k)
                 prof_close_acq(in, &in->acqs[a]);
+        }
 
         struct prof_file *f = &p->files[k];
         uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;

@@ -90,6 +90,11 @@ struct pacq {
     uint64_t acq_seq, start, park, end, addr;
     uint32_t thread;               /* 1 + index into profile.threads, 0 until looked up */
     uint64_t rel_addr, rel_ns;     /* the thread's last release recorded as a holder */
+    /* The acquisition's last park, held back until the thread's next record says whether it was the
+     * last: a waiter woken only to lose the lock again parks once more in the same acquisition, and
+     * only the wake-up that ended the wait counts it for a holder (so holders never outnumber waits). */
+    bool park_held;
+    uint64_t park_event_id, park_wait, park_start;
 };
 
 struct plock {
@@ -149,6 +154,7 @@ struct prof_pending {
     uint32_t site;  /* a holder: the index of its site | PROF_PENDING_ACQUIRED */
     uint16_t file;  /* 1 + file index; 0: empty (files past 65534 join no holders) */
     bool holder;
+    bool final;     /* a wait: the park that ended its acquisition (its holder counts a wait ended) */
     uint8_t age;
 };
 
@@ -264,6 +270,7 @@ int prof_code_line(struct prof_internal *in, uint32_t file, uint32_t code_id, ui
 bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec);
 
 /* profile_events.c */
+void prof_join_park(struct prof_internal *in, struct pacq *a, bool final);
 void prof_close_acq(struct prof_internal *in, struct pacq *a);
 bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
 /* After all files: spins onto locks, merged rows' holder groups gathered. */

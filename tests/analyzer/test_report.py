@@ -97,9 +97,16 @@ def test_hot_lock_ranked_first_with_its_sites(bank_doc):
     assert holders[0]["wait_ns"] == 201 * MS and holders[1]["wait_ns"] == 99 * MS
 
 
-def test_locks_sorted_by_wait(bank_doc):
-    waits = [l["wait_ns"] for l in bank_doc["locks"]]
-    assert waits == sorted(waits, reverse=True)
+def test_locks_sorted_contention_first_then_by_wait(bank_doc):
+    """As the text does: contention by total wait, then waiting for work (the bank's Thread.join and
+    Condition waits are longer than most of its locks', and still come after them)."""
+    work = {"condition", "thread_join"}
+    order = [(l["kind"] in work, -l["wait_ns"]) for l in bank_doc["locks"]]
+    assert order == sorted(order)
+    kinds = [l["kind"] for l in bank_doc["locks"]]
+    first_work = min(i for i, k in enumerate(kinds) if k in work)
+    assert all(k not in work for k in kinds[:first_work]) and all(k in work for k in kinds[first_work:])
+    assert max(l["wait_ns"] for l in bank_doc["locks"] if l["kind"] in work) > bank_doc["locks"][first_work - 1]["wait_ns"]
     for l in bank_doc["locks"]:
         for key in ("waiters", "holders"):
             w = [s["wait_ns"] for s in l[key]]

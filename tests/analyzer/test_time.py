@@ -20,6 +20,7 @@ S = 1_000_000_000
 REC_THREAD, REC_CODE, REC_STACK, REC_WAIT, REC_HOLDER, REC_THREAD_END = 1, 2, 3, 5, 6, 9
 KIND_LOCK, KIND_CONDITION, KIND_SPIN = 1, 7, 13
 FLAG_PYTHON, FLAG_FREE_THREADED, FLAG_FINISHED = 1, 2, 8
+WAIT_CONTINUATION = 1 << 3
 CHUNK = 64 * 1024
 
 
@@ -60,12 +61,15 @@ class Recording:
     def end_thread(self, tid, start, start_cpu, end, cpu):
         self.chunks[tid].append(record(REC_THREAD_END, struct.pack("<IIQQQQ", tid, 0, start, start_cpu, end, cpu)))
 
-    def wait(self, tid, kind, addr, start, end, park=None, stack=0):
+    def wait(self, tid, kind, addr, start, end, park=None, stack=0, acq=None, flags=0):
+        """A WAIT record; `acq` (an earlier wait's event id) and flags=WAIT_CONTINUATION make it a later
+        park of that wait's acquisition."""
         self.seq[tid] += 1
         event = tid << 32 | self.seq[tid]
         park = start if park is None else park
-        self.chunks[tid].append(record(REC_WAIT, struct.pack("<IBBHQQQQQQIIII", tid, kind, 0, 0, event, event, start,
-                                                             park, end, addr, stack, 0, 0, 0)))
+        self.chunks[tid].append(record(REC_WAIT, struct.pack("<IBBHQQQQQQIIII", tid, kind, 0, 0, event,
+                                                             event if acq is None else acq, start, park, end, addr,
+                                                             stack, 0, 0, 0), flags))
         return event
 
     def holder(self, tid, event, time_ns, addr, stack=0):
@@ -257,6 +261,31 @@ def test_holder_shares_never_exceed_the_wait(holds):
     assert "holder known for 76% of the wait" in holders[2] and "max 28.0ms" in holders[2]
     assert "(1 of 2 holds from the holder's own acquisition, the rest from the wait's start)" in holders[3]
     assert "100.0%" not in "".join(holders[:2])
+
+
+@pytest.mark.parametrize("holders_first", [False, True])
+def test_a_waiter_woken_to_lose_the_lock_counts_one_wait(tmp_path, holders_first):
+    """A waiter parks, is woken by R1's release, loses the lock to another thread and parks again in the
+    same acquisition until R2's release: one wait. R1 and R2 each held it during a part (10 and 20 ms),
+    but only R2 ended the wait: holder counts never add up to more than the lock's waits."""
+    rec = Recording()
+    r1, r2 = rec.code("Cache.put"), rec.code("Cache.flush")
+    waiter = rec.code("Cache.get")
+    order = [(501, "r1"), (502, "r2")] if holders_first else []
+    for tid, name in order + [(500, "waiter")] + ([] if holders_first else [(501, "r1"), (502, "r2")]):
+        rec.thread(tid, name, 1000 * MS)
+    first = rec.wait(500, KIND_LOCK, 0x1000, 1100 * MS, 1110 * MS, stack=waiter)
+    second = rec.wait(500, KIND_LOCK, 0x1000, 1110 * MS, 1130 * MS, stack=waiter, acq=first, flags=WAIT_CONTINUATION)
+    rec.holder(501, first, 1110 * MS, 0x1000, stack=r1)
+    rec.holder(502, second, 1130 * MS, 0x1000, stack=r2)
+    lock = next(l for l in report(rec.write(tmp_path / "repark.ftp"))["locks"] if l["kind"] == "lock")
+    assert lock["contentions"] == 1 and lock["wait_ns"] == 30 * MS
+    by_site = {h["stack"][0]["function"]: h for h in lock["holders"]}
+    assert by_site["Cache.flush"]["count"] == 1 and by_site["Cache.flush"]["wait_ns"] == 20 * MS
+    assert by_site.get("Cache.put", {"count": 0})["count"] == 0
+    assert by_site["Cache.put"]["wait_ns"] == 10 * MS  # R1's part of the wait is still its share
+    assert sum(h["count"] for h in lock["holders"]) <= lock["contentions"]
+    assert sum(h["wait_ns"] for h in lock["holders"]) <= lock["wait_ns"]
 
 
 def test_killed_process(tmp_path):

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS = Path(__file__).resolve().parent / "workloads"
 NATIVE = Path(__file__).resolve().parent / "native"
 
+WAITING_FOR_WORK = {"condition", "thread_join"}
 KINDS = {"lock", "rlock", "critical_section", "pymutex", "stop_the_world", "gil", "condition",
          "thread_join", "pthread_mutex", "pthread_rwlock", "other"}
 
@@ -331,8 +332,13 @@ def validate_report(rep):
     except jsonschema.ValidationError as e:
         raise AssertionError(f"report does not follow the JSON contract: {e.message} at "
                              f"{list(e.absolute_path)}")
-    waits = [lk["wait_ns"] for lk in rep["locks"]]
-    assert waits == sorted(waits, reverse=True), "locks are not sorted by wait_ns descending"
+    # Contention first, then waiting for work, each by total wait: the order of the text report.
+    order = [(lk["kind"] in WAITING_FOR_WORK, -lk["wait_ns"]) for lk in rep["locks"]]
+    assert order == sorted(order), "locks are not contention first, then waiting for work, each by wait_ns"
+    for lk in rep["locks"]:
+        ended = sum(h["count"] for h in lk["holders"])
+        assert ended <= lk["contentions"], f"{lk['name']}: holders ended {ended} waits of {lk['contentions']}"
+        assert sum(h["wait_ns"] for h in lk["holders"]) <= lk["wait_ns"], f"{lk['name']}: holders' wait > the lock's"
 
 
 @pytest.fixture
