@@ -156,7 +156,12 @@ int out_write_trace(FILE *out, struct profile *p, char *err, size_t errlen)
     for (size_t k = 0; k < p->n_files; k++) {
         const struct prof_file *f = &p->files[k];
         char name[2200];
-        snprintf(name, sizeof(name), "%s (pid %u)", f->argv && *f->argv ? f->argv : f->path, f->pid);
+        /* Viewers print the trace's pid beside the name; say the process's own only where the trace's
+         * differs (two recordings of one pid, from two pid namespaces or machines). */
+        if (o.pids[k] == f->pid)
+            snprintf(name, sizeof(name), "%s", f->argv && *f->argv ? f->argv : f->path);
+        else
+            snprintf(name, sizeof(name), "%s (pid %u)", f->argv && *f->argv ? f->argv : f->path, f->pid);
         ot_begin(&o);
         fprintf(out, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":", o.pids[k]);
         ot_str(out, name);
