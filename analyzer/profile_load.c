@@ -113,6 +113,30 @@ static void prof_finish(struct prof_internal *in)
             o->hold_max_ns = holds->hold_max_ns;
             o->holds_from_acquisition = holds->holds_from_acquisition;
         }
+        /* A holder group can serve two rows: a Condition's waiter locks come and go, and a later Lock
+         * at one of their addresses shares its releases. Its sites then end more waits than this row
+         * had: give the row a copy, its sites (by wait) taking counts and wait up to the row's own. */
+        uint64_t ended = 0, ended_wait = 0;
+        for (size_t h = 0; h < o->n_holders; h++)
+            ended += o->holders[h].count, ended_wait += o->holders[h].wait_ns;
+        if (ended > o->contentions || ended_wait > o->wait_ns) {
+            struct prof_site *own = malloc(o->n_holders * sizeof(*own));
+            struct prof_site **slot = own ? PUSH(in, site_lists) : NULL;
+            if (!slot) {
+                free(own);
+                o->holders = NULL, o->n_holders = 0; /* out of memory: no holders rather than wrong ones */
+            } else {
+                *slot = own;
+                uint64_t left_n = o->contentions, left_w = o->wait_ns;
+                for (size_t h = 0; h < o->n_holders; h++) {
+                    own[h] = o->holders[h];
+                    own[h].count = own[h].count < left_n ? own[h].count : left_n;
+                    own[h].wait_ns = own[h].wait_ns < left_w ? own[h].wait_ns : left_w;
+                    left_n -= own[h].count, left_w -= own[h].wait_ns;
+                }
+                o->holders = own;
+            }
+        }
         /* Holder sites share out the wait they were found to end, never more than the lock's. */
         for (size_t h = 0; h < o->n_holders; h++)
             o->holder_known_ns += o->holders[h].wait_ns;

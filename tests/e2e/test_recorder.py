@@ -266,12 +266,18 @@ def test_critical_section(runner, results, container, writers):
     writer = f"write_{container}"
     holder = f"hold_{container}"
     cs = [lk for lk in rep.of_kind("critical_section") if lk["type"] == container]
+    # A spin that never parked, from a stack no park was seen with, is left unattributed: unknown, not
+    # filed under another lock (on a loaded machine a writer can also spin briefly on an interpreter
+    # mutex). Those may exist, as a small part; any other kind is a misfiled wait.
+    unattributed = [lk for lk in rep.with_waiter_function(writer) if lk["name"] == "spin (unattributed)"]
     misfiled = [f"{lk['kind']} '{lk['name']}' ({lk['contentions']} waits)"
-                for lk in rep.with_waiter_function(writer) if lk["kind"] != "critical_section"]
+                for lk in rep.with_waiter_function(writer)
+                if lk["kind"] != "critical_section" and lk not in unattributed]
     assert cs, (f"no critical_section on a {container} in the report; the writers' waits were filed as "
                 f"{misfiled}:\n{rep.summary()}")
     assert not misfiled, f"some of the writers' waits on the {container} were filed elsewhere: {misfiled}"
     lk = max(cs, key=lambda x: x["wait_ns"])
+    assert sum(u["wait_ns"] for u in unattributed) <= 0.05 * lk["wait_ns"], rep.summary()
 
     top_w = top_frame(lk["waiters"][0])
     assert top_w["function"] == writer, f"top waiter frame {top_w}\n{rep.summary()}"

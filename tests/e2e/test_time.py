@@ -11,7 +11,9 @@ import signal
 import statistics
 import subprocess
 
-from conftest import WORKLOADS, read_header, FLAG_FINISHED, wait_for_line
+import pytest
+
+from conftest import WORKLOADS, read_header, FLAG_FINISHED, wait_for_line, _python
 
 WL = WORKLOADS / "time_split.py"
 
@@ -222,3 +224,25 @@ def test_diff_before_and_after_a_fix(runner, results):
     assert doc["new"]["contention_share"] < doc["base"]["contention_share"]
     text = runner.cli_run("diff", *before.files, *after.files).stdout
     assert "cores busy" in text and "contention share" in text and "worker (time_split.py:" in text
+
+
+def test_diff_of_the_gil_build_and_the_free_threaded_one(gil_runner):
+    """One CPU-bound program on the default build and on the free-threaded build of the same version:
+    the GIL's waits are a lock of the base run only (GONE in the new one), the base run keeps at most
+    one core busy, and the contention share drops."""
+    import json
+    ft = _python(gil_runner.python.label + "t")
+    argv = [WORKLOADS / "cpu_threads.py", "--threads", 3, "--work", 2_000_000]
+    base = gil_runner.run(argv)
+    new = gil_runner.run(argv, python=ft)
+    assert base.truth()["gil_enabled"] and not new.truth()["gil_enabled"]
+    proc = gil_runner.cli_run("diff", *base.files, *new.files, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    gil = [l for l in doc["locks"] if l["kind"] == "gil"]
+    assert gil and all(l["status"] == "gone" and l["new"] is None for l in gil), gil
+    assert sum(l["base"]["wait_ns"] for l in gil) > 0.2 * doc["base"]["wall_ns"], gil
+    assert doc["base"]["cores_busy"] <= 1.1, doc["base"]
+    assert doc["new"]["contention_share"] < 0.5 * doc["base"]["contention_share"], (doc["base"], doc["new"])
+    text = gil_runner.cli_run("diff", *base.files, *new.files).stdout
+    assert "GONE" in text and "gil" in text, text
