@@ -145,7 +145,10 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
         /* The chunks are read in place from the page cache, twice (definitions, then events), where
          * read() would copy them twice: a third of a report's time on a large file. */
         size_t span = (size_t)(f->hdr.header_size + (uint64_t)(f->chunks - 1) * cs + f->last_chunk_len);
-        void *m = mmap(NULL, span, PROT_READ, MAP_SHARED, f->fd, 0);
+        /* Records must stay aligned as in the recorder's chunks: a header size off the record alignment
+         * (a damaged or hostile file) is read through the aligned buffer instead. */
+        void *m = f->hdr.header_size % FTP_RECORD_ALIGN == 0 ? mmap(NULL, span, PROT_READ, MAP_SHARED, f->fd, 0)
+                                                             : MAP_FAILED;
         if (m != MAP_FAILED) {
             (void)madvise(m, span, MADV_SEQUENTIAL);
             f->map = m;
