@@ -14,22 +14,12 @@
 #include "exitcodes.h"
 #include "ftprof/format.h"
 #include "reader.h"
+#include "check.h"
 
 #define CHUNK (64u << 10)
 #define CHUNKS 16u
 #define RECORD 64u
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                                        \
-    do {                                                                                                       \
-        if (!(cond)) {                                                                                         \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                               \
-            fprintf(stderr, __VA_ARGS__);                                                                      \
-            fputc('\n', stderr);                                                                               \
-            failures++;                                                                                        \
-        }                                                                                                      \
-    } while (0)
 
 /* A recording of CHUNKS full chunks of RECORD-byte records, each carrying its own sequence number. */
 static void write_recording(const char *path)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "check.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define SYM_TEST_NOINLINE __attribute__((noinline, noipa))
@@ -23,17 +24,6 @@
 #define SYM_TEST_NOINLINE __attribute__((noinline))
 #endif
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            failures++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-        }                                                                                  \
-    } while (0)
 
 /* ---- the code whose addresses get symbolized; the *_line globals pin the expected lines ---- */
 

@@ -21,21 +21,12 @@
 #include <unistd.h>
 
 #include "ftprof/format.h"
+#include "check.h"
 
 typedef int (*attach_fn)(const char *, unsigned long long, int, int, char *, size_t);
 typedef int (*detach_fn)(void);
 typedef size_t (*got_fn)(uint64_t *, size_t);
 
-static int failures;
-#define CHECK(cond, ...)                                                                                  \
-    do {                                                                                                  \
-        if (!(cond)) {                                                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                         \
-            fprintf(stderr, __VA_ARGS__);                                                                 \
-            fputc('\n', stderr);                                                                          \
-            failures++;                                                                                   \
-        }                                                                                                 \
-    } while (0)
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int stop;
