@@ -24,17 +24,8 @@
 #include <unistd.h>
 
 #include "ftprof/format.h"
+#include "check.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                                  \
-    do {                                                                                                  \
-        if (!(cond)) {                                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                               \
-            fprintf(stderr, __VA_ARGS__);                                                                 \
-            fprintf(stderr, "\n");                                                                        \
-            failures++;                                                                                   \
-        }                                                                                                 \
-    } while (0)
 
 static void sleep_ms(double ms)
 {
@@ -69,6 +60,14 @@ static bool thread_sleeping(int tid)
     return end && end[1] == ' ' && end[2] == 'S';
 }
 
+/* Until thread `tid` really blocks (at most 2 s): on a loaded machine a thread may be preempted between
+ * announcing itself and its blocking call for longer than any fixed delay, and then it would not wait. */
+static void wait_until_asleep(int tid)
+{
+    for (int k = 0; k < 20000 && !thread_sleeping(tid); k++)
+        sleep_ms(0.1);
+}
+
 static void *mutex_waiter(void *arg)
 {
     (void)arg;
@@ -88,10 +87,7 @@ static void contend_mutex_rounds(int rounds)
         pthread_create(&th, NULL, mutex_waiter, NULL);
         while (!atomic_load(&ready))
             sleep_ms(0.05);
-        /* Until the waiter really blocks: on a loaded machine it may be preempted between announcing
-         * itself and its lock call for longer than any fixed delay (then no wait would happen). */
-        for (int k = 0; k < 20000 && !thread_sleeping(atomic_load(&waiter_tid)); k++)
-            sleep_ms(0.1);
+        wait_until_asleep(atomic_load(&waiter_tid));
         sleep_ms(2);
         pthread_mutex_unlock(&mutex);
         pthread_join(th, NULL);
@@ -167,11 +163,10 @@ static void contend_trios(int rounds)
             pthread_create(&th[k], NULL, trio_waiter, (void *)(intptr_t)k);
         while (atomic_load(&ready) < 3)
             sleep_ms(0.05);
-        /* Each must be asleep in sem_wait before the posts, or it takes its post without waiting: a
-         * waiter preempted between `ready` and sem_wait (ASan, a loaded machine) once made 1,799 of 1,800. */
+        /* Each must be asleep in sem_wait before the posts, or it takes its post without waiting (under
+         * ASan in CI, 1,799 of 1,800). */
         for (int k = 0; k < 3; k++)
-            for (int n = 0; n < 20000 && !thread_sleeping(atomic_load(&trio_tids[k])); n++)
-                sleep_ms(0.05);
+            wait_until_asleep(atomic_load(&trio_tids[k]));
         sleep_ms(0.2);
         for (int k = 0; k < 3; k++)
             sem_post(&trio_sem);
@@ -211,8 +206,7 @@ static int inflight_case(void)
     pthread_create(&th, NULL, mutex_waiter, NULL);
     while (!atomic_load(&ready))
         sleep_ms(0.05);
-    for (int k = 0; k < 20000 && !thread_sleeping(atomic_load(&waiter_tid)); k++)
-        sleep_ms(0.1);
+    wait_until_asleep(atomic_load(&waiter_tid));
     sleep_ms(50);
     int fd = open(path, O_RDONLY);
     struct stat st;
