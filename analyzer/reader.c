@@ -223,7 +223,7 @@ int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
         if (!f->map) {
             ssize_t n = rd_pread_full(f->fd, f->buf, want, at);
             if (n < 0)
-                return (int)n;
+                return (int)n; /* not mapped: no guard to take down */
             len = (size_t)n;
         }
         size_t off = 0;
@@ -238,11 +238,8 @@ int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
                     f->damaged_chunks++;
                 break;
             }
-            if (!visit(ctx, c, rec)) {
-                if (f->map)
-                    rd_guard(f, false);
-                return 0;
-            }
+            if (!visit(ctx, c, rec))
+                goto out;
             off += size;
         }
         /* The pages stay in the page cache, but leave this process: its memory grows with the stacks
@@ -251,6 +248,7 @@ int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
             (void)madvise((void *)(f->map + at + cs - (size_t)RD_UNMAP_EVERY * cs), (size_t)RD_UNMAP_EVERY * cs,
                           MADV_DONTNEED);
     }
+out:
     if (f->map)
         rd_guard(f, false);
     return 0;
