@@ -271,23 +271,23 @@ static int detach_locked(void)
     atomic_store(&ftp_state.recording, 0);
     /* Threads blocked in a hook are stale from here: what they saw is not written. */
     atomic_fetch_add(&ftp_state.generation, 1);
-    /* A hook already past hook_enter but not blocked finishes in microseconds: let it. */
-    struct timespec ts = {0, 2 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    /* Threads still running recorder code of this session finish it first, however long they were
+     * preempted in it; any thread that enters from now on finds itself stale and touches nothing. */
+    ftp_busy_quiesce();
     ftp_file_finish();
     void *map = ftp_state.map;
     size_t size = ftp_state.map_size;
-    ftp_state.control = NULL;
-    ftp_state.inflight_slots = NULL;
-    ftp_state.hdr = NULL;
-    ftp_state.map = NULL;
     if (map) {
-        /* msync is not needed for MAP_SHARED; replacing the pages keeps the range for stragglers. */
+        /* msync is not needed for MAP_SHARED. The pages are replaced, not unmapped: hdr, map, control
+         * and the in-flight slots keep pointing at readable memory, so no hook ever finds them NULL. */
         void *p = mmap(map, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
                        -1, 0);
         if (p == map) {
             reserve = map;
             reserve_size = size;
+        } else {
+            /* Cannot happen short of running out of mappings; the file stays mapped (and finished). */
+            ftp_warn("detach: the recording's range could not be replaced; it stays mapped", NULL, NULL);
         }
     }
     attached = false;

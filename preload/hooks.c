@@ -35,14 +35,16 @@ static inline struct ftp_thread *hook_enter(void)
     return ftp_thread_enter();
 }
 
-/* Work every slow path does first: finish Python set-up and notice the GIL coming back. */
-static inline uint64_t slow_path_begin(struct ftp_thread *t)
+/* Work every slow path does first: mark the thread busy (false: a detach came in since hook_enter, pass
+ * the call through), finish Python set-up and notice the GIL coming back. */
+static inline bool slow_path_begin(struct ftp_thread *t, uint64_t *now)
 {
-    t->guard++;
-    uint64_t now = ftp_now();
+    if (!ftp_busy_enter(t))
+        return false;
+    *now = ftp_now();
     if (ftp_python_ready())
         ftp_python_check_gil(t);
-    return now;
+    return true;
 }
 
 /* PyMutexes parked on, or seen held by a spinner, lately: a spin's candidates that some thread really
@@ -99,12 +101,14 @@ static inline bool claim_holder(struct ftp_waiter *w, uintptr_t key, struct ftp_
 /* After the release: the releaser's stack, linked to the waiter it woke. */
 static void record_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy)
 {
-    if (ftp_paused() || FTP_UNLIKELY(ftp_thread_stale(t)))
+    if (ftp_paused())
         return;
     int saved_errno = errno;
-    uint64_t now = slow_path_begin(t);
-    ftp_event_holder(t, copy, now);
-    t->guard--;
+    uint64_t now;
+    if (slow_path_begin(t, &now)) {
+        ftp_event_holder(t, copy, now);
+        ftp_busy_leave(t);
+    }
     errno = saved_errno;
 }
 
@@ -132,7 +136,7 @@ static inline int park_handed_off(const void *park_arg)
 /* A wait that ended after a detach (ftprof attach): nothing of it is written (got.h). */
 static int stale_return(struct ftp_thread *t, int rc, int saved_errno)
 {
-    t->guard--;
+    ftp_busy_leave(t);
     errno = saved_errno;
     return rc;
 }
@@ -168,9 +172,8 @@ EXPORT int sem_init(sem_t *sem, int pshared, unsigned value)
     if (rc != 0 || !(t = hook_enter()))
         return rc;
     uintptr_t caller = (uintptr_t)__builtin_return_address(0);
-    if (pshared || !ftp_in_python_text(caller))
+    if (pshared || !ftp_in_python_text(caller) || !ftp_busy_enter(t))
         return rc;
-    t->guard++;
     if (value == 0 && PARK_LAYOUT->park_arg_before_sem && on_own_stack(sem)) {
         /* Registered now, not at the wait: in a 3.13 self-park the thread wakes itself (sem_post) before
          * it reaches sem_wait, and we must see that post to leave the non-wait unreported. */
@@ -184,7 +187,7 @@ EXPORT int sem_init(sem_t *sem, int pshared, unsigned value)
     } else if (value == 1 && ftp_python_ready() && ftp_python_in_rlock_factory()) {
         ftp_rlock_add((uintptr_t)sem); /* 3.13's RLock is a PyThread_type_lock: remember which sems */
     }
-    t->guard--;
+    ftp_busy_leave(t);
     return rc;
 }
 
@@ -192,14 +195,13 @@ EXPORT int sem_destroy(sem_t *sem)
 {
     REAL(sem_destroy);
     struct ftp_thread *t = hook_enter();
-    if (t) {
-        t->guard++;
+    if (t && ftp_busy_enter(t)) {
         int i = park_index(t, sem);
         if (i >= 0)
             park_forget(t, i);
         else
             ftp_rlock_remove((uintptr_t)sem);
-        t->guard--;
+        ftp_busy_leave(t);
     }
     return ftp_real.sem_destroy(sem);
 }
@@ -221,7 +223,9 @@ static inline int call_sem_wait(sem_t *sem, enum sem_mode mode, clockid_t clock,
 static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode, clockid_t clock,
                      const struct timespec *abstime)
 {
-    uint64_t now = slow_path_begin(t);
+    uint64_t now;
+    if (!slow_path_begin(t, &now))
+        return call_sem_wait(sem, mode, clock, abstime);
     struct ftp_park_sem park = t->park[i];
     const void *park_arg = park_arg_of(sem);
     uintptr_t lock_addr = park_lock_addr(sem);
@@ -248,9 +252,8 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     if (!reportable || ftp_paused()) {
         if (self_woken)
             t->spin_start_ns = 0; /* the self-park's spin was not a wait either */
-        int rc = call_sem_wait(sem, mode, clock, abstime);
-        t->guard--;
-        return rc;
+        ftp_busy_leave(t);
+        return call_sem_wait(sem, mode, clock, abstime);
     }
     struct ftp_lock_class cls;
     ftp_python_classify(t, lock_addr, mutex_park, &cls);
@@ -301,9 +304,10 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     ftp_inflight_begin(t, &w, owner);
     w.park_ns = ftp_now();
 
+    ftp_busy_block(t);
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
-    if (FTP_UNLIKELY(ftp_thread_stale(t)))
+    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
         return stale_return(t, rc, saved_errno);
     w.end_ns = ftp_now();
     ftp_inflight_end(t);
@@ -322,7 +326,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     t->prev_acq_begin = acq_begin;
     t->prev_mergeable = mergeable_kind && !handed_off;
     errno = saved_errno;
-    t->guard--;
+    ftp_busy_leave(t);
     return rc;
 }
 
@@ -337,7 +341,9 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     if (errno != EAGAIN || ftp_paused())
         return call_sem_wait(sem, mode, clock, abstime);
     errno = saved;
-    uint64_t now = slow_path_begin(t);
+    uint64_t now;
+    if (!slow_path_begin(t, &now))
+        return call_sem_wait(sem, mode, clock, abstime);
     struct ftp_wait w = {
         .kind = ftp_rlock_contains((uintptr_t)sem) ? FTP_KIND_RLOCK : FTP_KIND_PYTHREAD_LOCK,
         .region = FTP_REGION_HEAP,
@@ -352,9 +358,10 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)sem, w.event_id, w.lock_addr, t->tid);
     ftp_inflight_begin(t, &w, 0); /* 3.13's RLock keeps its owner in the object, not beside the sem */
     w.park_ns = ftp_now();
+    ftp_busy_block(t);
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
-    if (FTP_UNLIKELY(ftp_thread_stale(t)))
+    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
         return stale_return(t, rc, saved_errno);
     w.end_ns = ftp_now();
     ftp_inflight_end(t);
@@ -364,7 +371,7 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     ftp_event_wait(t, &w);
     t->prev_mergeable = false;
     errno = saved_errno;
-    t->guard--;
+    ftp_busy_leave(t);
     return rc;
 }
 
@@ -496,9 +503,8 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
 {
     REAL(sched_yield);
     struct ftp_thread *t = hook_enter();
-    if (!t || !ftp_in_python_text(caller) || ftp_paused())
+    if (!t || !ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
         return ftp_real.sched_yield();
-    t->guard++;
     uint64_t now = ftp_now();
     if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS) {
         ftp_event_flush_spin(t, now, true);
@@ -518,10 +524,11 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
      * each look costs a handful of reads. */
     if (regs && !t->spin_locked && t->spin_yields < ftp_state.py.lay.spin_max)
         spin_lock_of(t, regs, 6);
+    /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
+    ftp_busy_leave(t);
     int rc = ftp_real.sched_yield();
     t->spin_last_ns = ftp_now();
     t->spin_yields++;
-    t->guard--;
     return rc;
 }
 
@@ -536,9 +543,14 @@ EXPORT int sched_yield(void)
 /* ---------------------------------------------------------------------------------------------------
  * pthread mutexes and rwlocks (native code: sqlite3, OpenSSL, ...; and the GIL's mutex).
  * ------------------------------------------------------------------------------------------------- */
-static void native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_t lock, uint8_t kind)
+/* Everything before the blocking call: false when a detach came in (block without recording). On true,
+ * the waiter is registered (*reg) and the thread is marked as blocking. */
+static bool native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_t lock, uint8_t kind,
+                              struct ftp_waiter **reg)
 {
-    uint64_t now = slow_path_begin(t);
+    uint64_t now;
+    if (!slow_path_begin(t, &now))
+        return false;
     w->kind = kind;
     w->region = FTP_REGION_HEAP;
     w->event_id = ftp_event_next_id(t);
@@ -549,14 +561,17 @@ static void native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_
     w->start_ns = now;
     ftp_event_flush_spin(t, now, true);
     w->stack_id = ftp_stack_capture(t);
+    *reg = ftp_waiter_add(lock, w->event_id, w->lock_addr, t->tid);
     ftp_inflight_begin(t, w, 0);
     w->park_ns = ftp_now();
+    ftp_busy_block(t);
+    return true;
 }
 
 static void native_wait_end(struct ftp_thread *t, struct ftp_wait *w, struct ftp_waiter *reg, int rc)
 {
-    if (FTP_UNLIKELY(ftp_thread_stale(t))) {
-        t->guard--;
+    if (FTP_UNLIKELY(!ftp_busy_resume(t))) {
+        ftp_busy_leave(t);
         return;
     }
     w->end_ns = ftp_now();
@@ -568,7 +583,7 @@ static void native_wait_end(struct ftp_thread *t, struct ftp_wait *w, struct ftp
         w->flags |= FTP_WAIT_FAILED; /* e.g. EDEADLK: an error-checking mutex the caller already holds */
     ftp_event_wait(t, w);
     t->prev_mergeable = false;
-    t->guard--;
+    ftp_busy_leave(t);
 }
 
 EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
@@ -583,9 +598,11 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
     if (ftp_paused())
         return ftp_real.pthread_mutex_lock(m);
     struct ftp_wait w = {0};
+    struct ftp_waiter *reg;
     int saved_errno = errno;
-    native_wait_begin(t, &w, (uintptr_t)m, ftp_python_is_gil((uintptr_t)m) ? FTP_KIND_GIL : FTP_KIND_PTHREAD_MUTEX);
-    struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)m, w.event_id, w.lock_addr, t->tid);
+    if (!native_wait_begin(t, &w, (uintptr_t)m, ftp_python_is_gil((uintptr_t)m) ? FTP_KIND_GIL : FTP_KIND_PTHREAD_MUTEX,
+                           &reg))
+        return ftp_real.pthread_mutex_lock(m);
     rc = ftp_real.pthread_mutex_lock(m);
     native_wait_end(t, &w, reg, rc);
     errno = saved_errno;
@@ -624,9 +641,10 @@ static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), 
     if (rc != EBUSY || ftp_paused())
         return rc != EBUSY ? rc : lock(l);
     struct ftp_wait w = {0};
+    struct ftp_waiter *reg;
     int saved_errno = errno;
-    native_wait_begin(t, &w, (uintptr_t)l, FTP_KIND_PTHREAD_RWLOCK);
-    struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)l, w.event_id, w.lock_addr, t->tid);
+    if (!native_wait_begin(t, &w, (uintptr_t)l, FTP_KIND_PTHREAD_RWLOCK, &reg))
+        return lock(l);
     rc = lock(l);
     native_wait_end(t, &w, reg, rc);
     errno = saved_errno;
@@ -658,9 +676,9 @@ EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
 static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime)
 {
     struct ftp_thread *t = hook_enter();
-    if (!t || ftp_paused())
+    uint64_t now;
+    if (!t || ftp_paused() || !slow_path_begin(t, &now))
         return abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
-    uint64_t now = slow_path_begin(t);
     bool gil = ftp_python_is_gil((uintptr_t)c);
     struct ftp_wait w = {
         .kind = gil ? FTP_KIND_GIL : FTP_KIND_COND_WAIT,
@@ -685,8 +703,9 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)c, w.event_id, w.lock_addr, t->tid);
     ftp_inflight_begin(t, &w, 0);
     w.park_ns = ftp_now();
+    ftp_busy_block(t);
     int rc = abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
-    if (FTP_UNLIKELY(ftp_thread_stale(t)))
+    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
         return stale_return(t, rc, errno);
     w.end_ns = ftp_now();
     ftp_inflight_end(t);
@@ -700,7 +719,7 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
     t->prev_stack = w.stack_id;
     t->prev_kind = w.kind;
     t->prev_mergeable = gil;
-    t->guard--;
+    ftp_busy_leave(t);
     return rc;
 }
 

@@ -215,6 +215,7 @@ static void after_fork_in_child(void)
      * program's is touched. */
     atomic_store(&ftp_state.recording, 0);
     atomic_fetch_add(&ftp_state.generation, 1);
+    ftp_busy_reset_after_fork();
     ftp_tables_reset();
     ftp_native_reset();
     atomic_store(&ftp_state.free_chunks, 0);

@@ -26,7 +26,13 @@ void ftp_native_init(void)
     exe_path[n > 0 ? n : 0] = 0;
 }
 
-void ftp_native_reset(void) { last_map_entry = 0; }
+/* A new session or a fork child: describe every object again. `walking` too, since a fork may have
+ * copied another thread's walk in progress, whose end never comes in the child. */
+void ftp_native_reset(void)
+{
+    last_map_entry = 0;
+    atomic_store(&walking, 0);
+}
 
 struct map_entry {
     uintptr_t l_addr;

@@ -61,6 +61,9 @@ struct ftp_thread {
     uint8_t name_tries;  /* later attempts at the name (a thread may block before its first frame) */
     bool key_set;        /* pthread key value set, so the destructor hands our chunk back */
     bool ended;          /* THREAD_END written: the thread is leaving (or the process is exiting) */
+    bool exiting;        /* its key destructor ran: it claims no busy slot any more */
+    _Atomic uint32_t *busy; /* its word in the busy table (thread.c); NULL: counted in the shared overflow */
+    bool busy_marked;       /* marked busy now (marks are idempotent: the overflow count must not drift) */
     uint64_t start_ns;      /* the thread's first call into the recorder (THREAD_END) */
     uint64_t start_cpu_ns;  /* ... and its CPU clock then */
     /* ring */
@@ -233,7 +236,51 @@ static inline uint64_t ftp_now(void)
 /* ---- thread state (thread.c) ---- */
 /* The calling thread's state, reset if it is stale after fork; NULL when not recording. */
 FTP_HIDDEN struct ftp_thread *ftp_thread_enter(void);
+
+/* Busy marks: how detach knows that no thread is still running recorder code of the session it ends.
+ * A thread is busy while it runs recorder code (from ftp_busy_enter to ftp_busy_leave), except while it
+ * blocks in the real lock call (ftp_busy_block .. ftp_busy_resume). Each mark is a store to the thread's
+ * own word followed by a full fence; detach bumps the generation, fences, and waits until no word is
+ * busy (ftp_busy_quiesce). So a thread either sees the new generation right after marking itself busy
+ * (it is stale: it touches nothing and passes the call through), or detach sees its mark and waits for
+ * it, however long it was preempted. Nothing of a session is written once its detach has returned. */
+FTP_HIDDEN void ftp_busy_mark(struct ftp_thread *t, bool busy);
+/* Outermost entry into recorder code on this thread: false (and nothing marked) when the thread is stale
+ * or recording stopped; the caller then only passes the call through. */
+static inline bool ftp_busy_enter(struct ftp_thread *t)
+{
+    if (t->guard++ == 0) {
+        ftp_busy_mark(t, true);
+        if (FTP_UNLIKELY(t->generation != atomic_load_explicit(&ftp_state.generation, memory_order_relaxed) ||
+                         !atomic_load_explicit(&ftp_state.recording, memory_order_relaxed))) {
+            ftp_busy_mark(t, false);
+            t->guard--;
+            return false;
+        }
+    }
+    return true;
+}
+static inline void ftp_busy_leave(struct ftp_thread *t)
+{
+    if (--t->guard == 0)
+        ftp_busy_mark(t, false);
+}
+/* Around the real, blocking call: a parked thread must not hold detach up. */
+static inline void ftp_busy_block(struct ftp_thread *t) { ftp_busy_mark(t, false); }
+/* After the real call returned: busy again; false when a detach came in between (the thread is stale:
+ * what it saw belongs to no recording and is dropped, see ftp_thread_stale). */
+static inline bool ftp_busy_resume(struct ftp_thread *t)
+{
+    ftp_busy_mark(t, true);
+    return t->generation == atomic_load_explicit(&ftp_state.generation, memory_order_relaxed);
+}
+/* Detach: wait until no thread is busy in recorder code (after the generation moved on). */
+FTP_HIDDEN void ftp_busy_quiesce(void);
+/* Fork child: only the calling thread exists; every other thread's mark is gone with it. */
+FTP_HIDDEN void ftp_busy_reset_after_fork(void);
 FTP_HIDDEN void ftp_thread_setup_key(void);
+/* Arm the thread-exit callback for this thread (once; a no-op when the key could not be made low). */
+FTP_HIDDEN void ftp_thread_set_key(struct ftp_thread *t);
 /* At exit, for the thread running exit(): its THREAD_END record and the process's CPU time into the
  * header (the TLS destructor, which writes other threads' records, does not run for it). */
 FTP_HIDDEN void ftp_thread_exit_process(void);

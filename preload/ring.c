@@ -14,13 +14,14 @@ void ftp_ring_count_drop(void)
      * that wait is past the recording's end, not a sign of a buffer too small. */
     if (atomic_load_explicit(&ftp_state.claimed, memory_order_relaxed) & FTP_CLAIMS_CLOSED)
         return;
-    if (!ftp_state.hdr)
+    struct ftp_file_header *h = ftp_state.hdr;
+    if (!h)
         return;
     /* A full disk is not a small buffer: raising FTPROF_BUFFER would not have kept these. */
     if (atomic_load_explicit(&ftp_state.disk_full, memory_order_relaxed))
-        atomic_fetch_add_explicit((_Atomic uint64_t *)&ftp_state.hdr->disk_full_events, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit((_Atomic uint64_t *)&h->disk_full_events, 1, memory_order_relaxed);
     else
-        atomic_fetch_add_explicit((_Atomic uint64_t *)&ftp_state.hdr->dropped_events, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit((_Atomic uint64_t *)&h->dropped_events, 1, memory_order_relaxed);
 }
 
 static bool pop_free_chunk(uint32_t *index)
@@ -115,11 +116,7 @@ static bool take_chunk(struct ftp_thread *t, bool reuse)
     t->chunk_off = fill;
     t->announced = false;
     ftp_ring_mark_owned(idx, true);
-    if (!t->key_set) {
-        /* Non-NULL value: the key's destructor runs at thread exit and hands the chunk back. */
-        pthread_setspecific(ftp_state.thread_key, (void *)1);
-        t->key_set = true;
-    }
+    ftp_thread_set_key(t); /* its destructor hands the chunk back at thread exit */
     return true;
 }
 
