@@ -139,11 +139,13 @@ static void child_after_fork(void)
 }
 
 /* flags: FTPROF_ATTACH_NATIVE (1) native stacks; FTPROF_ATTACH_ANY (2) record a process without a
- * CPython interpreter too (the unit tests' plain pthread programs). cli: the CLI's pid, watched by the
+ * CPython interpreter too (the unit tests' plain pthread programs); FTPROF_ATTACH_TEST_PREEMPT (4) for
+ * the tests: a hook stops for 40 ms before it writes every 64th wait, as a preempted one would. cli: the CLI's pid, watched by the
  * watchdog (0: none; the caller detaches with ftprof_detach). err: a line saying what went wrong, or
  * on success how many call sites were rewritten. 0 or -errno. */
 #define FTPROF_ATTACH_NATIVE 1
 #define FTPROF_ATTACH_ANY 2
+#define FTPROF_ATTACH_TEST_PREEMPT 4
 EXPORT int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cli, char *err, size_t errcap);
 int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cli, char *err, size_t errcap)
 {
@@ -189,6 +191,7 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     ftp_native_init();
     ftp_python_detect();
     ftp_state.record_all = (flags & FTPROF_ATTACH_ANY) != 0;
+    ftp_state.test_preempt = (flags & FTPROF_ATTACH_TEST_PREEMPT) != 0;
     if (!ftp_state.py.present && !ftp_state.record_all) {
         set_err(err, errcap, "no CPython interpreter found in the process", 0);
         rc = -ENOENT;

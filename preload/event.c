@@ -20,6 +20,11 @@ void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
         t->name_tries++;
         t->announced = false;
     }
+    if (FTP_UNLIKELY(ftp_state.test_preempt) && (t->seq & 63) == 0) {
+        /* Tests only: as if preempted between deciding to write and writing, across a detach. */
+        struct timespec preempted = {0, 40 * 1000 * 1000};
+        nanosleep(&preempted, NULL);
+    }
     struct ftp_rec_wait *r = ftp_ring_reserve(t, sizeof *r);
     if (!r) {
         ftp_ring_count_drop();

@@ -160,6 +160,7 @@ struct ftp_state {
     bool verbose;
     bool record_all;           /* FTPROF_ALL=1: record non-Python processes too */
     bool test_slow_types;      /* FTPROF_TEST_SLOW_TYPES=1: a type's definition takes 1 s (tests race it) */
+    bool test_preempt;         /* attach flag for the tests: a hook pauses 40 ms before some writes */
     /* No descriptor is kept once the file is mapped: a program may close every descriptor it did not
      * open (os.closerange) and reuse the numbers for its own files. Whatever needs the file later (a
      * chunk reservation without MADV_POPULATE_WRITE, the trim at exit) opens it again by name and
