@@ -325,8 +325,8 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
             prof_warn(quiet, paths[i], "%u damaged chunk(s); their remaining records were skipped",
                       f->damaged_chunks);
         if (f->flags & FTP_FLAG_STOPPED)
-            prof_warn(quiet, paths[i], "the recorder stopped itself early (it met an interpreter state it does "
-                      "not know); the recording is partial");
+            prof_warn(quiet, paths[i], "the recorder stopped itself early (%s); the recording is partial",
+                      f->notes_len ? "the recorder's notes in the report say why" : "it met a state it does not know");
         if (f->flags & FTP_FLAG_DISK_FULL)
             prof_warn(quiet, paths[i], "the recording ends early because the disk was full; %llu later "
                       "wait%s not stored", (unsigned long long)f->disk_full_events,
