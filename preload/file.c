@@ -48,9 +48,11 @@ static uint64_t margin_of(const struct statfs *fs)
 }
 
 /* Bytes the recorder may still take on this file system; UINT64_MAX when that cannot be read (the
- * reservation itself then finds out). */
+ * reservation itself then finds out), as on file systems that report no size at all. */
 static uint64_t space_to_spare(const struct statfs *fs)
 {
+    if (fs->f_blocks == 0)
+        return UINT64_MAX;
     uint64_t avail = (uint64_t)fs->f_bavail * (uint64_t)(fs->f_frsize ? fs->f_frsize : fs->f_bsize);
     uint64_t margin = margin_of(fs);
     return avail > margin ? avail - margin : 0;
