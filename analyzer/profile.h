@@ -153,7 +153,8 @@ struct prof_file {
     bool ring;
     uint64_t overwritten_events, overwritten_until_ns;
     /* The recorder's notes (format 6, header.notes): lines of a status byte and a warning's text, as
-     * read, NUL bytes (a note still being written) dropped and control characters shown as '?';
+     * read, a run of NUL bytes (the rest of a note still being written) ending its line and control
+     * characters shown as '?';
      * `notes_cut` when some did not fit in the header. Read them with prof_note_next. */
     char notes[FTP_NOTES_MAX];
     uint32_t notes_len;

@@ -190,8 +190,12 @@ static void prof_file_info(struct prof_internal *in, struct prof_file *f, const 
         f->notes_len = 0;
         for (uint32_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)h->notes[i];
-            if (c)
-                f->notes[f->notes_len++] = (char)((c < 0x20 && c != '\n') || c == 0x7f ? '?' : c);
+            if (c == 0) { /* the unwritten rest of a note (its writer was still copying): it ends there */
+                if (f->notes_len && f->notes[f->notes_len - 1] != '\n')
+                    f->notes[f->notes_len++] = '\n';
+                continue;
+            }
+            f->notes[f->notes_len++] = (char)((c < 0x20 && c != '\n') || c == 0x7f ? '?' : c);
         }
         f->notes_cut = h->notes_len > FTP_NOTES_MAX;
     }
