@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,7 +88,8 @@ void ftp_resolve_real(void)
  *   - a socket: send(MSG_DONTWAIT | MSG_NOSIGNAL), non-blocking for this call alone;
  *   - a pipe or a terminal: opened again through /proc/self/fd/2, which gives a file description of our
  *     own, made O_NONBLOCK: a full pipe or a stopped terminal (^S) returns EAGAIN instead of blocking,
- *     and the program's description keeps its flags. SIGPIPE is blocked around the write;
+ *     and the program's description keeps its flags. SIGPIPE is blocked around the write. (Not a
+ *     terminal's master side, /dev/ptmx, which a new open would turn into another terminal);
  *   - anything else (another device, /dev/null, fd 2 closed or replaced): dropped.
  * A write that fails or is short is dropped too; the note says whether the line reached stderr.
  * Messages are built by hand and go through write(2): stdio may hold locks or allocate. */
@@ -147,7 +149,9 @@ static bool stderr_write(const char *buf, size_t n)
         return write(STDERR_FILENO, buf, n) == (ssize_t)n;
     if (S_ISSOCK(st.st_mode))
         return send(STDERR_FILENO, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
-    if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(STDERR_FILENO)))
+    /* Not a pseudo-terminal's master (/dev/ptmx): opening it again would make a new terminal. */
+    bool ptmx = S_ISCHR(st.st_mode) && major(st.st_rdev) == 5 && minor(st.st_rdev) == 2;
+    if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && !ptmx && isatty(STDERR_FILENO)))
         return write_reopened(buf, n);
     return false;
 }
