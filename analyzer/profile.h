@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ftprof/format.h"
+
 enum prof_kind {
     PROF_KIND_LOCK,
     PROF_KIND_RLOCK,
@@ -150,7 +152,24 @@ struct prof_file {
     /* FTPROF_MODE=ring: waits overwritten to keep the file bounded, and the latest end among them */
     bool ring;
     uint64_t overwritten_events, overwritten_until_ns;
+    /* The recorder's notes (format 6, header.notes): lines of a status byte and a warning's text, as
+     * read, a run of NUL bytes (the rest of a note still being written) ending its line and control
+     * characters shown as '?';
+     * `notes_cut` when some did not fit in the header. Read them with prof_note_next. */
+    char notes[FTP_NOTES_MAX];
+    uint32_t notes_len;
+    bool notes_cut;
 };
+
+/* One of a recording's notes: what the recorder warned about, and whether the program's stderr got it
+ * too (the recorder writes there only when it is the program's start-up stream and cannot block). */
+struct prof_note {
+    const char *text; /* not NUL-terminated */
+    size_t len;
+    bool shown_on_stderr;
+};
+/* The note at *pos, moving *pos past it; false after the last. Start with *pos = 0. */
+bool prof_note_next(const struct prof_file *f, uint32_t *pos, struct prof_note *note);
 
 struct prof_internal;
 

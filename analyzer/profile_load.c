@@ -185,6 +185,40 @@ static void prof_file_info(struct prof_internal *in, struct prof_file *f, const 
         if (argv[i] == 0)
             argv[i] = ' ';
     f->argv = prof_intern(in, argv, len);
+    if (h->version >= 6) {
+        uint32_t n = h->notes_len < FTP_NOTES_MAX ? h->notes_len : FTP_NOTES_MAX;
+        f->notes_len = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)h->notes[i];
+            if (c == 0) { /* the unwritten rest of a note (its writer was still copying): it ends there */
+                if (f->notes_len && f->notes[f->notes_len - 1] != '\n')
+                    f->notes[f->notes_len++] = '\n';
+                continue;
+            }
+            f->notes[f->notes_len++] = (char)((c < 0x20 && c != '\n') || c == 0x7f ? '?' : c);
+        }
+        f->notes_cut = h->notes_len > FTP_NOTES_MAX;
+    }
+}
+
+bool prof_note_next(const struct prof_file *f, uint32_t *pos, struct prof_note *note)
+{
+    while (*pos < f->notes_len) {
+        const char *line = f->notes + *pos;
+        const char *nl = memchr(line, '\n', f->notes_len - *pos);
+        size_t len = nl ? (size_t)(nl - line) : f->notes_len - *pos;
+        *pos += (uint32_t)len + (nl ? 1 : 0);
+        if (len == 0)
+            continue;
+        /* A status byte the recorder never writes (a damaged header) is kept as text, not shown. */
+        bool known = line[0] == FTP_NOTE_SHOWN || line[0] == FTP_NOTE_UNSHOWN;
+        note->shown_on_stderr = line[0] == FTP_NOTE_SHOWN;
+        note->text = known ? line + 1 : line;
+        note->len = known ? len - 1 : len;
+        if (note->len)
+            return true;
+    }
+    return false;
 }
 
 static void prof_warn(bool quiet, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -295,8 +329,8 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
             prof_warn(quiet, paths[i], "%u damaged chunk(s); their remaining records were skipped",
                       f->damaged_chunks);
         if (f->flags & FTP_FLAG_STOPPED)
-            prof_warn(quiet, paths[i], "the recorder stopped itself early (it met an interpreter state it does "
-                      "not know); the recording is partial");
+            prof_warn(quiet, paths[i], "the recorder stopped itself early (%s); the recording is partial",
+                      f->notes_len ? "the recorder's notes in the report say why" : "it met a state it does not know");
         if (f->flags & FTP_FLAG_DISK_FULL)
             prof_warn(quiet, paths[i], "the recording ends early because the disk was full; %llu later "
                       "wait%s not stored", (unsigned long long)f->disk_full_events,

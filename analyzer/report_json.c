@@ -148,6 +148,22 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         json_array_append_new(gil, o);
     }
     rj_set(root, "gil_enabled", gil);
+    json_t *notes = json_array();
+    for (size_t i = 0; i < p->n_files; i++) {
+        struct prof_note note;
+        uint32_t pos = 0;
+        while (prof_note_next(&p->files[i], &pos, &note)) {
+            char text[FTP_NOTES_MAX + 1];
+            memcpy(text, note.text, note.len);
+            text[note.len] = 0;
+            json_t *o = json_object();
+            rj_set(o, "file", rj_str(p->files[i].path));
+            rj_set(o, "text", rj_str(text));
+            rj_set(o, "shown_on_stderr", json_boolean(note.shown_on_stderr));
+            json_array_append_new(notes, o);
+        }
+    }
+    rj_set(root, "notes", notes);
     rj_set(root, "dropped_events", rj_u64(p->dropped_events));
     rj_set(root, "disk_full_events", rj_u64(p->disk_full_events));
     rj_set(root, "duration_ns", rj_u64(p->duration_ns));
@@ -192,6 +208,7 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "process_cpu_ns", rj_u64(f->process_cpu_ns));
         rj_set(o, "ended_by_exec", json_boolean(f->flags & FTP_FLAG_ENDED_BY_EXEC));
         rj_set(o, "attached", json_boolean(f->flags & FTP_FLAG_ATTACHED));
+        rj_set(o, "notes_cut", json_boolean(f->notes_cut));
         json_t *win = json_array();
         for (uint32_t w = 0; w < f->n_windows; w++) {
             json_t *pair = json_array();

@@ -586,6 +586,33 @@ static void rt_time(struct rt *r)
     rt_threads(r);
 }
 
+/* What the recorder warned about while it ran (header.notes). The full report lists every note; the
+ * compact one (`ftprof run`, printed after the program's own output) only those the program's stderr
+ * did not get, so none is said twice. */
+static void rt_notes(struct rt *r, const struct profile *p)
+{
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct prof_file *f = &p->files[i];
+        struct prof_note note;
+        uint32_t pos = 0;
+        bool first = true;
+        while (prof_note_next(f, &pos, &note)) {
+            if (r->opt->compact && note.shown_on_stderr)
+                continue;
+            if (first)
+                fprintf(r->out, "%sRecorder notes%s (%s, pid %u):\n", rt_c(r, RT_YELLOW),
+                        r->opt->compact ? " the program's stderr did not show" : "", f->path, f->pid);
+            first = false;
+            fprintf(r->out, "  %.*s%s%s\n", (int)note.len, note.text,
+                    note.shown_on_stderr || r->opt->compact ? "" : " (not shown on the program's stderr)",
+                    rt_c(r, RT_RESET));
+        }
+        if (f->notes_cut)
+            fprintf(r->out, "  %s(more notes did not fit in the recording's header)%s\n", rt_c(r, RT_DIM),
+                    rt_c(r, RT_RESET));
+    }
+}
+
 int report_text(FILE *out, struct profile *p, const struct report_text_options *opt)
 {
     struct rt r = {.out = out, .opt = opt, .p = p};
@@ -641,6 +668,7 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
         fprintf(out, "%s! %s ends early because the disk was full: %s later wait%s not stored%s\n", rt_c(&r, RT_RED),
                 f->path, d, f->disk_full_events == 1 ? " was" : "s were", rt_c(&r, RT_RESET));
     }
+    rt_notes(&r, p);
     if (p->dropped_events) {
         char d[32];
         rt_count(d, sizeof(d), p->dropped_events);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "got.h"
@@ -22,6 +23,53 @@
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
+#endif
+
+/* ---- the program's disk space ----
+ * A full disk must be the program's to fill, not the recorder's: a chunk is reserved only if the file
+ * system keeps at least a margin free afterwards, for the program's own next writes. The margin is
+ * 8 MiB or 2% of the file system, whichever is more, but never more than half of it: on a file system
+ * under 16 MiB the recorder uses at most half of what is free (a 200 KiB tmpfs keeps 100 KiB free). */
+#define FTP_MARGIN_MIN ((uint64_t)8 << 20)
+#define FTP_MARGIN_PERCENT 2
+/* Chunks are at most this share of the space the recorder may use when the file is created, and at
+ * least FTP_CHUNK_MIN: on a small file system, threads hold small chunks and leave less of it unfilled. */
+#define FTP_CHUNK_SHARE 8
+#define FTP_CHUNK_MIN ((uint32_t)16 << 10)
+
+static uint64_t margin_of(const struct statfs *fs)
+{
+    uint64_t bsize = (uint64_t)(fs->f_frsize ? fs->f_frsize : fs->f_bsize);
+    uint64_t total = (uint64_t)fs->f_blocks * bsize;
+    uint64_t margin = total / 100 * FTP_MARGIN_PERCENT;
+    if (margin < FTP_MARGIN_MIN)
+        margin = FTP_MARGIN_MIN;
+    return margin > total / 2 ? total / 2 : margin;
+}
+
+/* Bytes the recorder may still take on this file system; UINT64_MAX when that cannot be read (the
+ * reservation itself then finds out), as on file systems that report no size at all. */
+static uint64_t space_to_spare(const struct statfs *fs)
+{
+    if (fs->f_blocks == 0)
+        return UINT64_MAX;
+    uint64_t avail = (uint64_t)fs->f_bavail * (uint64_t)(fs->f_frsize ? fs->f_frsize : fs->f_bsize);
+    uint64_t margin = margin_of(fs);
+    return avail > margin ? avail - margin : 0;
+}
+
+/* statfs(2), not statvfs(3): glibc's statvfs may read /proc/mounts through stdio for the mount flags. */
+static uint64_t spare_at(const char *path)
+{
+    struct statfs fs;
+    return statfs(path, &fs) == 0 ? space_to_spare(&fs) : UINT64_MAX;
+}
+
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
 #endif
 
 /* How many images of one process (exec into itself) get a recording of their own. */
@@ -327,6 +375,10 @@ int ftp_file_open(bool forked_child)
     uint32_t chunk = 64u << 10;
     while (chunk > 4096 && (total - FTP_HEADER_SIZE) / chunk < 4)
         chunk >>= 1;
+    struct statfs fs;
+    if (fstatfs(fd, &fs) == 0)
+        while (chunk > FTP_CHUNK_MIN && chunk > space_to_spare(&fs) / FTP_CHUNK_SHARE)
+            chunk >>= 1;
     uint32_t count = (uint32_t)((total - FTP_HEADER_SIZE) / chunk);
     if (count == 0)
         count = 1;
@@ -399,6 +451,7 @@ int ftp_file_open(bool forked_child)
     if (forked_child)
         flags |= FTP_FLAG_FORKED_CHILD;
     atomic_store((_Atomic uint32_t *)&h->flags, flags);
+    ftp_notes_copy_early(h); /* before ftp_state.hdr is set: later notes go straight to the header */
     if (!named) {
         int rc = publish_file(fd, path);
         for (int tries = 0; rc == -EEXIST && tries < 8; tries++) {
@@ -474,9 +527,25 @@ static int open_own_file(void)
     return open_checked(ftp_state.path, O_RDWR, &want, &st);
 }
 
+/* Deallocates [off, off + len) of the file (rounded inward to whole pages): only for pages no thread
+ * can store to any more, since a store into a punched page of the shared mapping allocates it again,
+ * or raises SIGBUS on a full disk. */
+static void give_back(int fd, size_t off, size_t len)
+{
+    size_t page = 4096, from = (off + page - 1) & ~(page - 1), to = (off + len) & ~(page - 1);
+    if (to > from && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) != 0) {
+        /* the file system cannot punch holes: the blocks stay the recording's until the exit trim */
+    }
+}
+
 int ftp_file_reserve(size_t off, size_t len)
 {
     int saved = errno, rc;
+    if (spare_at(ftp_state.path) < len) {
+        errno = saved;
+        return FTP_RESERVE_LOW_SPACE;
+    }
+    int fd = -1;
     if (ftp_state.populate) {
         rc = EINTR;
         for (int i = 0; i < 8 && (rc == EINTR || rc == EAGAIN); i++)
@@ -484,18 +553,39 @@ int ftp_file_reserve(size_t off, size_t len)
         /* EFAULT: a store there would raise SIGBUS, i.e. the file system has no block for it. */
         if (rc == EFAULT)
             rc = ENOSPC;
+        if (rc != 0)
+            fd = open_own_file();
     } else {
         /* Kernels before 5.14: fallocate through a descriptor of our own, opened for this call. */
-        int fd = open_own_file();
-        if (fd < 0) {
-            rc = ESTALE;
-        } else {
-            rc = posix_fallocate(fd, (off_t)off, (off_t)len);
-            close(fd);
-        }
+        fd = open_own_file();
+        rc = fd < 0 ? ESTALE : posix_fallocate(fd, (off_t)off, (off_t)len);
     }
+    /* What a failed reservation did allocate (the pages populated before the disk filled): the range is
+     * the caller's alone until it hands the chunk index back, so no thread stores there. */
+    if (rc != 0 && fd >= 0)
+        give_back(fd, off, len);
+    if (fd >= 0)
+        close(fd);
     errno = saved;
     return rc;
+}
+
+/* A full disk: chunks handed back by exited threads will not be adopted any more (they are taken off
+ * the free list, so no thread can store to them); the pages past what each holds are given back. */
+static void give_back_free_chunks(void)
+{
+    uint32_t top = ftp_ring_detach_free_list();
+    if (!top)
+        return;
+    int fd = open_own_file();
+    if (fd < 0)
+        return;
+    for (uint32_t n = 0; top && n < ftp_state.chunk_count; top = ftp_state.chunk_next[top - 1], n++) {
+        size_t off = FTP_HEADER_SIZE + (size_t)(top - 1) * ftp_state.chunk_size;
+        uint32_t fill = ftp_state.chunk_fill[top - 1];
+        give_back(fd, off + fill, ftp_state.chunk_size - fill);
+    }
+    close(fd);
 }
 
 /* Decimal digits of v into buf (no stdio in hooks); returns buf. */
@@ -518,11 +608,14 @@ void ftp_file_disk_full(int err)
         return;
     int saved = errno; /* a hook's caller may look at errno after the call we wrap */
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, FTP_FLAG_DISK_FULL);
+    give_back_free_chunks();
     uint64_t kept = FTP_HEADER_SIZE + (uint64_t)atomic_load((_Atomic uint32_t *)&h->chunks_used) * ftp_state.chunk_size;
     char num[24], msg[200];
     const char *reason = err == EDQUOT ? ": the disk quota is exceeded, the disk is full for this recording"
                          : err == ENOSPC ? ": the disk is full (no space left on device)"
-                                         : ": the disk is full (its blocks cannot be reserved)";
+                         : err == FTP_RESERVE_LOW_SPACE
+                             ? ": the disk is full for this recording (the rest of its free space is left to the program)"
+                             : ": the disk is full (its blocks cannot be reserved)";
     size_t n = 0;
     const char *parts[] = {reason, "; the recording stops growing at ", fmt_u64(num, sizeof num, (kept + 1023) / 1024),
                            " KiB, later waits are counted, not stored"};

@@ -5,8 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "got.h"
@@ -71,12 +76,120 @@ void ftp_resolve_real(void)
     ftp_real = r;
 }
 
-/* Messages go through write(2): stdio may hold locks or allocate, and the host owns stderr's buffer. */
+/* ---- warnings ----
+ * A warning goes to two places: the recording's notes (header.notes, format.h), where nothing is lost,
+ * and the program's descriptor 2 only when that is safe. The recorder does not own fd 2: a daemon may
+ * have closed it and opened a data file or a socket of its own under that number, and a stderr pipe
+ * nobody reads would block the warning thread (a hook, sometimes) for good. So fd 2 is written only
+ * while it is provably the stream the program started with (same device and inode as when the
+ * constructor ran; never for a recorder attached late, which cannot know that stream), and only in a
+ * way that cannot block or signal:
+ *   - a regular file: write(2), as any log line (a file write does not wait for a reader);
+ *   - a socket: send(MSG_DONTWAIT | MSG_NOSIGNAL), non-blocking for this call alone;
+ *   - a pipe or a terminal: opened again through /proc/self/fd/2, which gives a file description of our
+ *     own, made O_NONBLOCK: a full pipe or a stopped terminal (^S) returns EAGAIN instead of blocking,
+ *     and the program's description keeps its flags. SIGPIPE is blocked around the write. (Not a
+ *     terminal's master side, /dev/ptmx, which a new open would turn into another terminal);
+ *   - anything else (another device, /dev/null, fd 2 closed or replaced): dropped.
+ * A write that fails or is short is dropped too; the note says whether the line reached stderr.
+ * Messages are built by hand and go through write(2): stdio may hold locks or allocate. */
+static struct {
+    bool known;
+    dev_t dev;
+    ino_t ino;
+} stderr_at_start;
+
+static void stderr_remember(void)
+{
+    struct stat st;
+    int saved = errno;
+    stderr_at_start.known = fstat(STDERR_FILENO, &st) == 0;
+    stderr_at_start.dev = st.st_dev;
+    stderr_at_start.ino = st.st_ino;
+    errno = saved;
+}
+
+static bool same_stream(const struct stat *st)
+{
+    return st->st_dev == stderr_at_start.dev && st->st_ino == stderr_at_start.ino;
+}
+
+static bool write_reopened(const char *buf, size_t n)
+{
+    int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return false; /* no /proc, or a pipe without a reader (ENXIO) */
+    struct stat st;
+    bool ok = false;
+    if (fstat(fd, &st) == 0 && same_stream(&st)) {
+        sigset_t pipe_only, old, pending;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+        bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+        ok = write(fd, buf, n) == (ssize_t)n;
+        if (!ok && errno == EPIPE && !was_pending) {
+            /* the reader went away since the open: take back the SIGPIPE our write raised */
+            struct timespec zero = {0, 0};
+            sigtimedwait(&pipe_only, NULL, &zero);
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    close(fd);
+    return ok;
+}
+
+/* One line to the program's stderr if that is safe (see above); true if it got there whole. */
+static bool stderr_write(const char *buf, size_t n)
+{
+    struct stat st;
+    if (!stderr_at_start.known || fstat(STDERR_FILENO, &st) != 0 || !same_stream(&st))
+        return false;
+    if (S_ISREG(st.st_mode))
+        return write(STDERR_FILENO, buf, n) == (ssize_t)n;
+    if (S_ISSOCK(st.st_mode))
+        return send(STDERR_FILENO, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
+    /* Not a pseudo-terminal's master (/dev/ptmx): opening it again would make a new terminal. */
+    bool ptmx = S_ISCHR(st.st_mode) && major(st.st_rdev) == 5 && minor(st.st_rdev) == 2;
+    if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && !ptmx && isatty(STDERR_FILENO)))
+        return write_reopened(buf, n);
+    return false;
+}
+
+/* Notes given while no recording is open (start-up: settings, the interpreter's layout) wait here and
+ * are copied into each recording this process opens, a forked child's included (same settings). */
+static char early_notes[FTP_NOTES_MAX];
+static _Atomic uint32_t early_notes_len;
+
+/* Claims room with one atomic add, then copies: safe from any thread, hooks included. A note that does
+ * not fit whole is cut at the end of the area and still ends with a newline. */
+static void notes_append(char *area, _Atomic uint32_t *len, const char *line, size_t n)
+{
+    uint32_t at = atomic_fetch_add(len, (uint32_t)n);
+    if (at >= FTP_NOTES_MAX)
+        return;
+    size_t room = FTP_NOTES_MAX - at;
+    if (n > room) {
+        memcpy(area + at, line, room - 1);
+        area[at + room - 1] = '\n';
+    } else
+        memcpy(area + at, line, n);
+}
+
+void ftp_notes_copy_early(struct ftp_file_header *h)
+{
+    uint32_t n = atomic_load(&early_notes_len);
+    memcpy(h->notes, early_notes, n < FTP_NOTES_MAX ? n : FTP_NOTES_MAX);
+    atomic_store((_Atomic uint32_t *)&h->notes_len, n);
+}
+
 void ftp_warn(const char *a, const char *b, const char *c)
 {
+    static const char prefix[] = "ftprof: ";
     char buf[1024];
     size_t n = 0;
-    const char *parts[] = {"ftprof: ", a, b, c, "\n"};
+    const char *parts[] = {prefix, a, b, c, "\n"};
+    int saved = errno; /* a hook's caller may look at errno after the call we wrap */
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
         const char *s = parts[i];
         if (!s)
@@ -87,8 +200,19 @@ void ftp_warn(const char *a, const char *b, const char *c)
         memcpy(buf + n, s, len);
         n += len;
     }
-    ssize_t rc = write(STDERR_FILENO, buf, n);
-    (void)rc;
+    if (buf[n - 1] != '\n')
+        buf[n++] = '\n';
+    bool shown = stderr_write(buf, n);
+    /* The note is the same line without the prefix, after its status byte. */
+    char *note = buf + sizeof prefix - 2;
+    note[0] = shown ? FTP_NOTE_SHOWN : FTP_NOTE_UNSHOWN;
+    size_t note_len = n - (sizeof prefix - 2);
+    struct ftp_file_header *h = ftp_state.hdr;
+    if (h)
+        notes_append(h->notes, (_Atomic uint32_t *)&h->notes_len, note, note_len);
+    else
+        notes_append(early_notes, &early_notes_len, note, note_len);
+    errno = saved;
 }
 
 /* Settings are read twice: quietly at start, and once more with warnings when it is known that this
@@ -356,6 +480,8 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
      * preloaded ahead of us intercepts it too.) A process without Python that dlopen()s us is late
      * too: LD_PRELOAD does not name us. */
     if (loaded_into_running_python() || !named_in_ld_preload()) {
+        /* fd 2 is not remembered: whatever it is now, nothing says it is the program's start-up stream,
+         * so an attached recorder's warnings go into the recording only. */
         ftp_loaded_late = true;
         ftp_save_argv(argc, argv);
         t->guard--;
@@ -365,6 +491,7 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
         t->guard--;
         return;
     }
+    stderr_remember(); /* before main: this is the stream the program was started with */
     read_settings();
     ftp_save_argv(argc, argv);
     ftp_state.pid = (uint32_t)getpid();

@@ -301,6 +301,9 @@ FTP_HIDDEN void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size);
 FTP_HIDDEN void ftp_ring_commit(struct ftp_thread *t, void *rec, uint16_t type, uint16_t flags, uint32_t size);
 FTP_HIDDEN void ftp_ring_count_drop(void);
 FTP_HIDDEN void ftp_ring_release_chunk(struct ftp_thread *t);
+/* The free list's chunks, taken off it for good (a full disk: their unfilled pages are given back);
+ * index + 1 of the first, linked through chunk_next; 0: none. */
+FTP_HIDDEN uint32_t ftp_ring_detach_free_list(void);
 /* No more chunks may be claimed; returns how many were. */
 FTP_HIDDEN uint32_t ftp_ring_close(void);
 #define FTP_CLAIMS_CLOSED 0x80000000u
@@ -312,12 +315,20 @@ FTP_HIDDEN void ftp_file_finish(void);
  * recording as ended by exec, silently. */
 FTP_HIDDEN void ftp_file_close_predecessor(void);
 /* Reserve the blocks of [off, off + len) of the file before its pages are first stored to: 0 or an errno
- * value (ENOSPC and the like: the disk is full). Preserves errno. */
+ * value (ENOSPC and the like: the disk is full), or FTP_RESERVE_LOW_SPACE when taking them would leave
+ * the file system less free space than the margin kept for the program (file.c). What a failed call
+ * reserved is given back. Preserves errno. */
 FTP_HIDDEN int ftp_file_reserve(size_t off, size_t len);
-/* The disk is full: flag the header, say so once (file name, what was kept). Hook-safe. */
+#define FTP_RESERVE_LOW_SPACE 0x10000 /* not an errno value */
+/* The disk is full (an errno value or FTP_RESERVE_LOW_SPACE): flag the header, say so once (file name,
+ * what was kept), give back the unfilled part of handed-back chunks. Hook-safe. */
 FTP_HIDDEN void ftp_file_disk_full(int err);
 FTP_HIDDEN void ftp_stop(const char *why);
+/* "ftprof: a b c" on the program's stderr when that cannot harm it, and always into the recording's
+ * notes (init.c). Hook-safe; preserves errno. */
 FTP_HIDDEN void ftp_warn(const char *a, const char *b, const char *c);
+/* A new recording's header gets the notes given before it existed (start-up warnings). */
+FTP_HIDDEN void ftp_notes_copy_early(struct ftp_file_header *h);
 
 /* ---- interning (intern.c): lock-free tables in anonymous memory ---- */
 FTP_HIDDEN int ftp_tables_init(void);

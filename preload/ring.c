@@ -41,6 +41,15 @@ static bool pop_free_chunk(uint32_t *index)
     }
 }
 
+uint32_t ftp_ring_detach_free_list(void)
+{
+    /* A new tag with an empty list: a pop that read the old head fails its CAS and finds nothing. */
+    uint64_t head = atomic_load(&ftp_state.free_chunks);
+    while (!atomic_compare_exchange_weak(&ftp_state.free_chunks, &head, ((head >> 32) + 1) << 32))
+        ;
+    return (uint32_t)head;
+}
+
 static bool claim_new_chunk(uint32_t *index)
 {
     /* Claims go through a private word whose top bit closes the file at exit (ring_close): after that

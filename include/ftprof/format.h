@@ -37,10 +37,11 @@
 
 #define FTP_MAGIC "FTPROF\x01\n" /* 8 bytes: name, a byte no text has, a newline catching text-mode damage */
 #define FTP_MAGIC_LEN 8
-#define FTP_VERSION 5            /* 2: process identity, disk-full and exec facts in the header;
+#define FTP_VERSION 6            /* 2: process identity, disk-full and exec facts in the header;
                                     3: THREAD_END records and the process's CPU time at exit;
                                     4: waits in flight (INFLIGHT), pause/resume, min-wait, ring mode;
-                                    5: attached recordings (FTP_FLAG_ATTACHED, FTP_CONTROL_DETACH) */
+                                    5: attached recordings (FTP_FLAG_ATTACHED, FTP_CONTROL_DETACH);
+                                    6: the recorder's notes in the header (notes_len, notes[]) */
 #define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero; version 2
                                     ones as version 3 ones without thread ends (old readers skip them) */
 #define FTP_HEADER_SIZE 4096
@@ -78,6 +79,17 @@
                                               the recording covers the window from start_ns (attach) to
                                               end_ns (detach, or the process's exit), not the whole run */
 
+/* header.notes[]: every warning the recorder gave (a bad FTPROF_* setting, a full disk, a stop), so that
+ * none is lost when the program's stderr is not the one it started with or could block (the recorder
+ * then says nothing there). Each note is one line: a status byte, the text (UTF-8, no "ftprof: "
+ * prefix), '\n'. A writer claims its bytes with one atomic add on notes_len and then copies them; a
+ * note that does not fit whole is cut at the end of the area. Bytes still 0 are a note being written:
+ * readers skip them. Warnings given before the file existed (start-up) come first, in order. */
+#define FTP_NOTES_MAX 1280
+#define FTP_NOTE_SHOWN '+'   /* also written to the program's stderr */
+#define FTP_NOTE_UNSHOWN '-' /* not written there: fd 2 was no longer the program's start-up stream, or
+                                writing could have blocked or failed */
+
 /*  ftp_file_header (4096 bytes)
  *   0 magic[8]            8 version u16 | min_reader_version u16 | header_size u32
  *  16 features u32       20 flags u32 (atomic)        24 chunk_size u32  28 chunk_count u32
@@ -101,7 +113,10 @@
  *  2240 overwritten_until_ns u64 (atomic max: the latest end of an overwritten wait)
  *  2248 chunks_recycled u64 (atomic)
  *  2256 windows[64] u64 (FTP_WINDOW_PAUSE | time_ns, see above; version 4)
- *  2768 ... zero ...
+ *  2768 notes_len u32 (atomic: bytes of notes[] claimed; above FTP_NOTES_MAX when some did not fit)
+ *  2772 reserved u32
+ *  2776 notes[FTP_NOTES_MAX]: what the recorder warned about (version 6), see FTP_NOTE_* below
+ *  4056 ... zero ...
  *  4088 python_runtime u64: where _PyRuntime was in the recorded process (0: no Python, or a file
  *       written before this field existed). With the MODULE record of the object that holds it, the
  *       analyzer can name the field a FTP_REGION_RUNTIME / INTERP / TSTATE address is in.
@@ -143,7 +158,10 @@ struct ftp_file_header {
     uint64_t overwritten_until_ns;
     uint64_t chunks_recycled;
     uint64_t windows[FTP_WINDOWS_MAX];
-    uint8_t padding[FTP_HEADER_SIZE - 2768 - 8];
+    uint32_t notes_len;
+    uint32_t reserved1;
+    char notes[FTP_NOTES_MAX];
+    uint8_t padding[FTP_HEADER_SIZE - 2776 - FTP_NOTES_MAX - 8];
     uint64_t python_runtime;
 };
 _Static_assert(sizeof(struct ftp_file_header) == FTP_HEADER_SIZE, "header is one page");
@@ -158,6 +176,8 @@ _Static_assert(offsetof(struct ftp_file_header, min_wait_ns) == 2200, "layout");
 _Static_assert(offsetof(struct ftp_file_header, mode) == 2224, "layout");
 _Static_assert(offsetof(struct ftp_file_header, overwritten_events) == 2232, "layout");
 _Static_assert(offsetof(struct ftp_file_header, windows) == 2256, "layout");
+_Static_assert(offsetof(struct ftp_file_header, notes_len) == 2768, "layout");
+_Static_assert(offsetof(struct ftp_file_header, notes) == 2776, "layout");
 _Static_assert(offsetof(struct ftp_file_header, python_runtime) == FTP_HEADER_SIZE - 8, "layout");
 
 enum ftp_record_type {

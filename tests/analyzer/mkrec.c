@@ -83,6 +83,8 @@ struct mk {
     uint64_t dropped;
     uint64_t disk_full_events;
     uint32_t set_flags, clear_flags; /* header flags beyond the usual ones */
+    char notes[FTP_NOTES_MAX];       /* header.notes as the recorder would leave them (format 6) */
+    uint32_t notes_len;
     uint64_t start_ns, end_ns;
     uint64_t events;
     uint32_t features;
@@ -667,6 +669,8 @@ static void mk_write(struct mk *m, const char *path, uint16_t min_reader, uint16
     h.min_reader_version = version ? min_reader : 0;
     h.header_size = FTP_HEADER_SIZE;
     h.flags = ((FTP_FLAG_PYTHON | FTP_FLAG_FREE_THREADED | FTP_FLAG_FINISHED) | m->set_flags) & ~m->clear_flags;
+    memcpy(h.notes, m->notes, sizeof(h.notes));
+    h.notes_len = m->notes_len;
     h.disk_full_events = m->disk_full_events;
     h.features = m->features;
     h.chunk_size = m->chunk_size;
@@ -740,6 +744,23 @@ static void mk_stackless_spins(struct mk *m)
     m->end_ns = t0 + 300 * MS;
 }
 
+/* The recorder's notes (header.notes) as a run could leave them: one shown on stderr, one not, one still
+ * being written (its bytes claimed, only a first part copied: zeros follow), one whose status byte is
+ * damaged and holds a control character, and more claimed than the area holds (notes_len past it). */
+static void mk_notes(struct mk *m)
+{
+    static const char shown[] = "+FTPROF_BUFFER=lots is not a size like 64M; using the default\n";
+    static const char unshown[] = "-/data/rec.ftp: the disk is full (no space left on device)\n";
+    static const char partial[] = "-recording st"; /* "-recording stopped: ...\n" claimed, half copied */
+    static const char damaged[] = "#odd\x01note\n";
+    size_t n = 0;
+    memcpy(m->notes + n, shown, sizeof(shown) - 1), n += sizeof(shown) - 1;
+    memcpy(m->notes + n, unshown, sizeof(unshown) - 1), n += sizeof(unshown) - 1;
+    memcpy(m->notes + n, partial, sizeof(partial) - 1), n += 40; /* 27 bytes still 0 */
+    memcpy(m->notes + n, damaged, sizeof(damaged) - 1), n += sizeof(damaged) - 1;
+    m->notes_len = FTP_NOTES_MAX + 100;
+}
+
 int main(int argc, char **argv)
 {
     const char *fixture = NULL, *srcdir = NULL;
@@ -753,7 +774,7 @@ int main(int argc, char **argv)
             return 2;
     }
     if (argc - optind < 2) {
-        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|diskfull|exec|bench|native|stackless_spins|empty|newer OUT [N]\n");
+        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|diskfull|exec|notes|notes_v5|bench|native|stackless_spins|empty|newer OUT [N]\n");
         return 2;
     }
     const char *scenario = argv[optind], *out = argv[optind + 1];
@@ -765,12 +786,14 @@ int main(int argc, char **argv)
     uint16_t min_reader = FTP_MIN_READER_VERSION;
     if (strcmp(scenario, "bank") == 0 || strcmp(scenario, "dropped") == 0 || strcmp(scenario, "newer") == 0 ||
         strcmp(scenario, "dangling") == 0 || strcmp(scenario, "version0") == 0 || strcmp(scenario, "diskfull") == 0 ||
-        strcmp(scenario, "exec") == 0) {
+        strcmp(scenario, "exec") == 0 || strcmp(scenario, "notes") == 0 || strcmp(scenario, "notes_v5") == 0) {
         mk_bank(&m);
         if (strcmp(scenario, "diskfull") == 0) {
             m.set_flags = FTP_FLAG_DISK_FULL;
             m.disk_full_events = 37;
         }
+        if (strcmp(scenario, "notes") == 0 || strcmp(scenario, "notes_v5") == 0)
+            mk_notes(&m);
         if (strcmp(scenario, "exec") == 0) {
             m.set_flags = FTP_FLAG_ENDED_BY_EXEC;
             m.clear_flags = FTP_FLAG_FINISHED;
@@ -794,7 +817,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mkrec: unknown scenario %s\n", scenario);
         return 2;
     }
-    mk_write(&m, out, min_reader, strcmp(scenario, "version0") == 0 ? 0 : FTP_VERSION);
+    mk_write(&m, out, min_reader, strcmp(scenario, "version0") == 0 ? 0 : strcmp(scenario, "notes_v5") == 0 ? 5 : FTP_VERSION);
     fprintf(stderr, "mkrec: %s: %llu wait events, %u chunks of %u bytes\n", out, (unsigned long long)m.events,
             m.chunks_used, m.chunk_size);
     return 0;

@@ -269,6 +269,31 @@ def test_full_disk_is_not_a_full_buffer(tmp_path):
     assert not report(make(tmp_path, "bank"))["files"][0]["disk_full"]
 
 
+def test_recorder_notes(tmp_path):
+    """header.notes (format 6): every note with whether stderr showed it; a note still being written
+    (zeros after it) is read as far as it goes, a damaged status byte or control character is text, and
+    a header that could not hold them all says so. A format 5 file's same bytes are padding: no notes."""
+    rec = make(tmp_path, "notes")
+    doc = report(rec)
+    assert [(n["text"], n["shown_on_stderr"]) for n in doc["notes"]] == [
+        ("FTPROF_BUFFER=lots is not a size like 64M; using the default", True),
+        ("/data/rec.ftp: the disk is full (no space left on device)", False),
+        ("recording st", False),
+        ("#odd?note", False),
+    ], doc["notes"]
+    assert all(n["file"] == str(rec) for n in doc["notes"])
+    assert doc["files"][0]["notes_cut"]
+    r = ftprof("report", rec)
+    assert r.returncode == 0
+    assert f"Recorder notes ({rec}, pid 4242):" in r.stdout, r.stdout
+    assert "  FTPROF_BUFFER=lots is not a size like 64M; using the default\n" in r.stdout
+    assert "  /data/rec.ftp: the disk is full (no space left on device) (not shown on the program's stderr)" in r.stdout
+    assert "(more notes did not fit in the recording's header)" in r.stdout
+    old = report(make(tmp_path, "notes_v5"))
+    assert old["notes"] == [] and not old["files"][0]["notes_cut"]
+    assert "Recorder notes" not in ftprof("report", tmp_path / "notes_v5.ftp").stdout
+
+
 def test_ended_by_exec(tmp_path):
     doc = report(make(tmp_path, "exec"))
     (f,) = doc["files"]

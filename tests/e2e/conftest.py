@@ -14,6 +14,7 @@ When a variable is set, a missing file is a test failure, because the harness pr
 unset (pytest run by hand), the usual build directories are searched and the test is skipped if
 nothing is found.
 """
+import contextlib
 import json
 import os
 import re
@@ -56,7 +57,7 @@ _STACK_ENTRY = {
 _COUNT = {"type": "integer", "minimum": 0}
 REPORT_SCHEMA = {
     "type": "object",
-    "required": ["locks", "gil_enabled", "dropped_events", "duration_ns", "threads", "files"],
+    "required": ["locks", "gil_enabled", "notes", "dropped_events", "duration_ns", "threads", "files"],
     "properties": {
         "locks": {
             "type": "array",
@@ -79,6 +80,13 @@ REPORT_SCHEMA = {
         "gil_enabled": {
             "type": "array",
             "items": {"type": "object", "required": ["module", "path", "time_ns"]},
+        },
+        "notes": {
+            "type": "array",
+            "items": {"type": "object", "required": ["file", "text", "shown_on_stderr"],
+                      "additionalProperties": False,
+                      "properties": {"file": {"type": "string"}, "text": {"type": "string", "minLength": 1},
+                                     "shown_on_stderr": {"type": "boolean"}}},
         },
         "dropped_events": _COUNT,
         "duration_ns": _COUNT,
@@ -431,6 +439,23 @@ def read_header(path):
         "<HHIIIIIIIIIQQQQQII", raw, 8)
     return {"version": version, "flags": flags, "pid": pid, "ppid": ppid, "end_ns": end_ns,
             "dropped_events": dropped, "python_version": py_version, "chunks_used": chunks_used}
+
+
+@contextlib.contextmanager
+def small_tmpfs(path, size):
+    """A tmpfs of `size` ("256k") mounted at `path` (created) for the block: a disk that fills up. Needs
+    root; skips otherwise."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def marker_line(path, marker):

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import FLAG_FINISHED, FLAG_FORKED_CHILD, WORKLOADS, read_header, stack_functions
+from conftest import FLAG_FINISHED, FLAG_FORKED_CHILD, WORKLOADS, read_header, small_tmpfs, stack_functions
 
 FLAG_DISK_FULL = 1 << 6
 FLAG_ENDED_BY_EXEC = 1 << 7
@@ -162,22 +162,13 @@ def test_non_python_children_silent_with_bad_settings(runner):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0777", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "256k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_full_disk_is_reported_as_a_full_disk(runner, small_disk):
-    """16 threads contending at once need 16 chunks of 64 KiB: a 256 KiB tmpfs fills up. The one line
+    """16 threads contending at once need 16 chunks (of 16 KiB, the smallest, on a file system this
+    small): more than the half of a 256 KiB tmpfs the recorder may take. The one line
     says the disk is full (not "raise FTPROF_BUFFER"), names the file and how much was kept; the file is
     trimmed to what was written; the report reads and says why the recording ends early."""
     plain = runner.run(["wide_burst.py", 16], preload=False)
@@ -252,6 +243,7 @@ WORKLOAD_ARGS = {
     "close_all.py": ["."],
     "cpu_threads.py": ["--work", "300000"],
     "critical_section.py": ["--scale", "0.3"],
+    "daemon_fds.py": [".", "disk-full"],
     "exec_self.py": ["1", "3"],
     "exit_paths.py": ["raise"],
     "kill_children.py": ["20"],
@@ -265,6 +257,7 @@ WORKLOAD_ARGS = {
     "uncontended.py": ["30000"],
     "weakref_lock.py": ["--rounds", "50000"],
     "wide_burst.py": ["8"],
+    "write_after_contention.py": ["own.bin", "50000"],
 }
 # Workloads whose own exit status is not 0.
 WORKLOAD_STATUS = {"exit_paths.py": 1}
