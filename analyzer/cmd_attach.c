@@ -8,13 +8,15 @@
  * per-version offsets for it and cannot get them wrong. The cost is one short-lived process.
  *
  * The script runs in the target's main thread at its next eval-breaker check: it claims a token file
- * (so a script that runs after we gave up does nothing), dlopen()s libftprof.so through ctypes, calls
+ * (so a script that runs after we gave up does nothing), checks the SHA-256 of libftprof.so against the
+ * digest we computed and dlopen()s it through ctypes, calls
  * ftprof_attach (preload/attach.c) and writes the result into a status file; it prints nothing and
  * catches everything. The recorder then records until we set FTP_CONTROL_DETACH in the recording's
  * header, or until its watchdog thread sees that we are gone: detaching needs no eval-breaker check,
  * so a process that deadlocks meanwhile is still left as it was. A main thread that never reaches an
  * eval-breaker check (blocked in a lock, a join, a long sleep or C code) never runs the script: attach
- * then gives up after --timeout seconds (default 10), cancels the request and exits 14. */
+ * then gives up after --timeout seconds (default 10), cancels the request and exits 14. The request (a
+ * directory only the target's uid can enter) and what a third user can do to it: "The request" below. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
