@@ -592,6 +592,9 @@ static int attach_run_helper(const char *python, pid_t pid, const char *script, 
         char pidarg[32];
         snprintf(pidarg, sizeof(pidarg), "%d", (int)pid);
         unsetenv("LD_PRELOAD");
+        /* A Ctrl-C meant for us reaches the whole process group: the helper finishes its write (CPython
+         * keeps an ignored SIGINT ignored), and we cancel what it wrote. */
+        signal(SIGINT, SIG_IGN);
         execl(python, python, "-I", "-S", "-c", attach_helper, pidarg, script, (char *)NULL);
         _exit(127);
     }
@@ -862,8 +865,8 @@ int cmd_attach(int argc, char **argv)
     int cr = attach_request_create(&req, &target);
     if (cr == -EPERM)
         return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
-                         "cannot give the attach request to its uid %u (%s): run as that user or as root",
-                         (unsigned)target.uid, strerror(-cr));
+                         "no permission to hand the attach request to its uid %u: run as that user or as root",
+                         (unsigned)target.uid);
     if (cr != 0)
         return cmd_error(FTPROF_EXIT_CANNOT_WRITE, "/tmp", "cannot create the attach request: %s", strerror(-cr));
     int wr = attach_request_file(&req, "token", "", 0400, true);
@@ -878,6 +881,8 @@ int cmd_attach(int argc, char **argv)
     snprintf(python, sizeof(python), "/proc/%d/exe", (int)pid);
     char msg[1024];
     int hr = attach_stop ? 0 : attach_run_helper(python, pid, req.script, msg, sizeof(msg));
+    if (attach_stop && attach_request_cancel(&req, python, pid))
+        return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
     if (hr != 0) {
         attach_request_remove(&req);
         if (hr == -ENOEXEC || hr < 0)
@@ -898,7 +903,8 @@ int cmd_attach(int argc, char **argv)
         if (got >= 0)
             break;
         if (got != -ENOENT) {
-            attach_request_cancel(&req, python, pid);
+            if (!attach_request_cancel(&req, python, pid))
+                attach_request_remove(&req);
             return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "refusing the attach's status file: %s",
                              got == -ELOOP  ? "a symbolic link"
                              : got == -EPERM ? "owned by neither the process's user nor ours"

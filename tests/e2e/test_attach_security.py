@@ -85,9 +85,10 @@ class GatedTarget:
 
 
 def start_cli(cli, lib, pid, out, *extra):
+    """`ftprof attach` in a session of its own, as on a terminal: a Ctrl-C reaches its whole group."""
     return subprocess.Popen([str(cli), "attach", str(pid), "-o", str(out), "--timeout", "60", *map(str, extra)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env({"FTPROF_LIBRARY": lib}))
+                            env=clean_env({"FTPROF_LIBRARY": lib}), start_new_session=True)
 
 
 def request_dir(cli, timeout=20):
@@ -339,18 +340,26 @@ def test_a_killed_cli_leaves_a_request_the_next_attach_removes(python, ftprof_li
     assert rc == 0 and stderr == "", stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupting_the_wait_leaves_nothing_behind(python, ftprof_lib, ftprof_cli, work, sig):
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "Ctrl-C during remote_exec"])
+def test_interrupting_the_wait_leaves_nothing_behind(python, ftprof_lib, ftprof_cli, work, how):
     """Ctrl-C (or SIGTERM) while the attach waits for the target: exit 14, `attach cancelled`, no request
     directory left, and nothing left pending in the target: once its gate opens it runs Python on, without
-    loading the recorder and without an error about a missing script on its stderr."""
+    loading the recorder and without an error about a missing script on its stderr. Also a Ctrl-C at the
+    terminal while the helper is writing the request (SIGINT to the CLI's whole process group)."""
     target = GatedTarget(python, work)
     cli = None
     try:
         cli = start_cli(ftprof_cli, ftprof_lib, target.pid, work / "out" / "x.ftp")
         d = request_dir(cli)
-        wait_helper_done(cli)
-        cli.send_signal(sig)
+        if how == "Ctrl-C during remote_exec":
+            children = Path(f"/proc/{cli.pid}/task/{cli.pid}/children")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not children.read_text().split():
+                time.sleep(0.001)
+            os.killpg(cli.pid, signal.SIGINT)
+        else:
+            wait_helper_done(cli)
+            cli.send_signal(getattr(signal, how))
         _, err = cli.communicate(timeout=30)
         assert cli.returncode == EXIT_TIMEOUT and err.strip() == f"ftprof: pid {target.pid}: attach cancelled", err
         assert not d.exists(), os.listdir(d)
