@@ -880,7 +880,11 @@ int cmd_attach(int argc, char **argv)
     char python[PATH_MAX];
     snprintf(python, sizeof(python), "/proc/%d/exe", (int)pid);
     char msg[1024];
-    int hr = attach_stop ? 0 : attach_run_helper(python, pid, req.script, msg, sizeof(msg));
+    if (attach_stop) { /* before anything was sent: nothing to withdraw in the target */
+        attach_request_remove(&req);
+        return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
+    }
+    int hr = attach_run_helper(python, pid, req.script, msg, sizeof(msg));
     if (attach_stop && attach_request_cancel(&req, python, pid))
         return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
     if (hr != 0) {
