@@ -371,3 +371,35 @@ def test_interrupting_the_wait_leaves_nothing_behind(python, ftprof_lib, ftprof_
             cli.communicate()
         rc, _, stderr = target.finish()
     assert rc == 0 and stderr == "", stderr
+
+
+@pytest.mark.parametrize("plant", ["symlink", "fifo"])
+def test_the_status_file_is_never_followed_or_blocked_on(python, ftprof_lib, ftprof_cli, work, plant):
+    """Even the target's own user, who owns the request directory, cannot steer a root `attach` through
+    it: a `status` that is a symbolic link to a file only root may read, or a FIFO (which would block a
+    plain open), is refused with exit 15 and one line, without reading through it; the request is
+    withdrawn and removed, and the target, once its gate opens, runs nothing."""
+    target = GatedTarget(python, work)
+    cli = None
+    try:
+        cli = start_cli(ftprof_cli, ftprof_lib, target.pid, work / "out" / "x.ftp")
+        d = request_dir(cli)
+        wait_helper_done(cli)
+        if plant == "symlink":
+            as_user(UID_A, lambda: os.symlink("/etc/shadow", d / "status") or True)
+        else:
+            as_user(UID_A, lambda: os.mkfifo(d / "status", 0o600) or True)
+        _, err = cli.communicate(timeout=30)
+        lines = err.strip().splitlines()
+        assert cli.returncode == EXIT_FAILED and len(lines) == 1, err
+        reason = "a symbolic link" if plant == "symlink" else "not a regular file"
+        assert lines[0] == f"ftprof: pid {target.pid}: refusing the attach's status file: {reason}", lines[0]
+        assert not d.exists(), os.listdir(d)
+        target.open_gate(wait=True)
+        assert not any("libftprof" in l for l in open(f"/proc/{target.pid}/maps"))
+    finally:
+        if cli and cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+        rc, _, stderr = target.finish()
+    assert rc == 0 and stderr == "", stderr
