@@ -9,9 +9,14 @@ directory of an older ftprof (replace script.py with its own, create files, forg
 EACCES or EPERM, the target must run ftprof's script only (the attacker's would leave a marker file), and
 the attach must succeed. Also: a recorder library changed after the CLI digested it is refused by the
 target, a stale request of a `kill -9`ed CLI is removed by the next attach, and Ctrl-C/SIGTERM while the
-attach waits leaves nothing behind and nothing pending in the target.
+attach waits (or a Ctrl-C to its process group while it writes the request) leaves nothing behind and
+nothing pending in the target. And the target's own user, who owns the request directory, cannot make a
+root `attach` read through a symbolic link or block on a FIFO named `status`.
 
-Needs root (to run processes as other uids); skipped otherwise, and a failure under CI=true.
+The uids are numeric (no account needed) and taken with setresuid: the target drops to A itself, after
+importing what the attach script needs, because the interpreter may lie where A cannot read (under
+/root); the attacker is a forked child of the test. Needs root; skipped otherwise, and a failure under
+CI=true.
 """
 import errno
 import json
@@ -25,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FLAG_FINISHED, WORKLOADS, _python, read_header, clean_env, marker_line, top_frame, wait_for_line
+from conftest import (FLAG_FINISHED, WORKLOADS, _python, clean_env, marker_line, read_header, top_frame,
+                      wait_for_line)
 
 WL = WORKLOADS / "attach_gate.py"
 # Two uids that no account uses: the target's, and the attacker's. Numeric ids need no /etc/passwd entry.
