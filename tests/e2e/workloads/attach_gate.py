@@ -4,7 +4,7 @@
 
 Started as root, it first drops to UID/GID for good (setresuid: real, effective, saved and file-system
 ids; no supplementary groups) and becomes dumpable again, as a service started as that user is. It imports
-beforehand all the attach script needs (ctypes, hashlib): the interpreter's own files may not be readable
+beforehand all the attach script needs (ctypes, _sha2 or hashlib): the interpreter's own files may not be readable
 by UID (an interpreter under /root).
 
 Then it prints "READY" and its main thread reads one line from stdin: a blocking read(), a C call in
@@ -22,6 +22,10 @@ import time
 
 uid, gid, stopfile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 hashlib.sha256(b"")
+try:
+    import _sha2  # what the attach script prefers to hashlib
+except ImportError:
+    pass
 if os.getuid() == 0:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
