@@ -501,7 +501,7 @@ static void attach_hex(const char *s, char *out, size_t cap)
 static int attach_write_script(const struct attach_request *req, const char *lib, const char *digest,
                                const char *out, unsigned long long buffer, int flags)
 {
-    static char text[16384];
+    static char text[32768]; /* the script, and three paths of up to PATH_MAX as hex */
     char dir_hex[2 * sizeof(req->script) + 1], lib_hex[2 * PATH_MAX + 1], out_hex[2 * PATH_MAX + 1];
     char dir[sizeof(req->script)];
     snprintf(dir, sizeof(dir), "/tmp/%s", req->name);
