@@ -333,6 +333,24 @@ def test_killing_the_cli_before_the_script_runs(py314, ftprof_cli, tmp_path):
     assert rc == 0 and stderr == "", stderr
 
 
+def test_paths_with_quotes_and_backslashes(py314, ftprof_lib, ftprof_cli, tmp_path):
+    """The recorder and the recording in a directory whose name holds triple quotes and ends in a
+    backslash: the script gets both paths intact (they reach it hex-encoded, not inside a literal)."""
+    d = tmp_path / "it's '''odd\\"
+    d.mkdir()
+    lib = d / "lib'''\\.so"
+    shutil.copy(ftprof_lib, lib)
+    out = d / "w'''\\.ftp"
+    t = Target(py314, ["--threads", 3, "--seconds", 3], tmp_path)
+    try:
+        proc = subprocess.run([str(ftprof_cli), "attach", str(t.pid), "-o", str(out), "--duration", "1"],
+                              capture_output=True, text=True, timeout=60, env=clean_env({"FTPROF_LIBRARY": lib}))
+    finally:
+        rc, _, stderr = t.finish()
+    assert proc.returncode == 0 and rc == 0, proc.stderr + stderr
+    assert the_lock(report(ftprof_cli, out))["contentions"] > 0
+
+
 # ------------------------------------------------------------------------------------------------------
 # Refusals: one line, a documented exit code, the target untouched.
 
