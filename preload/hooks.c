@@ -18,9 +18,12 @@
 #include "got.h"
 #include "recorder.h"
 
+/* The acquire load pairs with the release at the end of ftp_resolve_real: a thread that reaches a hook
+ * through a GOT slot rewritten by ftprof attach (no synchronisation a compiler or TSan can see) still
+ * sees the table as it was written. A plain load on x86-64. */
 #define REAL(fn)                                                                                          \
     do {                                                                                                  \
-        if (FTP_UNLIKELY(!ftp_real.fn))                                                                   \
+        if (FTP_UNLIKELY(!atomic_load_explicit(&ftp_real_resolved, memory_order_acquire) || !ftp_real.fn)) \
             ftp_resolve_real();                                                                           \
     } while (0)
 
@@ -28,7 +31,8 @@
 
 static inline struct ftp_thread *hook_enter(void)
 {
-    if (FTP_LIKELY(!atomic_load_explicit(&ftp_state.recording, memory_order_relaxed)))
+    /* Acquire: what set the recording up (attach, file open) is seen by the hook that sees it on. */
+    if (FTP_LIKELY(!atomic_load_explicit(&ftp_state.recording, memory_order_acquire)))
         return NULL;
     if (ftp_tls.guard)
         return NULL;

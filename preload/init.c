@@ -19,6 +19,7 @@
 
 struct ftp_state ftp_state;
 struct ftp_real ftp_real;
+_Atomic int ftp_real_resolved;
 
 /* Is `p` one of our own functions? (A "real" function must never be our hook.) */
 static bool is_ours(void *p)
@@ -74,6 +75,7 @@ void ftp_resolve_real(void)
     RESOLVE(pthread_cond_broadcast, "GLIBC_2.3.2");
 #undef RESOLVE
     ftp_real = r;
+    atomic_store_explicit(&ftp_real_resolved, 1, memory_order_release);
 }
 
 /* ---- warnings ----

@@ -11,7 +11,13 @@
 #define CODE_SLOTS (1u << 15)
 #define STACK_SLOTS (1u << 16)
 #define TYPE_SLOTS (1u << 11)
-#define WAITER_SLOTS (1u << 11)
+#define WAITER_SLOTS (1u << 12)
+/* Waiters are looked up on every release while any thread is parked (an idle pool thread in
+ * Queue.get is enough), mostly to find nobody: a lookup reads this many slots and no more, whatever the
+ * number of parked threads, and a waiter whose neighbourhood is full is not registered (its wait is
+ * still recorded; only its holder goes unnamed). 4 of 4,096 slots taken by hundreds of parked threads
+ * is rare. */
+#define WAITER_PROBE 4
 #define RLOCK_SLOTS (1u << 13)
 
 struct intern_slot {
@@ -155,7 +161,7 @@ struct ftp_waiter *ftp_waiter_add(uintptr_t key, uint64_t event_id, uint64_t loc
     if (!tables)
         return NULL;
     uint32_t i = (uint32_t)mix64(key) & (WAITER_SLOTS - 1);
-    for (int n = 0; n < PROBE; n++, i = (i + 1) & (WAITER_SLOTS - 1)) {
+    for (int n = 0; n < WAITER_PROBE; n++, i = (i + 1) & (WAITER_SLOTS - 1)) {
         struct ftp_waiter *w = &tables->waiter[i];
         uintptr_t k = atomic_load_explicit(&w->key, memory_order_relaxed);
         if (k != WAITER_EMPTY && k != WAITER_TOMBSTONE)
@@ -180,7 +186,7 @@ struct ftp_waiter *ftp_waiter_find(uintptr_t key)
     if (!tables)
         return NULL;
     uint32_t i = (uint32_t)mix64(key) & (WAITER_SLOTS - 1);
-    for (int n = 0; n < PROBE; n++, i = (i + 1) & (WAITER_SLOTS - 1)) {
+    for (int n = 0; n < WAITER_PROBE; n++, i = (i + 1) & (WAITER_SLOTS - 1)) {
         struct ftp_waiter *w = &tables->waiter[i];
         if (atomic_load_explicit(&w->key, memory_order_acquire) == key)
             return w;

@@ -224,6 +224,7 @@ struct ftp_real {
     int (*pthread_cond_broadcast)(pthread_cond_t *);
 };
 FTP_HIDDEN extern struct ftp_real ftp_real;
+FTP_HIDDEN extern _Atomic int ftp_real_resolved; /* released once ftp_real is filled */
 FTP_HIDDEN void ftp_resolve_real(void);
 
 /* ---- time ---- */
@@ -236,7 +237,15 @@ static inline uint64_t ftp_now(void)
 
 /* ---- thread state (thread.c) ---- */
 /* The calling thread's state, reset if it is stale after fork; NULL when not recording. */
-FTP_HIDDEN struct ftp_thread *ftp_thread_enter(void);
+FTP_HIDDEN struct ftp_thread *ftp_thread_begin(struct ftp_thread *t, uint32_t generation);
+static inline struct ftp_thread *ftp_thread_enter(void)
+{
+    struct ftp_thread *t = &ftp_tls;
+    uint32_t gen = atomic_load_explicit(&ftp_state.generation, memory_order_relaxed);
+    if (FTP_UNLIKELY(t->generation != gen || t->tid == 0))
+        return ftp_thread_begin(t, gen);
+    return t;
+}
 
 /* Busy marks: how detach knows that no thread is still running recorder code of the session it ends.
  * A thread is busy while it runs recorder code (from ftp_busy_enter to ftp_busy_leave), except while it

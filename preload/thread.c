@@ -180,12 +180,10 @@ void ftp_thread_exit_process(void)
         ftp_state.hdr->process_cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-struct ftp_thread *ftp_thread_enter(void)
+struct ftp_thread *ftp_thread_begin(struct ftp_thread *t, uint32_t gen)
 {
-    struct ftp_thread *t = &ftp_tls;
-    uint32_t gen = atomic_load_explicit(&ftp_state.generation, memory_order_relaxed);
-    if (FTP_UNLIKELY(t->generation != gen || t->tid == 0)) {
-        /* First call on this thread, or we are a forked child holding the parent's view. */
+    {
+        /* First call on this thread, or a new session (attach, or a forked child's own file). */
         /* The recursion guard and the busy slot belong to the thread, not to the session. */
         int guard = t->guard;
         _Atomic uint32_t *busy = t->busy;

@@ -11,6 +11,8 @@
 #include <Python.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -156,7 +158,87 @@ static PyObject *handshake_relock(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(ns);
 }
 
+/* uncontended(n, parked): n rounds of uncontended releases with `parked` other threads blocked for the
+ * whole run (each in pthread_cond_wait on a condition nobody signals until the end). One round is a
+ * pthread_mutex lock/unlock, a sem_post/sem_wait pair on a heap semaphore and a pthread_cond_signal of a
+ * condition nobody waits on: the release paths a recorder looks its waiters up on, finding nobody.
+ * Returns the nanoseconds per round. */
+struct handshake_parked {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int release;
+    int asleep;
+};
+
+static void *handshake_park(void *arg)
+{
+    struct handshake_parked *p = arg;
+    pthread_mutex_lock(&p->mutex);
+    p->asleep++;
+    while (!p->release)
+        pthread_cond_wait(&p->cond, &p->mutex);
+    pthread_mutex_unlock(&p->mutex);
+    return NULL;
+}
+
+static PyObject *handshake_uncontended(PyObject *self, PyObject *args)
+{
+    (void)self;
+    long n;
+    int parked;
+    if (!PyArg_ParseTuple(args, "li", &n, &parked) || parked < 0 || parked > 1024)
+        return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_ValueError, "0 <= parked <= 1024"), NULL);
+    struct handshake_parked p = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    pthread_t *threads = calloc((size_t)parked + 1, sizeof *threads);
+    if (!threads)
+        return PyErr_NoMemory();
+    int started = 0;
+    for (; started < parked; started++)
+        if (pthread_create(&threads[started], NULL, handshake_park, &p) != 0)
+            break;
+    /* Every parked thread is in pthread_cond_wait once it counted itself and let go of the mutex. */
+    for (;;) {
+        pthread_mutex_lock(&p.mutex);
+        int asleep = p.asleep;
+        pthread_mutex_unlock(&p.mutex);
+        if (asleep == started)
+            break;
+        usleep(1000);
+    }
+    usleep(20000);
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t idle = PTHREAD_COND_INITIALIZER;
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&m);
+        pthread_mutex_unlock(&m);
+        sem_post(&sem);
+        sem_wait(&sem);
+        pthread_cond_signal(&idle);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    sem_destroy(&sem);
+    pthread_mutex_lock(&p.mutex);
+    p.release = 1;
+    pthread_cond_broadcast(&p.cond);
+    pthread_mutex_unlock(&p.mutex);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
+    if (started < parked) {
+        PyErr_SetString(PyExc_RuntimeError, "could not start the parked threads");
+        return NULL;
+    }
+    double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)(n ? n : 1);
+    return PyFloat_FromDouble(ns);
+}
+
 static PyMethodDef handshake_methods[] = {
+    {"uncontended", handshake_uncontended, METH_VARARGS,
+     "uncontended(n, parked): ns per round of uncontended releases while `parked` threads block."},
     {"relock", handshake_relock, METH_VARARGS, "relock(n): n failing relocks; ns per call."},
     {"run", handshake_run, METH_VARARGS, "run(n): n contended pthread_mutex_lock calls; returns n."},
     {"caller_cpu_ns", handshake_caller_cpu, METH_NOARGS, "CPU time of the calling thread in the last run."},
