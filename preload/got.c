@@ -39,7 +39,7 @@ static const char *const hook_names[] = {
     "sem_init", "sem_destroy", "sem_wait", "sem_timedwait", "sem_clockwait", "sem_post", "sched_yield",
     "pthread_mutex_lock", "pthread_mutex_unlock", "pthread_rwlock_rdlock", "pthread_rwlock_wrlock",
     "pthread_rwlock_unlock", "pthread_cond_wait", "pthread_cond_timedwait", "pthread_cond_signal",
-    "pthread_cond_broadcast", "dlsym",
+    "pthread_cond_broadcast", "dlsym", "dl_iterate_phdr",
 };
 #define N_HOOKS (sizeof hook_names / sizeof *hook_names)
 static uintptr_t hook_addr[N_HOOKS];

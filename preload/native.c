@@ -3,12 +3,21 @@
  *
  * The module map comes from the dynamic loader's link map (_r_debug), the list debuggers read: walking
  * it takes no lock, unlike dl_iterate_phdr, so new objects (extension modules imported later) can be
- * described from inside a hook. Every read of it goes through ftp_safe_read. */
+ * described from inside a hook. Every read of it goes through ftp_safe_read.
+ *
+ * libunwind finds an address's unwind tables through dl_iterate_phdr, which holds the loader's
+ * dl_load_write_lock while it calls back. So the recorder exports dl_iterate_phdr too: on a thread that
+ * is unwinding inside a hook, it answers from the same lock-free walk of the link map (each object's
+ * program headers read from its ELF header in memory); everyone else gets glibc's, untouched. The one
+ * thing the lock guarded that the walk does not: an object dlclose()d while libunwind reads its tables
+ * (CPython never unloads an extension module). */
 #define UNW_LOCAL_ONLY
+#include <dlfcn.h>
 #include <elf.h>
 #include <libunwind.h>
 #include <link.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "recorder.h"
@@ -17,8 +26,19 @@ static uintptr_t last_map_entry; /* the last link-map entry already described in
 static _Atomic int walking;      /* one walker at a time; others just skip (never wait) */
 static char exe_path[1024];
 
+typedef int (*iterate_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+static iterate_fn real_dl_iterate_phdr;
+static __thread bool unwinding __attribute__((tls_model("initial-exec")));
+
 void ftp_native_init(void)
 {
+    if (!real_dl_iterate_phdr) {
+        real_dl_iterate_phdr = (iterate_fn)dlsym(RTLD_NEXT, "dl_iterate_phdr");
+        if (!real_dl_iterate_phdr || real_dl_iterate_phdr == (iterate_fn)dl_iterate_phdr)
+            real_dl_iterate_phdr = (iterate_fn)dlsym(RTLD_DEFAULT, "dl_iterate_phdr");
+        if (real_dl_iterate_phdr == (iterate_fn)dl_iterate_phdr)
+            real_dl_iterate_phdr = NULL;
+    }
     /* Per-thread caches: no global unwinder lock on the waiting path. */
     if (ftp_state.native)
         unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
@@ -156,6 +176,62 @@ void ftp_native_write_modules(struct ftp_thread *t)
     atomic_store(&walking, 0);
 }
 
+/* The objects of the link map, as dl_iterate_phdr would give them, without the loader's lock. The main
+ * program's entry (the first, with an empty name) takes its program headers from the auxiliary vector:
+ * a non-PIE executable is not mapped at its link-map address 0. */
+static int iterate_without_lock(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    uintptr_t node = map_head();
+    struct map_entry e;
+    for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++, node = e.l_next) {
+        struct dl_phdr_info info;
+        memset(&info, 0, sizeof info);
+        info.dlpi_name = e.l_name ? (const char *)e.l_name : "";
+        if (n == 0) {
+            uintptr_t phdr = (uintptr_t)getauxval(AT_PHDR);
+            size_t phnum = (size_t)getauxval(AT_PHNUM);
+            ElfW(Phdr) ph;
+            uintptr_t bias = e.l_addr;
+            for (size_t i = 0; phdr && i < phnum && ftp_safe_read(&ph, phdr + i * sizeof ph, sizeof ph); i++)
+                if (ph.p_type == PT_PHDR)
+                    bias = phdr - ph.p_vaddr;
+            if (!phdr || !phnum)
+                continue;
+            info.dlpi_addr = bias;
+            info.dlpi_phdr = (const ElfW(Phdr) *)phdr;
+            info.dlpi_phnum = (ElfW(Half))phnum;
+        } else {
+            ElfW(Ehdr) eh;
+            if (!ftp_safe_read(&eh, e.l_addr, sizeof eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) || !eh.e_phnum ||
+                eh.e_phentsize != sizeof(ElfW(Phdr)))
+                continue; /* not mapped with its ELF header at its bias: unwinding stops at its frames */
+            ElfW(Phdr) first;
+            if (!ftp_safe_read(&first, e.l_addr + eh.e_phoff, sizeof first))
+                continue;
+            info.dlpi_addr = e.l_addr;
+            info.dlpi_phdr = (const ElfW(Phdr) *)(e.l_addr + eh.e_phoff);
+            info.dlpi_phnum = eh.e_phnum;
+        }
+        int rc = cb(&info, sizeof info, data);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+__attribute__((visibility("default"))) int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
+                                                           void *data)
+{
+    if (unwinding)
+        return iterate_without_lock(cb, data);
+    if (FTP_UNLIKELY(!real_dl_iterate_phdr)) {
+        ftp_native_init();
+        if (!real_dl_iterate_phdr)
+            return iterate_without_lock(cb, data);
+    }
+    return real_dl_iterate_phdr(cb, data);
+}
+
 int ftp_native_backtrace(struct ftp_thread *t, uint64_t *pcs, int max)
 {
     /* Objects loaded since we last looked (imports) must be described before their addresses appear. */
@@ -165,7 +241,9 @@ int ftp_native_backtrace(struct ftp_thread *t, uint64_t *pcs, int max)
     void *buf[FTP_MAX_NATIVE_FRAMES];
     if (max > FTP_MAX_NATIVE_FRAMES)
         max = FTP_MAX_NATIVE_FRAMES;
+    unwinding = true;
     int n = unw_backtrace(buf, max);
+    unwinding = false;
     for (int i = 0; i < n; i++)
         pcs[i] = (uint64_t)(uintptr_t)buf[i];
     return n < 0 ? 0 : n;

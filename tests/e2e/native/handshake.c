@@ -11,7 +11,9 @@
 #include <Python.h>
 #include <pthread.h>
 #include <sched.h>
+#include <link.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -236,7 +238,45 @@ static PyObject *handshake_uncontended(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(ns);
 }
 
+/* hold_loader(seconds): holds glibc's dl_load_write_lock for that long, the way any dl_iterate_phdr
+ * callback does while it runs (a C++ exception being thrown, an unwinder, a profiler): the callback
+ * sleeps. loader_held() says whether it is being held now. */
+static atomic_int handshake_loader_held;
+
+static int handshake_hold_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info;
+    (void)size;
+    double seconds = *(const double *)data;
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    atomic_store(&handshake_loader_held, 1);
+    nanosleep(&ts, NULL);
+    atomic_store(&handshake_loader_held, 0);
+    return 1; /* one object is enough */
+}
+
+static PyObject *handshake_hold_loader(PyObject *self, PyObject *args)
+{
+    (void)self;
+    double seconds;
+    if (!PyArg_ParseTuple(args, "d", &seconds))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    dl_iterate_phdr(handshake_hold_cb, &seconds);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *handshake_loader_is_held(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyBool_FromLong(atomic_load(&handshake_loader_held));
+}
+
 static PyMethodDef handshake_methods[] = {
+    {"hold_loader", handshake_hold_loader, METH_VARARGS, "hold_loader(seconds): hold the loader's lock."},
+    {"loader_held", handshake_loader_is_held, METH_NOARGS, "Is hold_loader holding it now?"},
     {"uncontended", handshake_uncontended, METH_VARARGS,
      "uncontended(n, parked): ns per round of uncontended releases while `parked` threads block."},
     {"relock", handshake_relock, METH_VARARGS, "relock(n): n failing relocks; ns per call."},
