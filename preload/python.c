@@ -93,14 +93,14 @@ void ftp_python_detect(void)
     py->gil_forced = py->free_threaded && gil_forced_by_config();
     py->code_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyCode_Type");
     py->type_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyType_Type");
-    py->get_tstate = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+    /* Only to find the interpreter's code (spins are counted only when it yields); never called. */
     uintptr_t probe = (uintptr_t)dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
     if (probe)
         dl_iterate_phdr(find_text, &probe);
     /* Offsets are only stable within a minor version. Other versions still get their waits recorded,
      * without Python stacks or object names. */
     bool known = ftp_layout_load(&py->lay, dbg, py->version, py->free_threaded);
-    py->stacks = known && py->code_type && py->type_type && py->get_tstate;
+    py->stacks = known && py->code_type && py->type_type;
     if (!py->stacks && ftp_state.verbose) {
         char v[48];
         snprintf(v, sizeof v, "CPython %u.%u%s", (unsigned)(py->version >> 24), (unsigned)(py->version >> 16) & 0xff,
@@ -154,6 +154,32 @@ void ftp_python_describe(struct ftp_file_header *h)
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, flags);
 }
 
+/* Each thread's own PyThreadState, the one PyGILState_GetThisThreadState returns (the current one is
+ * NULL while a free-threaded thread is parked: it detached), lives in a pthread key of CPython's
+ * (_PyRuntime.autoTSSkey, at an offset _Py_DebugOffsets does not give). Which key is found once, on a
+ * thread that has a state: the key whose value is a thread state of the main interpreter whose
+ * native_thread_id is this very thread. From then on a lookup is pthread_getspecific, a few loads in
+ * the thread's own descriptor: no lock, no allocation, no call into the interpreter. Until a Python
+ * thread has been seen (a thread that blocks before its first frame), there is no stack to read. */
+static int find_tstate_key(void)
+{
+    struct ftp_python *py = &ftp_state.py;
+    uintptr_t interp = __atomic_load_n(&py->interp, __ATOMIC_RELAXED);
+    uint64_t tid = ftp_tls.tid;
+    if (!interp || !tid || !L->ts_native_thread_id || !L->ts_interp)
+        return 0;
+    for (unsigned k = 0; k < PTHREAD_KEYS_MAX; k++) {
+        uintptr_t ts = (uintptr_t)pthread_getspecific((pthread_key_t)k);
+        uint64_t native_id, ts_interp;
+        if (ts < 4096 || !ftp_safe_read(&native_id, ts + L->ts_native_thread_id, sizeof native_id) ||
+            native_id != tid || !ftp_safe_read(&ts_interp, ts + L->ts_interp, sizeof ts_interp) || ts_interp != interp)
+            continue;
+        atomic_store_explicit(&py->tstate_key, (int)k + 1, memory_order_relaxed);
+        return (int)k + 1;
+    }
+    return 0;
+}
+
 uintptr_t ftp_python_tstate(void)
 {
     struct ftp_python *py = &ftp_state.py;
@@ -163,7 +189,10 @@ uintptr_t ftp_python_tstate(void)
      * wait (daemon threads, exit handlers): no Python stacks from then on. */
     if (*(volatile const uintptr_t *)(py->runtime + L->rt_finalizing))
         return 0;
-    return (uintptr_t)py->get_tstate();
+    int key = atomic_load_explicit(&py->tstate_key, memory_order_relaxed);
+    if (FTP_UNLIKELY(!key) && !(key = find_tstate_key()))
+        return 0;
+    return (uintptr_t)pthread_getspecific((pthread_key_t)(key - 1));
 }
 
 uint8_t ftp_python_region(uintptr_t addr, uint32_t *offset)

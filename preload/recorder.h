@@ -110,7 +110,7 @@ struct ftp_layout {
     uint64_t rt_size, rt_finalizing, rt_interpreters_head;
     uint64_t is_size, is_gil_state, gil_enabled; /* gil_enabled: inside the GIL state */
     uint64_t is_gc, gc_collecting; /* the interpreter's GC state, and its `collecting` flag inside it */
-    uint64_t ts_size, ts_current_frame;
+    uint64_t ts_size, ts_current_frame, ts_interp, ts_native_thread_id;
     uint64_t fr_previous, fr_executable, fr_instr_ptr, fr_owner, fr_localsplus, fr_tlbc_index;
     uint64_t co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive, co_tlbc;
     uint64_t ob_size, ob_type, tp_name, tp_flags, tp_basicsize, ht_cached_keys;
@@ -148,7 +148,7 @@ struct ftp_python {
     volatile int *gil_enabled; /* free-threaded builds: INT_MAX once permanently enabled */
     uintptr_t code_type;   /* &PyCode_Type */
     uintptr_t type_type;   /* &PyType_Type */
-    void *(*get_tstate)(void); /* PyGILState_GetThisThreadState: a TSS read, no locks */
+    _Atomic int tstate_key;    /* the pthread key CPython keeps each thread's state in (+1; 0: not found yet) */
     uintptr_t text_start, text_end; /* the interpreter's executable code */
     struct ftp_layout lay; /* zeroed when the version is unknown */
 };
