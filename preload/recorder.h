@@ -4,7 +4,15 @@
  * Hazards every function reachable from a hook must respect: it runs inside somebody else's process,
  * often while that process is about to block on a lock. It never allocates, never takes a lock, never
  * uses stdio, never calls into the interpreter, and treats anything unexpected as a reason to stop
- * recording (ftp_stop) rather than to crash. */
+ * recording (ftp_stop) rather than to crash. How the parts that come closest keep to it:
+ *  - the thread state: pthread_getspecific on CPython's own key (python.c), not a CPython function;
+ *  - native stacks: libunwind's dl_iterate_phdr is answered without the loader's lock (native.c);
+ *  - thread exit: a pthread key below 32, whose values glibc keeps without allocating (thread.c);
+ *  - releases while threads are parked: a fixed 4-slot waiter lookup (intern.c);
+ *  - detach: busy marks instead of a sleep (thread.c, attach.c);
+ *  - warnings: never to a descriptor that is not provably the program's stderr, never blocking (init.c).
+ * What may still wait: a chunk's first use reserves its disk blocks (file.c), which a file system may
+ * make slow; ring mode clears a recycled chunk (control.c). */
 #ifndef FTPROF_RECORDER_H
 #define FTPROF_RECORDER_H
 
