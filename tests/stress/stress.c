@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -280,10 +281,18 @@ static pid_t stress_busy[STRESS_BUSY_PROCESSES];
 
 static void stress_busy_start(void)
 {
+    pid_t parent = getpid();
     for (int i = 0; i < STRESS_BUSY_PROCESSES; i++)
-        if ((stress_busy[i] = fork()) == 0)
+        if ((stress_busy[i] = fork()) == 0) {
+            /* Never outlive the test: killed with it (a sanitizer that halts it skips stress_busy_stop),
+             * and in any case after 10 minutes. */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(0);
+            alarm(600);
             for (volatile unsigned long spin = 0;; spin++)
                 ;
+        }
 }
 
 static void stress_busy_stop(void)
