@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import (FLAG_FINISHED, FLAG_FORKED_CHILD, WORKLOADS, clean_env, marker_line, read_header,
-                      stack_functions, top_frame, wait_for_line)
+from conftest import (FLAG_FINISHED, FLAG_FORKED_CHILD, WORKLOADS, clean_env, marker_line, mounted_tmpfs,
+                      read_header, stack_functions, top_frame, wait_for_line)
 from test_recorder import build_extension
 
 
@@ -186,15 +186,24 @@ def test_unwritable_output_directory(runner, tmp_path):
     not_a_dir = tmp_path / "plain-file"
     not_a_dir.write_text("x")
     run_refused(runner, not_a_dir / "sub" / "%p.ftp", "output under a regular file")
-    if os.geteuid() != 0:  # root writes through mode bits, so a read-only directory only binds others
-        ro = tmp_path / "ro"
-        ro.mkdir()
+
+
+def test_read_only_output_directory(runner, tmp_path):
+    """A directory the program cannot write to: mode 0500 binds an ordinary user; root writes through
+    mode bits, so as root (CI) the directory is a file system mounted read-only."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
         ro.chmod(0o500)
         try:
             run_refused(runner, ro / "%p.ftp", "read-only directory")
             assert list(ro.iterdir()) == []
         finally:
             ro.chmod(0o700)
+        return
+    with mounted_tmpfs(ro, "ro,size=64k"):
+        run_refused(runner, ro / "%p.ftp", "read-only file system")
+        assert list(ro.iterdir()) == []
 
 
 def test_planted_symlink_is_refused(runner, tmp_path):

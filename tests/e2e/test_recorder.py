@@ -86,7 +86,9 @@ def test_rlock_contention(any_runner, results):
     assert lk["threads"] >= 2
     top_w = top_frame(lk["waiters"][0])
     assert (top_w["function"], top_w["line"]) == ("take", marker_line(LOCK_WL, "acquire")), top_w
-    assert lk["parked"] == 0 or top_function(lk["holders"][0]) == "hold_and_release", rep.summary()
+    # 1 ms holds outlast any spin: waiters park, and the releaser that woke them is the holder.
+    assert lk["parked"] > 0, f"no RLock wait parked:\n{rep.summary()}"
+    assert lk["holders"] and top_function(lk["holders"][0]) == "hold_and_release", rep.summary()
     assert not rep.with_waiter_function("take", kinds=("other", "pymutex", "lock")), \
         f"RLock waits under another kind:\n{rep.summary()}"
     # A new thread waiting in its bootstrap until Thread.start lets it run is waiting for work, not `other`.
@@ -138,15 +140,15 @@ def busiest_lock_waited_in(runner, wl, function, kind):
 
 
 def _field_name_expected(python, lk, field_re):
-    """The interpreter's DWARF names the field; without it the name is an offset, unless a separate debug
-    file supplied the field."""
+    """The interpreter's DWARF names the field. Without it the name is an offset (unless a separate debug
+    file supplied the field), and what the support table promises is not checked: the test skips."""
     debug = _has_debug_info(python)
     if debug is None:
         pytest.skip("no readelf to tell whether the interpreter has debug information")
-    if debug:
-        assert re.fullmatch(field_re, lk["name"]), lk["name"]
-    else:
+    if not debug:
         assert re.fullmatch(field_re, lk["name"]) or lk["name"].startswith("PyMutex _PyRuntime+0x"), lk["name"]
+        pytest.skip(f"{python} has no debug information: the lock's field is not named ({lk['name']})")
+    assert re.fullmatch(field_re, lk["name"]), lk["name"]
 
 
 def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_python):
@@ -155,8 +157,9 @@ def test_pymutex_in_the_interpreter_state_is_named_by_its_field(runner, ft_pytho
     wl = WORKLOADS / "weakref_lock.py"
     rep, lk = busiest_lock_waited_in(runner, wl, "take_refs", "pymutex")
     assert top_frame(lk["waiters"][0])["line"] == marker_line(wl, "weakref"), lk["waiters"][0]
-    assert lk["parked"] == 0 or (lk["holders"] and top_function(lk["holders"][0]) == "take_refs"), \
-        f"holders:\n{rep.summary()}"
+    # Four threads on fewer cores: a holder preempted inside weakref.ref() makes the others park.
+    assert lk["parked"] > 0, f"no wait on the weakref lock parked:\n{rep.summary()}"
+    assert lk["holders"] and top_function(lk["holders"][0]) == "take_refs", f"holders:\n{rep.summary()}"
     _field_name_expected(ft_python, lk, r"PyMutex interp->weakref_locks\[\d+\]")
 
 
@@ -283,17 +286,18 @@ def test_critical_section(runner, results, container, writers):
     assert top_w["function"] == writer, f"top waiter frame {top_w}\n{rep.summary()}"
     assert top_w["line"] == marker_line(wl, f"{container}-writer"), f"top waiter frame {top_w}"
     # A writer that took the lock while still spinning (40 yields, stretched on a loaded machine) was woken
-    # by nobody: its holder is unknown. Every writer that parked was woken by the holder.
-    assert lk["holders"] or lk["parked"] == 0, f"no holder recorded for the {container}'s critical section"
+    # by nobody: its holder is unknown. But four operations of 0.1 s outlast the spins: some writer parks,
+    # and every writer that parked was woken by the holder.
+    assert lk["parked"] > 0, f"no writer parked on the {container}'s critical section:\n{rep.summary()}"
+    assert lk["holders"], f"no holder recorded for the {container}'s critical section"
     # A writer woken by the long operation's end then wakes the next writer, so with several writers
     # the releasers are the holder and the writers; with one writer, only the holder.
-    if lk["parked"]:
-        releasers = {top_function(h) for h in lk["holders"]}
-        assert holder in releasers and releasers <= {holder, writer}, f"releasers {releasers}"
-        top_h = next(top_frame(h) for h in lk["holders"] if top_function(h) == holder)
-        assert top_h["line"] == marker_line(wl, f"{container}-holder"), f"holder frame {top_h}"
-        if writers == 1:
-            assert top_function(lk["holders"][0]) == holder, f"top holder {top_frame(lk['holders'][0])}"
+    releasers = {top_function(h) for h in lk["holders"]}
+    assert holder in releasers and releasers <= {holder, writer}, f"releasers {releasers}"
+    top_h = next(top_frame(h) for h in lk["holders"] if top_function(h) == holder)
+    assert top_h["line"] == marker_line(wl, f"{container}-holder"), f"holder frame {top_h}"
+    if writers == 1:
+        assert top_function(lk["holders"][0]) == holder, f"top holder {top_frame(lk['holders'][0])}"
 
     results.add(f"critical_section {container} writers={writers}", wait_ratio=ratio(lk["wait_ns"], truth["wait_ns"]),
                 count_ratio=ratio(lk["contentions"], truth["contended"]),
@@ -337,6 +341,20 @@ def build_extension(python, tmp_path, source, name):
                      libs=["-lpthread"])
 
 
+def _gil_named_by_its_field(python, gil, rep):
+    """take_gil waits on the GIL's condition variable: with the interpreter's DWARF the report names the
+    field, `interp->_gil.cond` for the main wait and `interp->_gil.*` for every one; without it the name
+    is not checked (a skip)."""
+    main = max(gil, key=lambda x: x["wait_ns"])
+    debug = _has_debug_info(python)
+    if debug is None:
+        pytest.skip("no readelf to tell whether the interpreter has debug information")
+    if not debug:
+        pytest.skip(f"{python} has no debug information: the GIL's field is not named ({main['name']})")
+    assert main["name"] == "GIL interp->_gil.cond", f"the main GIL wait is named {main['name']!r}:\n{rep.summary()}"
+    assert all(l["name"].startswith("GIL interp->_gil.") for l in gil), [l["name"] for l in gil]
+
+
 def test_gil_reenabled_by_extension(runner, tmp_path, results):
     so = build_extension(runner.python, tmp_path, "gilmod.c", "ftprof_gilmod")
     run = runner.run([WORKLOADS / "cpu_threads.py", "--import-gilmod", so.parent, "--threads", 3])
@@ -351,6 +369,7 @@ def test_gil_reenabled_by_extension(runner, tmp_path, results):
         f"gil waits are not attributed to spin():\n{rep.summary()}")
     results.add("gil after extension import", gil_wait_ms=rep.total("wait_ns", gil) / 1e6,
                 gil_contentions=rep.total("contentions", gil))
+    _gil_named_by_its_field(runner.python, gil, rep)
 
 
 @pytest.mark.parametrize("how", ["PYTHON_GIL=1", "-X gil=1"])
@@ -431,10 +450,7 @@ def test_gil_build_cpu_threads(gil_runner):
     assert gil, f"no gil waits on the default build:\n{rep.summary()}"
     lk = max(gil, key=lambda x: x["wait_ns"])
     assert top_function(lk["waiters"][0]) == "spin", f"top gil waiter:\n{rep.summary()}"
-    # take_gil waits on the GIL's condition variable; with the interpreter's DWARF the report says so.
-    if _has_debug_info(gil_runner.python):
-        assert lk["name"] == "GIL interp->_gil.cond", f"the main GIL wait is named {lk['name']!r}"
-        assert all(l["name"].startswith("GIL interp->_gil.") for l in gil), [l["name"] for l in gil]
+    _gil_named_by_its_field(gil_runner.python, gil, rep)
 
 
 def test_gil_build_lock_workload(gil_runner, results):
