@@ -12,6 +12,7 @@ HOLDS_MS = [0.2, 1, 5]
 THREADS = [2, 4, 8]
 
 
+@pytest.mark.support_row("threading.Lock as lock", "Python stacks with line numbers")
 @pytest.mark.parametrize("hold_ms", HOLDS_MS)
 @pytest.mark.parametrize("threads", THREADS)
 def test_lock_accuracy(any_runner, results, hold_ms, threads):
@@ -26,6 +27,7 @@ def test_lock_accuracy(any_runner, results, hold_ms, threads):
                       count_bound=0.05)
 
 
+@pytest.mark.support_row("critical_section with the object's type")
 @pytest.mark.parametrize("container", ["dict", "list"])
 def test_critical_section_accuracy(runner, results, container):
     # The writers time a whole store, so their measure is the wait plus the store itself and any
@@ -50,6 +52,7 @@ def test_critical_section_accuracy(runner, results, container):
     assert count_r >= 0.8, f"critical section count ratio {count_r:.3f} (bound: at least 80%)"
 
 
+@pytest.mark.support_row("stop_the_world")
 @pytest.mark.parametrize("threads", [1, 2])
 def test_stop_the_world_accuracy(runner, results, threads):
     # Upper bound only: a thread stopped between allocations waits the whole collection, but the

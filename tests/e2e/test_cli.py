@@ -33,6 +33,7 @@ def report(cli, files):
     return rep
 
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 def test_run_reports_hotspots_and_file(ftprof_cli, ftprof_lib, ft_python, tmp_path):
     proc, files = ftprof_run(ftprof_cli, ftprof_lib, tmp_path, [ft_python, WORKLOADS / "lock_contention.py"])
     assert proc.returncode == 0, proc.stderr

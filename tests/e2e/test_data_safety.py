@@ -48,6 +48,7 @@ def chunk_facts(path):
 # --------------------------------------------------------------------------------------------------
 # Descriptors: a program that closes everything and reuses the numbers.
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 @pytest.mark.parametrize("reserve", ["mapping", "by-name"])
 def test_close_all_then_open_keeps_program_files(runner, tmp_path, reserve):
     """close_all.py closes every descriptor above 2, opens its log (which gets the number the recorder
@@ -89,6 +90,7 @@ def test_close_all_then_open_keeps_program_files(runner, tmp_path, reserve):
 # --------------------------------------------------------------------------------------------------
 # exec into the same interpreter, same pid.
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 @pytest.mark.parametrize("pattern", ["%p.ftp", "fixed.ftp"])
 def test_exec_into_self_gets_a_recording_per_image(runner, pattern):
     out = runner.out_dir / pattern
@@ -176,6 +178,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 def test_full_disk_is_reported_as_a_full_disk(runner, small_disk):
     """16 threads contending at once need 16 chunks of 64 KiB: a 256 KiB tmpfs fills up. The one line
     says the disk is full (not "raise FTPROF_BUFFER"), names the file and how much was kept; the file is

@@ -26,6 +26,7 @@ def waiter_functions(rep):
     return {f for lk in rep.locks for w in lk["waiters"] for f in stack_functions(w)}
 
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 def test_kill_9_keeps_published_events(runner):
     wl = WORKLOADS / "lock_contention.py"
     marker = 60
@@ -52,6 +53,7 @@ def test_kill_9_keeps_published_events(runner):
     assert n >= marker * 0.8, f"only {n} contended acquisitions survived kill -9, {marker} were made before it"
 
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 def test_fork_child_gets_its_own_file(runner):
     run = runner.run([WORKLOADS / "fork_child.py"])
     truth = run.truth()

@@ -300,6 +300,7 @@ def wait_state(browser, ready, what, timeout=60):
         time.sleep(0.2)
 
 
+@pytest.mark.support_row("hold times, timeline")
 def test_timeline_opens_in_speedscope(runner, chromium, speedscope_dir, tmp_path, results):
     run = runner.run([WL, "--threads", 4, "--rounds", 4, "--cpu-ms", 5, "--hold-ms", 30])
     truth = run.truth()
