@@ -66,9 +66,6 @@ def match(entries, test_id):
 # --------------------------------------------------------------------------------------------------
 # pytest
 
-_ID = pytest.StashKey[str]()
-
-
 def item_id(item):
     """`tests/e2e/test_recorder.py::test_x[3.13t]`, whatever directory pytest was started from."""
     try:
@@ -89,24 +86,19 @@ def _skip_reason(rep):
 class Plugin:
     def __init__(self, entries):
         self.entries = entries
-        self.matched = []      # ids of the collected tests the list names
+        self.matched = []      # ids of the tests run (not deselected) that the list names
         self.skipped = []      # (id, entry) of the tests that skipped as listed
         self.unexpected = []   # (id, reason): skipped, not listed (failures under CI)
         self.stale = []        # (id, entry): listed, but ran (failures under CI)
-
-    def pytest_collection_modifyitems(self, items):
-        for item in items:
-            tid = item_id(item)
-            item.stash[_ID] = tid
-            if match(self.entries, tid):
-                self.matched.append(tid)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         rep = outcome.get_result()
-        tid = item.stash.get(_ID, None) or item_id(item)
+        tid = item_id(item)
         entry = match(self.entries, tid)
+        if entry and rep.when == "setup":
+            self.matched.append(tid)
         if rep.skipped and not hasattr(rep, "wasxfail"):
             reason = _skip_reason(rep)
             if entry:
@@ -127,7 +119,7 @@ class Plugin:
     def pytest_terminal_summary(self, terminalreporter):
         tr = terminalreporter
         tr.write_sep("-", "skips (tests/expected-skips.txt)")
-        tr.write_line(f"{len(self.skipped)} skipped as listed, {len(self.matched)} collected tests listed"
+        tr.write_line(f"{len(self.skipped)} skipped as listed, {len(self.matched)} tests run that the list names"
                       + ("" if under_ci() else " (CI is not set: other skips stay skips)"))
         for tid, entry in self.skipped:
             tr.write_line(f"  expected skip {tid}: {entry.reason}")
@@ -161,22 +153,25 @@ def meson_tally(testlog, entries, ci, out=sys.stderr):
         if not line.strip():
             continue
         t = json.loads(line)
-        suite = (t.get("suite") or [""])[0].split(":")[-1]
-        tid = f"meson:{suite}/{t.get('name', '?')}"
+        # meson names a test "PROJECT:SUITE / NAME" in its log
+        suite, _, name = t.get("name", "?").rpartition(" / ")
+        tid = f"meson:{suite.split(':')[-1]}/{name}"
         result = t.get("result", "")
         entry = match(entries, tid)
         matched += entry is not None
         if result == "SKIP":
+            said = (t.get("stderr") or "").strip().splitlines()
+            reason = f" ({said[-1]})" if said else ""
             if entry:
                 skipped += 1
                 print(f"expected skip {tid}: {entry.reason}", file=out)
             elif ci:
                 failed += 1
-                print(f"FAILED {tid}: skipped (exit 77), and CI=true allows only the skips listed in "
+                print(f"FAILED {tid}: skipped (exit 77){reason}, and CI=true allows only the skips listed in "
                       f"{LIST.relative_to(ROOT)}", file=out)
             else:
                 skipped += 1
-                print(f"unlisted skip {tid}", file=out)
+                print(f"unlisted skip {tid}{reason}", file=out)
         elif result in ("OK", "EXPECTEDFAIL"):
             if entry and ci:
                 failed += 1
