@@ -231,21 +231,28 @@ def test_planted_symlink_is_refused(runner, tmp_path):
     assert len(links) == 1 and links[0].is_symlink(), f"the trap directory changed: {links}"
 
 
-def test_existing_name_without_pid_falls_back(runner, tmp_path):
+@pytest.mark.parametrize("taken_by", ["file", "symlink"])
+def test_existing_name_without_pid_falls_back(runner, tmp_path, taken_by):
+    """FTPROF_OUTPUT without %p names a file that exists: `<name>.<pid>` is tried (README). A symbolic
+    link there is a planted trap, not a name in use: refused, no fallback, its target untouched."""
     target = tmp_path / "precious"
     target.write_text("keep me\n")
     out = tmp_path / "fixed.ftp"
-    out.symlink_to(target)
+    if taken_by == "symlink":
+        out.symlink_to(target)
+    else:
+        out.write_text("keep me\n")
     prof = runner.run([WORKLOADS / "streams.py"], extra_env={"FTPROF_OUTPUT": str(out)})
     assert target.read_text() == "keep me\n", "the symlink's target was written through"
-    assert out.is_symlink()
+    assert out.is_symlink() == (taken_by == "symlink") and out.read_text() == "keep me\n"
     fallback = [p for p in tmp_path.iterdir() if p.name.startswith("fixed.ftp.")]
-    if fallback:
-        assert len(fallback) == 1 and fallback[0].name.split(".")[-1].isdigit(), fallback
-        assert not fallback[0].is_symlink() and (fallback[0].stat().st_mode & 0o777) == 0o600
-        runner.report(fallback)
-    else:
-        assert "ftprof: cannot create" in prof.stderr, "neither a <name>.<pid> file nor a warning"
+    if taken_by == "symlink":
+        assert fallback == [] and "ftprof: cannot create" in prof.stderr and "symbolic link" in prof.stderr, (
+            fallback, prof.stderr)
+        return
+    assert len(fallback) == 1 and fallback[0].name.split(".")[-1].isdigit(), (fallback, prof.stderr)
+    assert not fallback[0].is_symlink() and (fallback[0].stat().st_mode & 0o777) == 0o600
+    runner.report(fallback)
 
 
 def test_output_identical_with_and_without_recorder(runner):
