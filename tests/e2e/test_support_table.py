@@ -46,7 +46,7 @@ def support_table(text):
 def marked(tmp_path_factory):
     """[{"id", "rows", "pythons"}] of every test carrying a support_row marker."""
     out = tmp_path_factory.mktemp("support") / "rows.jsonl"
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS" and not k.startswith("FTPROF_")}
     # Collection only: the interpreters are named, never started.
     env.update(FTPROF_PYTHONS=" ".join(f"{label}=/nonexistent/python{label}" for label in LABELS),
                FTPROF_SUPPORT_ROWS=str(out))
