@@ -49,7 +49,7 @@ def test_kill_9_keeps_published_events(runner):
     assert taken, f"the killed process's recording has no waits in take():\n{rep.summary()}"
     n = sum(lk["contentions"] for lk in taken)
     # Each marker count was printed after take() returned, so its wait was published before the kill;
-    # the ±20% count bound of the accuracy tests applies to how many of them the recorder saw.
+    # at least 80% of them must be in the recording.
     assert n >= marker * 0.8, f"only {n} contended acquisitions survived kill -9, {marker} were made before it"
 
 
