@@ -5,9 +5,9 @@ ran instead of skipping is a failure too (its entry is stale): so the skips of a
 list's entries that matched a test, each with its reason, and nothing is skipped silently.
 
 Two layers use it:
-  - pytest (tests/e2e, examples): each conftest calls register(config) from pytest_configure; the plugin
-    turns the reports around as above and prints the tally at the end. With FTPROF_SKIP_TALLY=FILE it
-    also writes "matched N" there, for tools/run-tests.
+  - pytest (tests/e2e, examples, tests/analyzer): the repository's root conftest.py calls register(config);
+    the plugin turns the reports around as above and prints the tally at the end. With
+    FTPROF_SKIP_TALLY=FILE it also writes "matched N" (listed tests that ran) there, for tools/run-tests.
   - meson's C tests (exit 77 is meson's SKIP): tools/run-tests runs
         python3 tests/expected_skips.py meson BUILD/meson-logs/testlog.json
     which prints "passed failed skipped matched" with the same rules applied.
@@ -134,7 +134,7 @@ class Plugin:
 
 
 def register(config):
-    """Called from each conftest's pytest_configure; the plugin is registered once per session."""
+    """Called from pytest_configure; the plugin is registered once per session."""
     if not config.pluginmanager.has_plugin(PLUGIN_NAME):
         config.pluginmanager.register(Plugin(load()), PLUGIN_NAME)
 
