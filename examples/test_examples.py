@@ -5,7 +5,9 @@ after its fix, with the report read as JSON.
 
 Paths: FTPROF_CLI (the analyzer; the recorder is found next to it) and FTPROF_PY (a free-threaded
 CPython, 3.14t in `make test`), else $BUILD/analyzer/ftprof (BUILD defaults to build) and tools/ft-python. Missing
-ones skip the tests. Eight profiled runs of a few seconds each.
+ones skip the tests. The service example, whose contention differs between versions, runs on every
+free-threaded interpreter of FTPROF_PYTHONS (tools/run-tests sets it). Eight profiled runs of a few
+seconds each, plus two per further interpreter.
 """
 import json
 import os
@@ -41,18 +43,25 @@ def _python():
     pytest.skip("no free-threaded python (run tools/ft-python, or set FTPROF_PY)")
 
 
-def _python_version():
-    out = subprocess.run([_python(), "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+def _free_threaded_matrix():
+    """{label: path} of the free-threaded interpreters in FTPROF_PYTHONS ("3.13t=PATH 3.14t=PATH ...")."""
+    items = (item.partition("=") for item in os.environ.get("FTPROF_PYTHONS", "").split())
+    return {label: path for label, _, path in items if label.endswith("t") and path}
+
+
+def _python_version(python):
+    out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
                          text=True, check=True).stdout.split()
     return tuple(int(x) for x in out)
 
 
-def profile(tmp_path, script, *args):
-    """Runs one example under `ftprof run` and returns (report as JSON, the example's stdout)."""
+def profile(tmp_path, script, *args, python=None):
+    """Runs one example under `ftprof run` (on `python`, else FTPROF_PY's) and returns (report as JSON,
+    the example's stdout)."""
     cli = _cli()
     out = tmp_path / f"{Path(script).stem}{'-fixed' if '--fixed' in args else ''}-%p.ftp"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTPROF_")}
-    run = subprocess.run([str(cli), "run", "-o", str(out), "--", _python(), str(EXAMPLES / script), *args],
+    run = subprocess.run([str(cli), "run", "-o", str(out), "--", python or _python(), str(EXAMPLES / script), *args],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     recordings = sorted(tmp_path.glob(out.name.replace("%p", "*")))
@@ -92,17 +101,19 @@ def contention(report):
     return sum(lock["wait_ns"] for lock in report["locks"] if lock["kind"] in CONTENTION)
 
 
-def test_service_render_lock_is_the_hotspot_and_the_fix_removes_it(tmp_path):
-    before, _ = profile(tmp_path, "service.py")
+@pytest.mark.parametrize("label", list(_free_threaded_matrix()) or ["FTPROF_PY"])
+def test_service_render_lock_is_the_hotspot_and_the_fix_removes_it(tmp_path, label):
+    python = _free_threaded_matrix().get(label) or _python()
+    before, _ = profile(tmp_path, "service.py", python=python)
     top = before["locks"][0]
     assert top["kind"] == "lock"
     render = waits(before, {"lock"}, "handle_request", "with RENDER_LOCK:")
     assert render >= 0.5 * contention(before), "the render lock is not the main contention"
-    if _python_version() == (3, 13):  # 3.14 made dict.get lock-free: the cache is hardly contended there
+    if _python_version(python) == (3, 13):  # 3.14 made dict.get lock-free: the cache is hardly contended there
         assert waits(before, {"critical_section"}, "handle_request") > 0, "no dict critical section seen"
         assert any(l["kind"] == "critical_section" and l["type"] == "dict" for l in before["locks"])
 
-    after, _ = profile(tmp_path, "service.py", "--fixed")
+    after, _ = profile(tmp_path, "service.py", "--fixed", python=python)
     before_request = waits(before, {"lock", "critical_section"}, "handle_request")
     after_request = waits(after, {"lock", "critical_section"}, "handle_request_fixed")
     assert after_request < 0.05 * before_request, (after_request, before_request)

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -493,6 +494,21 @@ def compile_c(sources, output, flags=(), libs=()):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr}"
     return Path(output)
+
+
+@contextmanager
+def mounted_tmpfs(path, options):
+    """A tmpfs mounted on `path` with mount(8) options ("ro,size=64k") for the block; needs root. A
+    refused mount (an unprivileged container) skips the test, which under CI=true is a failure."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
+    try:
+        yield Path(path)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def wait_for_line(proc, pattern, timeout):

@@ -164,6 +164,7 @@ def recording_mapped(pid, directory):
 
 # ------------------------------------------------------------------------------------------------------
 
+@pytest.mark.support_row("ftprof attach PID")
 def test_attach_shows_what_preload_shows(ftprof_lib, attach_python, ftprof_cli, tmp_path, results):
     """A target started without the recorder, attached to for 1.5 s: the Lock, its kind, the waiter and
     holder lines come out as under LD_PRELOAD; the recording says it is a window; the target's output is

@@ -33,6 +33,7 @@ def run_suites(python, env, cwd, timeout):
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.support_row("CPython's own threading suites")
 @pytest.mark.skipif(os.environ.get("FTPROF_SKIP_SUITES") == "1", reason="FTPROF_SKIP_SUITES=1")
 def test_cpython_threading_suites(runner, results, tmp_path):
     plain_dir = tmp_path / "plain"

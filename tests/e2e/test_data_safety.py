@@ -48,6 +48,7 @@ def chunk_facts(path):
 # --------------------------------------------------------------------------------------------------
 # Descriptors: a program that closes everything and reuses the numbers.
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 @pytest.mark.parametrize("reserve", ["mapping", "by-name"])
 def test_close_all_then_open_keeps_program_files(runner, tmp_path, reserve):
     """close_all.py closes every descriptor above 2, opens its log (which gets the number the recorder
@@ -89,6 +90,7 @@ def test_close_all_then_open_keeps_program_files(runner, tmp_path, reserve):
 # --------------------------------------------------------------------------------------------------
 # exec into the same interpreter, same pid.
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 @pytest.mark.parametrize("pattern", ["%p.ftp", "fixed.ftp"])
 def test_exec_into_self_gets_a_recording_per_image(runner, pattern):
     out = runner.out_dir / pattern
@@ -166,6 +168,7 @@ def small_disk(tmp_path):
         yield mnt
 
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 def test_full_disk_is_reported_as_a_full_disk(runner, small_disk):
     """16 threads contending at once need 16 chunks (of 16 KiB, the smallest, on a file system this
     small): more than the half of a 256 KiB tmpfs the recorder may take. The one line

@@ -125,6 +125,7 @@ def blocked_by_name(frame):
 # --------------------------------------------------------------------------------------------------
 # (1) What is blocked right now, against the workload's own ground truth.
 
+@pytest.mark.support_row("ftprof top --once --json")
 @pytest.mark.parametrize("kind", ["lock", "rlock"])
 def test_top_json_blocked_now(any_runner, workloads, kind):
     """On every build, free-threaded and GIL: the waits in flight do not depend on the GIL."""
@@ -173,6 +174,7 @@ def test_top_json_blocked_now(any_runner, workloads, kind):
 # --------------------------------------------------------------------------------------------------
 # (3) Deadlocks: a cycle through owners where the recorder sees them, "no progress" where it cannot.
 
+@pytest.mark.support_row("ftprof top live (tmux)")
 def test_deadlock_cycle_and_no_progress(runner, workloads):
     for kind in ("rlock", "lock"):
         w = workloads(runner, ["deadlock.py", "--kind", kind])
@@ -273,6 +275,7 @@ def lock_row(screen, where):
     return next((ln for ln in screen.splitlines() if where in ln and "@" in ln.split(where)[0]), None)
 
 
+@pytest.mark.support_row("ftprof top live (tmux)")
 def test_top_live_deadlock(runner, workloads, tmux):
     w = workloads(runner, ["deadlock.py", "--kind", "rlock"])
     w.wait_blocked(["left", "right"])
@@ -295,6 +298,7 @@ def test_top_live_deadlock(runner, workloads, tmux):
     w.finish()
 
 
+@pytest.mark.support_row("ftprof top live (tmux)")
 def test_top_live_convoy(runner, workloads, tmux):
     w = workloads(runner, ["convoy.py", "--threads", "4", "--hold", "5", "--seconds", "0"])
     w.wait_for("RUNNING")
@@ -346,6 +350,7 @@ def locks_at(rep, line):
     return out
 
 
+@pytest.mark.support_row("ftprof top live (tmux)")
 @pytest.mark.parametrize("start", ["running", "paused"])
 def test_pause_resume_windows(runner, workloads, start):
     w = workloads(runner, ["windows.py"], extra_env={"FTPROF_START": "paused"} if start == "paused" else None)
@@ -424,6 +429,7 @@ def handshake(runner, tmp_path, n, env):
     return run, rep, rep["files"][0]
 
 
+@pytest.mark.support_row("ftprof top live (tmux)")
 def test_min_wait_counts_short_waits_exactly(runner, tmp_path):
     n = 4000
     # The threshold: a median handshake wait on this machine, so that both sides of it are populated.
@@ -451,6 +457,7 @@ def test_min_wait_counts_short_waits_exactly(runner, tmp_path):
     assert f"{below} waits under " in text and "not itemised" in text, text[:1500]
 
 
+@pytest.mark.support_row("ftprof top live (tmux)")
 @pytest.mark.parametrize("min_wait", [None, "median"])
 def test_ring_mode_keeps_the_latest_and_counts_the_rest(runner, tmp_path, min_wait):
     n = 20_000

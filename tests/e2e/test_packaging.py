@@ -85,6 +85,7 @@ def _profile_contended(cli, python, tmp, env, tag):
     return proc
 
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 def test_meson_install_prefix(tmp_path, ft_python):
     meson = shutil.which("meson")
     if not meson:
@@ -114,6 +115,7 @@ def test_meson_install_prefix(tmp_path, ft_python):
          env=env, cwd=tmp_path, expect_rc=3)
 
 
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 def test_pip_install_venv(tmp_path, ft_python):
     venv = tmp_path / "venv"
     _run([ft_python, "-m", "venv", venv], timeout=300)

@@ -32,6 +32,7 @@ def run_split(runner, *args):
     return run, run.truth(), rep
 
 
+@pytest.mark.support_row("time accounting per thread")
 def test_per_thread_cpu_and_contention(runner, results):
     """Four workers that compute 10 ms of CPU, then queue for one lock held 25 ms, and an idle thread that
     waits for work the whole run: each thread's CPU time and contention as it measured them."""
@@ -68,6 +69,7 @@ def test_per_thread_cpu_and_contention(runner, results):
     assert abs(lock["threads_waiting_avg"] - lock["wait_ns"] / tm["wall_ns"]) < 1e-6
 
 
+@pytest.mark.support_row("hold times, timeline")
 def test_hold_times_and_holders(runner, results):
     """Holds of 40 ms: the lock's hold p50 and its holder site's are those the workload measured, and the
     holder is known for the waits that parked."""
@@ -125,6 +127,7 @@ def test_threads_that_never_wait_are_in_the_cpu_time(runner, results):
     assert within(tm["cpu_ns"], truth["process_cpu_ns"], 0.15), (tm, truth["process_cpu_ns"])
 
 
+@pytest.mark.support_row("time accounting per thread")
 def test_gil_build_cpu_per_thread(gil_runner, results):
     """With the GIL, each thread's CPU time is still its own; its contention also holds its GIL waits,
     which the workload cannot see, so it is at least the lock waits it measured."""
@@ -165,6 +168,7 @@ def test_killed_process_ends_at_its_last_event(runner):
     assert "the process was killed" in text, text
 
 
+@pytest.mark.support_row("hold times, timeline")
 def test_trace_timeline(runner, results, tmp_path):
     """ftprof export --format trace: each worker's track holds its lock waits, adding up to the waits it
     measured; each woken wait has the arrow from the thread that released the lock to it."""
@@ -203,6 +207,7 @@ def test_trace_timeline(runner, results, tmp_path):
             open_.append(e)
 
 
+@pytest.mark.support_row("hold times, timeline")
 def test_diff_before_and_after_a_fix(runner, results):
     """The same workload with its lock held 30 ms, then 10 ms (the fix): the lock is matched across the
     two runs (never by address), its holds are each run's own, and less of the threads' time is
