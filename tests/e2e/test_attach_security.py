@@ -203,6 +203,7 @@ def plant_decoy(victim):
     return str(d)
 
 
+@pytest.mark.support_row("ftprof attach PID")
 def test_a_third_user_cannot_hijack_the_attach(python, ftprof_lib, ftprof_cli, work):
     victim = work / "victim"
     victim.write_text("root's file\n")
