@@ -44,7 +44,8 @@ def killed_recording(runner, name, marker):
 
 
 def test_damaged_killed_recordings(any_runner):
-    rec = killed_recording(any_runner, "killed.ftp", 100)
+    # Named by interpreter: the damage is seeded by the file's name, so each interpreter gets its own.
+    rec = killed_recording(any_runner, f"killed-{any_runner.python.label}.ftp", 100)
     intact = killed_recording(any_runner, "intact.ftp", 50)
     r = any_runner.cli_run("report", rec)
     assert r.returncode == 0 and "contended acquisitions" in r.stdout, r.stderr
