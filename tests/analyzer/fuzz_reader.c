@@ -8,8 +8,9 @@
  * the trace export (which reads the files a second time), and the live view `top` shows.
  *
  * Built by `meson setup -Dfuzz=true` with CC=clang; tests/analyzer/run-fuzz drives it. Built without
- * libFuzzer as fuzz_replay (FUZZ_REPLAY_MAIN), it runs each file named on its command line once: the
- * meson test that replays the crashes the fuzzer ever found (tests/analyzer/fuzz-regressions/). */
+ * libFuzzer as fuzz_replay (FUZZ_REPLAY_MAIN), it runs each file named on its command line (each *.ftp
+ * of a directory) once through every pass: the meson test fuzz-replay, on the crashes the fuzzer ever
+ * found (tests/analyzer/fuzz-regressions/) and its seed corpus (tests/analyzer/fuzz-corpus/). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Every input is loaded; what is made of it takes turns by its length, so that each run stays
      * fast (the fuzzer's mutations change lengths all the time). The replay does all of it. */
     unsigned pass = replay_all ? 7u : 1u << (size % 3);
-    struct profile p;
+    struct profile p = {0};
     char err[256];
     size_t failed;
     if (opened && prof_load(&p, paths, opened, true, &failed, err, sizeof(err)) == 0) {
