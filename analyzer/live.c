@@ -306,10 +306,6 @@ static void live_format_s(char *buf, size_t cap, uint64_t ns)
         snprintf(buf, cap, "%.1f s", (double)ns / 1e9);
 }
 
-/* Blocked threads each point at the holder of their lock where it is known: a walk along those links
- * that comes back to where it started is a cycle, a deadlock the recording shows. Threads blocked on
- * contention locks whose holders are unknown, for a while, with no wait on those locks ending since
- * they blocked: stuck, said as such without guessing at a cycle. */
 static void live_reverse(size_t *v, size_t n)
 {
     for (size_t i = 0; i < n / 2; i++) {
@@ -327,6 +323,10 @@ static void live_rotate(size_t *v, size_t n, size_t by)
     live_reverse(v, n);
 }
 
+/* Blocked threads each point at the holder of their lock where it is known: a walk along those links
+ * that comes back to where it started is a cycle, a deadlock the recording shows. Threads blocked on
+ * contention locks whose holders are unknown, for a while, with no wait on those locks ending since
+ * they blocked: stuck, said as such without guessing at a cycle. */
 static void live_conclude(struct live_frame *f, const struct live_scan *scan)
 {
     size_t n = f->n_blocked;

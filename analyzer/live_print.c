@@ -226,7 +226,7 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top)
         lj_set(j, "text", report_json_str(f->findings[i].text));
         json_t *lines = json_array();
         for (size_t k = 0; k < f->findings[i].n_lines; k++)
-            json_array_append_new(lines, json_string(f->findings[i].lines[k]));
+            json_array_append_new(lines, report_json_str(f->findings[i].lines[k]));
         lj_set(j, "lines", lines);
         json_array_append_new(findings, j);
     }
@@ -341,7 +341,7 @@ void *live_json_endings(char *const *paths, size_t n)
                 lj_set(j, "kind", json_string(f.findings[k].cycle ? "deadlock" : "no_progress"));
                 lj_set(j, "text", report_json_str(f.findings[k].text));
                 for (size_t l = 0; l < f.findings[k].n_lines; l++)
-                    json_array_append_new(lines, json_string(f.findings[k].lines[l]));
+                    json_array_append_new(lines, report_json_str(f.findings[k].lines[l]));
                 lj_set(j, "lines", lines);
                 json_array_append_new(found, j);
             }
