@@ -191,7 +191,7 @@ static void diff_text(const struct diff *d, const struct profile *p[2], char *co
 static json_t *diff_json_run(const struct profile *p, const char *file)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "file", json_string(file));
+    json_object_set_new(o, "file", report_json_str(file));
     json_object_set_new(o, "wall_ns", json_integer((json_int_t)p->time.wall_ns));
     json_object_set_new(o, "thread_ns", json_integer((json_int_t)p->time.thread_ns));
     json_object_set_new(o, "cpu_ns", json_integer((json_int_t)p->time.cpu_ns));
@@ -230,9 +230,8 @@ static int diff_json(const struct diff *d, const struct profile *p[2], char *con
         const struct diff_lock *e = &d->v[i];
         json_t *o = json_object();
         json_object_set_new(o, "kind", json_string(prof_kind_name(e->kind)));
-        json_t *name = json_string(e->label), *site = json_string(e->site);
-        json_object_set_new(o, "name", name ? name : json_string("?"));
-        json_object_set_new(o, "site", site ? site : json_string("?"));
+        json_object_set_new(o, "name", report_json_str(e->label));
+        json_object_set_new(o, "site", report_json_str(e->site));
         json_object_set_new(o, "status", json_string(!e->side[0].present ? "new" : !e->side[1].present ? "gone"
                                                                                                        : "both"));
         json_object_set_new(o, "base", diff_json_side(&e->side[0]));

@@ -306,6 +306,23 @@ static void live_format_s(char *buf, size_t cap, uint64_t ns)
         snprintf(buf, cap, "%.1f s", (double)ns / 1e9);
 }
 
+static void live_reverse(size_t *v, size_t n)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        size_t t = v[i];
+        v[i] = v[n - 1 - i];
+        v[n - 1 - i] = t;
+    }
+}
+
+/* v[by..n) then v[0..by), in place: a cycle of any length (a damaged table can make a long one). */
+static void live_rotate(size_t *v, size_t n, size_t by)
+{
+    live_reverse(v, by);
+    live_reverse(v + by, n - by);
+    live_reverse(v, n);
+}
+
 /* Blocked threads each point at the holder of their lock where it is known: a walk along those links
  * that comes back to where it started is a cycle, a deadlock the recording shows. Threads blocked on
  * contention locks whose holders are unknown, for a while, with no wait on those locks ending since
@@ -339,10 +356,7 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
             for (size_t j = k; j < len; j++)
                 if (f->blocked[path[j]].start_ns < f->blocked[path[first]].start_ns)
                     first = j;
-            size_t cyc[64], nc = 0;
-            for (size_t j = 0; j < len - k && nc < 64; j++)
-                cyc[nc++] = path[k + (first - k + j) % (len - k)];
-            memcpy(path + k, cyc, nc * sizeof(*cyc));
+            live_rotate(path + k, len - k, first - k);
             char *text = NULL;
             size_t cap = 0;
             FILE *m = open_memstream(&text, &cap);

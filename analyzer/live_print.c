@@ -147,7 +147,6 @@ int live_print_text(FILE *out, const struct live_frame *f, unsigned width, size_
     return ferror(out) ? -1 : 0;
 }
 
-static json_t *lj_str(const char *s) { return s ? json_string(s) : json_null(); }
 static json_t *lj_u64(uint64_t v) { return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v); }
 static void lj_set(json_t *o, const char *k, json_t *v) { json_object_set_new(o, k, v ? v : json_null()); }
 
@@ -156,17 +155,17 @@ static json_t *lj_frame(const struct prof_frame *fr, const char *source)
     if (!fr)
         return json_null();
     json_t *o = json_object();
-    lj_set(o, "function", lj_str(fr->function));
-    lj_set(o, "file", lj_str(fr->file));
+    lj_set(o, "function", report_json_str(fr->function));
+    lj_set(o, "file", report_json_str(fr->file));
     lj_set(o, "line", json_integer(fr->line));
-    lj_set(o, "source", lj_str(source));
+    lj_set(o, "source", report_json_str(source));
     return o;
 }
 
 int live_print_json(FILE *out, const struct live_frame *f, size_t top)
 {
     json_t *o = json_object();
-    lj_set(o, "file", lj_str(f->path));
+    lj_set(o, "file", report_json_str(f->path));
     lj_set(o, "pid", json_integer(f->hdr.pid));
     lj_set(o, "state", json_string(live_state_name(f->state)));
     lj_set(o, "paused", json_boolean(f->paused));
@@ -183,7 +182,7 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top)
     for (size_t i = 0; i < f->n_locks && (top == 0 || i < top); i++) {
         const struct live_lock *l = &f->locks[i];
         json_t *j = json_object();
-        lj_set(j, "name", lj_str(l->name));
+        lj_set(j, "name", report_json_str(l->name));
         lj_set(j, "kind", json_string(prof_kind_name(l->kind)));
         lj_set(j, "address", lj_u64(l->addr));
         lj_set(j, "interval_wait_ns", lj_u64(l->interval_ns));
@@ -199,9 +198,9 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top)
         const struct live_blocked *b = &f->blocked[i];
         json_t *j = json_object();
         lj_set(j, "tid", json_integer(b->tid));
-        lj_set(j, "thread", lj_str(b->thread));
+        lj_set(j, "thread", report_json_str(b->thread));
         lj_set(j, "kind", json_string(prof_kind_name(b->kind)));
-        lj_set(j, "lock", lj_str(b->lock));
+        lj_set(j, "lock", report_json_str(b->lock));
         lj_set(j, "address", lj_u64(b->lock_addr));
         lj_set(j, "since_ns", lj_u64(b->start_ns));
         lj_set(j, "blocked_ns", lj_u64(b->blocked_ns));
@@ -210,7 +209,7 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top)
         if (b->holder_tid) {
             json_t *hj = json_object();
             lj_set(hj, "tid", json_integer(b->holder_tid));
-            lj_set(hj, "thread", lj_str(b->holder));
+            lj_set(hj, "thread", report_json_str(b->holder));
             lj_set(hj, "known_by", json_string(b->holder_how));
             lj_set(hj, "blocked", json_boolean(b->holder_blocked >= 0));
             lj_set(j, "holder", hj);
@@ -224,10 +223,10 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top)
     for (size_t i = 0; i < f->n_findings; i++) {
         json_t *j = json_object();
         lj_set(j, "kind", json_string(f->findings[i].cycle ? "deadlock" : "no_progress"));
-        lj_set(j, "text", lj_str(f->findings[i].text));
+        lj_set(j, "text", report_json_str(f->findings[i].text));
         json_t *lines = json_array();
         for (size_t k = 0; k < f->findings[i].n_lines; k++)
-            json_array_append_new(lines, json_string(f->findings[i].lines[k]));
+            json_array_append_new(lines, report_json_str(f->findings[i].lines[k]));
         lj_set(j, "lines", lines);
         json_array_append_new(findings, j);
     }
@@ -326,23 +325,23 @@ void *live_json_endings(char *const *paths, size_t n)
             for (size_t k = 0; k < f.n_blocked; k++) {
                 const struct live_blocked *b = &f.blocked[k];
                 json_t *j = json_object();
-                lj_set(j, "file", lj_str(paths[i]));
+                lj_set(j, "file", report_json_str(paths[i]));
                 lj_set(j, "tid", json_integer(b->tid));
-                lj_set(j, "thread", lj_str(b->thread));
+                lj_set(j, "thread", report_json_str(b->thread));
                 lj_set(j, "kind", json_string(prof_kind_name(b->kind)));
-                lj_set(j, "lock", lj_str(b->lock));
+                lj_set(j, "lock", report_json_str(b->lock));
                 lj_set(j, "blocked_ns", lj_u64(b->blocked_ns));
                 lj_set(j, "waiter", lj_frame(b->frame, b->source));
-                lj_set(j, "holder", b->holder_tid ? lj_str(b->holder) : json_null());
+                lj_set(j, "holder", b->holder_tid ? report_json_str(b->holder) : json_null());
                 json_array_append_new(blocked, j);
             }
             for (size_t k = 0; k < f.n_findings; k++) {
                 json_t *j = json_object(), *lines = json_array();
-                lj_set(j, "file", lj_str(paths[i]));
+                lj_set(j, "file", report_json_str(paths[i]));
                 lj_set(j, "kind", json_string(f.findings[k].cycle ? "deadlock" : "no_progress"));
-                lj_set(j, "text", lj_str(f.findings[k].text));
+                lj_set(j, "text", report_json_str(f.findings[k].text));
                 for (size_t l = 0; l < f.findings[k].n_lines; l++)
-                    json_array_append_new(lines, json_string(f.findings[k].lines[l]));
+                    json_array_append_new(lines, report_json_str(f.findings[k].lines[l]));
                 lj_set(j, "lines", lines);
                 json_array_append_new(found, j);
             }

@@ -55,10 +55,13 @@ static struct psource *prof_source(struct prof_internal *in, const char *file)
     const char *real = prof_frozen_source(in, file, frozen, sizeof(frozen));
     if (file[0] == '<' && !real)
         return NULL; /* "<string>", "<stdin>": no file to read */
+    /* The path comes from the recording: open regular files only (a device can act on being opened). */
+    struct stat st;
+    if (stat(real ? real : file, &st) != 0 || !S_ISREG(st.st_mode))
+        return NULL;
     int fd = open(real ? real : file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return NULL;
-    struct stat st;
     char *data = NULL;
     size_t len = 0;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= PROF_SOURCE_MAX) {

@@ -60,8 +60,9 @@ void prof_time(struct prof_internal *in)
             /* Only the recorded windows count; the CPU clock is read once, at the thread's end, so the
              * recorded part of it is prorated (the waits were recorded in the windows only anyway). */
             uint64_t rec = prof_recorded_part(f, th->start_ns, th->end_ns);
-            if (th->lifetime_ns)
-                th->cpu_ns = (uint64_t)((double)th->cpu_ns * (double)rec / (double)th->lifetime_ns);
+            double part = th->lifetime_ns ? (double)th->cpu_ns * (double)rec / (double)th->lifetime_ns : 0;
+            if (th->lifetime_ns && part < 0x1p64) /* a damaged CPU time near 2^64 rounds up to it */
+                th->cpu_ns = (uint64_t)part;
             th->lifetime_ns = rec;
             t->windowed = true;
         }

@@ -209,6 +209,19 @@ static void rd_guard(const struct rd_file *f, bool on)
     }
 }
 
+/* Gives back the mapped pages of [from, to), offsets in the file. Only pages wholly inside the mapping:
+ * the last chunk of a cut-short file is shorter than a chunk, and advice past the mapping's end would
+ * drop the pages of whatever the process mapped next to it (memory the analyzer is using, zeroed). */
+static void rd_drop_pages(const struct rd_file *f, uint64_t from, uint64_t to)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (to > f->map_len)
+        to = f->map_len;
+    from -= from % page;
+    if (to > from)
+        (void)madvise((void *)(f->map + from), (size_t)(to - from), MADV_DONTNEED);
+}
+
 int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
 {
     uint32_t cs = f->hdr.chunk_size;
@@ -245,8 +258,7 @@ int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
         /* The pages stay in the page cache, but leave this process: its memory grows with the stacks
          * and locks it found, not with the size of the file. */
         if (f->map && (c + 1) % RD_UNMAP_EVERY == 0)
-            (void)madvise((void *)(f->map + at + cs - (size_t)RD_UNMAP_EVERY * cs), (size_t)RD_UNMAP_EVERY * cs,
-                          MADV_DONTNEED);
+            rd_drop_pages(f, at + cs - (uint64_t)RD_UNMAP_EVERY * cs, at + want);
     }
 out:
     if (f->map)

@@ -26,6 +26,12 @@ int report_json(FILE *out, const struct profile *p, size_t top);
 /* The same with the keys of the JSON object `extra` (a json_t *, or NULL) added at the top level. */
 int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra);
 
+/* A JSON string (a new reference) of text from a recording, which need not be UTF-8 (a damaged or
+ * hand-made one): bytes outside ASCII become '?' then, rather than the value being lost. JSON null
+ * for NULL. */
+struct json_t;
+struct json_t *report_json_str(const char *s);
+
 /* "1.23 s", "4.56 ms", "12.3 µs", "850 ns" */
 void report_format_ns(char *buf, size_t len, uint64_t ns);
 

@@ -10,7 +10,7 @@
 
 /* Names come from recordings and may hold bytes that are not UTF-8; jansson rejects those, so they
  * become '?' rather than losing the whole entry. */
-static json_t *rj_str(const char *s)
+json_t *report_json_str(const char *s)
 {
     if (!s)
         return json_null();
@@ -49,8 +49,8 @@ static json_t *rj_sites(const struct prof_site *sites, size_t n, bool holders)
         for (size_t f = 0; st && f < st->depth; f++) {
             const struct prof_frame *fr = &st->frames[f];
             json_t *jf = json_object();
-            rj_set(jf, "function", rj_str(fr->function));
-            rj_set(jf, "file", rj_str(fr->file));
+            rj_set(jf, "function", report_json_str(fr->function));
+            rj_set(jf, "file", report_json_str(fr->file));
             rj_set(jf, "line", json_integer(fr->line));
             rj_set(jf, "native", json_boolean(fr->native));
             json_array_append_new(stack, jf);
@@ -108,11 +108,11 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         snprintf(addr, sizeof(addr), "0x%" PRIx64, l->address);
         json_t *o = json_object();
         rj_set(o, "kind", json_string(prof_kind_name(l->kind)));
-        rj_set(o, "type", rj_str(l->type));
+        rj_set(o, "type", report_json_str(l->type));
         rj_set(o, "address", json_string(addr));
-        rj_set(o, "name", rj_str(l->name));
-        rj_set(o, "source", rj_str(l->source));
-        rj_set(o, "file", rj_str(p->files[l->file].path));
+        rj_set(o, "name", report_json_str(l->name));
+        rj_set(o, "source", report_json_str(l->source));
+        rj_set(o, "file", report_json_str(p->files[l->file].path));
         rj_set(o, "pid", json_integer(p->files[l->file].pid));
         rj_set(o, "contentions", rj_u64(l->contentions));
         rj_set(o, "wait_ns", rj_u64(l->wait_ns));
@@ -140,11 +140,11 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
     for (size_t i = 0; i < p->n_gil_events; i++) {
         const struct prof_gil_event *g = &p->gil_events[i];
         json_t *o = json_object();
-        rj_set(o, "module", rj_str(g->module));
-        rj_set(o, "path", rj_str(g->path));
+        rj_set(o, "module", report_json_str(g->module));
+        rj_set(o, "path", report_json_str(g->path));
         rj_set(o, "time_ns", rj_u64(g->time_ns));
         rj_set(o, "gil_wait_after_ns", rj_u64(g->gil_wait_after_ns));
-        rj_set(o, "file", rj_str(p->files[g->file].path));
+        rj_set(o, "file", report_json_str(p->files[g->file].path));
         json_array_append_new(gil, o);
     }
     rj_set(root, "gil_enabled", gil);
@@ -176,7 +176,7 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         const struct prof_thread *t = &p->threads[i];
         json_t *o = json_object();
         rj_set(o, "tid", json_integer(t->tid));
-        rj_set(o, "name", rj_str(t->name));
+        rj_set(o, "name", report_json_str(t->name));
         rj_set(o, "pid", json_integer(t->pid));
         rj_set(o, "ended", json_boolean(t->ended));
         rj_set(o, "lifetime_ns", rj_u64(t->lifetime_ns));
@@ -191,10 +191,10 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
     for (size_t i = 0; i < p->n_files; i++) {
         const struct prof_file *f = &p->files[i];
         json_t *o = json_object();
-        rj_set(o, "path", rj_str(f->path));
+        rj_set(o, "path", report_json_str(f->path));
         rj_set(o, "pid", json_integer(f->pid));
         rj_set(o, "ppid", json_integer(f->ppid));
-        rj_set(o, "argv", rj_str(f->argv ? f->argv : ""));
+        rj_set(o, "argv", report_json_str(f->argv ? f->argv : ""));
         rj_set(o, "python_version", rj_u64(f->python_version));
         rj_set(o, "dropped_events", rj_u64(f->dropped_events));
         rj_set(o, "truncated", json_boolean(f->truncated));

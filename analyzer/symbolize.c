@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Inline chains deeper than this are cut at the outer end; real code rarely nests past 10. */
 #define SYM_MAX_CHAIN 32
@@ -230,8 +231,10 @@ struct symbolizer *symbolizer_new(const struct sym_module *modules, size_t n)
         m->label = slash ? slash + 1 : m->path;
         if (!*m->label)
             m->label = "[anonymous]";
-        /* Only real files: "[vdso]" and other pseudo names cannot be opened and are not worth a try. */
-        if (!s->dwfl || m->path[0] != '/')
+        /* Only real files: "[vdso]" and other pseudo names cannot be opened and are not worth a try,
+         * and a path from a damaged recording that names a FIFO or a device would block or act. */
+        struct stat st;
+        if (!s->dwfl || m->path[0] != '/' || stat(m->path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         /* add_p_vaddr: the recorded base is the load bias (dlpi_addr), not the address of the first
          * segment; the two differ for objects whose first PT_LOAD has a non-zero p_vaddr. */

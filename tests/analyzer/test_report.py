@@ -578,6 +578,29 @@ def test_truncated_at_many_offsets(bank, tmp_path):
     assert partial > 10
 
 
+def test_cut_inside_the_eighth_chunk(tmp_path):
+    """The reader gives back the pages of every 8 chunks; a file cut short inside the 8th once had the
+    advice run past the end of its mapping and zero the analyzer's own memory mapped next to it (a
+    SIGSEGV in report, flamegraph and export at every such length)."""
+    rec = make(tmp_path, "bench", 20000)  # 1 MiB chunks, 8 of them
+    data = rec.read_bytes()
+    import struct
+    chunk, _, used = struct.unpack_from("<III", data, 24)
+    assert chunk == 1 << 20 and used >= 8
+    for part in (0.01, 0.1, 0.33, 0.5, 0.9):
+        off = 4096 + 7 * chunk + int(part * chunk)
+        path = tmp_path / f"cut{off}.ftp"
+        path.write_bytes(data[:off])
+        for args in (["report", path], ["report", "--json", path], ["flamegraph", path, "-o", tmp_path / "o.folded"],
+                     ["export", path, "--format", "pprof", "-o", tmp_path / "o.pb.gz"]):
+            r = ftprof(*args)
+            assert r.returncode == 0, (off, args, r.returncode, r.stderr)
+            assert "truncated" in r.stderr
+            for out in tmp_path.glob("o.*"):
+                out.unlink()
+        path.unlink()
+
+
 def test_random_byte_flips(bank, tmp_path):
     data = bank.read_bytes()
     data = data[:4096 + chunks_used(data) * 4096]
