@@ -157,8 +157,8 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
             memcpy(text, note.text, note.len);
             text[note.len] = 0;
             json_t *o = json_object();
-            rj_set(o, "file", rj_str(p->files[i].path));
-            rj_set(o, "text", rj_str(text));
+            rj_set(o, "file", report_json_str(p->files[i].path));
+            rj_set(o, "text", report_json_str(text));
             rj_set(o, "shown_on_stderr", json_boolean(note.shown_on_stderr));
             json_array_append_new(notes, o);
         }
