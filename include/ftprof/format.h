@@ -77,6 +77,9 @@
 #define FTP_FLAG_ATTACHED (1u << 8)        /* `ftprof attach`: the recorder was loaded into a running process;
                                               the recording covers the window from start_ns (attach) to
                                               end_ns (detach, or the process's exit), not the whole run */
+#define FTP_FLAG_LAYOUT_UNKNOWN (1u << 9)  /* the interpreter's _Py_DebugOffsets table (python_version says
+                                              which one) is not one the recorder knows: waits without
+                                              Python stacks or object names */
 
 /*  ftp_file_header (4096 bytes)
  *   0 magic[8]            8 version u16 | min_reader_version u16 | header_size u32
