@@ -29,7 +29,7 @@
 /* Word indices into _Py_DebugOffsets (word 0 is the "xdebugpy" cookie, so 0 means "not in this
  * version"). Words 1-5 (version, free_threaded, runtime size/finalizing/interpreters_head) never move. */
 struct dbg_words {
-    uint8_t words; /* the struct's length in u64 words */
+    uint8_t words; /* the table's length in u64 words: its fingerprint covers words [2, words) */
     uint8_t rt_size, rt_finalizing, rt_interpreters_head;
     uint8_t is_size, is_gil_state, is_gil_enabled, is_gc, gc_collecting;
     uint8_t ts_size, ts_current_frame;
