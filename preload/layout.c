@@ -133,6 +133,7 @@ struct known_table {
 static const struct known_table known_tables[] = {
     {14, true, 0x43abcd57c278367fu, "3.14.7"},
     {14, false, 0xaece11e0b67160c0u, "3.14.7"},
+    {15, true, 0x5d7ffd0c357e653cu, "3.15.0rc2"},
 };
 
 static bool table_known(const uint64_t *dbg, unsigned minor, const struct dbg_words *w, bool ft)

@@ -107,7 +107,7 @@ def test_every_shifted_table_is_refused(any_python, layout_dump):
         tried += 1
         if run_dump(layout_dump, table)["known"]:
             accepted.append(what)
-    assert tried >= 3 * (length - 2) - same and tried > 200, (tried, same)
+    assert tried > 200 and same < 10, (tried, same)  # 3.13's table has 73 words: 213 variants
     assert not accepted, f"{len(accepted)} of {tried} shifted tables accepted: {accepted[:10]}"
 
 
