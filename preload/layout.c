@@ -134,6 +134,7 @@ static const struct known_table known_tables[] = {
     {14, true, 0x43abcd57c278367fu, "3.14.7"},
     {14, false, 0xaece11e0b67160c0u, "3.14.7"},
     {15, true, 0x5d7ffd0c357e653cu, "3.15.0rc2"},
+    {15, false, 0xd6283a3798bb7a65u, "3.15.0rc2"},
 };
 
 static bool table_known(const uint64_t *dbg, unsigned minor, const struct dbg_words *w, bool ft)
@@ -333,8 +334,9 @@ bool ftp_layout_check_types(struct ftp_layout *l, const struct ftp_layout_types 
               u64_at(t->str, l->tp_basicsize) == l->str_compact_size + 8 &&
               /* PyBytesObject's basic size counts the NUL of ob_sval */
               u64_at(t->bytes, l->tp_basicsize) == l->bytes_sval + 1 &&
-              /* PyHeapTypeObject (type's basic size) ends a few fields after ht_cached_keys (ht_module,
-               * _ht_tpname, ht_token, _spec_cache, unique_id): 864 bytes after the header in 3.13/3.14 */
+              /* PyHeapTypeObject (type's basic size) ends a few fields after ht_cached_keys, which
+               * 3.13/3.14 do not give (ob_size + 864): ht_module, _ht_tpname, ht_token, _spec_cache and
+               * unique_id take 56 (3.14) to 64 bytes (3.14t, 3.15t); twice that is the bound. */
               u64_at(t->type, l->tp_basicsize) >= l->ht_cached_keys + 8 &&
               u64_at(t->type, l->tp_basicsize) <= l->ht_cached_keys + 128;
     if (!ok)
