@@ -140,18 +140,20 @@ void ftp_python_detect(void)
     const uint8_t *str_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type"), *bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
     bool symbols = py->code_type && py->type_type && py->get_tstate && str_type && bytes_type;
     bool known = ftp_layout_load(&py->lay, dbg, py->version, py->free_threaded);
+    const char *why = known ? ": its symbols are missing" : ": memory layout (_Py_DebugOffsets) not known to this ftprof";
     if (known && symbols) {
         struct ftp_layout_types types = {(const uint8_t *)py->type_type, (const uint8_t *)py->code_type, str_type,
                                          bytes_type, py->type_type};
         known = ftp_layout_check_types(&py->lay, &types);
+        why = ": its type objects do not match the memory layout known to this ftprof";
     }
     py->layout_unknown = !known;
     py->stacks = known && symbols;
+    /* Said whether or not FTPROF_VERBOSE is set: the report would otherwise just lack its stacks. */
     if (!known || (!py->stacks && ftp_state.verbose)) {
         char v[64];
         version_text(v, sizeof v, py->version, py->free_threaded);
-        ftp_warn(v, known ? ": its symbols are missing" : ": memory layout (_Py_DebugOffsets) not known to this ftprof",
-                 "; recording waits without Python stacks or object names");
+        ftp_warn(v, why, "; recording waits without Python stacks or object names");
     }
     py->present = true;
 }
