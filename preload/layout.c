@@ -131,6 +131,7 @@ struct known_table {
     const char *taken_from;
 };
 static const struct known_table known_tables[] = {
+    {13, true, 0x7ef3d021655ddf51u, "3.13.15"},
     {14, true, 0x43abcd57c278367fu, "3.14.7"},
     {14, false, 0xaece11e0b67160c0u, "3.14.7"},
     {15, true, 0x5d7ffd0c357e653cu, "3.15.0rc2"},
@@ -336,7 +337,7 @@ bool ftp_layout_check_types(struct ftp_layout *l, const struct ftp_layout_types 
               u64_at(t->bytes, l->tp_basicsize) == l->bytes_sval + 1 &&
               /* PyHeapTypeObject (type's basic size) ends a few fields after ht_cached_keys, which
                * 3.13/3.14 do not give (ob_size + 864): ht_module, _ht_tpname, ht_token, _spec_cache and
-               * unique_id take 56 (3.14) to 64 bytes (3.14t, 3.15t); twice that is the bound. */
+               * unique_id take 48 (3.13t) to 64 bytes (3.14t, 3.15t); twice that is the bound. */
               u64_at(t->type, l->tp_basicsize) >= l->ht_cached_keys + 8 &&
               u64_at(t->type, l->tp_basicsize) <= l->ht_cached_keys + 128;
     if (!ok)
