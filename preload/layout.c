@@ -132,6 +132,7 @@ struct known_table {
 };
 static const struct known_table known_tables[] = {
     {13, true, 0x7ef3d021655ddf51u, "3.13.15"},
+    {13, false, 0x0f9686802ed9e38au, "3.13.15"},
     {14, true, 0x43abcd57c278367fu, "3.14.7"},
     {14, false, 0xaece11e0b67160c0u, "3.14.7"},
     {15, true, 0x5d7ffd0c357e653cu, "3.15.0rc2"},
