@@ -209,6 +209,7 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "ended_by_exec", json_boolean(f->flags & FTP_FLAG_ENDED_BY_EXEC));
         rj_set(o, "attached", json_boolean(f->flags & FTP_FLAG_ATTACHED));
         rj_set(o, "notes_cut", json_boolean(f->notes_cut));
+        rj_set(o, "python_layout_unknown", json_boolean(f->flags & FTP_FLAG_LAYOUT_UNKNOWN));
         json_t *win = json_array();
         for (uint32_t w = 0; w < f->n_windows; w++) {
             json_t *pair = json_array();

@@ -641,6 +641,22 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
     }
     for (size_t i = 0; i < p->n_files; i++) {
         const struct prof_file *f = &p->files[i];
+        if (!(f->flags & FTP_FLAG_LAYOUT_UNKNOWN))
+            continue;
+        uint64_t v = f->python_version;
+        unsigned level = (unsigned)(v >> 4) & 0xf;
+        char pre[8] = "";
+        if (level != 0xf)
+            snprintf(pre, sizeof pre, "%s%u", level == 0xa ? "a" : level == 0xb ? "b" : level == 0xc ? "rc" : "?",
+                     (unsigned)v & 0xf);
+        fprintf(out, "%s! No Python stacks in %s (pid %u): CPython %u.%u.%u%s%s's memory layout is not one this ftprof "
+                     "knows; its waits were recorded without Python stacks or object names%s\n",
+                rt_c(&r, RT_YELLOW), f->path, f->pid, (unsigned)(v >> 24) & 0xff, (unsigned)(v >> 16) & 0xff,
+                (unsigned)(v >> 8) & 0xff, pre, (f->flags & FTP_FLAG_FREE_THREADED) ? " free-threaded" : "",
+                rt_c(&r, RT_RESET));
+    }
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct prof_file *f = &p->files[i];
         if (!(f->flags & FTP_FLAG_ATTACHED))
             continue;
         char win[24];

@@ -448,6 +448,11 @@ int ftp_file_open(bool forked_child)
     h->argv_len = argv_len;
     h->argc = argc;
     uint32_t flags = ftp_state.py.present ? FTP_FLAG_PYTHON : 0;
+    if (ftp_state.py.present && ftp_state.py.layout_unknown) {
+        /* which interpreter it was: ftp_python_describe, which says so for known ones, never runs */
+        flags |= FTP_FLAG_LAYOUT_UNKNOWN | (ftp_state.py.free_threaded ? FTP_FLAG_FREE_THREADED : 0);
+        h->python_version = ftp_state.py.version;
+    }
     if (forked_child)
         flags |= FTP_FLAG_FORKED_CHILD;
     atomic_store((_Atomic uint32_t *)&h->flags, flags);

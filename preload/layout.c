@@ -7,9 +7,21 @@
  * carry (frame owner values, string state bits, tag bits, heap-type and dict layouts, the parking lot's
  * wait entry) follow each table, each with the source it comes from.
  *
- * The layout is chosen once, at start-up, from the version word. An unknown minor version (3.16)
- * gets no layout at all: its waits are recorded without Python stacks or object names, and
- * FTPROF_VERBOSE=1 says so. Nothing here guesses an offset. */
+ * The layout is chosen once, at start-up, from the whole table, not from the version word alone: the
+ * minor version picks the word indices and the table's length, and the table's contents ([2, length):
+ * the flavour word and every word up to the table's end) must then hash to a fingerprint taken from an
+ * interpreter we build and test (known_tables below). So a table with a field inserted, removed or
+ * resized anywhere is refused, even where its offsets would still look plausible, and a later patch
+ * release whose table did not change keeps its stacks. A few facts the table does not carry are then
+ * checked against the interpreter's own static type objects (ftp_layout_check_types). An unknown minor
+ * version (3.16), an unknown table, or a failed check gets no layout at all: its waits are recorded
+ * without Python stacks or object names, the recorder says so once on stderr, and the recording's
+ * header carries FTP_FLAG_LAYOUT_UNKNOWN. Nothing here guesses an offset.
+ *
+ * Adding a CPython release: build it, then run `tools/layout-fingerprint PYTHON`. It prints the
+ * interpreter's table and the known_tables line to add below; run tests/e2e/test_layout.py on that
+ * interpreter (it holds the layout against the sizes Python itself reports). A new minor version also
+ * needs a word table of its own (dbg_words, from its Include/internal/pycore_debug_offsets.h). */
 #include <string.h>
 
 #include "recorder.h"
@@ -17,7 +29,7 @@
 /* Word indices into _Py_DebugOffsets (word 0 is the "xdebugpy" cookie, so 0 means "not in this
  * version"). Words 1-5 (version, free_threaded, runtime size/finalizing/interpreters_head) never move. */
 struct dbg_words {
-    uint8_t words; /* the struct's length in u64 words */
+    uint8_t words; /* the table's length in u64 words: its fingerprint covers words [2, words) */
     uint8_t rt_size, rt_finalizing, rt_interpreters_head;
     uint8_t is_size, is_gil_state, is_gil_enabled, is_gc, gc_collecting;
     uint8_t ts_size, ts_interp, ts_current_frame, ts_native_thread_id;
@@ -83,6 +95,61 @@ static const struct dbg_words words_315 = {
 
 static uint64_t word(const uint64_t *dbg, uint8_t index) { return index ? dbg[index] : 0; }
 
+static const struct dbg_words *words_of_minor(unsigned minor)
+{
+    return minor == 13 ? &words_313 : minor == 14 ? &words_314 : minor == 15 ? &words_315 : NULL;
+}
+
+/* FNV-1a (64-bit) of the table's words [2, length), byte by byte, little-endian: the flavour word and
+ * everything after it, the cookie and the version word left out (so a patch release with the same table
+ * matches). Any word inserted or removed before the end shifts the words after it, so changes the hash. */
+static uint64_t table_fingerprint(const uint64_t *dbg, unsigned length)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (unsigned i = 2; i < length; i++)
+        for (unsigned b = 0; b < 8; b++) {
+            h ^= (dbg[i] >> (8 * b)) & 0xff;
+            h *= 0x100000001b3u;
+        }
+    return h;
+}
+
+uint64_t ftp_layout_fingerprint(const uint64_t *dbg, uint64_t version, unsigned *length)
+{
+    const struct dbg_words *w = (version >> 24) == 3 ? words_of_minor((unsigned)(version >> 16) & 0xff) : NULL;
+    *length = w ? w->words : 0;
+    return w ? table_fingerprint(dbg, w->words) : 0;
+}
+
+/* The tables this recorder knows: minor version, free-threaded or not, fingerprint, and the release it
+ * was taken from (tools/layout-fingerprint prints these lines). A release whose table hashes the same
+ * needs no line of its own. */
+struct known_table {
+    uint8_t minor;
+    bool free_threaded;
+    uint64_t fingerprint;
+    const char *taken_from;
+};
+static const struct known_table known_tables[] = {
+    {13, true, 0x7ef3d021655ddf51u, "3.13.15"},
+    {13, false, 0x0f9686802ed9e38au, "3.13.15"},
+    {14, true, 0x43abcd57c278367fu, "3.14.7"},
+    {14, false, 0xaece11e0b67160c0u, "3.14.7"},
+    {15, true, 0x5d7ffd0c357e653cu, "3.15.0rc2"},
+    {15, false, 0xd6283a3798bb7a65u, "3.15.0rc2"},
+};
+
+static bool table_known(const uint64_t *dbg, unsigned minor, const struct dbg_words *w, bool ft)
+{
+    uint64_t fp = table_fingerprint(dbg, w->words);
+    for (size_t i = 0; i < sizeof known_tables / sizeof *known_tables; i++) {
+        const struct known_table *k = &known_tables[i];
+        if (k->minor == minor && k->free_threaded == ft && k->fingerprint == fp)
+            return true;
+    }
+    return false;
+}
+
 /* Everything in one version's layout that must hold for the offsets to be believed: a field lies inside
  * its struct, and the object header is the size its build has. A failure means a table is wrong for
  * this interpreter (a patched build, a table bug): no stacks, rather than wrong ones. */
@@ -113,8 +180,10 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     unsigned minor = (unsigned)(version >> 16) & 0xff;
     if ((version >> 24) != 3)
         return false;
-    const struct dbg_words *w = minor == 13 ? &words_313 : minor == 14 ? &words_314 : minor == 15 ? &words_315 : NULL;
-    if (!w)
+    const struct dbg_words *w = words_of_minor(minor);
+    /* The flavour is both in the table (word 2, hashed) and given: a table taken from the other build
+     * never matches. */
+    if (!w || (dbg[2] != 0) != ft || !table_known(dbg, minor, w, ft))
         return false;
     l->minor = (uint8_t)minor;
     l->rt_size = word(dbg, w->rt_size);
@@ -238,4 +307,44 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
         return false;
     }
     return true;
+}
+
+static uint64_t u64_at(const uint8_t *object, uint64_t offset)
+{
+    uint64_t v;
+    memcpy(&v, object + offset, sizeof v);
+    return v;
+}
+
+/* A static type object that says what it is: its type is `type`, and tp_flags has the bit
+ * (Include/object.h Py_TPFLAGS_*_SUBCLASS, 3.13-3.15) that only it and its subclasses carry. */
+static bool type_object_is(const struct ftp_layout *l, const uint8_t *object, uintptr_t type_addr, uint64_t flag)
+{
+    return u64_at(object, l->ob_type) == type_addr && (u64_at(object, l->tp_flags) & flag);
+}
+
+bool ftp_layout_check_types(struct ftp_layout *l, const struct ftp_layout_types *t)
+{
+    const uint64_t type_subclass = 1ull << 31, bytes_subclass = 1ull << 27, unicode_subclass = 1ull << 28;
+    bool ok = l->minor && t->type && t->code && t->str && t->bytes &&
+              /* the object header (ob_type) and tp_flags */
+              type_object_is(l, t->type, t->type_addr, type_subclass) &&
+              type_object_is(l, t->str, t->type_addr, unicode_subclass) &&
+              type_object_is(l, t->bytes, t->type_addr, bytes_subclass) && u64_at(t->code, l->ob_type) == t->type_addr &&
+              /* tp_basicsize right after tp_name (not in the 3.13/3.14 tables): a code object's basic
+               * size is where its bytecode starts, which the table does give */
+              u64_at(t->code, l->tp_basicsize) == l->co_code_adaptive &&
+              /* PyUnicodeObject is PyCompactUnicodeObject plus its data pointer: the compact size that
+               * 3.13/3.14 do not give (ascii size + 16) */
+              u64_at(t->str, l->tp_basicsize) == l->str_compact_size + 8 &&
+              /* PyBytesObject's basic size counts the NUL of ob_sval */
+              u64_at(t->bytes, l->tp_basicsize) == l->bytes_sval + 1 &&
+              /* PyHeapTypeObject (type's basic size) ends a few fields after ht_cached_keys, which
+               * 3.13/3.14 do not give (ob_size + 864): ht_module, _ht_tpname, ht_token, _spec_cache and
+               * unique_id take 48 (3.13t) to 64 bytes (3.14t, 3.15t); twice that is the bound. */
+              u64_at(t->type, l->tp_basicsize) >= l->ht_cached_keys + 8 &&
+              u64_at(t->type, l->tp_basicsize) <= l->ht_cached_keys + 128;
+    if (!ok)
+        memset(l, 0, sizeof *l);
+    return ok;
 }

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <link.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -79,6 +78,45 @@ static bool gil_forced_by_config(void)
     return forced;
 }
 
+/* Appending to a message without stdio: the recorder's messages follow the hooks' rules. */
+static void text_add(char *out, size_t cap, size_t *n, const char *s)
+{
+    while (*s && *n + 1 < cap)
+        out[(*n)++] = *s++;
+    out[*n] = 0;
+}
+
+static void text_add_uint(char *out, size_t cap, size_t *n, unsigned v)
+{
+    char digits[12];
+    int d = (int)sizeof digits - 1;
+    digits[d] = 0;
+    do
+        digits[--d] = (char)('0' + v % 10);
+    while ((v /= 10) && d > 0);
+    text_add(out, cap, n, digits + d);
+}
+
+/* "CPython 3.14.9", "CPython 3.15.0rc2 free-threaded": the whole PY_VERSION_HEX. */
+static void version_text(char *out, size_t cap, uint64_t version, bool free_threaded)
+{
+    static const char *const levels[16] = {[0xa] = "a", [0xb] = "b", [0xc] = "rc"};
+    unsigned level = (unsigned)(version >> 4) & 0xf;
+    size_t n = 0;
+    text_add(out, cap, &n, "CPython ");
+    text_add_uint(out, cap, &n, (unsigned)(version >> 24) & 0xff);
+    text_add(out, cap, &n, ".");
+    text_add_uint(out, cap, &n, (unsigned)(version >> 16) & 0xff);
+    text_add(out, cap, &n, ".");
+    text_add_uint(out, cap, &n, (unsigned)(version >> 8) & 0xff);
+    if (level != 0xf) { /* a pre-release: its level and serial */
+        text_add(out, cap, &n, levels[level] ? levels[level] : "?");
+        text_add_uint(out, cap, &n, (unsigned)version & 0xf);
+    }
+    if (free_threaded)
+        text_add(out, cap, &n, " free-threaded");
+}
+
 void ftp_python_detect(void)
 {
     struct ftp_python *py = &ftp_state.py;
@@ -97,16 +135,25 @@ void ftp_python_detect(void)
     uintptr_t probe = (uintptr_t)dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
     if (probe)
         dl_iterate_phdr(find_text, &probe);
-    /* Offsets are only stable within a minor version. Other versions still get their waits recorded,
-     * without Python stacks or object names. */
+    /* Offsets are only stable within a minor version, and only a table we know is believed (layout.c).
+     * Other interpreters still get their waits recorded, without Python stacks or object names. */
+    const uint8_t *str_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type"), *bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
+    bool symbols = py->code_type && py->type_type && str_type && bytes_type;
     bool known = ftp_layout_load(&py->lay, dbg, py->version, py->free_threaded);
-    py->stacks = known && py->code_type && py->type_type;
-    if (!py->stacks && ftp_state.verbose) {
-        char v[48];
-        snprintf(v, sizeof v, "CPython %u.%u%s", (unsigned)(py->version >> 24), (unsigned)(py->version >> 16) & 0xff,
-                 py->free_threaded ? "t" : "");
-        ftp_warn(v, known ? ": its symbols are missing" : ": memory layout not known to this ftprof",
-                 "; recording waits without Python stacks or object names");
+    const char *why = known ? ": its symbols are missing" : ": memory layout (_Py_DebugOffsets) not known to this ftprof";
+    if (known && symbols) {
+        struct ftp_layout_types types = {(const uint8_t *)py->type_type, (const uint8_t *)py->code_type, str_type,
+                                         bytes_type, py->type_type};
+        known = ftp_layout_check_types(&py->lay, &types);
+        why = ": its type objects do not match the memory layout known to this ftprof";
+    }
+    py->layout_unknown = !known;
+    py->stacks = known && symbols;
+    /* Said whether or not FTPROF_VERBOSE is set: the report would otherwise just lack its stacks. */
+    if (!known || (!py->stacks && ftp_state.verbose)) {
+        char v[64];
+        version_text(v, sizeof v, py->version, py->free_threaded);
+        ftp_warn(v, why, "; recording waits without Python stacks or object names");
     }
     py->present = true;
 }

@@ -140,13 +140,27 @@ struct ftp_layout {
     bool spin_rereads;            /* 3.15: the spinner re-reads the lock and may take it early */
 };
 /* Fills `l` for the interpreter whose _Py_DebugOffsets are at `dbg`; false (and `l` zeroed) for a
- * version we do not know or offsets that do not add up. */
+ * minor version we do not know, a table that is not one we know (its fingerprint), or offsets that do
+ * not add up. */
 FTP_HIDDEN bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version, bool free_threaded);
+/* The fingerprint ftp_layout_load looks up for this table, and the table's length in words for its minor
+ * version (both 0: a minor version without a word table). */
+FTP_HIDDEN uint64_t ftp_layout_fingerprint(const uint64_t *dbg, uint64_t version, unsigned *length);
+/* The interpreter's static type objects, as read in place (or copied, by a test: type_addr then says
+ * where PyType_Type was). */
+struct ftp_layout_types {
+    const uint8_t *type, *code, *str, *bytes; /* PyType_Type, PyCode_Type, PyUnicode_Type, PyBytes_Type */
+    uintptr_t type_addr;
+};
+/* Checks the facts a loaded layout assumes and the tables do not carry against those type objects;
+ * false (and `l` zeroed) when one does not hold. */
+FTP_HIDDEN bool ftp_layout_check_types(struct ftp_layout *l, const struct ftp_layout_types *types);
 
 struct ftp_python {
     bool present;          /* _PyRuntime with a readable debug-offsets cookie */
     bool ready;            /* the main interpreter exists; the fields below are valid */
     bool stacks;           /* we know this layout and can walk frames */
+    bool layout_unknown;   /* its _Py_DebugOffsets are not a table we know (layout.c): no stacks */
     bool free_threaded;
     bool gil_forced;       /* free-threaded, but PYTHON_GIL=1 / -X gil=1 keeps the GIL */
     uint64_t version;      /* PY_VERSION_HEX */

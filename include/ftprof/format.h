@@ -78,6 +78,9 @@
 #define FTP_FLAG_ATTACHED (1u << 8)        /* `ftprof attach`: the recorder was loaded into a running process;
                                               the recording covers the window from start_ns (attach) to
                                               end_ns (detach, or the process's exit), not the whole run */
+#define FTP_FLAG_LAYOUT_UNKNOWN (1u << 9)  /* the interpreter's _Py_DebugOffsets table (python_version says
+                                              which one) is not one the recorder knows: waits without
+                                              Python stacks or object names */
 
 /* header.notes[]: every warning the recorder gave (a bad FTPROF_* setting, a full disk, a stop), so that
  * none is lost when the program's stderr is not the one it started with or could block (the recorder
