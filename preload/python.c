@@ -52,6 +52,8 @@ static int find_text(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
+static void tstate_source_detect(struct ftp_python *py, uintptr_t fn);
+enum { TSTATE_NONE, TSTATE_TLS, TSTATE_KEY };
 
 /* A free-threaded build told to keep the GIL (PYTHON_GIL=1, or -X gil=1, which wins over the variable):
  * read from the configuration at start-up, because the first look at the interpreter's own flag may
@@ -135,10 +137,11 @@ void ftp_python_detect(void)
     uintptr_t probe = (uintptr_t)dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
     if (probe)
         dl_iterate_phdr(find_text, &probe);
+    tstate_source_detect(py, probe);
     /* Offsets are only stable within a minor version, and only a table we know is believed (layout.c).
      * Other interpreters still get their waits recorded, without Python stacks or object names. */
     const uint8_t *str_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type"), *bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
-    bool symbols = py->code_type && py->type_type && str_type && bytes_type;
+    bool symbols = py->code_type && py->type_type && str_type && bytes_type && py->tstate_via != TSTATE_NONE;
     bool known = ftp_layout_load(&py->lay, dbg, py->version, py->free_threaded);
     const char *why = known ? ": its symbols are missing" : ": memory layout (_Py_DebugOffsets) not known to this ftprof";
     if (known && symbols) {
@@ -202,12 +205,72 @@ void ftp_python_describe(struct ftp_file_header *h)
 }
 
 /* Each thread's own PyThreadState, the one PyGILState_GetThisThreadState returns (the current one is
- * NULL while a free-threaded thread is parked: it detached), lives in a pthread key of CPython's
- * (_PyRuntime.autoTSSkey, at an offset _Py_DebugOffsets does not give). Which key is found once, on a
- * thread that has a state: the key whose value is a thread state of the main interpreter whose
- * native_thread_id is this very thread. From then on a lookup is pthread_getspecific, a few loads in
- * the thread's own descriptor: no lock, no allocation, no call into the interpreter. Until a Python
- * thread has been seen (a thread that blocks before its first frame), there is no stack to read. */
+ * NULL while a free-threaded thread is parked: it detached), is read without calling that function:
+ *  - 3.15 keeps it in a C thread-local (_Py_tss_gilstate, Python/pystate.c), and the function is one
+ *    load from the thread pointer; its code says at which offset (local-exec TLS, libpython linked into
+ *    the executable: mov %fs:OFFSET,%rax; initial-exec, a shared libpython loaded at start-up: the
+ *    offset sits in a GOT slot the code names). Read once, outside any hook (ftp_python_detect).
+ *  - 3.13 and 3.14 keep it in a pthread key (_PyRuntime.autoTSSkey, at an offset _Py_DebugOffsets does
+ *    not give). Which key is found once, on a thread that has a state: the key whose value is a thread
+ *    state of the main interpreter for this very thread (interp, native_thread_id). Then a lookup is
+ *    pthread_getspecific, a few loads in the thread's own descriptor.
+ * Either way: no lock, no allocation, no call into the interpreter. The first state found is checked
+ * to be the calling thread's own (native_thread_id, interp); if it is not, Python stacks are off. An
+ * interpreter whose function is neither (another TLS model, another architecture) has no stacks. */
+static void tstate_source_detect(struct ftp_python *py, uintptr_t fn)
+{
+    py->tstate_via = TSTATE_NONE;
+#if defined(__x86_64__)
+    uint8_t c[16];
+    if (!fn || !ftp_safe_read(c, fn, sizeof c))
+        return;
+    const uint8_t *p = c;
+    if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
+        p += 4; /* endbr64 */
+    int32_t d;
+    if (p[0] == 0x64 && p[1] == 0x48 && p[2] == 0x8b && p[3] == 0x04 && p[4] == 0x25 && p[9] == 0xc3) {
+        memcpy(&d, p + 5, 4); /* mov %fs:d32,%rax; ret */
+        py->tstate_tls_offset = d;
+        py->tstate_via = TSTATE_TLS;
+        return;
+    }
+    if (p[0] == 0x48 && p[1] == 0x8b && p[2] == 0x05 && p[7] == 0x64 && p[8] == 0x48 && p[9] == 0x8b &&
+        p[10] == 0x00 && p[11] == 0xc3) {
+        memcpy(&d, p + 3, 4); /* mov d32(%rip),%rax; mov %fs:(%rax),%rax; ret */
+        int64_t off;
+        if (!ftp_safe_read(&off, fn + (uintptr_t)(p - c) + 7 + (intptr_t)d, sizeof off))
+            return;
+        py->tstate_tls_offset = (intptr_t)off;
+        py->tstate_via = TSTATE_TLS;
+        return;
+    }
+    /* 3.13, 3.14: a call (PyThread_tss_get, then pthread_getspecific): the key is found by value. */
+    py->tstate_via = TSTATE_KEY;
+#endif
+}
+
+static uintptr_t tstate_from_tls(intptr_t offset)
+{
+#if defined(__x86_64__)
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp)); /* the TCB's self pointer: the thread pointer */
+    return *(const uintptr_t *)(tp + offset);
+#else
+    (void)offset;
+    return 0;
+#endif
+}
+
+/* Is `ts` a thread state of the main interpreter, for the calling thread? */
+static bool tstate_is_ours(uintptr_t ts)
+{
+    uintptr_t interp = __atomic_load_n(&ftp_state.py.interp, __ATOMIC_RELAXED);
+    uint64_t native_id, ts_interp;
+    return ts >= 4096 && interp && ftp_tls.tid && L->ts_native_thread_id && L->ts_interp &&
+           ftp_safe_read(&native_id, ts + L->ts_native_thread_id, sizeof native_id) && native_id == ftp_tls.tid &&
+           ftp_safe_read(&ts_interp, ts + L->ts_interp, sizeof ts_interp) && ts_interp == interp;
+}
+
 static int find_tstate_key(void)
 {
     struct ftp_python *py = &ftp_state.py;
@@ -217,11 +280,10 @@ static int find_tstate_key(void)
         return 0;
     for (unsigned k = 0; k < PTHREAD_KEYS_MAX; k++) {
         uintptr_t ts = (uintptr_t)pthread_getspecific((pthread_key_t)k);
-        uint64_t native_id, ts_interp;
-        if (ts < 4096 || !ftp_safe_read(&native_id, ts + L->ts_native_thread_id, sizeof native_id) ||
-            native_id != tid || !ftp_safe_read(&ts_interp, ts + L->ts_interp, sizeof ts_interp) || ts_interp != interp)
+            if (!tstate_is_ours(ts))
             continue;
         atomic_store_explicit(&py->tstate_key, (int)k + 1, memory_order_relaxed);
+        atomic_store_explicit(&py->tstate_checked, 1, memory_order_relaxed);
         return (int)k + 1;
     }
     return 0;
@@ -235,6 +297,22 @@ uintptr_t ftp_python_tstate(void)
     /* Once the runtime is finalizing, thread states are being freed under threads that may still
      * wait (daemon threads, exit handlers): no Python stacks from then on. */
     if (*(volatile const uintptr_t *)(py->runtime + L->rt_finalizing))
+        return 0;
+    if (py->tstate_via == TSTATE_TLS) {
+        uintptr_t ts = tstate_from_tls(py->tstate_tls_offset);
+        int checked = atomic_load_explicit(&py->tstate_checked, memory_order_relaxed);
+        if (FTP_UNLIKELY(checked <= 0) && ts) {
+            if (checked < 0)
+                return 0;
+            /* The first state read this way must be this thread's own, or the offset is not what the
+             * code seemed to say: no stacks rather than wrong ones. */
+            atomic_store_explicit(&py->tstate_checked, tstate_is_ours(ts) ? 1 : -1, memory_order_relaxed);
+            if (atomic_load_explicit(&py->tstate_checked, memory_order_relaxed) < 0)
+                return 0;
+        }
+        return ts;
+    }
+    if (py->tstate_via != TSTATE_KEY)
         return 0;
     int key = atomic_load_explicit(&py->tstate_key, memory_order_relaxed);
     if (FTP_UNLIKELY(!key) && !(key = find_tstate_key()))

@@ -170,7 +170,12 @@ struct ftp_python {
     volatile int *gil_enabled; /* free-threaded builds: INT_MAX once permanently enabled */
     uintptr_t code_type;   /* &PyCode_Type */
     uintptr_t type_type;   /* &PyType_Type */
-    _Atomic int tstate_key;    /* the pthread key CPython keeps each thread's state in (+1; 0: not found yet) */
+    /* Where each thread's PyThreadState is kept (python.c): a thread-local at this offset from the thread
+     * pointer (3.15), or a pthread key (3.13, 3.14; +1, 0 until found). */
+    uint8_t tstate_via;
+    intptr_t tstate_tls_offset;
+    _Atomic int tstate_key;
+    _Atomic int tstate_checked;    /* 1: the first state found was this thread's own; -1: it was not */
     uintptr_t text_start, text_end; /* the interpreter's executable code */
     struct ftp_layout lay; /* zeroed when the version is unknown */
 };
