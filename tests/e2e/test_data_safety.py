@@ -243,6 +243,7 @@ def test_output_directory_holds_ftprof_pid_files(runner, tmp_path, spelling):
 WORKLOAD_ARGS = {
     "abc_isinstance.py": ["--rounds", "20000"],
     "attach_deadlock.py": [".", "."],  # its GO and END files exist from the start: it deadlocks and ends
+    "attach_gate.py": [str(os.getuid()), str(os.getgid()), "."],  # its own ids; the stop file exists: it ends
     "close_all.py": ["."],
     "cpu_threads.py": ["--work", "300000"],
     "critical_section.py": ["--scale", "0.3"],
@@ -265,7 +266,8 @@ WORKLOAD_ARGS = {
 # Workloads whose own exit status is not 0.
 WORKLOAD_STATUS = {"exit_paths.py": 1}
 # Workloads that need something built first, with the reason.
-NEEDS_BUILD = {"handshake.py": "a C extension (test_faults.py runs it)"}
+NEEDS_BUILD = {"handshake.py": "a C extension (test_faults.py runs it)",
+               "loader_lock.py": "the same C extension (test_hook_contract.py runs it)"}
 ALL_WORKLOADS = sorted(p.name for p in WORKLOADS.glob("*.py") if p.name not in NEEDS_BUILD)
 
 
