@@ -100,7 +100,7 @@ static void *watchdog_main(void *arg)
     struct timespec ts = {0, 20 * 1000 * 1000};
     while (!atomic_load(&watchdog_stop)) {
         nanosleep(&ts, NULL);
-        _Atomic uint32_t *c = ftp_state.control;
+        _Atomic uint32_t *c = atomic_load_explicit(&ftp_state.control, memory_order_relaxed);
         bool asked = c && (atomic_load(c) & FTP_CONTROL_DETACH);
         if (asked || !cli_alive() || !atomic_load(&ftp_state.recording)) {
             ftp_real.pthread_mutex_lock(&attach_lock);
@@ -128,7 +128,7 @@ static void child_after_fork(void)
     ftp_got_after_fork_in_child();
     if (ftp_state.map)
         munmap(ftp_state.map, ftp_state.map_size);
-    ftp_state.control = NULL;
+    atomic_store_explicit(&ftp_state.control, NULL, memory_order_relaxed);
     ftp_state.inflight_slots = NULL;
     ftp_state.hdr = NULL;
     ftp_state.map = NULL;

@@ -82,7 +82,7 @@ void ftp_control_file_opened(struct ftp_file_header *h)
         h->n_windows = 1;
         h->control = FTP_CONTROL_PAUSED;
     }
-    ftp_state.control = (_Atomic uint32_t *)&h->control;
+    atomic_store_explicit(&ftp_state.control, (_Atomic uint32_t *)&h->control, memory_order_relaxed);
     atomic_store(&ftp_state.ring_next, 0);
     if (ftp_state.ring) {
         /* Private bookkeeping, one byte and one word per chunk (start-up or a forked child: no hook). */

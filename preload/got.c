@@ -39,7 +39,7 @@ static const char *const hook_names[] = {
     "sem_init", "sem_destroy", "sem_wait", "sem_timedwait", "sem_clockwait", "sem_post", "sched_yield",
     "pthread_mutex_lock", "pthread_mutex_unlock", "pthread_rwlock_rdlock", "pthread_rwlock_wrlock",
     "pthread_rwlock_unlock", "pthread_cond_wait", "pthread_cond_timedwait", "pthread_cond_signal",
-    "pthread_cond_broadcast", "dlsym", "dl_iterate_phdr",
+    "pthread_cond_broadcast", "dlsym",
 };
 #define N_HOOKS (sizeof hook_names / sizeof *hook_names)
 static uintptr_t hook_addr[N_HOOKS];
@@ -156,58 +156,63 @@ struct scan {
 
 static uintptr_t dyn_ptr(uintptr_t base, uintptr_t p) { return p < base ? p + base : p; }
 
-static void patch_object(const struct dl_phdr_info *info, struct scan *sc)
+/* What relocating an object's imports needs from its dynamic section and program headers. */
+struct dyn_tables {
+    uintptr_t base, dyn, relro, relro_end;
+    const ElfW(Sym) *symtab;
+    const char *strtab;
+    const ElfW(Rela) *jmprel, *rela;
+    size_t pltrelsz, relasz, nverneed;
+    const ElfW(Half) *versym;
+    const ElfW(Verneed) *verneed;
+    bool pltrela;
+};
+
+static bool read_dyn(const struct dl_phdr_info *info, struct dyn_tables *d)
 {
-    uintptr_t base = info->dlpi_addr, dynaddr = 0, relro = 0, relro_end = 0;
+    memset(d, 0, sizeof *d);
+    d->base = info->dlpi_addr;
+    d->pltrela = true;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type == PT_DYNAMIC)
-            dynaddr = base + ph->p_vaddr;
+            d->dyn = d->base + ph->p_vaddr;
         else if (ph->p_type == PT_GNU_RELRO) {
             long page = sysconf(_SC_PAGESIZE);
             /* The loader protects the pages the segment covers fully: start and end rounded down. */
-            relro = (base + ph->p_vaddr) & ~(uintptr_t)(page - 1);
-            relro_end = (base + ph->p_vaddr + ph->p_memsz) & ~(uintptr_t)(page - 1);
+            d->relro = (d->base + ph->p_vaddr) & ~(uintptr_t)(page - 1);
+            d->relro_end = (d->base + ph->p_vaddr + ph->p_memsz) & ~(uintptr_t)(page - 1);
         }
     }
-    if (!dynaddr)
-        return;
-    for (size_t i = 0; i < n_objects; i++)
-        if (objects[i].base == base && objects[i].dyn == dynaddr)
-            return; /* already done (a rescan) */
-    if (n_objects == GOT_MAX_OBJECTS) {
-        sc->err = -ENOSPC;
-        return;
-    }
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    const ElfW(Rela) *jmprel = NULL, *rela = NULL;
-    size_t pltrelsz = 0, relasz = 0, nverneed = 0;
-    const ElfW(Half) *versym = NULL;
-    const ElfW(Verneed) *verneed = NULL;
-    bool pltrela = true;
-    for (const ElfW(Dyn) *d = (const ElfW(Dyn) *)dynaddr; d->d_tag != DT_NULL; d++) {
-        switch (d->d_tag) {
-        case DT_SYMTAB: symtab = (const ElfW(Sym) *)dyn_ptr(base, d->d_un.d_ptr); break;
-        case DT_STRTAB: strtab = (const char *)dyn_ptr(base, d->d_un.d_ptr); break;
-        case DT_JMPREL: jmprel = (const ElfW(Rela) *)dyn_ptr(base, d->d_un.d_ptr); break;
-        case DT_PLTRELSZ: pltrelsz = d->d_un.d_val; break;
-        case DT_PLTREL: pltrela = d->d_un.d_val == DT_RELA; break;
-        case DT_RELA: rela = (const ElfW(Rela) *)dyn_ptr(base, d->d_un.d_ptr); break;
-        case DT_RELASZ: relasz = d->d_un.d_val; break;
-        case DT_VERSYM: versym = (const ElfW(Half) *)dyn_ptr(base, d->d_un.d_ptr); break;
-        case DT_VERNEED: verneed = (const ElfW(Verneed) *)dyn_ptr(base, d->d_un.d_ptr); break;
-        case DT_VERNEEDNUM: nverneed = d->d_un.d_val; break;
+    if (!d->dyn)
+        return false;
+    for (const ElfW(Dyn) *e = (const ElfW(Dyn) *)d->dyn; e->d_tag != DT_NULL; e++) {
+        switch (e->d_tag) {
+        case DT_SYMTAB: d->symtab = (const ElfW(Sym) *)dyn_ptr(d->base, e->d_un.d_ptr); break;
+        case DT_STRTAB: d->strtab = (const char *)dyn_ptr(d->base, e->d_un.d_ptr); break;
+        case DT_JMPREL: d->jmprel = (const ElfW(Rela) *)dyn_ptr(d->base, e->d_un.d_ptr); break;
+        case DT_PLTRELSZ: d->pltrelsz = e->d_un.d_val; break;
+        case DT_PLTREL: d->pltrela = e->d_un.d_val == DT_RELA; break;
+        case DT_RELA: d->rela = (const ElfW(Rela) *)dyn_ptr(d->base, e->d_un.d_ptr); break;
+        case DT_RELASZ: d->relasz = e->d_un.d_val; break;
+        case DT_VERSYM: d->versym = (const ElfW(Half) *)dyn_ptr(d->base, e->d_un.d_ptr); break;
+        case DT_VERNEED: d->verneed = (const ElfW(Verneed) *)dyn_ptr(d->base, e->d_un.d_ptr); break;
+        case DT_VERNEEDNUM: d->nverneed = e->d_un.d_val; break;
         }
     }
-    uint32_t obj = (uint32_t)n_objects;
-    objects[n_objects++] = (struct got_object){base, dynaddr};
-    if (!symtab || !strtab || !pltrela)
-        return;
-    bool unprotected = false;
+    return true;
+}
+
+/* Calls visit(slot, name, symidx) for each GOT slot through which the object calls a function it does
+ * not define (JUMP_SLOT and GLOB_DAT relocations); a non-zero return stops the walk with that value. */
+static int for_each_import(const struct dyn_tables *d, int (*visit)(const struct dyn_tables *, uintptr_t *,
+                                                                    const char *, size_t, void *), void *arg)
+{
+    if (!d->symtab || !d->strtab || !d->pltrela)
+        return 0;
     const struct { const ElfW(Rela) *r; size_t n; uint32_t type; } tables[2] = {
-        {jmprel, pltrelsz / sizeof(ElfW(Rela)), R_X86_64_JUMP_SLOT},
-        {rela, relasz / sizeof(ElfW(Rela)), R_X86_64_GLOB_DAT},
+        {d->jmprel, d->pltrelsz / sizeof(ElfW(Rela)), R_X86_64_JUMP_SLOT},
+        {d->rela, d->relasz / sizeof(ElfW(Rela)), R_X86_64_GLOB_DAT},
     };
     for (int t = 0; t < 2; t++) {
         for (size_t i = 0; tables[t].r && i < tables[t].n; i++) {
@@ -215,38 +220,113 @@ static void patch_object(const struct dl_phdr_info *info, struct scan *sc)
             if (ELF64_R_TYPE(r->r_info) != tables[t].type)
                 continue;
             size_t symidx = ELF64_R_SYM(r->r_info);
-            const ElfW(Sym) *sym = &symtab[symidx];
+            const ElfW(Sym) *sym = &d->symtab[symidx];
             if (sym->st_shndx != SHN_UNDEF)
                 continue; /* the object defines it itself */
-            int h = hook_index(strtab + sym->st_name);
-            if (h < 0)
-                continue;
-            const char *ver = needed_version(versym, verneed, nverneed, strtab, symidx);
-            if (ver && !strncmp(hook_names[h], "pthread_cond_", 13) && !strcmp(ver, "GLIBC_2.2.5"))
-                continue; /* the old condition ABI: our hooks speak the 2.3.2 one */
-            uintptr_t *slot = (uintptr_t *)(base + r->r_offset);
-            uintptr_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
-            if (old == hook_addr[h])
-                continue;
-            if (n_slots == GOT_MAX_SLOTS) {
-                sc->err = -ENOSPC;
-                goto out;
-            }
-            if ((uintptr_t)slot >= relro && (uintptr_t)slot < relro_end && !unprotected) {
-                if (mprotect((void *)relro, relro_end - relro, PROT_READ | PROT_WRITE) != 0) {
-                    sc->err = -errno;
-                    goto out;
-                }
-                unprotected = true;
-            }
-            slots[n_slots++] = (struct got_slot){slot, old, hook_addr[h], obj};
-            __atomic_store_n(slot, hook_addr[h], __ATOMIC_RELEASE);
-            sc->patched++;
+            int rc = visit(d, (uintptr_t *)(d->base + r->r_offset), d->strtab + sym->st_name, symidx, arg);
+            if (rc)
+                return rc;
         }
     }
-out:
+    return 0;
+}
+
+/* Stores `value` into a GOT slot, making its RELRO page writable for the moment when it lies there. */
+static int store_slot(const struct dyn_tables *d, uintptr_t *slot, uintptr_t value, bool *unprotected)
+{
+    if ((uintptr_t)slot >= d->relro && (uintptr_t)slot < d->relro_end && !*unprotected) {
+        if (mprotect((void *)d->relro, d->relro_end - d->relro, PROT_READ | PROT_WRITE) != 0)
+            return -errno;
+        *unprotected = true;
+    }
+    __atomic_store_n(slot, value, __ATOMIC_RELEASE);
+    return 0;
+}
+
+struct patch_walk {
+    struct scan *sc;
+    uint32_t obj;
+    bool unprotected;
+};
+
+static int patch_import(const struct dyn_tables *d, uintptr_t *slot, const char *name, size_t symidx, void *arg)
+{
+    struct patch_walk *pw = arg;
+    int h = hook_index(name);
+    if (h < 0)
+        return 0;
+    const char *ver = needed_version(d->versym, d->verneed, d->nverneed, d->strtab, symidx);
+    if (ver && !strncmp(hook_names[h], "pthread_cond_", 13) && !strcmp(ver, "GLIBC_2.2.5"))
+        return 0; /* the old condition ABI: our hooks speak the 2.3.2 one */
+    uintptr_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (old == hook_addr[h])
+        return 0;
+    if (n_slots == GOT_MAX_SLOTS)
+        return pw->sc->err = -ENOSPC;
+    int rc = store_slot(d, slot, hook_addr[h], &pw->unprotected);
+    if (rc)
+        return pw->sc->err = rc;
+    slots[n_slots++] = (struct got_slot){slot, old, hook_addr[h], pw->obj};
+    pw->sc->patched++;
+    return 0;
+}
+
+static void patch_object(const struct dl_phdr_info *info, struct scan *sc)
+{
+    struct dyn_tables d;
+    if (!read_dyn(info, &d))
+        return;
+    for (size_t i = 0; i < n_objects; i++)
+        if (objects[i].base == d.base && objects[i].dyn == d.dyn)
+            return; /* already done (a rescan) */
+    if (n_objects == GOT_MAX_OBJECTS) {
+        sc->err = -ENOSPC;
+        return;
+    }
+    struct patch_walk pw = {sc, (uint32_t)n_objects, false};
+    objects[n_objects++] = (struct got_object){d.base, d.dyn};
+    for_each_import(&d, patch_import, &pw);
+    if (pw.unprotected)
+        mprotect((void *)d.relro, d.relro_end - d.relro, PROT_READ);
+}
+
+/* ftp_got_redirect_in: one import of the objects whose file name contains `object`, for good. */
+struct redirect {
+    const char *object, *symbol;
+    uintptr_t target;
+    size_t done;
+};
+
+static int redirect_import(const struct dyn_tables *d, uintptr_t *slot, const char *name, size_t symidx, void *arg)
+{
+    (void)symidx;
+    struct redirect *rd = arg;
+    bool unprotected = false;
+    if (strcmp(name, rd->symbol) || store_slot(d, slot, rd->target, &unprotected) != 0)
+        return 0;
     if (unprotected)
-        mprotect((void *)relro, relro_end - relro, PROT_READ);
+        mprotect((void *)d->relro, d->relro_end - d->relro, PROT_READ);
+    rd->done++;
+    return 0;
+}
+
+static int redirect_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct redirect *rd = arg;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    const char *base = strrchr(name, '/');
+    struct dyn_tables d;
+    if (strstr(base ? base + 1 : name, rd->object) && read_dyn(info, &d))
+        for_each_import(&d, redirect_import, rd);
+    return 0;
+}
+
+size_t ftp_got_redirect_in(const char *object, const char *symbol, uintptr_t target)
+{
+    struct redirect rd = {object, symbol, target, 0};
+    dl_iterate_phdr(redirect_cb, &rd);
+    return rd.done;
 }
 
 static int install_cb(struct dl_phdr_info *info, size_t size, void *arg)
@@ -312,19 +392,11 @@ static int restore_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct restore *rs = arg;
-    uintptr_t base = info->dlpi_addr, dynaddr = 0, relro = 0, relro_end = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_DYNAMIC)
-            dynaddr = base + ph->p_vaddr;
-        else if (ph->p_type == PT_GNU_RELRO) {
-            long page = sysconf(_SC_PAGESIZE);
-            relro = (base + ph->p_vaddr) & ~(uintptr_t)(page - 1);
-            relro_end = (base + ph->p_vaddr + ph->p_memsz) & ~(uintptr_t)(page - 1);
-        }
-    }
+    struct dyn_tables d;
+    if (!read_dyn(info, &d))
+        return 0;
     for (size_t o = 0; o < n_objects; o++) {
-        if (objects[o].base != base || objects[o].dyn != dynaddr || !dynaddr)
+        if (objects[o].base != d.base || objects[o].dyn != d.dyn)
             continue;
         bool unprotected = false;
         for (size_t i = 0; i < n_slots; i++) {
@@ -336,17 +408,13 @@ static int restore_cb(struct dl_phdr_info *info, size_t size, void *arg)
                 rs->skipped++;
                 continue;
             }
-            if ((uintptr_t)s->slot >= relro && (uintptr_t)s->slot < relro_end && !unprotected) {
-                if (mprotect((void *)relro, relro_end - relro, PROT_READ | PROT_WRITE) != 0)
-                    continue;
-                unprotected = true;
-            }
-            __atomic_store_n(s->slot, s->old, __ATOMIC_RELEASE);
+            if (store_slot(&d, s->slot, s->old, &unprotected) != 0)
+                continue;
             s->slot = NULL;
             rs->restored++;
         }
         if (unprotected)
-            mprotect((void *)relro, relro_end - relro, PROT_READ);
+            mprotect((void *)d.relro, d.relro_end - d.relro, PROT_READ);
         objects[o].dyn = 0; /* done */
     }
     return 0;

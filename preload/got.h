@@ -17,6 +17,9 @@ struct ftp_got_entry {
     uintptr_t slot, old, hook;
 };
 FTP_HIDDEN size_t ftp_got_list(struct ftp_got_entry *out, size_t cap);
+/* Points the GOT slots through which the loaded objects whose file name contains `object` call
+ * `symbol` at `target`, for good (outside hooks; no restore). Returns how many slots. */
+FTP_HIDDEN size_t ftp_got_redirect_in(const char *object, const char *symbol, uintptr_t target);
 /* In a forked child (one thread): the lock may have been held by a thread that is gone; restore. */
 FTP_HIDDEN void ftp_got_after_fork_in_child(void);
 

@@ -6,11 +6,12 @@
  * described from inside a hook. Every read of it goes through ftp_safe_read.
  *
  * libunwind finds an address's unwind tables through dl_iterate_phdr, which holds the loader's
- * dl_load_write_lock while it calls back. So the recorder exports dl_iterate_phdr too: on a thread that
- * is unwinding inside a hook, it answers from the same lock-free walk of the link map (each object's
- * program headers read from its ELF header in memory); everyone else gets glibc's, untouched. The one
- * thing the lock guarded that the walk does not: an object dlclose()d while libunwind reads its tables
- * (CPython never unloads an extension module). */
+ * dl_load_write_lock while it calls back. So libunwind's own GOT slot for dl_iterate_phdr is pointed at
+ * unwind_iterate_phdr (once, at set-up, outside any hook; nobody else's calls change): on a thread that
+ * is unwinding inside a hook it answers from the same lock-free walk of the link map (each object's
+ * program headers read from its ELF header in memory); otherwise it is glibc's. The one thing the lock
+ * guarded that the walk does not: an object dlclose()d while libunwind reads its tables (CPython never
+ * unloads an extension module). */
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <elf.h>
@@ -20,6 +21,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "got.h"
 #include "recorder.h"
 
 static uintptr_t last_map_entry; /* the last link-map entry already described in this file */
@@ -30,14 +32,15 @@ typedef int (*iterate_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *
 static iterate_fn real_dl_iterate_phdr;
 static __thread bool unwinding __attribute__((tls_model("initial-exec")));
 
+static int unwind_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
+
 void ftp_native_init(void)
 {
-    if (!real_dl_iterate_phdr) {
-        real_dl_iterate_phdr = (iterate_fn)dlsym(RTLD_NEXT, "dl_iterate_phdr");
-        if (!real_dl_iterate_phdr || real_dl_iterate_phdr == (iterate_fn)dl_iterate_phdr)
-            real_dl_iterate_phdr = (iterate_fn)dlsym(RTLD_DEFAULT, "dl_iterate_phdr");
-        if (real_dl_iterate_phdr == (iterate_fn)dl_iterate_phdr)
-            real_dl_iterate_phdr = NULL;
+    if (ftp_state.native && !real_dl_iterate_phdr) {
+        real_dl_iterate_phdr = (iterate_fn)dl_iterate_phdr;
+#if defined(__x86_64__) /* got.c: elsewhere libunwind keeps glibc's, lock and all */
+        ftp_got_redirect_in("libunwind", "dl_iterate_phdr", (uintptr_t)unwind_iterate_phdr);
+#endif
     }
     /* Per-thread caches: no global unwinder lock on the waiting path. */
     if (ftp_state.native)
@@ -219,16 +222,10 @@ static int iterate_without_lock(int (*cb)(struct dl_phdr_info *, size_t, void *)
     return 0;
 }
 
-__attribute__((visibility("default"))) int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
-                                                           void *data)
+static int unwind_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
 {
-    if (unwinding)
+    if (unwinding || !real_dl_iterate_phdr)
         return iterate_without_lock(cb, data);
-    if (FTP_UNLIKELY(!real_dl_iterate_phdr)) {
-        ftp_native_init();
-        if (!real_dl_iterate_phdr)
-            return iterate_without_lock(cb, data);
-    }
     return real_dl_iterate_phdr(cb, data);
 }
 

@@ -213,7 +213,9 @@ struct ftp_state {
     char output_pattern[1024];
     _Atomic int gil_reported;
     /* live control (control.c): the header's control word the hooks read, min-wait, ring mode */
-    _Atomic uint32_t *control;     /* &hdr->control; NULL when no file */
+    /* &hdr->control; NULL when no file. The pointer is atomic too: a stale hook may read it while an
+     * attach sets it (relaxed: what it points at stays readable memory either way). */
+    _Atomic uint32_t *_Atomic control;
     uint64_t min_wait_ns;          /* FTPROF_MIN_WAIT */
     bool ring;                     /* FTPROF_MODE=ring */
     bool start_paused;             /* FTPROF_START=paused */
@@ -464,7 +466,7 @@ FTP_HIDDEN void ftp_control_file_opened(struct ftp_file_header *h);
 /* One relaxed load of the header's control word: is recording paused? */
 static inline bool ftp_paused(void)
 {
-    _Atomic uint32_t *c = ftp_state.control;
+    _Atomic uint32_t *c = atomic_load_explicit(&ftp_state.control, memory_order_relaxed);
     return c && (atomic_load_explicit(c, memory_order_relaxed) & FTP_CONTROL_PAUSED);
 }
 /* A wait shorter than FTPROF_MIN_WAIT: counted into the header, not written. True if it was. */
