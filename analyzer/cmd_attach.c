@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "live.h"
 #include "ftprof/format.h"
 #include "report.h"
 #include "sha256.h"
@@ -258,26 +259,7 @@ struct attach_request {
 };
 
 /* The start time (field 22 of stat) of the process whose /proc directory procfd is, or 0. */
-static unsigned long long attach_proc_start(int procfd)
-{
-    char buf[1024];
-    int fd = openat(procfd, "stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
-    int field = 2;
-    for (p++; *p && field < 22; p++)
-        if (*p == ' ')
-            field++;
-    return strtoull(p, NULL, 10);
-}
+static unsigned long long attach_proc_start(int procfd) { return live_proc_start_ticks_at(procfd, "stat"); }
 
 static unsigned long long attach_pid_start(pid_t pid)
 {

@@ -39,12 +39,10 @@ static uint64_t live_mono_now(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Field 22 of /proc/PID/stat (start time in ticks), 0 if the process does not exist. */
-static uint64_t live_proc_start_ticks(uint32_t pid)
+uint64_t live_proc_start_ticks_at(int dirfd, const char *stat_path)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[1024];
+    int fd = openat(dirfd, stat_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -56,6 +54,14 @@ static uint64_t live_proc_start_ticks(uint32_t pid)
     for (int field = 2; p && field < 22; field++)
         p = strchr(p + 1, ' ');
     return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* Field 22 of /proc/PID/stat (start time in ticks), 0 if the process does not exist. */
+static uint64_t live_proc_start_ticks(uint32_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+    return live_proc_start_ticks_at(AT_FDCWD, path);
 }
 
 /* ---- the extra pass: per lock address, the last interval's wait, its last acquirer, its progress ---- */

@@ -13,6 +13,10 @@
 #include "ftprof/format.h"
 #include "profile.h"
 
+/* Field 22 of a process's stat file (its start time in clock ticks; stat_path relative to dirfd, which
+ * may be AT_FDCWD), or 0 when it cannot be read: tells a process from a later one with the same pid. */
+uint64_t live_proc_start_ticks_at(int dirfd, const char *stat_path);
+
 /* A wait longer than this stands out in `top`, and threads blocked this long without progress are
  * reported as stuck. */
 #define LIVE_LONG_WAIT_NS 3000000000ull

@@ -182,26 +182,24 @@ void ftp_thread_exit_process(void)
 
 struct ftp_thread *ftp_thread_begin(struct ftp_thread *t, uint32_t gen)
 {
-    {
-        /* First call on this thread, or a new session (attach, or a forked child's own file). */
-        /* The recursion guard and the busy slot belong to the thread, not to the session. */
-        int guard = t->guard;
-        _Atomic uint32_t *busy = t->busy;
-        bool exiting = t->exiting, key_set = t->key_set && t->tid != 0, busy_marked = t->busy_marked;
-        memset(t, 0, sizeof *t);
-        t->guard = guard;
-        t->busy_marked = busy_marked;
-        t->busy = busy;
-        t->exiting = exiting;
-        t->key_set = key_set;
-        t->generation = gen;
-        t->tid = (uint32_t)syscall(SYS_gettid);
-        t->start_ns = ftp_now();
-        t->start_cpu_ns = ftp_thread_cpu_now();
-        busy_claim(t);
-        /* The key's destructor runs at thread exit and writes THREAD_END, even for a thread that never
-         * needed a chunk until then. */
-        ftp_thread_set_key(t);
-    }
+    /* First call on this thread, or a new session (attach, or a forked child's own file). */
+    /* The recursion guard and the busy slot belong to the thread, not to the session. */
+    int guard = t->guard;
+    _Atomic uint32_t *busy = t->busy;
+    bool exiting = t->exiting, key_set = t->key_set && t->tid != 0, busy_marked = t->busy_marked;
+    memset(t, 0, sizeof *t);
+    t->guard = guard;
+    t->busy_marked = busy_marked;
+    t->busy = busy;
+    t->exiting = exiting;
+    t->key_set = key_set;
+    t->generation = gen;
+    t->tid = (uint32_t)syscall(SYS_gettid);
+    t->start_ns = ftp_now();
+    t->start_cpu_ns = ftp_thread_cpu_now();
+    busy_claim(t);
+    /* The key's destructor runs at thread exit and writes THREAD_END, even for a thread that never
+     * needed a chunk until then. */
+    ftp_thread_set_key(t);
     return t;
 }
