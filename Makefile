@@ -6,14 +6,15 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # System packages: build tools, recorder/analyzer libraries, CPython's build dependencies, and the
 # tools the tests drive (go for `go tool pprof`, chromium for the HTML flame graph and the speedscope
-# timeline, clang for fuzzing, GNU time for the analyzer's peak memory), and npm (Debian's, unless the
+# timeline, clang for fuzzing, GNU time for the analyzer's peak memory, elfutils' debuginfod server
+# to serve an interpreter's debug information to the analyzer), and npm (Debian's, unless the
 # machine has one already, e.g. with its own Node.js) to fetch speedscope.
 DEPS_BUILD  := meson ninja-build pkg-config gcc libunwind-dev libdw-dev libelf-dev zlib1g-dev \
                libprotobuf-c-dev protobuf-c-compiler libjansson-dev
 DEPS_PYTHON := build-essential libssl-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev \
                libreadline-dev libncurses-dev uuid-dev libgdbm-dev libexpat1-dev xz-utils dpkg-dev curl \
                libzstd-dev
-DEPS_TEST   := golang-go chromium clang libclang-rt-14-dev valgrind python3-pip time tmux
+DEPS_TEST   := golang-go chromium clang libclang-rt-14-dev valgrind python3-pip time tmux debuginfod
 DEPS        := $(DEPS_BUILD) $(DEPS_PYTHON) $(DEPS_TEST)
 
 .PHONY: deps build test demo bench clean

@@ -8,6 +8,8 @@ Paths come from the environment (tools/run-tests sets them all to absolute paths
                   builds each): tests of the `ft_python` / `runner` fixtures run once per free-threaded
                   interpreter in it, tests of `gil_python` / `gil_runner` once per default (GIL) build
   FTPROF_PY       (without FTPROF_PYTHONS) one free-threaded CPython, FTPROF_GIL_PY one default build
+  FTPROF_SHARED_PYTHON  a stripped shared-libpython free-threaded CPython (tools/ft-python --shared):
+                  test_debuginfo.py
   FTPROF_RESULTS  file the measured ratios are appended to (optional)
   FTPROF_TEST_PRELOAD_PREFIX  libraries preloaded before the recorder (the ASan runtime, tools/sanitize)
 When a variable is set, a missing file is a test failure, because the harness promised it; when it is
