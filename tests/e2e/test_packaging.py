@@ -59,6 +59,12 @@ def _meson_version():
     return match.group(1)
 
 
+def _site_package(venv):
+    found = sorted(venv.glob("lib/python3*/site-packages/ftprof"))
+    assert len(found) == 1, f"expected one site-packages/ftprof in {venv}, found {found}"
+    return found[0]
+
+
 def _is_elf(path):
     with open(path, "rb") as f:
         return f.read(4) == b"\x7fELF"
@@ -125,9 +131,10 @@ def test_pip_install_venv(tmp_path, ft_python):
           ROOT], env=pip_env, timeout=BUILD_TIMEOUT)
 
     cli = venv / "bin" / "ftprof"
-    assert cli.is_file() and _is_elf(cli), "the wheel did not install the ftprof executable into the venv's bin/"
-    lib = venv / "share" / "ftprof" / "libftprof.so"
-    assert lib.is_file() and _is_elf(lib), "the wheel did not install libftprof.so into <venv>/share/ftprof/"
+    assert cli.is_file() and os.access(cli, os.X_OK), "the wheel installed no ftprof command into the venv's bin/"
+    package = _site_package(venv)
+    assert _is_elf(package / "ftprof") and _is_elf(package / "libftprof.so"), \
+        f"the wheel did not install the ftprof executable and libftprof.so into {package}"
 
     show = _run([venv / "bin" / "pip", "show", "ftprof"], env=pip_env)
     assert re.search(rf"^Version: {re.escape(_meson_version())}$", show.stdout, re.M), \
@@ -139,3 +146,74 @@ def test_pip_install_venv(tmp_path, ft_python):
     resolved = shutil.which("ftprof", path=env["PATH"])
     assert resolved and Path(resolved) == cli, f"ftprof on PATH is {resolved}, not the venv's"
     _profile_contended("ftprof", venv / "bin" / "python", tmp_path, env, "venv")
+
+
+# What a wheel may still take from the system: glibc's libraries and the loader, libgcc_s and libstdc++,
+# and zlib (the system libraries every manylinux policy lists).
+SYSTEM_LIBRARIES = re.compile(r"^(libc|libm|libdl|libpthread|librt|libutil|libresolv|ld-linux-x86-64|libgcc_s|"
+                              r"libstdc\+\+|libz)\.so")
+
+
+def _ldd(path, via=None):
+    """{soname: resolved path or None} of what the loader gives `path` (run through the wrapper `via`)."""
+    out = _run([via, path] if via else ["ldd", path]).stdout
+    deps = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(\S+) => (not found|(\S+))", line)
+        if m:
+            deps[m.group(1)] = m.group(3)
+    return deps
+
+
+def _hiding_wrapper(tmp, hidden, target):
+    """A script that runs `target` in a private mount namespace where each file of `hidden` reads as
+    /dev/null: the loader cannot take those libraries from the system."""
+    unshare = "unshare -m --propagation private" if os.geteuid() == 0 else "unshare -r -m"
+    wrapper = tmp / f"hidden-{target.name}"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec {unshare} /bin/sh -c '\n"
+        f"  for f in {' '.join(hidden)}; do mount --bind /dev/null \"$f\" || exit 125; done\n"
+        f"  exec \"$0\" \"$@\"' '{target}' \"$@\"\n")
+    wrapper.chmod(0o700)
+    return wrapper
+
+
+@pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
+def test_wheel_installs_without_the_build_dependencies(tmp_path, ft_python, ftprof_cli, ftprof_lib):
+    if ft_python.version != (3, 14):
+        pytest.skip("the wheel is py3-none: built and checked once, with 3.14t")
+    proc = _run([ROOT / "tools" / "build-wheel", tmp_path / "dist"], timeout=BUILD_TIMEOUT)
+    wheel = Path(proc.stdout.strip().splitlines()[-1])
+    assert re.fullmatch(r"ftprof-[0-9.]+-py3-none-manylinux_2_\d+_x86_64\.whl", wheel.name), wheel.name
+
+    venv = tmp_path / "venv"
+    _run([ft_python, "-m", "venv", venv], timeout=300)
+    _run([venv / "bin" / "pip", "install", "--disable-pip-version-check", "--no-index", wheel], timeout=300)
+    package = _site_package(venv)
+    vendored = package.parent / "ftprof.libs"
+    elves = [p for p in (package / "ftprof", package / "libftprof.so", *sorted(vendored.iterdir())) if _is_elf(p)]
+    assert len(elves) >= 4, f"the wheel holds too few ELF files: {elves}"
+
+    # The system copies of what the wheel vendors, found from the plain build's needs: hidden below.
+    plain = {**_ldd(ftprof_cli), **_ldd(ftprof_lib)}
+    hidden = sorted({os.path.realpath(p) for name, p in plain.items() if p and not SYSTEM_LIBRARIES.match(name)})
+    assert any("libdw" in h for h in hidden), f"nothing to hide: {plain}"
+
+    # Every binary in the wheel resolves to the wheel itself or to system libraries, with the others hidden.
+    hide_ldd = _hiding_wrapper(tmp_path, hidden, Path(shutil.which("ldd")))
+    for elf in elves:
+        for name, where in _ldd(elf, via=hide_ldd).items():
+            assert where, f"{elf.name} needs {name}, which does not resolve without the system's copy"
+            assert where.startswith(str(vendored)) or SYSTEM_LIBRARIES.match(name), \
+                f"{elf.name} takes {name} from {where}, outside the wheel"
+
+    # And it works: a contended Lock profiled and reported by the installed command, the hiding in force.
+    env = clean_env({"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": venv})
+    cli = _hiding_wrapper(tmp_path, hidden, venv / "bin" / "ftprof")
+    _profile_contended(cli, venv / "bin" / "python", tmp_path, env, "wheel")
+    version = _run([cli, "--version"], env=env).stdout
+    assert _meson_version() in version, version
+    as_module = _run([venv / "bin" / "python", "-m", "ftprof", "--version"], env=env).stdout
+    assert as_module == version
+
