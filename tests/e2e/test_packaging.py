@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, clean_env, stack_functions, validate_report
+from conftest import FT_LABELS, ROOT, _python, clean_env, stack_functions, validate_report
 
 pytestmark = pytest.mark.skipif(os.environ.get("FTPROF_SKIP_SLOW") == "1",
                                 reason="FTPROF_SKIP_SLOW=1: packaging tests build the project from scratch")
@@ -180,9 +180,9 @@ def _hiding_wrapper(tmp, hidden, target):
 
 
 @pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
-def test_wheel_installs_without_the_build_dependencies(tmp_path, ft_python, ftprof_cli, ftprof_lib):
-    if ft_python.version != (3, 14):
-        pytest.skip("the wheel is py3-none: built and checked once, with 3.14t")
+def test_wheel_installs_without_the_build_dependencies(tmp_path, ftprof_cli, ftprof_lib):
+    # The wheel is py3-none: built and checked once, with the default free-threaded interpreter.
+    ft_python = _python(FT_LABELS[0]) if not os.environ.get("FTPROF_PY") else Path(os.environ["FTPROF_PY"])
     proc = _run([ROOT / "tools" / "build-wheel", tmp_path / "dist"], timeout=BUILD_TIMEOUT)
     wheel = Path(proc.stdout.strip().splitlines()[-1])
     assert re.fullmatch(r"ftprof-[0-9.]+-py3-none-manylinux_2_\d+_x86_64\.whl", wheel.name), wheel.name
@@ -205,8 +205,12 @@ def test_wheel_installs_without_the_build_dependencies(tmp_path, ft_python, ftpr
     for elf in elves:
         for name, where in _ldd(elf, via=hide_ldd).items():
             assert where, f"{elf.name} needs {name}, which does not resolve without the system's copy"
-            assert where.startswith(str(vendored)) or SYSTEM_LIBRARIES.match(name), \
+            assert os.path.realpath(where).startswith(f"{vendored}/") or SYSTEM_LIBRARIES.match(name), \
                 f"{elf.name} takes {name} from {where}, outside the wheel"
+
+    # The hiding is real: the plain build cannot even start under it.
+    control = _run([_hiding_wrapper(tmp_path, hidden, ftprof_cli), "--version"], expect_rc=None)
+    assert control.returncode != 0 and "error while loading shared libraries" in control.stderr, control
 
     # And it works: a contended Lock profiled and reported by the installed command, the hiding in force.
     env = clean_env({"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": venv})
