@@ -137,11 +137,6 @@ static void rt_put_wrapped(FILE *out, const char *s, size_t cols, size_t indent)
     }
 }
 
-static const char *rt_basename(const char *path)
-{
-    const char *b = path ? strrchr(path, '/') : NULL;
-    return b ? b + 1 : path;
-}
 
 /* Durations in at most 7 columns, for the table. */
 static void rt_dur(char *buf, size_t len, uint64_t ns);
@@ -158,9 +153,9 @@ static bool rt_frame_eq(const struct prof_frame *a, const struct prof_frame *b)
 static int rt_frame_text(char *buf, size_t len, const struct prof_frame *f)
 {
     if (f && f->file && f->line)
-        return snprintf(buf, len, "%s (%s:%d)", f->function, rt_basename(f->file), f->line);
+        return snprintf(buf, len, "%s (%s:%d)", f->function, prof_short_file(f->file), f->line);
     if (f && f->file)
-        return snprintf(buf, len, "%s (%s)", f->function, rt_basename(f->file));
+        return snprintf(buf, len, "%s (%s)", f->function, prof_short_file(f->file));
     return snprintf(buf, len, "%s", f ? f->function : "[unknown]");
 }
 
@@ -483,6 +478,64 @@ static int rt_thread_cmp(const void *a, const void *b)
     return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
+#define RT_THREAD_NAME_MAX 96
+
+static void rt_thread_label(const struct profile *p, const struct prof_thread *th, char *out, size_t cap)
+{
+    if (p->n_files > 1)
+        snprintf(out, cap, "%s [pid %u]", th->name ? th->name : "?", th->pid);
+    else
+        snprintf(out, cap, "%s", th->name ? th->name : "?");
+}
+
+/* Byte offset of the `n`th code point of `s` (its length when shorter). */
+static size_t rt_cp_offset(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; s[i]; i++)
+        if (((unsigned char)s[i] & 0xc0) != 0x80 && n-- == 0)
+            break;
+    return i;
+}
+
+/* Whether another name than `self` starts with the first `head` code points of `self` and ends with its
+ * last `tail`: then "head…tail" would not tell them apart. */
+static bool rt_name_shared(const char (*names)[RT_THREAD_NAME_MAX], size_t n, size_t self, size_t head, size_t tail)
+{
+    const char *s = names[self];
+    size_t hb = rt_cp_offset(s, head), len = strlen(s), tb = len - rt_cp_offset(s, rt_width(s) - tail);
+    for (size_t j = 0; j < n; j++) {
+        const char *o = names[j];
+        size_t olen = strlen(o);
+        if (j != self && strcmp(o, s) != 0 && olen >= hb + tb && memcmp(o, s, hb) == 0 &&
+            memcmp(o + olen - tb, s + len - tb, tb) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A thread's name in exactly `cols` columns. A name too long keeps its head and as much of its end as
+ * tells it from every other shown name ("ThreadPoolExecutor-0_3" → "ThreadPoolEx…0_3"): two different
+ * names never print the same, and every row keeps its columns. */
+static void rt_put_thread_name(FILE *out, const char (*names)[RT_THREAD_NAME_MAX], size_t n, size_t self,
+                               size_t cols)
+{
+    const char *s = names[self];
+    size_t w = rt_width(s);
+    if (w <= cols || cols < 2) {
+        fputs(s, out);
+        for (size_t i = w; i < cols; i++)
+            fputc(' ', out);
+        return;
+    }
+    size_t tail = 0;
+    while (tail + 2 < cols && rt_name_shared(names, n, self, cols - 1 - tail, tail))
+        tail++;
+    fwrite(s, 1, rt_cp_offset(s, cols - 1 - tail), out);
+    fputs("\u2026", out);
+    fputs(s + rt_cp_offset(s, w - tail), out);
+}
+
 static void rt_threads(struct rt *r)
 {
     struct profile *p = r->p;
@@ -490,8 +543,12 @@ static void rt_threads(struct rt *r)
     if (shown == 0)
         return;
     const struct prof_thread **order = malloc(n * sizeof(*order));
-    if (!order)
+    char (*names)[RT_THREAD_NAME_MAX] = malloc(shown * sizeof(*names));
+    if (!order || !names) {
+        free(order);
+        free(names);
         return;
+    }
     for (size_t i = 0; i < n; i++)
         order[i] = &p->threads[i];
     qsort(order, n, sizeof(*order), rt_thread_cmp);
@@ -499,15 +556,22 @@ static void rt_threads(struct rt *r)
     fprintf(r->out, "\n%sThreads, by lock contention%s", rt_c(r, RT_BOLD), rt_c(r, RT_RESET));
     if (shown < n)
         fprintf(r->out, " %s(top %zu of %zu; --threads shows all)%s", rt_c(r, RT_DIM), shown, n, rt_c(r, RT_RESET));
-    fprintf(r->out, "\n%s  %-20s %9s %*s %*s %*s %*s%s\n", rt_c(r, RT_DIM), "THREAD", "LIFETIME", wide ? 16 : 6,
+    /* The name column: as wide as the widest name, as far as the terminal leaves room for the numbers. */
+    size_t numbers = 2 + 10 + (wide ? 3 * 17 + 9 : 7 + 11 + 11 + 7), name_cols = 6;
+    for (size_t i = 0; i < shown; i++) {
+        rt_thread_label(p, order[i], names[i], sizeof(names[i]));
+        size_t w = rt_width(names[i]);
+        name_cols = w > name_cols ? w : name_cols;
+    }
+    if (r->opt->width > numbers + 12 && name_cols > r->opt->width - numbers)
+        name_cols = r->opt->width - numbers;
+    else if (r->opt->width <= numbers + 12 && name_cols > 12)
+        name_cols = 12;
+    fprintf(r->out, "\n%s  %-*s %9s %*s %*s %*s %*s%s\n", rt_c(r, RT_DIM), (int)name_cols, "THREAD", "LIFETIME", wide ? 16 : 6,
             "CPU", wide ? 16 : 10, "CONTENTION", wide ? 16 : 10, "WAIT WORK", wide ? 8 : 6, "REST", rt_c(r, RT_RESET));
     for (size_t i = 0; i < shown; i++) {
         const struct prof_thread *th = order[i];
-        char name[64], life[24], cols[3][40];
-        if (p->n_files > 1)
-            snprintf(name, sizeof(name), "%s [pid %u]", th->name ? th->name : "?", th->pid);
-        else
-            snprintf(name, sizeof(name), "%s", th->name ? th->name : "?");
+        char life[24], cols[3][40];
         report_format_ns(life, sizeof(life), th->lifetime_ns);
         uint64_t parts[3] = {th->cpu_ns, th->contention_ns, th->waiting_for_work_ns};
         for (int c = 0; c < 3; c++) {
@@ -528,7 +592,7 @@ static void rt_threads(struct rt *r)
         else
             snprintf(rest, sizeof(rest), "?");
         fputs("  ", r->out);
-        rt_put_fit(r->out, name, 20, true);
+        rt_put_thread_name(r->out, (const char (*)[RT_THREAD_NAME_MAX])names, shown, i, name_cols);
         fputc(' ', r->out);
         rt_right(r->out, life, 9);
         int w[3] = {wide ? 16 : 6, wide ? 16 : 10, wide ? 16 : 10};
@@ -541,6 +605,7 @@ static void rt_threads(struct rt *r)
         fputc('\n', r->out);
     }
     free(order);
+    free(names);
 }
 
 static void rt_time(struct rt *r)
