@@ -61,6 +61,7 @@ struct prof_lock {
     const char *type;       /* Python type name, NULL when the recorder did not know one */
     const char *name;       /* e.g. "Lock @…4a20", "dict @…91c0", "PyMutex _PyRuntime+0x1a8" */
     const char *source;     /* stripped source text of the main acquire line, or NULL */
+    const char *owner;      /* what the program calls it: "RENDER_LOCK", "CACHE", "queue.Queue.mutex"; or NULL */
     uint64_t contentions;
     uint64_t wait_ns, max_wait_ns, p50_wait_ns, p99_wait_ns, spin_ns;
     uint64_t handoffs;

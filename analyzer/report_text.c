@@ -314,7 +314,11 @@ static void rt_lock_row(struct rt *r, size_t rank, const struct prof_lock *l, ui
     /* Locks of different processes never merge: say whose each one is. */
     if (r->p->n_files > 1)
         snprintf(pid, sizeof(pid), " [pid %u]", r->p->files[l->file].pid);
-    snprintf(name, sizeof(name), "%s%s%s%s", l->name, pid, l->source ? "  " : "", l->source ? l->source : "");
+    /* The owner goes after the type: "Lock queue.Queue.mutex @…a720", "dict CACHE @…91c0". */
+    const char *at = l->owner ? strstr(l->name, " @\u2026") : NULL;
+    int head = at ? (int)(at - l->name) : (int)strlen(l->name);
+    snprintf(name, sizeof(name), "%.*s%s%s%s%s%s%s", head, l->name, l->owner ? " " : "", l->owner ? l->owner : "",
+             l->name + head, pid, l->source ? "  " : "", l->source ? l->source : "");
     rt_count(waits, sizeof(waits), l->contentions);
     rt_dur(total, sizeof(total), l->wait_ns);
     rt_dur(mean, sizeof(mean), l->contentions ? l->wait_ns / l->contentions : 0);
@@ -404,6 +408,10 @@ static bool rt_ident_char(char c)
 
 static void rt_lock_known_name(const struct prof_lock *l, char *out, size_t cap)
 {
+    if (l->owner) {
+        snprintf(out, cap, "%s", l->owner);
+        return;
+    }
     const char *src = l->source, *b = NULL, *e = NULL;
     if (src && strncmp(src, "with ", 5) == 0) {
         b = e = src + 5;
