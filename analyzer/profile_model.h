@@ -97,6 +97,9 @@ struct pacq {
     uint64_t park_event_id, park_wait, park_start;
 };
 
+/* A raw kind of the analyzer's own: GIL waits while an import had the GIL on for a moment. */
+#define PROF_RAW_GIL_TRANSIENT 0xf0
+
 struct plock {
     uint32_t file;
     enum prof_kind kind;

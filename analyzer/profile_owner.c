@@ -192,31 +192,58 @@ static const char *owner_of_site(struct prof_internal *in, enum prof_kind kind, 
     return owner;
 }
 
+static bool owner_in_importlib(const struct prof_frame *f)
+{
+    return !f->native && f->file &&
+           (strncmp(f->file, "<frozen importlib", 17) == 0 || prof_ends_with(f->file, "/importlib/__init__.py"));
+}
+
+/* The module a stack is importing, from the import statement under importlib's frames: `import X`,
+ * `import X as y`, `from X import y` → X. NULL when the stack does not import or its line names no
+ * module (`importlib.import_module(name)`). */
+static const char *owner_of_import(struct prof_internal *in, const struct prof_stack *st)
+{
+    size_t i = 0;
+    while (i < st->depth && !owner_in_importlib(&st->frames[i]))
+        i++;
+    while (i < st->depth && (st->frames[i].native || owner_in_importlib(&st->frames[i])))
+        i++;
+    if (i >= st->depth || i == 0)
+        return NULL;
+    const char *src = prof_source_text(in, st->frames[i].file, st->frames[i].line), *b;
+    if (src && strncmp(src, "import ", 7) == 0)
+        b = src + 7;
+    else if (src && strncmp(src, "from ", 5) == 0)
+        b = src + 5;
+    else
+        return NULL;
+    const char *e = b;
+    while (owner_ident_char(*e) || *e == '.')
+        e++;
+    return e > b && e - b < 64 ? prof_intern(in, b, (size_t)(e - b)) : NULL;
+}
+
 #define OWNER_SITES 4
 
-const char *prof_lock_owner(struct prof_internal *in, const struct prof_lock *l, const char **source)
+/* "a, b, c, …": the distinct owners of a row's sites, the first OWNER_SITES - 1 of them. */
+static const char *owner_join(struct prof_internal *in, const struct prof_lock *l, bool holders_too,
+                              const char *(*of)(struct prof_internal *, enum prof_kind, const struct prof_stack *))
 {
-    if (!l->n_waiters || l->kind == PROF_KIND_GIL || l->kind == PROF_KIND_STOP_THE_WORLD ||
-        l->kind == PROF_KIND_THREAD_JOIN || l->kind == PROF_KIND_PYMUTEX || l->kind == PROF_KIND_OTHER)
-        return NULL;
-    if (l->address != 0) /* rows of many objects (every Condition of a file) have none */
-        return owner_of_site(in, l->kind, l->waiters[0].stack, source);
-    /* One row for every Condition of the file: name the ones its top sites wait on, "…" for more. */
     const char *seen[OWNER_SITES];
-    size_t n = 0;
+    size_t n = 0, total = l->n_waiters + (holders_too ? l->n_holders : 0);
     bool more = false;
-    for (size_t i = 0; i < l->n_waiters; i++) {
-        const char *o = owner_of_site(in, l->kind, l->waiters[i].stack, NULL);
+    for (size_t i = 0; i < total && !more; i++) {
+        const struct prof_site *s = i < l->n_waiters ? &l->waiters[i] : &l->holders[i - l->n_waiters];
+        const char *o = of(in, l->kind, s->stack);
         bool known = !o;
         for (size_t j = 0; j < n && !known; j++)
             known = seen[j] == o;
         if (known)
             continue;
-        if (n == OWNER_SITES - 1) {
+        if (n == OWNER_SITES - 1)
             more = true;
-            break;
-        }
-        seen[n++] = o;
+        else
+            seen[n++] = o;
     }
     if (n == 0)
         return NULL;
@@ -227,4 +254,32 @@ const char *prof_lock_owner(struct prof_internal *in, const struct prof_lock *l,
     if (more && len < sizeof(out))
         len += (size_t)snprintf(out + len, sizeof(out) - len, ", \u2026");
     return prof_intern(in, out, len < sizeof(out) ? len : sizeof(out) - 1);
+}
+
+static const char *owner_of_waiter(struct prof_internal *in, enum prof_kind kind, const struct prof_stack *st)
+{
+    return owner_of_site(in, kind, st, NULL);
+}
+
+static const char *owner_of_importer(struct prof_internal *in, enum prof_kind kind, const struct prof_stack *st)
+{
+    (void)kind;
+    return owner_of_import(in, st);
+}
+
+const char *prof_lock_owner(struct prof_internal *in, const struct prof_lock *l, const char **source)
+{
+    /* The row of waits for a GIL an import turned on: the modules the waiters and holders import. */
+    if (l->kind == PROF_KIND_GIL && l->address == 0) {
+        const char *mods = owner_join(in, l, true, owner_of_importer);
+        char out[OWNER_MAX * 2 + 16];
+        int n = snprintf(out, sizeof(out), "importing %s", mods ? mods : "a module");
+        return prof_intern(in, out, n > 0 && (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+    }
+    if (!l->n_waiters || l->kind == PROF_KIND_GIL || l->kind == PROF_KIND_STOP_THE_WORLD ||
+        l->kind == PROF_KIND_THREAD_JOIN || l->kind == PROF_KIND_PYMUTEX || l->kind == PROF_KIND_OTHER)
+        return NULL;
+    if (l->address != 0) /* rows of many objects (every Condition of a file) name the ones they wait on */
+        return owner_of_site(in, l->kind, l->waiters[0].stack, source);
+    return owner_join(in, l, false, owner_of_waiter);
 }

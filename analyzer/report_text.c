@@ -268,6 +268,20 @@ static void rt_holds(struct rt *r, const struct prof_lock *l)
     }
 }
 
+/* What a row of the interpreter's own machinery is, when its name alone does not say. */
+static void rt_lock_note(struct rt *r, const struct prof_lock *l)
+{
+    const char *note = NULL;
+    if (l->kind == PROF_KIND_GIL && l->address == 0)
+        note = "(a free-threaded build turns the GIL on while it imports an extension module, and off again "
+               "once the module declares free-threading support: threads running meanwhile wait for it)";
+    if (!note)
+        return;
+    fprintf(r->out, "      %s%-8s ", rt_c(r, RT_DIM), "");
+    rt_put_wrapped(r->out, note, r->opt->width > 35 ? r->opt->width - 15 : 20, 15);
+    fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
+}
+
 static uint64_t rt_sum_wait(const struct prof_site *s, size_t n, uint64_t *count)
 {
     uint64_t w = 0, c = 0;
@@ -387,6 +401,7 @@ static void rt_section(struct rt *r, const char *title, bool contention, uint64_
         rt_sites(r, "holders", l->kind, l->holders, l->n_holders, l->wait_ns, l->holder_known_ns,
                  prof_kind_is_contention(l->kind));
         rt_holds(r, l);
+        rt_lock_note(r, l);
     }
     size_t total = 0;
     for (size_t i = 0; i < r->p->n_locks; i++)

@@ -12,7 +12,6 @@ Prints one JSON line with what each part did.
 """
 import argparse
 import concurrent.futures
-import importlib
 import json
 import logging
 import queue
@@ -98,8 +97,28 @@ def part_logging(rounds):
     return {"records": 3 * rounds}
 
 
-MODULES = ["_decimal", "_elementtree", "_pickle", "_json", "_csv", "_bz2", "_lzma", "_sqlite3", "_ctypes",
-           "_hashlib", "_ssl", "_multibytecodec", "_codecs_jp", "_codecs_cn", "_statistics", "_zoneinfo"]
+def import_0():
+    import _decimal  # @import-0
+    import _codecs_jp
+
+
+def import_1():
+    import _elementtree  # @import-1
+    import _codecs_cn
+
+
+def import_2():
+    import _pickle  # @import-2
+    import _sqlite3
+
+
+def import_3():
+    import _ctypes  # @import-3
+    import _hashlib
+
+
+IMPORTS = [import_0, import_1, import_2, import_3]
+MODULES = ["_decimal", "_codecs_jp", "_elementtree", "_codecs_cn", "_pickle", "_sqlite3", "_ctypes", "_hashlib"]
 
 
 def spin(stop):
@@ -109,24 +128,21 @@ def spin(stop):
     return n
 
 
-def importer(names, barrier, got):
+def importer(imp, barrier):
     barrier.wait()
-    for name in names:
-        try:
-            importlib.import_module(name)  # @import
-            got.append(name)
-        except ImportError:
-            pass
+    try:
+        imp()
+    except ImportError:
+        pass
 
 
 def part_imports():
-    fresh = [m for m in MODULES if m not in sys.modules]
+    before = {m for m in MODULES if m in sys.modules}
     stop = threading.Event()
     spinners = [threading.Thread(target=spin, args=(stop,), name=f"spin-{i}") for i in range(2)]
     barrier = threading.Barrier(4)
-    got = []
-    importers = [threading.Thread(target=importer, args=(fresh[i::4], barrier, got), name=f"import-{i}")
-                 for i in range(4)]
+    importers = [threading.Thread(target=importer, args=(imp, barrier), name=f"import-{i}")
+                 for i, imp in enumerate(IMPORTS)]
     for t in spinners + importers:
         t.start()
     for t in importers:
@@ -134,7 +150,8 @@ def part_imports():
     stop.set()
     for t in spinners:
         t.join()
-    return {"imported": sorted(got)}
+    return {"imported": sorted(m for m in MODULES if m in sys.modules and m not in before),
+            "gil": sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True}
 
 
 def main():
