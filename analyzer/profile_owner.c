@@ -153,7 +153,7 @@ static const char *owner_from_frame(struct prof_internal *in, const struct prof_
     } else if (strncmp(b, "self.", 5) == 0) {
         return NULL; /* an attribute of an instance whose class the frame does not say */
     } else {
-        snprintf(out, sizeof(out), "%s%.*s", module, (int)len, b);
+        snprintf(out, sizeof(out), "%.*s", (int)len, b); /* a global or a local: the line's own name */
     }
     return prof_intern(in, out, strlen(out));
 }
