@@ -46,8 +46,7 @@ static void diff_label(const struct prof_lock *l, char *out, size_t cap)
 static void diff_site(const struct prof_lock *l, char *out, size_t cap)
 {
     const struct prof_frame *f = l->n_waiters ? prof_site_frame(l->waiters[0].stack, l->kind) : NULL;
-    const char *base = f && f->file ? strrchr(f->file, '/') : NULL;
-    base = base ? base + 1 : f ? f->file : NULL;
+    const char *base = f ? prof_short_file(f->file) : NULL;
     if (f && base && f->line)
         snprintf(out, cap, "%s (%s:%d)", f->function, base, f->line);
     else if (f)

@@ -1,4 +1,4 @@
-/* ftprof report FILE... [--top N] [--threads] [--depth N] [--json] */
+/* ftprof report FILE... [--top N | --all] [--threads] [--depth N] [--json] */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,15 +7,19 @@
 #include "live.h"
 #include "report.h"
 
-static const char report_usage[] = "usage: ftprof report FILE... [--top N] [--threads] [--depth N] [--json]";
+static const char report_usage[] = "usage: ftprof report FILE... [--top N | --all] [--threads] [--depth N] [--json]";
+
+/* Rows under this share of their section are summed in one line unless --top or --all asks for them. */
+#define REPORT_FOLD_BELOW 0.001
 
 int cmd_report(int argc, char **argv)
 {
-    bool json = false, all_threads = false, help;
+    bool json = false, all_threads = false, all = false, help;
     const char *top_arg = NULL, *depth_arg = NULL;
     size_t top = 0, depth = 1, n;
     const struct cmd_option opts[] = {{"--json", NULL, NULL, &json}, {"--top", NULL, &top_arg, NULL},
                                      {"--threads", NULL, NULL, &all_threads}, {"--depth", NULL, &depth_arg, NULL},
+                                     {"--all", NULL, NULL, &all},
                                      {0}};
     char **files = calloc((size_t)argc, sizeof(*files));
     if (!files)
@@ -25,6 +29,8 @@ int cmd_report(int argc, char **argv)
         rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--top needs a positive number");
     if (rc == FTPROF_EXIT_OK && !help && depth_arg && (!cmd_parse_count(depth_arg, &depth) || depth > 64))
         rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--depth needs a number of frames from 1 to 64");
+    if (rc == FTPROF_EXIT_OK && !help && top_arg && all)
+        rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--top and --all cannot go together");
     if (rc == FTPROF_EXIT_OK && !help && n == 0)
         rc = cmd_error(FTPROF_EXIT_USAGE, "report", "no recording given (%s)", report_usage);
     if (rc != FTPROF_EXIT_OK || help) {
@@ -43,7 +49,8 @@ int cmd_report(int argc, char **argv)
         } else {
             const char *nc = getenv("NO_COLOR");
             struct report_text_options opt = {
-                .top = top ? top : 10,
+                .top = all ? SIZE_MAX : top ? top : 10,
+                .fold_below = all || top ? 0 : REPORT_FOLD_BELOW,
                 .sites = 3,
                 .threads = all_threads ? SIZE_MAX : 10,
                 .depth = depth,

@@ -150,7 +150,7 @@ static void run_summary(char **files, size_t n)
     }
     struct profile p;
     if (cmd_load(&p, files, n, false) == FTPROF_EXIT_OK) {
-        struct report_text_options opt = {.top = 5, .sites = 0, .width = cmd_terminal_width(STDERR_FILENO),
+        struct report_text_options opt = {.top = 5, .sites = 0, .fold_below = 0.001, .width = cmd_terminal_width(STDERR_FILENO),
                                           .compact = true};
         const char *nc = getenv("NO_COLOR");
         opt.color = isatty(STDERR_FILENO) && !(nc && *nc);

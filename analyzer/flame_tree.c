@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profile.h"
+
 /* ---- hashing and the identity map ---- */
 
 static uint64_t flame_mix(uint64_t x)
@@ -484,12 +486,15 @@ static void flame_sum_totals(struct flame_tree *tree)
 
 /* ---- labels: file names as short as they can be while staying unambiguous ---- */
 
+/* The last `components` components of path, never fewer than the report's short name has
+ * ("logging/__init__.py"). */
 static const char *flame_path_suffix(const char *path, size_t components)
 {
+    const char *shortest = prof_short_file(path);
     const char *p = path + strlen(path);
     while (p > path) {
         if (p[-1] == '/' && --components == 0)
-            return p;
+            return p < shortest ? p : shortest;
         p--;
     }
     return path;

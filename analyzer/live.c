@@ -274,8 +274,7 @@ static const char *live_who(const struct live_blocked *b, char *buf, size_t cap)
 static char *live_where(const struct live_blocked *b)
 {
     const char *file = b->frame && b->frame->file ? b->frame->file : NULL;
-    const char *base = file ? strrchr(file, '/') : NULL;
-    base = base ? base + 1 : file;
+    const char *base = prof_short_file(file);
     char who[32];
     if (base)
         return live_strdup_printf("  %s waits at %s:%d  %s", live_who(b, who, sizeof(who)), base, b->frame->line,

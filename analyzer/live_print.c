@@ -15,8 +15,7 @@
 
 static const char *lp_base(const char *file)
 {
-    const char *s = file ? strrchr(file, '/') : NULL;
-    return s ? s + 1 : file;
+    return prof_short_file(file);
 }
 
 static void lp_site(char *buf, size_t cap, const struct prof_frame *fr, const char *source)

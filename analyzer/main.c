@@ -15,7 +15,7 @@ static const char ftprof_usage[] =
     "  attach PID [--duration S] [-o FILE] [--native] [--timeout S]\n"
     "        record a running CPython 3.14+ for S seconds (or until Ctrl-C) without a restart,\n"
     "        then detach and leave it as it was (PEP 768 remote execution)\n"
-    "  report FILE... [--top N] [--threads] [--json]\n"
+    "  report FILE... [--top N | --all] [--threads] [--json]\n"
     "        where the threads' time went, then locks ranked by total wait, with their\n"
     "        waiter and holder sites and hold times (--threads: every thread, not the top 10)\n"
     "  flamegraph FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders]\n"

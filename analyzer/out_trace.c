@@ -64,8 +64,7 @@ static void ot_frames(FILE *out, const struct prof_stack *st)
     for (size_t i = 0, shown = 0; st && i < st->depth && shown < OT_FRAMES; i++) {
         const struct prof_frame *f = &st->frames[i];
         char buf[600];
-        const char *base = f->file ? strrchr(f->file, '/') : NULL;
-        base = base ? base + 1 : f->file;
+        const char *base = prof_short_file(f->file);
         if (base && f->line)
             snprintf(buf, sizeof(buf), "%s (%s:%d)", f->function, base, f->line);
         else

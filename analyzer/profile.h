@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ftprof/format.h"
 
@@ -60,6 +61,7 @@ struct prof_lock {
     const char *type;       /* Python type name, NULL when the recorder did not know one */
     const char *name;       /* e.g. "Lock @…4a20", "dict @…91c0", "PyMutex _PyRuntime+0x1a8" */
     const char *source;     /* stripped source text of the main acquire line, or NULL */
+    const char *owner;      /* what the program calls it: "RENDER_LOCK", "CACHE", "queue.Queue.mutex"; or NULL */
     uint64_t contentions;
     uint64_t wait_ns, max_wait_ns, p50_wait_ns, p99_wait_ns, spin_ns;
     uint64_t handoffs;
@@ -233,6 +235,22 @@ int prof_timeline(struct profile *p, const struct prof_timeline_ops *ops, void *
  * the innermost one outside threading.py and queue.py (the caller's `q.get()` rather than the
  * library's `waiter.acquire()`); the innermost frame when there is no Python frame. */
 const struct prof_frame *prof_site_frame(const struct prof_stack *st, enum prof_kind kind);
+
+/* A file name as the report prints it: its last component, with its package's directory when that
+ * alone says nothing ("logging/__init__.py", "pkg/__main__.py"). Points into `path`. */
+static inline const char *prof_short_file(const char *path)
+{
+    if (!path)
+        return NULL;
+    const char *end = path + strlen(path), *base = end, *parent;
+    while (base > path && base[-1] != '/')
+        base--;
+    if (strcmp(base, "__init__.py") != 0 && strcmp(base, "__main__.py") != 0 && strcmp(base, "__init__.pyc") != 0)
+        return base;
+    for (parent = base > path ? base - 1 : base; parent > path && parent[-1] != '/'; parent--)
+        ;
+    return parent;
+}
 
 /* A one-line source text of file:line, whitespace stripped, or NULL if the file is not readable. The
  * string lives as long as the profile. */

@@ -85,7 +85,7 @@ static bool prof_merged_kind(enum prof_kind kind, uint8_t raw)
 static uint64_t prof_lock_key(uint32_t file, enum prof_kind kind, uint32_t type_id, uint8_t raw)
 {
     /* Waits of kind `other` come from different recorder kinds that must not merge. */
-    uint8_t variant = (kind == PROF_KIND_OTHER || raw == FTP_KIND_SPIN) ? raw : 0;
+    uint8_t variant = (kind == PROF_KIND_OTHER || raw == FTP_KIND_SPIN || raw == PROF_RAW_GIL_TRANSIENT) ? raw : 0;
     if (prof_merged_kind(kind, raw))
         variant = raw == FTP_KIND_GC_PAUSE ? 0xfe : 0xff; /* collections' pauses apart from the others */
     /* A Lock's or RLock's kind already names its type; a wait recorded while another thread was still
@@ -180,6 +180,21 @@ static void prof_thread_add_wait(struct prof_thread *th, enum prof_kind kind, ui
         th->waiting_for_work_ns += wait;
 }
 
+/* On a free-threaded build started without the GIL, the GIL is on only while an extension module is
+ * imported (_PyEval_EnableGILTransient) until an import that does not declare support turns it on for
+ * good (a GIL_ENABLED record): a wait for it before that is a wait for an import. */
+static bool prof_gil_is_transient(struct prof_internal *in, const struct pacq *a)
+{
+    const struct profile *p = in->p;
+    uint32_t flags = a->file < p->n_files ? p->files[a->file].flags : 0;
+    if (!(flags & FTP_FLAG_FREE_THREADED) || (flags & FTP_FLAG_GIL_AT_START))
+        return false;
+    for (size_t i = 0; i < p->n_gil_events; i++)
+        if (p->gil_events[i].file == a->file && p->gil_events[i].time_ns <= a->start)
+            return false;
+    return true;
+}
+
 void prof_close_acq(struct prof_internal *in, struct pacq *a)
 {
     a->open = false;
@@ -221,6 +236,14 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
     }
 
     enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
+    if (kind == PROF_KIND_GIL && prof_gil_is_transient(in, a)) {
+        /* The GIL of a free-threaded build that nothing turned on for good: an import had it on for a
+         * moment. Those waits are one row of their own, not the GIL's. */
+        a->raw_kind = PROF_RAW_GIL_TRANSIENT;
+        a->addr = 0;
+        a->region = 0;
+        a->region_offset = 0;
+    }
     /* Condition.wait parks on a fresh waiter lock each time and every thread has its own join lock:
      * grouping those by address would give one row per wait, so they share one row per file and
      * remember the addresses to find their holders (notify, thread exit) later. */

@@ -146,6 +146,7 @@ static void prof_finish(struct prof_internal *in)
             const struct prof_frame *f = prof_site_frame(o->waiters[0].stack, o->kind);
             if (f && !f->native)
                 o->source = prof_source_text(in, f->file, f->line);
+            o->owner = prof_lock_owner(in, o, &o->source);
         }
         if (prof_kind_is_contention(o->kind))
             p->contention_wait_ns += o->wait_ns;

@@ -97,6 +97,9 @@ struct pacq {
     uint64_t park_event_id, park_wait, park_start;
 };
 
+/* A raw kind of the analyzer's own: GIL waits while an import had the GIL on for a moment. */
+#define PROF_RAW_GIL_TRANSIENT 0xf0
+
 struct plock {
     uint32_t file;
     enum prof_kind kind;
@@ -263,6 +266,13 @@ bool prof_ends_with(const char *s, const char *suffix);
 /* profile_source.c */
 /* The stripped text of file:line, interned; NULL if the file is not readable. */
 const char *prof_source_text(struct prof_internal *in, const char *file, int line);
+/* The first line of `file` that contains `needle`, stripped, or NULL. */
+const char *prof_source_find(struct prof_internal *in, const char *file, const char *needle);
+/* The standard library's directory (where the recording's threading.py lives), or NULL. */
+const char *prof_stdlib_dir(struct prof_internal *in);
+/* The name a user knows a lock or object by, from its top waiter's source line (profile_owner.c), or
+ * NULL; *source becomes the line that says it when that is another frame's than the site's. */
+const char *prof_lock_owner(struct prof_internal *in, const struct prof_lock *l, const char **source);
 
 /* profile_defs.c */
 int prof_code_line(struct prof_internal *in, uint32_t file, uint32_t code_id, uint32_t offset);

@@ -16,6 +16,8 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
         type = "RLock";
     if (l->raw_kind == FTP_KIND_SPIN)
         return "spin (unattributed)";
+    if (l->raw_kind == PROF_RAW_GIL_TRANSIENT)
+        return "GIL (on for an import)";
     if (l->merged)
         return l->kind == PROF_KIND_THREAD_JOIN ? "Thread.join"
                : l->kind == PROF_KIND_STOP_THE_WORLD

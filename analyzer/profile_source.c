@@ -9,15 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* "<frozen posixpath>" names a standard-library module frozen into the interpreter, as Python's own
- * tracebacks do; its source still sits in the standard library's directory, which is where the
- * recording's threading.py came from. Returns the path of that source, or NULL. */
-static const char *prof_frozen_source(struct prof_internal *in, const char *file, char *out, size_t cap)
+const char *prof_stdlib_dir(struct prof_internal *in)
 {
-    static const char prefix[] = "<frozen ";
-    size_t len = strlen(file);
-    if (strncmp(file, prefix, sizeof(prefix) - 1) != 0 || len < sizeof(prefix) + 1 || file[len - 1] != '>')
-        return NULL;
     if (!in->stdlib_looked) {
         in->stdlib_looked = true;
         for (size_t i = 0; i < in->n_codes && !in->stdlib_dir[0]; i++) {
@@ -27,6 +20,19 @@ static const char *prof_frozen_source(struct prof_internal *in, const char *file
                 snprintf(in->stdlib_dir, sizeof(in->stdlib_dir), "%.*s", (int)(n - 13), f);
         }
     }
+    return in->stdlib_dir[0] ? in->stdlib_dir : NULL;
+}
+
+/* "<frozen posixpath>" names a standard-library module frozen into the interpreter, as Python's own
+ * tracebacks do; its source still sits in the standard library's directory, which is where the
+ * recording's threading.py came from. Returns the path of that source, or NULL. */
+static const char *prof_frozen_source(struct prof_internal *in, const char *file, char *out, size_t cap)
+{
+    static const char prefix[] = "<frozen ";
+    size_t len = strlen(file);
+    if (strncmp(file, prefix, sizeof(prefix) - 1) != 0 || len < sizeof(prefix) + 1 || file[len - 1] != '>')
+        return NULL;
+    prof_stdlib_dir(in);
     const char *module = file + sizeof(prefix) - 1;
     size_t mlen = len - (sizeof(prefix) - 1) - 1;
     if (!in->stdlib_dir[0] || mlen == 0 || mlen > 128)
@@ -121,6 +127,18 @@ const char *prof_source_text(struct prof_internal *in, const char *file, int lin
     while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
         e--;
     return prof_intern(in, b, (size_t)(e - b));
+}
+
+const char *prof_source_find(struct prof_internal *in, const char *file, const char *needle)
+{
+    struct psource *src = file ? prof_source(in, file) : NULL;
+    const char *hit = src ? strstr(src->data, needle) : NULL;
+    if (!hit)
+        return NULL;
+    size_t at = (size_t)(hit - src->data), line = 0;
+    while (line + 1 < src->n_lines && src->starts[line + 1] <= at)
+        line++;
+    return prof_source_text(in, file, (int)line + 1);
 }
 
 const char *prof_source_line(struct profile *p, const char *file, int line)

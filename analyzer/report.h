@@ -17,6 +17,7 @@ struct report_text_options {
     bool compact;      /* one line per lock, no sites (used by `ftprof run`) */
     size_t threads;    /* threads in the time table (SIZE_MAX: all; 0: no table) */
     size_t depth;      /* frames per site, from the waiting frame outward (0 or 1: that frame alone) */
+    double fold_below; /* rows under this share of their section folded into one line by kind (0: none) */
 };
 
 /* 0 or -errno. */

@@ -112,6 +112,7 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "address", json_string(addr));
         rj_set(o, "name", report_json_str(l->name));
         rj_set(o, "source", report_json_str(l->source));
+        rj_set(o, "owner", report_json_str(l->owner));
         rj_set(o, "file", report_json_str(p->files[l->file].path));
         rj_set(o, "pid", json_integer(p->files[l->file].pid));
         rj_set(o, "contentions", rj_u64(l->contentions));

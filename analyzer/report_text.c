@@ -137,11 +137,6 @@ static void rt_put_wrapped(FILE *out, const char *s, size_t cols, size_t indent)
     }
 }
 
-static const char *rt_basename(const char *path)
-{
-    const char *b = path ? strrchr(path, '/') : NULL;
-    return b ? b + 1 : path;
-}
 
 /* Durations in at most 7 columns, for the table. */
 static void rt_dur(char *buf, size_t len, uint64_t ns);
@@ -158,9 +153,9 @@ static bool rt_frame_eq(const struct prof_frame *a, const struct prof_frame *b)
 static int rt_frame_text(char *buf, size_t len, const struct prof_frame *f)
 {
     if (f && f->file && f->line)
-        return snprintf(buf, len, "%s (%s:%d)", f->function, rt_basename(f->file), f->line);
+        return snprintf(buf, len, "%s (%s:%d)", f->function, prof_short_file(f->file), f->line);
     if (f && f->file)
-        return snprintf(buf, len, "%s (%s)", f->function, rt_basename(f->file));
+        return snprintf(buf, len, "%s (%s)", f->function, prof_short_file(f->file));
     return snprintf(buf, len, "%s", f ? f->function : "[unknown]");
 }
 
@@ -273,6 +268,23 @@ static void rt_holds(struct rt *r, const struct prof_lock *l)
     }
 }
 
+/* What a row of the interpreter's own machinery is, when its name alone does not say. */
+static void rt_lock_note(struct rt *r, const struct prof_lock *l)
+{
+    const char *note = NULL;
+    if (l->kind == PROF_KIND_GIL && l->address == 0)
+        note = "(a free-threaded build turns the GIL on while it imports an extension module, and off again "
+               "once the module declares free-threading support: threads running meanwhile wait for it)";
+    else if (strcmp(l->name, "spin (unattributed)") == 0)
+        note = "(short spins that got their lock without ever parking, from stacks that never parked on a known "
+               "lock: the recorder cannot tell which lock they were; README, Limitations)";
+    if (!note)
+        return;
+    fprintf(r->out, "      %s%-8s ", rt_c(r, RT_DIM), "");
+    rt_put_wrapped(r->out, note, r->opt->width > 35 ? r->opt->width - 15 : 20, 15);
+    fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
+}
+
 static uint64_t rt_sum_wait(const struct prof_site *s, size_t n, uint64_t *count)
 {
     uint64_t w = 0, c = 0;
@@ -319,7 +331,11 @@ static void rt_lock_row(struct rt *r, size_t rank, const struct prof_lock *l, ui
     /* Locks of different processes never merge: say whose each one is. */
     if (r->p->n_files > 1)
         snprintf(pid, sizeof(pid), " [pid %u]", r->p->files[l->file].pid);
-    snprintf(name, sizeof(name), "%s%s%s%s", l->name, pid, l->source ? "  " : "", l->source ? l->source : "");
+    /* The owner goes after the type: "Lock queue.Queue.mutex @…a720", "dict CACHE @…91c0". */
+    const char *at = l->owner ? strstr(l->name, " @\u2026") : NULL;
+    int head = at ? (int)(at - l->name) : (int)strlen(l->name);
+    snprintf(name, sizeof(name), "%.*s%s%s%s%s%s%s", head, l->name, l->owner ? " " : "", l->owner ? l->owner : "",
+             l->name + head, pid, l->source ? "  " : "", l->source ? l->source : "");
     rt_count(waits, sizeof(waits), l->contentions);
     rt_dur(total, sizeof(total), l->wait_ns);
     rt_dur(mean, sizeof(mean), l->contentions ? l->wait_ns / l->contentions : 0);
@@ -368,6 +384,49 @@ static void rt_header(struct rt *r, const char *title)
             rt_c(r, RT_RESET));
 }
 
+static bool rt_folded(const struct rt *r, const struct prof_lock *l, uint64_t base)
+{
+    return r->opt->fold_below > 0 && base && (double)l->wait_ns < r->opt->fold_below * (double)base;
+}
+
+/* After a section's rows: how many more there are, those above the threshold as a count and those
+ * below it summed by kind: "(3 more; --top N shows more) (167 under 0.1% of contention, 1.2ms in all:
+ * 160 critical_section, 7 lock; --all lists them)". */
+static void rt_fold_line(struct rt *r, bool contention, uint64_t base, size_t shown)
+{
+    size_t above = 0, below = 0, by_kind[PROF_KIND_COUNT] = {0};
+    uint64_t below_ns = 0;
+    for (size_t i = 0; i < r->p->n_locks; i++) {
+        const struct prof_lock *l = &r->p->locks[i];
+        if (prof_kind_is_contention(l->kind) != contention)
+            continue;
+        if (rt_folded(r, l, base)) {
+            below++, below_ns += l->wait_ns, by_kind[l->kind]++;
+        } else {
+            above++;
+        }
+    }
+    if (above > shown && shown > 0)
+        fprintf(r->out, "    %s(%zu more; --top N shows more)%s\n", rt_c(r, RT_DIM), above - shown, rt_c(r, RT_RESET));
+    if (!below)
+        return;
+    char line[512], d[24];
+    rt_dur(d, sizeof(d), below_ns);
+    int n = snprintf(line, sizeof(line), "(%zu more row%s, each under %.1f%% of %s, %s in all:", below,
+                     below == 1 ? "" : "s", 100.0 * r->opt->fold_below, contention ? "contention" : "this section", d);
+    for (int k = 0, first = 1; k < PROF_KIND_COUNT && n > 0 && (size_t)n < sizeof(line); k++)
+        if (by_kind[k]) {
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "%s %zu %s", first ? "" : ",", by_kind[k],
+                          prof_kind_name((enum prof_kind)k));
+            first = 0;
+        }
+    if (n > 0 && (size_t)n < sizeof(line))
+        snprintf(line + n, sizeof(line) - (size_t)n, "; --all lists them)");
+    fprintf(r->out, "    %s", rt_c(r, RT_DIM));
+    rt_put_wrapped(r->out, line, r->opt->width > 25 ? r->opt->width - 5 : 20, 5);
+    fprintf(r->out, "%s\n", rt_c(r, RT_RESET));
+}
+
 static void rt_section(struct rt *r, const char *title, bool contention, uint64_t base)
 {
     size_t shown = 0;
@@ -375,6 +434,8 @@ static void rt_section(struct rt *r, const char *title, bool contention, uint64_
         const struct prof_lock *l = &r->p->locks[i];
         if (prof_kind_is_contention(l->kind) != contention)
             continue;
+        if (rt_folded(r, l, base))
+            break; /* rows come by wait: the rest are smaller still */
         if (shown == 0)
             rt_header(r, title);
         rt_lock_row(r, ++shown, l, base);
@@ -388,12 +449,9 @@ static void rt_section(struct rt *r, const char *title, bool contention, uint64_
         rt_sites(r, "holders", l->kind, l->holders, l->n_holders, l->wait_ns, l->holder_known_ns,
                  prof_kind_is_contention(l->kind));
         rt_holds(r, l);
+        rt_lock_note(r, l);
     }
-    size_t total = 0;
-    for (size_t i = 0; i < r->p->n_locks; i++)
-        total += prof_kind_is_contention(r->p->locks[i].kind) == contention;
-    if (total > shown && shown > 0)
-        fprintf(r->out, "    %s(%zu more; --top N shows more)%s\n", rt_c(r, RT_DIM), total - shown, rt_c(r, RT_RESET));
+    rt_fold_line(r, contention, base, shown);
 }
 
 /* ---- where the time went ---- */
@@ -409,6 +467,10 @@ static bool rt_ident_char(char c)
 
 static void rt_lock_known_name(const struct prof_lock *l, char *out, size_t cap)
 {
+    if (l->owner) {
+        snprintf(out, cap, "%s", l->owner);
+        return;
+    }
     const char *src = l->source, *b = NULL, *e = NULL;
     if (src && strncmp(src, "with ", 5) == 0) {
         b = e = src + 5;
@@ -483,6 +545,64 @@ static int rt_thread_cmp(const void *a, const void *b)
     return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
+#define RT_THREAD_NAME_MAX 96
+
+static void rt_thread_label(const struct profile *p, const struct prof_thread *th, char *out, size_t cap)
+{
+    if (p->n_files > 1)
+        snprintf(out, cap, "%s [pid %u]", th->name ? th->name : "?", th->pid);
+    else
+        snprintf(out, cap, "%s", th->name ? th->name : "?");
+}
+
+/* Byte offset of the `n`th code point of `s` (its length when shorter). */
+static size_t rt_cp_offset(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; s[i]; i++)
+        if (((unsigned char)s[i] & 0xc0) != 0x80 && n-- == 0)
+            break;
+    return i;
+}
+
+/* Whether another name than `self` starts with the first `head` code points of `self` and ends with its
+ * last `tail`: then "head…tail" would not tell them apart. */
+static bool rt_name_shared(const char (*names)[RT_THREAD_NAME_MAX], size_t n, size_t self, size_t head, size_t tail)
+{
+    const char *s = names[self];
+    size_t hb = rt_cp_offset(s, head), len = strlen(s), tb = len - rt_cp_offset(s, rt_width(s) - tail);
+    for (size_t j = 0; j < n; j++) {
+        const char *o = names[j];
+        size_t olen = strlen(o);
+        if (j != self && strcmp(o, s) != 0 && olen >= hb + tb && memcmp(o, s, hb) == 0 &&
+            memcmp(o + olen - tb, s + len - tb, tb) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A thread's name in exactly `cols` columns. A name too long keeps its head and as much of its end as
+ * tells it from every other shown name ("ThreadPoolExecutor-0_3" → "ThreadPoolEx…0_3"): two different
+ * names never print the same, and every row keeps its columns. */
+static void rt_put_thread_name(FILE *out, const char (*names)[RT_THREAD_NAME_MAX], size_t n, size_t self,
+                               size_t cols)
+{
+    const char *s = names[self];
+    size_t w = rt_width(s);
+    if (w <= cols || cols < 2) {
+        fputs(s, out);
+        for (size_t i = w; i < cols; i++)
+            fputc(' ', out);
+        return;
+    }
+    size_t tail = 0;
+    while (tail + 2 < cols && rt_name_shared(names, n, self, cols - 1 - tail, tail))
+        tail++;
+    fwrite(s, 1, rt_cp_offset(s, cols - 1 - tail), out);
+    fputs("\u2026", out);
+    fputs(s + rt_cp_offset(s, w - tail), out);
+}
+
 static void rt_threads(struct rt *r)
 {
     struct profile *p = r->p;
@@ -490,8 +610,12 @@ static void rt_threads(struct rt *r)
     if (shown == 0)
         return;
     const struct prof_thread **order = malloc(n * sizeof(*order));
-    if (!order)
+    char (*names)[RT_THREAD_NAME_MAX] = malloc(shown * sizeof(*names));
+    if (!order || !names) {
+        free(order);
+        free(names);
         return;
+    }
     for (size_t i = 0; i < n; i++)
         order[i] = &p->threads[i];
     qsort(order, n, sizeof(*order), rt_thread_cmp);
@@ -499,15 +623,22 @@ static void rt_threads(struct rt *r)
     fprintf(r->out, "\n%sThreads, by lock contention%s", rt_c(r, RT_BOLD), rt_c(r, RT_RESET));
     if (shown < n)
         fprintf(r->out, " %s(top %zu of %zu; --threads shows all)%s", rt_c(r, RT_DIM), shown, n, rt_c(r, RT_RESET));
-    fprintf(r->out, "\n%s  %-20s %9s %*s %*s %*s %*s%s\n", rt_c(r, RT_DIM), "THREAD", "LIFETIME", wide ? 16 : 6,
+    /* The name column: as wide as the widest name, as far as the terminal leaves room for the numbers. */
+    size_t numbers = 2 + 10 + (wide ? 3 * 17 + 9 : 7 + 11 + 11 + 7), name_cols = 6;
+    for (size_t i = 0; i < shown; i++) {
+        rt_thread_label(p, order[i], names[i], sizeof(names[i]));
+        size_t w = rt_width(names[i]);
+        name_cols = w > name_cols ? w : name_cols;
+    }
+    if (r->opt->width > numbers + 12 && name_cols > r->opt->width - numbers)
+        name_cols = r->opt->width - numbers;
+    else if (r->opt->width <= numbers + 12 && name_cols > 12)
+        name_cols = 12;
+    fprintf(r->out, "\n%s  %-*s %9s %*s %*s %*s %*s%s\n", rt_c(r, RT_DIM), (int)name_cols, "THREAD", "LIFETIME", wide ? 16 : 6,
             "CPU", wide ? 16 : 10, "CONTENTION", wide ? 16 : 10, "WAIT WORK", wide ? 8 : 6, "REST", rt_c(r, RT_RESET));
     for (size_t i = 0; i < shown; i++) {
         const struct prof_thread *th = order[i];
-        char name[64], life[24], cols[3][40];
-        if (p->n_files > 1)
-            snprintf(name, sizeof(name), "%s [pid %u]", th->name ? th->name : "?", th->pid);
-        else
-            snprintf(name, sizeof(name), "%s", th->name ? th->name : "?");
+        char life[24], cols[3][40];
         report_format_ns(life, sizeof(life), th->lifetime_ns);
         uint64_t parts[3] = {th->cpu_ns, th->contention_ns, th->waiting_for_work_ns};
         for (int c = 0; c < 3; c++) {
@@ -528,7 +659,7 @@ static void rt_threads(struct rt *r)
         else
             snprintf(rest, sizeof(rest), "?");
         fputs("  ", r->out);
-        rt_put_fit(r->out, name, 20, true);
+        rt_put_thread_name(r->out, (const char (*)[RT_THREAD_NAME_MAX])names, shown, i, name_cols);
         fputc(' ', r->out);
         rt_right(r->out, life, 9);
         int w[3] = {wide ? 16 : 6, wide ? 16 : 10, wide ? 16 : 10};
@@ -541,6 +672,7 @@ static void rt_threads(struct rt *r)
         fputc('\n', r->out);
     }
     free(order);
+    free(names);
 }
 
 static void rt_time(struct rt *r)
