@@ -87,55 +87,6 @@ bool cmd_parse_count(const char *s, size_t *out)
     return true;
 }
 
-static const struct cmd_option *cmd_find_option(const struct cmd_option *opts, const char *arg, size_t len)
-{
-    for (; opts->name; opts++)
-        if ((strlen(opts->name) == len && strncmp(arg, opts->name, len) == 0) ||
-            (opts->alias && strlen(opts->alias) == len && strncmp(arg, opts->alias, len) == 0))
-            return opts;
-    return NULL;
-}
-
-int cmd_parse_args(int argc, char **argv, const char *command, const char *usage, const struct cmd_option *opts,
-                   char **files, size_t *n_files, bool *help)
-{
-    *n_files = 0;
-    *help = false;
-    bool options_done = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (options_done || a[0] != '-' || !a[1]) {
-            files[(*n_files)++] = argv[i];
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            options_done = true;
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            puts(usage);
-            *help = true;
-            return FTPROF_EXIT_OK;
-        }
-        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
-        const struct cmd_option *o = cmd_find_option(opts, a, eq ? (size_t)(eq - a) : strlen(a));
-        if (!o)
-            return cmd_error(FTPROF_EXIT_USAGE, command, "unknown option '%s' (%s)", a, usage);
-        if (!o->value) {
-            if (eq)
-                return cmd_error(FTPROF_EXIT_USAGE, command, "%s takes no value", o->name);
-            *o->flag = true;
-        } else if (eq) {
-            *o->value = eq + 1;
-        } else if (i + 1 < argc) {
-            *o->value = argv[++i];
-        } else {
-            return cmd_error(FTPROF_EXIT_USAGE, command, "%s needs a value (%s)", o->name, usage);
-        }
-    }
-    return FTPROF_EXIT_OK;
-}
-
 unsigned cmd_terminal_width(int fd)
 {
     struct winsize ws;

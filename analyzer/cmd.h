@@ -39,18 +39,47 @@ bool cmd_parse_count(const char *s, size_t *out);
 /* Columns to fit text to on `fd`: the terminal's width, else $COLUMNS, else 160 (a pipe or a log). */
 unsigned cmd_terminal_width(int fd);
 
-/* One option of a subcommand: a flag sets *flag; an option with a value stores it in *value, given
- * as "--name VALUE" or "--name=VALUE". */
+/* One option of a subcommand: a flag sets *flag; an option with a value stores it in *value, given as
+ * "--name VALUE" or "--name=VALUE". Its short form, where it has one, is the same in every command
+ * (cmd_short_options in cmd.c: -o is --output wherever there is an --output). `help` is its line in
+ * `ftprof COMMAND --help`. Written with CMD_FLAG / CMD_VALUE, ended by CMD_END. */
 struct cmd_option {
-    const char *name;    /* "--top" */
-    const char *alias;   /* "-o", or NULL */
-    const char **value;  /* NULL for a flag */
+    const char *name;     /* "--top" */
+    const char **value;   /* NULL for a flag */
     bool *flag;
+    const char *arg;      /* the value's name in help: "N", "FILE"; NULL for a flag */
+    const char *help;
 };
-/* The arguments of a subcommand: the options of `opts` (a NULL name ends the table) and the FILE
- * arguments, which go to `files` (room for argc entries); "--" ends the options, "-h"/"--help"
- * print `usage` and set *help. Returns FTPROF_EXIT_OK, or FTPROF_EXIT_USAGE after a one-line error. */
-int cmd_parse_args(int argc, char **argv, const char *command, const char *usage, const struct cmd_option *opts,
-                   char **files, size_t *n_files, bool *help);
+#define CMD_FLAG(name_, flag_, help_) {.name = (name_), .flag = (flag_), .help = (help_)}
+#define CMD_VALUE(name_, value_, arg_, help_) {.name = (name_), .value = (value_), .arg = (arg_), .help = (help_)}
+#define CMD_END {0}
+
+/* One command of the table in main.c, from which `ftprof --help`, `ftprof COMMAND --help` and the
+ * dispatch come. */
+struct cmd_spec {
+    const char *name;
+    const char *synopsis;  /* after "ftprof NAME ": "FILE... [--top N] [--json]" */
+    const char *summary;   /* what it does, in a sentence or two ('\n' between lines) */
+    int (*run)(int argc, char **argv);
+    bool options_end_at_operand; /* run: the first operand is the command, whose options are its own */
+};
+extern const struct cmd_spec cmd_table[]; /* ended by a NULL name */
+
+/* "usage: ftprof NAME SYNOPSIS", from the table (for error lines). */
+const char *cmd_usage(const char *command);
+
+/* The arguments of a subcommand: the options of `opts` and the operands, which go to `files` (room for
+ * argc entries); "--" ends the options (and so does the first operand for a command whose table entry
+ * says so), "-h"/"--help" print the command's help (its usage, summary and every option of `opts` with
+ * its line) and set *help. Returns FTPROF_EXIT_OK, or FTPROF_EXIT_USAGE after a one-line error. */
+int cmd_parse_args(int argc, char **argv, const char *command, const struct cmd_option *opts, char **files,
+                   size_t *n_files, bool *help);
+
+/* One exit code and what it means: the table `ftprof --help` prints (analyzer/EXIT_CODES.md says more). */
+struct cmd_exit_meaning {
+    int code;
+    const char *meaning;
+};
+extern const struct cmd_exit_meaning cmd_exit_meanings[]; /* ended by a NULL meaning */
 
 #endif

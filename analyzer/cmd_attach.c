@@ -39,9 +39,6 @@
 #include "report.h"
 #include "sha256.h"
 
-static const char attach_usage[] =
-    "usage: ftprof attach PID [--duration S] [-o FILE] [--native] [--timeout S]";
-
 static volatile sig_atomic_t attach_stop;
 static void attach_on_signal(int sig)
 {
@@ -722,21 +719,20 @@ int cmd_attach(int argc, char **argv)
     const char *duration_arg = NULL, *output = NULL, *timeout_arg = NULL;
     bool native = false;
     const struct cmd_option opts[] = {
-        {"--duration", "-d", &duration_arg, NULL},
-        {"--output", "-o", &output, NULL},
-        {"--timeout", NULL, &timeout_arg, NULL},
-        {"--native", NULL, NULL, &native},
-        {NULL, NULL, NULL, NULL},
-    };
+        CMD_VALUE("--duration", &duration_arg, "S", "record for S seconds, then detach (default: until Ctrl-C)"),
+        CMD_VALUE("--output", &output, "FILE", "the recording to create (default ftprof-PID.ftp; never overwritten)"),
+        CMD_VALUE("--timeout", &timeout_arg, "S", "give up when the process runs no Python code within S seconds (default 10)"),
+        CMD_FLAG("--native", &native, "also record native stacks (as FTPROF_NATIVE=1)"),
+        CMD_END};
     char **args = calloc((size_t)argc + 1, sizeof(char *));
     size_t n = 0;
     bool help = false;
-    int rc = cmd_parse_args(argc, argv, "attach", attach_usage, opts, args, &n, &help);
+    int rc = cmd_parse_args(argc, argv, "attach", opts, args, &n, &help);
     double duration = 0, timeout = 10;
     char *end = NULL;
     long pid_l = 0;
     if (rc == FTPROF_EXIT_OK && !help && n != 1)
-        rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "one process id expected (%s)", attach_usage);
+        rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "one process id expected (%s)", cmd_usage("attach"));
     if (rc == FTPROF_EXIT_OK && !help) {
         errno = 0;
         pid_l = strtol(args[0], &end, 10);

@@ -117,17 +117,15 @@ static int control_flip(const char *command, const char *arg, bool pause)
 
 static int control_command(int argc, char **argv, const char *command, bool pause)
 {
-    char usage[80];
-    snprintf(usage, sizeof(usage), "usage: ftprof %s FILE|PID", command);
     bool help;
-    const struct cmd_option opts[] = {{0}};
+    const struct cmd_option opts[] = {CMD_END};
     char **targets = calloc((size_t)argc, sizeof(*targets));
     if (!targets)
-        return cmd_error(FTPROF_EXIT_CANNOT_READ, command, "out of memory");
+        return cmd_error(FTPROF_EXIT_NO_MEMORY, command, "out of memory");
     size_t n;
-    int rc = cmd_parse_args(argc, argv, command, usage, opts, targets, &n, &help);
+    int rc = cmd_parse_args(argc, argv, command, opts, targets, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && n != 1)
-        rc = cmd_error(FTPROF_EXIT_USAGE, command, "one recording or process id (%s)", usage);
+        rc = cmd_error(FTPROF_EXIT_USAGE, command, "one recording or process id (%s)", cmd_usage(command));
     if (rc == FTPROF_EXIT_OK && !help)
         rc = control_flip(command, targets[0], pause);
     free(targets);

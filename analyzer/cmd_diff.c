@@ -14,7 +14,6 @@
 #include "cmd.h"
 #include "report.h"
 
-static const char diff_usage[] = "usage: ftprof diff BASE.ftp NEW.ftp [--json] [--top N]";
 
 struct diff_side {
     bool present;
@@ -248,15 +247,18 @@ int cmd_diff(int argc, char **argv)
     bool json = false, help;
     const char *top_arg = NULL;
     size_t top = 20, n;
-    const struct cmd_option opts[] = {{"--json", NULL, NULL, &json}, {"--top", NULL, &top_arg, NULL}, {0}};
+    const struct cmd_option opts[] = {
+        CMD_VALUE("--top", &top_arg, "N", "compare the N locks with most contention in either run (default 10)"),
+        CMD_FLAG("--json", &json, "the comparison as JSON"),
+        CMD_END};
     char **files = calloc((size_t)argc, sizeof(*files));
     if (!files)
-        return cmd_error(FTPROF_EXIT_CANNOT_READ, "diff", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "diff", diff_usage, opts, files, &n, &help);
+        return cmd_error(FTPROF_EXIT_NO_MEMORY, "diff", "out of memory");
+    int rc = cmd_parse_args(argc, argv, "diff", opts, files, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && top_arg && !cmd_parse_count(top_arg, &top))
         rc = cmd_error(FTPROF_EXIT_USAGE, "diff", "--top needs a positive number");
     if (rc == FTPROF_EXIT_OK && !help && n != 2)
-        rc = cmd_error(FTPROF_EXIT_USAGE, "diff", "two recordings are compared (%s)", diff_usage);
+        rc = cmd_error(FTPROF_EXIT_USAGE, "diff", "two recordings are compared (%s)", cmd_usage("diff"));
     if (rc != FTPROF_EXIT_OK || help) {
         free(files);
         return rc;
@@ -276,7 +278,7 @@ int cmd_diff(int argc, char **argv)
     }
     struct diff d = {0};
     if (diff_add(&d, &base, 0) < 0 || diff_add(&d, &new_, 1) < 0) {
-        rc = cmd_error(FTPROF_EXIT_CANNOT_READ, "diff", "out of memory");
+        rc = cmd_error(FTPROF_EXIT_NO_MEMORY, "diff", "out of memory");
     } else {
         qsort(d.v, d.n, sizeof(*d.v), diff_cmp);
         int w = 0;

@@ -11,7 +11,6 @@
 #include "output.h"
 #include "reader.h"
 
-static const char export_usage[] = "usage: ftprof export FILE... --format pprof|trace -o OUT";
 
 static int export_pprof(FILE *out, const struct profile *p, const struct cmd_samples *s, void *ctx)
 {
@@ -53,13 +52,16 @@ int cmd_export(int argc, char **argv)
     const char *out_path = NULL, *format = NULL;
     bool help;
     size_t n;
-    const struct cmd_option opts[] = {{"--output", "-o", &out_path, NULL}, {"--format", NULL, &format, NULL}, {0}};
+    const struct cmd_option opts[] = {
+        CMD_VALUE("--format", &format, "pprof|trace", "pprof: a profile.proto (gzip); trace: every wait as Chrome trace-event JSON"),
+        CMD_VALUE("--output", &out_path, "OUT", "the file to create (never overwritten)"),
+        CMD_END};
     char **files = calloc((size_t)argc, sizeof(*files));
     if (!files)
-        return cmd_error(FTPROF_EXIT_CANNOT_READ, "export", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "export", export_usage, opts, files, &n, &help);
+        return cmd_error(FTPROF_EXIT_NO_MEMORY, "export", "out of memory");
+    int rc = cmd_parse_args(argc, argv, "export", opts, files, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && (n == 0 || !out_path || !format))
-        rc = cmd_error(FTPROF_EXIT_USAGE, "export", "%s", export_usage);
+        rc = cmd_error(FTPROF_EXIT_USAGE, "export", "%s", cmd_usage("export"));
     if (rc == FTPROF_EXIT_OK && !help && strcmp(format, "pprof") != 0 && strcmp(format, "trace") != 0)
         rc = cmd_error(FTPROF_EXIT_USAGE, "export", "unknown format '%s' (supported: pprof, trace)", format);
     if (rc != FTPROF_EXIT_OK || help) {

@@ -8,9 +8,6 @@
 #include "cmd_samples.h"
 #include "output.h"
 
-static const char flame_usage[] =
-    "usage: ftprof flamegraph FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders] [--all]";
-
 static bool flame_has_suffix(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -49,12 +46,15 @@ int cmd_flamegraph(int argc, char **argv)
     bool holders = false, all = false, help;
     size_t n;
     const struct cmd_option opts[] = {
-        {"--output", "-o", &out_path, NULL}, {"--weight", NULL, &weight_arg, NULL}, {"--holders", NULL, NULL, &holders},
-        {"--all", NULL, NULL, &all}, {0}};
+        CMD_VALUE("--output", &out_path, "OUT", "OUT.html (interactive), OUT.svg or OUT.folded (never overwritten)"),
+        CMD_VALUE("--weight", &weight_arg, "wait|count", "frame widths by time waited (default) or by contended acquisitions"),
+        CMD_FLAG("--holders", &holders, "the holders' stacks instead of the waiters'"),
+        CMD_FLAG("--all", &all, "also the waits for work (conditions, joins), not only contention"),
+        CMD_END};
     char **files = calloc((size_t)argc, sizeof(*files));
     if (!files)
-        return cmd_error(FTPROF_EXIT_CANNOT_READ, "flamegraph", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "flamegraph", flame_usage, opts, files, &n, &help);
+        return cmd_error(FTPROF_EXIT_NO_MEMORY, "flamegraph", "out of memory");
+    int rc = cmd_parse_args(argc, argv, "flamegraph", opts, files, &n, &help);
     enum flame_weight weight = FLAME_WEIGHT_WAIT;
     if (rc == FTPROF_EXIT_OK && !help && weight_arg && strcmp(weight_arg, "count") == 0)
         weight = FLAME_WEIGHT_COUNT;
@@ -68,7 +68,7 @@ int cmd_flamegraph(int argc, char **argv)
     else if (out_path && flame_has_suffix(out_path, ".folded"))
         writer = out_write_folded;
     if (rc == FTPROF_EXIT_OK && !help && (n == 0 || !out_path || !writer))
-        rc = cmd_error(FTPROF_EXIT_USAGE, "flamegraph", "%s", flame_usage);
+        rc = cmd_error(FTPROF_EXIT_USAGE, "flamegraph", "%s", cmd_usage("flamegraph"));
     if (rc != FTPROF_EXIT_OK || help) {
         free(files);
         return rc;

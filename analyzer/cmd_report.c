@@ -7,8 +7,6 @@
 #include "live.h"
 #include "report.h"
 
-static const char report_usage[] = "usage: ftprof report FILE... [--top N | --all] [--threads] [--depth N] [--json]";
-
 /* Rows under this share of their section are summed in one line unless --top or --all asks for them. */
 #define REPORT_FOLD_BELOW 0.001
 
@@ -17,14 +15,17 @@ int cmd_report(int argc, char **argv)
     bool json = false, all_threads = false, all = false, help;
     const char *top_arg = NULL, *depth_arg = NULL;
     size_t top = 0, depth = 1, n;
-    const struct cmd_option opts[] = {{"--json", NULL, NULL, &json}, {"--top", NULL, &top_arg, NULL},
-                                     {"--threads", NULL, NULL, &all_threads}, {"--depth", NULL, &depth_arg, NULL},
-                                     {"--all", NULL, NULL, &all},
-                                     {0}};
+    const struct cmd_option opts[] = {
+        CMD_VALUE("--top", &top_arg, "N", "list the N locks (and N sites) with most contention, none folded"),
+        CMD_FLAG("--all", &all, "list every lock and site: rows under 0.1% are otherwise folded into one line"),
+        CMD_FLAG("--threads", &all_threads, "list every thread, not the 10 with most contention"),
+        CMD_VALUE("--depth", &depth_arg, "N", "frames shown per waiter and holder site (1 to 64; default 1)"),
+        CMD_FLAG("--json", &json, "the report as JSON (analyzer/REPORT_JSON.md)"),
+        CMD_END};
     char **files = calloc((size_t)argc, sizeof(*files));
     if (!files)
-        return cmd_error(FTPROF_EXIT_CANNOT_READ, "report", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "report", report_usage, opts, files, &n, &help);
+        return cmd_error(FTPROF_EXIT_NO_MEMORY, "report", "out of memory");
+    int rc = cmd_parse_args(argc, argv, "report", opts, files, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && top_arg && !cmd_parse_count(top_arg, &top))
         rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--top needs a positive number");
     if (rc == FTPROF_EXIT_OK && !help && depth_arg && (!cmd_parse_count(depth_arg, &depth) || depth > 64))
@@ -32,7 +33,7 @@ int cmd_report(int argc, char **argv)
     if (rc == FTPROF_EXIT_OK && !help && top_arg && all)
         rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--top and --all cannot go together");
     if (rc == FTPROF_EXIT_OK && !help && n == 0)
-        rc = cmd_error(FTPROF_EXIT_USAGE, "report", "no recording given (%s)", report_usage);
+        rc = cmd_error(FTPROF_EXIT_USAGE, "report", "no recording given (%s)", cmd_usage("report"));
     if (rc != FTPROF_EXIT_OK || help) {
         free(files);
         return rc;

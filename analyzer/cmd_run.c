@@ -27,7 +27,6 @@ static void run_forward_signal(int sig)
         kill((pid_t)run_child_pid, sig);
 }
 
-static const char run_usage[] = "usage: ftprof run [-o FILE] [--native] [--] CMD [ARGS...]";
 
 static bool run_readable(const char *path)
 {
@@ -166,30 +165,23 @@ static void run_summary(char **files, size_t n)
 int cmd_run(int argc, char **argv)
 {
     const char *output = RUN_DEFAULT_OUTPUT;
-    bool native = false;
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) {
-            i++;
-            break;
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            if (i + 1 >= argc)
-                return cmd_error(FTPROF_EXIT_USAGE, "run", "-o needs a file name (%s)", run_usage);
-            output = argv[++i];
-        } else if (strcmp(a, "--native") == 0) {
-            native = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            puts(run_usage);
-            return FTPROF_EXIT_OK;
-        } else if (a[0] == '-') {
-            return cmd_error(FTPROF_EXIT_USAGE, "run", "unknown option '%s' (%s)", a, run_usage);
-        } else {
-            break;
-        }
-    }
-    if (i >= argc)
-        return cmd_error(FTPROF_EXIT_USAGE, "run", "no command given (%s)", run_usage);
+    bool native = false, help;
+    const struct cmd_option opts[] = {
+        CMD_VALUE("--output", &output, "FILE", "the recording (default " RUN_DEFAULT_OUTPUT "; %p: the pid)"),
+        CMD_FLAG("--native", &native, "also record native stacks (as FTPROF_NATIVE=1)"),
+        CMD_END};
+    char **operands = calloc((size_t)argc + 1, sizeof(*operands));
+    if (!operands)
+        return cmd_error(FTPROF_EXIT_NO_MEMORY, "run", "out of memory");
+    size_t n_operands;
+    int rc = cmd_parse_args(argc, argv, "run", opts, operands, &n_operands, &help);
+    if (rc == FTPROF_EXIT_OK && !help && n_operands == 0)
+        rc = cmd_error(FTPROF_EXIT_USAGE, "run", "no command given (%s)", cmd_usage("run"));
+    /* The command and its arguments are what follows the options, as they were. */
+    int i = argc - (int)n_operands;
+    free(operands);
+    if (rc != FTPROF_EXIT_OK || help)
+        return rc;
     if (!*output)
         return cmd_error(FTPROF_EXIT_USAGE, "run", "-o needs a file name");
 

@@ -77,7 +77,7 @@ int cmd_samples_write(char *const *files, size_t n, bool holders, bool all, cons
     int rc = cmd_load(&p, files, n, false);
     struct cmd_samples s = {0};
     if (rc == FTPROF_EXIT_OK && cmd_samples_build(&p, holders, all, &s) < 0)
-        rc = cmd_error(FTPROF_EXIT_CANNOT_WRITE, out_path, "out of memory");
+        rc = cmd_error(FTPROF_EXIT_NO_MEMORY, out_path, "out of memory");
     if (rc == FTPROF_EXIT_OK) {
         FILE *out = cmd_create_output(out_path);
         if (!out) {

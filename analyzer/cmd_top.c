@@ -14,7 +14,6 @@
 #include "live.h"
 #include "reader.h"
 
-static const char top_usage[] = "usage: ftprof top FILE|PID [--interval SECONDS] [--once] [--json] [--top N]";
 
 static volatile sig_atomic_t top_stop;
 static void top_on_signal(int sig) { (void)sig; top_stop = 1; }
@@ -52,7 +51,7 @@ static int top_frame(const char *path, uint64_t interval_ns, bool json, size_t t
     FILE *m = open_memstream(&buf, &len);
     if (!m) {
         live_free(&f);
-        *exit_code = cmd_error(FTPROF_EXIT_CANNOT_WRITE, "stdout", "out of memory");
+        *exit_code = cmd_error(FTPROF_EXIT_NO_MEMORY, "stdout", "out of memory");
         return -1;
     }
     if (clear)
@@ -75,13 +74,17 @@ int cmd_top(int argc, char **argv)
 {
     bool once = false, json = false, help;
     const char *interval_arg = NULL, *top_arg = NULL;
-    const struct cmd_option opts[] = {{"--once", NULL, NULL, &once}, {"--json", NULL, NULL, &json},
-                                      {"--interval", "-n", &interval_arg, NULL}, {"--top", NULL, &top_arg, NULL}, {0}};
+    const struct cmd_option opts[] = {
+        CMD_VALUE("--interval", &interval_arg, "S", "seconds between refreshes (0.05 to 3600; default 1)"),
+        CMD_FLAG("--once", &once, "print one frame and exit, not a live screen"),
+        CMD_FLAG("--json", &json, "with --once: the frame as JSON"),
+        CMD_VALUE("--top", &top_arg, "N", "show the N locks with most wait in the interval (default 10)"),
+        CMD_END};
     char **targets = calloc((size_t)argc, sizeof(*targets));
     if (!targets)
-        return cmd_error(FTPROF_EXIT_CANNOT_READ, "top", "out of memory");
+        return cmd_error(FTPROF_EXIT_NO_MEMORY, "top", "out of memory");
     size_t n;
-    int rc = cmd_parse_args(argc, argv, "top", top_usage, opts, targets, &n, &help);
+    int rc = cmd_parse_args(argc, argv, "top", opts, targets, &n, &help);
     double interval = 1.0;
     size_t top = 10;
     if (rc == FTPROF_EXIT_OK && !help) {
@@ -91,7 +94,7 @@ int cmd_top(int argc, char **argv)
         else if (top_arg && !cmd_parse_count(top_arg, &top))
             rc = cmd_error(FTPROF_EXIT_USAGE, "top", "--top needs a positive number");
         else if (n != 1)
-            rc = cmd_error(FTPROF_EXIT_USAGE, "top", "one recording or process id (%s)", top_usage);
+            rc = cmd_error(FTPROF_EXIT_USAGE, "top", "one recording or process id (%s)", cmd_usage("top"));
         else if (json && !once)
             rc = cmd_error(FTPROF_EXIT_USAGE, "top", "--json prints one frame: use it with --once");
     }

@@ -1,4 +1,5 @@
-/* The exit codes of ftprof, documented in `ftprof --help` and analyzer/EXIT_CODES.md. */
+/* The exit codes of ftprof, one meaning each: `ftprof --help` prints them (cmd_exit_meanings in
+ * cmd_args.c), analyzer/EXIT_CODES.md says more. */
 #ifndef FTPROF_ANALYZER_EXITCODES_H
 #define FTPROF_ANALYZER_EXITCODES_H
 
@@ -19,6 +20,7 @@ enum ftprof_exit {
     FTPROF_EXIT_ATTACH_GONE = 13,       /* no such process, or it exited during the attach */
     FTPROF_EXIT_ATTACH_TIMEOUT = 14,    /* the main thread ran no Python code within --timeout */
     FTPROF_EXIT_ATTACH_FAILED = 15,     /* the recorder could not attach inside the target */
+    FTPROF_EXIT_NO_MEMORY = 16,         /* out of memory, in any command */
 };
 
 #endif

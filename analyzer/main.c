@@ -1,84 +1,71 @@
-/* ftprof: reads recordings made by libftprof.so and tells which locks threads waited on. */
+/* ftprof: reads recordings made by libftprof.so and tells which locks threads waited on. The command
+ * table below is the one place a command is declared: dispatch, `ftprof --help` and the usage line of
+ * `ftprof COMMAND --help` come from it (each command's options from its own table, cmd.h). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "ftprof/format.h"
 
-static const char ftprof_usage[] =
-    "usage: ftprof COMMAND [ARGS]\n"
-    "\n"
-    "Commands:\n"
-    "  run [-o FILE] [--native] [--] CMD [ARGS...]\n"
-    "        run CMD with the recorder preloaded; print the top lock hotspots and the\n"
-    "        recording path(s) to stderr; exit with CMD's status (128+signal if killed)\n"
-    "  attach PID [--duration S] [-o FILE] [--native] [--timeout S]\n"
-    "        record a running CPython 3.14+ for S seconds (or until Ctrl-C) without a restart,\n"
-    "        then detach and leave it as it was (PEP 768 remote execution)\n"
-    "  report FILE... [--top N | --all] [--threads] [--json]\n"
-    "        where the threads' time went, then locks ranked by total wait, with their\n"
-    "        waiter and holder sites and hold times (--threads: every thread, not the top 10)\n"
-    "  flamegraph FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders]\n"
-    "        a flame graph of waiter (or holder) stacks under each lock\n"
-    "  export FILE... --format pprof|trace -o OUT\n"
-    "        a pprof profile (go tool pprof, speedscope, ...), or a timeline of every wait\n"
-    "        as Chrome trace-event JSON (Perfetto, chrome://tracing, speedscope)\n"
-    "  diff BASE.ftp NEW.ftp [--json] [--top N]\n"
-    "        two runs side by side (a fix before and after, the GIL build and the\n"
-    "        free-threaded one): time accounting, and each lock's waits, total, p99 and hold\n"
-    "  top FILE|PID [--interval S] [--once [--json]] [--top N]\n"
-    "        a live view: locks by wait over the last interval, threads blocked now,\n"
-    "        deadlocks (PID: the recording that process has mapped)\n"
-    "  pause FILE|PID, resume FILE|PID\n"
-    "        stop and restart recording waits in a running recording\n"
-    "\n"
-    "Output files are never overwritten: an existing OUT is an error.\n"
-    "\n"
-    "Exit codes:\n"
-    "  0  ok (also a partial report from a truncated recording, with a warning)\n"
-    "  2  usage error\n"
-    "  3  cannot open or read an input file (missing, no permission, a directory,\n"
-    "     a FIFO, a device or a socket: only regular files are read)\n"
-    "  4  not an ftprof recording, or corrupted beyond use\n"
-    "  5  the recording needs a newer ftprof\n"
-    "  6  cannot write the output file\n"
-    "  7  the profiled command could not be started (run)\n"
-    "  8  no such process, or it has no recording mapped (top, pause, resume PID)\n"
-    "  9  the recording is not live: its process ended, or it predates pause/resume\n"
-    "  10 attach: not a CPython process, or a version before 3.14\n"
-    "  11 attach: remote debugging is disabled in the process\n"
-    "  12 attach: no permission (another user's process, ptrace restrictions)\n"
-    "  13 attach: no such process, or it exited during the attach\n"
-    "  14 attach: its main thread ran no Python code within --timeout (blocked), or Ctrl-C\n"
-    "  15 attach: the recorder could not attach inside the process\n";
+const struct cmd_spec cmd_table[] = {
+    {"run", "[-o FILE] [--native] [--] CMD [ARGS...]",
+     "Run CMD with the recorder preloaded; print the top lock hotspots, the time split and the\n"
+     "recording path(s) to stderr; exit with CMD's status (128+signal if killed).",
+     cmd_run, true},
+    {"attach", "PID [-d S] [-o FILE] [--native] [--timeout S]",
+     "Record a running CPython 3.14+ for S seconds (or until Ctrl-C) without a restart, then\n"
+     "detach and leave it as it was (PEP 768 remote execution).",
+     cmd_attach, false},
+    {"report", "FILE... [-t N | -a] [--threads] [--depth N] [-j]",
+     "Where the threads' time went, then the locks ranked by contention, with their waiter and\n"
+     "holder sites and hold times.",
+     cmd_report, false},
+    {"flamegraph", "FILE... -o OUT.{html,svg,folded} [--weight wait|count] [--holders] [-a]",
+     "A flame graph of waiter (or holder) stacks under each lock.",
+     cmd_flamegraph, false},
+    {"export", "FILE... --format pprof|trace -o OUT",
+     "A pprof profile (go tool pprof, speedscope, ...), or a timeline of every wait as Chrome\n"
+     "trace-event JSON (Perfetto, chrome://tracing, speedscope).",
+     cmd_export, false},
+    {"diff", "BASE.ftp NEW.ftp [-j] [-t N]",
+     "Two runs side by side (a fix before and after, the GIL build and the free-threaded one):\n"
+     "time accounting, and each lock's waits, total, p99 and hold.",
+     cmd_diff, false},
+    {"top", "FILE|PID [-i S] [--once [-j]] [-t N]",
+     "A live view: locks by wait over the last interval, threads blocked now, deadlocks\n"
+     "(PID: the recording that process has mapped).",
+     cmd_top, false},
+    {"pause", "FILE|PID", "Stop recording waits in a running recording.", cmd_pause, false},
+    {"resume", "FILE|PID", "Start recording waits again in a paused recording.", cmd_resume, false},
+    {NULL, NULL, NULL, NULL, false},
+};
+
+static void main_print_help(FILE *out)
+{
+    fputs("usage: ftprof COMMAND [ARGS]    (ftprof COMMAND --help: its options; ftprof --version)\n\nCommands:\n",
+          out);
+    for (const struct cmd_spec *c = cmd_table; c->name; c++) {
+        fprintf(out, "  %s %s\n        ", c->name, c->synopsis);
+        for (const char *s = c->summary; *s; s++)
+            fputs(*s == '\n' ? "\n        " : (char[]){*s, 0}, out);
+        fputc('\n', out);
+    }
+    fputs("\nOutput files are never overwritten: an existing OUT is an error.\n\nExit codes:\n", out);
+    for (const struct cmd_exit_meaning *e = cmd_exit_meanings; e->meaning; e++)
+        fprintf(out, "  %-2d %s\n", e->code, e->meaning);
+}
 
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return fputs(ftprof_usage, stderr), FTPROF_EXIT_USAGE;
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
-        return fputs(ftprof_usage, stdout), FTPROF_EXIT_OK;
-    if (strcmp(cmd, "--version") == 0)
+        return main_print_help(stderr), FTPROF_EXIT_USAGE;
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0)
+        return main_print_help(stdout), FTPROF_EXIT_OK;
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0)
         return printf("ftprof %s (recording format %d)\n", FTPROF_VERSION_STRING, FTP_VERSION), FTPROF_EXIT_OK;
-    if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 1, argv + 1);
-    if (strcmp(cmd, "attach") == 0)
-        return cmd_attach(argc - 1, argv + 1);
-    if (strcmp(cmd, "report") == 0)
-        return cmd_report(argc - 1, argv + 1);
-    if (strcmp(cmd, "flamegraph") == 0)
-        return cmd_flamegraph(argc - 1, argv + 1);
-    if (strcmp(cmd, "export") == 0)
-        return cmd_export(argc - 1, argv + 1);
-    if (strcmp(cmd, "diff") == 0)
-        return cmd_diff(argc - 1, argv + 1);
-    if (strcmp(cmd, "top") == 0)
-        return cmd_top(argc - 1, argv + 1);
-    if (strcmp(cmd, "pause") == 0)
-        return cmd_pause(argc - 1, argv + 1);
-    if (strcmp(cmd, "resume") == 0)
-        return cmd_resume(argc - 1, argv + 1);
-    cmd_error(FTPROF_EXIT_USAGE, NULL, "unknown command '%s' (try ftprof --help)", cmd);
-    return FTPROF_EXIT_USAGE;
+    for (const struct cmd_spec *c = cmd_table; c->name; c++)
+        if (strcmp(name, c->name) == 0)
+            return c->run(argc - 1, argv + 1);
+    return cmd_error(FTPROF_EXIT_USAGE, NULL, "unknown command '%s' (try ftprof --help)", name);
 }

@@ -19,6 +19,7 @@ int rd_exit_code(int err)
     case RD_ERR_NOT_FTPROF:
     case RD_ERR_CORRUPT: return FTPROF_EXIT_BAD_FORMAT;
     case RD_ERR_TOO_NEW: return FTPROF_EXIT_TOO_NEW;
+    case -ENOMEM: return FTPROF_EXIT_NO_MEMORY;
     default: return FTPROF_EXIT_CANNOT_READ;
     }
 }
