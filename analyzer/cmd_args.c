@@ -118,7 +118,7 @@ const struct cmd_exit_meaning cmd_exit_meanings[] = {
     {FTPROF_EXIT_BAD_FORMAT, "not an ftprof recording, or corrupted beyond use"},
     {FTPROF_EXIT_TOO_NEW, "the recording needs a newer ftprof"},
     {FTPROF_EXIT_CANNOT_WRITE, "cannot write the output file (never overwritten)"},
-    {FTPROF_EXIT_CANNOT_START, "the command or the recorder could not be started (run)"},
+    {FTPROF_EXIT_CANNOT_START, "pip's ftprof command could not run the installed executable"},
     {FTPROF_EXIT_NO_RECORDING, "no such process, or it has no recording mapped (top, pause, resume PID)"},
     {FTPROF_EXIT_NOT_LIVE, "the recording is not live: its process ended, or it predates pause/resume"},
     {FTPROF_EXIT_ATTACH_NOT_PYTHON, "attach: not a CPython process, or a version before 3.14"},
@@ -128,5 +128,8 @@ const struct cmd_exit_meaning cmd_exit_meanings[] = {
     {FTPROF_EXIT_ATTACH_TIMEOUT, "attach: no thread ran Python code within --timeout, or cancelled (Ctrl-C)"},
     {FTPROF_EXIT_ATTACH_FAILED, "attach: the recorder could not attach inside the process"},
     {FTPROF_EXIT_NO_MEMORY, "out of memory"},
+    {FTPROF_EXIT_RUN_FAILED, "run: ftprof itself failed (usage, no recorder); else run exits with CMD's status"},
+    {FTPROF_EXIT_RUN_CANNOT_EXEC, "run: CMD was found but cannot be run"},
+    {FTPROF_EXIT_RUN_NOT_FOUND, "run: CMD was not found"},
     {0, NULL},
 };

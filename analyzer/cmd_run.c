@@ -172,7 +172,7 @@ int cmd_run(int argc, char **argv)
         CMD_END};
     char **operands = calloc((size_t)argc + 1, sizeof(*operands));
     if (!operands)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "run", "out of memory");
+        return cmd_error(FTPROF_EXIT_RUN_FAILED, "run", "out of memory");
     size_t n_operands;
     int rc = cmd_parse_args(argc, argv, "run", opts, operands, &n_operands, &help);
     if (rc == FTPROF_EXIT_OK && !help && n_operands == 0)
@@ -181,13 +181,13 @@ int cmd_run(int argc, char **argv)
     int i = argc - (int)n_operands;
     free(operands);
     if (rc != FTPROF_EXIT_OK || help)
-        return rc;
+        return rc == FTPROF_EXIT_OK ? rc : FTPROF_EXIT_RUN_FAILED;
     if (!*output)
-        return cmd_error(FTPROF_EXIT_USAGE, "run", "-o needs a file name");
+        return cmd_error(FTPROF_EXIT_RUN_FAILED, "run", "-o needs a file name");
 
     char lib[PATH_MAX];
     if (!run_find_library(lib, sizeof(lib)))
-        return cmd_error(FTPROF_EXIT_CANNOT_START, "run",
+        return cmd_error(FTPROF_EXIT_RUN_FAILED, "run",
                          "cannot find the recorder %s (set FTPROF_LIBRARY to its path)", RUN_LIBRARY);
 
     glob_t before;
@@ -196,7 +196,7 @@ int cmd_run(int argc, char **argv)
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         globfree(&before);
-        return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(errno));
+        return cmd_error(FTPROF_EXIT_RUN_FAILED, argv[i], "cannot start: %s", strerror(errno));
     }
 
     /* Like system(): the terminal's ^C and ^\ go to the command, and we stay to report. */
@@ -211,7 +211,7 @@ int cmd_run(int argc, char **argv)
         close(pipefd[0]);
         close(pipefd[1]);
         globfree(&before);
-        return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(e));
+        return cmd_error(FTPROF_EXIT_RUN_FAILED, argv[i], "cannot start: %s", strerror(e));
     }
     if (pid == 0) {
         sigaction(SIGINT, &old_int, NULL);
@@ -256,7 +256,9 @@ int cmd_run(int argc, char **argv)
     run_child_pid = 0;
     if (got == (ssize_t)sizeof(child_errno)) {
         globfree(&before);
-        return cmd_error(FTPROF_EXIT_CANNOT_START, argv[i], "cannot start: %s", strerror(child_errno));
+        /* As a shell and env(1) say it: 127 not found, 126 found but not runnable. */
+        return cmd_error(child_errno == ENOENT ? FTPROF_EXIT_RUN_NOT_FOUND : FTPROF_EXIT_RUN_CANNOT_EXEC, argv[i],
+                         "cannot start: %s", strerror(child_errno));
     }
 
     char **files = NULL;

@@ -10,7 +10,7 @@ enum ftprof_exit {
     FTPROF_EXIT_BAD_FORMAT = 4,
     FTPROF_EXIT_TOO_NEW = 5,
     FTPROF_EXIT_CANNOT_WRITE = 6,
-    FTPROF_EXIT_CANNOT_START = 7,
+    FTPROF_EXIT_CANNOT_START = 7, /* pip's ftprof command: the installed executable cannot be run */
     FTPROF_EXIT_NO_RECORDING = 8, /* top/pause/resume PID: no such process, or no recording mapped */
     FTPROF_EXIT_NOT_LIVE = 9,     /* pause/resume: the recording's process ended, or it predates them */
     /* attach PID */
@@ -20,7 +20,12 @@ enum ftprof_exit {
     FTPROF_EXIT_ATTACH_GONE = 13,       /* no such process, or it exited during the attach */
     FTPROF_EXIT_ATTACH_TIMEOUT = 14,    /* the main thread ran no Python code within --timeout */
     FTPROF_EXIT_ATTACH_FAILED = 15,     /* the recorder could not attach inside the target */
-    FTPROF_EXIT_NO_MEMORY = 16,         /* out of memory, in any command */
+    FTPROF_EXIT_NO_MEMORY = 16,         /* out of memory, in any command but run */
+    /* ftprof run exits with its command's status; its own failures use the codes env(1) and the shells
+     * use, which a command does not use for itself, instead of 2-16. */
+    FTPROF_EXIT_RUN_FAILED = 125,     /* run: a usage error, no recorder, out of memory, no fork */
+    FTPROF_EXIT_RUN_CANNOT_EXEC = 126, /* run: the command was found but cannot be run */
+    FTPROF_EXIT_RUN_NOT_FOUND = 127,   /* run: the command was not found */
 };
 
 #endif

@@ -50,9 +50,10 @@ static void main_print_help(FILE *out)
             fputs(*s == '\n' ? "\n        " : (char[]){*s, 0}, out);
         fputc('\n', out);
     }
-    fputs("\nOutput files are never overwritten: an existing OUT is an error.\n\nExit codes:\n", out);
+    fputs("\nOutput files are never overwritten: an existing OUT is an error.\n\nExit codes (ftprof run exits with"
+          " CMD's status, or 128+signal; its own\nfailures are 125-127, which commands keep for the shell):\n", out);
     for (const struct cmd_exit_meaning *e = cmd_exit_meanings; e->meaning; e++)
-        fprintf(out, "  %-2d %s\n", e->code, e->meaning);
+        fprintf(out, "  %-3d %s\n", e->code, e->meaning);
 }
 
 int main(int argc, char **argv)

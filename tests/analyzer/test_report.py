@@ -501,7 +501,7 @@ def test_failed_write_leaves_no_partial_file(bank, tmp_path):
 @pytest.mark.parametrize("args", [[], ["bogus"], ["report"], ["report", "--top", "0", "x"], ["report", "--nope", "x"],
                                   ["flamegraph", "x.ftp"], ["flamegraph", "x.ftp", "-o", "out.png"],
                                   ["export", "x.ftp", "-o", "o.pb.gz"], ["export", "x", "--format", "jfr", "-o", "o"],
-                                  ["flamegraph", "x", "-o", "a.svg", "--weight", "heavy"], ["run"],
+                                  ["flamegraph", "x", "-o", "a.svg", "--weight", "heavy"],
                                   ["report", "x", "--top"], ["flamegraph", "x", "-o", "a.svg", "--holders=yes"],
                                   ["export", "x", "-o", "o.pb.gz", "--format"]])
 def test_usage_errors(args):
@@ -509,6 +509,15 @@ def test_usage_errors(args):
     assert r.returncode == 2
     if args:  # (without any, the whole usage is printed)
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("ftprof"), r.stderr
+
+
+@pytest.mark.parametrize("args", [["run"], ["run", "--nope", "--", "true"], ["run", "-o"], ["run", "-o", "", "true"]])
+def test_run_usage_errors_keep_clear_of_the_commands_codes(args):
+    """ftprof run exits with its command's status, so its own failures are 125 (as env(1)'s are), never
+    a code the command could have returned itself."""
+    r = ftprof(*args)
+    assert r.returncode == 125, (r.returncode, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("ftprof"), r.stderr
 
 
 def test_option_spellings_agree(bank, tmp_path):
@@ -536,10 +545,15 @@ def test_help_lists_exit_codes():
 def test_run_cannot_start(tmp_path):
     r = subprocess.run([FTPROF, "run", "-o", str(tmp_path / "r-%p.ftp"), "--", str(tmp_path / "no-such-command")],
                        capture_output=True, text=True, env=dict(os.environ, FTPROF_LIBRARY="/bin/true"))
-    assert r.returncode == 7
+    assert r.returncode == 127  # not found, as a shell says it
+    not_runnable = tmp_path / "not-runnable"
+    not_runnable.write_text("data")
+    r = subprocess.run([FTPROF, "run", "-o", str(tmp_path / "r-%p.ftp"), "--", str(not_runnable)],
+                       capture_output=True, text=True, env=dict(os.environ, FTPROF_LIBRARY="/bin/true"))
+    assert r.returncode == 126
     r = subprocess.run([FTPROF, "run", "--", "true"], capture_output=True, text=True,
                        env=dict(os.environ, FTPROF_LIBRARY=str(tmp_path / "missing.so")))
-    assert r.returncode == 7 and "FTPROF_LIBRARY" in r.stderr
+    assert r.returncode == 125 and "FTPROF_LIBRARY" in r.stderr
 
 
 # --- damaged input ---------------------------------------------------------------------------------
