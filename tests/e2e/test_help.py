@@ -2,7 +2,7 @@
 option the command's parser accepts with a line of explanation, and every option takes its value the
 same two ways (`--opt VALUE`, `--opt=VALUE`) and has the same short form in every command.
 
-The options are also read from the C sources (CMD_FLAG / CMD_VALUE in analyzer/cmd_*.c), so an option
+The options are also read from the C sources (CMD_FLAG / CMD_VALUE in analyzer/cmd/cmd_*.c), so an option
 added to a parser without a help line, or to a command the table does not list, fails here.
 """
 import re
@@ -51,9 +51,9 @@ def test_every_command_has_help_with_every_option_explained(ftprof_cli):
             assert len(text.split()) >= 3, f"ftprof {command} --help: {name} has no real explanation: {text!r}"
         seen |= set(options)
     in_sources = set()
-    for src in sorted((ROOT / "analyzer").glob("cmd*.c")):
+    for src in sorted((ROOT / "analyzer" / "cmd").glob("*.c")):
         in_sources |= set(re.findall(r'CMD_(?:FLAG|VALUE)\(\s*"(--[\w-]+)"', src.read_text()))
-    assert in_sources, "no CMD_FLAG / CMD_VALUE in analyzer/cmd*.c"
+    assert in_sources, "no CMD_FLAG / CMD_VALUE in analyzer/cmd/*.c"
     missing = in_sources - seen
     assert not missing, f"options parsed but in no command's --help: {sorted(missing)}"
 
