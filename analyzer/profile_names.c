@@ -16,6 +16,8 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
         type = "RLock";
     if (l->raw_kind == FTP_KIND_SPIN)
         return "spin (unattributed)";
+    if (l->raw_kind == FTP_KIND_SEQLOCK)
+        return "type cache (seqlock)";
     if (l->merged)
         return l->kind == PROF_KIND_THREAD_JOIN ? "Thread.join"
                : l->kind == PROF_KIND_STOP_THE_WORLD
@@ -109,6 +111,8 @@ const char *prof_lock_name(struct prof_internal *in, const struct plock *l, cons
         snprintf(buf, sizeof(buf), "%s %s", label, field);
     else if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE)
         snprintf(buf, sizeof(buf), "%s %s+0x%x", label, regions[l->region], l->region_offset);
+    else if (l->raw_kind == FTP_KIND_SEQLOCK && type) /* the type whose attribute was looked up */
+        snprintf(buf, sizeof(buf), "%s for %s", label, type);
     else if (l->addr)
         snprintf(buf, sizeof(buf), "%s @\u2026%08llx", label, (unsigned long long)(l->addr & 0xffffffffu));
     else

@@ -51,6 +51,21 @@ static int find_text(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* Where the interpreter's seqlock functions are: their exported symbols' values and sizes. */
+static void seqlock_text_detect(struct ftp_python *py)
+{
+    static const char *const names[3] = {"_PySeqLock_BeginRead", "_PySeqLock_EndRead", "_PySeqLock_LockWrite"};
+    for (int i = 0; i < 3; i++) {
+        void *fn = dlsym(RTLD_DEFAULT, names[i]);
+        Dl_info info;
+        const ElfW(Sym) *sym = NULL;
+        if (fn && dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size) {
+            py->seqlock_text[i][0] = (uintptr_t)fn;
+            py->seqlock_text[i][1] = (uintptr_t)fn + sym->st_size;
+        }
+    }
+}
+
 FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
 static void tstate_source_detect(struct ftp_python *py, uintptr_t fn);
 enum { TSTATE_NONE, TSTATE_TLS, TSTATE_KEY };
@@ -138,9 +153,11 @@ void ftp_python_detect(void)
     if (probe)
         dl_iterate_phdr(find_text, &probe);
     tstate_source_detect(py, probe);
+    seqlock_text_detect(py);
     /* Offsets are only stable within a minor version, and only a table we know is believed (layout.c).
      * Other interpreters still get their waits recorded, without Python stacks or object names. */
     const uint8_t *str_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type"), *bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
+    py->str_type = (uintptr_t)str_type;
     bool symbols = py->code_type && py->type_type && str_type && bytes_type && py->tstate_via != TSTATE_NONE;
     bool known = ftp_layout_load(&py->lay, dbg, py->version, py->free_threaded);
     const char *why = known ? ": its symbols are missing" : ": memory layout (_Py_DebugOffsets) not known to this ftprof";
@@ -591,6 +608,67 @@ static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
     ftp_ring_commit(t, r, FTP_REC_TYPE, 0, size);
     ftp_intern_publish(slot, id, *extra);
     return id;
+}
+
+/* Is `addr` a type object (its type is `type` or a metaclass whose type is `type`)? Safe reads only. */
+static bool is_type_object(uintptr_t addr)
+{
+    uintptr_t meta = 0, metameta = 0;
+    return !(addr & 7) && ftp_safe_read(&meta, addr + L->ob_type, sizeof meta) &&
+           (meta == ftp_state.py.type_type ||
+            (meta && ftp_safe_read(&metameta, meta + L->ob_type, sizeof metameta) && metameta == ftp_state.py.type_type));
+}
+
+/* The type cache entry whose seqlock a register points at: its version and name (a str) read, or false. */
+static bool seqlock_entry(uintptr_t seq, uint32_t *version)
+{
+    uint8_t entry[16];
+    uintptr_t name = 0, name_type = 0;
+    if ((seq & 7) != L->tc_entry_sequence || !ftp_safe_read(entry, seq - L->tc_entry_sequence, sizeof entry))
+        return false;
+    memcpy(version, entry, sizeof *version);
+    memcpy(&name, entry + L->tc_entry_name, sizeof name);
+    return *version && name && ftp_safe_read(&name_type, name + L->ob_type, sizeof name_type) &&
+           name_type == ftp_state.py.str_type;
+}
+
+/* The type `r` is, or whose tp_version_tag it points at, if its version tag is `version`; else 0. */
+static uintptr_t type_with_version(uintptr_t r, uint32_t version)
+{
+    uintptr_t candidates[2] = {r, r - L->tp_version_tag};
+    for (int i = 0; i < 2; i++) {
+        uint32_t tag = 0;
+        if (ftp_safe_read(&tag, candidates[i] + L->tp_version_tag, sizeof tag) && tag == version &&
+            is_type_object(candidates[i]))
+            return candidates[i];
+    }
+    return 0;
+}
+
+/* A seqlock spinner's registers hold its type cache entry's &sequence (BeginRead's and LockWrite's
+ * argument, or the lookup's own copy across EndRead) and the type looked up, or a pointer to its
+ * tp_version_tag (_PyType_LookupStackRefAndVersion keeps one in 3.13-3.15). The type is named only
+ * when its version tag is the entry's: a stale register names nothing. */
+uint32_t ftp_python_seqlock_type(struct ftp_thread *t, const uintptr_t *regs, int nregs)
+{
+    if (!ftp_state.py.stacks || !L->tp_version_tag || !__atomic_load_n(&ftp_state.py.ready, __ATOMIC_ACQUIRE))
+        return 0;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), found = 0;
+    uint32_t version = 0;
+    for (int i = 0; i < nregs && !version; i++)
+        if (!seqlock_entry(regs[i], &version))
+            version = 0;
+    for (int i = 0; i < nregs && version; i++) {
+        uintptr_t r = regs[i];
+        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)))
+            continue; /* small integers, our own stack */
+        uintptr_t type = type_with_version(r, version);
+        if (type && found && type != found)
+            return 0; /* two types of one version: cannot be, trust neither */
+        found = type ? type : found;
+    }
+    uint32_t extra;
+    return found ? type_id(t, found, &extra) : 0;
 }
 
 /* Is the garbage collector running right now? It stops the world for the whole of a collection

@@ -89,6 +89,7 @@ struct ftp_thread {
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
     struct ftp_lock_class spin_cls;
     bool spin_locked;           /* spin_addr was seen locked: no need to look again */
+    bool spin_seqlock;          /* the run's yields return into a seqlock function: the type cache's */
     /* parking-lot semaphores initialised on this thread's stack and not yet destroyed */
     struct ftp_park_sem park[FTP_PARK_SEMS];
     int npark;
@@ -138,6 +139,8 @@ struct ftp_layout {
     uint64_t mutex_fair_ns;       /* mutex_entry.time_to_be_fair is the acquisition's start plus this */
     uint8_t spin_max;             /* yields before a PyMutex parks (0: the build does not spin) */
     bool spin_rereads;            /* 3.15: the spinner re-reads the lock and may take it early */
+    uint8_t tc_entry_sequence, tc_entry_name; /* a type cache entry's seqlock and name (version at 0) */
+    uint64_t tp_version_tag;      /* PyTypeObject.tp_version_tag */
 };
 /* Fills `l` for the interpreter whose _Py_DebugOffsets are at `dbg`; false (and `l` zeroed) for a
  * minor version we do not know, a table that is not one we know (its fingerprint), or offsets that do
@@ -170,6 +173,7 @@ struct ftp_python {
     volatile int *gil_enabled; /* free-threaded builds: INT_MAX once permanently enabled */
     uintptr_t code_type;   /* &PyCode_Type */
     uintptr_t type_type;   /* &PyType_Type */
+    uintptr_t str_type;    /* &PyUnicode_Type */
     /* Where each thread's PyThreadState is kept (python.c): a thread-local at this offset from the thread
      * pointer (3.15), or a pthread key (3.13, 3.14; +1, 0 until found). */
     uint8_t tstate_via;
@@ -177,6 +181,9 @@ struct ftp_python {
     _Atomic int tstate_key;
     _Atomic int tstate_checked;    /* 1: the first state found was this thread's own; -1: it was not */
     uintptr_t text_start, text_end; /* the interpreter's executable code */
+    /* _PySeqLock_BeginRead, _EndRead and _LockWrite, [start, end) each (0: not exported): a yield that
+     * returns into one is a type-cache seqlock reader's or writer's, never a PyMutex spin. */
+    uintptr_t seqlock_text[3][2];
     struct ftp_layout lay; /* zeroed when the version is unknown */
 };
 
@@ -433,6 +440,15 @@ static inline bool ftp_in_python_text(uintptr_t pc)
 {
     return pc >= ftp_state.py.text_start && pc < ftp_state.py.text_end;
 }
+static inline bool ftp_in_seqlock_text(uintptr_t pc)
+{
+    for (int i = 0; i < 3; i++)
+        if (pc >= ftp_state.py.seqlock_text[i][0] && pc < ftp_state.py.seqlock_text[i][1])
+            return true;
+    return false;
+}
+/* The type a seqlock spin's lookup is about, from the spinner's registers (see python.c); 0: unknown. */
+FTP_HIDDEN uint32_t ftp_python_seqlock_type(struct ftp_thread *t, const uintptr_t *regs, int nregs);
 
 /* ---- stacks (stack.c) ---- */
 /* Capture the calling thread's Python (and with FTPROF_NATIVE, native) stack; returns its id (0: none). */
@@ -506,7 +522,7 @@ FTP_HIDDEN void ftp_event_gil_enabled(struct ftp_thread *t);
 static inline bool ftp_spin_was_pymutex_run(const struct ftp_thread *t, bool parking)
 {
     const struct ftp_layout *l = &ftp_state.py.lay;
-    if (!l->spin_max)
+    if (!l->spin_max || t->spin_seqlock)
         return false;
     if (t->spin_yields >= l->spin_max)
         return true;
