@@ -16,10 +16,7 @@ void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
         return;
     /* Announced before its first Python frame (a new thread waiting for the GIL, say)? Try the name
      * again a few times: the THREAD record is repeated, and the analyzer keeps the named one. */
-    if (t->announced && !t->py_named && t->name_tries < 16) {
-        t->name_tries++;
-        t->announced = false;
-    }
+    ftp_thread_name_again(t);
     if (FTP_UNLIKELY(ftp_state.test_preempt) && (t->seq & 63) == 0) {
         /* Tests only: as if preempted between deciding to write and writing, across a detach. */
         struct timespec preempted = {0, 40 * 1000 * 1000};

@@ -525,6 +525,12 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         t->spin_cls.kind = FTP_KIND_SPIN;
         t->spin_locked = false;
         t->spin_seqlock = seqlock;
+        /* The spin is published when it ends, maybe at the thread's exit, when its frames are gone:
+         * a thread not yet known by its threading name announces itself now, while they are there. */
+        if (!t->py_named) {
+            ftp_thread_name_again(t);
+            (void)ftp_ring_reserve(t, 0);
+        }
         if (seqlock && regs)
             t->spin_cls.type_id = ftp_python_seqlock_type(t, regs, 6);
     }

@@ -158,6 +158,7 @@ void ftp_python_detect(void)
      * Other interpreters still get their waits recorded, without Python stacks or object names. */
     const uint8_t *str_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type"), *bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
     py->str_type = (uintptr_t)str_type;
+    py->method_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyMethod_Type");
     bool symbols = py->code_type && py->type_type && str_type && bytes_type && py->tstate_via != TSTATE_NONE;
     bool known = ftp_layout_load(&py->lay, dbg, py->version, py->free_threaded);
     const char *why = known ? ": its symbols are missing" : ": memory layout (_Py_DebugOffsets) not known to this ftprof";
@@ -679,6 +680,23 @@ static bool gc_running(void)
     return interp && L->is_gc && *(volatile const int *)(interp + L->is_gc + L->gc_collecting) != 0;
 }
 
+/* A new thread parked in its bootstrap on `addr`, its bootstate's handle_ready: the threading.Thread
+ * whose _bootstrap it is about to run (the bound method's self), kept to name the thread before it has
+ * a frame. Only a bound method's self is taken; the name is read from it as from a frame's. */
+static void boot_thread_object(struct ftp_thread *t, uintptr_t addr)
+{
+    uintptr_t func = 0, func_type = 0, self = 0, self_type = 0;
+    if (!ftp_state.py.method_type || !L->boot_handle_ready || addr < L->boot_handle_ready ||
+        !ftp_safe_read(&func, addr - L->boot_handle_ready + L->boot_func, sizeof func) || !func ||
+        !ftp_safe_read(&func_type, func + L->ob_type, sizeof func_type) || func_type != ftp_state.py.method_type ||
+        !ftp_safe_read(&self, func + L->method_self, sizeof self) || !self ||
+        !ftp_safe_read(&self_type, self + L->ob_type, sizeof self_type))
+        return;
+    t->boot_thread = self;
+    t->boot_thread_type = self_type;
+    t->announced = false; /* this wait's record announces the thread with the name */
+}
+
 void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out)
 {
     struct ftp_python *py = &ftp_state.py;
@@ -706,8 +724,11 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
         /* A PyEvent (Thread.join's handle, ...): the analyzer names it from the stack. One waited on by a
          * thread with no Python thread state yet is a new thread waiting in its bootstrap to be started
          * (thread_run's handle_ready, Modules/_threadmodule.c): waiting for work. */
-        if (!tstate)
+        if (!tstate) {
             out->kind = FTP_KIND_CONDITION;
+            if (!t->py_named && !t->boot_thread)
+                boot_thread_object(t, addr);
+        }
         return;
     }
     /* A PyMutex in a heap object: the mutex of a _thread.lock, right after its PyObject header
@@ -808,20 +829,15 @@ static uintptr_t current_thread_object(void)
     return self;
 }
 
-size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
+bool ftp_python_has_frame(void)
 {
-    struct ftp_python *py = &ftp_state.py;
-    if (!py->stacks || !__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE))
-        return 0;
-    uintptr_t self = current_thread_object();
-    if (!self) {
-        if (t->tid == ftp_state.pid && ftp_python_tstate()) {
-            memcpy(out, "MainThread", 10 < cap ? 10 : cap);
-            return 10 < cap ? 10 : cap;
-        }
-        return 0;
-    }
-    /* self._name through the instance's inline values and its type's shared keys. */
+    uintptr_t tstate = ftp_python_tstate();
+    return tstate && *(const uintptr_t *)(tstate + L->ts_current_frame);
+}
+
+/* self._name of a threading.Thread, through the instance's inline values and its type's shared keys. */
+static size_t thread_object_name(uintptr_t self, char *out, size_t cap)
+{
     uintptr_t type, keys, basicsize, flags, nentries, name_obj;
     uint8_t valid, log2_index_bytes, kind;
     if (!read_ptr(self + L->ob_type, &type) || !read_ptr(type + L->tp_flags, &flags) ||
@@ -843,5 +859,25 @@ size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
             return copy_ascii_safe(name_obj, out, cap);
         }
     }
+    return 0;
+}
+
+size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
+{
+    struct ftp_python *py = &ftp_state.py;
+    if (!py->stacks || !__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE))
+        return 0;
+    uintptr_t self = current_thread_object();
+    if (self)
+        return thread_object_name(self, out, cap);
+    if (t->tid == ftp_state.pid && ftp_python_tstate()) {
+        memcpy(out, "MainThread", 10 < cap ? 10 : cap);
+        return 10 < cap ? 10 : cap;
+    }
+    /* Before its first frame, or at its end: the Thread object its bootstrap was for, if it is still
+     * an object of the same type (safe reads: it may be gone by the thread's end). */
+    uintptr_t type = 0;
+    if (t->boot_thread && ftp_safe_read(&type, t->boot_thread + L->ob_type, sizeof type) && type == t->boot_thread_type)
+        return thread_object_name(t->boot_thread, out, cap);
     return 0;
 }

@@ -67,6 +67,8 @@ struct ftp_thread {
     bool announced;      /* THREAD record written in the current chunk */
     bool py_named;       /* ... and it carried the threading.Thread name */
     uint8_t name_tries;  /* later attempts at the name (a thread may block before its first frame) */
+    uintptr_t boot_thread; /* its threading.Thread, from its bootstrap wait (before it has a frame) */
+    uintptr_t boot_thread_type; /* ... and that object's type then: checked before reading it at the end */
     bool key_set;        /* pthread key value set, so the destructor hands our chunk back */
     bool ended;          /* THREAD_END written: the thread is leaving (or the process is exiting) */
     bool exiting;        /* its key destructor ran: it claims no busy slot any more */
@@ -141,6 +143,7 @@ struct ftp_layout {
     bool spin_rereads;            /* 3.15: the spinner re-reads the lock and may take it early */
     uint8_t tc_entry_sequence, tc_entry_name; /* a type cache entry's seqlock and name (version at 0) */
     uint64_t tp_version_tag;      /* PyTypeObject.tp_version_tag */
+    uint8_t boot_handle_ready, boot_func, method_self; /* a new thread's bootstrap state (layout.c) */
 };
 /* Fills `l` for the interpreter whose _Py_DebugOffsets are at `dbg`; false (and `l` zeroed) for a
  * minor version we do not know, a table that is not one we know (its fingerprint), or offsets that do
@@ -174,6 +177,7 @@ struct ftp_python {
     uintptr_t code_type;   /* &PyCode_Type */
     uintptr_t type_type;   /* &PyType_Type */
     uintptr_t str_type;    /* &PyUnicode_Type */
+    uintptr_t method_type; /* &PyMethod_Type */
     /* Where each thread's PyThreadState is kept (python.c): a thread-local at this offset from the thread
      * pointer (3.15), or a pthread key (3.13, 3.14; +1, 0 until found). */
     uint8_t tstate_via;
@@ -429,6 +433,19 @@ FTP_HIDDEN uintptr_t ftp_python_tstate(void);
 FTP_HIDDEN void ftp_python_describe(struct ftp_file_header *h);
 /* Walk the calling thread's own frames into frames[], innermost first; returns the count. */
 FTP_HIDDEN int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max);
+/* A thread without a threading name yet: announce it again at its next record, when that can tell
+ * more (a Python frame now, or its Thread object found at its bootstrap wait). Counted only then, so
+ * bootstrap waits before the first frame do not use the tries up. */
+FTP_HIDDEN bool ftp_python_has_frame(void);
+static inline void ftp_thread_name_again(struct ftp_thread *t)
+{
+    if (FTP_LIKELY(t->py_named) || !t->announced || t->name_tries >= 16)
+        return;
+    if (t->boot_thread || ftp_python_has_frame()) {
+        t->name_tries++;
+        t->announced = false;
+    }
+}
 /* Is the innermost Python frame threading.py's RLock factory? (RLock semaphores are born there.) */
 FTP_HIDDEN bool ftp_python_in_rlock_factory(void);
 /* The calling thread's threading.Thread name ("MainThread" for the main thread), or 0 if unknown. */

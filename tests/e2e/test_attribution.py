@@ -50,3 +50,30 @@ def test_seqlock_spins_named_as_the_type_cache(runner):
     for field in _field_names(text.stdout):
         assert LOCK_FIELD.search(field), f"the text report names a field that is no lock: {field}\n{text.stdout}"
     assert "ob_tid" not in text.stdout and "hashtable[" not in text.stdout, text.stdout
+
+
+THREAD_NAMES_WL = WORKLOADS / "thread_names.py"
+
+
+def _busy_processes(n=2):
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def test_threads_started_at_once_keep_their_threading_names(runner):
+    """200 threads started at once while two other processes keep both cores busy: many first wait in
+    their bootstrap, before `threading` has a frame on them, or spin with nothing recorded until their
+    end. Every thread in the report still has its threading name, never the OS one (python3.1Xt)."""
+    busy = _busy_processes()
+    try:
+        run = runner.run([THREAD_NAMES_WL, "--threads", 200])
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    given = set(run.truth()["names"])
+    assert len(given) == 200
+    rep = runner.report(run.files)
+    workers = [th for th in rep["threads"] if th["name"] != "MainThread"]
+    assert workers, "no thread of the workload waited"
+    unnamed = [(th["tid"], th["name"]) for th in workers if th["name"] not in given]
+    assert not unnamed, f"{len(unnamed)} of {len(workers)} threads without their threading name: {unnamed[:10]}"
