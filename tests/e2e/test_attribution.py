@@ -11,6 +11,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import WORKLOADS, marker_line, stack_functions
 
 TYPE_CACHE_WL = WORKLOADS / "type_cache.py"
@@ -23,6 +25,7 @@ def _field_names(text):
     return FIELD_NAME.findall(text)
 
 
+@pytest.mark.support_row("spins charged only to locks")
 def test_seqlock_spins_named_as_the_type_cache(runner):
     """Eight threads hammering type attribute lookups: the seqlock's yields appear as the type cache's
     seqlock (or stay unattributed), and no row or verdict names a field that is no lock."""
@@ -59,6 +62,7 @@ def _busy_processes(n=2):
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
+@pytest.mark.support_row("threading names for 200 threads started at once")
 def test_threads_started_at_once_keep_their_threading_names(runner):
     """200 threads started at once while two other processes keep both cores busy: many first wait in
     their bootstrap, before `threading` has a frame on them, or spin with nothing recorded until their
