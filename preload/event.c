@@ -16,10 +16,7 @@ void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
         return;
     /* Announced before its first Python frame (a new thread waiting for the GIL, say)? Try the name
      * again a few times: the THREAD record is repeated, and the analyzer keeps the named one. */
-    if (t->announced && !t->py_named && t->name_tries < 16) {
-        t->name_tries++;
-        t->announced = false;
-    }
+    ftp_thread_name_again(t);
     if (FTP_UNLIKELY(ftp_state.test_preempt) && (t->seq & 63) == 0) {
         /* Tests only: as if preempted between deciding to write and writing, across a detach. */
         struct timespec preempted = {0, 40 * 1000 * 1000};
@@ -66,16 +63,17 @@ void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
 {
     if (!t->spin_start_ns || (!force && now - t->spin_last_ns < FTP_SPIN_GAP_NS))
         return;
-    if (!ftp_spin_was_pymutex_run(t, false)) {
+    if (!t->spin_seqlock && !ftp_spin_was_pymutex_run(t, false)) {
         t->spin_start_ns = 0; /* not a PyMutex spin */
         return;
     }
-    /* Published with its lock when the spin's register scan found one (park_ns 0: it never parked). */
+    /* Published with its lock when the spin's register scan found one (park_ns 0: it never parked);
+     * a seqlock's yields as such, with the type looked up (spin_cls.type_id) when it was read. */
     struct ftp_wait w = {
-        .kind = t->spin_addr ? t->spin_cls.kind : FTP_KIND_SPIN,
+        .kind = t->spin_seqlock ? FTP_KIND_SEQLOCK : t->spin_addr ? t->spin_cls.kind : FTP_KIND_SPIN,
         .region = t->spin_addr ? t->spin_cls.region : FTP_REGION_UNKNOWN,
         .region_offset = t->spin_addr ? t->spin_cls.region_offset : 0,
-        .type_id = t->spin_addr ? t->spin_cls.type_id : 0,
+        .type_id = t->spin_addr || t->spin_seqlock ? t->spin_cls.type_id : 0,
         .lock_addr = t->spin_addr,
         .stack_id = t->spin_stack,
         .event_id = ftp_event_next_id(t),

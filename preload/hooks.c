@@ -510,7 +510,10 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     if (!t || !ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
         return ftp_real.sched_yield();
     uint64_t now = ftp_now();
-    if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS) {
+    /* The type cache's seqlock yields from its own functions; a PyMutex spins in _PyMutex_LockTimed. A
+     * run of one never continues a run of the other: pointers its registers hold are no PyMutex. */
+    bool seqlock = ftp_in_seqlock_text(caller);
+    if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS || seqlock != t->spin_seqlock) {
         ftp_event_flush_spin(t, now, true);
         if (ftp_python_ready())
             ftp_python_check_gil(t);
@@ -521,12 +524,21 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         memset(&t->spin_cls, 0, sizeof t->spin_cls);
         t->spin_cls.kind = FTP_KIND_SPIN;
         t->spin_locked = false;
+        t->spin_seqlock = seqlock;
+        /* The spin is published when it ends, maybe at the thread's exit, when its frames are gone:
+         * a thread not yet known by its threading name announces itself now, while they are there. */
+        if (!t->py_named) {
+            ftp_thread_name_again(t);
+            (void)ftp_ring_reserve(t, 0);
+        }
+        if (seqlock && regs)
+            t->spin_cls.type_id = ftp_python_seqlock_type(t, regs, 6);
     }
     /* Until a locked candidate is seen, each yield of a PyMutex spin looks again: the registers stay the
      * same, the lock byte does not (3.13's spinner does not re-read it, so the lock may come and go
      * under a spin). Not past a PyMutex spin's length: a seqlock's spin can go on much longer, and
      * each look costs a handful of reads. */
-    if (regs && !t->spin_locked && t->spin_yields < ftp_state.py.lay.spin_max)
+    if (regs && !seqlock && !t->spin_locked && t->spin_yields < ftp_state.py.lay.spin_max)
         spin_lock_of(t, regs, 6);
     /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
     ftp_busy_leave(t);

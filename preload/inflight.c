@@ -74,10 +74,7 @@ void ftp_inflight_begin(struct ftp_thread *t, const struct ftp_wait *w, uint64_t
          * stack may have been interned by another thread already: a zero-byte reservation announces),
          * and that it has the threading.Thread name, which a thread announced before its first frame
          * lacks: that record is repeated a few times, as event.c does after a wait. */
-        if (t->announced && !t->py_named && t->name_tries < 16) {
-            t->name_tries++;
-            t->announced = false;
-        }
+        ftp_thread_name_again(t);
         (void)ftp_ring_reserve(t, 0);
         if (!s && !(s = t->inflight = inflight_claim(t))) {
             t->inflight_none = true;

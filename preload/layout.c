@@ -302,6 +302,20 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     l->spin_max = ft ? 40 : 0;
     l->spin_rereads = minor >= 15;
 
+    /* The type cache's seqlock guards a struct type_cache_entry {unsigned version; _PySeqLock sequence;
+     * PyObject *name; PyObject *value} (free-threaded 3.13-3.15): `version` is the looked-up type's
+     * PyTypeObject.tp_version_tag, the C API's 27th word after tp_flags (tp_doc ... tp_del between). */
+    /* A new thread's first wait is for its starter, in Modules/_threadmodule.c thread_run, on
+     * &boot->handle_ready of struct bootstate {PyThreadState *tstate; PyObject *func; args; kwargs;
+     * ThreadHandle *handle; PyEvent handle_ready} (3.13-3.15), before `threading` has a frame on it;
+     * func is the Thread's bound _bootstrap method (PyMethodObject {PyObject_HEAD; im_func; im_self}). */
+    l->boot_handle_ready = 40;
+    l->boot_func = 8;
+    l->method_self = l->ob_type + 8 + 8;
+    l->tc_entry_sequence = 4;
+    l->tc_entry_name = 8;
+    l->tp_version_tag = l->tp_flags + 8 + 26 * 8;
+
     if (!layout_plausible(l, dbg, w, ft)) {
         memset(l, 0, sizeof *l);
         return false;

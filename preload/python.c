@@ -51,6 +51,21 @@ static int find_text(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* Where the interpreter's seqlock functions are: their exported symbols' values and sizes. */
+static void seqlock_text_detect(struct ftp_python *py)
+{
+    static const char *const names[3] = {"_PySeqLock_BeginRead", "_PySeqLock_EndRead", "_PySeqLock_LockWrite"};
+    for (int i = 0; i < 3; i++) {
+        void *fn = dlsym(RTLD_DEFAULT, names[i]);
+        Dl_info info;
+        const ElfW(Sym) *sym = NULL;
+        if (fn && dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size) {
+            py->seqlock_text[i][0] = (uintptr_t)fn;
+            py->seqlock_text[i][1] = (uintptr_t)fn + sym->st_size;
+        }
+    }
+}
+
 FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
 static void tstate_source_detect(struct ftp_python *py, uintptr_t fn);
 enum { TSTATE_NONE, TSTATE_TLS, TSTATE_KEY };
@@ -138,9 +153,12 @@ void ftp_python_detect(void)
     if (probe)
         dl_iterate_phdr(find_text, &probe);
     tstate_source_detect(py, probe);
+    seqlock_text_detect(py);
     /* Offsets are only stable within a minor version, and only a table we know is believed (layout.c).
      * Other interpreters still get their waits recorded, without Python stacks or object names. */
     const uint8_t *str_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type"), *bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
+    py->str_type = (uintptr_t)str_type;
+    py->method_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyMethod_Type");
     bool symbols = py->code_type && py->type_type && str_type && bytes_type && py->tstate_via != TSTATE_NONE;
     bool known = ftp_layout_load(&py->lay, dbg, py->version, py->free_threaded);
     const char *why = known ? ": its symbols are missing" : ": memory layout (_Py_DebugOffsets) not known to this ftprof";
@@ -593,12 +611,90 @@ static uint32_t type_id(struct ftp_thread *t, uintptr_t type, uint32_t *extra)
     return id;
 }
 
+/* Is `addr` a type object (its type is `type` or a metaclass whose type is `type`)? Safe reads only. */
+static bool is_type_object(uintptr_t addr)
+{
+    uintptr_t meta = 0, metameta = 0;
+    return !(addr & 7) && ftp_safe_read(&meta, addr + L->ob_type, sizeof meta) &&
+           (meta == ftp_state.py.type_type ||
+            (meta && ftp_safe_read(&metameta, meta + L->ob_type, sizeof metameta) && metameta == ftp_state.py.type_type));
+}
+
+/* The type cache entry whose seqlock a register points at: its version and name (a str) read, or false. */
+static bool seqlock_entry(uintptr_t seq, uint32_t *version)
+{
+    uint8_t entry[16];
+    uintptr_t name = 0, name_type = 0;
+    if ((seq & 7) != L->tc_entry_sequence || !ftp_safe_read(entry, seq - L->tc_entry_sequence, sizeof entry))
+        return false;
+    memcpy(version, entry, sizeof *version);
+    memcpy(&name, entry + L->tc_entry_name, sizeof name);
+    return *version && name && ftp_safe_read(&name_type, name + L->ob_type, sizeof name_type) &&
+           name_type == ftp_state.py.str_type;
+}
+
+/* The type `r` is, or whose tp_version_tag it points at, if its version tag is `version`; else 0. */
+static uintptr_t type_with_version(uintptr_t r, uint32_t version)
+{
+    uintptr_t candidates[2] = {r, r - L->tp_version_tag};
+    for (int i = 0; i < 2; i++) {
+        uint32_t tag = 0;
+        if (ftp_safe_read(&tag, candidates[i] + L->tp_version_tag, sizeof tag) && tag == version &&
+            is_type_object(candidates[i]))
+            return candidates[i];
+    }
+    return 0;
+}
+
+/* A seqlock spinner's registers hold its type cache entry's &sequence (BeginRead's and LockWrite's
+ * argument, or the lookup's own copy across EndRead) and the type looked up, or a pointer to its
+ * tp_version_tag (_PyType_LookupStackRefAndVersion keeps one in 3.13-3.15). The type is named only
+ * when its version tag is the entry's: a stale register names nothing. */
+uint32_t ftp_python_seqlock_type(struct ftp_thread *t, const uintptr_t *regs, int nregs)
+{
+    if (!ftp_state.py.stacks || !L->tp_version_tag || !__atomic_load_n(&ftp_state.py.ready, __ATOMIC_ACQUIRE))
+        return 0;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), found = 0;
+    uint32_t version = 0;
+    for (int i = 0; i < nregs && !version; i++)
+        if (!seqlock_entry(regs[i], &version))
+            version = 0;
+    for (int i = 0; i < nregs && version; i++) {
+        uintptr_t r = regs[i];
+        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)))
+            continue; /* small integers, our own stack */
+        uintptr_t type = type_with_version(r, version);
+        if (type && found && type != found)
+            return 0; /* two types of one version: cannot be, trust neither */
+        found = type ? type : found;
+    }
+    uint32_t extra;
+    return found ? type_id(t, found, &extra) : 0;
+}
+
 /* Is the garbage collector running right now? It stops the world for the whole of a collection
  * (free-threaded builds), with interp->gc.collecting set (a plain int in the interpreter state). */
 static bool gc_running(void)
 {
     uintptr_t interp = __atomic_load_n(&ftp_state.py.interp, __ATOMIC_RELAXED);
     return interp && L->is_gc && *(volatile const int *)(interp + L->is_gc + L->gc_collecting) != 0;
+}
+
+/* A new thread parked in its bootstrap on `addr`, its bootstate's handle_ready: the threading.Thread
+ * whose _bootstrap it is about to run (the bound method's self), kept to name the thread before it has
+ * a frame. Only a bound method's self is taken; the name is read from it as from a frame's. */
+static void boot_thread_object(struct ftp_thread *t, uintptr_t addr)
+{
+    uintptr_t func = 0, func_type = 0, self = 0, self_type = 0;
+    if (!ftp_state.py.method_type || !L->boot_handle_ready || addr < L->boot_handle_ready ||
+        !ftp_safe_read(&func, addr - L->boot_handle_ready + L->boot_func, sizeof func) || !func ||
+        !ftp_safe_read(&func_type, func + L->ob_type, sizeof func_type) || func_type != ftp_state.py.method_type ||
+        !ftp_safe_read(&self, func + L->method_self, sizeof self) || !self ||
+        !ftp_safe_read(&self_type, self + L->ob_type, sizeof self_type))
+        return;
+    t->boot_thread = self;
+    t->boot_thread_type = self_type;
+    t->announced = false; /* this wait's record announces the thread with the name */
 }
 
 void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out)
@@ -628,8 +724,11 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
         /* A PyEvent (Thread.join's handle, ...): the analyzer names it from the stack. One waited on by a
          * thread with no Python thread state yet is a new thread waiting in its bootstrap to be started
          * (thread_run's handle_ready, Modules/_threadmodule.c): waiting for work. */
-        if (!tstate)
+        if (!tstate) {
             out->kind = FTP_KIND_CONDITION;
+            if (!t->py_named && !t->boot_thread)
+                boot_thread_object(t, addr);
+        }
         return;
     }
     /* A PyMutex in a heap object: the mutex of a _thread.lock, right after its PyObject header
@@ -730,20 +829,15 @@ static uintptr_t current_thread_object(void)
     return self;
 }
 
-size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
+bool ftp_python_has_frame(void)
 {
-    struct ftp_python *py = &ftp_state.py;
-    if (!py->stacks || !__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE))
-        return 0;
-    uintptr_t self = current_thread_object();
-    if (!self) {
-        if (t->tid == ftp_state.pid && ftp_python_tstate()) {
-            memcpy(out, "MainThread", 10 < cap ? 10 : cap);
-            return 10 < cap ? 10 : cap;
-        }
-        return 0;
-    }
-    /* self._name through the instance's inline values and its type's shared keys. */
+    uintptr_t tstate = ftp_python_tstate();
+    return tstate && *(const uintptr_t *)(tstate + L->ts_current_frame);
+}
+
+/* self._name of a threading.Thread, through the instance's inline values and its type's shared keys. */
+static size_t thread_object_name(uintptr_t self, char *out, size_t cap)
+{
     uintptr_t type, keys, basicsize, flags, nentries, name_obj;
     uint8_t valid, log2_index_bytes, kind;
     if (!read_ptr(self + L->ob_type, &type) || !read_ptr(type + L->tp_flags, &flags) ||
@@ -765,5 +859,25 @@ size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
             return copy_ascii_safe(name_obj, out, cap);
         }
     }
+    return 0;
+}
+
+size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
+{
+    struct ftp_python *py = &ftp_state.py;
+    if (!py->stacks || !__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE))
+        return 0;
+    uintptr_t self = current_thread_object();
+    if (self)
+        return thread_object_name(self, out, cap);
+    if (t->tid == ftp_state.pid && ftp_python_tstate()) {
+        memcpy(out, "MainThread", 10 < cap ? 10 : cap);
+        return 10 < cap ? 10 : cap;
+    }
+    /* Before its first frame, or at its end: the Thread object its bootstrap was for, if it is still
+     * an object of the same type (safe reads: it may be gone by the thread's end). */
+    uintptr_t type = 0;
+    if (t->boot_thread && ftp_safe_read(&type, t->boot_thread + L->ob_type, sizeof type) && type == t->boot_thread_type)
+        return thread_object_name(t->boot_thread, out, cap);
     return 0;
 }

@@ -67,6 +67,8 @@ struct ftp_thread {
     bool announced;      /* THREAD record written in the current chunk */
     bool py_named;       /* ... and it carried the threading.Thread name */
     uint8_t name_tries;  /* later attempts at the name (a thread may block before its first frame) */
+    uintptr_t boot_thread; /* its threading.Thread, from its bootstrap wait (before it has a frame) */
+    uintptr_t boot_thread_type; /* ... and that object's type then: checked before reading it at the end */
     bool key_set;        /* pthread key value set, so the destructor hands our chunk back */
     bool ended;          /* THREAD_END written: the thread is leaving (or the process is exiting) */
     bool exiting;        /* its key destructor ran: it claims no busy slot any more */
@@ -89,6 +91,7 @@ struct ftp_thread {
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
     struct ftp_lock_class spin_cls;
     bool spin_locked;           /* spin_addr was seen locked: no need to look again */
+    bool spin_seqlock;          /* the run's yields return into a seqlock function: the type cache's */
     /* parking-lot semaphores initialised on this thread's stack and not yet destroyed */
     struct ftp_park_sem park[FTP_PARK_SEMS];
     int npark;
@@ -138,6 +141,9 @@ struct ftp_layout {
     uint64_t mutex_fair_ns;       /* mutex_entry.time_to_be_fair is the acquisition's start plus this */
     uint8_t spin_max;             /* yields before a PyMutex parks (0: the build does not spin) */
     bool spin_rereads;            /* 3.15: the spinner re-reads the lock and may take it early */
+    uint8_t tc_entry_sequence, tc_entry_name; /* a type cache entry's seqlock and name (version at 0) */
+    uint64_t tp_version_tag;      /* PyTypeObject.tp_version_tag */
+    uint8_t boot_handle_ready, boot_func, method_self; /* a new thread's bootstrap state (layout.c) */
 };
 /* Fills `l` for the interpreter whose _Py_DebugOffsets are at `dbg`; false (and `l` zeroed) for a
  * minor version we do not know, a table that is not one we know (its fingerprint), or offsets that do
@@ -170,6 +176,8 @@ struct ftp_python {
     volatile int *gil_enabled; /* free-threaded builds: INT_MAX once permanently enabled */
     uintptr_t code_type;   /* &PyCode_Type */
     uintptr_t type_type;   /* &PyType_Type */
+    uintptr_t str_type;    /* &PyUnicode_Type */
+    uintptr_t method_type; /* &PyMethod_Type */
     /* Where each thread's PyThreadState is kept (python.c): a thread-local at this offset from the thread
      * pointer (3.15), or a pthread key (3.13, 3.14; +1, 0 until found). */
     uint8_t tstate_via;
@@ -177,6 +185,9 @@ struct ftp_python {
     _Atomic int tstate_key;
     _Atomic int tstate_checked;    /* 1: the first state found was this thread's own; -1: it was not */
     uintptr_t text_start, text_end; /* the interpreter's executable code */
+    /* _PySeqLock_BeginRead, _EndRead and _LockWrite, [start, end) each (0: not exported): a yield that
+     * returns into one is a type-cache seqlock reader's or writer's, never a PyMutex spin. */
+    uintptr_t seqlock_text[3][2];
     struct ftp_layout lay; /* zeroed when the version is unknown */
 };
 
@@ -422,6 +433,19 @@ FTP_HIDDEN uintptr_t ftp_python_tstate(void);
 FTP_HIDDEN void ftp_python_describe(struct ftp_file_header *h);
 /* Walk the calling thread's own frames into frames[], innermost first; returns the count. */
 FTP_HIDDEN int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max);
+/* A thread without a threading name yet: announce it again at its next record, when that can tell
+ * more (a Python frame now, or its Thread object found at its bootstrap wait). Counted only then, so
+ * bootstrap waits before the first frame do not use the tries up. */
+FTP_HIDDEN bool ftp_python_has_frame(void);
+static inline void ftp_thread_name_again(struct ftp_thread *t)
+{
+    if (FTP_LIKELY(t->py_named) || !t->announced || t->name_tries >= 16)
+        return;
+    if (t->boot_thread || ftp_python_has_frame()) {
+        t->name_tries++;
+        t->announced = false;
+    }
+}
 /* Is the innermost Python frame threading.py's RLock factory? (RLock semaphores are born there.) */
 FTP_HIDDEN bool ftp_python_in_rlock_factory(void);
 /* The calling thread's threading.Thread name ("MainThread" for the main thread), or 0 if unknown. */
@@ -433,6 +457,15 @@ static inline bool ftp_in_python_text(uintptr_t pc)
 {
     return pc >= ftp_state.py.text_start && pc < ftp_state.py.text_end;
 }
+static inline bool ftp_in_seqlock_text(uintptr_t pc)
+{
+    for (int i = 0; i < 3; i++)
+        if (pc >= ftp_state.py.seqlock_text[i][0] && pc < ftp_state.py.seqlock_text[i][1])
+            return true;
+    return false;
+}
+/* The type a seqlock spin's lookup is about, from the spinner's registers (see python.c); 0: unknown. */
+FTP_HIDDEN uint32_t ftp_python_seqlock_type(struct ftp_thread *t, const uintptr_t *regs, int nregs);
 
 /* ---- stacks (stack.c) ---- */
 /* Capture the calling thread's Python (and with FTPROF_NATIVE, native) stack; returns its id (0: none). */
@@ -506,7 +539,7 @@ FTP_HIDDEN void ftp_event_gil_enabled(struct ftp_thread *t);
 static inline bool ftp_spin_was_pymutex_run(const struct ftp_thread *t, bool parking)
 {
     const struct ftp_layout *l = &ftp_state.py.lay;
-    if (!l->spin_max)
+    if (!l->spin_max || t->spin_seqlock)
         return false;
     if (t->spin_yields >= l->spin_max)
         return true;

@@ -129,6 +129,11 @@ static void thread_exit(void *value)
     t->key_set = false;
     if (t->generation == atomic_load(&ftp_state.generation) && ftp_busy_enter(t)) {
         ftp_event_flush_spin(t, ftp_now(), true);
+        /* Still without its threading name (all its waits came before `threading` had a frame)? Its
+         * Thread object, seen at its bootstrap wait, is read once more: THREAD_END's reservation
+         * announces the thread again. */
+        if (!t->py_named && t->boot_thread && t->announced)
+            t->announced = false;
         thread_write_end(t);
         ftp_inflight_release(t);
         ftp_ring_release_chunk(t);

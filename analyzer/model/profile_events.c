@@ -202,6 +202,13 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
     uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
     if (spin > wait)
         spin = wait;
+    if (prof_spin_on_non_lock(in, a->file, a->raw_kind, a->park, a->region, a->region_offset)) {
+        a->raw_kind = FTP_KIND_SPIN;
+        a->addr = 0;
+        a->type_id = 0;
+        a->region = FTP_REGION_UNKNOWN;
+        a->region_offset = 0;
+    }
 
     if (a->raw_kind == FTP_KIND_SPIN) {
         /* Which lock a spin belongs to is known only once all parks were seen: park it by stack. */

@@ -401,7 +401,7 @@ void prof_free(struct profile *p)
         struct pmap *maps[] = {&in->codes_map, &in->stacks_map, &in->types_map, &in->threads_map, &in->acqs_map,
                                &in->locks_map, &in->sites_map, &in->tids_map, &in->spins_map, &in->hgroups_map,
                                &in->hsites_map, &in->lines, &in->interned_stacks,
-                               &in->sources_map, &in->aliases};
+                               &in->sources_map, &in->aliases, &in->fields_map};
         for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
             pmap_free(maps[i]);
         free(in->codes);

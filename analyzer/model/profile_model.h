@@ -170,7 +170,8 @@ struct prof_lock_cache {
 struct prof_internal {
     struct pstr_pool strs;
     struct pmap codes_map, stacks_map, types_map, threads_map, acqs_map, locks_map, sites_map, tids_map, spins_map,
-        hgroups_map, hsites_map, lines, interned_stacks, sources_map, aliases;
+        hgroups_map, hsites_map, lines, interned_stacks, sources_map, aliases,
+        fields_map; /* (file, region, offset) of interpreter-state waits -> 1 a lock, 2 no lock (DWARF) */
     struct pcode *codes;
     size_t n_codes, cap_codes;
     struct pstack *stacks;
@@ -316,5 +317,10 @@ void prof_file_live_facts(struct prof_file *f, const struct ftp_file_header *h, 
 
 /* profile_names.c */
 const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type);
+/* A wait that never parked, named by the recorder's register scan as a PyMutex in the runtime or
+ * interpreter state, on a field the interpreter's debug information says is no lock: a spin whose lock
+ * is not known (it goes to the lock its stack parks on, or stays unattributed). */
+bool prof_spin_on_non_lock(struct prof_internal *in, uint32_t file, uint8_t raw_kind, uint64_t park_ns, uint8_t region,
+                           uint32_t region_offset);
 
 #endif

@@ -18,6 +18,8 @@ static const char *prof_lock_label(const struct plock *l, const char *type)
         return "spin (unattributed)";
     if (l->raw_kind == PROF_RAW_GIL_TRANSIENT)
         return "GIL (on for an import)";
+    if (l->raw_kind == FTP_KIND_SEQLOCK)
+        return "type cache (seqlock)";
     if (l->merged)
         return l->kind == PROF_KIND_THREAD_JOIN ? "Thread.join"
                : l->kind == PROF_KIND_STOP_THE_WORLD
@@ -74,22 +76,51 @@ static struct pnamer *prof_namer(struct prof_internal *in, const struct pmodule 
     return n;
 }
 
-/* The field of the runtime, interpreter or thread state a lock lives in, from the interpreter's
- * debug information: "interp->types.mutex". False (and the caller shows the offset) without it. */
-static bool prof_region_field(struct prof_internal *in, const struct plock *l, char *out, size_t cap)
+/* The member path of a runtime, interpreter or thread state field ("._main_interpreter.types.mutex")
+ * from the interpreter's debug information, and whether it is a lock; false without it. */
+static bool prof_region_path(struct prof_internal *in, uint32_t file, uint8_t region, uint32_t offset, char *path,
+                             size_t cap, bool *on_lock)
 {
     static const char *const types[] = {[FTP_REGION_RUNTIME] = "_PyRuntimeState",
                                         [FTP_REGION_INTERP] = "PyInterpreterState",
                                         [FTP_REGION_TSTATE] = "_PyThreadStateImpl"};
-    const struct pfiledefs *d = &in->defs[l->file];
+    if (region < FTP_REGION_RUNTIME || region > FTP_REGION_TSTATE)
+        return false;
+    const struct pfiledefs *d = &in->defs[file];
     const struct pmodule *m = d->python_runtime ? prof_module_holding(d, d->python_runtime) : NULL;
     struct pnamer *namer = m ? prof_namer(in, m) : NULL;
     if (!namer || !namer->sym)
         return false;
     /* The same binary at this recording's load address, moved to where the namer has it. */
     uint64_t anchor = d->python_runtime - m->base + namer->module->base;
+    return symbolizer_field_lock(namer->sym, anchor, types[region], offset, path, cap, on_lock);
+}
+
+bool prof_spin_on_non_lock(struct prof_internal *in, uint32_t file, uint8_t raw_kind, uint64_t park_ns, uint8_t region,
+                           uint32_t region_offset)
+{
+    if (park_ns || raw_kind != FTP_KIND_PYMUTEX || (region != FTP_REGION_RUNTIME && region != FTP_REGION_INTERP))
+        return false;
+    bool ins;
+    uint64_t *known = prof_put(in, &in->fields_map, ((uint64_t)file << 40) | ((uint64_t)region << 32) | region_offset,
+                               0, &ins);
+    if (known && !ins)
+        return *known == 2;
     char path[128];
-    if (!symbolizer_field(namer->sym, anchor, types[l->region], l->region_offset, path, sizeof(path)))
+    bool on_lock = false;
+    bool named = prof_region_path(in, file, region, region_offset, path, sizeof(path), &on_lock);
+    if (known)
+        *known = named && !on_lock ? 2 : 1; /* without debug information the recorder's word stands */
+    return named && !on_lock;
+}
+
+/* The field of the runtime, interpreter or thread state a lock lives in, from the interpreter's
+ * debug information: "interp->types.mutex". False (and the caller shows the offset) without it. */
+static bool prof_region_field(struct prof_internal *in, const struct plock *l, char *out, size_t cap)
+{
+    char path[128];
+    bool on_lock;
+    if (!prof_region_path(in, l->file, l->region, l->region_offset, path, sizeof(path), &on_lock))
         return false;
     static const char main_interp[] = "._main_interpreter.";
     if (l->region == FTP_REGION_RUNTIME && strncmp(path, main_interp, sizeof(main_interp) - 1) == 0)
@@ -111,6 +142,8 @@ const char *prof_lock_name(struct prof_internal *in, const struct plock *l, cons
         snprintf(buf, sizeof(buf), "%s %s", label, field);
     else if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE)
         snprintf(buf, sizeof(buf), "%s %s+0x%x", label, regions[l->region], l->region_offset);
+    else if (l->raw_kind == FTP_KIND_SEQLOCK && type) /* the type whose attribute was looked up */
+        snprintf(buf, sizeof(buf), "%s for %s", label, type);
     else if (l->addr)
         snprintf(buf, sizeof(buf), "%s @\u2026%08llx", label, (unsigned long long)(l->addr & 0xffffffffu));
     else

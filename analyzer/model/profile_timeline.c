@@ -35,6 +35,8 @@ static void tl_close(struct tl *t, struct tl_acq *a)
         return;
     struct prof_internal *in = t->in;
     const struct plock *l = prof_lock_of(in, t->file, a->raw_kind, a->addr, a->type_id, a->stack_id);
+    if (!l && !a->park && a->raw_kind == FTP_KIND_PYMUTEX) /* named on a field that is no lock: a spin */
+        l = prof_lock_of(in, t->file, FTP_KIND_SPIN, 0, 0, a->stack_id);
     uint64_t wait = a->end > a->start ? a->end - a->start : 0;
     uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
     struct prof_tl_wait w = {

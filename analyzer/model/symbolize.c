@@ -738,13 +738,16 @@ static void sym_append(char *out, size_t cap, size_t *len, const char *fmt, cons
 
 /* Appends the path to the member at `offset` inside `type`. A member that cannot be refined further
  * (a scalar, padding, a lock type, a bit-field) ends the path; true once something was named. */
-static bool sym_member_path(Dwarf_Die type, uint64_t offset, int depth, char *out, size_t cap, size_t *len)
+static bool sym_member_path(Dwarf_Die type, uint64_t offset, int depth, char *out, size_t cap, size_t *len,
+                            bool *on_lock)
 {
     bool lock;
     if (depth > 32 || !sym_peel(&type, &lock))
         return depth > 0;
-    if (depth > 0 && lock)
+    if (depth > 0 && lock) {
+        *on_lock = true;
         return true;
+    }
     int tag = dwarf_tag(&type);
     if (tag == DW_TAG_structure_type || tag == DW_TAG_union_type) {
         Dwarf_Die member;
@@ -768,7 +771,7 @@ static bool sym_member_path(Dwarf_Die type, uint64_t offset, int depth, char *ou
             const char *name = dwarf_diename(&member);
             if (name) /* anonymous structs and unions add no name of their own */
                 sym_append(out, cap, len, ".%s", name, 0);
-            return sym_member_path(member_type, offset - at, depth + 1, out, cap, len);
+            return sym_member_path(member_type, offset - at, depth + 1, out, cap, len, on_lock);
         } while (dwarf_siblingof(&member, &member) == 0);
         return depth > 0;
     }
@@ -785,7 +788,7 @@ static bool sym_member_path(Dwarf_Die type, uint64_t offset, int depth, char *ou
             element_size == 0)
             return depth > 0;
         sym_append(out, cap, len, "[%" PRIu64 "]", NULL, offset / element_size);
-        return sym_member_path(element, offset % element_size, depth + 1, out, cap, len);
+        return sym_member_path(element, offset % element_size, depth + 1, out, cap, len, on_lock);
     }
     return depth > 0;
 }
@@ -819,6 +822,14 @@ static bool sym_find_type(Dwfl_Module *mod, const char *name, Dwarf_Die *out)
 bool symbolizer_field(struct symbolizer *s, uint64_t anchor, const char *type_name, uint64_t offset, char *out,
                       size_t cap)
 {
+    bool on_lock;
+    return symbolizer_field_lock(s, anchor, type_name, offset, out, cap, &on_lock);
+}
+
+bool symbolizer_field_lock(struct symbolizer *s, uint64_t anchor, const char *type_name, uint64_t offset, char *out,
+                           size_t cap, bool *on_lock)
+{
+    *on_lock = false;
     if (cap == 0)
         return false;
     out[0] = 0;
@@ -850,7 +861,7 @@ bool symbolizer_field(struct symbolizer *s, uint64_t anchor, const char *type_na
     if (!found)
         return false;
     size_t len = 0;
-    if (!sym_member_path(type, offset, 0, out, cap, &len)) {
+    if (!sym_member_path(type, offset, 0, out, cap, &len, on_lock)) {
         out[0] = 0;
         return false;
     }

@@ -34,6 +34,10 @@ size_t symbolizer_lookup(struct symbolizer *s, uint64_t pc, struct sym_frame *ou
  * Returns false, leaving out empty, without matching debug information or such a member. */
 bool symbolizer_field(struct symbolizer *s, uint64_t anchor, const char *type_name, uint64_t offset, char *out,
                       size_t cap);
+/* The same, and whether the field is (inside) one of the interpreter's or libc's lock types (PyMutex,
+ * _PySeqLock, pthread_mutex_t...): a named address that is no lock says so here. */
+bool symbolizer_field_lock(struct symbolizer *s, uint64_t anchor, const char *type_name, uint64_t offset, char *out,
+                           size_t cap, bool *on_lock);
 void symbolizer_free(struct symbolizer *s);
 
 #endif

@@ -299,6 +299,9 @@ enum ftp_kind {
     FTP_KIND_COND_WAIT = 14,       /* a pthread_cond_wait outside the interpreter */
     FTP_KIND_GC_PAUSE = 15,        /* a stop-the-world pause while the garbage collector runs (readers
                                       that predate it show it as `other`) */
+    FTP_KIND_SEQLOCK = 16,         /* yields of the type cache's seqlock (_PySeqLock_*): no address,
+                                      type_id the type looked up when it could be read (readers that
+                                      predate it show it as `other`) */
     FTP_KIND_COUNT
 };
 
@@ -326,7 +329,7 @@ enum ftp_region {
  *  16 event_id u64 (tid << 32 | per-thread sequence; HOLDER records point here)
  *  24 acq_seq u64 (same value for all parks of one acquisition)
  *  32 start_ns u64 (first spin, or the park)   40 park_ns u64 (0: never parked)   48 end_ns u64
- *  56 lock_addr u64 (0 for SPIN)               64 stack_id u32    68 type_id u32 (0: none)
+ *  56 lock_addr u64 (0: SPIN, SEQLOCK)              64 stack_id u32    68 type_id u32 (0: none)
  *  72 region_offset u32 (offset inside region)  76 reserved u32
  */
 struct ftp_rec_wait {

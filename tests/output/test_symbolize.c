@@ -366,6 +366,14 @@ static void symtest_fields(struct symtest_map *map)
           strcmp(out, ".types.mutex") == 0, "const typedef: '%s'", out);
     CHECK(symbolizer_field(s, anchor, "SymtestInterp", offsetof(SymtestInterp, types.mutex) + 1, out, sizeof out) &&
           strcmp(out, ".types") == 0, "padding: '%s'", out);
+    /* Whether the field is a lock: what a spin's register named is believed only if it is. */
+    bool on_lock = false;
+    CHECK(symbolizer_field_lock(s, anchor, "SymtestInterp", offsetof(SymtestInterp, types.mutex), out, sizeof out,
+                                &on_lock) && on_lock, "types.mutex is a lock: '%s'", out);
+    CHECK(symbolizer_field_lock(s, anchor, "SymtestInterp", offsetof(SymtestInterp, types.cache[5].value), out,
+                                sizeof out, &on_lock) && !on_lock, "a cache entry's value is no lock: '%s'", out);
+    CHECK(symbolizer_field_lock(s, anchor, "SymtestInterp", offsetof(SymtestInterp, types.mutex) + 1, out, sizeof out,
+                                &on_lock) && !on_lock, "the padding after a lock is none: '%s'", out);
     /* Nothing to name: past the end, an unknown type, an address in no module, a tiny buffer. */
     CHECK(!symbolizer_field(s, anchor, "SymtestInterp", sizeof(SymtestInterp) + 8, out, sizeof out) && !out[0],
           "past the end: '%s'", out);

@@ -1,0 +1,36 @@
+"""Many threads started at once, each with a threading name of its own ("named-N"), each contending a
+few times for one shared lock after its start. A new thread can wait before `threading` has a frame on
+it (its bootstrap waits for the starter's handshake or a stop-the-world pause): the report must still
+know it by its threading name. Prints one JSON line: the names given.
+"""
+import argparse
+import json
+import threading
+
+LOCK = threading.Lock()
+
+
+def work(rounds):
+    total = 0
+    for i in range(rounds):
+        with LOCK:  # @contend
+            for j in range(200):
+                total += j
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    threads = [threading.Thread(target=work, args=(args.rounds,), name=f"named-{k}") for k in range(args.threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps({"names": [t.name for t in threads]}))
+
+
+if __name__ == "__main__":
+    main()
