@@ -229,12 +229,18 @@ static int unwind_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
     return real_dl_iterate_phdr(cb, data);
 }
 
+void ftp_native_catch_up(struct ftp_thread *t)
+{
+    /* Objects loaded since we last looked (imports) must be described before their addresses appear:
+     * two reads when nothing was loaded since. */
+    struct map_entry tail;
+    if (!last_map_entry || (ftp_safe_read(&tail, last_map_entry, sizeof tail) && tail.l_next))
+        ftp_native_write_modules(t);
+}
+
 int ftp_native_backtrace(struct ftp_thread *t, uint64_t *pcs, int max)
 {
-    /* Objects loaded since we last looked (imports) must be described before their addresses appear. */
-    struct map_entry tail;
-    if (last_map_entry && ftp_safe_read(&tail, last_map_entry, sizeof tail) && tail.l_next)
-        ftp_native_write_modules(t);
+    ftp_native_catch_up(t);
     void *buf[FTP_MAX_NATIVE_FRAMES];
     if (max > FTP_MAX_NATIVE_FRAMES)
         max = FTP_MAX_NATIVE_FRAMES;
