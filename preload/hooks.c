@@ -560,7 +560,7 @@ static bool native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_
     w->kind = kind;
     if (kind != FTP_KIND_GIL) {
         w->caller = caller;
-        ftp_native_catch_up(t);
+        ftp_native_describe_caller(t, caller);
     }
     w->region = FTP_REGION_HEAP;
     w->event_id = ftp_event_next_id(t);

@@ -446,6 +446,9 @@ FTP_HIDDEN void ftp_native_write_modules(struct ftp_thread *t);
 /* Describes the objects loaded since the module map was last written (all of them the first time), so
  * that a native lock call's return address can be named whether or not FTPROF_NATIVE is on. */
 FTP_HIDDEN void ftp_native_catch_up(struct ftp_thread *t);
+/* The same for the object holding `caller` (a native lock call's return address): nothing to do, and
+ * no system call, when this thread's last such caller was in the same object. */
+FTP_HIDDEN void ftp_native_describe_caller(struct ftp_thread *t, uintptr_t caller);
 /* The path of the most recently loaded Python extension module (for the GIL notice); length or 0. */
 FTP_HIDDEN size_t ftp_native_last_extension(char *out, size_t cap);
 FTP_HIDDEN void ftp_native_reset(void);
