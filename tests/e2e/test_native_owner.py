@@ -22,12 +22,13 @@ built) live under ~/.cache/ftprof/venvs/ and are reused: each is created and fil
 import base64
 import fcntl
 import hashlib
-import json
 import os
 import subprocess
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from conftest import NATIVE, clean_env, compile_c
 
@@ -131,6 +132,7 @@ def _text_report(runner, files):
     return proc.stdout
 
 
+@pytest.mark.support_row("pthread_mutex named by the library that took it")
 def test_vendored_library_mutex_named_by_library_and_distribution(runner, ft_python, tmp_path):
     venv = _venv(ft_python)
     lib_name, _ = _install_demo(venv, tmp_path)
@@ -150,6 +152,7 @@ def test_vendored_library_mutex_named_by_library_and_distribution(runner, ft_pyt
     assert named in _text_report(runner, run.files)
 
 
+@pytest.mark.support_row("pthread_mutex named by the library that took it")
 def test_library_outside_any_distribution_named_by_its_file_only(runner, tmp_path):
     lib_name, lib_data = _demo_library(tmp_path)
     lib = tmp_path / "plain" / lib_name
@@ -165,6 +168,7 @@ def test_library_outside_any_distribution_named_by_its_file_only(runner, tmp_pat
     assert lk["name"].startswith(f"pthread_mutex in {lib_name} @"), lk["name"]
 
 
+@pytest.mark.support_row("pthread_mutex named by the library that took it")
 def test_numpy_openblas_mutex_named_by_numpy(runner, ft_python):
     venv = _venv(ft_python)
     version = _pip_version(venv, "numpy")

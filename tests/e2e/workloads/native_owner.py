@@ -69,7 +69,7 @@ def matrix_products():
     a = np.random.default_rng(1).random((256, 256))
 
     def work():
-        for _ in range(40):
+        for _ in range(20):
             a @ a
 
     threads = [threading.Thread(target=work) for _ in range(8)]
