@@ -8,7 +8,8 @@ address to its object and the object to the *.dist-info/RECORD that lists it.
     ftlockdemo.libs/libftlockdemo_shared-HASH.so with ctypes, as a wheel repaired by auditwheel vendors
     its libraries. N threads wait on that library's one mutex while a holder keeps it, released only
     once every waiter sleeps in the kernel on that very mutex: exactly N contended waits, named by
-    the library, the distribution and the version pip reports for it in the venv.
+    the library, the distribution and the version pip reports for it in the venv; then the same
+    with its rwlock (a writer holds it, N readers wait).
   - the same library file loaded from outside any installed distribution: named by the file, with
     no distribution (unknown, not guessed).
   - numpy's matrix products in 8 threads: OpenBLAS, vendored in numpy's wheel as
@@ -120,9 +121,9 @@ def _install_demo(venv, tmp_path):
     return lib_name, lib_data
 
 
-def _the_lock(rep, address):
-    rows = [lk for lk in rep.locks if lk["kind"] == "pthread_mutex" and int(lk["address"], 16) == address]
-    assert len(rows) == 1, f"one pthread_mutex row at {address:#x} expected:\n{rep.summary()}"
+def _the_lock(rep, address, kind="pthread_mutex"):
+    rows = [lk for lk in rep.locks if lk["kind"] == kind and int(lk["address"], 16) == address]
+    assert len(rows) == 1, f"one {kind} row at {address:#x} expected:\n{rep.summary()}"
     return rows[0]
 
 
@@ -140,16 +141,20 @@ def test_vendored_library_mutex_named_by_library_and_distribution(runner, ft_pyt
     assert version == DEMO_VERSION
     run = runner.run(["native_owner.py", "shared", DEMO, WAITERS], python=venv / "bin" / "python")
     truth = run.truth()
-    lk = _the_lock(runner.report(run.files), truth["address"])
-    assert lk["contentions"] == WAITERS and lk["threads"] == WAITERS, lk
-    owner = lk["native_owner"]
-    assert owner, f"no native owner for {lk['name']}"
-    assert os.path.realpath(owner["object"]) == os.path.realpath(truth["lib"]), owner
-    assert Path(owner["object"]).name == lib_name
-    assert (owner["distribution"], owner["version"], owner["wheel_tag"]) == (DEMO, version, DEMO_TAG), owner
-    named = f"pthread_mutex in {lib_name} ({DEMO} {version}) @"
-    assert lk["name"].startswith(named), lk["name"]
-    assert named in _text_report(runner, run.files)
+    rep = runner.report(run.files)
+    # Rows are cut to the terminal's width; the note under each names object and distribution in full.
+    report_text = " ".join(_text_report(runner, run.files).split())
+    for kind, address in (("pthread_mutex", truth["address"]), ("pthread_rwlock", truth["rwlock_address"])):
+        lk = _the_lock(rep, address, kind)
+        assert lk["contentions"] == WAITERS and lk["threads"] == WAITERS, lk
+        owner = lk["native_owner"]
+        assert owner, f"no native owner for {lk['name']}"
+        assert os.path.realpath(owner["object"]) == os.path.realpath(truth["lib"]), owner
+        assert Path(owner["object"]).name == lib_name and owner["other_object"] is None, owner
+        assert (owner["distribution"], owner["version"], owner["wheel_tag"]) == (DEMO, version, DEMO_TAG), owner
+        assert lk["name"].startswith(f"{kind} in {lib_name} ({DEMO} {version}) @"), lk["name"]
+        note = f"(taken by code in {owner['object']}, installed by {DEMO} {version} from a wheel tagged {DEMO_TAG})"
+        assert report_text.count(note) == 2, report_text  # under the mutex's row and the rwlock's
 
 
 @pytest.mark.support_row("pthread_mutex named by the library that took it")

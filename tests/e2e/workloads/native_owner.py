@@ -3,7 +3,8 @@
   native_owner.py shared LIB N   N threads wait on the shared pthread mutex of the library LIB (a path,
                                  or `ftlockdemo`: that package's vendored one) while a
                                  holder keeps it: exactly N contended pthread_mutex_lock calls, released
-                                 only once every waiter sleeps in the kernel on that very mutex
+                                 only once every waiter sleeps in the kernel on that very mutex; then
+                                 the same with its rwlock, held for writing while N readers wait
   native_owner.py numpy          8 threads doing matrix products: OpenBLAS's own threads and its server
                                  lock (a pthread mutex in numpy's vendored libscipy_openblas)
 
@@ -21,26 +22,21 @@ import time
 FUTEX = {"x86_64": 202, "aarch64": 98}[platform.machine()]
 
 
-def sleeping_on(tid, addr):
-    """True while thread `tid` sleeps in a futex call on `addr` (a glibc mutex's lock word)."""
+def sleeping_on(tid, lock, size):
+    """True while thread `tid` sleeps in a futex call on a word of the lock at `lock` (`size` bytes)."""
     try:
         with open(f"/proc/self/task/{tid}/syscall") as f:
             fields = f.read().split()
     except OSError:
         return False
-    return len(fields) > 1 and fields[0] == str(FUTEX) and int(fields[1], 16) == addr
+    return len(fields) > 1 and fields[0] == str(FUTEX) and lock <= int(fields[1], 16) < lock + size
 
 
-def shared(lib_path, n):
-    if lib_path == "ftlockdemo":
-        import ftlockdemo
-        lib_path = ftlockdemo.LIB
-    lib = ctypes.CDLL(lib_path)
-    lib.sharedlock_address.restype = ctypes.c_void_p
-    addr = lib.sharedlock_address()
+def contend(hold, take, lock, size, n):
+    """`hold` keeps the lock while n threads call `take`, until all n sleep on it."""
     held_r, held_w = os.pipe()
     release_r, release_w = os.pipe()
-    holder = threading.Thread(target=lib.sharedlock_hold, args=(held_w, release_r), name="holder")
+    holder = threading.Thread(target=hold, args=(held_w, release_r), name="holder")
     holder.start()
     assert os.read(held_r, 1) == b"h"
     tids = [None] * n
@@ -48,20 +44,33 @@ def shared(lib_path, n):
 
     def waiter(i):
         tids[i] = threading.get_native_id()
-        results[i] = lib.sharedlock_take()
+        results[i] = take()
 
     waiters = [threading.Thread(target=waiter, args=(i,), name=f"waiter-{i}") for i in range(n)]
     for t in waiters:
         t.start()
     deadline = time.monotonic() + 120
-    while not all(tid and sleeping_on(tid, addr) for tid in tids):
-        assert time.monotonic() < deadline, "the waiters never all slept on the shared mutex"
+    while not all(tid and sleeping_on(tid, lock, size) for tid in tids):
+        assert time.monotonic() < deadline, "the waiters never all slept on the shared lock"
         time.sleep(0.001)  # polling what the kernel says, not a guess at how long they take
     os.write(release_w, b"r")
     for t in [holder, *waiters]:
         t.join()
+    for fd in (held_r, held_w, release_r, release_w):
+        os.close(fd)
     assert results == [0] * n, results
-    return {"waiters": n, "lib": lib_path, "address": addr}
+
+
+def shared(lib_path, n):
+    if lib_path == "ftlockdemo":
+        import ftlockdemo
+        lib_path = ftlockdemo.LIB
+    lib = ctypes.CDLL(lib_path)
+    lib.sharedlock_address.restype = lib.sharedlock_rwlock_address.restype = ctypes.c_void_p
+    mutex, rwlock = lib.sharedlock_address(), lib.sharedlock_rwlock_address()
+    contend(lib.sharedlock_hold, lib.sharedlock_take, mutex, ctypes.sizeof(ctypes.c_int), n)
+    contend(lib.sharedlock_hold_write, lib.sharedlock_read, rwlock, 56, n)  # sizeof(pthread_rwlock_t)
+    return {"waiters": n, "lib": lib_path, "address": mutex, "rwlock_address": rwlock}
 
 
 def matrix_products():
