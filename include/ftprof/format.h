@@ -192,7 +192,8 @@ enum ftp_record_type {
     FTP_REC_TYPE = 4,        /* an interned Python type name, given an id */
     FTP_REC_WAIT = 5,        /* one blocking wait (a park, a spin, a mutex wait...) */
     FTP_REC_HOLDER = 6,      /* the releaser who woke a waiter: its stack, linked by event id */
-    FTP_REC_MODULE = 7,      /* a loaded ELF object: address range and build id, for symbolizing */
+    FTP_REC_MODULE = 7,      /* a loaded ELF object: address range and build id, for symbolizing and
+                                naming the object a native lock call came from (WAIT.caller) */
     FTP_REC_GIL_ENABLED = 8, /* the GIL came back: when, and the extension loaded just before */
     FTP_REC_THREAD_END = 9,  /* a thread's lifetime and CPU time, written as it ends (version 3) */
     FTP_REC_INFLIGHT = 10,   /* the table of waits in progress, one slot per thread (version 4) */
