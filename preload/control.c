@@ -146,7 +146,7 @@ bool ftp_ring_recycle(uint32_t *index)
             uint32_t size = atomic_load_explicit((_Atomic uint32_t *)&r->size, memory_order_acquire);
             if (size == 0 || size % FTP_RECORD_ALIGN || size > ftp_state.chunk_size - off)
                 break;
-            if (r->type == FTP_REC_WAIT && size >= sizeof(struct ftp_rec_wait)) {
+            if (r->type == FTP_REC_WAIT && size >= FTP_REC_WAIT_V6_SIZE) {
                 lost++;
                 uint64_t end = ((const struct ftp_rec_wait *)r)->end_ns;
                 if (end > until)

@@ -41,6 +41,7 @@ void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
     r->type_id = w->type_id;
     r->region_offset = w->region_offset;
     r->reserved1 = 0;
+    r->caller = w->caller;
     ftp_ring_commit(t, r, FTP_REC_WAIT, w->flags, sizeof *r);
     atomic_fetch_add_explicit(&ftp_state.events, 1, memory_order_relaxed);
 }

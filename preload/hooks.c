@@ -560,14 +560,20 @@ EXPORT int sched_yield(void)
  * pthread mutexes and rwlocks (native code: sqlite3, OpenSSL, ...; and the GIL's mutex).
  * ------------------------------------------------------------------------------------------------- */
 /* Everything before the blocking call: false when a detach came in (block without recording). On true,
- * the waiter is registered (*reg) and the thread is marked as blocking. */
+ * the waiter is registered (*reg) and the thread is marked as blocking. `caller`, the lock call's return
+ * address, names the object that takes the lock (an extension, a vendored BLAS): its module record is
+ * written first if it is new. */
 static bool native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_t lock, uint8_t kind,
-                              struct ftp_waiter **reg)
+                              uintptr_t caller, struct ftp_waiter **reg)
 {
     uint64_t now;
     if (!slow_path_begin(t, &now))
         return false;
     w->kind = kind;
+    if (kind != FTP_KIND_GIL) {
+        w->caller = caller;
+        ftp_native_describe_caller(t, caller);
+    }
     w->region = FTP_REGION_HEAP;
     w->event_id = ftp_event_next_id(t);
     w->acq_seq = ++t->acq_counter;
@@ -616,8 +622,8 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
     struct ftp_wait w = {0};
     struct ftp_waiter *reg;
     int saved_errno = errno;
-    if (!native_wait_begin(t, &w, (uintptr_t)m, ftp_python_is_gil((uintptr_t)m) ? FTP_KIND_GIL : FTP_KIND_PTHREAD_MUTEX,
-                           &reg))
+    uint8_t kind = ftp_python_is_gil((uintptr_t)m) ? FTP_KIND_GIL : FTP_KIND_PTHREAD_MUTEX;
+    if (!native_wait_begin(t, &w, (uintptr_t)m, kind, (uintptr_t)__builtin_return_address(0), &reg))
         return ftp_real.pthread_mutex_lock(m);
     rc = ftp_real.pthread_mutex_lock(m);
     native_wait_end(t, &w, reg, rc);
@@ -648,7 +654,8 @@ EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
     return release_with_holder((uintptr_t)m, call_mutex_unlock, m);
 }
 
-static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), int (*trylock)(pthread_rwlock_t *))
+static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), int (*trylock)(pthread_rwlock_t *),
+                          uintptr_t caller)
 {
     struct ftp_thread *t = hook_enter();
     if (FTP_LIKELY(!t))
@@ -659,7 +666,7 @@ static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), 
     struct ftp_wait w = {0};
     struct ftp_waiter *reg;
     int saved_errno = errno;
-    if (!native_wait_begin(t, &w, (uintptr_t)l, FTP_KIND_PTHREAD_RWLOCK, &reg))
+    if (!native_wait_begin(t, &w, (uintptr_t)l, FTP_KIND_PTHREAD_RWLOCK, caller, &reg))
         return lock(l);
     rc = lock(l);
     native_wait_end(t, &w, reg, rc);
@@ -670,13 +677,15 @@ static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), 
 EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
 {
     REAL(pthread_rwlock_rdlock);
-    return rwlock_acquire(l, ftp_real.pthread_rwlock_rdlock, ftp_real.pthread_rwlock_tryrdlock);
+    return rwlock_acquire(l, ftp_real.pthread_rwlock_rdlock, ftp_real.pthread_rwlock_tryrdlock,
+                          (uintptr_t)__builtin_return_address(0));
 }
 
 EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 {
     REAL(pthread_rwlock_wrlock);
-    return rwlock_acquire(l, ftp_real.pthread_rwlock_wrlock, ftp_real.pthread_rwlock_trywrlock);
+    return rwlock_acquire(l, ftp_real.pthread_rwlock_wrlock, ftp_real.pthread_rwlock_trywrlock,
+                          (uintptr_t)__builtin_return_address(0));
 }
 
 EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)

@@ -25,6 +25,17 @@
 #include "recorder.h"
 
 static uintptr_t last_map_entry; /* the last link-map entry already described in this file */
+/* The executable ranges described in this file so far (appended by the one walker, read by any hook),
+ * and per thread the last one a native lock's caller was found in: a thread that waits again on a lock
+ * of the same library (the common case) finds it in two compares, with no system call. `generation`
+ * changes with every new file, which makes the threads' remembered ranges stale. */
+#define DESCRIBED_MAX 1024
+static struct { _Atomic uintptr_t start, end; } described[DESCRIBED_MAX]; /* relaxed: n_described orders */
+static _Atomic uint32_t n_described;
+static _Atomic uint32_t generation = 1;
+static __thread uintptr_t caller_start __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t caller_end __attribute__((tls_model("initial-exec")));
+static __thread uint32_t caller_generation __attribute__((tls_model("initial-exec")));
 static _Atomic int walking;      /* one walker at a time; others just skip (never wait) */
 static char exe_path[1024];
 
@@ -54,6 +65,8 @@ void ftp_native_init(void)
 void ftp_native_reset(void)
 {
     last_map_entry = 0;
+    atomic_store(&n_described, 0);
+    atomic_fetch_add(&generation, 1);
     atomic_store(&walking, 0);
 }
 
@@ -147,6 +160,12 @@ static void write_module(struct ftp_thread *t, uintptr_t bias, const char *path)
     memcpy((uint8_t *)(r + 1) + bid_len, path, path_len);
     memset((uint8_t *)(r + 1) + bid_len + path_len, 0, rec_size - sizeof *r - bid_len - path_len);
     ftp_ring_commit(t, r, FTP_REC_MODULE, 0, rec_size);
+    uint32_t n = atomic_load_explicit(&n_described, memory_order_relaxed); /* one walker at a time */
+    if (n < DESCRIBED_MAX) {
+        atomic_store_explicit(&described[n].start, start, memory_order_relaxed);
+        atomic_store_explicit(&described[n].end, end, memory_order_relaxed);
+        atomic_store_explicit(&n_described, n + 1, memory_order_release);
+    }
 }
 
 static uintptr_t map_head(void)
@@ -229,12 +248,45 @@ static int unwind_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
     return real_dl_iterate_phdr(cb, data);
 }
 
+void ftp_native_catch_up(struct ftp_thread *t)
+{
+    /* Objects loaded since we last looked (imports) must be described before their addresses appear:
+     * two reads when nothing was loaded since. */
+    struct map_entry tail;
+    if (!last_map_entry || (ftp_safe_read(&tail, last_map_entry, sizeof tail) && tail.l_next))
+        ftp_native_write_modules(t);
+}
+
+static bool caller_described(uintptr_t caller, uint32_t gen)
+{
+    uint32_t n = atomic_load_explicit(&n_described, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++) {
+        uintptr_t start = atomic_load_explicit(&described[i].start, memory_order_relaxed);
+        uintptr_t end = atomic_load_explicit(&described[i].end, memory_order_relaxed);
+        if (start <= caller && caller < end) {
+            caller_start = start;
+            caller_end = end;
+            caller_generation = gen;
+            return true;
+        }
+    }
+    return false;
+}
+
+void ftp_native_describe_caller(struct ftp_thread *t, uintptr_t caller)
+{
+    uint32_t gen = atomic_load_explicit(&generation, memory_order_acquire);
+    if (caller_generation == gen && caller_start <= caller && caller < caller_end)
+        return;
+    if (!caller_described(caller, gen)) {
+        ftp_native_catch_up(t);
+        caller_described(caller, gen);
+    }
+}
+
 int ftp_native_backtrace(struct ftp_thread *t, uint64_t *pcs, int max)
 {
-    /* Objects loaded since we last looked (imports) must be described before their addresses appear. */
-    struct map_entry tail;
-    if (last_map_entry && ftp_safe_read(&tail, last_map_entry, sizeof tail) && tail.l_next)
-        ftp_native_write_modules(t);
+    ftp_native_catch_up(t);
     void *buf[FTP_MAX_NATIVE_FRAMES];
     if (max > FTP_MAX_NATIVE_FRAMES)
         max = FTP_MAX_NATIVE_FRAMES;

@@ -476,6 +476,12 @@ FTP_HIDDEN int ftp_native_backtrace(struct ftp_thread *t, uint64_t *pcs, int max
 FTP_HIDDEN void ftp_native_init(void);
 /* MODULE records for objects loaded since the last call (walks the loader's link map, lock-free). */
 FTP_HIDDEN void ftp_native_write_modules(struct ftp_thread *t);
+/* Describes the objects loaded since the module map was last written (all of them the first time), so
+ * that a native lock call's return address can be named whether or not FTPROF_NATIVE is on. */
+FTP_HIDDEN void ftp_native_catch_up(struct ftp_thread *t);
+/* The same for the object holding `caller` (a native lock call's return address): nothing to do, and
+ * no system call, when this thread's last such caller was in the same object. */
+FTP_HIDDEN void ftp_native_describe_caller(struct ftp_thread *t, uintptr_t caller);
 /* The path of the most recently loaded Python extension module (for the GIL notice); length or 0. */
 FTP_HIDDEN size_t ftp_native_last_extension(char *out, size_t cap);
 FTP_HIDDEN void ftp_native_reset(void);
@@ -524,6 +530,7 @@ struct ftp_wait {
     uint64_t acq_seq;
     uint64_t start_ns, park_ns, end_ns;
     uint64_t lock_addr;
+    uint64_t caller; /* pthread mutex/rwlock waits: the lock call's return address (0: none) */
 };
 FTP_HIDDEN void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w);
 FTP_HIDDEN void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy, uint64_t now);

@@ -122,7 +122,7 @@ static bool live_scan_visit(void *ctx, uint32_t chunk, const struct ftp_record *
 {
     (void)chunk;
     struct live_scan *s = ctx;
-    if (rec->type == FTP_REC_WAIT && rec->size >= sizeof(struct ftp_rec_wait)) {
+    if (rec->type == FTP_REC_WAIT && rec->size >= FTP_REC_WAIT_V6_SIZE) {
         const struct ftp_rec_wait *w = (const void *)rec;
         if (w->end_ns > s->last_event_ns)
             s->last_event_ns = w->end_ns;

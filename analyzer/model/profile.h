@@ -62,6 +62,12 @@ struct prof_lock {
     const char *name;       /* e.g. "Lock @…4a20", "dict @…91c0", "PyMutex _PyRuntime+0x1a8" */
     const char *source;     /* stripped source text of the main acquire line, or NULL */
     const char *owner;      /* what the program calls it: "RENDER_LOCK", "CACHE", "queue.Queue.mutex"; or NULL */
+    /* pthread_mutex / pthread_rwlock: the loaded object whose code called pthread_*lock (its path,
+     * normalized), and the installed distribution whose RECORD lists that file; NULL when unknown
+     * (recordings before format 7, an object not in the module map, a file no RECORD lists).
+     * native_other_object: a second object seen taking the same lock, or NULL. */
+    const char *native_object, *native_other_object;
+    const char *native_distribution, *native_version, *native_wheel_tag;
     uint64_t contentions;
     uint64_t wait_ns, max_wait_ns, p50_wait_ns, p99_wait_ns, spin_ns;
     uint64_t handoffs;

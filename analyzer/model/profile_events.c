@@ -195,6 +195,23 @@ static bool prof_gil_is_transient(struct prof_internal *in, const struct pacq *a
     return true;
 }
 
+/* A native lock's callers: the first, and the first one in another object (looked up only for a call
+ * site not seen last, so a lock taken from a few sites of one library costs a compare). */
+static void prof_lock_note_caller(struct prof_internal *in, struct plock *l, uint64_t caller)
+{
+    if (!caller || caller == l->caller || caller == l->same_object_caller || l->other_caller)
+        return;
+    if (!l->caller) {
+        l->caller = caller;
+        return;
+    }
+    const struct pfiledefs *d = &in->defs[l->file];
+    if (prof_module_of_pc(d, caller) == prof_module_of_pc(d, l->caller))
+        l->same_object_caller = caller;
+    else
+        l->other_caller = caller;
+}
+
 void prof_close_acq(struct prof_internal *in, struct pacq *a)
 {
     a->open = false;
@@ -266,6 +283,7 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
         if (alias)
             *alias = (uint64_t)li + 1;
     }
+    prof_lock_note_caller(in, l, a->caller);
     l->contentions++;
     l->wait += wait;
     l->spin += spin;
@@ -408,7 +426,7 @@ void prof_join_park(struct prof_internal *in, struct pacq *a, bool final)
 
 static void prof_event_wait(struct prof_internal *in, const struct ftp_record *rec)
 {
-    if (rec->size < sizeof(struct ftp_rec_wait))
+    if (rec->size < FTP_REC_WAIT_V6_SIZE)
         return;
     const struct ftp_rec_wait *w = (const void *)rec;
     struct profile *p = in->p;
@@ -422,6 +440,7 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
     struct pacq *a = prof_acq_for(in, w->tid);
     if (!a)
         return;
+    uint64_t caller = rec->size >= sizeof(struct ftp_rec_wait) ? w->caller : 0;
     /* A record of the same acquisition: its earlier park's wake-up did not end the wait. */
     prof_join_park(in, a, !(a->open && a->acq_seq == w->acq_seq));
     if (a->open && a->acq_seq == w->acq_seq) {
@@ -429,6 +448,8 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
             a->park = w->park_ns;
         a->end = w->end_ns;
         a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
+        if (!a->caller)
+            a->caller = caller;
         if (a->raw_kind == FTP_KIND_SPIN && w->kind != FTP_KIND_SPIN) {
             /* A spin that went on to park: the parked record names the lock. */
             a->raw_kind = w->kind;
@@ -452,6 +473,7 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         a->region_offset = w->region_offset;
         a->type_id = w->type_id;
         a->stack_id = w->stack_id;
+        a->caller = caller;
         a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
     }
 

@@ -80,7 +80,8 @@ static void prof_finish(struct prof_internal *in)
             const char *tn = l->kind == PROF_KIND_LOCK ? "_thread.lock" : "_thread.RLock";
             o->type = prof_intern(in, tn, strlen(tn));
         }
-        o->name = l->name = prof_lock_name(in, l, o->type);
+        prof_lock_native_owner(in, l, o);
+        o->name = l->name = prof_lock_name_owned(in, l, o->type, o);
         o->contentions = l->contentions;
         o->wait_ns = l->wait;
         o->max_wait_ns = l->max;

@@ -88,6 +88,7 @@ struct pacq {
     uint8_t raw_kind, region;
     uint32_t stack_id, type_id, region_offset;
     uint64_t acq_seq, start, park, end, addr;
+    uint64_t caller;               /* a native lock call's return address (format 7), 0 if unknown */
     uint32_t thread;               /* 1 + index into profile.threads, 0 until looked up */
     uint64_t rel_addr, rel_ns;     /* the thread's last release recorded as a holder */
     /* The acquisition's last park, held back until the thread's next record says whether it was the
@@ -113,6 +114,9 @@ struct plock {
     bool merged;     /* one row for many short-lived objects: condition waiter locks, joined threads */
     uint32_t hgroup; /* for merged locks: 1 + their holder group */
     const char *name; /* the report's name, once finished */
+    /* pthread mutex/rwlock: the first lock call's return address seen, one in another object, and
+     * the last other call site found in the first one's object; 0 when the records have none */
+    uint64_t caller, other_caller, same_object_caller;
 };
 
 struct psite {
@@ -316,11 +320,18 @@ enum prof_kind prof_wait_kind(struct prof_internal *in, uint32_t file, uint8_t r
 void prof_file_live_facts(struct prof_file *f, const struct ftp_file_header *h, uint64_t end_ns);
 
 /* profile_names.c */
+/* The recorded object whose code holds `pc`, or NULL. */
+const struct pmodule *prof_module_of_pc(const struct pfiledefs *d, uint64_t pc);
+/* The object that took a native lock (from its callers and the recording's module map) and its
+ * distribution, into o->native_*; then the name, which says them. */
+void prof_lock_native_owner(struct prof_internal *in, const struct plock *l, struct prof_lock *o);
 const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type);
 /* A wait that never parked, named by the recorder's register scan as a PyMutex in the runtime or
  * interpreter state, on a field the interpreter's debug information says is no lock: a spin whose lock
  * is not known (it goes to the lock its stack parks on, or stays unattributed). */
 bool prof_spin_on_non_lock(struct prof_internal *in, uint32_t file, uint8_t raw_kind, uint64_t park_ns, uint8_t region,
                            uint32_t region_offset);
+const char *prof_lock_name_owned(struct prof_internal *in, const struct plock *l, const char *type,
+                                 const struct prof_lock *o);
 
 #endif

@@ -2,9 +2,11 @@
  * are, from the interpreter binary's debug information. */
 #include "profile_model.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "profile_dist.h"
 #include "symbolize.h"
 
 static const char *prof_lock_label(const struct plock *l, const char *type)
@@ -132,10 +134,70 @@ static bool prof_region_field(struct prof_internal *in, const struct plock *l, c
     return true;
 }
 
+const struct pmodule *prof_module_of_pc(const struct pfiledefs *d, uint64_t pc)
+{
+    for (size_t i = 0; i < d->n_mods; i++)
+        if (d->mods[i].start <= pc && pc < d->mods[i].end && d->mods[i].path)
+            return &d->mods[i];
+    return NULL;
+}
+
+/* The path of the object holding a return address, normalized ("…/numpy/../numpy.libs/x.so" as the
+ * loader found it through an $ORIGIN run path), interned; NULL if no module record covers it. */
+static const char *prof_caller_object(struct prof_internal *in, uint32_t file, uint64_t caller)
+{
+    const struct pmodule *m = caller ? prof_module_of_pc(&in->defs[file], caller - 1) : NULL;
+    char norm[PATH_MAX];
+    if (!m)
+        return NULL;
+    const char *path = prof_dist_normalize(m->path, norm, sizeof(norm)) ? norm : m->path;
+    return prof_intern(in, path, strlen(path));
+}
+
+void prof_lock_native_owner(struct prof_internal *in, const struct plock *l, struct prof_lock *o)
+{
+    if (l->kind != PROF_KIND_PTHREAD_MUTEX && l->kind != PROF_KIND_PTHREAD_RWLOCK)
+        return;
+    o->native_object = prof_caller_object(in, l->file, l->caller);
+    o->native_other_object = prof_caller_object(in, l->file, l->other_caller);
+    struct prof_dist dist;
+    if (!o->native_object || !prof_dist_of_file(o->native_object, &dist))
+        return;
+    o->native_distribution = prof_intern(in, dist.name, strlen(dist.name));
+    o->native_version = prof_intern(in, dist.version, strlen(dist.version));
+    o->native_wheel_tag = dist.wheel_tag[0] ? prof_intern(in, dist.wheel_tag, strlen(dist.wheel_tag)) : NULL;
+}
+
+static const char *prof_base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* "pthread_mutex in libscipy_openblas64_-4b78795a.so (numpy 2.3.4)": the label with the object that
+ * took the lock, when known. */
+static void prof_owned_label(const char *label, const struct prof_lock *o, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s", label);
+    if (!o || !o->native_object || n < 0 || (size_t)n >= cap)
+        return;
+    n += snprintf(out + n, cap - (size_t)n, " in %s", prof_base_name(o->native_object));
+    if (o->native_distribution && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, " (%s %s)", o->native_distribution, o->native_version);
+    if (o->native_other_object && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, " and %s", prof_base_name(o->native_other_object));
+}
+
 const char *prof_lock_name(struct prof_internal *in, const struct plock *l, const char *type)
 {
-    char buf[192], field[160];
-    const char *label = prof_lock_label(l, type);
+    return prof_lock_name_owned(in, l, type, NULL);
+}
+
+const char *prof_lock_name_owned(struct prof_internal *in, const struct plock *l, const char *type,
+                                 const struct prof_lock *o)
+{
+    char buf[512], field[160], label[320];
+    prof_owned_label(prof_lock_label(l, type), o, label, sizeof(label));
     static const char *const regions[] = {[FTP_REGION_RUNTIME] = "_PyRuntime", [FTP_REGION_INTERP] = "interp",
                                           [FTP_REGION_TSTATE] = "tstate"};
     if (l->region >= FTP_REGION_RUNTIME && l->region <= FTP_REGION_TSTATE && prof_region_field(in, l, field, sizeof(field)))

@@ -73,7 +73,7 @@ static bool tl_visit(void *ctx, uint32_t chunk, const struct ftp_record *rec)
 {
     (void)chunk;
     struct tl *t = ctx;
-    if (rec->type == FTP_REC_WAIT && rec->size >= sizeof(struct ftp_rec_wait) && !(rec->flags & FTP_WAIT_FAILED)) {
+    if (rec->type == FTP_REC_WAIT && rec->size >= FTP_REC_WAIT_V6_SIZE && !(rec->flags & FTP_WAIT_FAILED)) {
         const struct ftp_rec_wait *w = (const void *)rec;
         struct tl_acq *a = tl_acq_for(t, w->tid);
         if (!a)

@@ -95,6 +95,21 @@ static json_t *rj_time(const struct prof_time *t)
     return o;
 }
 
+/* pthread kinds: {"object", "other_object", "distribution", "version", "wheel_tag"} (each null when not
+ * known); other kinds: null. */
+static json_t *rj_native_owner(const struct prof_lock *l)
+{
+    if (!l->native_object)
+        return json_null();
+    json_t *o = json_object();
+    rj_set(o, "object", report_json_str(l->native_object));
+    rj_set(o, "other_object", report_json_str(l->native_other_object));
+    rj_set(o, "distribution", report_json_str(l->native_distribution));
+    rj_set(o, "version", report_json_str(l->native_version));
+    rj_set(o, "wheel_tag", report_json_str(l->native_wheel_tag));
+    return o;
+}
+
 int report_json(FILE *out, const struct profile *p, size_t top) { return report_json_with(out, p, top, NULL); }
 
 int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra)
@@ -113,6 +128,7 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "name", report_json_str(l->name));
         rj_set(o, "source", report_json_str(l->source));
         rj_set(o, "owner", report_json_str(l->owner));
+        rj_set(o, "native_owner", rj_native_owner(l));
         rj_set(o, "file", report_json_str(p->files[l->file].path));
         rj_set(o, "pid", json_integer(p->files[l->file].pid));
         rj_set(o, "contentions", rj_u64(l->contentions));

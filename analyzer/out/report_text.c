@@ -278,6 +278,20 @@ static void rt_lock_note(struct rt *r, const struct prof_lock *l)
     else if (strcmp(l->name, "spin (unattributed)") == 0)
         note = "(short spins that got their lock without ever parking, from stacks that never parked on a known "
                "lock: the recorder cannot tell which lock they were; README, Limitations)";
+    char owner[1024];
+    if (!note && l->native_object) {
+        /* The name may be cut to the terminal's width: the object, distribution and wheel in full. */
+        int n = snprintf(owner, sizeof(owner), "(taken by code in %s", l->native_object);
+        if (l->native_other_object && n > 0 && (size_t)n < sizeof(owner))
+            n += snprintf(owner + n, sizeof(owner) - (size_t)n, " and in %s", l->native_other_object);
+        if (n > 0 && (size_t)n < sizeof(owner))
+            snprintf(owner + n, sizeof(owner) - (size_t)n, "%s%s%s%s%s%s", l->native_distribution ? ", installed by " : "; "
+                     "no installed distribution lists it", l->native_distribution ? l->native_distribution : "",
+                     l->native_distribution ? " " : "", l->native_version ? l->native_version : "",
+                     l->native_wheel_tag ? " from a wheel tagged " : "", l->native_wheel_tag ? l->native_wheel_tag : "");
+        strncat(owner, ")", sizeof(owner) - strlen(owner) - 1);
+        note = owner;
+    }
     if (!note)
         return;
     fprintf(r->out, "      %s%-8s ", rt_c(r, RT_DIM), "");

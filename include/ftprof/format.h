@@ -37,11 +37,13 @@
 
 #define FTP_MAGIC "FTPROF\x01\n" /* 8 bytes: name, a byte no text has, a newline catching text-mode damage */
 #define FTP_MAGIC_LEN 8
-#define FTP_VERSION 6            /* 2: process identity, disk-full and exec facts in the header;
+#define FTP_VERSION 7            /* 2: process identity, disk-full and exec facts in the header;
                                     3: THREAD_END records and the process's CPU time at exit;
                                     4: waits in flight (INFLIGHT), pause/resume, min-wait, ring mode;
                                     5: attached recordings (FTP_FLAG_ATTACHED, FTP_CONTROL_DETACH);
-                                    6: the recorder's notes in the header (notes_len, notes[]) */
+                                    6: the recorder's notes in the header (notes_len, notes[]);
+                                    7: WAIT records of 88 bytes: the native lock call's caller, and
+                                       MODULE records for native lock callers without FTPROF_NATIVE */
 #define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero; version 2
                                     ones as version 3 ones without thread ends (old readers skip them) */
 #define FTP_HEADER_SIZE 4096
@@ -190,7 +192,8 @@ enum ftp_record_type {
     FTP_REC_TYPE = 4,        /* an interned Python type name, given an id */
     FTP_REC_WAIT = 5,        /* one blocking wait (a park, a spin, a mutex wait...) */
     FTP_REC_HOLDER = 6,      /* the releaser who woke a waiter: its stack, linked by event id */
-    FTP_REC_MODULE = 7,      /* a loaded ELF object: address range and build id, for symbolizing */
+    FTP_REC_MODULE = 7,      /* a loaded ELF object: address range and build id, for symbolizing and
+                                naming the object a native lock call came from (WAIT.caller) */
     FTP_REC_GIL_ENABLED = 8, /* the GIL came back: when, and the extension loaded just before */
     FTP_REC_THREAD_END = 9,  /* a thread's lifetime and CPU time, written as it ends (version 3) */
     FTP_REC_INFLIGHT = 10,   /* the table of waits in progress, one slot per thread (version 4) */
@@ -323,7 +326,7 @@ enum ftp_region {
 #define FTP_WAIT_FAILED (1u << 5)       /* the lock call failed at once (EDEADLK...): no wait, no acquisition;
                                            written so the cost of that path is the recorder's usual one */
 
-/*  FTP_REC_WAIT (80 bytes)
+/*  FTP_REC_WAIT (88 bytes; 80 before version 7)
  *   0 header (flags: FTP_WAIT_*)
  *   8 tid u32    12 kind u8 | region u8 | reserved u16
  *  16 event_id u64 (tid << 32 | per-thread sequence; HOLDER records point here)
@@ -331,6 +334,11 @@ enum ftp_region {
  *  32 start_ns u64 (first spin, or the park)   40 park_ns u64 (0: never parked)   48 end_ns u64
  *  56 lock_addr u64 (0: SPIN, SEQLOCK)              64 stack_id u32    68 type_id u32 (0: none)
  *  72 region_offset u32 (offset inside region)  76 reserved u32
+ *  80 caller u64 (version 7): for PTHREAD_MUTEX / PTHREAD_RWLOCK waits, the return address of the
+ *     pthread_*lock call, so the analyzer can name the object that took the lock from the MODULE
+ *     records (written for it also without FTPROF_NATIVE); 0 for other kinds or when not known.
+ *  Readers take the first 80 bytes of any WAIT record at least that long (older readers thus read
+ *  version 7 files), and the caller only from records of 88 bytes or more.
  */
 struct ftp_rec_wait {
     struct ftp_record h;
@@ -348,8 +356,10 @@ struct ftp_rec_wait {
     uint32_t type_id;
     uint32_t region_offset;
     uint32_t reserved1;
+    uint64_t caller;
 };
-_Static_assert(sizeof(struct ftp_rec_wait) == 80, "wait record");
+_Static_assert(sizeof(struct ftp_rec_wait) == 88, "wait record");
+#define FTP_REC_WAIT_V6_SIZE 80 /* WAIT records before version 7: no caller */
 
 /*  FTP_REC_HOLDER (40 bytes)
  *   0 header   8 tid u32 (the releaser)   12 stack_id u32   16 waiter_event_id u64

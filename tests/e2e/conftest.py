@@ -58,6 +58,19 @@ _STACK_ENTRY = {
     },
 }
 _COUNT = {"type": "integer", "minimum": 0}
+# A native lock's owner: the object that called pthread_*lock and its installed distribution.
+_NATIVE_OWNER = {
+    "type": "object",
+    "required": ["object", "other_object", "distribution", "version", "wheel_tag"],
+    "additionalProperties": False,
+    "properties": {
+        "object": {"type": "string", "minLength": 1},
+        "other_object": {"type": ["string", "null"]},
+        "distribution": {"type": ["string", "null"]},
+        "version": {"type": ["string", "null"]},
+        "wheel_tag": {"type": ["string", "null"]},
+    },
+}
 REPORT_SCHEMA = {
     "type": "object",
     "required": ["locks", "gil_enabled", "notes", "dropped_events", "duration_ns", "threads", "files"],
@@ -75,6 +88,7 @@ REPORT_SCHEMA = {
                     "contentions": _COUNT, "wait_ns": _COUNT, "max_wait_ns": _COUNT,
                     "p50_wait_ns": _COUNT, "p99_wait_ns": _COUNT, "spin_ns": _COUNT,
                     "handoffs": _COUNT,
+                    "native_owner": {"oneOf": [{"type": "null"}, _NATIVE_OWNER]},
                     "waiters": {"type": "array", "items": _STACK_ENTRY},
                     "holders": {"type": "array", "items": _STACK_ENTRY},
                 },
