@@ -137,7 +137,7 @@ def test_run_summary_cuts_source_lines_between_words(ftprof_cli, ftprof_lib, ft_
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     source = next(l.strip() for l in wl.read_text().splitlines() if l.strip().startswith("warmer = "))
-    rows = [l for l in proc.stderr.splitlines() if " lock Lock @" in l and "warmer" in l]
+    rows = [l for l in proc.stderr.splitlines() if " lock Lock " in l and "warmer" in l]
     assert rows, proc.stderr
     for row in rows:
         assert len(row) <= 100 and row.endswith("\u2026"), row
