@@ -104,6 +104,8 @@ static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint
     struct prof_lock_cache *c = &in->lock_cache[(addr ^ (addr >> 12) ^ k2 ^ (k2 >> 29)) % PROF_LOCK_CACHE];
     if (c->valid && c->addr == addr && c->k2 == k2) {
         *index = c->index;
+        if (!in->locks[c->index].type_id)
+            in->locks[c->index].type_id = type_id; /* as below: cached or not, the first type id known */
         return &in->locks[c->index];
     }
     bool ins;
@@ -180,6 +182,84 @@ static void prof_thread_add_wait(struct prof_thread *th, enum prof_kind kind, ui
         th->waiting_for_work_ns += wait;
 }
 
+/* A spin names no lock: which one it belongs to is known only once all parks were seen, so it waits,
+ * aggregated by stack, for prof_attribute_spins. */
+static void prof_close_spin(struct prof_internal *in, const struct pacq *a, uint64_t wait, uint64_t spin)
+{
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->spins_map, a->file, a->stack_id, &ins);
+    if (!slot)
+        return;
+    if (ins) {
+        struct pspin *sp = PUSH(in, spins);
+        if (!sp) {
+            pmap_del(&in->spins_map, a->file, a->stack_id);
+            return;
+        }
+        sp->file = a->file;
+        sp->stack_id = a->stack_id;
+        *slot = in->n_spins - 1;
+    }
+    struct pspin *sp = &in->spins[*slot];
+    sp->count++;
+    sp->wait += wait;
+    sp->spin += spin;
+    if (wait > sp->max)
+        sp->max = wait;
+    if (sp->count == 1 || wait < sp->min)
+        sp->min = wait;
+    phist_add(&sp->hist, wait);
+    /* The thread's share of the spin's wait waits in the value until the spin's lock is known. */
+    uint64_t *per_tid = prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
+    if (per_tid)
+        *per_tid += wait;
+}
+
+/* The lock row (index *li) and the (lock, stack) site an acquisition counts on, through the stack's
+ * class and the lock and site maps; NULL when out of memory (*site may be NULL alone). */
+static struct plock *prof_acq_resolve(struct prof_internal *in, const struct pacq *a, uint32_t *li, struct psite **site)
+{
+    enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
+    /* Condition.wait parks on a fresh waiter lock each time and every thread has its own join lock:
+     * grouping those by address would give one row per wait, so they share one row per file and
+     * remember the addresses to find their holders (notify, thread exit) later. */
+    bool merge = prof_merged_kind(kind, a->raw_kind);
+    struct plock *l = prof_lock_get(in, a->file, merge ? 0 : a->addr, kind, merge ? 0 : a->type_id, a->raw_kind,
+                                    merge ? 0 : a->region, merge ? 0 : a->region_offset, li);
+    if (!l)
+        return NULL;
+    if (merge)
+        l->merged = true;
+    *site = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, *li, a->stack_id);
+    return &in->locks[*li];
+}
+
+/* prof_acq_resolve, remembered by the acquisition's raw fields: what they resolve to never changes
+ * once the file's definitions are read, and most acquisitions repeat a recent (lock, stack). */
+static struct plock *prof_acq_lookup(struct prof_internal *in, const struct pacq *a, uint32_t *li, struct psite **site)
+{
+    if (!in->wait_cache)
+        in->wait_cache = calloc(PROF_WAIT_CACHE, sizeof(*in->wait_cache)); /* without it: every time resolved */
+    if (!in->wait_cache)
+        return prof_acq_resolve(in, a, li, site);
+    uint64_t h = (a->addr ^ ((uint64_t)a->stack_id << 32 | a->type_id)) * 0x9e3779b97f4a7c15ull;
+    h ^= ((uint64_t)a->file << 8 | a->raw_kind) * 0xbf58476d1ce4e5b9ull;
+    struct prof_wait_cache *c = &in->wait_cache[(h >> 32) % PROF_WAIT_CACHE];
+    if (c->valid && c->addr == a->addr && c->stack_id == a->stack_id && c->type_id == a->type_id &&
+        c->file == a->file && c->raw_kind == a->raw_kind) {
+        /* The first resolve gave the lock its type id if it had none: nothing to update here. */
+        *li = c->lock;
+        *site = &in->sites[c->site];
+        return &in->locks[c->lock];
+    }
+    struct plock *l = prof_acq_resolve(in, a, li, site);
+    if (l && *site)
+        *c = (struct prof_wait_cache){.addr = a->addr, .stack_id = a->stack_id, .type_id = a->type_id,
+                                      .file = a->file, .lock = *li, .site = (uint32_t)(*site - in->sites),
+                                      .raw_kind = a->raw_kind, .valid = true};
+    return l;
+}
+
 void prof_close_acq(struct prof_internal *in, struct pacq *a)
 {
     a->open = false;
@@ -187,51 +267,18 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
     uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
     if (spin > wait)
         spin = wait;
-
     if (a->raw_kind == FTP_KIND_SPIN) {
-        /* Which lock a spin belongs to is known only once all parks were seen: park it by stack. */
-        bool ins;
-        uint64_t *slot = prof_put(in, &in->spins_map, a->file, a->stack_id, &ins);
-        if (!slot)
-            return;
-        if (ins) {
-            struct pspin *sp = PUSH(in, spins);
-            if (!sp) {
-                pmap_del(&in->spins_map, a->file, a->stack_id);
-                return;
-            }
-            sp->file = a->file;
-            sp->stack_id = a->stack_id;
-            *slot = in->n_spins - 1;
-        }
-        struct pspin *sp = &in->spins[*slot];
-        sp->count++;
-        sp->wait += wait;
-        sp->spin += spin;
-        if (wait > sp->max)
-            sp->max = wait;
-        if (sp->count == 1 || wait < sp->min)
-            sp->min = wait;
-        phist_add(&sp->hist, wait);
-        /* The thread's share of the spin's wait waits in the value until the spin's lock is known. */
-        uint64_t *per_tid = prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
-        if (per_tid)
-            *per_tid += wait;
+        prof_close_spin(in, a, wait, spin);
         return;
     }
 
-    enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
-    /* Condition.wait parks on a fresh waiter lock each time and every thread has its own join lock:
-     * grouping those by address would give one row per wait, so they share one row per file and
-     * remember the addresses to find their holders (notify, thread exit) later. */
-    bool merge = prof_merged_kind(kind, a->raw_kind);
     uint32_t li;
-    struct plock *l = prof_lock_get(in, a->file, merge ? 0 : a->addr, kind, merge ? 0 : a->type_id, a->raw_kind,
-                                    merge ? 0 : a->region, merge ? 0 : a->region_offset, &li);
+    struct psite *s = NULL;
+    struct plock *l = prof_acq_lookup(in, a, &li, &s);
     if (!l)
         return;
-    if (merge) {
-        l->merged = true;
+    enum prof_kind kind = l->kind;
+    if (l->merged) {
         uint64_t *alias = prof_put(in, &in->aliases, a->file, a->addr, NULL);
         if (alias)
             *alias = (uint64_t)li + 1;
@@ -252,12 +299,6 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
         if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | li, a->tid, &ins) && ins)
             l->threads++;
     }
-    uint32_t *sc = &in->site_cache[(li * 2654435761u ^ a->stack_id * 40503u) % PROF_SITE_CACHE];
-    struct psite *s = NULL;
-    if (*sc && in->sites[*sc - 1].owner == li && in->sites[*sc - 1].stack_id == a->stack_id)
-        s = &in->sites[*sc - 1];
-    else if ((s = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, li, a->stack_id)))
-        *sc = (uint32_t)(s - in->sites) + 1;
     if (s) {
         s->wait += wait;
         s->count++;
@@ -433,27 +474,51 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
     }
 }
 
+/* The holder site of a release of the lock at `addr` through `stack_id` in the current file: its
+ * holder group (one per lock address) and the group's site of that stack; NULL when out of memory. */
+static struct psite *prof_hsite_resolve(struct prof_internal *in, uint64_t addr, uint32_t stack_id)
+{
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->hgroups_map, addr, in->cur_file, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct phgroup *g = PUSH(in, hgroups);
+        if (!g) {
+            pmap_del(&in->hgroups_map, addr, in->cur_file);
+            return NULL;
+        }
+        g->file = in->cur_file;
+        g->addr = addr;
+        *slot = in->n_hgroups - 1;
+    }
+    return prof_site_get(in, &in->hsites_map, &in->hsites, &in->n_hsites, &in->cap_hsites, (uint32_t)*slot, stack_id);
+}
+
+/* prof_hsite_resolve, remembered by (file, address, stack) in a direct-mapped cache. */
+static struct psite *prof_hsite_lookup(struct prof_internal *in, uint64_t addr, uint32_t stack_id)
+{
+    if (!in->hsite_cache)
+        in->hsite_cache = calloc(PROF_HSITE_CACHE, sizeof(*in->hsite_cache)); /* without it: resolved each time */
+    if (!in->hsite_cache)
+        return prof_hsite_resolve(in, addr, stack_id);
+    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | in->cur_file)) * 0x9e3779b97f4a7c15ull;
+    struct prof_hsite_cache *c = &in->hsite_cache[(h >> 32) % PROF_HSITE_CACHE];
+    if (c->valid && c->addr == addr && c->stack_id == stack_id && c->file == in->cur_file)
+        return &in->hsites[c->site];
+    struct psite *s = prof_hsite_resolve(in, addr, stack_id);
+    if (s)
+        *c = (struct prof_hsite_cache){.addr = addr, .stack_id = stack_id, .file = in->cur_file,
+                                       .site = (uint32_t)(s - in->hsites), .valid = true};
+    return s;
+}
+
 static void prof_event_holder(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->size < sizeof(struct ftp_rec_holder))
         return;
     const struct ftp_rec_holder *h = (const void *)rec;
-    bool ins;
-    uint64_t *slot = prof_put(in, &in->hgroups_map, h->lock_addr, in->cur_file, &ins);
-    if (!slot)
-        return;
-    if (ins) {
-        struct phgroup *g = PUSH(in, hgroups);
-        if (!g) {
-            pmap_del(&in->hgroups_map, h->lock_addr, in->cur_file);
-            return;
-        }
-        g->file = in->cur_file;
-        g->addr = h->lock_addr;
-        *slot = in->n_hgroups - 1;
-    }
-    struct psite *s = prof_site_get(in, &in->hsites_map, &in->hsites, &in->n_hsites, &in->cap_hsites,
-                                    (uint32_t)*slot, h->stack_id);
+    struct psite *s = prof_hsite_lookup(in, h->lock_addr, h->stack_id);
     if (!s)
         return;
     /* Where the releaser's hold can have begun, from its own records: its last acquisition, if that was

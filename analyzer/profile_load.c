@@ -416,6 +416,8 @@ void prof_free(struct profile *p)
         free(in->site_lists);
         free(in->sources);
         free(in->pending);
+        free(in->wait_cache);
+        free(in->hsite_cache);
         pstr_free(&in->strs);
         free(in);
     }

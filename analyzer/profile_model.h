@@ -143,7 +143,8 @@ struct psource {
 };
 
 #define PROF_LOCK_CACHE 1024
-#define PROF_SITE_CACHE 65536
+#define PROF_WAIT_CACHE 32768 /* entries of prof_wait_cache: 1 MiB, allocated at the first wait */
+#define PROF_HSITE_CACHE 16384 /* entries of prof_hsite_cache: 256 KiB, allocated at the first holder */
 
 /* 32 bytes, two to a cache line: the table is the hottest memory of pass 2. */
 struct prof_pending {
@@ -161,6 +162,25 @@ struct prof_pending {
 struct prof_lock_cache {
     uint64_t addr, k2;
     uint32_t index;
+    bool valid;
+};
+
+/* What a closed acquisition's raw fields resolve to: its lock row and its (lock, stack) site. Both
+ * are a function of the key once the file's definitions are read, so a hit skips the stack's class,
+ * the lock's key and two map probes. 32 bytes, two to a cache line. */
+struct prof_wait_cache {
+    uint64_t addr;
+    uint32_t stack_id, type_id, file;
+    uint32_t lock, site;
+    uint8_t raw_kind;
+    bool valid;
+};
+
+/* A holder record's (file, lock address, stack) resolved to its holder site. */
+struct prof_hsite_cache {
+    uint64_t addr;
+    uint32_t stack_id, file;
+    uint32_t site;
     bool valid;
 };
 
@@ -198,7 +218,8 @@ struct prof_internal {
     bool stdlib_looked;
     struct prof_pending *pending;
     struct prof_lock_cache lock_cache[PROF_LOCK_CACHE];
-    uint32_t site_cache[PROF_SITE_CACHE]; /* 1 + index into sites */
+    struct prof_wait_cache *wait_cache;   /* PROF_WAIT_CACHE entries, NULL until the first wait */
+    struct prof_hsite_cache *hsite_cache; /* PROF_HSITE_CACHE entries, NULL until the first holder */
     uint32_t cur_file;
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
     bool oom;
