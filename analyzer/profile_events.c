@@ -7,6 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* phist_add, done some adds later (see PROF_HIST_AHEAD); prof_events_flush does the rest. */
+static void prof_hist_add(struct prof_internal *in, struct phist *h, uint64_t value)
+{
+    struct prof_hist_add *slot;
+    if (in->hist_adds_len == PROF_HIST_AHEAD) {
+        slot = &in->hist_adds[in->hist_adds_first];
+        phist_add_bucket(slot->hist, slot->bucket);
+        in->hist_adds_first = (in->hist_adds_first + 1) % PROF_HIST_AHEAD;
+    } else {
+        slot = &in->hist_adds[(in->hist_adds_first + in->hist_adds_len++) % PROF_HIST_AHEAD];
+    }
+    slot->hist = h;
+    slot->bucket = phist_bucket(value);
+    __builtin_prefetch(&h->counts[slot->bucket], 1);
+}
+
 static bool prof_is_threading(const char *file)
 {
     return prof_ends_with(file, "/threading.py") || (file && strcmp(file, "threading.py") == 0);
@@ -208,7 +224,7 @@ static void prof_close_spin(struct prof_internal *in, const struct pacq *a, uint
         sp->max = wait;
     if (sp->count == 1 || wait < sp->min)
         sp->min = wait;
-    phist_add(&sp->hist, wait);
+    phist_add(&sp->hist, wait); /* not deferred: spins may move when the array grows */
     /* The thread's share of the spin's wait waits in the value until the spin's lock is known. */
     uint64_t *per_tid = prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
     if (per_tid)
@@ -234,29 +250,43 @@ static struct plock *prof_acq_resolve(struct prof_internal *in, const struct pac
     return &in->locks[*li];
 }
 
-/* prof_acq_resolve, remembered by the acquisition's raw fields: what they resolve to never changes
- * once the file's definitions are read, and most acquisitions repeat a recent (lock, stack). */
+/* Where an acquisition's raw fields sit in the wait cache. */
+static size_t prof_wait_slot(const struct pacq *a)
+{
+    uint64_t h = (a->addr ^ ((uint64_t)a->stack_id << 32 | a->type_id)) * 0x9e3779b97f4a7c15ull;
+    h ^= ((uint64_t)a->file << 8 | a->raw_kind) * 0xbf58476d1ce4e5b9ull;
+    return (h >> 32) % PROF_WAIT_CACHE;
+}
+
+/* prof_acq_resolve, remembered by the acquisition's raw fields (see PROF_WAIT_CACHE): most
+ * acquisitions repeat a recent (lock, stack). */
 static struct plock *prof_acq_lookup(struct prof_internal *in, const struct pacq *a, uint32_t *li, struct psite **site)
 {
     if (!in->wait_cache)
         in->wait_cache = calloc(PROF_WAIT_CACHE, sizeof(*in->wait_cache)); /* without it: every time resolved */
     if (!in->wait_cache)
         return prof_acq_resolve(in, a, li, site);
-    uint64_t h = (a->addr ^ ((uint64_t)a->stack_id << 32 | a->type_id)) * 0x9e3779b97f4a7c15ull;
-    h ^= ((uint64_t)a->file << 8 | a->raw_kind) * 0xbf58476d1ce4e5b9ull;
-    struct prof_wait_cache *c = &in->wait_cache[(h >> 32) % PROF_WAIT_CACHE];
-    if (c->valid && c->addr == a->addr && c->stack_id == a->stack_id && c->type_id == a->type_id &&
-        c->file == a->file && c->raw_kind == a->raw_kind) {
-        /* The first resolve gave the lock its type id if it had none: nothing to update here. */
-        *li = c->lock;
-        *site = &in->sites[c->site];
-        return &in->locks[c->lock];
+    uint32_t *c = &in->wait_cache[prof_wait_slot(a)];
+    if (*c) {
+        struct psite *s = &in->sites[*c - 1];
+        /* file + 1: a site that no acquisition resolved to yet (a spin's) has key_file 0 */
+        if (s->key_addr == a->addr && s->stack_id == a->stack_id && s->key_type == a->type_id &&
+            s->key_file == a->file + 1 && s->key_raw == a->raw_kind) {
+            /* The first resolve gave the lock its type id if it had none: nothing to update here. */
+            *li = s->owner;
+            *site = s;
+            return &in->locks[s->owner];
+        }
     }
     struct plock *l = prof_acq_resolve(in, a, li, site);
-    if (l && *site)
-        *c = (struct prof_wait_cache){.addr = a->addr, .stack_id = a->stack_id, .type_id = a->type_id,
-                                      .file = a->file, .lock = *li, .site = (uint32_t)(*site - in->sites),
-                                      .raw_kind = a->raw_kind, .valid = true};
+    if (l && *site) {
+        struct psite *s = *site;
+        s->key_addr = a->addr;
+        s->key_type = a->type_id;
+        s->key_file = a->file + 1;
+        s->key_raw = a->raw_kind;
+        *c = (uint32_t)(s - in->sites) + 1;
+    }
     return l;
 }
 
@@ -292,7 +322,7 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
         l->min = wait;
     l->handoffs += a->handed_off;
     l->parked += a->park != 0;
-    phist_add(l->hist, wait);
+    prof_hist_add(in, l->hist, wait);
     prof_thread_add_wait(prof_acq_thread(in, a), kind, wait);
     if (!prof_lock_knows_tid(l, a->tid)) {
         bool ins = false;
@@ -339,6 +369,13 @@ static struct pacq *prof_acq_for(struct prof_internal *in, uint32_t tid)
 /* Holders and waiters are joined through the waiter's event id; whichever comes first waits in a
  * fixed two-way table, where a newcomer may push out an older entry: memory and time per record stay
  * constant, at the price of an occasional holder whose woken wait is not known. */
+/* The first of the two slots event_id may sit in (see prof_pending_find). */
+static size_t prof_pending_slot(const struct prof_internal *in, uint64_t event_id)
+{
+    uint32_t base = ((uint32_t)(event_id >> 32) ^ (in->cur_file << 20)) * 0x9e3779b1u;
+    return (base + 2 * (uint32_t)event_id) & (PROF_PENDING_SLOTS - 2);
+}
+
 static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t event_id, bool *found)
 {
     if (!in->pending) {
@@ -352,8 +389,7 @@ static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t
     /* A thread's event ids count up (tid << 32 | sequence), and a wait meets its wake-up soon after: so
      * each thread's ids walk through the table in order from a place of their own, and the join touches
      * memory the previous one warmed instead of a random line of a 2 MiB table. */
-    uint32_t base = ((uint32_t)(event_id >> 32) ^ (in->cur_file << 20)) * 0x9e3779b1u;
-    struct prof_pending *a = &in->pending[(base + 2 * (uint32_t)event_id) & (PROF_PENDING_SLOTS - 2)], *b = a + 1;
+    struct prof_pending *a = &in->pending[prof_pending_slot(in, event_id)], *b = a + 1;
     if (in->cur_file >= UINT16_MAX) {
         *found = false;
         return NULL;
@@ -391,7 +427,7 @@ static void prof_hold_add(struct prof_internal *in, struct psite *s, uint64_t wa
     }
     uint64_t hold = wake - from;
     s->hold_exact += acquired && from == bound;
-    phist_add(s->hold, hold);
+    prof_hist_add(in, s->hold, hold);
     if (hold > s->hold_max)
         s->hold_max = hold;
 }
@@ -464,6 +500,8 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         a->type_id = w->type_id;
         a->stack_id = w->stack_id;
         a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
+        if (in->wait_cache) /* for its close, some records later */
+            __builtin_prefetch(&in->wait_cache[prof_wait_slot(a)]);
     }
 
     if (w->park_ns) {
@@ -549,15 +587,79 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     }
 }
 
+static void prof_event(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->type == FTP_REC_WAIT)
+        prof_event_wait(in, rec);
+    else
+        prof_event_holder(in, rec);
+}
+
+/* Fetches what handling `rec` will touch that is likely far: for a wait that closes its thread's
+ * acquisition, the acquisition's site (its wait cache slot was fetched when it opened); for a
+ * holder, its slot of the join table. Reads only: the model is not changed. */
+static void prof_event_prefetch(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->type == FTP_REC_HOLDER && rec->size >= sizeof(struct ftp_rec_holder)) {
+        if (in->pending)
+            __builtin_prefetch(&in->pending[prof_pending_slot(in, ((const struct ftp_rec_holder *)rec)->waiter_event_id)]);
+        return;
+    }
+    if (rec->size < sizeof(struct ftp_rec_wait) || !in->wait_cache)
+        return;
+    const struct ftp_rec_wait *w = (const void *)rec;
+    const struct pacq *a = in->last_acq < in->n_acqs ? &in->acqs[in->last_acq] : NULL;
+    if (!a || a->tid != w->tid || a->file != in->cur_file) {
+        uint64_t *v = pmap_get(&in->acqs_map, in->cur_file, w->tid);
+        a = v ? &in->acqs[*v] : NULL;
+    }
+    if (!a || !a->open || a->acq_seq == w->acq_seq || a->raw_kind == FTP_KIND_SPIN)
+        return;
+    uint32_t c = in->wait_cache[prof_wait_slot(a)];
+    if (c)
+        __builtin_prefetch(&in->sites[c - 1]);
+}
+
 bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec)
 {
     (void)chunk;
     struct prof_internal *in = ctx;
-    if (rec->type == FTP_REC_WAIT)
-        prof_event_wait(in, rec);
-    else if (rec->type == FTP_REC_HOLDER)
-        prof_event_holder(in, rec);
+    if (rec->type != FTP_REC_WAIT && rec->type != FTP_REC_HOLDER)
+        return true;
+    prof_event_prefetch(in, rec);
+    union prof_ahead_rec *slot;
+    if (in->ahead_len == PROF_AHEAD) {
+        slot = &in->ahead[in->ahead_first];
+        prof_event(in, &slot->h);
+        in->ahead_first = (in->ahead_first + 1) % PROF_AHEAD;
+    } else {
+        slot = &in->ahead[(in->ahead_first + in->ahead_len++) % PROF_AHEAD];
+    }
+    /* The handlers read no further than their record's struct, and only if the size covers it. */
+    memcpy(slot, rec, rec->size < sizeof(*slot) ? rec->size : sizeof(*slot));
     return !in->oom;
+}
+
+void prof_events_end_file(struct prof_internal *in)
+{
+    for (; in->ahead_len && !in->oom; in->ahead_len--) {
+        prof_event(in, &in->ahead[in->ahead_first].h);
+        in->ahead_first = (in->ahead_first + 1) % PROF_AHEAD;
+    }
+    in->ahead_len = 0;
+    in->ahead_first = 0;
+    for (size_t a = 0; a < in->n_acqs; a++) {
+        if (in->acqs[a].file == in->cur_file)
+            prof_join_park(in, &in->acqs[a], true); /* the thread's last park ended its last wait */
+        if (in->acqs[a].open && in->acqs[a].file == in->cur_file)
+            prof_close_acq(in, &in->acqs[a]);
+    }
+    for (; in->hist_adds_len; in->hist_adds_len--) {
+        struct prof_hist_add *a = &in->hist_adds[in->hist_adds_first];
+        phist_add_bucket(a->hist, a->bucket);
+        in->hist_adds_first = (in->hist_adds_first + 1) % PROF_HIST_AHEAD;
+    }
+    in->hist_adds_first = 0;
 }
 
 /* code_id << 32 | instruction offset of a stack's innermost Python frame, 0 if it has none. */

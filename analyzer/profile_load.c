@@ -302,12 +302,7 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
             free(ids);
             return rc;
         }
-        for (size_t a = 0; a < in->n_acqs; a++) {
-            if (in->acqs[a].file == k)
-                prof_join_park(in, &in->acqs[a], true); /* the thread's last park ended its last wait */
-            if (in->acqs[a].open && in->acqs[a].file == k)
-                prof_close_acq(in, &in->acqs[a]);
-        }
+        prof_events_end_file(in);
 
         struct prof_file *f = &p->files[k];
         uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;

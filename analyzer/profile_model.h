@@ -119,6 +119,11 @@ struct psite {
     struct phist *hold; /* holder sites: hold times, allocated at the first one */
     uint64_t hold_max;
     uint64_t hold_exact; /* holds timed from the releaser's own acquisition (the others: from the wait's start) */
+    /* waiter sites: the raw fields (file, address, type id, kind) of the acquisition that last
+     * resolved to this site, for the wait cache (key_file 0: none yet) */
+    uint64_t key_addr;
+    uint32_t key_type, key_file;
+    uint8_t key_raw;
 };
 
 struct pspin {
@@ -143,7 +148,7 @@ struct psource {
 };
 
 #define PROF_LOCK_CACHE 1024
-#define PROF_WAIT_CACHE 32768 /* entries of prof_wait_cache: 1 MiB, allocated at the first wait */
+#define PROF_WAIT_CACHE 65536 /* entries of the wait cache: 256 KiB, allocated at the first wait */
 #define PROF_HSITE_CACHE 16384 /* entries of prof_hsite_cache: 256 KiB, allocated at the first holder */
 
 /* 32 bytes, two to a cache line: the table is the hottest memory of pass 2. */
@@ -165,23 +170,35 @@ struct prof_lock_cache {
     bool valid;
 };
 
-/* What a closed acquisition's raw fields resolve to: its lock row and its (lock, stack) site. Both
- * are a function of the key once the file's definitions are read, so a hit skips the stack's class,
- * the lock's key and two map probes. 32 bytes, two to a cache line. */
-struct prof_wait_cache {
-    uint64_t addr;
-    uint32_t stack_id, type_id, file;
-    uint32_t lock, site;
-    uint8_t raw_kind;
-    bool valid;
-};
-
+/* A closed acquisition's lock row and (lock, stack) site are a function of its raw fields once the
+ * file's definitions are read: the wait cache maps a hash of them to 1 + the index of the site they
+ * last resolved to, and the site keeps those raw fields (psite.key_*) to check a hit against. A hit
+ * skips the stack's class, the lock's key and two map probes, and touches only the site, which the
+ * wait is added to anyway. */
 /* A holder record's (file, lock address, stack) resolved to its holder site. */
 struct prof_hsite_cache {
     uint64_t addr;
     uint32_t stack_id, file;
     uint32_t site;
     bool valid;
+};
+
+/* Pass 2 handles each wait and holder record PROF_AHEAD records after it met it, from a copy: in the
+ * meantime the memory its handling will touch (the wait cache's slot and the site of the acquisition
+ * it closes, the join table's slot) is fetched, and the copy outlives the mapping's pages. */
+#define PROF_AHEAD 4
+union prof_ahead_rec {
+    struct ftp_record h;
+    struct ftp_rec_wait wait;
+    struct ftp_rec_holder holder;
+};
+
+/* Pass 2's histogram adds wait PROF_HIST_AHEAD adds in a ring while their bucket is fetched: the
+ * buckets of thousands of sites' histograms are far apart, and counting is order-free. */
+#define PROF_HIST_AHEAD 16
+struct prof_hist_add {
+    struct phist *hist;
+    unsigned bucket;
 };
 
 struct prof_internal {
@@ -218,8 +235,12 @@ struct prof_internal {
     bool stdlib_looked;
     struct prof_pending *pending;
     struct prof_lock_cache lock_cache[PROF_LOCK_CACHE];
-    struct prof_wait_cache *wait_cache;   /* PROF_WAIT_CACHE entries, NULL until the first wait */
+    uint32_t *wait_cache;                 /* PROF_WAIT_CACHE entries, NULL until the first wait */
     struct prof_hsite_cache *hsite_cache; /* PROF_HSITE_CACHE entries, NULL until the first holder */
+    union prof_ahead_rec ahead[PROF_AHEAD]; /* records met and not handled yet, a ring */
+    unsigned ahead_first, ahead_len;
+    struct prof_hist_add hist_adds[PROF_HIST_AHEAD]; /* a ring */
+    unsigned hist_adds_first, hist_adds_len;
     uint32_t cur_file;
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
     bool oom;
@@ -294,6 +315,9 @@ bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec);
 void prof_join_park(struct prof_internal *in, struct pacq *a, bool final);
 void prof_close_acq(struct prof_internal *in, struct pacq *a);
 bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
+/* After the walk of each file: handles the records prof_visit_events still holds, closes the file's
+ * acquisitions still open, and does the histogram adds still deferred. */
+void prof_events_end_file(struct prof_internal *in);
 /* After all files: spins onto locks, merged rows' holder groups gathered. */
 void prof_attribute_spins(struct prof_internal *in);
 void prof_merge_holder_groups(struct prof_internal *in);
