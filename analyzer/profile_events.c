@@ -20,6 +20,7 @@ static void prof_hist_add(struct prof_internal *in, struct phist *h, uint64_t va
     }
     slot->hist = h;
     slot->bucket = phist_bucket(value);
+    __builtin_prefetch(h, 1); /* its total */
     __builtin_prefetch(&h->counts[slot->bucket], 1);
 }
 
@@ -251,11 +252,16 @@ static struct plock *prof_acq_resolve(struct prof_internal *in, const struct pac
 }
 
 /* Where an acquisition's raw fields sit in the wait cache. */
+static size_t prof_wait_slot_of(uint64_t addr, uint32_t stack_id, uint32_t type_id, uint32_t file, uint8_t raw)
+{
+    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | type_id)) * 0x9e3779b97f4a7c15ull;
+    h ^= ((uint64_t)file << 8 | raw) * 0xbf58476d1ce4e5b9ull;
+    return (h >> 32) % PROF_WAIT_CACHE;
+}
+
 static size_t prof_wait_slot(const struct pacq *a)
 {
-    uint64_t h = (a->addr ^ ((uint64_t)a->stack_id << 32 | a->type_id)) * 0x9e3779b97f4a7c15ull;
-    h ^= ((uint64_t)a->file << 8 | a->raw_kind) * 0xbf58476d1ce4e5b9ull;
-    return (h >> 32) % PROF_WAIT_CACHE;
+    return prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind);
 }
 
 /* prof_acq_resolve, remembered by the acquisition's raw fields (see PROF_WAIT_CACHE): most
@@ -500,8 +506,6 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         a->type_id = w->type_id;
         a->stack_id = w->stack_id;
         a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
-        if (in->wait_cache) /* for its close, some records later */
-            __builtin_prefetch(&in->wait_cache[prof_wait_slot(a)]);
     }
 
     if (w->park_ns) {
@@ -533,6 +537,12 @@ static struct psite *prof_hsite_resolve(struct prof_internal *in, uint64_t addr,
     return prof_site_get(in, &in->hsites_map, &in->hsites, &in->n_hsites, &in->cap_hsites, (uint32_t)*slot, stack_id);
 }
 
+static size_t prof_hsite_slot(const struct prof_internal *in, uint64_t addr, uint32_t stack_id)
+{
+    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | in->cur_file)) * 0x9e3779b97f4a7c15ull;
+    return (h >> 32) % PROF_HSITE_CACHE;
+}
+
 /* prof_hsite_resolve, remembered by (file, address, stack) in a direct-mapped cache. */
 static struct psite *prof_hsite_lookup(struct prof_internal *in, uint64_t addr, uint32_t stack_id)
 {
@@ -540,8 +550,7 @@ static struct psite *prof_hsite_lookup(struct prof_internal *in, uint64_t addr, 
         in->hsite_cache = calloc(PROF_HSITE_CACHE, sizeof(*in->hsite_cache)); /* without it: resolved each time */
     if (!in->hsite_cache)
         return prof_hsite_resolve(in, addr, stack_id);
-    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | in->cur_file)) * 0x9e3779b97f4a7c15ull;
-    struct prof_hsite_cache *c = &in->hsite_cache[(h >> 32) % PROF_HSITE_CACHE];
+    struct prof_hsite_cache *c = &in->hsite_cache[prof_hsite_slot(in, addr, stack_id)];
     if (c->valid && c->addr == addr && c->stack_id == stack_id && c->file == in->cur_file)
         return &in->hsites[c->site];
     struct psite *s = prof_hsite_resolve(in, addr, stack_id);
@@ -595,19 +604,24 @@ static void prof_event(struct prof_internal *in, const struct ftp_record *rec)
         prof_event_holder(in, rec);
 }
 
-/* Fetches what handling `rec` will touch that is likely far: for a wait that closes its thread's
- * acquisition, the acquisition's site (its wait cache slot was fetched when it opened); for a
- * holder, its slot of the join table. Reads only: the model is not changed. */
+/* Fetches what handling `rec` will touch that is likely far: for a wait, the wait cache slot of the
+ * acquisition it may open (for its close, records later) and, if it closes its thread's acquisition,
+ * that one's site (its slot was fetched likewise); for a holder, its slots of the join table and of
+ * the holder site cache. Reads only: the model is not changed. */
 static void prof_event_prefetch(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->type == FTP_REC_HOLDER && rec->size >= sizeof(struct ftp_rec_holder)) {
+        const struct ftp_rec_holder *h = (const void *)rec;
         if (in->pending)
-            __builtin_prefetch(&in->pending[prof_pending_slot(in, ((const struct ftp_rec_holder *)rec)->waiter_event_id)]);
+            __builtin_prefetch(&in->pending[prof_pending_slot(in, h->waiter_event_id)]);
+        if (in->hsite_cache)
+            __builtin_prefetch(&in->hsite_cache[prof_hsite_slot(in, h->lock_addr, h->stack_id)]);
         return;
     }
     if (rec->size < sizeof(struct ftp_rec_wait) || !in->wait_cache)
         return;
     const struct ftp_rec_wait *w = (const void *)rec;
+    __builtin_prefetch(&in->wait_cache[prof_wait_slot_of(w->lock_addr, w->stack_id, w->type_id, in->cur_file, w->kind)]);
     const struct pacq *a = in->last_acq < in->n_acqs ? &in->acqs[in->last_acq] : NULL;
     if (!a || a->tid != w->tid || a->file != in->cur_file) {
         uint64_t *v = pmap_get(&in->acqs_map, in->cur_file, w->tid);

@@ -221,6 +221,13 @@ bool prof_note_next(const struct prof_file *f, uint32_t *pos, struct prof_note *
     return false;
 }
 
+static _Thread_local FILE *prof_warn_stream;
+
+void prof_warnings_to(FILE *to)
+{
+    prof_warn_stream = to;
+}
+
 static void prof_warn(bool quiet, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void prof_warn(bool quiet, const char *path, const char *fmt, ...)
@@ -229,9 +236,10 @@ static void prof_warn(bool quiet, const char *path, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "ftprof: %s: warning: ", path);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    FILE *to = prof_warn_stream ? prof_warn_stream : stderr;
+    fprintf(to, "ftprof: %s: warning: ", path);
+    vfprintf(to, fmt, ap);
+    fputc('\n', to);
     va_end(ap);
 }
 
