@@ -275,9 +275,9 @@ static struct plock *prof_acq_lookup(struct prof_internal *in, const struct pacq
     uint32_t *c = &in->wait_cache[prof_wait_slot(a)];
     if (*c) {
         struct psite *s = &in->sites[*c - 1];
-        /* file + 1: a site that no acquisition resolved to yet (a spin's) has key_file 0 */
+        /* A slot names a site only once an acquisition resolved to it and set its key. */
         if (s->key_addr == a->addr && s->stack_id == a->stack_id && s->key_type == a->type_id &&
-            s->key_file == a->file + 1 && s->key_raw == a->raw_kind) {
+            s->key_raw == a->raw_kind && in->locks[s->owner].file == a->file) {
             /* The first resolve gave the lock its type id if it had none: nothing to update here. */
             *li = s->owner;
             *site = s;
@@ -289,7 +289,6 @@ static struct plock *prof_acq_lookup(struct prof_internal *in, const struct pacq
         struct psite *s = *site;
         s->key_addr = a->addr;
         s->key_type = a->type_id;
-        s->key_file = a->file + 1;
         s->key_raw = a->raw_kind;
         *c = (uint32_t)(s - in->sites) + 1;
     }
@@ -641,6 +640,8 @@ bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec)
     if (rec->type != FTP_REC_WAIT && rec->type != FTP_REC_HOLDER)
         return true;
     prof_event_prefetch(in, rec);
+    /* The records themselves: a page or so ahead, where the hardware's own fetching stops. */
+    __builtin_prefetch((const char *)rec + 2048);
     union prof_ahead_rec *slot;
     if (in->ahead_len == PROF_AHEAD) {
         slot = &in->ahead[in->ahead_first];

@@ -116,14 +116,19 @@ struct psite {
     uint32_t owner; /* lock or holder group index */
     uint32_t stack_id;
     uint64_t wait, count;
-    struct phist *hold; /* holder sites: hold times, allocated at the first one */
-    uint64_t hold_max;
-    uint64_t hold_exact; /* holds timed from the releaser's own acquisition (the others: from the wait's start) */
-    /* waiter sites: the raw fields (file, address, type id, kind) of the acquisition that last
-     * resolved to this site, for the wait cache (key_file 0: none yet) */
-    uint64_t key_addr;
-    uint32_t key_type, key_file;
-    uint8_t key_raw;
+    union { /* 48 bytes a site: a waiter site's fields or a holder site's, never both */
+        struct { /* holder sites */
+            struct phist *hold; /* hold times, allocated at the first one */
+            uint64_t hold_max;
+            uint64_t hold_exact; /* holds timed from the releaser's own acquisition (the others: from the wait's start) */
+        };
+        struct { /* waiter sites: the raw fields of the acquisition that last resolved to this site, for
+                  * the wait cache (its file is the lock's) */
+            uint64_t key_addr;
+            uint32_t key_type;
+            uint8_t key_raw;
+        };
+    };
 };
 
 struct pspin {
