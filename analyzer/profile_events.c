@@ -7,21 +7,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* phist_add, done some adds later (see PROF_HIST_AHEAD); prof_events_flush does the rest. */
-static void prof_hist_add(struct prof_internal *in, struct phist *h, uint64_t value)
+/* phist_add, done some adds later (see PROF_HIST_AHEAD) through one stage's ring; prof_hist_flush
+ * does the rest. */
+static void prof_hist_add(struct prof_hist_ring *r, struct phist *h, uint64_t value)
 {
     struct prof_hist_add *slot;
-    if (in->hist_adds_len == PROF_HIST_AHEAD) {
-        slot = &in->hist_adds[in->hist_adds_first];
+    if (r->len == PROF_HIST_AHEAD) {
+        slot = &r->adds[r->first];
         phist_add_bucket(slot->hist, slot->bucket);
-        in->hist_adds_first = (in->hist_adds_first + 1) % PROF_HIST_AHEAD;
+        r->first = (r->first + 1) % PROF_HIST_AHEAD;
     } else {
-        slot = &in->hist_adds[(in->hist_adds_first + in->hist_adds_len++) % PROF_HIST_AHEAD];
+        slot = &r->adds[(r->first + r->len++) % PROF_HIST_AHEAD];
     }
     slot->hist = h;
     slot->bucket = phist_bucket(value);
     __builtin_prefetch(h, 1); /* its total */
     __builtin_prefetch(&h->counts[slot->bucket], 1);
+}
+
+void prof_hist_flush(struct prof_hist_ring *r)
+{
+    for (; r->len; r->len--) {
+        phist_add_bucket(r->adds[r->first].hist, r->adds[r->first].bucket);
+        r->first = (r->first + 1) % PROF_HIST_AHEAD;
+    }
+    r->first = 0;
 }
 
 static bool prof_is_threading(const char *file)
@@ -178,14 +188,15 @@ static struct psite *prof_site_get(struct prof_internal *in, struct pmap *map, s
     return &(*arr)[*slot];
 }
 
-/* The thread of an acquisition, looked up once per (file, tid). */
-static struct prof_thread *prof_acq_thread(struct prof_internal *in, struct pacq *a)
+/* The thread of a closed acquisition, remembered by (file, tid) in a small direct-mapped cache. */
+static struct prof_thread *prof_close_thread(struct prof_internal *in, const struct prof_closed *a)
 {
-    if (a->thread)
-        return &in->p->threads[a->thread - 1];
+    struct prof_thread_cache *c = &in->thread_cache[(a->tid * 2654435761u ^ a->file) % PROF_THREAD_CACHE];
+    if (c->index && c->file == a->file && c->tid == a->tid)
+        return &in->p->threads[c->index - 1];
     struct prof_thread *th = prof_thread_get(in, a->file, a->tid);
     if (th)
-        a->thread = (uint32_t)(th - in->p->threads) + 1;
+        *c = (struct prof_thread_cache){.file = a->file, .tid = a->tid, .index = (uint32_t)(th - in->p->threads) + 1};
     return th;
 }
 
@@ -201,7 +212,7 @@ static void prof_thread_add_wait(struct prof_thread *th, enum prof_kind kind, ui
 
 /* A spin names no lock: which one it belongs to is known only once all parks were seen, so it waits,
  * aggregated by stack, for prof_attribute_spins. */
-static void prof_close_spin(struct prof_internal *in, const struct pacq *a, uint64_t wait, uint64_t spin)
+static void prof_close_spin(struct prof_internal *in, const struct prof_closed *a, uint64_t wait, uint64_t spin)
 {
     bool ins;
     uint64_t *slot = prof_put(in, &in->spins_map, a->file, a->stack_id, &ins);
@@ -234,7 +245,8 @@ static void prof_close_spin(struct prof_internal *in, const struct pacq *a, uint
 
 /* The lock row (index *li) and the (lock, stack) site an acquisition counts on, through the stack's
  * class and the lock and site maps; NULL when out of memory (*site may be NULL alone). */
-static struct plock *prof_acq_resolve(struct prof_internal *in, const struct pacq *a, uint32_t *li, struct psite **site)
+static struct plock *prof_acq_resolve(struct prof_internal *in, const struct prof_closed *a, uint32_t *li,
+                                      struct psite **site)
 {
     enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
     /* Condition.wait parks on a fresh waiter lock each time and every thread has its own join lock:
@@ -259,14 +271,15 @@ static size_t prof_wait_slot_of(uint64_t addr, uint32_t stack_id, uint32_t type_
     return (h >> 32) % PROF_WAIT_CACHE;
 }
 
-static size_t prof_wait_slot(const struct pacq *a)
+static size_t prof_wait_slot(const struct prof_closed *a)
 {
     return prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind);
 }
 
 /* prof_acq_resolve, remembered by the acquisition's raw fields (see PROF_WAIT_CACHE): most
  * acquisitions repeat a recent (lock, stack). */
-static struct plock *prof_acq_lookup(struct prof_internal *in, const struct pacq *a, uint32_t *li, struct psite **site)
+static struct plock *prof_acq_lookup(struct prof_internal *in, const struct prof_closed *a, uint32_t *li,
+                                     struct psite **site)
 {
     if (!in->wait_cache)
         in->wait_cache = calloc(PROF_WAIT_CACHE, sizeof(*in->wait_cache)); /* without it: every time resolved */
@@ -298,6 +311,28 @@ static struct plock *prof_acq_lookup(struct prof_internal *in, const struct pacq
 void prof_close_acq(struct prof_internal *in, struct pacq *a)
 {
     a->open = false;
+    prof_batch_push(in, &(struct prof_closed){.addr = a->addr, .start = a->start, .park = a->park, .end = a->end,
+                                              .file = a->file, .tid = a->tid, .stack_id = a->stack_id,
+                                              .type_id = a->type_id, .region_offset = a->region_offset,
+                                              .raw_kind = a->raw_kind, .region = a->region,
+                                              .handed_off = a->handed_off});
+}
+
+/* Fetches what prof_close_apply will touch for `a`: at `far`, the wait cache slot; nearer, the site
+ * the slot names (fetched by the far call some closes before). Reads only. */
+void prof_close_prefetch(struct prof_internal *in, const struct prof_closed *a, bool far)
+{
+    if (!in->wait_cache || a->raw_kind == FTP_KIND_SPIN)
+        return;
+    uint32_t *c = &in->wait_cache[prof_wait_slot(a)];
+    if (far)
+        __builtin_prefetch(c);
+    else if (*c)
+        __builtin_prefetch(&in->sites[*c - 1]);
+}
+
+void prof_close_apply(struct prof_internal *in, const struct prof_closed *a)
+{
     uint64_t wait = a->end > a->start ? a->end - a->start : 0;
     uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
     if (spin > wait)
@@ -327,8 +362,8 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
         l->min = wait;
     l->handoffs += a->handed_off;
     l->parked += a->park != 0;
-    prof_hist_add(in, l->hist, wait);
-    prof_thread_add_wait(prof_acq_thread(in, a), kind, wait);
+    prof_hist_add(&in->hist_ring[PROF_STAGE_CLOSE], l->hist, wait);
+    prof_thread_add_wait(prof_close_thread(in, a), kind, wait);
     if (!prof_lock_knows_tid(l, a->tid)) {
         bool ins = false;
         if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | li, a->tid, &ins) && ins)
@@ -432,7 +467,7 @@ static void prof_hold_add(struct prof_internal *in, struct psite *s, uint64_t wa
     }
     uint64_t hold = wake - from;
     s->hold_exact += acquired && from == bound;
-    prof_hist_add(in, s->hold, hold);
+    prof_hist_add(&in->hist_ring[PROF_STAGE_RECORDS], s->hold, hold);
     if (hold > s->hold_max)
         s->hold_max = hold;
 }
@@ -603,10 +638,11 @@ static void prof_event(struct prof_internal *in, const struct ftp_record *rec)
         prof_event_holder(in, rec);
 }
 
-/* Fetches what handling `rec` will touch that is likely far: for a wait, the wait cache slot of the
- * acquisition it may open (for its close, records later) and, if it closes its thread's acquisition,
- * that one's site (its slot was fetched likewise); for a holder, its slots of the join table and of
- * the holder site cache. Reads only: the model is not changed. */
+/* Fetches what handling `rec` will touch that is likely far: for a holder, its slots of the join table
+ * and of the holder site cache; for a wait, when the close stage runs inline (in a thread of its own,
+ * it fetches for itself), the wait cache slot of the acquisition it may open (for its close, records
+ * later) and, if it closes its thread's acquisition, that one's site (its slot was fetched likewise).
+ * Reads only: the model is not changed. */
 static void prof_event_prefetch(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->type == FTP_REC_HOLDER && rec->size >= sizeof(struct ftp_rec_holder)) {
@@ -617,7 +653,7 @@ static void prof_event_prefetch(struct prof_internal *in, const struct ftp_recor
             __builtin_prefetch(&in->hsite_cache[prof_hsite_slot(in, h->lock_addr, h->stack_id)]);
         return;
     }
-    if (rec->size < sizeof(struct ftp_rec_wait) || !in->wait_cache)
+    if (in->close_threaded || rec->size < sizeof(struct ftp_rec_wait) || !in->wait_cache)
         return;
     const struct ftp_rec_wait *w = (const void *)rec;
     __builtin_prefetch(&in->wait_cache[prof_wait_slot_of(w->lock_addr, w->stack_id, w->type_id, in->cur_file, w->kind)]);
@@ -628,7 +664,7 @@ static void prof_event_prefetch(struct prof_internal *in, const struct ftp_recor
     }
     if (!a || !a->open || a->acq_seq == w->acq_seq || a->raw_kind == FTP_KIND_SPIN)
         return;
-    uint32_t c = in->wait_cache[prof_wait_slot(a)];
+    uint32_t c = in->wait_cache[prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind)];
     if (c)
         __builtin_prefetch(&in->sites[c - 1]);
 }
@@ -669,12 +705,8 @@ void prof_events_end_file(struct prof_internal *in)
         if (in->acqs[a].open && in->acqs[a].file == in->cur_file)
             prof_close_acq(in, &in->acqs[a]);
     }
-    for (; in->hist_adds_len; in->hist_adds_len--) {
-        struct prof_hist_add *a = &in->hist_adds[in->hist_adds_first];
-        phist_add_bucket(a->hist, a->bucket);
-        in->hist_adds_first = (in->hist_adds_first + 1) % PROF_HIST_AHEAD;
-    }
-    in->hist_adds_first = 0;
+    prof_hist_flush(&in->hist_ring[PROF_STAGE_RECORDS]);
+    prof_batch_finish(in); /* the close stage's last batch, and its histogram adds */
 }
 
 /* code_id << 32 | instruction offset of a stack's innermost Python frame, 0 if it has none. */

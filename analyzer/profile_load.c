@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "reader.h"
 #include "symbolize.h"
@@ -243,6 +244,21 @@ static void prof_warn(bool quiet, const char *path, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Whether a file's closed acquisitions are aggregated in a thread of their own (profile_batch.c): for
+ * a large file, when a core is idle. The two stages then wait on each other whenever either is
+ * descheduled, so on cores already busy one thread doing both is faster. Either way, the same result. */
+static bool prof_split_pays(const struct rd_file *rd)
+{
+    if (rd->chunks < PROF_THREADED_CHUNKS)
+        return false;
+    const char *force = getenv("FTPROF_ANALYZER_SPLIT"); /* 1: always, 0: never (to compare the two) */
+    if (force && (strcmp(force, "0") == 0 || strcmp(force, "1") == 0))
+        return force[0] == '1';
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double load[1];
+    return cores > 1 && getloadavg(load, 1) == 1 && load[0] < (double)cores - 1;
+}
+
 int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
               size_t errlen)
 {
@@ -299,12 +315,15 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         in->defs[k].python_runtime = rd.hdr.python_runtime;
         rc = rd_walk(&rd, prof_visit_defs, in);
         if (rc == 0 && !in->oom)
+            rc = prof_batch_start(in, prof_split_pays(&rd));
+        if (rc == 0 && !in->oom)
             rc = rd_walk(&rd, prof_visit_events, in);
         if (rc == 0 && in->oom)
             rc = -ENOMEM;
         p->files[k].damaged_chunks = rd.damaged_chunks;
         rd_close(&rd);
         if (rc < 0) {
+            prof_batch_finish(in);
             snprintf(err, errlen, "%s", strerror(-rc));
             *failed = i;
             free(ids);

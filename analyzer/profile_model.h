@@ -199,11 +199,46 @@ union prof_ahead_rec {
 };
 
 /* Pass 2's histogram adds wait PROF_HIST_AHEAD adds in a ring while their bucket is fetched: the
- * buckets of thousands of sites' histograms are far apart, and counting is order-free. */
+ * buckets of thousands of sites' histograms are far apart, and counting is order-free. Each stage of
+ * pass 2 has a ring of its own. */
 #define PROF_HIST_AHEAD 16
 struct prof_hist_add {
     struct phist *hist;
     unsigned bucket;
+};
+struct prof_hist_ring {
+    struct prof_hist_add adds[PROF_HIST_AHEAD];
+    unsigned first, len;
+};
+
+/* Pass 2 runs in two stages that share no state: the records stage (profile_events.c: records into
+ * acquisitions, wake-ups joined to waits, holder sites and hold times) hands each closed acquisition
+ * to the close stage (per-lock totals and histograms, (lock, stack) sites, spins, threads' waits). On
+ * a large file, with a core idle, the close stage runs in a thread of its own, fed by batches that keep
+ * the order (profile_batch.c); else inline. The result is the same either way. */
+enum { PROF_STAGE_RECORDS = 0, PROF_STAGE_CLOSE = 1 };
+
+/* A closed acquisition, as the close stage needs it. */
+struct prof_closed {
+    uint64_t addr, start, park, end;
+    uint32_t file, tid, stack_id, type_id, region_offset;
+    uint8_t raw_kind, region;
+    bool handed_off;
+};
+
+#define PROF_BATCH 4096 /* closed acquisitions a batch: 224 KiB */
+#define PROF_THREADED_CHUNKS 16 /* a file of this many chunks or more: the close stage in a thread */
+#define PROF_BATCHES 3  /* batches in flight between the stages */
+struct prof_batch {
+    struct prof_closed closed[PROF_BATCH];
+    uint32_t n;
+};
+struct prof_pipe; /* profile_batch.c */
+
+#define PROF_THREAD_CACHE 64
+struct prof_thread_cache {
+    uint32_t file, tid;
+    uint32_t index; /* 1 + index into profile.threads, 0: empty */
 };
 
 struct prof_internal {
@@ -244,8 +279,10 @@ struct prof_internal {
     struct prof_hsite_cache *hsite_cache; /* PROF_HSITE_CACHE entries, NULL until the first holder */
     union prof_ahead_rec ahead[PROF_AHEAD]; /* records met and not handled yet, a ring */
     unsigned ahead_first, ahead_len;
-    struct prof_hist_add hist_adds[PROF_HIST_AHEAD]; /* a ring */
-    unsigned hist_adds_first, hist_adds_len;
+    struct prof_hist_ring hist_ring[2]; /* one for each stage of pass 2 */
+    struct prof_pipe *pipe;             /* the batches between pass 2's stages, NULL when inline */
+    bool close_threaded;                /* the close stage runs in a thread of its own */
+    struct prof_thread_cache thread_cache[PROF_THREAD_CACHE]; /* the close stage's */
     uint32_t cur_file;
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
     bool oom;
@@ -323,6 +360,19 @@ bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
 /* After the walk of each file: handles the records prof_visit_events still holds, closes the file's
  * acquisitions still open, and does the histogram adds still deferred. */
 void prof_events_end_file(struct prof_internal *in);
+/* The close stage: one closed acquisition into the aggregates; what it will touch, fetched ahead
+ * (`far`: the wait cache's slot; else the site that slot names). */
+void prof_close_apply(struct prof_internal *in, const struct prof_closed *a);
+void prof_close_prefetch(struct prof_internal *in, const struct prof_closed *a, bool far);
+void prof_hist_flush(struct prof_hist_ring *r);
+
+/* profile_batch.c: the batches between pass 2's stages. prof_batch_start before a file's pass 2
+ * (`threaded`: the close stage in a thread of its own, if one can be started; else inline, each
+ * closed acquisition applied as it comes), push for each closed acquisition, finish once the records
+ * stage is done (the close stage is then too). 0 or -ENOMEM. */
+int prof_batch_start(struct prof_internal *in, bool threaded);
+void prof_batch_push(struct prof_internal *in, const struct prof_closed *c);
+void prof_batch_finish(struct prof_internal *in);
 /* After all files: spins onto locks, merged rows' holder groups gathered. */
 void prof_attribute_spins(struct prof_internal *in);
 void prof_merge_holder_groups(struct prof_internal *in);
