@@ -53,6 +53,7 @@ demo: build
 
 bench: build
 	@BUILD=$(BUILD) tools/bench
+	@BUILD=$(BUILD) tools/bench-service
 
 clean:
 	rm -rf $(BUILD)

@@ -7,11 +7,14 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmd.h"
+#include "reader.h"
 #include "report.h"
 
 
@@ -246,6 +249,62 @@ static int diff_json(const struct diff *d, const struct profile *p[2], char *con
     return rc;
 }
 
+/* The new recording, loaded in a thread of its own while the base one loads in the caller's: its
+ * warnings are kept to be printed after the base's, and its error only if the base loaded, just as
+ * loading one after the other would print them. */
+struct diff_load {
+    struct profile *p;
+    char *path;
+    FILE *warnings;
+    int rc;
+    size_t failed;
+    char err[256];
+};
+
+static void *diff_load_main(void *arg)
+{
+    struct diff_load *l = arg;
+    prof_warnings_to(l->warnings);
+    l->rc = prof_load(l->p, &l->path, 1, false, &l->failed, l->err, sizeof(l->err));
+    prof_warnings_to(NULL);
+    return NULL;
+}
+
+/* Both profiles loaded (FTPROF_EXIT_OK), or neither (the exit code, the error printed). */
+static int diff_load_both(struct profile *base, struct profile *new_, char **files)
+{
+    char *kept = NULL;
+    size_t kept_len = 0;
+    struct diff_load second = {.p = new_, .path = files[1], .warnings = open_memstream(&kept, &kept_len)};
+    pthread_t thread;
+    bool threaded = second.warnings && pthread_create(&thread, NULL, diff_load_main, &second) == 0;
+    if (!threaded) { /* one after the other, then */
+        if (second.warnings)
+            fclose(second.warnings);
+        free(kept);
+        int rc = cmd_load(base, &files[0], 1, false);
+        if (rc == FTPROF_EXIT_OK && (rc = cmd_load(new_, &files[1], 1, false)) != FTPROF_EXIT_OK)
+            prof_free(new_);
+        if (rc != FTPROF_EXIT_OK)
+            prof_free(base);
+        return rc;
+    }
+    int rc = cmd_load(base, &files[0], 1, false);
+    pthread_join(thread, NULL);
+    fclose(second.warnings);
+    if (rc == FTPROF_EXIT_OK) {
+        fwrite(kept, 1, kept_len, stderr);
+        if (second.rc != 0)
+            rc = cmd_error(rd_exit_code(second.rc), files[1], "%s", second.err);
+    }
+    free(kept);
+    if (rc != FTPROF_EXIT_OK) {
+        prof_free(base);
+        prof_free(new_);
+    }
+    return rc;
+}
+
 int cmd_diff(int argc, char **argv)
 {
     bool json = false, help;
@@ -269,14 +328,8 @@ int cmd_diff(int argc, char **argv)
     }
     struct profile base, new_;
     const struct profile *p[2] = {&base, &new_};
-    rc = cmd_load(&base, &files[0], 1, false);
-    if (rc == FTPROF_EXIT_OK) {
-        rc = cmd_load(&new_, &files[1], 1, false);
-        if (rc != FTPROF_EXIT_OK)
-            prof_free(&new_);
-    }
+    rc = diff_load_both(&base, &new_, files);
     if (rc != FTPROF_EXIT_OK) {
-        prof_free(&base);
         free(files);
         return rc;
     }

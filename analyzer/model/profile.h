@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ftprof/format.h"
@@ -208,6 +209,9 @@ struct profile {
  * `quiet`. */
 int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
               size_t errlen);
+/* Where the calling thread's prof_load writes its warnings: `to`, or stderr when NULL (a load in a
+ * thread of its own keeps them to print them in order). */
+void prof_warnings_to(FILE *to);
 void prof_free(struct profile *p);
 
 /* The timeline: every wait and wake-up of the loaded recordings in the order each file holds them

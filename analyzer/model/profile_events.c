@@ -7,6 +7,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* phist_add, done some adds later (see PROF_HIST_AHEAD) through one stage's ring; prof_hist_flush
+ * does the rest. */
+static void prof_hist_add(struct prof_hist_ring *r, struct phist *h, uint64_t value)
+{
+    struct prof_hist_add *slot;
+    if (r->len == PROF_HIST_AHEAD) {
+        slot = &r->adds[r->first];
+        phist_add_bucket(slot->hist, slot->bucket);
+        r->first = (r->first + 1) % PROF_HIST_AHEAD;
+    } else {
+        slot = &r->adds[(r->first + r->len++) % PROF_HIST_AHEAD];
+    }
+    slot->hist = h;
+    slot->bucket = phist_bucket(value);
+    __builtin_prefetch(h, 1); /* its total */
+    __builtin_prefetch(&h->counts[slot->bucket], 1);
+}
+
+void prof_hist_flush(struct prof_hist_ring *r)
+{
+    for (; r->len; r->len--) {
+        phist_add_bucket(r->adds[r->first].hist, r->adds[r->first].bucket);
+        r->first = (r->first + 1) % PROF_HIST_AHEAD;
+    }
+    r->first = 0;
+}
+
 static bool prof_is_threading(const char *file)
 {
     return prof_ends_with(file, "/threading.py") || (file && strcmp(file, "threading.py") == 0);
@@ -52,7 +79,8 @@ static enum prof_kind prof_refine(uint8_t raw, int cls)
     case FTP_KIND_CRITICAL_SECTION: return PROF_KIND_CRITICAL_SECTION;
     case FTP_KIND_STOP_THE_WORLD: return PROF_KIND_STOP_THE_WORLD;
     case FTP_KIND_GC_PAUSE: return PROF_KIND_STOP_THE_WORLD;
-    case FTP_KIND_GIL: return PROF_KIND_GIL;
+    case FTP_KIND_GIL:
+    case PROF_RAW_GIL_TRANSIENT: return PROF_KIND_GIL;
     case FTP_KIND_CONDITION: return PROF_KIND_CONDITION;
     case FTP_KIND_THREAD_JOIN: return PROF_KIND_THREAD_JOIN;
     case FTP_KIND_PTHREAD_MUTEX: return PROF_KIND_PTHREAD_MUTEX;
@@ -104,6 +132,8 @@ static struct plock *prof_lock_get(struct prof_internal *in, uint32_t file, uint
     struct prof_lock_cache *c = &in->lock_cache[(addr ^ (addr >> 12) ^ k2 ^ (k2 >> 29)) % PROF_LOCK_CACHE];
     if (c->valid && c->addr == addr && c->k2 == k2) {
         *index = c->index;
+        if (!in->locks[c->index].type_id)
+            in->locks[c->index].type_id = type_id; /* as below: cached or not, the first type id known */
         return &in->locks[c->index];
     }
     bool ins;
@@ -159,14 +189,15 @@ static struct psite *prof_site_get(struct prof_internal *in, struct pmap *map, s
     return &(*arr)[*slot];
 }
 
-/* The thread of an acquisition, looked up once per (file, tid). */
-static struct prof_thread *prof_acq_thread(struct prof_internal *in, struct pacq *a)
+/* The thread of a closed acquisition, remembered by (file, tid) in a small direct-mapped cache. */
+static struct prof_thread *prof_close_thread(struct prof_internal *in, const struct prof_closed *a)
 {
-    if (a->thread)
-        return &in->p->threads[a->thread - 1];
+    struct prof_thread_cache *c = &in->thread_cache[(a->tid * 2654435761u ^ a->file) % PROF_THREAD_CACHE];
+    if (c->index && c->file == a->file && c->tid == a->tid)
+        return &in->p->threads[c->index - 1];
     struct prof_thread *th = prof_thread_get(in, a->file, a->tid);
     if (th)
-        a->thread = (uint32_t)(th - in->p->threads) + 1;
+        *c = (struct prof_thread_cache){.file = a->file, .tid = a->tid, .index = (uint32_t)(th - in->p->threads) + 1};
     return th;
 }
 
@@ -183,7 +214,7 @@ static void prof_thread_add_wait(struct prof_thread *th, enum prof_kind kind, ui
 /* On a free-threaded build started without the GIL, the GIL is on only while an extension module is
  * imported (_PyEval_EnableGILTransient) until an import that does not declare support turns it on for
  * good (a GIL_ENABLED record): a wait for it before that is a wait for an import. */
-static bool prof_gil_is_transient(struct prof_internal *in, const struct pacq *a)
+static bool prof_gil_is_transient(struct prof_internal *in, const struct prof_closed *a)
 {
     const struct profile *p = in->p;
     uint32_t flags = a->file < p->n_files ? p->files[a->file].flags : 0;
@@ -212,73 +243,168 @@ static void prof_lock_note_caller(struct prof_internal *in, struct plock *l, uin
         l->other_caller = caller;
 }
 
+/* A spin names no lock: which one it belongs to is known only once all parks were seen, so it waits,
+ * aggregated by stack, for prof_attribute_spins. */
+static void prof_close_spin(struct prof_internal *in, const struct prof_closed *a, uint64_t wait, uint64_t spin)
+{
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->spins_map, a->file, a->stack_id, &ins);
+    if (!slot)
+        return;
+    if (ins) {
+        struct pspin *sp = PUSH(in, spins);
+        if (!sp) {
+            pmap_del(&in->spins_map, a->file, a->stack_id);
+            return;
+        }
+        sp->file = a->file;
+        sp->stack_id = a->stack_id;
+        *slot = in->n_spins - 1;
+    }
+    struct pspin *sp = &in->spins[*slot];
+    sp->count++;
+    sp->wait += wait;
+    sp->spin += spin;
+    if (wait > sp->max)
+        sp->max = wait;
+    if (sp->count == 1 || wait < sp->min)
+        sp->min = wait;
+    phist_add(&sp->hist, wait); /* not deferred: spins may move when the array grows */
+    /* The thread's share of the spin's wait waits in the value until the spin's lock is known. */
+    uint64_t *per_tid = prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
+    if (per_tid)
+        *per_tid += wait;
+}
+
+/* The lock row (index *li) and the (lock, stack) site an acquisition counts on, through the stack's
+ * class and the lock and site maps; NULL when out of memory (*site may be NULL alone). */
+static struct plock *prof_acq_resolve(struct prof_internal *in, const struct prof_closed *a, uint32_t *li,
+                                      struct psite **site)
+{
+    enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
+    /* Condition.wait parks on a fresh waiter lock each time and every thread has its own join lock:
+     * grouping those by address would give one row per wait, so they share one row per file and
+     * remember the addresses to find their holders (notify, thread exit) later. */
+    bool merge = prof_merged_kind(kind, a->raw_kind);
+    struct plock *l = prof_lock_get(in, a->file, merge ? 0 : a->addr, kind, merge ? 0 : a->type_id, a->raw_kind,
+                                    merge ? 0 : a->region, merge ? 0 : a->region_offset, li);
+    if (!l)
+        return NULL;
+    if (merge)
+        l->merged = true;
+    *site = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, *li, a->stack_id);
+    return &in->locks[*li];
+}
+
+/* Where an acquisition's raw fields sit in the wait cache. */
+static size_t prof_wait_slot_of(uint64_t addr, uint32_t stack_id, uint32_t type_id, uint32_t file, uint8_t raw)
+{
+    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | type_id)) * 0x9e3779b97f4a7c15ull;
+    h ^= ((uint64_t)file << 8 | raw) * 0xbf58476d1ce4e5b9ull;
+    return (h >> 32) % PROF_WAIT_CACHE;
+}
+
+static size_t prof_wait_slot(const struct prof_closed *a)
+{
+    return prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind);
+}
+
+/* prof_acq_resolve, remembered by the acquisition's raw fields (see PROF_WAIT_CACHE): most
+ * acquisitions repeat a recent (lock, stack). */
+static struct plock *prof_acq_lookup(struct prof_internal *in, const struct prof_closed *a, uint32_t *li,
+                                     struct psite **site)
+{
+    if (!in->wait_cache)
+        in->wait_cache = calloc(PROF_WAIT_CACHE, sizeof(*in->wait_cache)); /* without it: every time resolved */
+    if (!in->wait_cache)
+        return prof_acq_resolve(in, a, li, site);
+    uint32_t *c = &in->wait_cache[prof_wait_slot(a)];
+    if (*c) {
+        struct psite *s = &in->sites[*c - 1];
+        /* A slot names a site only once an acquisition resolved to it and set its key. */
+        if (s->key_addr == a->addr && s->stack_id == a->stack_id && s->key_type == a->type_id &&
+            s->key_raw == a->raw_kind && in->locks[s->owner].file == a->file) {
+            /* The first resolve gave the lock its type id if it had none: nothing to update here. */
+            *li = s->owner;
+            *site = s;
+            return &in->locks[s->owner];
+        }
+    }
+    struct plock *l = prof_acq_resolve(in, a, li, site);
+    if (l && *site) {
+        struct psite *s = *site;
+        s->key_addr = a->addr;
+        s->key_type = a->type_id;
+        s->key_raw = a->raw_kind;
+        *c = (uint32_t)(s - in->sites) + 1;
+    }
+    return l;
+}
+
 void prof_close_acq(struct prof_internal *in, struct pacq *a)
 {
     a->open = false;
-    uint64_t wait = a->end > a->start ? a->end - a->start : 0;
-    uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
-    if (spin > wait)
-        spin = wait;
+    prof_batch_push(in, &(struct prof_closed){.addr = a->addr, .start = a->start, .park = a->park, .end = a->end,
+                                              .file = a->file, .tid = a->tid, .stack_id = a->stack_id,
+                                              .type_id = a->type_id, .region_offset = a->region_offset,
+                                              .raw_kind = a->raw_kind, .region = a->region,
+                                              .handed_off = a->handed_off, .caller = a->caller});
+}
+
+/* Fetches what prof_close_apply will touch for `a`: at `far`, the wait cache slot; nearer, the site
+ * the slot names (fetched by the far call some closes before). Reads only. */
+void prof_close_prefetch(struct prof_internal *in, const struct prof_closed *a, bool far)
+{
+    if (!in->wait_cache || a->raw_kind == FTP_KIND_SPIN)
+        return;
+    uint32_t *c = &in->wait_cache[prof_wait_slot(a)];
+    if (far)
+        __builtin_prefetch(c);
+    else if (*c)
+        __builtin_prefetch(&in->sites[*c - 1]);
+}
+
+/* What the raw fields cannot say alone, settled before the lookups keyed by them: a spin the
+ * recorder's register scan put on a field that is no lock has no known lock (prof_spin_on_non_lock),
+ * and the GIL of a free-threaded build that nothing turned on for good was on for an import: those
+ * waits are one row of their own, not the GIL's. */
+static void prof_close_settle(struct prof_internal *in, struct prof_closed *a)
+{
     if (prof_spin_on_non_lock(in, a->file, a->raw_kind, a->park, a->region, a->region_offset)) {
         a->raw_kind = FTP_KIND_SPIN;
         a->addr = 0;
         a->type_id = 0;
         a->region = FTP_REGION_UNKNOWN;
         a->region_offset = 0;
-    }
-
-    if (a->raw_kind == FTP_KIND_SPIN) {
-        /* Which lock a spin belongs to is known only once all parks were seen: park it by stack. */
-        bool ins;
-        uint64_t *slot = prof_put(in, &in->spins_map, a->file, a->stack_id, &ins);
-        if (!slot)
-            return;
-        if (ins) {
-            struct pspin *sp = PUSH(in, spins);
-            if (!sp) {
-                pmap_del(&in->spins_map, a->file, a->stack_id);
-                return;
-            }
-            sp->file = a->file;
-            sp->stack_id = a->stack_id;
-            *slot = in->n_spins - 1;
-        }
-        struct pspin *sp = &in->spins[*slot];
-        sp->count++;
-        sp->wait += wait;
-        sp->spin += spin;
-        if (wait > sp->max)
-            sp->max = wait;
-        if (sp->count == 1 || wait < sp->min)
-            sp->min = wait;
-        phist_add(&sp->hist, wait);
-        /* The thread's share of the spin's wait waits in the value until the spin's lock is known. */
-        uint64_t *per_tid = prof_put(in, &in->tids_map, ((uint64_t)TAG_SPIN_TID << 32) | *slot, a->tid, NULL);
-        if (per_tid)
-            *per_tid += wait;
-        return;
-    }
-
-    enum prof_kind kind = prof_refine(a->raw_kind, prof_stack_class(in, a->file, a->stack_id));
-    if (kind == PROF_KIND_GIL && prof_gil_is_transient(in, a)) {
-        /* The GIL of a free-threaded build that nothing turned on for good: an import had it on for a
-         * moment. Those waits are one row of their own, not the GIL's. */
+    } else if (a->raw_kind == FTP_KIND_GIL && prof_gil_is_transient(in, a)) {
         a->raw_kind = PROF_RAW_GIL_TRANSIENT;
         a->addr = 0;
         a->region = 0;
         a->region_offset = 0;
     }
-    /* Condition.wait parks on a fresh waiter lock each time and every thread has its own join lock:
-     * grouping those by address would give one row per wait, so they share one row per file and
-     * remember the addresses to find their holders (notify, thread exit) later. */
-    bool merge = prof_merged_kind(kind, a->raw_kind);
+}
+
+void prof_close_apply(struct prof_internal *in, const struct prof_closed *closed)
+{
+    struct prof_closed settled = *closed;
+    prof_close_settle(in, &settled);
+    const struct prof_closed *a = &settled;
+    uint64_t wait = a->end > a->start ? a->end - a->start : 0;
+    uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
+    if (spin > wait)
+        spin = wait;
+    if (a->raw_kind == FTP_KIND_SPIN) {
+        prof_close_spin(in, a, wait, spin);
+        return;
+    }
+
     uint32_t li;
-    struct plock *l = prof_lock_get(in, a->file, merge ? 0 : a->addr, kind, merge ? 0 : a->type_id, a->raw_kind,
-                                    merge ? 0 : a->region, merge ? 0 : a->region_offset, &li);
+    struct psite *s = NULL;
+    struct plock *l = prof_acq_lookup(in, a, &li, &s);
     if (!l)
         return;
-    if (merge) {
-        l->merged = true;
+    enum prof_kind kind = l->kind;
+    if (l->merged) {
         uint64_t *alias = prof_put(in, &in->aliases, a->file, a->addr, NULL);
         if (alias)
             *alias = (uint64_t)li + 1;
@@ -293,19 +419,13 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
         l->min = wait;
     l->handoffs += a->handed_off;
     l->parked += a->park != 0;
-    phist_add(l->hist, wait);
-    prof_thread_add_wait(prof_acq_thread(in, a), kind, wait);
+    prof_hist_add(&in->hist_ring[PROF_STAGE_CLOSE], l->hist, wait);
+    prof_thread_add_wait(prof_close_thread(in, a), kind, wait);
     if (!prof_lock_knows_tid(l, a->tid)) {
         bool ins = false;
         if (prof_put(in, &in->tids_map, ((uint64_t)TAG_LOCK_TID << 32) | li, a->tid, &ins) && ins)
             l->threads++;
     }
-    uint32_t *sc = &in->site_cache[(li * 2654435761u ^ a->stack_id * 40503u) % PROF_SITE_CACHE];
-    struct psite *s = NULL;
-    if (*sc && in->sites[*sc - 1].owner == li && in->sites[*sc - 1].stack_id == a->stack_id)
-        s = &in->sites[*sc - 1];
-    else if ((s = prof_site_get(in, &in->sites_map, &in->sites, &in->n_sites, &in->cap_sites, li, a->stack_id)))
-        *sc = (uint32_t)(s - in->sites) + 1;
     if (s) {
         s->wait += wait;
         s->count++;
@@ -346,6 +466,13 @@ static struct pacq *prof_acq_for(struct prof_internal *in, uint32_t tid)
 /* Holders and waiters are joined through the waiter's event id; whichever comes first waits in a
  * fixed two-way table, where a newcomer may push out an older entry: memory and time per record stay
  * constant, at the price of an occasional holder whose woken wait is not known. */
+/* The first of the two slots event_id may sit in (see prof_pending_find). */
+static size_t prof_pending_slot(const struct prof_internal *in, uint64_t event_id)
+{
+    uint32_t base = ((uint32_t)(event_id >> 32) ^ (in->cur_file << 20)) * 0x9e3779b1u;
+    return (base + 2 * (uint32_t)event_id) & (PROF_PENDING_SLOTS - 2);
+}
+
 static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t event_id, bool *found)
 {
     if (!in->pending) {
@@ -359,8 +486,7 @@ static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t
     /* A thread's event ids count up (tid << 32 | sequence), and a wait meets its wake-up soon after: so
      * each thread's ids walk through the table in order from a place of their own, and the join touches
      * memory the previous one warmed instead of a random line of a 2 MiB table. */
-    uint32_t base = ((uint32_t)(event_id >> 32) ^ (in->cur_file << 20)) * 0x9e3779b1u;
-    struct prof_pending *a = &in->pending[(base + 2 * (uint32_t)event_id) & (PROF_PENDING_SLOTS - 2)], *b = a + 1;
+    struct prof_pending *a = &in->pending[prof_pending_slot(in, event_id)], *b = a + 1;
     if (in->cur_file >= UINT16_MAX) {
         *found = false;
         return NULL;
@@ -398,7 +524,7 @@ static void prof_hold_add(struct prof_internal *in, struct psite *s, uint64_t wa
     }
     uint64_t hold = wake - from;
     s->hold_exact += acquired && from == bound;
-    phist_add(s->hold, hold);
+    prof_hist_add(&in->hist_ring[PROF_STAGE_RECORDS], s->hold, hold);
     if (hold > s->hold_max)
         s->hold_max = hold;
 }
@@ -485,27 +611,56 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
     }
 }
 
+/* The holder site of a release of the lock at `addr` through `stack_id` in the current file: its
+ * holder group (one per lock address) and the group's site of that stack; NULL when out of memory. */
+static struct psite *prof_hsite_resolve(struct prof_internal *in, uint64_t addr, uint32_t stack_id)
+{
+    bool ins;
+    uint64_t *slot = prof_put(in, &in->hgroups_map, addr, in->cur_file, &ins);
+    if (!slot)
+        return NULL;
+    if (ins) {
+        struct phgroup *g = PUSH(in, hgroups);
+        if (!g) {
+            pmap_del(&in->hgroups_map, addr, in->cur_file);
+            return NULL;
+        }
+        g->file = in->cur_file;
+        g->addr = addr;
+        *slot = in->n_hgroups - 1;
+    }
+    return prof_site_get(in, &in->hsites_map, &in->hsites, &in->n_hsites, &in->cap_hsites, (uint32_t)*slot, stack_id);
+}
+
+static size_t prof_hsite_slot(const struct prof_internal *in, uint64_t addr, uint32_t stack_id)
+{
+    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | in->cur_file)) * 0x9e3779b97f4a7c15ull;
+    return (h >> 32) % PROF_HSITE_CACHE;
+}
+
+/* prof_hsite_resolve, remembered by (file, address, stack) in a direct-mapped cache. */
+static struct psite *prof_hsite_lookup(struct prof_internal *in, uint64_t addr, uint32_t stack_id)
+{
+    if (!in->hsite_cache)
+        in->hsite_cache = calloc(PROF_HSITE_CACHE, sizeof(*in->hsite_cache)); /* without it: resolved each time */
+    if (!in->hsite_cache)
+        return prof_hsite_resolve(in, addr, stack_id);
+    struct prof_hsite_cache *c = &in->hsite_cache[prof_hsite_slot(in, addr, stack_id)];
+    if (c->valid && c->addr == addr && c->stack_id == stack_id && c->file == in->cur_file)
+        return &in->hsites[c->site];
+    struct psite *s = prof_hsite_resolve(in, addr, stack_id);
+    if (s)
+        *c = (struct prof_hsite_cache){.addr = addr, .stack_id = stack_id, .file = in->cur_file,
+                                       .site = (uint32_t)(s - in->hsites), .valid = true};
+    return s;
+}
+
 static void prof_event_holder(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->size < sizeof(struct ftp_rec_holder))
         return;
     const struct ftp_rec_holder *h = (const void *)rec;
-    bool ins;
-    uint64_t *slot = prof_put(in, &in->hgroups_map, h->lock_addr, in->cur_file, &ins);
-    if (!slot)
-        return;
-    if (ins) {
-        struct phgroup *g = PUSH(in, hgroups);
-        if (!g) {
-            pmap_del(&in->hgroups_map, h->lock_addr, in->cur_file);
-            return;
-        }
-        g->file = in->cur_file;
-        g->addr = h->lock_addr;
-        *slot = in->n_hgroups - 1;
-    }
-    struct psite *s = prof_site_get(in, &in->hsites_map, &in->hsites, &in->n_hsites, &in->cap_hsites,
-                                    (uint32_t)*slot, h->stack_id);
+    struct psite *s = prof_hsite_lookup(in, h->lock_addr, h->stack_id);
     if (!s)
         return;
     /* Where the releaser's hold can have begun, from its own records: its last acquisition, if that was
@@ -536,15 +691,83 @@ static void prof_event_holder(struct prof_internal *in, const struct ftp_record 
     }
 }
 
+static void prof_event(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->type == FTP_REC_WAIT)
+        prof_event_wait(in, rec);
+    else
+        prof_event_holder(in, rec);
+}
+
+/* Fetches what handling `rec` will touch that is likely far: for a holder, its slots of the join table
+ * and of the holder site cache; for a wait, when the close stage runs inline (in a thread of its own,
+ * it fetches for itself), the wait cache slot of the acquisition it may open (for its close, records
+ * later) and, if it closes its thread's acquisition, that one's site (its slot was fetched likewise).
+ * Reads only: the model is not changed. */
+static void prof_event_prefetch(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->type == FTP_REC_HOLDER && rec->size >= sizeof(struct ftp_rec_holder)) {
+        const struct ftp_rec_holder *h = (const void *)rec;
+        if (in->pending)
+            __builtin_prefetch(&in->pending[prof_pending_slot(in, h->waiter_event_id)]);
+        if (in->hsite_cache)
+            __builtin_prefetch(&in->hsite_cache[prof_hsite_slot(in, h->lock_addr, h->stack_id)]);
+        return;
+    }
+    if (in->close_threaded || rec->size < sizeof(struct ftp_rec_wait) || !in->wait_cache)
+        return;
+    const struct ftp_rec_wait *w = (const void *)rec;
+    __builtin_prefetch(&in->wait_cache[prof_wait_slot_of(w->lock_addr, w->stack_id, w->type_id, in->cur_file, w->kind)]);
+    const struct pacq *a = in->last_acq < in->n_acqs ? &in->acqs[in->last_acq] : NULL;
+    if (!a || a->tid != w->tid || a->file != in->cur_file) {
+        uint64_t *v = pmap_get(&in->acqs_map, in->cur_file, w->tid);
+        a = v ? &in->acqs[*v] : NULL;
+    }
+    if (!a || !a->open || a->acq_seq == w->acq_seq || a->raw_kind == FTP_KIND_SPIN)
+        return;
+    uint32_t c = in->wait_cache[prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind)];
+    if (c)
+        __builtin_prefetch(&in->sites[c - 1]);
+}
+
 bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec)
 {
     (void)chunk;
     struct prof_internal *in = ctx;
-    if (rec->type == FTP_REC_WAIT)
-        prof_event_wait(in, rec);
-    else if (rec->type == FTP_REC_HOLDER)
-        prof_event_holder(in, rec);
+    if (rec->type != FTP_REC_WAIT && rec->type != FTP_REC_HOLDER)
+        return true;
+    prof_event_prefetch(in, rec);
+    /* The records themselves: a page or so ahead, where the hardware's own fetching stops. */
+    __builtin_prefetch((const char *)rec + 2048);
+    union prof_ahead_rec *slot;
+    if (in->ahead_len == PROF_AHEAD) {
+        slot = &in->ahead[in->ahead_first];
+        prof_event(in, &slot->h);
+        in->ahead_first = (in->ahead_first + 1) % PROF_AHEAD;
+    } else {
+        slot = &in->ahead[(in->ahead_first + in->ahead_len++) % PROF_AHEAD];
+    }
+    /* The handlers read no further than their record's struct, and only if the size covers it. */
+    memcpy(slot, rec, rec->size < sizeof(*slot) ? rec->size : sizeof(*slot));
     return !in->oom;
+}
+
+void prof_events_end_file(struct prof_internal *in)
+{
+    for (; in->ahead_len && !in->oom; in->ahead_len--) {
+        prof_event(in, &in->ahead[in->ahead_first].h);
+        in->ahead_first = (in->ahead_first + 1) % PROF_AHEAD;
+    }
+    in->ahead_len = 0;
+    in->ahead_first = 0;
+    for (size_t a = 0; a < in->n_acqs; a++) {
+        if (in->acqs[a].file == in->cur_file)
+            prof_join_park(in, &in->acqs[a], true); /* the thread's last park ended its last wait */
+        if (in->acqs[a].open && in->acqs[a].file == in->cur_file)
+            prof_close_acq(in, &in->acqs[a]);
+    }
+    prof_hist_flush(&in->hist_ring[PROF_STAGE_RECORDS]);
+    prof_batch_finish(in); /* the close stage's last batch, and its histogram adds */
 }
 
 /* code_id << 32 | instruction offset of a stack's innermost Python frame, 0 if it has none. */

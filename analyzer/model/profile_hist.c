@@ -1,6 +1,6 @@
 #include "profile_hist.h"
 
-static unsigned phist_index(uint64_t v)
+unsigned phist_bucket(uint64_t v)
 {
     if (v < PHIST_SUB)
         return (unsigned)v;
@@ -22,11 +22,7 @@ static uint64_t phist_midpoint(unsigned idx)
 
 void phist_add(struct phist *h, uint64_t value_ns)
 {
-    unsigned i = phist_index(value_ns);
-    if (h->counts[i] != UINT32_MAX) {
-        h->counts[i]++;
-        h->total++;
-    }
+    phist_add_bucket(h, phist_bucket(value_ns));
 }
 
 void phist_merge(struct phist *into, const struct phist *from)

@@ -16,6 +16,16 @@ struct phist {
 };
 
 void phist_add(struct phist *h, uint64_t value_ns);
+/* phist_add in two steps: the bucket of a value, then one more count in it (for adds deferred until
+ * the bucket's memory was fetched). */
+unsigned phist_bucket(uint64_t value_ns);
+static inline void phist_add_bucket(struct phist *h, unsigned bucket)
+{
+    if (h->counts[bucket] != UINT32_MAX) {
+        h->counts[bucket]++;
+        h->total++;
+    }
+}
 void phist_merge(struct phist *into, const struct phist *from);
 /* The value at quantile q (0..1): the midpoint of the bucket holding that rank, 0 when empty. */
 uint64_t phist_quantile(const struct phist *h, double q);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "reader.h"
 #include "symbolize.h"
@@ -223,6 +224,13 @@ bool prof_note_next(const struct prof_file *f, uint32_t *pos, struct prof_note *
     return false;
 }
 
+static _Thread_local FILE *prof_warn_stream;
+
+void prof_warnings_to(FILE *to)
+{
+    prof_warn_stream = to;
+}
+
 static void prof_warn(bool quiet, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void prof_warn(bool quiet, const char *path, const char *fmt, ...)
@@ -231,10 +239,26 @@ static void prof_warn(bool quiet, const char *path, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "ftprof: %s: warning: ", path);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    FILE *to = prof_warn_stream ? prof_warn_stream : stderr;
+    fprintf(to, "ftprof: %s: warning: ", path);
+    vfprintf(to, fmt, ap);
+    fputc('\n', to);
     va_end(ap);
+}
+
+/* Whether a file's closed acquisitions are aggregated in a thread of their own (profile_batch.c): for
+ * a large file, when a core is idle. The two stages then wait on each other whenever either is
+ * descheduled, so on cores already busy one thread doing both is faster. Either way, the same result. */
+static bool prof_split_pays(const struct rd_file *rd)
+{
+    if (rd->chunks < PROF_THREADED_CHUNKS)
+        return false;
+    const char *force = getenv("FTPROF_ANALYZER_SPLIT"); /* 1: always, 0: never (to compare the two) */
+    if (force && (strcmp(force, "0") == 0 || strcmp(force, "1") == 0))
+        return force[0] == '1';
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double load[1];
+    return cores > 1 && getloadavg(load, 1) == 1 && load[0] < (double)cores - 1;
 }
 
 int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
@@ -293,23 +317,21 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         in->defs[k].python_runtime = rd.hdr.python_runtime;
         rc = rd_walk(&rd, prof_visit_defs, in);
         if (rc == 0 && !in->oom)
+            rc = prof_batch_start(in, prof_split_pays(&rd));
+        if (rc == 0 && !in->oom)
             rc = rd_walk(&rd, prof_visit_events, in);
         if (rc == 0 && in->oom)
             rc = -ENOMEM;
         p->files[k].damaged_chunks = rd.damaged_chunks;
         rd_close(&rd);
         if (rc < 0) {
+            prof_batch_finish(in);
             snprintf(err, errlen, "%s", strerror(-rc));
             *failed = i;
             free(ids);
             return rc;
         }
-        for (size_t a = 0; a < in->n_acqs; a++) {
-            if (in->acqs[a].file == k)
-                prof_join_park(in, &in->acqs[a], true); /* the thread's last park ended its last wait */
-            if (in->acqs[a].open && in->acqs[a].file == k)
-                prof_close_acq(in, &in->acqs[a]);
-        }
+        prof_events_end_file(in);
 
         struct prof_file *f = &p->files[k];
         uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;
@@ -418,6 +440,8 @@ void prof_free(struct profile *p)
         free(in->site_lists);
         free(in->sources);
         free(in->pending);
+        free(in->wait_cache);
+        free(in->hsite_cache);
         pstr_free(&in->strs);
         free(in);
     }

@@ -123,9 +123,19 @@ struct psite {
     uint32_t owner; /* lock or holder group index */
     uint32_t stack_id;
     uint64_t wait, count;
-    struct phist *hold; /* holder sites: hold times, allocated at the first one */
-    uint64_t hold_max;
-    uint64_t hold_exact; /* holds timed from the releaser's own acquisition (the others: from the wait's start) */
+    union { /* 48 bytes a site: a waiter site's fields or a holder site's, never both */
+        struct { /* holder sites */
+            struct phist *hold; /* hold times, allocated at the first one */
+            uint64_t hold_max;
+            uint64_t hold_exact; /* holds timed from the releaser's own acquisition (the others: from the wait's start) */
+        };
+        struct { /* waiter sites: the raw fields of the acquisition that last resolved to this site, for
+                  * the wait cache (its file is the lock's) */
+            uint64_t key_addr;
+            uint32_t key_type;
+            uint8_t key_raw;
+        };
+    };
 };
 
 struct pspin {
@@ -150,7 +160,8 @@ struct psource {
 };
 
 #define PROF_LOCK_CACHE 1024
-#define PROF_SITE_CACHE 65536
+#define PROF_WAIT_CACHE 65536 /* entries of the wait cache: 256 KiB, allocated at the first wait */
+#define PROF_HSITE_CACHE 16384 /* entries of prof_hsite_cache: 256 KiB, allocated at the first holder */
 
 /* 32 bytes, two to a cache line: the table is the hottest memory of pass 2. */
 struct prof_pending {
@@ -169,6 +180,73 @@ struct prof_lock_cache {
     uint64_t addr, k2;
     uint32_t index;
     bool valid;
+};
+
+/* A closed acquisition's lock row and (lock, stack) site are a function of its raw fields once the
+ * file's definitions are read: the wait cache maps a hash of them to 1 + the index of the site they
+ * last resolved to, and the site keeps those raw fields (psite.key_*) to check a hit against. A hit
+ * skips the stack's class, the lock's key and two map probes, and touches only the site, which the
+ * wait is added to anyway. */
+/* A holder record's (file, lock address, stack) resolved to its holder site. */
+struct prof_hsite_cache {
+    uint64_t addr;
+    uint32_t stack_id, file;
+    uint32_t site;
+    bool valid;
+};
+
+/* Pass 2 handles each wait and holder record PROF_AHEAD records after it met it, from a copy: in the
+ * meantime the memory its handling will touch (the wait cache's slot and the site of the acquisition
+ * it closes, the join table's slot) is fetched, and the copy outlives the mapping's pages. */
+#define PROF_AHEAD 4
+union prof_ahead_rec {
+    struct ftp_record h;
+    struct ftp_rec_wait wait;
+    struct ftp_rec_holder holder;
+};
+
+/* Pass 2's histogram adds wait PROF_HIST_AHEAD adds in a ring while their bucket is fetched: the
+ * buckets of thousands of sites' histograms are far apart, and counting is order-free. Each stage of
+ * pass 2 has a ring of its own. */
+#define PROF_HIST_AHEAD 16
+struct prof_hist_add {
+    struct phist *hist;
+    unsigned bucket;
+};
+struct prof_hist_ring {
+    struct prof_hist_add adds[PROF_HIST_AHEAD];
+    unsigned first, len;
+};
+
+/* Pass 2 runs in two stages that share no state: the records stage (profile_events.c: records into
+ * acquisitions, wake-ups joined to waits, holder sites and hold times) hands each closed acquisition
+ * to the close stage (per-lock totals and histograms, (lock, stack) sites, spins, threads' waits). On
+ * a large file, with a core idle, the close stage runs in a thread of its own, fed by batches that keep
+ * the order (profile_batch.c); else inline. The result is the same either way. */
+enum { PROF_STAGE_RECORDS = 0, PROF_STAGE_CLOSE = 1 };
+
+/* A closed acquisition, as the close stage needs it. */
+struct prof_closed {
+    uint64_t addr, start, park, end;
+    uint64_t caller; /* a native lock call's return address, 0 if unknown */
+    uint32_t file, tid, stack_id, type_id, region_offset;
+    uint8_t raw_kind, region;
+    bool handed_off;
+};
+
+#define PROF_BATCH 4096 /* closed acquisitions a batch: 224 KiB */
+#define PROF_THREADED_CHUNKS 16 /* a file of this many chunks or more: the close stage in a thread */
+#define PROF_BATCHES 3  /* batches in flight between the stages */
+struct prof_batch {
+    struct prof_closed closed[PROF_BATCH];
+    uint32_t n;
+};
+struct prof_pipe; /* profile_batch.c */
+
+#define PROF_THREAD_CACHE 64
+struct prof_thread_cache {
+    uint32_t file, tid;
+    uint32_t index; /* 1 + index into profile.threads, 0: empty */
 };
 
 struct prof_internal {
@@ -206,7 +284,14 @@ struct prof_internal {
     bool stdlib_looked;
     struct prof_pending *pending;
     struct prof_lock_cache lock_cache[PROF_LOCK_CACHE];
-    uint32_t site_cache[PROF_SITE_CACHE]; /* 1 + index into sites */
+    uint32_t *wait_cache;                 /* PROF_WAIT_CACHE entries, NULL until the first wait */
+    struct prof_hsite_cache *hsite_cache; /* PROF_HSITE_CACHE entries, NULL until the first holder */
+    union prof_ahead_rec ahead[PROF_AHEAD]; /* records met and not handled yet, a ring */
+    unsigned ahead_first, ahead_len;
+    struct prof_hist_ring hist_ring[2]; /* one for each stage of pass 2 */
+    struct prof_pipe *pipe;             /* the batches between pass 2's stages, NULL when inline */
+    bool close_threaded;                /* the close stage runs in a thread of its own */
+    struct prof_thread_cache thread_cache[PROF_THREAD_CACHE]; /* the close stage's */
     uint32_t cur_file;
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
     bool oom;
@@ -288,6 +373,22 @@ bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec);
 void prof_join_park(struct prof_internal *in, struct pacq *a, bool final);
 void prof_close_acq(struct prof_internal *in, struct pacq *a);
 bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
+/* After the walk of each file: handles the records prof_visit_events still holds, closes the file's
+ * acquisitions still open, and does the histogram adds still deferred. */
+void prof_events_end_file(struct prof_internal *in);
+/* The close stage: one closed acquisition into the aggregates; what it will touch, fetched ahead
+ * (`far`: the wait cache's slot; else the site that slot names). */
+void prof_close_apply(struct prof_internal *in, const struct prof_closed *a);
+void prof_close_prefetch(struct prof_internal *in, const struct prof_closed *a, bool far);
+void prof_hist_flush(struct prof_hist_ring *r);
+
+/* profile_batch.c: the batches between pass 2's stages. prof_batch_start before a file's pass 2
+ * (`threaded`: the close stage in a thread of its own, if one can be started; else inline, each
+ * closed acquisition applied as it comes), push for each closed acquisition, finish once the records
+ * stage is done (the close stage is then too). 0 or -ENOMEM. */
+int prof_batch_start(struct prof_internal *in, bool threaded);
+void prof_batch_push(struct prof_internal *in, const struct prof_closed *c);
+void prof_batch_finish(struct prof_internal *in);
 /* After all files: spins onto locks, merged rows' holder groups gathered. */
 void prof_attribute_spins(struct prof_internal *in);
 void prof_merge_holder_groups(struct prof_internal *in);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,10 +172,13 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
  * whole then, so the analyzer stops with one line and the documented exit code instead of a crash. */
 #define RD_UNMAP_EVERY 8 /* chunks */
 
-static const char *volatile rd_walking_path;
-static const uint8_t *volatile rd_walking_map;
-static volatile size_t rd_walking_len;
+/* What the calling thread walks (SIGBUS is delivered to the thread that touched the page): threads may
+ * walk files of their own at once (diff loads its two recordings side by side). */
+static _Thread_local const char *volatile rd_walking_path;
+static _Thread_local const uint8_t *volatile rd_walking_map;
+static _Thread_local volatile size_t rd_walking_len;
 static struct sigaction rd_old_bus;
+static pthread_once_t rd_bus_once = PTHREAD_ONCE_INIT;
 
 static void rd_on_sigbus(int sig, siginfo_t *si, void *uc)
 {
@@ -192,20 +196,26 @@ static void rd_on_sigbus(int sig, siginfo_t *si, void *uc)
     sigaction(sig, &rd_old_bus, NULL); /* not ours: the default action, on return */
 }
 
+/* Installed once and left in place: taking it down after one thread's walk would leave another's
+ * unguarded. A SIGBUS outside every walk meets the action there was before. */
+static void rd_install_sigbus(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = rd_on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &rd_old_bus);
+}
+
 static void rd_guard(const struct rd_file *f, bool on)
 {
     if (on) {
+        pthread_once(&rd_bus_once, rd_install_sigbus);
         rd_walking_path = f->path;
         rd_walking_len = f->map_len;
         rd_walking_map = f->map;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = rd_on_sigbus;
-        sa.sa_flags = SA_SIGINFO;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGBUS, &sa, &rd_old_bus);
     } else {
-        sigaction(SIGBUS, &rd_old_bus, NULL);
         rd_walking_map = NULL;
     }
 }

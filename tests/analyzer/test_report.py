@@ -804,3 +804,26 @@ def test_small_rows_fold_into_one_line(bank):
     assert "each under" not in text_report(bank, "--top", 50)
     r = ftprof("report", bank, "--top", "3", "--all")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_split_aggregation_gives_the_same_bytes(tmp_path):
+    """A large recording aggregated in one thread and in two (FTPROF_ANALYZER_SPLIT) gives the same
+    report, JSON, diff and flame graph, byte for byte, and the report counts every wait written."""
+    n = 300_000  # over 16 chunks of 1 MiB: large enough to be split
+    rec, base = make(tmp_path, "bench", n), tmp_path / "base.ftp"
+    subprocess.run([MKREC, "bench", str(base), "50000"], check=True, capture_output=True)
+    assert rec.stat().st_size > 17 << 20  # the analyzer splits files of 16 chunks (1 MiB here) or more
+    outs = {}
+    for split in ("0", "1"):
+        os.environ["FTPROF_ANALYZER_SPLIT"] = split
+        try:
+            runs = [ftprof("report", rec), ftprof("report", "--json", rec), ftprof("diff", base, rec),
+                    ftprof("flamegraph", rec, "-o", tmp_path / f"f{split}.folded")]
+        finally:
+            del os.environ["FTPROF_ANALYZER_SPLIT"]
+        assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+        outs[split] = [r.stdout for r in runs] + [(tmp_path / f"f{split}.folded").read_text()]
+    assert outs["0"] == outs["1"]
+    doc = json.loads(outs["1"][1])
+    jsonschema.validate(doc, SCHEMA)
+    assert sum(l["contentions"] for l in doc["locks"]) == n

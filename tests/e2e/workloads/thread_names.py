@@ -1,5 +1,6 @@
 """Many threads started at once, each with a threading name of its own ("named-N"), each contending a
-few times for one shared lock after its start. A new thread can wait before `threading` has a frame on
+few times for one shared lock after its start (held by the starter until all have started, so each
+one waits at least once). A new thread can wait before `threading` has a frame on
 it (its bootstrap waits for the starter's handshake or a stop-the-world pause): the report must still
 know it by its threading name. Prints one JSON line: the names given.
 """
@@ -25,8 +26,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     threads = [threading.Thread(target=work, args=(args.rounds,), name=f"named-{k}") for k in range(args.threads)]
-    for t in threads:
-        t.start()
+    # The lock is held while they start: every thread's first acquire has to wait, however fast the
+    # machine, so each one is in the recording.
+    with LOCK:
+        for t in threads:
+            t.start()
     for t in threads:
         t.join()
     print(json.dumps({"names": [t.name for t in threads]}))
