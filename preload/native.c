@@ -179,6 +179,30 @@ void ftp_native_write_modules(struct ftp_thread *t)
     atomic_store(&walking, 0);
 }
 
+bool ftp_native_object_of(uintptr_t handle, uintptr_t *bias, char *path, size_t cap)
+{
+    uintptr_t node = map_head();
+    struct map_entry e;
+    for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++, node = e.l_next) {
+        if (node != handle)
+            continue;
+        *bias = e.l_addr;
+        return e.l_name && read_cstr(e.l_name, path, cap) > 0;
+    }
+    return false;
+}
+
+void ftp_native_each_object(struct ftp_thread *t, void (*cb)(struct ftp_thread *, uintptr_t, const char *))
+{
+    uintptr_t node = map_head();
+    struct map_entry e;
+    for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++, node = e.l_next) {
+        char path[1024];
+        if (e.l_name && read_cstr(e.l_name, path, sizeof path) > 0 && path[0] == '/')
+            cb(t, e.l_addr, path);
+    }
+}
+
 /* The objects of the link map, as dl_iterate_phdr would give them, without the loader's lock. The main
  * program's entry (the first, with an empty name) takes its program headers from the auxiliary vector:
  * a non-PIE executable is not mapped at its link-map address 0. */

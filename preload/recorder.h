@@ -73,6 +73,8 @@ struct ftp_thread {
     _Atomic uint32_t *busy; /* its word in the busy table (thread.c); NULL: counted in the shared overflow */
     bool busy_marked;       /* marked busy now (marks are idempotent: the overflow count must not drift) */
     uint64_t start_ns;      /* the thread's first call into the recorder (THREAD_END) */
+    uintptr_t ext_base;     /* extension.c: the object whose import is in progress here (0: none) */
+    uint8_t ext_stage;      /* ... 1: its single-phase module was created; 2: PyModExport_ looked up */
     uint64_t start_cpu_ns;  /* ... and its CPU clock then */
     /* ring */
     uint8_t *chunk;
@@ -446,6 +448,14 @@ FTP_HIDDEN void ftp_native_write_modules(struct ftp_thread *t);
 /* The path of the most recently loaded Python extension module (for the GIL notice); length or 0. */
 FTP_HIDDEN size_t ftp_native_last_extension(char *out, size_t cap);
 FTP_HIDDEN void ftp_native_reset(void);
+/* The loaded object whose dlopen handle (its link-map entry) is `handle`: load bias and path. */
+FTP_HIDDEN bool ftp_native_object_of(uintptr_t handle, uintptr_t *bias, char *path, size_t cap);
+/* cb(t, bias, path) for every named object of the link map (lock-free walk). */
+FTP_HIDDEN void ftp_native_each_object(struct ftp_thread *t, void (*cb)(struct ftp_thread *, uintptr_t, const char *));
+
+/* ---- extension modules (extension.c; x86-64) ---- */
+/* A new recording: list the extension modules already loaded. */
+FTP_HIDDEN void ftp_extension_recording_started(struct ftp_thread *t);
 
 /* ---- waits in flight (inflight.c): the thread's slot in the file's INFLIGHT table ---- */
 struct ftp_wait;
