@@ -19,6 +19,10 @@ enum ftprof_exit {
     FTPROF_EXIT_ATTACH_GONE = 13,       /* no such process, or it exited during the attach */
     FTPROF_EXIT_ATTACH_TIMEOUT = 14,    /* the main thread ran no Python code within --timeout */
     FTPROF_EXIT_ATTACH_FAILED = 15,     /* the recorder could not attach inside the target */
+    /* ready */
+    FTPROF_EXIT_NOT_READY = 16,  /* --strict: a loaded module does not declare free-threading support, or the
+                                    GIL was re-enabled */
+    FTPROF_EXIT_NO_PYTHON = 17,  /* the command wrote no recording (it ran no Python the recorder could read) */
 };
 
 #endif

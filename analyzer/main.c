@@ -29,6 +29,13 @@ static const char ftprof_usage[] =
     "  top FILE|PID [--interval S] [--once [--json]] [--top N]\n"
     "        a live view: locks by wait over the last interval, threads blocked now,\n"
     "        deadlocks (PID: the recording that process has mapped)\n"
+    "  ready [--gil-python PATH] [--json] [--strict] [-o DIR] [--] CMD [ARGS...]\n"
+    "        run CMD under the recorder: every extension module it loaded, by distribution,\n"
+    "        whether each declares free-threading support, which re-enabled the GIL; with\n"
+    "        --gil-python, the same command on that (GIL) build too, compared; one verdict\n"
+    "  ready --env PYTHON [--json] [--strict] [--timeout S]\n"
+    "        the compiled modules installed for PYTHON and what each declares (each imported\n"
+    "        alone in a child under the recorder)\n"
     "  pause FILE|PID, resume FILE|PID\n"
     "        stop and restart recording waits in a running recording\n"
     "\n"
@@ -50,7 +57,10 @@ static const char ftprof_usage[] =
     "  12 attach: no permission (another user's process, ptrace restrictions)\n"
     "  13 attach: no such process, or it exited during the attach\n"
     "  14 attach: its main thread ran no Python code within --timeout (blocked), or Ctrl-C\n"
-    "  15 attach: the recorder could not attach inside the process\n";
+    "  15 attach: the recorder could not attach inside the process\n"
+    "  16 ready --strict: a loaded module does not declare free-threading support, or\n"
+    "     the GIL was re-enabled\n"
+    "  17 ready: the command wrote no recording (it ran no Python)\n";
 
 int main(int argc, char **argv)
 {
@@ -65,6 +75,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "attach") == 0)
         return cmd_attach(argc - 1, argv + 1);
+    if (strcmp(cmd, "ready") == 0)
+        return cmd_ready(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "flamegraph") == 0)
