@@ -32,6 +32,7 @@
 struct ext_seen {
     _Atomic uintptr_t base; /* 0: free; claimed with a CAS */
     _Atomic uint8_t gil, init;
+    _Atomic bool created;   /* its first module object was made (later ones are submodules or copies) */
 };
 static struct ext_seen seen[EXT_TABLE_MAX];
 
@@ -100,15 +101,30 @@ static void write_record(struct ext_args *a)
 
 /* ---- what the module's init declares ---- */
 
-/* The object (its load bias) whose code called us: the import in progress on this thread. */
-static uintptr_t pending_base(struct ftp_thread *t) { return t->ext_base; }
-
-static void declared(uint8_t gil, uint8_t init, uintptr_t def)
+/* The extension object whose code called a wrapper: the one loaded highest at or below the return
+ * address (objects do not interleave, and only extension objects' slots point at the wrappers). An
+ * init may import other extension modules before it declares, so "the import in progress on this
+ * thread" would not do. */
+static struct ext_seen *caller_object(uintptr_t ret)
 {
-    if (!atomic_load_explicit(&ftp_state.recording, memory_order_acquire) || ftp_tls.guard)
+    struct ext_seen *best = NULL;
+    uintptr_t best_base = 0;
+    for (size_t i = 0; i < EXT_TABLE_MAX; i++) {
+        uintptr_t b = atomic_load_explicit(&seen[i].base, memory_order_relaxed);
+        if (b && b <= ret && b > best_base) {
+            best_base = b;
+            best = &seen[i];
+        }
+    }
+    return best;
+}
+
+static void declared(struct ext_seen *e, uint8_t gil, uint8_t init, uintptr_t def)
+{
+    if (!e || !atomic_load_explicit(&ftp_state.recording, memory_order_acquire) || ftp_tls.guard)
         return;
     struct ftp_thread *t = ftp_thread_enter();
-    if (!t || !pending_base(t) || !ftp_busy_enter(t))
+    if (!t || !ftp_busy_enter(t))
         return;
     char name[EXT_NAME_MAX + 1];
     size_t name_len = 0;
@@ -119,15 +135,10 @@ static void declared(uint8_t gil, uint8_t init, uintptr_t def)
         for (; name_len < EXT_NAME_MAX && ftp_safe_read(&name[name_len], name_ptr + name_len, 1) && name[name_len];)
             name_len++;
     }
-    struct ext_seen *e = seen_slot(t->ext_base, true);
-    if (e) {
-        atomic_store(&e->gil, gil);
-        atomic_store(&e->init, init);
-    }
-    struct ext_args a = {t, FTP_EXT_DECLARED, 0, ftp_now(), t->ext_base, gil, init, name, "", name_len, 0};
+    atomic_store(&e->gil, gil);
+    atomic_store(&e->init, init);
+    struct ext_args a = {t, FTP_EXT_DECLARED, 0, ftp_now(), atomic_load(&e->base), gil, init, name, "", name_len, 0};
     write_record(&a);
-    if (init == FTP_EXT_INIT_MULTI)
-        t->ext_base = 0; /* a multi-phase module says it all at once */
     ftp_busy_leave(t);
 }
 
@@ -152,32 +163,39 @@ static uint8_t gil_of_def(uintptr_t def)
     return ftp_state.py.free_threaded ? FTP_EXT_GIL_USED : FTP_EXT_GIL_UNKNOWN;
 }
 
+/* The first module (definition) an object's code hands over is the module itself; later ones are
+ * submodules or copies, not what the import of the object decides on. */
+static struct ext_seen *first_module_of(uintptr_t ret)
+{
+    struct ext_seen *e = caller_object(ret);
+    return e && !atomic_exchange(&e->created, true) ? e : NULL;
+}
+
 static void *wrap_def_init(void *def)
 {
-    declared(gil_of_def((uintptr_t)def), FTP_EXT_INIT_MULTI, (uintptr_t)def);
+    declared(first_module_of((uintptr_t)__builtin_return_address(0)), gil_of_def((uintptr_t)def), FTP_EXT_INIT_MULTI,
+             (uintptr_t)def);
     return ((void *(*)(void *))atomic_load(&api_real[API_DEF_INIT]))(def);
 }
 
 static void *wrap_from_spec2(void *def, void *spec, int api)
 {
-    declared(gil_of_def((uintptr_t)def), FTP_EXT_INIT_MULTI, (uintptr_t)def);
+    declared(first_module_of((uintptr_t)__builtin_return_address(0)), gil_of_def((uintptr_t)def), FTP_EXT_INIT_MULTI,
+             (uintptr_t)def);
     return ((void *(*)(void *, void *, int))atomic_load(&api_real[API_FROM_SPEC2]))(def, spec, api);
 }
 
 static void *wrap_create2(void *def, int api)
 {
-    struct ftp_thread *t = &ftp_tls;
-    if (t->ext_stage == 0) { /* the first module object this init makes: the module itself */
-        t->ext_stage = 1;
-        declared(ftp_state.py.free_threaded ? FTP_EXT_GIL_USED : FTP_EXT_GIL_UNKNOWN, FTP_EXT_INIT_SINGLE,
-                 (uintptr_t)def);
-    }
+    declared(first_module_of((uintptr_t)__builtin_return_address(0)),
+             ftp_state.py.free_threaded ? FTP_EXT_GIL_USED : FTP_EXT_GIL_UNKNOWN, FTP_EXT_INIT_SINGLE, (uintptr_t)def);
     return ((void *(*)(void *, int))atomic_load(&api_real[API_CREATE2]))(def, api);
 }
 
 static int wrap_set_gil(void *module, void *gil)
 {
-    declared((uintptr_t)gil == 1 ? FTP_EXT_GIL_NOT_USED : FTP_EXT_GIL_USED, FTP_EXT_INIT_SINGLE, 0);
+    declared(caller_object((uintptr_t)__builtin_return_address(0)),
+             (uintptr_t)gil == 1 ? FTP_EXT_GIL_NOT_USED : FTP_EXT_GIL_USED, FTP_EXT_INIT_SINGLE, 0);
     return ((int (*)(void *, void *))atomic_load(&api_real[API_SET_GIL]))(module, gil);
 }
 
@@ -237,7 +255,9 @@ void ftp_extension_before_dlsym(uintptr_t handle, const char *symbol)
     if (gil_on_for_good())
         a.flags |= FTP_EXT_GIL_WAS_ON;
     write_record(&a);
-    seen_slot(base, true);
+    struct ext_seen *e = seen_slot(base, true);
+    if (e)
+        atomic_store(&e->created, false); /* a fork child's or new recording's import of a known object */
     t->ext_base = base;
     t->ext_stage = prefix == 12 ? 2 : 0;
     if (resolve_api()) {
@@ -276,7 +296,6 @@ void ftp_extension_recording_started(struct ftp_thread *t)
 {
     if (!t || !ftp_busy_enter(t))
         return;
-    t->ext_base = 0;
     ftp_native_each_object(t, before_start_cb);
     ftp_busy_leave(t);
 }

@@ -73,8 +73,8 @@ struct ftp_thread {
     _Atomic uint32_t *busy; /* its word in the busy table (thread.c); NULL: counted in the shared overflow */
     bool busy_marked;       /* marked busy now (marks are idempotent: the overflow count must not drift) */
     uint64_t start_ns;      /* the thread's first call into the recorder (THREAD_END) */
-    uintptr_t ext_base;     /* extension.c: the object whose import is in progress here (0: none) */
-    uint8_t ext_stage;      /* ... 1: its single-phase module was created; 2: PyModExport_ looked up */
+    uintptr_t ext_base;     /* extension.c: the object whose init function was looked up last here */
+    uint8_t ext_stage;      /* ... 2: as PyModExport_ (3.15), so a PyInit_ look-up next is the same import */
     uint64_t start_cpu_ns;  /* ... and its CPU clock then */
     /* ring */
     uint8_t *chunk;
