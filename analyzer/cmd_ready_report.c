@@ -211,8 +211,9 @@ int ready_print_text(FILE *out, const struct ready_result *r, char *const *cmd)
             group = ready_group(v[i]);
             fprintf(out, "  %s", group);
             if (v[i]->distribution)
-                fprintf(out, " %s  %s", v[i]->version ? v[i]->version : "?",
-                        v[i]->wheel_tag ? v[i]->wheel_tag : "no wheel (built from source, or installed without one)");
+                fprintf(out, " %s  %s%s", v[i]->version ? v[i]->version : "?",
+                        v[i]->wheel_tag ? v[i]->wheel_tag : "no wheel (built from source, or installed without one)",
+                        v[i]->origin && !strcmp(v[i]->origin, "built here") ? " (built here from source)" : "");
             fputc('\n', out);
         }
         print_module(out, v[i], &r->ft);

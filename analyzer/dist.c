@@ -214,6 +214,12 @@ size_t dist_list(struct dist_cache *c, const char *dir, const struct dist_entry 
     return d ? d->n : 0;
 }
 
+bool dist_tag_built_here(const char *tag)
+{
+    const char *plat = strrchr(tag, '-');
+    return plat && !strncmp(plat + 1, "linux_", 6);
+}
+
 char *dist_module_name(const char *rel)
 {
     size_t n = strlen(rel);

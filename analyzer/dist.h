@@ -32,6 +32,9 @@ void dist_cache_free(struct dist_cache *c);
 bool dist_owner_of(struct dist_cache *c, const char *path, struct dist_owner *out);
 /* The distributions installed in directory `dir` (owned by the cache); their count. */
 size_t dist_list(struct dist_cache *c, const char *dir, const struct dist_entry **out);
+/* A wheel built on this machine from source (pip's own build, platform tag "linux_x86_64"): a wheel of
+ * the package index for Linux is tagged manylinux or musllinux. */
+bool dist_tag_built_here(const char *tag);
 /* "pkg/sub/_mod.cpython-314t-x86_64-linux-gnu.so" -> "pkg.sub._mod" (malloc'd), or NULL when the path is
  * not an extension module's file. */
 char *dist_module_name(const char *relpath);

@@ -92,7 +92,9 @@ struct prof_gil_event {
  * definition declares about the GIL and where its file came from (profile_ext.c, dist.c). */
 enum prof_ext_gil { PROF_EXT_GIL_UNKNOWN, PROF_EXT_GIL_NOT_USED, PROF_EXT_GIL_USED };
 struct prof_extension {
-    const char *module;       /* import name: from its distribution's RECORD, else the def's m_name */
+    const char *module;       /* import name: from its distribution's RECORD, else the def's m_name when it
+                                 ends in the init function's name, else that name */
+    const char *def_name;     /* the module definition's m_name, or NULL */
     const char *path;
     enum prof_ext_gil gil;
     const char *init;         /* "multi-phase", "single-phase", "export" (3.15 PyModExport), or NULL */

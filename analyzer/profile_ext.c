@@ -74,7 +74,14 @@ void prof_def_extension(struct prof_internal *in, const struct ftp_record *rec)
     if (ext_init(r->init))
         e->init = ext_init(r->init);
     if (r->name_len)
-        e->module = prof_intern(in, name, strnlen(name, r->name_len));
+        e->def_name = prof_intern(in, name, strnlen(name, r->name_len));
+}
+
+/* m_name when it is a dotted name ending in the init function's name (PyInit_<short>), else <short>. */
+static bool def_name_fits(const char *def, const char *shortname)
+{
+    size_t d = strlen(def), s = strlen(shortname);
+    return d >= s && !strcmp(def + d - s, shortname) && (d == s || def[d - s - 1] == '.');
 }
 
 /* Frames of the import machinery: importlib's frozen modules and importlib/__init__.py. */
@@ -128,11 +135,13 @@ void prof_extensions_finish(struct prof_internal *in)
             e->distribution = o.name ? prof_intern(in, o.name, strlen(o.name)) : NULL;
             e->version = o.version ? prof_intern(in, o.version, strlen(o.version)) : NULL;
             e->wheel_tag = o.wheel_tag ? prof_intern(in, o.wheel_tag, strlen(o.wheel_tag)) : NULL;
-            e->origin = e->wheel_tag ? "wheel" : "no wheel";
+            e->origin = !e->wheel_tag ? "no wheel" : dist_tag_built_here(e->wheel_tag) ? "built here" : "wheel";
             if (o.module)
                 e->module = prof_intern(in, o.module, strlen(o.module));
         } else {
             e->origin = e->path && strstr(e->path, "/lib-dynload/") ? "stdlib" : "not installed";
+            if (e->def_name && e->module && strcmp(e->origin, "stdlib") && def_name_fits(e->def_name, e->module))
+                e->module = e->def_name;
         }
     }
     dist_cache_free(dc);

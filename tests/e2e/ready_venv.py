@@ -18,6 +18,7 @@ from pathlib import Path
 
 # Small packages with compiled modules that ship free-threaded wheels for some versions.
 PACKAGES = ["msgpack", "PyYAML", "MarkupSafe", "ujson", "psutil"]
+IMPORT_NAMES = {"msgpack": "msgpack", "PyYAML": "yaml", "MarkupSafe": "markupsafe", "ujson": "ujson", "psutil": "psutil"}
 INSTALL_TIMEOUT = 600
 
 
