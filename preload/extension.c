@@ -20,6 +20,7 @@
  * with what was known. Modules loaded before the recorder existed (attach) are listed from the link map,
  * their declaration unknown. x86-64 only, like got.c. */
 #include <dlfcn.h>
+#include <elf.h>
 #include <link.h>
 #include <string.h>
 
@@ -33,6 +34,7 @@ struct ext_seen {
     _Atomic uintptr_t base; /* 0: free; claimed with a CAS */
     _Atomic uint8_t gil, init;
     _Atomic bool created;   /* its first module object was made (later ones are submodules or copies) */
+    _Atomic uintptr_t end;  /* the end of its highest PT_LOAD segment */
 };
 static struct ext_seen seen[EXT_TABLE_MAX];
 
@@ -101,22 +103,38 @@ static void write_record(struct ext_args *a)
 
 /* ---- what the module's init declares ---- */
 
-/* The extension object whose code called a wrapper: the one loaded highest at or below the return
- * address (objects do not interleave, and only extension objects' slots point at the wrappers). An
- * init may import other extension modules before it declares, so "the import in progress on this
- * thread" would not do. */
+/* The end of the object loaded at `bias`, from its program headers in memory (0: unreadable). */
+static uintptr_t object_end(uintptr_t bias)
+{
+    ElfW(Ehdr) eh;
+    ElfW(Phdr) ph[64];
+    if (!ftp_safe_read(&eh, bias, sizeof eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) || !eh.e_phnum ||
+        eh.e_phentsize != sizeof(ElfW(Phdr)))
+        return 0;
+    int n = eh.e_phnum < 64 ? eh.e_phnum : 64;
+    if (!ftp_safe_read(ph, bias + eh.e_phoff, (size_t)n * sizeof ph[0]))
+        return 0;
+    uintptr_t end = 0;
+    for (int i = 0; i < n; i++)
+        if (ph[i].p_type == PT_LOAD && bias + ph[i].p_vaddr + ph[i].p_memsz > end)
+            end = bias + ph[i].p_vaddr + ph[i].p_memsz;
+    return end;
+}
+
+/* The extension object whose code called a wrapper: the one whose mapping holds the return address.
+ * An init may import other extension modules before it declares (ujson imports decimal), so "the
+ * import in progress on this thread" is only the answer when the call was a tail call from the init
+ * function (`return PyModuleDef_Init(&def);`), whose return address is the import machinery's: then
+ * no other import came between the look-up of the init function and the call. */
 static struct ext_seen *caller_object(uintptr_t ret)
 {
-    struct ext_seen *best = NULL;
-    uintptr_t best_base = 0;
     for (size_t i = 0; i < EXT_TABLE_MAX; i++) {
         uintptr_t b = atomic_load_explicit(&seen[i].base, memory_order_relaxed);
-        if (b && b <= ret && b > best_base) {
-            best_base = b;
-            best = &seen[i];
-        }
+        if (b && b <= ret && ret < atomic_load_explicit(&seen[i].end, memory_order_relaxed))
+            return &seen[i];
     }
-    return best;
+    uintptr_t pending = ftp_tls.ext_base;
+    return pending ? seen_slot(pending, false) : NULL;
 }
 
 static void declared(struct ext_seen *e, uint8_t gil, uint8_t init, uintptr_t def)
@@ -136,7 +154,8 @@ static void declared(struct ext_seen *e, uint8_t gil, uint8_t init, uintptr_t de
             name_len++;
     }
     atomic_store(&e->gil, gil);
-    atomic_store(&e->init, init);
+    if (init)
+        atomic_store(&e->init, init);
     struct ext_args a = {t, FTP_EXT_DECLARED, 0, ftp_now(), atomic_load(&e->base), gil, init, name, "", name_len, 0};
     write_record(&a);
     ftp_busy_leave(t);
@@ -195,7 +214,7 @@ static void *wrap_create2(void *def, int api)
 static int wrap_set_gil(void *module, void *gil)
 {
     declared(caller_object((uintptr_t)__builtin_return_address(0)),
-             (uintptr_t)gil == 1 ? FTP_EXT_GIL_NOT_USED : FTP_EXT_GIL_USED, FTP_EXT_INIT_SINGLE, 0);
+             (uintptr_t)gil == 1 ? FTP_EXT_GIL_NOT_USED : FTP_EXT_GIL_USED, FTP_EXT_INIT_UNKNOWN, 0);
     return ((int (*)(void *, void *))atomic_load(&api_real[API_SET_GIL]))(module, gil);
 }
 
@@ -256,8 +275,10 @@ void ftp_extension_before_dlsym(uintptr_t handle, const char *symbol)
         a.flags |= FTP_EXT_GIL_WAS_ON;
     write_record(&a);
     struct ext_seen *e = seen_slot(base, true);
-    if (e)
+    if (e) {
+        atomic_store(&e->end, object_end(base));
         atomic_store(&e->created, false); /* a fork child's or new recording's import of a known object */
+    }
     t->ext_base = base;
     t->ext_stage = prefix == 12 ? 2 : 0;
     if (resolve_api()) {

@@ -458,7 +458,8 @@ _Static_assert(sizeof(struct ftp_inflight_slot) == 64, "inflight slot");
  *  module's own calls into the interpreter's module API during its init (PyModuleDef_Init and
  *  PyModule_FromDefAndSpec2 for multi-phase init, PyModule_Create2 and PyUnstable_Module_SetGIL for
  *  single-phase init): what the module definition says about the GIL, and its full name (m_name).
- *  A module may have several DECLARED records (single-phase: created, then declared): the last counts.
+ *  A module may have several DECLARED records (single-phase: created, then declared): the last one's gil
+ *  counts; init is FTP_EXT_INIT_UNKNOWN in one that does not tell (PyUnstable_Module_SetGIL's).
  *  Records of one module share `base`, the load bias of its object.
  *   0 header (flags: FTP_EXT_*)   8 tid u32   12 stack_id u32 (LOADED; 0: none)   16 time_ns u64
  *  24 base u64   32 gil u8 (FTP_EXT_GIL_*)   33 init u8 (FTP_EXT_INIT_*)   34 name_len u16

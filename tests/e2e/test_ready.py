@@ -1,0 +1,171 @@
+"""`ftprof ready` and the extension modules of a recording, on every free-threaded interpreter of the matrix.
+
+Each interpreter gets a virtual environment with real packages from the package index (ready_venv.py,
+cached under ~/.cache/ftprof/venvs) and three extensions of the tests' own: one declaring support with
+multi-phase init, one with single-phase init and PyUnstable_Module_SetGIL, and one declaring nothing,
+imported late from a worker thread. Every declaration the report gives is checked against an
+independent one: the module imported alone in a fresh interpreter, then sys._is_gil_enabled().
+"""
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import NATIVE, WORKLOADS, clean_env, compile_c, marker_line, python_build_flags
+from ready_venv import IMPORT_NAMES, ensure_venv
+
+OWN = [("ready_multi.c", "ftprof_ready_multi"), ("ready_single.c", "ftprof_ready_single"), ("gilmod.c", "ftprof_gilmod")]
+APP = WORKLOADS / "ready_app.py"
+EXIT_NOT_READY = 16
+
+
+@dataclass
+class Env:
+    python: Path        # the venv's interpreter
+    label: str
+    ext_dir: Path       # the tests' own extensions
+    packages: list      # import names of the packages that got installed
+    state: dict
+
+
+@pytest.fixture(scope="session")
+def ready_env(ft_python, tmp_path_factory):
+    vpy, state = ensure_venv(ft_python, ft_python.label)
+    installed = [IMPORT_NAMES[p] for p, how in state["packages"].items() if how in ("wheel", "source")]
+    include, suffix = python_build_flags(vpy)
+    ext_dir = tmp_path_factory.mktemp(f"ready-ext-{ft_python.label}")
+    for source, name in OWN:
+        compile_c([NATIVE / source], ext_dir / f"{name}{suffix}",
+                  flags=["-shared", "-fPIC", f"-I{include}", "-Wno-missing-field-initializers"])
+    return Env(vpy, ft_python.label, ext_dir, installed, state)
+
+
+def ready(cli, *args, env=None, timeout=600):
+    return subprocess.run([str(cli), "ready", *[str(a) for a in args]], capture_output=True, text=True,
+                          timeout=timeout, env=clean_env(env))
+
+
+def independent_gil(env, module, cache={}):
+    """'used' or 'not_used': the module imported alone in a fresh interpreter, then sys._is_gil_enabled()."""
+    key = (str(env.python), module)
+    if key not in cache:
+        code = (f"import sys, importlib; sys.path.insert(0, {str(env.ext_dir)!r}); "
+                f"importlib.import_module({module!r}); print(sys._is_gil_enabled())")
+        r = subprocess.run([str(env.python), "-I", "-W", "ignore", "-c", code], capture_output=True, text=True,
+                           env=clean_env(), timeout=60)
+        assert r.returncode == 0, f"importing {module} alone failed: {r.stderr[-2000:]}"
+        cache[key] = "used" if r.stdout.strip() == "True" else "not_used"
+    return cache[key]
+
+
+def dist_facts(env):
+    """{file path: (distribution, version, wheel tag)} from importlib.metadata in the environment itself."""
+    code = (
+        "import importlib.metadata as md, json, os\n"
+        "out = {}\n"
+        "for d in md.distributions():\n"
+        "    w = d.read_text('WHEEL') or ''\n"
+        "    tags = [l.split(':', 1)[1].strip() for l in w.splitlines() if l.startswith('Tag:')]\n"
+        "    for f in d.files or []:\n"
+        "        if str(f).endswith('.so'):\n"
+        "            out[os.path.realpath(d.locate_file(f))] = [d.metadata['Name'], d.version, tags]\n"
+        "print(json.dumps(out))\n")
+    r = subprocess.run([str(env.python), "-I", "-c", code], capture_output=True, text=True, env=clean_env(), check=True)
+    return json.loads(r.stdout)
+
+
+def run_ready(ftprof_cli, env, *app_args, extra_env=None, strict=False):
+    args = ["--json"] + (["--strict"] if strict else []) + ["--", env.python, APP, env.ext_dir,
+                                                             "--packages", ",".join(env.packages), *app_args]
+    r = ready(ftprof_cli, *args, env=extra_env)
+    assert r.returncode in (0, EXIT_NOT_READY), f"ftprof ready exited {r.returncode}:\n{r.stderr[-3000:]}"
+    start = r.stdout.index("{\n")  # the workload prints a line of its own first
+    return r, json.loads(r.stdout[start:])
+
+
+def check_every_module(env, exts):
+    """Each module's declaration against the independent check, its distribution against the metadata."""
+    import os
+    facts = dist_facts(env)
+    assert exts, "no extension modules recorded"
+    for e in exts:
+        want = independent_gil(env, e["module"])
+        assert e["gil"] == want, f"{e['module']}: report says {e['gil']}, importing it alone says {want}"
+        fact = facts.get(os.path.realpath(e["path"]))
+        if fact:
+            name, version, tags = fact
+            assert (e["distribution"], e["version"]) == (name, version), f"{e['module']}: {e}"
+            for tag in tags:
+                assert tag.split("-")[-1] in e["wheel_tag"] and tag.split("-")[1] in e["wheel_tag"], (e, tags)
+        else:
+            assert e["distribution"] is None and e["wheel_tag"] is None, e
+
+
+def test_ready_names_every_module_and_the_reenabler(ftprof_cli, ready_env):
+    r, rep = run_ready(ftprof_cli, ready_env, strict=True)
+    assert r.returncode == EXIT_NOT_READY, "--strict must fail: ftprof_gilmod declares nothing"
+    exts = rep["extensions"]
+    names = {e["module"] for e in exts}
+    own = {name for _, name in OWN}
+    assert own <= names, f"own extensions missing: {own - names}"
+    for pkg in ready_env.packages:
+        assert any(e["module"] == pkg or e["module"].startswith(pkg + ".") for e in exts), f"{pkg}'s modules missing"
+    check_every_module(ready_env, exts)
+    byname = {e["module"]: e for e in exts}
+    assert byname["ftprof_ready_multi"]["init"] == "multi-phase"
+    assert byname["ftprof_ready_single"]["init"] == "single-phase"
+    legacy = byname["ftprof_gilmod"]
+    assert legacy["reenabled_gil"] and [e["module"] for e in exts if e["reenabled_gil"]] == ["ftprof_gilmod"]
+    assert legacy["import_line"]["line"] == marker_line(APP, "legacy") and legacy["import_line"]["function"] == "worker"
+    main_tid = byname["ftprof_ready_multi"]["tid"]
+    assert legacy["tid"] != main_tid, "the late import ran on the worker thread"
+    assert byname["ftprof_ready_multi"]["import_line"]["line"] == marker_line(APP, "multi")
+    for e in exts:
+        if e["distribution"]:
+            assert e["import_line"]["file"].endswith("ready_app.py") or e["module"] not in ready_env.packages, e
+    v = rep["verdict"]
+    assert not v["ready"] and v["reenabled_by"] == "ftprof_gilmod" and v["keep_gil"] == 1
+    assert v["text"].startswith("not ready: 1 module keeps the GIL (ftprof_gilmod, imported at ready_app.py:"
+                                f"{marker_line(APP, 'legacy')})"), v["text"]
+
+
+def test_ready_under_python_gil_0(ftprof_cli, ready_env):
+    """PYTHON_GIL=0: nothing re-enables the GIL, but the module still declared nothing."""
+    r, rep = run_ready(ftprof_cli, ready_env, extra_env={"PYTHON_GIL": "0"}, strict=True)
+    assert r.returncode == EXIT_NOT_READY
+    exts = rep["extensions"]
+    check_every_module(ready_env, exts)
+    assert not any(e["reenabled_gil"] for e in exts)
+    legacy = [e for e in exts if e["module"] == "ftprof_gilmod"]
+    assert legacy and legacy[0]["gil"] == "used"
+    assert "PYTHON_GIL=0" in rep["verdict"]["text"] and not rep["verdict"]["ready"]
+
+
+def test_ready_strict_passes_when_every_module_declares(ftprof_cli, ready_env):
+    r, rep = run_ready(ftprof_cli, ready_env, "--no-legacy", strict=True)
+    assert r.returncode == 0, rep["verdict"]
+    assert rep["verdict"]["ready"] and rep["verdict"]["text"].startswith("ready: ")
+    assert all(e["gil"] == "not_used" for e in rep["extensions"])
+    text = ready(ftprof_cli, "--", ready_env.python, APP, ready_env.ext_dir, "--packages",
+                 ",".join(ready_env.packages), "--no-legacy")
+    assert text.returncode == 0 and "Verdict: ready: " in text.stdout
+    for e in rep["extensions"]:
+        if e["distribution"]:
+            assert f"  {e['distribution']} {e['version']}" in text.stdout
+
+
+def test_ready_env_agrees_with_the_run(ftprof_cli, ready_env):
+    _, rep = run_ready(ftprof_cli, ready_env)
+    r = ready(ftprof_cli, "--env", ready_env.python, "--json", "--timeout", 60)
+    assert r.returncode == 0, r.stderr
+    listing = json.loads(r.stdout)
+    in_env = {m["module"]: (d["distribution"], d["version"], m["gil"]) for d in listing["distributions"]
+              for m in d["modules"]}
+    in_run = {e["module"]: (e["distribution"], e["version"], e["gil"]) for e in rep["extensions"] if e["distribution"]}
+    assert in_run, "the run loaded no installed distribution's module"
+    for module, facts in in_run.items():
+        assert in_env.get(module) == facts, f"{module}: run says {facts}, --env says {in_env.get(module)}"
+    strict = ready(ftprof_cli, "--env", ready_env.python, "--strict")
+    assert strict.returncode == (EXIT_NOT_READY if listing["keep_gil"] else 0), strict.stdout
