@@ -152,10 +152,13 @@ void ready_verdict(struct ready_result *r)
     else if (!r->ready)
         snprintf(r->verdict, sizeof r->verdict, "not ready: the GIL was re-enabled (by a module the recording could not "
                  "name)%s", speed);
-    else
-        snprintf(r->verdict, sizeof r->verdict, "ready: %zu module%s from %zu distribution%s declare%s free-threading "
-                 "support%s%s", r->declared, r->declared == 1 ? "" : "s", r->distributions, r->distributions == 1 ? "" : "s",
-                 r->declared == 1 ? "s" : "", unknown, speed);
+    else {
+        char from[64] = "";
+        if (r->distributions)
+            snprintf(from, sizeof from, " from %zu distribution%s", r->distributions, r->distributions == 1 ? "" : "s");
+        snprintf(r->verdict, sizeof r->verdict, "ready: %zu module%s%s declare%s free-threading support%s%s", r->declared,
+                 r->declared == 1 ? "" : "s", from, r->declared == 1 ? "s" : "", unknown, speed);
+    }
     free(v);
 }
 

@@ -169,3 +169,49 @@ def test_ready_env_agrees_with_the_run(ftprof_cli, ready_env):
         assert in_env.get(module) == facts, f"{module}: run says {facts}, --env says {in_env.get(module)}"
     strict = ready(ftprof_cli, "--env", ready_env.python, "--strict")
     assert strict.returncode == (EXIT_NOT_READY if listing["keep_gil"] else 0), strict.stdout
+
+
+def test_ready_on_a_gil_build(ftprof_cli, gil_python, tmp_path):
+    """A GIL build: the declaration where the module definition carries one (a multi-phase module's
+    Py_mod_gil slot), else "unknown on this build" (a single-phase module declares only in its
+    free-threaded build); nothing re-enables anything, and the verdict says it cannot tell."""
+    include, suffix = python_build_flags(gil_python)
+    for source, name in OWN:
+        compile_c([NATIVE / source], tmp_path / f"{name}{suffix}",
+                  flags=["-shared", "-fPIC", f"-I{include}", "-Wno-missing-field-initializers"])
+    r = ready(ftprof_cli, "--json", "--", gil_python, APP, tmp_path)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout[r.stdout.index("{\n"):])
+    byname = {e["module"]: e for e in rep["extensions"]}
+    assert byname["ftprof_ready_multi"]["gil"] == "not_used"
+    assert byname["ftprof_ready_single"]["gil"] == "unknown" and byname["ftprof_gilmod"]["gil"] == "unknown"
+    assert not any(e["reenabled_gil"] or e["free_threaded"] for e in rep["extensions"])
+    assert rep["verdict"]["text"].startswith("cannot tell yet: " + gil_python.label + " is a GIL build")
+    text = ready(ftprof_cli, "--", gil_python, APP, tmp_path)
+    assert "unknown on this build" in text.stdout
+
+
+def test_ready_compares_the_gil_build(ftprof_cli, ft_python, tmp_path, results):
+    """The same CPU-bound threaded workload on the GIL build and the free-threaded one of the same version:
+    speed-up and cores busy as the workload measures them itself (±15%), and the planted lock named as
+    what limits the free-threaded run."""
+    from conftest import _python
+    gil_python = _python(ft_python.label.rstrip("t"))
+    out = tmp_path / "self.jsonl"
+    r = ready(ftprof_cli, "--json", "--gil-python", gil_python, "--", ft_python, WORKLOADS / "ready_cpu.py", out)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    ft_self, gil_self = [json.loads(line) for line in out.read_text().splitlines()]
+    assert not ft_self["gil"] and gil_self["gil"], "the first run is the free-threaded one, the second the GIL build"
+    cmp = rep["comparison"]
+    want_speedup = gil_self["wall_s"] / ft_self["wall_s"]
+    assert 0.85 <= cmp["speedup"] / want_speedup <= 1.15, (cmp["speedup"], want_speedup)
+    for run, truth in ((rep["run"], ft_self), (cmp["gil_run"], gil_self)):
+        want_cores = truth["cpu_s"] / truth["wall_s"]
+        assert 0.85 <= run["cores_busy"] / want_cores <= 1.15, (run["python"], run["cores_busy"], want_cores)
+    lock = rep["run"]["limiting_lock"]
+    assert lock and "RENDER_LOCK" in lock["name"] and lock["kind"] == "lock", lock
+    assert "RENDER_LOCK" in rep["verdict"]["text"] and f"{ft_python.label} runs" in rep["verdict"]["text"]
+    results.add(f"ready GIL vs free-threaded [{ft_python.label}]", speedup=cmp["speedup"], self_speedup=want_speedup,
+                cores=rep["run"]["cores_busy"], self_cores=ft_self["cpu_s"] / ft_self["wall_s"],
+                lock_share=lock["share_of_thread_time"])
