@@ -215,3 +215,62 @@ def test_ready_compares_the_gil_build(ftprof_cli, ft_python, tmp_path, results):
     results.add(f"ready GIL vs free-threaded [{ft_python.label}]", speedup=cmp["speedup"], self_speedup=want_speedup,
                 cores=rep["run"]["cores_busy"], self_cores=ft_self["cpu_s"] / ft_self["wall_s"],
                 lock_share=lock["share_of_thread_time"])
+
+
+def _own_ext(python, tmp_path):
+    include, suffix = python_build_flags(python)
+    compile_c([NATIVE / "ready_multi.c"], tmp_path / f"ftprof_ready_multi{suffix}",
+              flags=["-shared", "-fPIC", f"-I{include}", "-Wno-missing-field-initializers"])
+    return tmp_path
+
+
+def test_extensions_of_a_fork_child(runner, tmp_path):
+    """The child's recording lists what it inherited (loaded before its recording started, with what the
+    parent saw declared) and what it imported itself, with the import line."""
+    ext = _own_ext(runner.python, tmp_path)
+    late = WORKLOADS / "ready_late.py"
+    run = runner.run([late, ext, "fork"])
+    child = json.loads(run.stdout.strip().splitlines()[-1])["child"]
+    assert len(run.files) == 2, run.files
+    rep = runner.report(run.files)
+    mine = [e for e in rep["extensions"] if e["module"] == "ftprof_ready_multi"]
+    assert len(mine) == 1 and mine[0]["gil"] == "not_used" and not mine[0]["loaded_before_start"], mine
+    assert mine[0]["import_line"]["line"] == marker_line(late, "child_import")
+    child_file = [f for f in rep["files"] if f["pid"] == child]
+    assert child_file and mine[0]["file"] == child_file[0]["path"]
+    inherited = [e for e in rep["extensions"] if e["module"] == "_json" and e["file"] == mine[0]["file"]]
+    assert inherited and inherited[0]["loaded_before_start"] and inherited[0]["gil"] == "not_used", inherited
+
+
+def test_extensions_after_attach(ftprof_cli, tmp_path):
+    """Attached: modules loaded before the attach are listed from the link map (declaration unknown: the
+    recorder was not there to see it), a module imported during the window with its declaration and
+    import line."""
+    from conftest import _python, wait_for_line
+    python = _python("3.14t")
+    ext = _own_ext(python, tmp_path)
+    late = WORKLOADS / "ready_late.py"
+    target = subprocess.Popen([str(python), str(late), str(ext), "attach"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(), cwd=tmp_path)
+    out = tmp_path / "attached.ftp"
+    try:
+        wait_for_line(target, r"^READY", 30)
+        att = subprocess.Popen([str(ftprof_cli), "attach", str(target.pid), "-o", str(out), "--duration", "3"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean_env())
+        wait_for_line(att, r"attached to pid", 30)
+        target.stdin.write(b"go\n")
+        target.stdin.flush()
+        wait_for_line(target, r"^IMPORTED", 30)
+        assert att.wait(60) == 0
+    finally:
+        target.stdin.close()
+        target.wait(30)
+        if att.poll() is None:
+            att.kill()
+    rep = json.loads(subprocess.run([str(ftprof_cli), "report", "--json", str(out)], capture_output=True,
+                                    text=True, env=clean_env(), check=True).stdout)
+    byname = {e["module"]: e for e in rep["extensions"]}
+    assert byname["_json"]["loaded_before_start"] and byname["_json"]["gil"] == "unknown", byname["_json"]
+    mine = byname["ftprof_ready_multi"]
+    assert mine["gil"] == "not_used" and not mine["loaded_before_start"]
+    assert mine["import_line"]["line"] == marker_line(late, "attached_import")
