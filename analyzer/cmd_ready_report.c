@@ -111,6 +111,14 @@ static size_t keepers_text(const struct prof_extension *const *v, size_t n, char
     return shown;
 }
 
+static bool ready_all_finished(const struct profile *p)
+{
+    for (size_t i = 0; i < p->n_files; i++)
+        if (!(p->files[i].flags & FTP_FLAG_FINISHED))
+            return false;
+    return true;
+}
+
 void ready_verdict(struct ready_result *r)
 {
     const struct prof_extension **v;
@@ -148,7 +156,8 @@ void ready_verdict(struct ready_result *r)
     else if (!r->ready && r->keeps)
         snprintf(r->verdict, sizeof r->verdict, "not ready: %zu module%s keep%s the GIL (%s)%s%s", r->keeps,
                  r->keeps == 1 ? "" : "s", r->keeps == 1 ? "s" : "", keepers,
-                 r->reenabler ? "" : "; PYTHON_GIL=0 kept the GIL off anyway, at your own risk", speed);
+                 r->reenabler ? "" : ready_all_finished(&r->ft.prof) ? "; PYTHON_GIL=0 (or -X gil=0) kept the GIL off "
+                 "anyway, at your own risk" : "; the GIL was not seen re-enabled (the process did not exit normally)", speed);
     else if (!r->ready)
         snprintf(r->verdict, sizeof r->verdict, "not ready: the GIL was re-enabled (by a module the recording could not "
                  "name)%s", speed);

@@ -10,15 +10,34 @@
 #define RE_DIM "\033[2m"
 #define RE_RESET "\033[0m"
 
+static const char *base_name(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    return slash ? slash + 1 : file;
+}
+
+/* A frame of the program's own code: not the import machinery ("<frozen ...>"), an installed package
+ * (under site-packages) or the standard library (under lib/pythonX.Y). */
+static bool program_frame(const struct prof_frame *f)
+{
+    return f->file && !f->native && f->file[0] != '<' && !strstr(f->file, "/site-packages/") &&
+           !strstr(f->file, "/dist-packages/") && !strstr(f->file, "/lib/python3.");
+}
+
 void report_ext_where(char *buf, size_t len, const struct prof_extension *e)
 {
-    const char *file = e->import_line ? e->import_line->file : NULL;
-    if (!file) {
+    const struct prof_frame *line = e->import_line, *mine = NULL;
+    if (!line) {
         snprintf(buf, len, "%s", e->before_start ? "before the recording started" : "from an unknown place");
         return;
     }
-    const char *base = strrchr(file, '/');
-    snprintf(buf, len, "%s:%d", base ? base + 1 : file, e->import_line->line);
+    for (size_t k = 0; e->import_stack && k < e->import_stack->depth && !mine; k++)
+        if (program_frame(&e->import_stack->frames[k]))
+            mine = &e->import_stack->frames[k];
+    if (mine && mine != line)
+        snprintf(buf, len, "%s:%d (via %s:%d)", base_name(mine->file), mine->line, base_name(line->file), line->line);
+    else
+        snprintf(buf, len, "%s:%d", base_name(line->file), line->line);
 }
 
 const char *report_ext_declared(const struct prof_extension *e)

@@ -103,6 +103,7 @@ def check_every_module(env, exts):
             assert e["distribution"] is None and e["wheel_tag"] is None, e
 
 
+@pytest.mark.support_row("ftprof ready: every extension module")
 def test_ready_names_every_module_and_the_reenabler(ftprof_cli, ready_env):
     r, rep = run_ready(ftprof_cli, ready_env, strict=True)
     assert r.returncode == EXIT_NOT_READY, "--strict must fail: ftprof_gilmod declares nothing"
@@ -131,6 +132,7 @@ def test_ready_names_every_module_and_the_reenabler(ftprof_cli, ready_env):
                                 f"{marker_line(APP, 'legacy')})"), v["text"]
 
 
+@pytest.mark.support_row("ftprof ready: every extension module")
 def test_ready_under_python_gil_0(ftprof_cli, ready_env):
     """PYTHON_GIL=0: nothing re-enables the GIL, but the module still declared nothing."""
     r, rep = run_ready(ftprof_cli, ready_env, extra_env={"PYTHON_GIL": "0"}, strict=True)
@@ -143,6 +145,7 @@ def test_ready_under_python_gil_0(ftprof_cli, ready_env):
     assert "PYTHON_GIL=0" in rep["verdict"]["text"] and not rep["verdict"]["ready"]
 
 
+@pytest.mark.support_row("ftprof ready: every extension module")
 def test_ready_strict_passes_when_every_module_declares(ftprof_cli, ready_env):
     r, rep = run_ready(ftprof_cli, ready_env, "--no-legacy", strict=True)
     assert r.returncode == 0, rep["verdict"]
@@ -156,6 +159,7 @@ def test_ready_strict_passes_when_every_module_declares(ftprof_cli, ready_env):
             assert f"  {e['distribution']} {e['version']}" in text.stdout
 
 
+@pytest.mark.support_row("ftprof ready: every extension module")
 def test_ready_env_agrees_with_the_run(ftprof_cli, ready_env):
     _, rep = run_ready(ftprof_cli, ready_env)
     r = ready(ftprof_cli, "--env", ready_env.python, "--json", "--timeout", 60)
@@ -171,6 +175,7 @@ def test_ready_env_agrees_with_the_run(ftprof_cli, ready_env):
     assert strict.returncode == (EXIT_NOT_READY if listing["keep_gil"] else 0), strict.stdout
 
 
+@pytest.mark.support_row("ftprof ready on a GIL build")
 def test_ready_on_a_gil_build(ftprof_cli, gil_python, tmp_path):
     """A GIL build: the declaration where the module definition carries one (a multi-phase module's
     Py_mod_gil slot), else "unknown on this build" (a single-phase module declares only in its
@@ -191,6 +196,7 @@ def test_ready_on_a_gil_build(ftprof_cli, gil_python, tmp_path):
     assert "unknown on this build" in text.stdout
 
 
+@pytest.mark.support_row("ftprof ready --gil-python")
 def test_ready_compares_the_gil_build(ftprof_cli, ft_python, tmp_path, results):
     """The same CPU-bound threaded workload on the GIL build and the free-threaded one of the same version:
     speed-up and cores busy as the workload measures them itself (±15%), and the planted lock named as
@@ -224,6 +230,7 @@ def _own_ext(python, tmp_path):
     return tmp_path
 
 
+@pytest.mark.support_row("ftprof ready: every extension module")
 def test_extensions_of_a_fork_child(runner, tmp_path):
     """The child's recording lists what it inherited (loaded before its recording started, with what the
     parent saw declared) and what it imported itself, with the import line."""
@@ -242,6 +249,7 @@ def test_extensions_of_a_fork_child(runner, tmp_path):
     assert inherited and inherited[0]["loaded_before_start"] and inherited[0]["gil"] == "not_used", inherited
 
 
+@pytest.mark.support_row("ftprof ready: every extension module")
 def test_extensions_after_attach(ftprof_cli, tmp_path):
     """Attached: modules loaded before the attach are listed from the link map (declaration unknown: the
     recorder was not there to see it), a module imported during the window with its declaration and
