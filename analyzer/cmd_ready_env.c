@@ -137,8 +137,9 @@ static size_t env_distribution(const char *python, const char *site, const struc
             json_object_set_new(o, "import", json_string(m.outcome));
             json_array_append_new(mods, o);
         } else {
-            printf("    %s  %-36s %-34s %s\n", m.gil == PROF_EXT_GIL_NOT_USED ? "ok" : m.gil == PROF_EXT_GIL_USED ? "!!" : "??",
-                   m.module, env_declared(m.gil, ft), strcmp(m.outcome, "imported") ? m.outcome : "");
+            bool note = strcmp(m.outcome, "imported") != 0;
+            printf("    %s  %-36s %-*s%s\n", m.gil == PROF_EXT_GIL_NOT_USED ? "ok" : m.gil == PROF_EXT_GIL_USED ? "!!" : "??",
+                   m.module, note ? 35 : 0, env_declared(m.gil, ft), note ? m.outcome : "");
         }
         free(m.module);
         free(m.path);
