@@ -104,7 +104,7 @@ static size_t keepers_text(const struct prof_extension *const *v, size_t n, char
         char where[256];
         report_ext_where(where, sizeof where, v[i]);
         if (shown++ < 3)
-            o += (size_t)snprintf(buf + o, len - o, "%s%s, imported at %s", shown > 1 ? "; " : "", v[i]->module, where);
+            o += (size_t)snprintf(buf + o, len - o, "%s%s, imported %s", shown > 1 ? "; " : "", v[i]->module, where);
     }
     if (shown > 3 && o < len)
         snprintf(buf + o, len - o, "; and %zu more", shown - 3);
@@ -176,7 +176,7 @@ static void print_module(FILE *out, const struct prof_extension *e, const struct
     char where[256], after[32] = "";
     report_ext_where(where, sizeof where, e);
     const char *mark = e->gil == PROF_EXT_GIL_NOT_USED ? "ok" : e->gil == PROF_EXT_GIL_USED ? "!!" : "??";
-    fprintf(out, "    %s  %-36s %-34s imported at %s\n", mark, e->module, report_ext_declared(e), where);
+    fprintf(out, "    %s  %-36s %-34s imported %s\n", mark, e->module, report_ext_declared(e), where);
     if (!e->reenabled_gil)
         return;
     for (size_t i = 0; i < ft->prof.n_gil_events; i++)

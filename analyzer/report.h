@@ -36,7 +36,8 @@ struct json_t *report_json_extensions(const struct profile *p);
 /* The extension modules in short (`report`): a line per module not declaring support and a count of the
  * rest; nothing when the recording has none. 0 or -errno. */
 int report_text_extensions(FILE *out, const struct profile *p, bool color);
-/* "app.py:35" (the import line's file name and line), or why there is none. */
+/* "at app.py:35" (the program's line that led to the import, "(via pkg.py:8)" when a package's own
+ * line imported it), or where it is not known: "before the recording started", "from an unknown place". */
 void report_ext_where(char *buf, size_t len, const struct prof_extension *e);
 /* "declares support", "declares nothing (keeps the GIL)", "unknown", "unknown on this build". */
 const char *report_ext_declared(const struct prof_extension *e);

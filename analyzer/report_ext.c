@@ -28,16 +28,16 @@ void report_ext_where(char *buf, size_t len, const struct prof_extension *e)
 {
     const struct prof_frame *line = e->import_line, *mine = NULL;
     if (!line) {
-        snprintf(buf, len, "%s", e->before_start ? "before the recording started" : "from an unknown place");
+        snprintf(buf, len, "%s", e->before_start ? "before the recording started" : "from an unknown place (no Python stack)");
         return;
     }
     for (size_t k = 0; e->import_stack && k < e->import_stack->depth && !mine; k++)
         if (program_frame(&e->import_stack->frames[k]))
             mine = &e->import_stack->frames[k];
     if (mine && mine != line)
-        snprintf(buf, len, "%s:%d (via %s:%d)", base_name(mine->file), mine->line, base_name(line->file), line->line);
+        snprintf(buf, len, "at %s:%d (via %s:%d)", base_name(mine->file), mine->line, base_name(line->file), line->line);
     else
-        snprintf(buf, len, "%s:%d", base_name(line->file), line->line);
+        snprintf(buf, len, "at %s:%d", base_name(line->file), line->line);
 }
 
 const char *report_ext_declared(const struct prof_extension *e)
@@ -68,7 +68,7 @@ int report_text_extensions(FILE *out, const struct profile *p, bool color)
             continue;
         char where[256];
         report_ext_where(where, sizeof where, e);
-        fprintf(out, "  %s%s %s (%s%s%s), imported at %s%s%s\n", color ? (e->gil == PROF_EXT_GIL_USED ? RE_YELLOW : RE_DIM) : "",
+        fprintf(out, "  %s%s %s (%s%s%s), imported %s%s%s\n", color ? (e->gil == PROF_EXT_GIL_USED ? RE_YELLOW : RE_DIM) : "",
                 e->gil == PROF_EXT_GIL_USED ? "!" : "?", e->module, e->distribution ? e->distribution : e->origin,
                 e->distribution && e->version ? " " : "", e->distribution && e->version ? e->version : "", where,
                 e->reenabled_gil ? "; re-enabled the GIL" : "", color ? RE_RESET : "");

@@ -137,6 +137,18 @@ static struct ext_seen *caller_object(uintptr_t ret)
     return pending ? seen_slot(pending, false) : NULL;
 }
 
+/* The size of the object header that starts a PyModuleDef (PyModuleDef_Base): from the layout when the
+ * recorder knows this interpreter's, else from the build for the versions whose header is known
+ * (3.13 to 3.15: two words, four on a free-threaded build; a 3.13.0 has no layout of ours); 0: unknown. */
+static uint64_t def_head_size(void)
+{
+    const struct ftp_python *py = &ftp_state.py;
+    if (py->lay.ob_type)
+        return py->lay.ob_type + 8;
+    unsigned minor = (unsigned)(py->version >> 16) & 0xff, major = (unsigned)(py->version >> 24) & 0xff;
+    return major == 3 && minor >= 13 && minor <= 15 ? (py->free_threaded ? 32 : 16) : 0;
+}
+
 static void declared(struct ext_seen *e, uint8_t gil, uint8_t init, uintptr_t def)
 {
     if (!e || !atomic_load_explicit(&ftp_state.recording, memory_order_acquire) || ftp_tls.guard)
@@ -147,7 +159,7 @@ static void declared(struct ext_seen *e, uint8_t gil, uint8_t init, uintptr_t de
     char name[EXT_NAME_MAX + 1];
     size_t name_len = 0;
     /* PyModuleDef: PyModuleDef_Base (the object header, m_init, m_index, m_copy), then m_name. */
-    uint64_t head = ftp_state.py.lay.ob_type ? ftp_state.py.lay.ob_type + 8 : 0;
+    uint64_t head = def_head_size();
     uintptr_t name_ptr = 0;
     if (def && head && ftp_safe_read(&name_ptr, def + head + 24, sizeof name_ptr) && name_ptr) {
         for (; name_len < EXT_NAME_MAX && ftp_safe_read(&name[name_len], name_ptr + name_len, 1) && name[name_len];)
@@ -164,7 +176,7 @@ static void declared(struct ext_seen *e, uint8_t gil, uint8_t init, uintptr_t de
 /* Py_mod_gil in a multi-phase def's m_slots (4; also 87, 3.15's new numbering). */
 static uint8_t gil_of_def(uintptr_t def)
 {
-    uint64_t head = ftp_state.py.lay.ob_type ? ftp_state.py.lay.ob_type + 8 : 0;
+    uint64_t head = def_head_size();
     uintptr_t slots = 0;
     if (!def || !head || !ftp_safe_read(&slots, def + head + 24 + 32, sizeof slots))
         return FTP_EXT_GIL_UNKNOWN;
@@ -174,7 +186,7 @@ static uint8_t gil_of_def(uintptr_t def)
             return FTP_EXT_GIL_UNKNOWN;
         if (s.id == 0)
             break;
-        if (s.id == 4 || (ftp_state.py.lay.minor >= 15 && s.id == 87))
+        if (s.id == 4 || (((ftp_state.py.version >> 16) & 0xff) >= 15 && s.id == 87))
             return s.value == 1 ? FTP_EXT_GIL_NOT_USED : FTP_EXT_GIL_USED;
     }
     /* No slot: the free-threaded build keeps the GIL for it; a GIL build's module may declare only in its
