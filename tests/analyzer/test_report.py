@@ -741,3 +741,27 @@ def test_bad_header_fields(bank, tmp_path):
     p.write_bytes(bytes(buf))
     r = ftprof("report", p)
     assert r.returncode == 0 and "truncated" in r.stderr
+
+
+def test_extensions_joined_with_their_declarations(tmp_path):
+    """EXTENSION records (format 7): a module's LOADED record joined with its DECLARED ones by load
+    address (the last declaration counts, an init-less SetGIL keeps the init kind), the GIL record's
+    module is the re-enabler, a module loaded before the start has no stack, and a declaration for an
+    object never loaded is dropped."""
+    rec = make(tmp_path, "extensions")
+    doc = report(rec)
+    exts = {e["module"]: e for e in doc["extensions"]}
+    assert list(exts) == ["_json", "pkg.fast", "single", "legacy"], list(exts)
+    assert exts["_json"]["loaded_before_start"] and exts["_json"]["gil"] == "unknown"
+    assert exts["_json"]["import_stack"] == [] and exts["_json"]["origin"] == "stdlib"
+    fast = exts["pkg.fast"]
+    assert (fast["gil"], fast["init"], fast["imported_ns"]) == ("not_used", "multi-phase", 10_000_000)
+    assert fast["import_line"]["function"] == "main" and fast["import_line"]["line"] == 46
+    assert (exts["single"]["gil"], exts["single"]["init"]) == ("not_used", "single-phase")
+    legacy = exts["legacy"]
+    assert legacy["gil"] == "used" and legacy["reenabled_gil"] and legacy["import_line"]["function"] == "Worker.run"
+    assert [e["module"] for e in doc["extensions"] if e["reenabled_gil"]] == ["legacy"]
+    assert all(e["distribution"] is None and e["wheel_tag"] is None for e in doc["extensions"])
+    text = ftprof("report", rec).stdout
+    assert "Extension modules: 4 loaded; 2 declare free-threading support, 1 do not, 1 unknown" in text
+    assert "! legacy (not installed), imported at bank.py:40; re-enabled the GIL" in text
