@@ -52,11 +52,15 @@ def ensure_venv(python, tag):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if state_file.exists():
             state = json.loads(state_file.read_text())
-            return Path(state["python"]), state
-        subprocess.run([str(python), "-m", "venv", "--clear", str(root)], check=True, capture_output=True)
-        vpy = next(p for p in (root / "bin").iterdir() if p.name.startswith("python3."))
-        state = {"python": str(vpy), "packages": {}}
-        for pkg in PACKAGES:
+            vpy = Path(state["python"])
+        else:
+            subprocess.run([str(python), "-m", "venv", "--clear", str(root)], check=True, capture_output=True)
+            vpy = next(p for p in (root / "bin").iterdir() if p.name.startswith("python3."))
+            state = {"python": str(vpy), "packages": {}}
+        todo = [p for p in PACKAGES if state["packages"].get(p) not in ("wheel", "source")]
+        if not todo:
+            return vpy, state
+        for pkg in todo:  # a package left out last time (the index unreachable?) is tried again
             ok, why = _pip(vpy, ["--only-binary", ":all:", pkg], INSTALL_TIMEOUT)
             if ok:
                 state["packages"][pkg] = "wheel"

@@ -34,6 +34,7 @@ class Env:
 def ready_env(ft_python, tmp_path_factory):
     vpy, state = ensure_venv(ft_python, ft_python.label)
     installed = [IMPORT_NAMES[p] for p, how in state["packages"].items() if how in ("wheel", "source")]
+    assert len(installed) >= 3, f"the package index gave too few packages for {ft_python.label}: {state}"
     include, suffix = python_build_flags(vpy)
     ext_dir = tmp_path_factory.mktemp(f"ready-ext-{ft_python.label}")
     for source, name in OWN:
@@ -97,6 +98,9 @@ def check_every_module(env, exts):
         if fact:
             name, version, tags = fact
             assert (e["distribution"], e["version"]) == (name, version), f"{e['module']}: {e}"
+            how = env.state["packages"].get(name)
+            if how:  # one of ours: from the index's wheel, or a wheel pip built here from the sdist
+                assert e["origin"] == ("wheel" if how == "wheel" else "built here"), (e, how)
             for tag in tags:
                 assert tag.split("-")[-1] in e["wheel_tag"] and tag.split("-")[1] in e["wheel_tag"], (e, tags)
         else:
