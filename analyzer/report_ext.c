@@ -9,6 +9,7 @@
 #define RE_YELLOW "\033[33m"
 #define RE_DIM "\033[2m"
 #define RE_RESET "\033[0m"
+#define REPORT_EXT_LINES 10 /* modules listed by name */
 
 static const char *base_name(const char *file)
 {
@@ -62,10 +63,16 @@ int report_text_extensions(FILE *out, const struct profile *p, bool color)
     }
     fprintf(out, "Extension modules: %zu loaded; %zu declare free-threading support, %zu do not, %zu unknown "
                  "(details: ftprof ready)\n", p->n_extensions, declared, keeps, unknown);
+    size_t shown = 0;
     for (size_t i = 0; i < p->n_extensions; i++) {
         const struct prof_extension *e = &p->extensions[i];
-        if (e->gil == PROF_EXT_GIL_NOT_USED)
+        /* On a GIL build most modules are unknown there: counted above, not listed. */
+        if (e->gil == PROF_EXT_GIL_NOT_USED || (e->gil == PROF_EXT_GIL_UNKNOWN && !e->free_threaded))
             continue;
+        if (shown++ == REPORT_EXT_LINES) {
+            fprintf(out, "  ... (ftprof ready lists them all)\n");
+            break;
+        }
         char where[256];
         report_ext_where(where, sizeof where, e);
         fprintf(out, "  %s%s %s (%s%s%s), imported %s%s%s\n", color ? (e->gil == PROF_EXT_GIL_USED ? RE_YELLOW : RE_DIM) : "",
