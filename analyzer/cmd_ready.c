@@ -17,6 +17,8 @@
 
 #include "cmd_ready.h"
 
+/* For one-line errors. */
+static const char ready_usage_short[] = "usage: ftprof ready [OPTIONS] [--] CMD [ARGS...], or ftprof ready --env PYTHON";
 static const char ready_usage[] =
     "usage: ftprof ready [--gil-python PATH] [--json] [--strict] [-o DIR] [--] CMD [ARGS...]\n"
     "       ftprof ready --env PYTHON [--json] [--strict] [--timeout S]";
@@ -91,7 +93,7 @@ static int ready_parse(int argc, char **argv, struct ready_args *a)
                              : !strcmp(s, "--env") ? &a->env_python : !strcmp(s, "--timeout") ? &a->timeout : NULL;
         if (value) {
             if (i + 1 >= argc)
-                return cmd_error(FTPROF_EXIT_USAGE, "ready", "%s needs a value (%s)", s, ready_usage);
+                return cmd_error(FTPROF_EXIT_USAGE, "ready", "%s needs a value (%s)", s, ready_usage_short);
             *value = argv[++i];
         } else if (!strcmp(s, "--json")) {
             a->json = true;
@@ -104,16 +106,16 @@ static int ready_parse(int argc, char **argv, struct ready_args *a)
             i++;
             break;
         } else if (s[0] == '-') {
-            return cmd_error(FTPROF_EXIT_USAGE, "ready", "unknown option '%s' (%s)", s, ready_usage);
+            return cmd_error(FTPROF_EXIT_USAGE, "ready", "unknown option '%s' (%s)", s, ready_usage_short);
         } else {
             break;
         }
     }
     a->cmd_at = i;
     if (a->env_python && i < argc)
-        return cmd_error(FTPROF_EXIT_USAGE, "ready", "--env takes no command (%s)", ready_usage);
+        return cmd_error(FTPROF_EXIT_USAGE, "ready", "--env takes no command (%s)", ready_usage_short);
     if (!a->env_python && i >= argc)
-        return cmd_error(FTPROF_EXIT_USAGE, "ready", "no command given (%s)", ready_usage);
+        return cmd_error(FTPROF_EXIT_USAGE, "ready", "no command given (%s)", ready_usage_short);
     if (a->env_python && a->gil_python)
         return cmd_error(FTPROF_EXIT_USAGE, "ready", "--env and --gil-python do not go together");
     if (a->gil_python && access(a->gil_python, X_OK) != 0)

@@ -286,3 +286,16 @@ def test_extensions_after_attach(ftprof_cli, tmp_path):
     mine = byname["ftprof_ready_multi"]
     assert mine["gil"] == "not_used" and not mine["loaded_before_start"]
     assert mine["import_line"]["line"] == marker_line(late, "attached_import")
+
+
+def test_ready_usage_and_no_python(ftprof_cli, tmp_path):
+    """Bad arguments: exit 2 with one line naming what is wrong; a command that runs no Python: exit 17."""
+    for args, what in (([], "no command given"), (["--gil-python", tmp_path / "nope", "--", "true"], "--gil-python"),
+                       (["--env", "python3", "--", "true"], "--env takes no command"),
+                       (["--bogus", "--", "true"], "unknown option '--bogus'")):
+        r = ready(ftprof_cli, *args)
+        assert r.returncode == 2 and what in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    r = ready(ftprof_cli, "--", "true")
+    assert r.returncode == 17 and "no recording was written" in r.stderr, r.stderr
+    r = ready(ftprof_cli, "--env", tmp_path / "nope")
+    assert r.returncode == 7 and "--env" in r.stderr, r.stderr
