@@ -100,6 +100,7 @@ struct prof_extension {
     const char *init;         /* "multi-phase", "single-phase", "export" (3.15 PyModExport), or NULL */
     bool reenabled_gil;       /* its import is what turned the GIL back on */
     bool before_start;        /* already loaded when the recording started (attach, fork child) */
+    bool gil_was_on;          /* the GIL was already enabled for good when it was imported */
     bool free_threaded;       /* the recording's interpreter is a free-threaded build */
     uint32_t file, tid;
     uint64_t base;            /* load bias: joins its records */

@@ -60,6 +60,7 @@ void prof_def_extension(struct prof_internal *in, const struct ftp_record *rec)
         e->gil = ext_gil(r->gil);
         e->init = ext_init(r->init);
         e->before_start = rec->flags & FTP_EXT_BEFORE_START;
+        e->gil_was_on = rec->flags & FTP_EXT_GIL_WAS_ON;
         e->file = in->cur_file;
         e->tid = r->tid;
         e->base = r->base;
@@ -100,8 +101,8 @@ static void ext_mark_reenabler(struct profile *p, uint32_t file, const struct pr
     struct prof_extension *first = NULL;
     for (size_t i = 0; i < p->n_extensions; i++) {
         struct prof_extension *e = &p->extensions[i];
-        if (e->file != file || e->gil != PROF_EXT_GIL_USED || e->before_start)
-            continue;
+        if (e->file != file || e->gil != PROF_EXT_GIL_USED || e->before_start || e->gil_was_on)
+            continue; /* the GIL was already on when it came: not the one that turned it on */
         if (g->path && e->path && !strcmp(g->path, e->path)) {
             e->reenabled_gil = true;
             return;
