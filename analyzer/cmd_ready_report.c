@@ -119,6 +119,19 @@ static bool ready_all_finished(const struct profile *p)
     return true;
 }
 
+/* Why modules that keep the GIL did not turn it back on, when none did. */
+static const char *ready_gil_story(const struct ready_result *r)
+{
+    if (r->reenabler)
+        return "";
+    for (size_t i = 0; i < r->ft.prof.n_files; i++)
+        if (r->ft.prof.files[i].flags & FTP_FLAG_GIL_AT_START)
+            return "; the GIL was on from the start (PYTHON_GIL=1 or -X gil=1)";
+    if (!ready_all_finished(&r->ft.prof))
+        return "; the GIL was not seen re-enabled (the process did not exit normally)";
+    return "; PYTHON_GIL=0 (or -X gil=0) kept the GIL off anyway, at your own risk";
+}
+
 void ready_verdict(struct ready_result *r)
 {
     const struct prof_extension **v;
@@ -156,8 +169,7 @@ void ready_verdict(struct ready_result *r)
     else if (!r->ready && r->keeps)
         snprintf(r->verdict, sizeof r->verdict, "not ready: %zu module%s keep%s the GIL (%s)%s%s", r->keeps,
                  r->keeps == 1 ? "" : "s", r->keeps == 1 ? "s" : "", keepers,
-                 r->reenabler ? "" : ready_all_finished(&r->ft.prof) ? "; PYTHON_GIL=0 (or -X gil=0) kept the GIL off "
-                 "anyway, at your own risk" : "; the GIL was not seen re-enabled (the process did not exit normally)", speed);
+                 ready_gil_story(r), speed);
     else if (!r->ready)
         snprintf(r->verdict, sizeof r->verdict, "not ready: the GIL was re-enabled (by a module the recording could not "
                  "name)%s", speed);
