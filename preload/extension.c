@@ -161,10 +161,8 @@ static void declared(struct ext_seen *e, uint8_t gil, uint8_t init, uintptr_t de
     /* PyModuleDef: PyModuleDef_Base (the object header, m_init, m_index, m_copy), then m_name. */
     uint64_t head = def_head_size();
     uintptr_t name_ptr = 0;
-    if (def && head && ftp_safe_read(&name_ptr, def + head + 24, sizeof name_ptr) && name_ptr) {
-        for (; name_len < EXT_NAME_MAX && ftp_safe_read(&name[name_len], name_ptr + name_len, 1) && name[name_len];)
-            name_len++;
-    }
+    if (def && head && ftp_safe_read(&name_ptr, def + head + 24, sizeof name_ptr) && name_ptr)
+        name_len = ftp_native_read_cstr(name_ptr, name, sizeof name);
     atomic_store(&e->gil, gil);
     if (init)
         atomic_store(&e->init, init);

@@ -448,6 +448,8 @@ FTP_HIDDEN void ftp_native_write_modules(struct ftp_thread *t);
 /* The path of the most recently loaded Python extension module (for the GIL notice); length or 0. */
 FTP_HIDDEN size_t ftp_native_last_extension(char *out, size_t cap);
 FTP_HIDDEN void ftp_native_reset(void);
+/* A NUL-terminated string at an address we are not sure of, through safe reads: its length (cut at cap-1). */
+FTP_HIDDEN size_t ftp_native_read_cstr(uintptr_t addr, char *out, size_t cap);
 /* The loaded object whose dlopen handle (its link-map entry) is `handle`: load bias and path. */
 FTP_HIDDEN bool ftp_native_object_of(uintptr_t handle, uintptr_t *bias, char *path, size_t cap);
 /* cb(t, bias, path) for every named object of the link map (lock-free walk). */
