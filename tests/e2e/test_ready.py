@@ -78,12 +78,20 @@ def dist_facts(env):
 
 
 def run_ready(ftprof_cli, env, *app_args, extra_env=None, strict=False):
+    """`ftprof ready --json` on ready_app.py; checks that the report lists exactly the extension modules
+    the program itself says it loaded."""
+    import os
     args = ["--json"] + (["--strict"] if strict else []) + ["--", env.python, APP, env.ext_dir,
                                                              "--packages", ",".join(env.packages), *app_args]
     r = ready(ftprof_cli, *args, env=extra_env)
     assert r.returncode in (0, EXIT_NOT_READY), f"ftprof ready exited {r.returncode}:\n{r.stderr[-3000:]}"
-    start = r.stdout.index("{\n")  # the workload prints a line of its own first
-    return r, json.loads(r.stdout[start:])
+    start = r.stdout.index("{\n")  # the workload prints lines of its own first
+    rep = json.loads(r.stdout[start:])
+    loaded = json.loads(next(l for l in r.stdout.splitlines() if l.startswith("LOADED "))[len("LOADED "):])
+    reported = sorted({os.path.realpath(e["path"]) for e in rep["extensions"]})
+    assert reported == loaded, (f"missing: {sorted(set(loaded) - set(reported))}, "
+                                f"not loaded: {sorted(set(reported) - set(loaded))}")
+    return r, rep
 
 
 def check_every_module(env, exts):

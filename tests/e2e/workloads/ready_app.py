@@ -38,4 +38,11 @@ if not args.no_legacy:
     started.wait()
     go.set()
     t.join()
+import json  # noqa: E402
+import os  # noqa: E402
+
+# What the program loaded, as the interpreter itself knows it: every module whose file is a shared object.
+loaded = sorted({os.path.realpath(m.__file__) for m in list(sys.modules.values())
+                 if getattr(m, "__file__", None) and m.__file__.endswith(".so")})
+print("LOADED " + json.dumps(loaded))
 print("gil enabled at exit:", getattr(sys, "_is_gil_enabled", lambda: True)())
