@@ -54,9 +54,33 @@ size_t ready_modules(const struct profile *p, const struct prof_extension ***out
     return n;
 }
 
+/* The name the program gives a lock on its acquire line: `with RENDER_LOCK:` or `self.lock.acquire()`
+ * give "RENDER_LOCK", "self.lock"; 0 when the line is not one of those. */
+static size_t ready_lock_variable(const char *source, char *out, size_t cap)
+{
+    const char *s = source, *end = NULL;
+    if (!strncmp(s, "with ", 5)) {
+        s += 5;
+        end = s + strcspn(s, ": ");
+    } else {
+        end = strstr(s, ".acquire(");
+    }
+    if (!end || end == s || (size_t)(end - s) >= cap)
+        return 0;
+    for (const char *p = s; p < end; p++)
+        if (!(*p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
+            return 0;
+    memcpy(out, s, (size_t)(end - s));
+    out[end - s] = 0;
+    return (size_t)(end - s);
+}
+
 static void ready_lock_name(char *buf, size_t len, const struct prof_lock *l)
 {
-    if (l->source)
+    char var[128];
+    if (l->source && ready_lock_variable(l->source, var, sizeof var))
+        snprintf(buf, len, "%s (%s)", var, l->name ? l->name : "?");
+    else if (l->source)
         snprintf(buf, len, "%s (%s)", l->name ? l->name : "?", l->source);
     else
         snprintf(buf, len, "%s", l->name ? l->name : "?");
