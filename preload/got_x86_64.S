@@ -25,7 +25,12 @@ ftp_dlsym_entry:
     .cfi_adjust_cfa_offset -8
     pop %rdi
     .cfi_adjust_cfa_offset -8
-    jmp *ftp_real_dlsym(%rip)
+    mov ftp_real_dlsym(%rip), %rax
+    test %rax, %rax
+    jz 1f                       /* no libc dlsym found (cannot happen with glibc): fail the look-up */
+    jmp *%rax
+1:  xor %eax, %eax
+    ret
     .cfi_endproc
     .size ftp_dlsym_entry, .-ftp_dlsym_entry
     .size dlsym, .-dlsym
