@@ -73,8 +73,6 @@ struct ftp_thread {
     _Atomic uint32_t *busy; /* its word in the busy table (thread.c); NULL: counted in the shared overflow */
     bool busy_marked;       /* marked busy now (marks are idempotent: the overflow count must not drift) */
     uint64_t start_ns;      /* the thread's first call into the recorder (THREAD_END) */
-    uintptr_t ext_base;     /* extension.c: the object whose init function was looked up last here */
-    uint8_t ext_stage;      /* ... 2: as PyModExport_ (3.15), so a PyInit_ look-up next is the same import */
     uint64_t start_cpu_ns;  /* ... and its CPU clock then */
     /* ring */
     uint8_t *chunk;
@@ -109,6 +107,10 @@ struct ftp_thread {
     /* the thread's slot in the file's table of waits in flight (inflight.c); NULL until its first wait */
     struct ftp_inflight_slot *inflight;
     bool inflight_none;      /* the table was full when it looked: it publishes nothing */
+    /* extension.c: the object whose init function was looked up last on this thread; ext_stage 2: it was
+     * looked up as PyModExport_ (3.15), so a PyInit_ look-up next is the same import */
+    uintptr_t ext_base;
+    uint8_t ext_stage;
 };
 
 /* ---- process-wide state ---- */
