@@ -300,9 +300,52 @@ void ftp_extension_before_dlsym(uintptr_t handle, const char *symbol)
     ftp_busy_leave(t);
 }
 
+/* ---- modules loaded before the recording ---- */
+
+static uintptr_t moduledef_type; /* &PyModuleDef_Type, looked up where a look-up is safe */
+
+/* What the initialised multi-phase definitions in an object's writable segments say, for a module the
+ * recorder did not see being imported (an attach). PyModuleDef_Init gives every definition it
+ * initialises the type PyModuleDef_Type, so a word equal to &PyModuleDef_Type at the header's type
+ * offset marks one; its m_slots tell Py_mod_gil. Definitions without slots are single-phase ones, whose
+ * declaration lives in the module object: unknown. Several definitions that disagree: unknown. */
+static uint8_t declared_in_object(uintptr_t bias, uint8_t *init)
+{
+    uint64_t head = def_head_size();
+    ElfW(Ehdr) eh;
+    ElfW(Phdr) ph[32];
+    if (!moduledef_type || !head || !ftp_safe_read(&eh, bias, sizeof eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+        eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum > 32 ||
+        !ftp_safe_read(ph, bias + eh.e_phoff, (size_t)eh.e_phnum * sizeof ph[0]))
+        return FTP_EXT_GIL_UNKNOWN;
+    uint8_t found = FTP_EXT_GIL_UNKNOWN;
+    for (int i = 0; i < eh.e_phnum; i++) {
+        if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_W) || ph[i].p_memsz > (16u << 20))
+            continue;
+        uintptr_t start = (bias + ph[i].p_vaddr + 7) & ~(uintptr_t)7, end = bias + ph[i].p_vaddr + ph[i].p_memsz;
+        for (uintptr_t at = start; at + 8 <= end; at += 4096) {
+            uintptr_t words[512];
+            size_t n = (end - at) / 8 < 512 ? (end - at) / 8 : 512;
+            if (!ftp_safe_read(words, at, n * 8))
+                continue;
+            for (size_t k = 0; k < n; k++) {
+                uintptr_t def = at + k * 8 - (head - 8), slots = 0;
+                if (words[k] != moduledef_type || !ftp_safe_read(&slots, def + head + 24 + 32, sizeof slots) || !slots)
+                    continue;
+                uint8_t gil = gil_of_def(def);
+                if (found && gil != found)
+                    return FTP_EXT_GIL_UNKNOWN;
+                found = gil;
+                *init = FTP_EXT_INIT_MULTI;
+            }
+        }
+    }
+    return found;
+}
+
 /* A new recording in a process that already imported extension modules (attach, fork child): one
  * LOADED record for each object of the link map named like an extension module, with what an earlier
- * recording of this process saw its init declare. */
+ * recording of this process saw its init declare, or else what its definitions say. */
 static void before_start_cb(struct ftp_thread *t, uintptr_t base, const char *path)
 {
     const char *file = strrchr(path, '/');
@@ -312,10 +355,12 @@ static void before_start_cb(struct ftp_thread *t, uintptr_t base, const char *pa
     size_t name_len = strcspn(file, ".");
     struct ext_seen *e = seen_slot(base, false);
     uint8_t gil = e ? atomic_load(&e->gil) : FTP_EXT_GIL_UNKNOWN, init = e ? atomic_load(&e->init) : 0;
+    if (!gil)
+        gil = declared_in_object(base, &init);
     struct ext_args a = {t, FTP_EXT_LOADED | FTP_EXT_BEFORE_START, 0, ftp_state.hdr ? ftp_state.hdr->start_ns : ftp_now(),
                             base, gil, init, file, path, name_len, strlen(path)};
     write_record(&a);
-    if (e && gil) {
+    if (gil) {
         a.flags = FTP_EXT_DECLARED;
         a.name_len = 0;
         a.path_len = 0;
@@ -325,6 +370,10 @@ static void before_start_cb(struct ftp_thread *t, uintptr_t base, const char *pa
 
 void ftp_extension_recording_started(struct ftp_thread *t)
 {
+    /* A look-up takes the loader's lock: not in a fork child, where a thread gone with the fork may have
+     * held it (the parent's answer is kept); at start-up and at an attach no hook is running. */
+    if (!moduledef_type && ftp_state.hdr && !(ftp_state.hdr->flags & FTP_FLAG_FORKED_CHILD))
+        moduledef_type = (uintptr_t)dlsym(RTLD_DEFAULT, "PyModuleDef_Type");
     if (!t || !ftp_busy_enter(t))
         return;
     ftp_native_each_object(t, before_start_cb);

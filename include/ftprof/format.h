@@ -482,7 +482,8 @@ _Static_assert(sizeof(struct ftp_rec_extension) == 40, "extension record");
 #define FTP_EXT_DECLARED (1u << 1)     /* what its init declared: gil, init, name */
 #define FTP_EXT_BEFORE_START (1u << 2) /* LOADED: already loaded when this recording started (attach, fork
                                           child): time is the start, no stack; gil/init from an earlier
-                                          recording of the same process when it saw the import */
+                                          recording of the same process when it saw the import, else
+                                          from the object's initialised multi-phase definitions */
 #define FTP_EXT_GIL_WAS_ON (1u << 3)   /* LOADED: the GIL was already enabled for good at this import */
 enum ftp_ext_gil {
     FTP_EXT_GIL_UNKNOWN = 0,  /* not seen, or not readable on this build */

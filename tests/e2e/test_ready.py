@@ -237,8 +237,9 @@ def test_ready_compares_the_gil_build(ftprof_cli, ft_python, tmp_path, results):
 
 def _own_ext(python, tmp_path):
     include, suffix = python_build_flags(python)
-    compile_c([NATIVE / "ready_multi.c"], tmp_path / f"ftprof_ready_multi{suffix}",
-              flags=["-shared", "-fPIC", f"-I{include}", "-Wno-missing-field-initializers"])
+    for source, name in (("ready_multi.c", "ftprof_ready_multi"), ("gilmod.c", "ftprof_gilmod")):
+        compile_c([NATIVE / source], tmp_path / f"{name}{suffix}",
+                  flags=["-shared", "-fPIC", f"-I{include}", "-Wno-missing-field-initializers"])
     return tmp_path
 
 
@@ -263,9 +264,9 @@ def test_extensions_of_a_fork_child(runner, tmp_path):
 
 @pytest.mark.support_row("ftprof ready: every extension module")
 def test_extensions_after_attach(ftprof_cli, tmp_path):
-    """Attached: modules loaded before the attach are listed from the link map (declaration unknown: the
-    recorder was not there to see it), a module imported during the window with its declaration and
-    import line."""
+    """Attached: modules loaded before the attach are listed from the link map, with what their module
+    definitions in memory say (multi-phase) or unknown (single-phase); a module imported during the
+    window with its declaration and import line."""
     from conftest import _python, wait_for_line
     python = _python("3.14t")
     ext = _own_ext(python, tmp_path)
@@ -290,7 +291,16 @@ def test_extensions_after_attach(ftprof_cli, tmp_path):
     rep = json.loads(subprocess.run([str(ftprof_cli), "report", "--json", str(out)], capture_output=True,
                                     text=True, env=clean_env(), check=True).stdout)
     byname = {e["module"]: e for e in rep["extensions"]}
-    assert byname["_json"]["loaded_before_start"] and byname["_json"]["gil"] == "unknown", byname["_json"]
+    # Loaded before the attach: a multi-phase module's definition in memory says what it declares (checked
+    # against importing it alone); a single-phase one's declaration lives in its module object: unknown.
+    before = [e for e in rep["extensions"] if e["loaded_before_start"]]
+    assert {"_json", "ftprof_gilmod"} <= {e["module"] for e in before}, before
+    assert all(not e["import_stack"] for e in before)
+    assert byname["_json"]["gil"] == "not_used" and byname["ftprof_gilmod"]["gil"] == "unknown"
+    env = Env(python, python.label, ext, [], {})
+    for e in before:
+        if e["gil"] != "unknown":
+            assert e["gil"] == independent_gil(env, e["module"]), e
     mine = byname["ftprof_ready_multi"]
     assert mine["gil"] == "not_used" and not mine["loaded_before_start"]
     assert mine["import_line"]["line"] == marker_line(late, "attached_import")

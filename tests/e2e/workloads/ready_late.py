@@ -3,7 +3,7 @@ starts at the fork), or under `ftprof attach` (whose recording starts at the att
 
 usage: ready_late.py EXT_DIR fork|attach
   fork:   imports _json, forks; the child imports ftprof_ready_multi and exits; prints the child's pid
-  attach: imports _json, prints READY, waits for a line (running Python code), imports ftprof_ready_multi, prints IMPORTED, reads
+  attach: imports _json and ftprof_gilmod, prints READY, waits for a line (running Python code), imports ftprof_ready_multi, prints IMPORTED, reads
           until stdin closes
 """
 import json  # noqa: F401  (loads the _json extension module)
@@ -29,6 +29,7 @@ else:
             pass
         return sys.stdin.readline()
 
+    import ftprof_gilmod  # noqa: F401  (single-phase: its declaration is in the module object, not its def)
     print("READY", flush=True)
     wait_for_input()
     import ftprof_ready_multi  # @attached_import
