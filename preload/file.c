@@ -502,6 +502,10 @@ int ftp_file_open(bool forked_child)
      * name the interpreter-state field a PyMutex lives in. */
     if (ftp_state.native || ftp_state.py.present)
         ftp_native_write_modules(ftp_thread_enter());
+#if defined(__x86_64__)
+    if (ftp_state.py.present)
+        ftp_extension_recording_started(ftp_thread_enter());
+#endif
     return 0;
 
 out_close:

@@ -74,6 +74,18 @@ static void unlock(void)
 
 FTP_HIDDEN void ftp_dlsym_entry(void);
 
+bool ftp_got_resolve_dlsym(void)
+{
+    /* dlvsym is not interposed: no way back into ftp_dlsym_entry. */
+    void *p = __atomic_load_n(&ftp_real_dlsym, __ATOMIC_ACQUIRE);
+    if (!p)
+        p = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.34");
+    if (!p)
+        p = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5");
+    __atomic_store_n(&ftp_real_dlsym, p, __ATOMIC_RELEASE);
+    return p != NULL;
+}
+
 static bool resolve_hooks(void)
 {
     if (self_base)
@@ -96,10 +108,7 @@ static bool resolve_hooks(void)
             return false;
         hook_addr[i] = (uintptr_t)p;
     }
-    ftp_real_dlsym = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.34");
-    if (!ftp_real_dlsym)
-        ftp_real_dlsym = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5");
-    if (!ftp_real_dlsym)
+    if (!ftp_got_resolve_dlsym())
         return false;
     self_base = (uintptr_t)info.dli_fbase;
     return true;
@@ -329,6 +338,48 @@ size_t ftp_got_redirect_in(const char *object, const char *symbol, uintptr_t tar
     return rd.done;
 }
 
+/* ftp_got_redirect_object: some imports of one just-loaded object, found from its ELF header in memory
+ * (no loader call, no lock: it runs in dlsym's entry). */
+struct redirect_many {
+    const char *const *symbols;
+    const uintptr_t *targets;
+    size_t n, done;
+};
+
+static int redirect_many_import(const struct dyn_tables *d, uintptr_t *slot, const char *name, size_t symidx,
+                                void *arg)
+{
+    (void)symidx;
+    struct redirect_many *rm = arg;
+    for (size_t i = 0; i < rm->n; i++) {
+        bool unprotected = false;
+        if (!rm->targets[i] || strcmp(name, rm->symbols[i]) || store_slot(d, slot, rm->targets[i], &unprotected) != 0)
+            continue;
+        if (unprotected)
+            mprotect((void *)d->relro, d->relro_end - d->relro, PROT_READ);
+        rm->done++;
+    }
+    return 0;
+}
+
+size_t ftp_got_redirect_object(uintptr_t bias, const char *const *symbols, const uintptr_t *targets, size_t n)
+{
+    ElfW(Ehdr) eh;
+    if (!ftp_safe_read(&eh, bias, sizeof eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) || !eh.e_phnum ||
+        eh.e_phentsize != sizeof(ElfW(Phdr)))
+        return 0;
+    struct dl_phdr_info info;
+    memset(&info, 0, sizeof info);
+    info.dlpi_addr = bias;
+    info.dlpi_phdr = (const ElfW(Phdr) *)(bias + eh.e_phoff);
+    info.dlpi_phnum = eh.e_phnum;
+    struct dyn_tables d;
+    struct redirect_many rm = {symbols, targets, n, 0};
+    if (read_dyn(&info, &d))
+        for_each_import(&d, redirect_many_import, &rm);
+    return rm.done;
+}
+
 static int install_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
@@ -364,8 +415,7 @@ static int count_cb(struct dl_phdr_info *info, size_t size, void *arg)
 }
 
 /* From ftp_dlsym_entry: objects loaded since the last scan get their slots patched too. */
-FTP_HIDDEN void ftp_got_rescan(void);
-void ftp_got_rescan(void)
+static void ftp_got_rescan(void)
 {
     if (!atomic_load_explicit(&installed, memory_order_relaxed))
         return;
@@ -381,6 +431,19 @@ void ftp_got_rescan(void)
         }
         unlock();
     }
+    errno = saved;
+}
+
+/* ftp_dlsym_entry (got_x86_64.S) calls this with dlsym's arguments before jumping to the real dlsym:
+ * the exported dlsym under LD_PRELOAD, the patched GOT slots of an attached recorder. */
+FTP_HIDDEN void ftp_dlsym_before(void *handle, const char *symbol);
+void ftp_dlsym_before(void *handle, const char *symbol)
+{
+    int saved = errno;
+    if (!__atomic_load_n(&ftp_real_dlsym, __ATOMIC_ACQUIRE))
+        ftp_got_resolve_dlsym();
+    ftp_got_rescan();
+    ftp_extension_before_dlsym((uintptr_t)handle, symbol);
     errno = saved;
 }
 

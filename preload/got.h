@@ -20,6 +20,16 @@ FTP_HIDDEN size_t ftp_got_list(struct ftp_got_entry *out, size_t cap);
 /* Points the GOT slots through which the loaded objects whose file name contains `object` call
  * `symbol` at `target`, for good (outside hooks; no restore). Returns how many slots. */
 FTP_HIDDEN size_t ftp_got_redirect_in(const char *object, const char *symbol, uintptr_t target);
+/* Points the GOT slots through which the object loaded at `bias` (just loaded: its init has not run)
+ * calls symbols[i] at targets[i] (0: leave it), for good; lock-free. Returns how many slots. */
+FTP_HIDDEN size_t ftp_got_redirect_object(uintptr_t bias, const char *const *symbols, const uintptr_t *targets,
+                                          size_t n);
+/* The real dlsym (libc's), into ftp_real_dlsym; false when it cannot be found. */
+FTP_HIDDEN bool ftp_got_resolve_dlsym(void);
+FTP_HIDDEN extern void *ftp_real_dlsym;
+/* extension.c: dlsym of PyInit_<name> / PyModExport_<name> on a freshly loaded object. */
+FTP_HIDDEN void ftp_extension_before_dlsym(uintptr_t handle, const char *symbol);
+
 /* In a forked child (one thread): the lock may have been held by a thread that is gone; restore. */
 FTP_HIDDEN void ftp_got_after_fork_in_child(void);
 

@@ -523,6 +523,9 @@ __attribute__((constructor)) static void ftp_init(int argc, char **argv, char **
 __attribute__((destructor)) static void ftp_fini(void)
 {
     ftp_tls.guard++;
+    /* A GIL re-enabled by the last imports, with no wait since to notice it: told before the file closes. */
+    if (ftp_state.hdr && atomic_load(&ftp_state.recording) && ftp_python_ready())
+        ftp_python_check_gil(ftp_thread_enter());
     ftp_thread_exit_process(); /* this thread's end and the process's CPU time, before the file closes */
     ftp_file_finish();
     ftp_tls.guard--;

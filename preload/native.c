@@ -78,7 +78,7 @@ struct map_entry {
     uintptr_t l_prev;
 };
 
-static size_t read_cstr(uintptr_t addr, char *out, size_t cap)
+size_t ftp_native_read_cstr(uintptr_t addr, char *out, size_t cap)
 {
     size_t n = 0;
     while (n + 1 < cap) {
@@ -184,7 +184,7 @@ void ftp_native_write_modules(struct ftp_thread *t)
     for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++) {
         if (!first || node != last_map_entry) {
             char path[1024];
-            size_t len = e.l_name ? read_cstr(e.l_name, path, sizeof path) : 0;
+            size_t len = e.l_name ? ftp_native_read_cstr(e.l_name, path, sizeof path) : 0;
             if (len == 0 && node == map_head())
                 strcpy(path, exe_path); /* the main program's entry has an empty name */
             if (path[0] == '/')
@@ -196,6 +196,30 @@ void ftp_native_write_modules(struct ftp_thread *t)
     }
     t->guard--;
     atomic_store(&walking, 0);
+}
+
+bool ftp_native_object_of(uintptr_t handle, uintptr_t *bias, char *path, size_t cap)
+{
+    uintptr_t node = map_head();
+    struct map_entry e;
+    for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++, node = e.l_next) {
+        if (node != handle)
+            continue;
+        *bias = e.l_addr;
+        return e.l_name && ftp_native_read_cstr(e.l_name, path, cap) > 0;
+    }
+    return false;
+}
+
+void ftp_native_each_object(struct ftp_thread *t, void (*cb)(struct ftp_thread *, uintptr_t, const char *))
+{
+    uintptr_t node = map_head();
+    struct map_entry e;
+    for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++, node = e.l_next) {
+        char path[1024];
+        if (e.l_name && ftp_native_read_cstr(e.l_name, path, sizeof path) > 0 && path[0] == '/')
+            cb(t, e.l_addr, path);
+    }
 }
 
 /* The objects of the link map, as dl_iterate_phdr would give them, without the loader's lock. The main
@@ -307,7 +331,7 @@ size_t ftp_native_last_extension(char *out, size_t cap)
     uintptr_t node = map_head();
     struct map_entry e;
     for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++, node = e.l_next) {
-        size_t len = e.l_name ? read_cstr(e.l_name, path, sizeof path) : 0;
+        size_t len = e.l_name ? ftp_native_read_cstr(e.l_name, path, sizeof path) : 0;
         if (!len)
             continue;
         if (strstr(path, ".cpython-") || strstr(path, ".abi3.")) {

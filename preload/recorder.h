@@ -110,6 +110,10 @@ struct ftp_thread {
     /* the thread's slot in the file's table of waits in flight (inflight.c); NULL until its first wait */
     struct ftp_inflight_slot *inflight;
     bool inflight_none;      /* the table was full when it looked: it publishes nothing */
+    /* extension.c: the object whose init function was looked up last on this thread; ext_stage 2: it was
+     * looked up as PyModExport_ (3.15), so a PyInit_ look-up next is the same import */
+    uintptr_t ext_base;
+    uint8_t ext_stage;
 };
 
 /* ---- process-wide state ---- */
@@ -485,6 +489,16 @@ FTP_HIDDEN void ftp_native_describe_caller(struct ftp_thread *t, uintptr_t calle
 /* The path of the most recently loaded Python extension module (for the GIL notice); length or 0. */
 FTP_HIDDEN size_t ftp_native_last_extension(char *out, size_t cap);
 FTP_HIDDEN void ftp_native_reset(void);
+/* A NUL-terminated string at an address we are not sure of, through safe reads: its length (cut at cap-1). */
+FTP_HIDDEN size_t ftp_native_read_cstr(uintptr_t addr, char *out, size_t cap);
+/* The loaded object whose dlopen handle (its link-map entry) is `handle`: load bias and path. */
+FTP_HIDDEN bool ftp_native_object_of(uintptr_t handle, uintptr_t *bias, char *path, size_t cap);
+/* cb(t, bias, path) for every named object of the link map (lock-free walk). */
+FTP_HIDDEN void ftp_native_each_object(struct ftp_thread *t, void (*cb)(struct ftp_thread *, uintptr_t, const char *));
+
+/* ---- extension modules (extension.c; x86-64) ---- */
+/* A new recording: list the extension modules already loaded. */
+FTP_HIDDEN void ftp_extension_recording_started(struct ftp_thread *t);
 
 /* ---- waits in flight (inflight.c): the thread's slot in the file's INFLIGHT table ---- */
 struct ftp_wait;

@@ -14,6 +14,31 @@ int cmd_attach(int argc, char **argv);
 /* The recorder libftprof.so (FTPROF_LIBRARY, or next to this executable): its absolute path. */
 bool run_find_library(char *out, size_t len);
 int cmd_report(int argc, char **argv);
+int cmd_ready(int argc, char **argv);
+
+/* One command run under the recorder (cmd_run.c), for `run` and `ready`. */
+struct run_child {
+    char *const *argv;       /* the command (argv[0] looked up in PATH) */
+    const char *output;      /* FTPROF_OUTPUT pattern */
+    bool native;             /* FTPROF_NATIVE=1 */
+    const char *const *env;  /* more "NAME=VALUE" settings, NULL-terminated, or NULL */
+    bool discard_output;     /* stdin, stdout and stderr from /dev/null */
+    unsigned timeout_s;      /* 0: none; else the command is killed after this long */
+    const char *subject;     /* for errors: "run", "ready" */
+};
+struct run_outcome {
+    int status;              /* as waitpid gives it */
+    int child_errno;
+    bool timed_out;
+    uint64_t wall_ns, cpu_ns; /* from fork to exit; the command's CPU time (all its processes waited for) */
+    char **files;            /* the recordings it wrote */
+    size_t n_files;
+};
+/* FTPROF_EXIT_OK, or an exit code after a one-line error (no recorder, cannot start). */
+int run_recorded(const struct run_child *c, struct run_outcome *o);
+void run_outcome_free(struct run_outcome *o);
+/* The exit code a shell would give for a waitpid status. */
+int run_exit_status(int status);
 int cmd_flamegraph(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_diff(int argc, char **argv);

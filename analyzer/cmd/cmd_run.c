@@ -8,7 +8,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -162,6 +164,146 @@ static void run_summary(char **files, size_t n)
     fprintf(stderr, "\nftprof: more: ftprof report FILE...; ftprof flamegraph FILE... -o ftprof.html\n");
 }
 
+static uint64_t run_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* In the child: the recorder's environment, then the command. Only returns (with errno) on failure. */
+static int run_exec_child(const struct run_child *c, const char *lib)
+{
+    if (run_setenv_preload(lib) != 0 || setenv("FTPROF_OUTPUT", c->output, 1) != 0 ||
+        (c->native && setenv("FTPROF_NATIVE", "1", 1) != 0))
+        return errno ? errno : ENOMEM;
+    for (size_t k = 0; c->env && c->env[k]; k++)
+        if (putenv((char *)c->env[k]) != 0)
+            return errno ? errno : ENOMEM;
+    if (c->discard_output) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+        }
+    }
+    execvp(c->argv[0], c->argv);
+    return errno;
+}
+
+/* Waits for the child; with a time limit, kills it once the limit has passed (*timed_out). */
+static int run_wait_child(pid_t pid, unsigned timeout_s, struct rusage *ru, bool *timed_out)
+{
+    int status = 0;
+    uint64_t deadline = timeout_s ? run_now_ns() + (uint64_t)timeout_s * 1000000000u : 0;
+    for (;;) {
+        pid_t got = wait4(pid, &status, deadline ? WNOHANG : 0, ru);
+        if (got == pid)
+            return status;
+        if (got < 0 && errno != EINTR)
+            return 0;
+        if (deadline && got == 0) {
+            if (run_now_ns() > deadline && !*timed_out) {
+                kill(pid, SIGKILL);
+                *timed_out = true;
+            }
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+int run_recorded(const struct run_child *c, struct run_outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    char lib[PATH_MAX];
+    if (!run_find_library(lib, sizeof(lib)))
+        return cmd_error(FTPROF_EXIT_RUN_FAILED, c->subject,
+                         "cannot find the recorder %s (set FTPROF_LIBRARY to its path)", RUN_LIBRARY);
+    glob_t before;
+    run_glob(c->output, &before);
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        globfree(&before);
+        return cmd_error(FTPROF_EXIT_RUN_FAILED, c->argv[0], "cannot start: %s", strerror(errno));
+    }
+    /* Like system(): the terminal's ^C and ^\ go to the command, and we stay to report. */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    uint64_t t0 = run_now_ns();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        globfree(&before);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        return cmd_error(FTPROF_EXIT_RUN_FAILED, c->argv[0], "cannot start: %s", strerror(e));
+    }
+    if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        close(pipefd[0]);
+        int e = run_exec_child(c, lib);
+        ssize_t unused = write(pipefd[1], &e, sizeof(e));
+        (void)unused;
+        _exit(127);
+    }
+    close(pipefd[1]);
+    run_child_pid = pid;
+    struct sigaction fwd = {.sa_handler = run_forward_signal}, old_term, old_hup;
+    sigemptyset(&fwd.sa_mask);
+    sigaction(SIGTERM, &fwd, &old_term);
+    sigaction(SIGHUP, &fwd, &old_hup);
+    ssize_t got;
+    do
+        got = read(pipefd[0], &o->child_errno, sizeof(o->child_errno));
+    while (got < 0 && errno == EINTR);
+    close(pipefd[0]);
+    struct rusage ru = {0};
+    o->status = run_wait_child(pid, c->timeout_s, &ru, &o->timed_out);
+    o->wall_ns = run_now_ns() - t0;
+    o->cpu_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+                ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    run_child_pid = 0;
+    if (got == (ssize_t)sizeof(o->child_errno)) {
+        globfree(&before);
+        /* As a shell and env(1) say it: 127 not found, 126 found but not runnable. */
+        return cmd_error(o->child_errno == ENOENT ? FTPROF_EXIT_RUN_NOT_FOUND : FTPROF_EXIT_RUN_CANNOT_EXEC,
+                         c->argv[0], "cannot start: %s", strerror(o->child_errno));
+    }
+    o->child_errno = 0;
+    o->n_files = run_collect(c->output, &before, &o->files);
+    globfree(&before);
+    return FTPROF_EXIT_OK;
+}
+
+void run_outcome_free(struct run_outcome *o)
+{
+    for (size_t k = 0; k < o->n_files; k++)
+        free(o->files[k]);
+    free(o->files);
+    o->files = NULL;
+    o->n_files = 0;
+}
+
+int run_exit_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return 1;
+}
+
 int cmd_run(int argc, char **argv)
 {
     const char *output = RUN_DEFAULT_OUTPUT;
@@ -184,94 +326,12 @@ int cmd_run(int argc, char **argv)
         return rc == FTPROF_EXIT_OK ? rc : FTPROF_EXIT_RUN_FAILED;
     if (!*output)
         return cmd_error(FTPROF_EXIT_RUN_FAILED, "run", "-o needs a file name");
-
-    char lib[PATH_MAX];
-    if (!run_find_library(lib, sizeof(lib)))
-        return cmd_error(FTPROF_EXIT_RUN_FAILED, "run",
-                         "cannot find the recorder %s (set FTPROF_LIBRARY to its path)", RUN_LIBRARY);
-
-    glob_t before;
-    run_glob(output, &before);
-
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) {
-        globfree(&before);
-        return cmd_error(FTPROF_EXIT_RUN_FAILED, argv[i], "cannot start: %s", strerror(errno));
-    }
-
-    /* Like system(): the terminal's ^C and ^\ go to the command, and we stay to report. */
-    struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGINT, &ign, &old_int);
-    sigaction(SIGQUIT, &ign, &old_quit);
-
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
-        globfree(&before);
-        return cmd_error(FTPROF_EXIT_RUN_FAILED, argv[i], "cannot start: %s", strerror(e));
-    }
-    if (pid == 0) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGQUIT, &old_quit, NULL);
-        close(pipefd[0]);
-        int e = 0;
-        if (run_setenv_preload(lib) != 0 || setenv("FTPROF_OUTPUT", output, 1) != 0 ||
-            (native && setenv("FTPROF_NATIVE", "1", 1) != 0))
-            e = errno ? errno : ENOMEM;
-        if (!e) {
-            execvp(argv[i], argv + i);
-            e = errno;
-        }
-        ssize_t unused = write(pipefd[1], &e, sizeof(e));
-        (void)unused;
-        _exit(127);
-    }
-    close(pipefd[1]);
-    run_child_pid = pid;
-    struct sigaction fwd = {.sa_handler = run_forward_signal}, old_term, old_hup;
-    sigemptyset(&fwd.sa_mask);
-    sigaction(SIGTERM, &fwd, &old_term);
-    sigaction(SIGHUP, &fwd, &old_hup);
-    int child_errno = 0;
-    ssize_t got;
-    do
-        got = read(pipefd[0], &child_errno, sizeof(child_errno));
-    while (got < 0 && errno == EINTR);
-    close(pipefd[0]);
-
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            status = 0;
-            break;
-        }
-    }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGQUIT, &old_quit, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGHUP, &old_hup, NULL);
-    run_child_pid = 0;
-    if (got == (ssize_t)sizeof(child_errno)) {
-        globfree(&before);
-        /* As a shell and env(1) say it: 127 not found, 126 found but not runnable. */
-        return cmd_error(child_errno == ENOENT ? FTPROF_EXIT_RUN_NOT_FOUND : FTPROF_EXIT_RUN_CANNOT_EXEC, argv[i],
-                         "cannot start: %s", strerror(child_errno));
-    }
-
-    char **files = NULL;
-    size_t n = run_collect(output, &before, &files);
-    globfree(&before);
-    run_summary(files, n);
-    for (size_t k = 0; k < n; k++)
-        free(files[k]);
-    free(files);
-
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return 1;
+    struct run_child c = {.argv = argv + i, .output = output, .native = native, .subject = "run"};
+    struct run_outcome o;
+    rc = run_recorded(&c, &o);
+    if (rc != FTPROF_EXIT_OK)
+        return rc;
+    run_summary(o.files, o.n_files);
+    run_outcome_free(&o);
+    return run_exit_status(o.status);
 }

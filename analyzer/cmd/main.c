@@ -35,6 +35,12 @@ const struct cmd_spec cmd_table[] = {
      "A live view: locks by wait over the last interval, threads blocked now, deadlocks\n"
      "(PID: the recording that process has mapped).",
      cmd_top, false},
+    {"ready", "[--gil-python PATH] [-j] [--strict] [-o DIR] [--] CMD [ARGS...] | --env PYTHON",
+     "Is CMD ready for free-threading? Runs it under the recorder: every extension module it loaded, by\n"
+     "distribution, whether each declares free-threading support, which re-enabled the GIL; with\n"
+     "--gil-python, the same command on that GIL build too, compared; one verdict. --env PYTHON: the\n"
+     "compiled modules installed for PYTHON and what each declares, each imported alone.",
+     cmd_ready, true},
     {"pause", "FILE|PID", "Stop recording waits in a running recording.", cmd_pause, false},
     {"resume", "FILE|PID", "Start recording waits again in a paused recording.", cmd_resume, false},
     {NULL, NULL, NULL, NULL, false},

@@ -97,6 +97,32 @@ struct prof_gil_event {
     uint64_t gil_wait_after_ns; /* total `gil` wait of acquisitions that started after time_ns */
 };
 
+/* One extension module the program imported (EXTENSION records, format 7), with what its module
+ * definition declares about the GIL and where its file came from (profile_ext.c, dist.c). */
+enum prof_ext_gil { PROF_EXT_GIL_UNKNOWN, PROF_EXT_GIL_NOT_USED, PROF_EXT_GIL_USED };
+struct prof_extension {
+    const char *module;       /* import name: from its distribution's RECORD, else the def's m_name when it
+                                 ends in the init function's name, else that name */
+    const char *def_name;     /* the module definition's m_name, or NULL */
+    const char *path;
+    enum prof_ext_gil gil;
+    const char *init;         /* "multi-phase", "single-phase", "export" (3.15 PyModExport), or NULL */
+    bool reenabled_gil;       /* its import is what turned the GIL back on */
+    bool before_start;        /* already loaded when the recording started (attach, fork child) */
+    bool gil_was_on;          /* the GIL was already enabled for good when it was imported */
+    bool free_threaded;       /* the recording's interpreter is a free-threaded build */
+    uint32_t file, tid;
+    uint64_t base;            /* load bias: joins its records */
+    uint64_t imported_ns;     /* from the recording's start */
+    uint32_t stack_id;
+    const struct prof_stack *import_stack; /* innermost first; NULL when none */
+    const struct prof_frame *import_line;  /* the first frame outside the import machinery, or NULL */
+    const char *distribution, *version, *wheel_tag; /* NULL: not from an installed distribution / no WHEEL */
+    const char *origin;       /* "wheel", "no wheel" (installed without a WHEEL file: built from source),
+                                 "stdlib", "not installed" (no distribution's RECORD lists it) */
+};
+const char *prof_ext_gil_name(enum prof_ext_gil g);
+
 /* One thread of one recording. Its lifetime runs from its first call into the recorder, less the CPU
  * time it had used by then, to its end (THREAD_END), or to the file's end for a thread alive at exit or
  * in a killed process (`ended` false; then `cpu_ns` is unknown and 0). */
@@ -187,6 +213,8 @@ struct profile {
     size_t n_locks;
     struct prof_gil_event *gil_events;
     size_t n_gil_events;
+    struct prof_extension *extensions; /* in import order */
+    size_t n_extensions;
     struct prof_thread *threads;
     size_t n_threads;
     struct prof_file *files;

@@ -231,6 +231,7 @@ bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec)
     case FTP_REC_MODULE: prof_def_module(in, rec); break;
     case FTP_REC_GIL_ENABLED: prof_def_gil(in, rec); break;
     case FTP_REC_THREAD_END: prof_def_thread_end(in, rec); break;
+    case FTP_REC_EXTENSION: prof_def_extension(in, rec); break;
     default: break;
     }
     return !in->oom;

@@ -371,6 +371,8 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
     prof_finish(in);
     if (!in->oom)
         prof_time(in);
+    if (!in->oom)
+        prof_extensions_finish(in);
     for (size_t k = 0; k < p->n_files && !in->oom; k++) {
         const struct prof_file *f = &p->files[k];
         if (f->dangling_stacks || f->dangling_codes || f->dangling_types)
@@ -447,6 +449,7 @@ void prof_free(struct profile *p)
     }
     free(p->locks);
     free(p->gil_events);
+    free(p->extensions);
     free(p->threads);
     free(p->files);
     memset(p, 0, sizeof(*p));

@@ -32,6 +32,16 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
  * for NULL. */
 struct json_t;
 struct json_t *report_json_str(const char *s);
+/* The "extensions" array of `report --json` (and `ready --json`): a new reference. */
+struct json_t *report_json_extensions(const struct profile *p);
+/* The extension modules in short (`report`): a line per module not declaring support and a count of the
+ * rest; nothing when the recording has none. 0 or -errno. */
+int report_text_extensions(FILE *out, const struct profile *p, bool color);
+/* "at app.py:35" (the program's line that led to the import, "(via pkg.py:8)" when a package's own
+ * line imported it), or where it is not known: "before the recording started", "from an unknown place". */
+void report_ext_where(char *buf, size_t len, const struct prof_extension *e);
+/* "declares support", "declares nothing (keeps the GIL)", "unknown", "unknown on this build". */
+const char *report_ext_declared(const struct prof_extension *e);
 
 /* "1.23 s", "4.56 ms", "12.3 µs", "850 ns" */
 void report_format_ns(char *buf, size_t len, uint64_t ns);

@@ -40,6 +40,55 @@ static void rj_set(json_t *o, const char *key, json_t *v)
     json_object_set_new(o, key, v ? v : json_null());
 }
 
+static json_t *rj_frames(const struct prof_stack *s)
+{
+    json_t *a = json_array();
+    for (size_t k = 0; s && k < s->depth; k++) {
+        const struct prof_frame *fr = &s->frames[k];
+        json_t *f = json_object();
+        rj_set(f, "function", report_json_str(fr->function));
+        rj_set(f, "file", report_json_str(fr->file));
+        rj_set(f, "line", fr->line ? json_integer(fr->line) : json_null());
+        rj_set(f, "native", json_boolean(fr->native));
+        json_array_append_new(a, f);
+    }
+    return a;
+}
+
+json_t *report_json_extensions(const struct profile *p)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < p->n_extensions; i++) {
+        const struct prof_extension *e = &p->extensions[i];
+        json_t *o = json_object();
+        rj_set(o, "module", report_json_str(e->module));
+        rj_set(o, "path", report_json_str(e->path));
+        rj_set(o, "gil", json_string(prof_ext_gil_name(e->gil)));
+        rj_set(o, "reenabled_gil", json_boolean(e->reenabled_gil));
+        rj_set(o, "distribution", report_json_str(e->distribution));
+        rj_set(o, "version", report_json_str(e->version));
+        rj_set(o, "wheel_tag", report_json_str(e->wheel_tag));
+        rj_set(o, "origin", report_json_str(e->origin));
+        rj_set(o, "init", report_json_str(e->init));
+        rj_set(o, "imported_ns", rj_u64(e->imported_ns));
+        rj_set(o, "loaded_before_start", json_boolean(e->before_start));
+        rj_set(o, "tid", json_integer(e->tid));
+        rj_set(o, "free_threaded", json_boolean(e->free_threaded));
+        rj_set(o, "import_stack", rj_frames(e->import_stack));
+        json_t *line = json_null();
+        if (e->import_line) {
+            line = json_object();
+            rj_set(line, "file", report_json_str(e->import_line->file));
+            rj_set(line, "line", e->import_line->line ? json_integer(e->import_line->line) : json_null());
+            rj_set(line, "function", report_json_str(e->import_line->function));
+        }
+        rj_set(o, "import_line", line);
+        rj_set(o, "file", report_json_str(p->files[e->file].path));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
 static json_t *rj_sites(const struct prof_site *sites, size_t n, bool holders)
 {
     json_t *arr = json_array();
@@ -165,6 +214,7 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         json_array_append_new(gil, o);
     }
     rj_set(root, "gil_enabled", gil);
+    rj_set(root, "extensions", report_json_extensions(p));
     json_t *notes = json_array();
     for (size_t i = 0; i < p->n_files; i++) {
         struct prof_note note;

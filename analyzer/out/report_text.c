@@ -821,6 +821,8 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
         fprintf(out, "  %s(an extension that does not declare free-threading support; threads now take turns)%s\n",
                 rt_c(&r, RT_DIM), rt_c(&r, RT_RESET));
     }
+    if (!opt->compact)
+        report_text_extensions(out, p, opt->color);
     for (size_t i = 0; i < p->n_files; i++) {
         const struct prof_file *f = &p->files[i];
         if (!(f->flags & FTP_FLAG_DISK_FULL))

@@ -43,7 +43,8 @@
                                     5: attached recordings (FTP_FLAG_ATTACHED, FTP_CONTROL_DETACH);
                                     6: the recorder's notes in the header (notes_len, notes[]);
                                     7: WAIT records of 88 bytes: the native lock call's caller, and
-                                       MODULE records for native lock callers without FTPROF_NATIVE */
+                                       MODULE records for native lock callers without FTPROF_NATIVE;
+                                       EXTENSION records (old readers skip them) */
 #define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero; version 2
                                     ones as version 3 ones without thread ends (old readers skip them) */
 #define FTP_HEADER_SIZE 4096
@@ -197,6 +198,7 @@ enum ftp_record_type {
     FTP_REC_GIL_ENABLED = 8, /* the GIL came back: when, and the extension loaded just before */
     FTP_REC_THREAD_END = 9,  /* a thread's lifetime and CPU time, written as it ends (version 3) */
     FTP_REC_INFLIGHT = 10,   /* the table of waits in progress, one slot per thread (version 4) */
+    FTP_REC_EXTENSION = 11,  /* an extension module's import, or what its init declared (version 7) */
 };
 
 /*  ftp_record (8 bytes), the start of every record
@@ -461,6 +463,52 @@ struct ftp_inflight_slot {
     uint64_t thread_ident;
 };
 _Static_assert(sizeof(struct ftp_inflight_slot) == 64, "inflight slot");
+
+/*  FTP_REC_EXTENSION (40 bytes + name + path): one Python extension module. Two kinds, by h.flags:
+ *  FTP_EXT_LOADED, written as the import looks up the module's PyInit_<name> (or 3.15's PyModExport_<name>)
+ *  in the freshly loaded object, before any of the module's code ran: the importing thread, its stack,
+ *  the time, the object's path, and the short name from the symbol. FTP_EXT_DECLARED, written from the
+ *  module's own calls into the interpreter's module API during its init (PyModuleDef_Init and
+ *  PyModule_FromDefAndSpec2 for multi-phase init, PyModule_Create2 and PyUnstable_Module_SetGIL for
+ *  single-phase init): what the module definition says about the GIL, and its full name (m_name).
+ *  A module may have several DECLARED records (single-phase: created, then declared): the last one's gil
+ *  counts; init is FTP_EXT_INIT_UNKNOWN in one that does not tell (PyUnstable_Module_SetGIL's).
+ *  Records of one module share `base`, the load bias of its object.
+ *   0 header (flags: FTP_EXT_*)   8 tid u32   12 stack_id u32 (LOADED; 0: none)   16 time_ns u64
+ *  24 base u64   32 gil u8 (FTP_EXT_GIL_*)   33 init u8 (FTP_EXT_INIT_*)   34 name_len u16
+ *  36 path_len u16   38 reserved u16   40 name bytes, path bytes, padding
+ */
+struct ftp_rec_extension {
+    struct ftp_record h;
+    uint32_t tid;
+    uint32_t stack_id;
+    uint64_t time_ns;
+    uint64_t base;
+    uint8_t gil;
+    uint8_t init;
+    uint16_t name_len;
+    uint16_t path_len;
+    uint16_t reserved;
+};
+_Static_assert(sizeof(struct ftp_rec_extension) == 40, "extension record");
+#define FTP_EXT_LOADED (1u << 0)       /* the import (see above) */
+#define FTP_EXT_DECLARED (1u << 1)     /* what its init declared: gil, init, name */
+#define FTP_EXT_BEFORE_START (1u << 2) /* LOADED: already loaded when this recording started (attach, fork
+                                          child): time is the start, no stack; gil/init from an earlier
+                                          recording of the same process when it saw the import, else
+                                          from the object's initialised multi-phase definitions */
+#define FTP_EXT_GIL_WAS_ON (1u << 3)   /* LOADED: the GIL was already enabled for good at this import */
+enum ftp_ext_gil {
+    FTP_EXT_GIL_UNKNOWN = 0,  /* not seen, or not readable on this build */
+    FTP_EXT_GIL_NOT_USED = 1, /* Py_mod_gil = Py_MOD_GIL_NOT_USED, or PyUnstable_Module_SetGIL(NOT_USED) */
+    FTP_EXT_GIL_USED = 2,     /* declared nothing (free-threaded build) or Py_MOD_GIL_USED */
+};
+enum ftp_ext_init {
+    FTP_EXT_INIT_UNKNOWN = 0,
+    FTP_EXT_INIT_MULTI = 1,  /* PyModuleDef_Init / PyModule_FromDefAndSpec2: the def's m_slots were read */
+    FTP_EXT_INIT_SINGLE = 2, /* PyModule_Create2 */
+    FTP_EXT_INIT_EXPORT = 3, /* 3.15's PyModExport_<name>: slots the recorder cannot see without a call */
+};
 
 static inline uint32_t ftp_record_padded(uint32_t n) { return (n + FTP_RECORD_ALIGN - 1) & ~(uint32_t)(FTP_RECORD_ALIGN - 1); }
 

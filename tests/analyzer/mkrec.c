@@ -364,6 +364,27 @@ static void mk_gil_enabled(struct mk *m, struct mk_thread *t, uint64_t time, con
     r->h.size = size;
 }
 
+static void mk_extension(struct mk *m, struct mk_thread *t, uint16_t flags, uint32_t stack_id, uint64_t time,
+                         uint64_t base, uint8_t gil, uint8_t init, const char *name, const char *path)
+{
+    size_t nl = strlen(name), pl = strlen(path);
+    uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_extension) + nl + pl));
+    struct ftp_rec_extension *r = mk_raw(m, t, size);
+    r->tid = t->tid;
+    r->stack_id = stack_id;
+    r->time_ns = time;
+    r->base = base;
+    r->gil = gil;
+    r->init = init;
+    r->name_len = (uint16_t)nl;
+    r->path_len = (uint16_t)pl;
+    memcpy(r + 1, name, nl);
+    memcpy((char *)(r + 1) + nl, path, pl);
+    r->h.type = FTP_REC_EXTENSION;
+    r->h.flags = flags;
+    r->h.size = size;
+}
+
 /* ------------------------------------------------------------ scenarios */
 
 #define MS 1000000ull
@@ -747,6 +768,36 @@ static void mk_stackless_spins(struct mk *m)
 /* The recorder's notes (header.notes) as a run could leave them: one shown on stderr, one not, one still
  * being written (its bytes claimed, only a first part copied: zeros follow), one whose status byte is
  * damaged and holds a control character, and more claimed than the area holds (notes_len past it). */
+/* Extension modules: one declaring support (multi-phase), one declaring it late (single-phase, created
+ * then SetGIL), one declaring nothing that re-enabled the GIL, imported from a worker, one already
+ * loaded at the start, and a DECLARED record for an object never loaded (ignored). The program's
+ * modules are files of `dir` (a test lays out a site-packages there). */
+static void mk_extensions(struct mk *m, const char *dir)
+{
+    char fast[512], single[512], legacy[512];
+    snprintf(fast, sizeof fast, "%s/pkg/fast.cpython-314t-x86_64-linux-gnu.so", dir);
+    snprintf(single, sizeof single, "%s/single.cpython-314t-x86_64-linux-gnu.so", dir);
+    snprintf(legacy, sizeof legacy, "%s/legacy.cpython-314t-x86_64-linux-gnu.so", dir);
+    uint64_t t0 = m->start_ns;
+    struct mk_thread *main_t = mk_thread(m, 2000, "python3.14t"), *w = mk_thread(m, 2001, "Worker-1");
+    uint32_t st = mk_stack(m, main_t, 1, (struct mk_frame[]){{"main", 46, true}});
+    mk_extension(m, main_t, FTP_EXT_LOADED | FTP_EXT_BEFORE_START, 0, t0, 0x7f0000100000ull, 0, 0, "_json",
+                 "/opt/py/lib/python3.14t/lib-dynload/_json.cpython-314t-x86_64-linux-gnu.so");
+    mk_extension(m, main_t, FTP_EXT_LOADED, st, t0 + 10 * MS, 0x7f0000200000ull, 0, 0, "fast", fast);
+    mk_extension(m, main_t, FTP_EXT_DECLARED, 0, t0 + 10 * MS, 0x7f0000200000ull, FTP_EXT_GIL_NOT_USED,
+                 FTP_EXT_INIT_MULTI, "pkg.fast", "");
+    mk_extension(m, main_t, FTP_EXT_LOADED, st, t0 + 20 * MS, 0x7f0000300000ull, 0, 0, "single", single);
+    mk_extension(m, main_t, FTP_EXT_DECLARED, 0, t0 + 20 * MS, 0x7f0000300000ull, FTP_EXT_GIL_USED,
+                 FTP_EXT_INIT_SINGLE, "single", "");
+    mk_extension(m, main_t, FTP_EXT_DECLARED, 0, t0 + 20 * MS, 0x7f0000300000ull, FTP_EXT_GIL_NOT_USED, 0, "", "");
+    uint32_t wst = mk_stack(m, w, 1, (struct mk_frame[]){{"Worker.run", 40, true}});
+    mk_extension(m, w, FTP_EXT_LOADED, wst, t0 + 300 * MS, 0x7f0000400000ull, 0, 0, "legacy", legacy);
+    mk_extension(m, w, FTP_EXT_DECLARED, 0, t0 + 300 * MS, 0x7f0000400000ull, FTP_EXT_GIL_USED, FTP_EXT_INIT_SINGLE,
+                 "legacy", "");
+    mk_gil_enabled(m, w, t0 + 301 * MS, legacy);
+    mk_extension(m, w, FTP_EXT_DECLARED, 0, t0 + 400 * MS, 0x7f0000500000ull, FTP_EXT_GIL_USED, 0, "ghost", "");
+}
+
 static void mk_notes(struct mk *m)
 {
     static const char shown[] = "+FTPROF_BUFFER=lots is not a size like 64M; using the default\n";
@@ -774,7 +825,7 @@ int main(int argc, char **argv)
             return 2;
     }
     if (argc - optind < 2) {
-        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|diskfull|exec|notes|notes_v5|bench|native|stackless_spins|empty|newer OUT [N]\n");
+        fprintf(stderr, "usage: mkrec [-f FIXTURE] [-s SRCDIR] bank|dropped|dangling|version0|diskfull|exec|notes|notes_v5|bench|native|stackless_spins|extensions|empty|newer OUT [N|DIR]\n");
         return 2;
     }
     const char *scenario = argv[optind], *out = argv[optind + 1];
@@ -811,6 +862,8 @@ int main(int argc, char **argv)
         mk_native(&m);
     } else if (strcmp(scenario, "stackless_spins") == 0) {
         mk_stackless_spins(&m);
+    } else if (strcmp(scenario, "extensions") == 0) {
+        mk_extensions(&m, argc - optind > 2 ? argv[optind + 2] : "/opt/app");
     } else if (strcmp(scenario, "empty") == 0) {
         m.end_ns = m.start_ns;
     } else {

@@ -827,3 +827,58 @@ def test_split_aggregation_gives_the_same_bytes(tmp_path):
     doc = json.loads(outs["1"][1])
     jsonschema.validate(doc, SCHEMA)
     assert sum(l["contentions"] for l in doc["locks"]) == n
+
+
+def test_extensions_joined_with_their_declarations(tmp_path):
+    """EXTENSION records (format 7): a module's LOADED record joined with its DECLARED ones by load
+    address (the last declaration counts, an init-less SetGIL keeps the init kind), the GIL record's
+    module is the re-enabler, a module loaded before the start has no stack, and a declaration for an
+    object never loaded is dropped."""
+    rec = make(tmp_path, "extensions")
+    doc = report(rec)
+    exts = {e["module"]: e for e in doc["extensions"]}
+    assert list(exts) == ["_json", "pkg.fast", "single", "legacy"], list(exts)
+    assert exts["_json"]["loaded_before_start"] and exts["_json"]["gil"] == "unknown"
+    assert exts["_json"]["import_stack"] == [] and exts["_json"]["origin"] == "stdlib"
+    fast = exts["pkg.fast"]
+    assert (fast["gil"], fast["init"], fast["imported_ns"]) == ("not_used", "multi-phase", 10_000_000)
+    assert fast["import_line"]["function"] == "main" and fast["import_line"]["line"] == 46
+    assert (exts["single"]["gil"], exts["single"]["init"]) == ("not_used", "single-phase")
+    legacy = exts["legacy"]
+    assert legacy["gil"] == "used" and legacy["reenabled_gil"] and legacy["import_line"]["function"] == "Worker.run"
+    assert [e["module"] for e in doc["extensions"] if e["reenabled_gil"]] == ["legacy"]
+    assert all(e["distribution"] is None and e["wheel_tag"] is None for e in doc["extensions"])
+    text = ftprof("report", rec).stdout
+    assert "Extension modules: 4 loaded; 2 declare free-threading support, 1 do not, 1 unknown" in text
+    assert "! legacy (not installed), imported at bank.py:40; re-enabled the GIL" in text
+
+
+def test_extensions_resolved_to_their_distributions(tmp_path):
+    """A site-packages laid out by hand: the RECORD that lists a module's file (a quoted path too) gives
+    its distribution, METADATA's name and version, WHEEL's tags as a wheel's file name writes them; a
+    distribution without WHEEL has no tag; a file no RECORD lists belongs to none; the import name comes from the file's place under site-packages."""
+    site = tmp_path / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+
+    def dist(dirname, name, version, files, tags=None):
+        d = site / dirname
+        d.mkdir()
+        (d / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nbody\n")
+        (d / "RECORD").write_text("".join(f"{f},sha256=x,1\n" for f in files) + f"{dirname}/RECORD,,\n")
+        if tags:
+            (d / "WHEEL").write_text("Wheel-Version: 1.0\nRoot-Is-Purelib: false\n" + "".join(f"Tag: {t}\n" for t in tags))
+
+    dist("fastpkg-2.0.dist-info", "FastPkg", "2.0", ['"pkg/fast.cpython-314t-x86_64-linux-gnu.so"', "pkg/__init__.py"],
+         ["cp314-cp314t-manylinux_2_17_x86_64", "cp314-cp314t-manylinux2014_x86_64"])
+    dist("single-0.1.dist-info", "single", "0.1", ["single.cpython-314t-x86_64-linux-gnu.so"])
+    doc = report(make(tmp_path, "extensions", site))
+    exts = {e["module"]: e for e in doc["extensions"]}
+    fast = exts["pkg.fast"]
+    assert (fast["distribution"], fast["version"], fast["origin"]) == ("FastPkg", "2.0", "wheel")
+    assert fast["wheel_tag"] == "cp314-cp314t-manylinux_2_17_x86_64.manylinux2014_x86_64"
+    single = exts["single"]
+    assert (single["distribution"], single["version"], single["wheel_tag"], single["origin"]) == \
+        ("single", "0.1", None, "no wheel")
+    assert exts["legacy"]["distribution"] is None and exts["legacy"]["origin"] == "not installed"
+    text = ftprof("report", tmp_path / "extensions.ftp").stdout
+    assert "! legacy (not installed), imported at bank.py:40; re-enabled the GIL" in text

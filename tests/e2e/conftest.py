@@ -73,7 +73,7 @@ _NATIVE_OWNER = {
 }
 REPORT_SCHEMA = {
     "type": "object",
-    "required": ["locks", "gil_enabled", "notes", "dropped_events", "duration_ns", "threads", "files"],
+    "required": ["locks", "gil_enabled", "extensions", "notes", "dropped_events", "duration_ns", "threads", "files"],
     "properties": {
         "locks": {
             "type": "array",
@@ -97,6 +97,23 @@ REPORT_SCHEMA = {
         "gil_enabled": {
             "type": "array",
             "items": {"type": "object", "required": ["module", "path", "time_ns"]},
+        },
+        "extensions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["module", "path", "gil", "reenabled_gil", "distribution", "version", "wheel_tag",
+                             "imported_ns", "import_stack"],
+                "properties": {
+                    "module": {"type": "string"}, "path": {"type": "string"},
+                    "gil": {"enum": ["not_used", "used", "unknown"]},
+                    "reenabled_gil": {"type": "boolean"},
+                    "distribution": {"type": ["string", "null"]}, "version": {"type": ["string", "null"]},
+                    "wheel_tag": {"type": ["string", "null"]},
+                    "imported_ns": _COUNT,
+                    "import_stack": {"type": "array", "items": _FRAME},
+                },
+            },
         },
         "notes": {
             "type": "array",

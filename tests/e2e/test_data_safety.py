@@ -255,6 +255,7 @@ WORKLOAD_ARGS = {
     "many_threads.py": ["300"],
     "mp_pool.py": ["fork"],
     "queue_pc.py": ["--items", "50"],
+    "ready_cpu.py": ["/dev/null", "--steps", "100"],  # its timings would differ from run to run
     "sqlite_shared.py": ["--rows", "20000", "--rounds", "3"],
     "stop_the_world.py": ["--rounds", "10"],
     "type_lock.py": ["--rounds", "20000"],
@@ -267,7 +268,9 @@ WORKLOAD_ARGS = {
 WORKLOAD_STATUS = {"exit_paths.py": 1}
 # Workloads that need something built first, with the reason.
 NEEDS_BUILD = {"handshake.py": "a C extension (test_faults.py runs it)",
-               "loader_lock.py": "the same C extension (test_hook_contract.py runs it)"}
+               "loader_lock.py": "the same C extension (test_hook_contract.py runs it)",
+               "ready_app.py": "C extensions of its own (test_ready.py runs it)",
+               "ready_late.py": "a C extension of its own (test_ready.py runs it)"}
 ALL_WORKLOADS = sorted(p.name for p in WORKLOADS.glob("*.py") if p.name not in NEEDS_BUILD)
 
 

@@ -72,8 +72,9 @@ def test_short_options_mean_the_same_everywhere(ftprof_cli):
 OPERANDS = {"run": ["--", "/bin/true"], "attach": ["2147483647"], "report": ["/nonexistent/a.ftp"],
             "flamegraph": ["/nonexistent/a.ftp"], "export": ["/nonexistent/a.ftp"],
             "diff": ["/nonexistent/a.ftp", "/nonexistent/b.ftp"], "top": ["/nonexistent/a.ftp"],
-            "pause": ["/nonexistent/a.ftp"], "resume": ["/nonexistent/a.ftp"]}
-VALUES = {"N": "3", "S": "0.5", "FILE": "/nonexistent/out.ftp", "OUT": "/nonexistent/out.html"}
+            "pause": ["/nonexistent/a.ftp"], "resume": ["/nonexistent/a.ftp"], "ready": ["--", "/nonexistent/cmd"]}
+VALUES = {"N": "3", "S": "0.5", "FILE": "/nonexistent/out.ftp", "OUT": "/nonexistent/out.html",
+          "DIR": "/nonexistent/dir", "PATH": "/nonexistent/python", "PYTHON": "/nonexistent/python"}
 
 
 @pytest.mark.parametrize("joined", [False, True], ids=["separate", "joined"])

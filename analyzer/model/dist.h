@@ -1,0 +1,42 @@
+/* Which installed distribution a file belongs to: the *.dist-info directories of the directories above
+ * it (site-packages), whose RECORD lists every file the installer wrote, whose METADATA names the
+ * distribution and its version, and whose WHEEL names the wheel's tags (absent: not installed from a
+ * wheel, e.g. built from source by a tool that writes no WHEEL). Read from the file system at analysis
+ * time, so the environment must still be there. */
+#ifndef FTPROF_ANALYZER_DIST_H
+#define FTPROF_ANALYZER_DIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct dist_cache;
+
+struct dist_owner {
+    const char *name, *version; /* from METADATA (Name, Version), else the directory's name */
+    const char *wheel_tag;      /* WHEEL's tags as a wheel's file name gives them ("cp314-cp314t-manylinux_2_17_x86_64.
+                                   manylinux2014_x86_64"); NULL: no WHEEL file */
+    const char *module;         /* the import name the file's place under site-packages gives, or NULL */
+    const char *root;           /* the directory holding the .dist-info (site-packages) */
+};
+
+/* One distribution of a directory, for `ftprof ready --env`. */
+struct dist_entry {
+    char *name, *version, *wheel_tag;
+    char **files; /* RECORD paths, relative to the directory */
+    size_t n_files;
+};
+
+struct dist_cache *dist_cache_new(void);
+void dist_cache_free(struct dist_cache *c);
+/* The distribution whose RECORD lists `path` (strings owned by the cache); false when none does. */
+bool dist_owner_of(struct dist_cache *c, const char *path, struct dist_owner *out);
+/* The distributions installed in directory `dir` (owned by the cache); their count. */
+size_t dist_list(struct dist_cache *c, const char *dir, const struct dist_entry **out);
+/* A wheel built on this machine from source (pip's own build, platform tag "linux_x86_64"): a wheel of
+ * the package index for Linux is tagged manylinux or musllinux. */
+bool dist_tag_built_here(const char *tag);
+/* "pkg/sub/_mod.cpython-314t-x86_64-linux-gnu.so" -> "pkg.sub._mod" (malloc'd), or NULL when the path is
+ * not an extension module's file. */
+char *dist_module_name(const char *relpath);
+
+#endif
