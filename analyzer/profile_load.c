@@ -168,6 +168,8 @@ static void prof_file_info(struct prof_internal *in, struct prof_file *f, const 
     f->flags = h->flags;
     f->features = h->features;
     f->dropped_events = h->dropped_events;
+    f->dropped_wait_known = h->version >= 7;
+    f->dropped_wait_ns = h->version >= 7 ? h->dropped_wait_ns : 0;
     f->disk_full_events = h->version >= 2 ? h->disk_full_events : 0;
     f->process_cpu_ns = h->version >= 3 ? h->process_cpu_ns : 0;
     f->version = h->version;
@@ -237,6 +239,26 @@ static void prof_warn(bool quiet, const char *path, const char *fmt, ...)
 
 int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
               size_t errlen)
+{
+    return prof_load_opts(p, paths, n, quiet, true, failed, err, errlen);
+}
+
+/* A finished (or detached) file's waits in flight end at its end; a killed one's at its last event. */
+static void prof_file_inflight(struct prof_internal *in, const char *path, const struct rd_file *rd, uint64_t end)
+{
+    struct ftp_inflight_slot *slots = NULL;
+    size_t n = 0;
+    int rc = rd_read_inflight(path, &rd->hdr, rd->file_size, &slots, &n);
+    if (rc < 0) {
+        in->oom |= rc == -ENOMEM; /* otherwise the file went away since: nothing in flight to add */
+        return;
+    }
+    prof_add_inflight(in, slots, n, end);
+    free(slots);
+}
+
+int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, bool inflight, size_t *failed,
+                   char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     struct prof_internal *in = calloc(1, sizeof(*in));
@@ -308,6 +330,8 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
             if (in->acqs[a].open && in->acqs[a].file == k)
                 prof_close_acq(in, &in->acqs[a]);
         }
+        if (inflight)
+            prof_file_inflight(in, paths[i], &rd, rd.hdr.end_ns ? rd.hdr.end_ns : in->defs[k].max_end_ns);
 
         struct prof_file *f = &p->files[k];
         uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;
@@ -322,6 +346,9 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         if (end > max_end)
             max_end = end;
         p->dropped_events += f->dropped_events;
+        p->dropped_wait_ns += f->dropped_wait_ns;
+        if (f->dropped_events && !f->dropped_wait_known)
+            p->dropped_wait_unknown = true;
         p->disk_full_events += f->disk_full_events;
         if (f->truncated)
             prof_warn(quiet, paths[i], "file is truncated; the report covers only what it holds");

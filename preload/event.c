@@ -27,7 +27,7 @@ void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
     }
     struct ftp_rec_wait *r = ftp_ring_reserve(t, sizeof *r);
     if (!r) {
-        ftp_ring_count_drop();
+        ftp_ring_count_drop(w->end_ns > w->start_ns ? w->end_ns - w->start_ns : 0);
         return;
     }
     r->tid = t->tid;
