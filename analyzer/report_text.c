@@ -592,8 +592,8 @@ static void rt_time_rows(struct rt *r)
             snprintf(note, sizeof(note), "(run queue, per the kernel)");
         rt_time_row(r, "waiting for a CPU", t->run_delay_ns, t->thread_ns, note);
     }
-    const char *rest = !t->cpu_known ? "the rest (CPU, I/O...)"
-                       : t->run_delay_threads ? "the rest (I/O, sleep)" : "the rest (I/O, sleep, run queue)";
+    /* (Without the kernel's run delay, format < 7, the rest holds the run queue too, as it always did.) */
+    const char *rest = !t->cpu_known ? "the rest (CPU, I/O...)" : "the rest (I/O, sleep)";
     rt_time_row(r, rest, t->other_ns, t->thread_ns, NULL);
     if (p->dropped_events && !p->dropped_wait_unknown) {
         char d[32], dt[24];

@@ -93,13 +93,14 @@ def hang(a):
 def sigterm(a):
     lock = threading.Lock()
     lock.acquire()
-    ends = []
+    n_done = a.threads // 2
+    meet = threading.Barrier(n_done)  # a recorded wait, so that the recorder sees these threads end
 
     def short():
         burn_ms(a.cpu_ms)
-        ends.append(1)
+        meet.wait()
 
-    done = [threading.Thread(target=short, name=f"done-{i}") for i in range(a.threads // 2)]
+    done = [threading.Thread(target=short, name=f"done-{i}") for i in range(n_done)]
     stuck = [threading.Thread(target=blocked, args=(lock,), name=f"stuck-{i}", daemon=True)
              for i in range(a.threads - a.threads // 2)]
     for t in done + stuck:
@@ -124,8 +125,8 @@ def cpu(a):
         burn_ms(a.cpu_ms)
         run, delay = schedstat()
         with lock:
-            out.append({"name": threading.current_thread().name, "run_delay_ns": delay, "cpu_ns": run,
-                        "lifetime_ns": perf_ns() - t0})
+            out.append({"name": threading.current_thread().name, "tid": threading.get_native_id(),
+                        "run_delay_ns": delay, "cpu_ns": run, "lifetime_ns": perf_ns() - t0})
 
     ts = [threading.Thread(target=work, name=f"cpu-{i}") for i in range(a.threads)]
     for t in ts:
@@ -155,7 +156,8 @@ def lifetimes(a):
         gate.wait()
         with lock:
             burn_ms(5)
-        out.append({"name": threading.current_thread().name, "how": how, "lifetime_ns": perf_ns() - t0})
+        out.append({"name": threading.current_thread().name, "tid": threading.get_native_id(), "how": how,
+                    "lifetime_ns": perf_ns() - t0})
 
     hows = ["sleep", "compute", "block"]
     ts = [threading.Thread(target=run, args=(hows[i % 3],), name=f"{hows[i % 3]}-{i}") for i in range(a.threads)]
