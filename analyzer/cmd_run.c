@@ -69,6 +69,20 @@ bool run_find_library(char *out, size_t len)
     return false;
 }
 
+int run_library_not_found(const char *subject)
+{
+    const char *env = getenv("FTPROF_LIBRARY");
+    if (env && *env) {
+        /* The user named it: say what is wrong with that file, not to set what is set. */
+        struct stat st;
+        const char *why = stat(env, &st) != 0 ? (errno == ENOENT ? "no such file" : strerror(errno))
+                          : !S_ISREG(st.st_mode) ? "not a regular file" : "not readable";
+        return cmd_error(FTPROF_EXIT_CANNOT_START, env, "the recorder FTPROF_LIBRARY names cannot be used: %s", why);
+    }
+    return cmd_error(FTPROF_EXIT_CANNOT_START, subject, "cannot find the recorder %s next to ftprof (set "
+                     "FTPROF_LIBRARY to its path)", RUN_LIBRARY);
+}
+
 static int run_setenv_preload(const char *lib)
 {
     const char *old = getenv("LD_PRELOAD");
@@ -195,8 +209,7 @@ int cmd_run(int argc, char **argv)
 
     char lib[PATH_MAX];
     if (!run_find_library(lib, sizeof(lib)))
-        return cmd_error(FTPROF_EXIT_CANNOT_START, "run",
-                         "cannot find the recorder %s (set FTPROF_LIBRARY to its path)", RUN_LIBRARY);
+        return run_library_not_found("run");
 
     glob_t before;
     run_glob(output, &before);
