@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ftprof/format.h"
+#include "live.h"
 #include "report.h"
 
 #define RUN_LIBRARY "libftprof.so"
@@ -155,6 +157,33 @@ static size_t run_collect(const char *pattern, const glob_t *before, char ***out
     return n;
 }
 
+/* A process that ended without exit() (os._exit, a signal) leaves its recording at the full buffer's
+ * apparent size (sparse: only the chunks it used hold blocks). Once its writer is gone for sure (no
+ * process has its pid and start time: a daemonised child may still be writing), cut it to the chunks it
+ * used, as exit() would have. */
+static void run_trim_unfinished(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return;
+    struct ftp_file_header h;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+        !memcmp(h.magic, FTP_MAGIC, FTP_MAGIC_LEN) && h.version >= 2 && h.header_size == FTP_HEADER_SIZE &&
+        !(h.flags & (FTP_FLAG_FINISHED | FTP_FLAG_ENDED_BY_EXEC)) && h.chunk_size && h.chunks_used <= h.chunk_count &&
+        h.pid && h.proc_start_ticks) {
+        char stat_path[64];
+        snprintf(stat_path, sizeof(stat_path), "/proc/%u/stat", h.pid);
+        uint32_t kept = h.chunks_used > h.inflight_chunk ? h.chunks_used : h.inflight_chunk;
+        off_t used = (off_t)FTP_HEADER_SIZE + (off_t)kept * h.chunk_size;
+        if (live_proc_start_ticks_at(AT_FDCWD, stat_path) != h.proc_start_ticks && used < st.st_size &&
+            ftruncate(fd, used) != 0) {
+            /* it stays at its apparent size: still readable */
+        }
+    }
+    close(fd);
+}
+
 static void run_summary(char **files, size_t n)
 {
     if (n == 0) {
@@ -283,6 +312,8 @@ int cmd_run(int argc, char **argv)
     char **files = NULL;
     size_t n = run_collect(output, &before, &files);
     globfree(&before);
+    for (size_t k = 0; k < n; k++)
+        run_trim_unfinished(files[k]);
     run_summary(files, n);
     for (size_t k = 0; k < n; k++)
         free(files[k]);

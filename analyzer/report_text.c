@@ -573,7 +573,7 @@ static void rt_time_rows(struct rt *r)
 {
     const struct profile *p = r->p;
     const struct prof_time *t = &p->time;
-    char cores[64], note[96] = "";
+    char cores[64], note[160] = "";
     snprintf(cores, sizeof(cores), "%.2f cores busy on average", t->wall_ns ? (double)t->cpu_ns / (double)t->wall_ns : 0);
     if (!t->cpu_known)
         fprintf(r->out, "  %-22s %10s\n", "CPU", "unknown");
@@ -586,10 +586,10 @@ static void rt_time_rows(struct rt *r)
     rt_time_row(r, "waiting for work", t->waiting_for_work_ns, t->thread_ns, NULL);
     if (t->run_delay_threads) {
         if (t->run_delay_threads < p->n_threads)
-            snprintf(note, sizeof(note), "(run queue, per the kernel; %u of %zu threads)", t->run_delay_threads,
+            snprintf(note, sizeof(note), "(run queue, per the kernel; %u of %zu threads; wake-ups from waits too)", t->run_delay_threads,
                      p->n_threads);
         else
-            snprintf(note, sizeof(note), "(run queue, per the kernel)");
+            snprintf(note, sizeof(note), "(run queue, per the kernel; wake-ups from waits too)");
         rt_time_row(r, "waiting for a CPU", t->run_delay_ns, t->thread_ns, note);
     }
     /* (Without the kernel's run delay, format < 7, the rest holds the run queue too, as it always did.) */
@@ -607,6 +607,8 @@ static void rt_time_rows(struct rt *r)
 static void rt_time(struct rt *r)
 {
     const struct prof_time *t = &r->p->time;
+    if (r->opt->compact && (!t->known || !t->thread_ns))
+        return; /* `ftprof run`'s summary says nothing of time it did not see */
     if (!t->known) {
         fprintf(r->out, "\n%s(no thread ends in %s: recorded before ftprof noted them, so no time accounting)%s\n",
                 rt_c(r, RT_DIM), r->p->n_files == 1 ? "this recording" : "these recordings", rt_c(r, RT_RESET));

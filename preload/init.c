@@ -406,14 +406,20 @@ static void read_settings(void)
     } else {
         strcpy(pattern, out);
     }
-    /* A relative name is kept relative to the directory we started in, not wherever we chdir later. */
+    /* A relative name is kept relative to the directory we started in, not wherever we chdir later; a
+     * leading "./" (ftprof run's default) goes, so that the name said in messages has no "/./". */
     char cwd[PATH_MAX];
+    const char *rel = pattern;
+    while (rel[0] == '.' && rel[1] == '/')
+        for (rel += 2; *rel == '/'; rel++)
+            ;
     if (pattern[0] != '/' && getcwd(cwd, sizeof cwd) &&
-        strlen(cwd) + 1 + strlen(pattern) < sizeof ftp_state.output_pattern)
+        strlen(cwd) + 1 + strlen(rel) < sizeof ftp_state.output_pattern)
     {
         strcpy(ftp_state.output_pattern, cwd);
-        strcat(ftp_state.output_pattern, "/");
-        strcat(ftp_state.output_pattern, pattern);
+        if (strcmp(cwd, "/"))
+            strcat(ftp_state.output_pattern, "/");
+        strcat(ftp_state.output_pattern, rel);
     } else
         snprintf(ftp_state.output_pattern, sizeof ftp_state.output_pattern, "%s", pattern);
 }
