@@ -440,7 +440,7 @@ void prof_add_inflight(struct prof_internal *in, const struct ftp_inflight_slot 
 {
     for (size_t i = 0; i < n; i++) {
         const struct ftp_inflight_slot *s = &slots[i];
-        if (s->kind == FTP_KIND_SPIN || s->kind >= FTP_KIND_COUNT || !s->start_ns || s->start_ns >= end)
+        if (s->kind == FTP_KIND_SPIN || s->kind >= FTP_KIND_COUNT || !s->start_ns)
             continue;
         struct pacq *a = prof_acq_for(in, s->tid);
         if (!a)
@@ -448,7 +448,8 @@ void prof_add_inflight(struct prof_internal *in, const struct ftp_inflight_slot 
         if (a->open)
             prof_close_acq(in, a);
         *a = (struct pacq){.file = a->file, .tid = a->tid, .thread = a->thread, .open = true,
-                           .acq_seq = UINT64_MAX, .start = s->start_ns, .park = s->start_ns, .end = end,
+                           .acq_seq = UINT64_MAX, .start = s->start_ns, .park = s->start_ns,
+                           .end = end > s->start_ns ? end : s->start_ns, /* begun after the last sign of life */
                            .addr = s->lock_addr, .raw_kind = s->kind, .region = s->region,
                            .region_offset = s->region_offset, .type_id = s->type_id, .stack_id = s->stack_id};
         prof_close_acq(in, a);

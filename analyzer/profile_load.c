@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "reader.h"
 #include "symbolize.h"
@@ -243,8 +244,10 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
     return prof_load_opts(p, paths, n, quiet, true, failed, err, errlen);
 }
 
-/* A finished (or detached) file's waits in flight end at its end; a killed one's at its last event. */
-static void prof_file_inflight(struct prof_internal *in, const char *path, const struct rd_file *rd, uint64_t end)
+/* A finished (or detached) file's waits in flight end at its end. A killed one's end at its last sign
+ * of life, as the list of threads blocked at the end says it: the later of its last event and its last
+ * write-back (the file's modification time), which then ends its threads too. */
+static void prof_file_inflight(struct prof_internal *in, const char *path, const struct rd_file *rd)
 {
     struct ftp_inflight_slot *slots = NULL;
     size_t n = 0;
@@ -252,6 +255,17 @@ static void prof_file_inflight(struct prof_internal *in, const char *path, const
     if (rc < 0) {
         in->oom |= rc == -ENOMEM; /* otherwise the file went away since: nothing in flight to add */
         return;
+    }
+    uint64_t end = rd->hdr.end_ns;
+    struct stat st;
+    if (!end && n) {
+        struct pfiledefs *d = &in->defs[in->cur_file];
+        if (stat(path, &st) == 0 && rd->hdr.start_realtime_ns) {
+            uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+            if (mt > rd->hdr.start_realtime_ns && rd->hdr.start_ns + (mt - rd->hdr.start_realtime_ns) > d->max_end_ns)
+                d->max_end_ns = rd->hdr.start_ns + (mt - rd->hdr.start_realtime_ns);
+        }
+        end = d->max_end_ns;
     }
     prof_add_inflight(in, slots, n, end);
     free(slots);
@@ -331,7 +345,7 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
                 prof_close_acq(in, &in->acqs[a]);
         }
         if (inflight)
-            prof_file_inflight(in, paths[i], &rd, rd.hdr.end_ns ? rd.hdr.end_ns : in->defs[k].max_end_ns);
+            prof_file_inflight(in, paths[i], &rd);
 
         struct prof_file *f = &p->files[k];
         uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;

@@ -46,12 +46,12 @@ def test_tiny_buffer_verdict_follows_the_whole_run(runner):
     rep = runner.report(tiny.files)
     tm = rep["time"]
     assert rep["dropped_events"] > rep["events"], "the tiny buffer was meant to drop most waits"
-    # The dropped waits' time is kept: with it, most of the waits the workload measured are accounted for
-    # (a dropped record's own span: the moments between two parks of one acquisition are not in it).
+    # The dropped waits' time is kept: with it, the waits the workload measured are accounted for ...
     truth = tiny.truth()["wait_ns"]
-    assert tm["contention_ns"] + rep["dropped_wait_ns"] >= 0.7 * truth, (tm, rep["dropped_wait_ns"], truth)
-    # ... and no more than them, and the main thread's wait for the workers (at most the run), dropped too.
-    assert tm["contention_ns"] + rep["dropped_wait_ns"] <= 1.1 * truth + rep["duration_ns"], tm
+    assert tm["contention_ns"] + rep["dropped_wait_ns"] >= 0.85 * truth, (tm, rep["dropped_wait_ns"], truth)
+    # ... and not much more: the main thread's wait for the workers (at most the run) was dropped too, and
+    # the dropped records' spans are summed as they come (3.13's spins and parks overlap a little).
+    assert tm["contention_ns"] + rep["dropped_wait_ns"] <= 1.3 * truth + rep["duration_ns"], tm
     assert tm["verdict"] in ("locks_limit", "withheld"), tm
     assert tm["contention_share"] <= tm["contention_share_max"], tm
     line = verdict_line(text_report(runner, tiny.files))
@@ -115,13 +115,21 @@ def test_run_queue_line_matches_the_kernel(runner, results):
     truth = run.truth()
     rep = runner.report(run.files)
     got = {t["tid"]: t for t in rep["threads"]}
+    own = recorded = 0
     for t in truth["threads"]:
         th = got[t["tid"]]
-        # The workload read its schedstat just before the thread ended, the recorder as it ended: a little
-        # later, and on a loaded machine a thread's last steps (its exit) queue for a CPU too.
+        # The workload read its schedstat just before the thread ended, the recorder as it ended: never
+        # less. The kernel adds a wait in the run queue to it a little late (its run-queue clock is not
+        # always current when the thread gets the CPU), which on a loaded machine can be some 100 ms
+        # for one thread between two reads a millisecond apart: the bounds are on the sum, and on each
+        # thread the time it was alive and not running.
         assert th["run_delay_ns"] is not None, th
         results.add(f"run delay {runner.python.label} {t['name']}", ratio=th["run_delay_ns"] / max(t["run_delay_ns"], 1))
-        assert t["run_delay_ns"] - 1e6 <= th["run_delay_ns"] <= t["run_delay_ns"] * 1.10 + 50e6, (t, th)
+        assert th["run_delay_ns"] >= t["run_delay_ns"] - 1e6, (t, th)
+        assert th["run_delay_ns"] <= th["lifetime_ns"] - th["cpu_ns"] + 5e6, th
+        own += t["run_delay_ns"]
+        recorded += th["run_delay_ns"]
+    assert recorded <= 1.10 * own, (recorded, own)
     tm = rep["time"]
     share = tm["run_delay_ns"] / tm["thread_ns"]
     # n threads wanting a core each on fewer cores: most of their time is in the run queue.
