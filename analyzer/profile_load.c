@@ -244,6 +244,27 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
     return prof_load_opts(p, paths, n, quiet, true, failed, err, errlen);
 }
 
+/* The warnings a file's facts call for, one line each. */
+static void prof_file_warnings(bool quiet, const char *path, const struct prof_file *f)
+{
+    if (f->truncated)
+        prof_warn(quiet, path, "file is truncated; the report covers only what it holds");
+    if (f->damaged_chunks)
+        prof_warn(quiet, path, "%u damaged chunk(s); their remaining records were skipped",
+                  f->damaged_chunks);
+    if (f->flags & FTP_FLAG_STOPPED)
+        prof_warn(quiet, path, "the recorder stopped itself early (%s); the recording is partial",
+                  f->notes_len ? "the recorder's notes in the report say why" : "it met a state it does not know");
+    if (f->flags & FTP_FLAG_DISK_FULL)
+        prof_warn(quiet, path, "the recording ends early because the disk was full; %llu later "
+                  "wait%s not stored", (unsigned long long)f->disk_full_events,
+                  f->disk_full_events == 1 ? " was" : "s were");
+    if (f->dropped_events)
+        prof_warn(quiet, path, "%llu event%s dropped because the recording buffer was full "
+                  "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events,
+                  f->dropped_events == 1 ? " was" : "s were");
+}
+
 /* A finished (or detached) file's waits in flight end at its end. A killed one's end at its last sign
  * of life, as the list of threads blocked at the end says it: the later of its last event and its last
  * write-back (the file's modification time), which then ends its threads too. */
@@ -364,22 +385,7 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
         if (f->dropped_events && !f->dropped_wait_known)
             p->dropped_wait_unknown = true;
         p->disk_full_events += f->disk_full_events;
-        if (f->truncated)
-            prof_warn(quiet, paths[i], "file is truncated; the report covers only what it holds");
-        if (f->damaged_chunks)
-            prof_warn(quiet, paths[i], "%u damaged chunk(s); their remaining records were skipped",
-                      f->damaged_chunks);
-        if (f->flags & FTP_FLAG_STOPPED)
-            prof_warn(quiet, paths[i], "the recorder stopped itself early (%s); the recording is partial",
-                      f->notes_len ? "the recorder's notes in the report say why" : "it met a state it does not know");
-        if (f->flags & FTP_FLAG_DISK_FULL)
-            prof_warn(quiet, paths[i], "the recording ends early because the disk was full; %llu later "
-                      "wait%s not stored", (unsigned long long)f->disk_full_events,
-                      f->disk_full_events == 1 ? " was" : "s were");
-        if (f->dropped_events)
-            prof_warn(quiet, paths[i], "%llu event%s dropped because the recording buffer was full "
-                      "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events,
-                      f->dropped_events == 1 ? " was" : "s were");
+        prof_file_warnings(quiet, paths[i], f);
     }
     free(ids);
     if (max_end > min_start && min_start != UINT64_MAX)
