@@ -88,7 +88,7 @@ struct prof_gil_event {
     uint64_t gil_wait_after_ns; /* total `gil` wait of acquisitions that started after time_ns */
 };
 
-/* One thread of one recording. Its lifetime runs from its creation (format 7: the kernel's start time,
+/* One thread of one recording. Its lifetime runs from its creation (format 8: the kernel's start time,
  * see prof_thread_created; before: its first call into the recorder, less the CPU time it had used by
  * then) to its end (THREAD_END), or from its first record to the file's end for a thread alive at exit
  * or in a killed process (`ended` false; then `cpu_ns` is unknown and 0). A lifetime never starts
@@ -101,7 +101,7 @@ struct prof_thread {
     bool ended;              /* a THREAD_END record gave its end and CPU time */
     uint64_t first_seen_ns;  /* earliest THREAD record */
     uint64_t start_ns, end_ns, lifetime_ns, cpu_ns;
-    bool run_delay_known;         /* the recorder read the kernel's run delay at its end (format 7) */
+    bool run_delay_known;         /* the recorder read the kernel's run delay at its end (format 8) */
     uint64_t run_delay_ns;        /* time runnable but waiting for a CPU (run queue) */
     uint64_t contention_ns;       /* its waits of contention kinds */
     uint64_t waiting_for_work_ns; /* its condition and join waits */
@@ -146,7 +146,7 @@ struct prof_file {
     uint32_t pid, ppid;
     uint32_t flags, features;
     uint64_t dropped_events;
-    uint64_t dropped_wait_ns;  /* their summed wait (format 7; `dropped_wait_known`) */
+    uint64_t dropped_wait_ns;  /* their summed wait (format 8; `dropped_wait_known`) */
     bool dropped_wait_known;
     uint64_t start_ns, end_ns, start_realtime_ns;
     uint64_t python_version;
@@ -204,7 +204,7 @@ struct profile {
     size_t n_files;
     uint64_t dropped_events;     /* waits not stored because the buffer was full */
     uint64_t dropped_wait_ns;    /* ... their summed wait, where the files say it */
-    bool dropped_wait_unknown;   /* some file with dropped waits predates that sum (format < 7) */
+    bool dropped_wait_unknown;   /* some file with dropped waits predates that sum (format < 8) */
     uint64_t disk_full_events;   /* summed over the files, like dropped_events */
     uint64_t duration_ns;        /* from the earliest start to the latest end over all files */
     uint64_t start_realtime_ns;  /* wall clock of the earliest file's start */

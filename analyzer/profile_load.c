@@ -169,8 +169,8 @@ static void prof_file_info(struct prof_internal *in, struct prof_file *f, const 
     f->flags = h->flags;
     f->features = h->features;
     f->dropped_events = h->dropped_events;
-    f->dropped_wait_known = h->version >= 7;
-    f->dropped_wait_ns = h->version >= 7 ? h->dropped_wait_ns : 0;
+    f->dropped_wait_known = h->version >= 8;
+    f->dropped_wait_ns = h->version >= 8 ? h->dropped_wait_ns : 0;
     f->disk_full_events = h->version >= 2 ? h->disk_full_events : 0;
     f->process_cpu_ns = h->version >= 3 ? h->process_cpu_ns : 0;
     f->version = h->version;

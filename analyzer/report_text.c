@@ -592,7 +592,7 @@ static void rt_time_rows(struct rt *r)
             snprintf(note, sizeof(note), "(run queue, per the kernel; wake-ups from waits too)");
         rt_time_row(r, "waiting for a CPU", t->run_delay_ns, t->thread_ns, note);
     }
-    /* (Without the kernel's run delay, format < 7, the rest holds the run queue too, as it always did.) */
+    /* (Without the kernel's run delay, format < 8, the rest holds the run queue too, as it always did.) */
     const char *rest = !t->cpu_known ? "the rest (CPU, I/O...)" : "the rest (I/O, sleep)";
     rt_time_row(r, rest, t->other_ns, t->thread_ns, NULL);
     if (p->dropped_events && !p->dropped_wait_unknown) {

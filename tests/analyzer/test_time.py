@@ -60,7 +60,7 @@ class Recording:
         self.seq[tid] = 0
 
     def end_thread(self, tid, start, start_cpu, end, cpu, created=None, tick=10 * MS, run_delay=None):
-        """A THREAD_END record; with `created` or `run_delay`, the longer one of format 7."""
+        """A THREAD_END record; with `created` or `run_delay`, the longer one of format 8."""
         body = struct.pack("<IIQQQQ", tid, 0, start, start_cpu, end, cpu)
         if created is not None or run_delay is not None:
             body += struct.pack("<QIIQ", created or 0, tick if created else 0, 0 if run_delay is None else 1,
@@ -498,13 +498,13 @@ def test_image_ended_by_exec_is_not_killed(tmp_path):
     assert "killed" not in out and "still running at exit or exec" in out
 
 
-# --- format 7: creation time, run delay, dropped waits' time, waits in flight -------------------------
+# --- format 8: creation time, run delay, dropped waits' time, waits in flight -------------------------
 
 def test_lifetime_from_creation_and_run_delay(tmp_path):
     """A thread created at +100 ms (to a 10 ms tick) that slept until its first call at +600 ms, having used
     no CPU: its lifetime starts in the middle of its creation tick, not at its first call. Its 200 ms in
     the run queue is a line of its own."""
-    rec = Recording(version=7, process_cpu=300 * MS)
+    rec = Recording(version=8, process_cpu=300 * MS)
     rec.thread(101, "sleeper", 1600 * MS)
     rec.end_thread(101, 1600 * MS, 0, 2000 * MS, 100 * MS, created=1100 * MS, run_delay=200 * MS)
     rec.thread(102, "old-format", 1500 * MS)
@@ -523,14 +523,14 @@ def test_lifetime_from_creation_and_run_delay(tmp_path):
 def test_creation_later_than_first_call_is_not_believed(tmp_path):
     """A kernel start time after the latest the thread can have started (clocks that disagree): the
     recorder's own bound is kept."""
-    rec = Recording(version=7)
+    rec = Recording(version=8)
     rec.thread(101, "t", 1500 * MS)
     rec.end_thread(101, 1500 * MS, 100 * MS, 2000 * MS, 200 * MS, created=1700 * MS)
     doc = report(rec.write(tmp_path / "late.ftp"))
     assert doc["threads"][0]["lifetime_ns"] == 600 * MS
 
 
-def dropped_run(tmp_path, dropped_wait, version=7):
+def dropped_run(tmp_path, dropped_wait, version=8):
     """A second of one worker's life with 100 ms of recorded lock waits (10%) and 50 dropped waits."""
     rec = Recording(version=version, process_cpu=500 * MS)
     stack = rec.code("Worker.run")
@@ -561,16 +561,16 @@ def test_dropped_waits_hedge_the_verdict(tmp_path, dropped_wait, verdict):
 
 
 def test_dropped_waits_of_an_older_file_withhold_the_verdict(tmp_path):
-    """A file older than format 7 does not say how long its dropped waits were: no verdict."""
-    doc = report(dropped_run(tmp_path, 0, version=6))
+    """A file older than format 8 does not say how long its dropped waits were: no verdict."""
+    doc = report(dropped_run(tmp_path, 0, version=7))
     assert doc["dropped_wait_ns"] is None and doc["time"]["verdict"] == "withheld"
-    assert "does not say how long they waited" in text(tmp_path / "d0-6.ftp")
+    assert "does not say how long they waited" in text(tmp_path / "d0-7.ftp")
 
 
 def test_killed_with_some_threads_ended_has_cpu_unknown(tmp_path):
     """Killed (no end, no process CPU clock) after one of two threads ended: CPU is unknown, not the ended
     thread's share of it."""
-    rec = Recording(finished=False, version=7)
+    rec = Recording(finished=False, version=8)
     stack = rec.code("Worker.run")
     rec.thread(101, "ended", 1000 * MS)
     rec.end_thread(101, 1000 * MS, 0, 1400 * MS, 300 * MS)
