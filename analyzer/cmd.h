@@ -13,9 +13,9 @@ int cmd_run(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 /* The recorder libftprof.so (FTPROF_LIBRARY, or next to this executable): its absolute path. */
 bool run_find_library(char *out, size_t len);
-/* The one-line error (and exit code) when run_find_library found nothing: what is wrong with the file
- * FTPROF_LIBRARY names, or that none was found where ftprof looks. */
-int run_library_not_found(const char *subject);
+/* The one-line error when run_find_library found nothing: what is wrong with the file FTPROF_LIBRARY
+ * names, or that none was found where ftprof looks. Returns `code`, the caller's exit code for it. */
+int run_library_not_found(const char *subject, int code);
 int cmd_report(int argc, char **argv);
 int cmd_flamegraph(int argc, char **argv);
 int cmd_export(int argc, char **argv);

@@ -790,7 +790,7 @@ int cmd_attach(int argc, char **argv)
     /* 2. The recorder and the output, both as absolute paths: the target has its own cwd. */
     char lib[PATH_MAX];
     if (!run_find_library(lib, sizeof(lib)))
-        return run_library_not_found("attach");
+        return run_library_not_found("attach", FTPROF_EXIT_CANNOT_START);
     /* The script loads the recorder only if it still has this digest when the target reads it. */
     char digest[65];
     int lib_fd = open(lib, O_RDONLY | O_CLOEXEC);

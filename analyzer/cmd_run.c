@@ -71,7 +71,7 @@ bool run_find_library(char *out, size_t len)
     return false;
 }
 
-int run_library_not_found(const char *subject)
+int run_library_not_found(const char *subject, int code)
 {
     const char *env = getenv("FTPROF_LIBRARY");
     if (env && *env) {
@@ -79,9 +79,9 @@ int run_library_not_found(const char *subject)
         struct stat st;
         const char *why = stat(env, &st) != 0 ? (errno == ENOENT ? "no such file" : strerror(errno))
                           : !S_ISREG(st.st_mode) ? "not a regular file" : "not readable";
-        return cmd_error(FTPROF_EXIT_CANNOT_START, env, "the recorder FTPROF_LIBRARY names cannot be used: %s", why);
+        return cmd_error(code, env, "the recorder FTPROF_LIBRARY names cannot be used: %s", why);
     }
-    return cmd_error(FTPROF_EXIT_CANNOT_START, subject, "cannot find the recorder %s next to ftprof (set "
+    return cmd_error(code, subject, "cannot find the recorder %s next to ftprof (set "
                      "FTPROF_LIBRARY to its path)", RUN_LIBRARY);
 }
 
@@ -238,7 +238,7 @@ int cmd_run(int argc, char **argv)
 
     char lib[PATH_MAX];
     if (!run_find_library(lib, sizeof(lib)))
-        return run_library_not_found("run");
+        return run_library_not_found("run", FTPROF_EXIT_CANNOT_START);
 
     glob_t before;
     run_glob(output, &before);
