@@ -24,7 +24,12 @@ void ftp_event_wait(struct ftp_thread *t, const struct ftp_wait *w)
     }
     struct ftp_rec_wait *r = ftp_ring_reserve(t, sizeof *r);
     if (!r) {
-        ftp_ring_count_drop();
+        /* Its time as the analyzer would have counted it: a later park of an acquisition extends the
+         * wait from the previous park's end (this thread's prev_end_ns is still that one's here). */
+        uint64_t from = w->start_ns;
+        if ((w->flags & FTP_WAIT_CONTINUATION) && t->prev_end_ns && t->prev_end_ns < from)
+            from = t->prev_end_ns;
+        ftp_ring_count_drop(w->end_ns > from ? w->end_ns - from : 0);
         return;
     }
     r->tid = t->tid;

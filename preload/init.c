@@ -16,6 +16,7 @@
 
 #include "got.h"
 #include "recorder.h"
+#include "ftprof/size.h"
 
 struct ftp_state ftp_state;
 struct ftp_real ftp_real;
@@ -260,34 +261,23 @@ static bool env_flag(const char *name, bool dflt)
     return dflt;
 }
 
-/* FTPROF_BUFFER: bytes with an optional K/M/G suffix (powers of two). */
-static size_t env_size(const char *name, size_t dflt, size_t min, size_t max)
+/* FTPROF_BUFFER: bytes with an optional K/M/G/T suffix (powers of two), FTP_BUFFER_LIMITS_TEXT. */
+static size_t env_buffer_size(void)
 {
-    const char *v = getenv(name);
+    const char *v = getenv("FTPROF_BUFFER");
+    uint64_t bytes = FTP_BUFFER_DEFAULT;
     if (!v || !*v)
-        return dflt;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10, end++;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20, end++;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30, end++;
-    if (*end == 'i' || *end == 'B')
-        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-    if (errno || end == v || *end || n == 0 || n > (max >> shift) || v[0] == '-') {
-        warn_setting(name, v, " is not a size like 64M; using the default");
-        return dflt;
+        return (size_t)bytes;
+    switch (ftp_parse_size(v, &bytes)) {
+    case FTP_SIZE_OK: break;
+    case FTP_SIZE_NOT_A_SIZE:
+        warn_setting("FTPROF_BUFFER", v, " is not a size (a number with K, M, G or T, like 64M); using 64M");
+        bytes = FTP_BUFFER_DEFAULT;
+        break;
+    case FTP_SIZE_TOO_SMALL: warn_setting("FTPROF_BUFFER", v, " is below the minimum of 16K; using 16K"); break;
+    case FTP_SIZE_TOO_LARGE: warn_setting("FTPROF_BUFFER", v, " is above the maximum of 1T; using 1T"); break;
     }
-    size_t bytes = (size_t)n << shift;
-    if (bytes < min) {
-        warn_setting(name, v, " is below the minimum of 16K; using 16K");
-        bytes = min;
-    }
-    return bytes;
+    return (size_t)bytes;
 }
 
 /* A misspelt setting (FTPROF_BUFER=1M) should not silently do nothing. Names that ftprof's own CLI,
@@ -397,7 +387,7 @@ static void read_settings(void)
     ftp_state.native = env_flag("FTPROF_NATIVE", false);
     ftp_state.verbose = env_flag("FTPROF_VERBOSE", false);
     ftp_state.test_slow_types = env_flag("FTPROF_TEST_SLOW_TYPES", false);
-    buffer_bytes = env_size("FTPROF_BUFFER", (size_t)64 << 20, (size_t)16 << 10, (size_t)1 << 40);
+    buffer_bytes = env_buffer_size();
     ftp_control_settings(settings_warn); /* FTPROF_START, FTPROF_MIN_WAIT, FTPROF_MODE */
     const char *out = getenv("FTPROF_OUTPUT");
     if (!out || !*out)
@@ -416,14 +406,20 @@ static void read_settings(void)
     } else {
         strcpy(pattern, out);
     }
-    /* A relative name is kept relative to the directory we started in, not wherever we chdir later. */
+    /* A relative name is kept relative to the directory we started in, not wherever we chdir later; a
+     * leading "./" (ftprof run's default) goes, so that the name said in messages has no "/./". */
     char cwd[PATH_MAX];
+    const char *rel = pattern;
+    while (rel[0] == '.' && rel[1] == '/')
+        for (rel += 2; *rel == '/'; rel++)
+            ;
     if (pattern[0] != '/' && getcwd(cwd, sizeof cwd) &&
-        strlen(cwd) + 1 + strlen(pattern) < sizeof ftp_state.output_pattern)
+        strlen(cwd) + 1 + strlen(rel) < sizeof ftp_state.output_pattern)
     {
         strcpy(ftp_state.output_pattern, cwd);
-        strcat(ftp_state.output_pattern, "/");
-        strcat(ftp_state.output_pattern, pattern);
+        if (strcmp(cwd, "/"))
+            strcat(ftp_state.output_pattern, "/");
+        strcat(ftp_state.output_pattern, rel);
     } else
         snprintf(ftp_state.output_pattern, sizeof ftp_state.output_pattern, "%s", pattern);
 }

@@ -348,11 +348,12 @@ static inline uint64_t ftp_thread_cpu_now(void)
 
 /* ---- ring (ring.c): per-thread chunks of the shared file mapping ---- */
 /* Space for a record of `size` bytes (multiple of 8) in the thread's chunk, or NULL when the buffer is
- * full. Callers count lost WAIT records with ftp_ring_count_drop: the header's dropped_events. */
+ * full. Callers count lost WAIT records with ftp_ring_count_drop: the header's dropped_events and
+ * dropped_wait_ns (their summed wait). */
 FTP_HIDDEN void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size);
 /* Publish a reserved record: the size is stored last, with release ordering. */
 FTP_HIDDEN void ftp_ring_commit(struct ftp_thread *t, void *rec, uint16_t type, uint16_t flags, uint32_t size);
-FTP_HIDDEN void ftp_ring_count_drop(void);
+FTP_HIDDEN void ftp_ring_count_drop(uint64_t wait_ns);
 FTP_HIDDEN void ftp_ring_release_chunk(struct ftp_thread *t);
 /* The free list's chunks, taken off it for good (a full disk: their unfilled pages are given back);
  * index + 1 of the first, linked through chunk_next; 0: none. */

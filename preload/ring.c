@@ -8,7 +8,7 @@
 
 #include "recorder.h"
 
-void ftp_ring_count_drop(void)
+void ftp_ring_count_drop(uint64_t wait_ns)
 {
     /* After the file was finished (exit), a thread that still waits and needs a new chunk finds none:
      * that wait is past the recording's end, not a sign of a buffer too small. */
@@ -20,8 +20,10 @@ void ftp_ring_count_drop(void)
     /* A full disk is not a small buffer: raising FTPROF_BUFFER would not have kept these. */
     if (atomic_load_explicit(&ftp_state.disk_full, memory_order_relaxed))
         atomic_fetch_add_explicit((_Atomic uint64_t *)&h->disk_full_events, 1, memory_order_relaxed);
-    else
+    else {
         atomic_fetch_add_explicit((_Atomic uint64_t *)&h->dropped_events, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit((_Atomic uint64_t *)&h->dropped_wait_ns, wait_ns, memory_order_relaxed);
+    }
 }
 
 static bool pop_free_chunk(uint32_t *index)

@@ -38,7 +38,9 @@ int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet)
 
 FILE *cmd_create_output(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* Exports and flame graphs are made to be shared: the umask decides, as for any file a tool writes.
+     * (Recordings, which hold the program's command line and source paths, stay 0600: preload/file.c.) */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0) {
         if (errno == EEXIST)
             cmd_error(FTPROF_EXIT_CANNOT_WRITE, path, "already exists; not overwriting it");

@@ -13,6 +13,9 @@ int cmd_run(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 /* The recorder libftprof.so (FTPROF_LIBRARY, or next to this executable): its absolute path. */
 bool run_find_library(char *out, size_t len);
+/* The one-line error when run_find_library found nothing: what is wrong with the file FTPROF_LIBRARY
+ * names, or that none was found where ftprof looks. Returns `code`, the caller's exit code for it. */
+int run_library_not_found(const char *subject, int code);
 int cmd_report(int argc, char **argv);
 int cmd_ready(int argc, char **argv);
 
@@ -53,8 +56,8 @@ int cmd_live_target(const char *arg, char *path, size_t cap);
 int cmd_error(int code, const char *subject, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Loads recordings, reporting a failure as one line; returns an exit code. */
 int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet);
-/* Creates `path` exclusively (never overwriting, never following a symlink), mode 0600. NULL after
- * reporting the error. */
+/* Creates `path` exclusively (never overwriting, never following a symlink), mode 0666 less the umask.
+ * NULL after reporting the error. */
 FILE *cmd_create_output(const char *path);
 /* Closes an output made by cmd_create_output; after a write error (`write_err` < 0 is the writer's
  * -errno) removes it and reports the error. Exit code. */

@@ -36,6 +36,7 @@
 #include "cmd.h"
 #include "live.h"
 #include "ftprof/format.h"
+#include "ftprof/size.h"
 #include "report.h"
 #include "sha256.h"
 
@@ -785,7 +786,7 @@ int cmd_attach(int argc, char **argv)
     /* 2. The recorder and the output, both as absolute paths: the target has its own cwd. */
     char lib[PATH_MAX];
     if (!run_find_library(lib, sizeof(lib)))
-        return cmd_error(FTPROF_EXIT_CANNOT_START, "libftprof.so", "the recorder was not found (set FTPROF_LIBRARY)");
+        return run_library_not_found("attach", FTPROF_EXIT_CANNOT_START);
     /* The script loads the recorder only if it still has this digest when the target reads it. */
     char digest[65];
     int lib_fd = open(lib, O_RDONLY | O_CLOEXEC);
@@ -829,20 +830,12 @@ int cmd_attach(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     attach_sweep_stale(NULL);
-    unsigned long long buffer = 64ull << 20;
+    /* The recorder's own parser: a size the recorder would refuse is refused here, before the attach. */
+    uint64_t buffer = FTP_BUFFER_DEFAULT;
     const char *bufenv = getenv("FTPROF_BUFFER");
-    if (bufenv && *bufenv) {
-        char *e;
-        unsigned long long v = strtoull(bufenv, &e, 10);
-        if (*e == 'M' || *e == 'm')
-            v <<= 20;
-        else if (*e == 'K' || *e == 'k')
-            v <<= 10;
-        else if (*e == 'G' || *e == 'g')
-            v <<= 30;
-        if (v >= (16u << 10))
-            buffer = v;
-    }
+    if (bufenv && *bufenv && ftp_parse_size(bufenv, &buffer) != FTP_SIZE_OK)
+        return cmd_error(FTPROF_EXIT_USAGE, "FTPROF_BUFFER", "'%s' is not a size " FTP_BUFFER_LIMITS_TEXT
+                         " (a number with K, M, G or T, like 64M)", bufenv);
     struct attach_request req;
     int cr = attach_request_create(&req, &target);
     if (cr == -EPERM)

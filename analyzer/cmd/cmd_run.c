@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ftprof/format.h"
+#include "live.h"
 #include "report.h"
 
 #define RUN_LIBRARY "libftprof.so"
@@ -68,6 +70,20 @@ bool run_find_library(char *out, size_t len)
     }
     (void)len;
     return false;
+}
+
+int run_library_not_found(const char *subject, int code)
+{
+    const char *env = getenv("FTPROF_LIBRARY");
+    if (env && *env) {
+        /* The user named it: say what is wrong with that file, not to set what is set. */
+        struct stat st;
+        const char *why = stat(env, &st) != 0 ? (errno == ENOENT ? "no such file" : strerror(errno))
+                          : !S_ISREG(st.st_mode) ? "not a regular file" : "not readable";
+        return cmd_error(code, env, "the recorder FTPROF_LIBRARY names cannot be used: %s", why);
+    }
+    return cmd_error(code, subject, "cannot find the recorder %s next to ftprof (set "
+                     "FTPROF_LIBRARY to its path)", RUN_LIBRARY);
 }
 
 static int run_setenv_preload(const char *lib)
@@ -140,6 +156,33 @@ static size_t run_collect(const char *pattern, const glob_t *before, char ***out
     globfree(&g);
     *out = files;
     return n;
+}
+
+/* A process that ended without exit() (os._exit, a signal) leaves its recording at the full buffer's
+ * apparent size (sparse: only the chunks it used hold blocks). Once its writer is gone for sure (no
+ * process has its pid and start time: a daemonised child may still be writing), cut it to the chunks it
+ * used, as exit() would have. */
+static void run_trim_unfinished(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return;
+    struct ftp_file_header h;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+        !memcmp(h.magic, FTP_MAGIC, FTP_MAGIC_LEN) && h.version >= 2 && h.header_size == FTP_HEADER_SIZE &&
+        !(h.flags & (FTP_FLAG_FINISHED | FTP_FLAG_ENDED_BY_EXEC)) && h.chunk_size && h.chunks_used <= h.chunk_count &&
+        h.pid && h.proc_start_ticks) {
+        char stat_path[64];
+        snprintf(stat_path, sizeof(stat_path), "/proc/%u/stat", h.pid);
+        uint32_t kept = h.chunks_used > h.inflight_chunk ? h.chunks_used : h.inflight_chunk;
+        off_t used = (off_t)FTP_HEADER_SIZE + (off_t)kept * h.chunk_size;
+        if (live_proc_start_ticks_at(AT_FDCWD, stat_path) != h.proc_start_ticks && used < st.st_size &&
+            ftruncate(fd, used) != 0) {
+            /* it stays at its apparent size: still readable */
+        }
+    }
+    close(fd);
 }
 
 static void run_summary(char **files, size_t n)
@@ -219,8 +262,7 @@ int run_recorded(const struct run_child *c, struct run_outcome *o)
     memset(o, 0, sizeof *o);
     char lib[PATH_MAX];
     if (!run_find_library(lib, sizeof(lib)))
-        return cmd_error(FTPROF_EXIT_RUN_FAILED, c->subject,
-                         "cannot find the recorder %s (set FTPROF_LIBRARY to its path)", RUN_LIBRARY);
+        return run_library_not_found(c->subject, FTPROF_EXIT_RUN_FAILED);
     glob_t before;
     run_glob(c->output, &before);
     int pipefd[2];
@@ -283,6 +325,10 @@ int run_recorded(const struct run_child *c, struct run_outcome *o)
     o->child_errno = 0;
     o->n_files = run_collect(c->output, &before, &o->files);
     globfree(&before);
+    /* A recording whose process ended by os._exit or a signal keeps its whole size: cut to what it used
+     * once no process can still write it. */
+    for (size_t k = 0; k < o->n_files; k++)
+        run_trim_unfinished(o->files[k]);
     return FTPROF_EXIT_OK;
 }
 

@@ -144,7 +144,7 @@ static bool live_scan_visit(void *ctx, uint32_t chunk, const struct ftp_record *
         struct live_addr *a = live_addr_get(s, h->lock_addr, false);
         if (a && a->acquirer == h->tid && h->time_ns >= a->last_end_ns)
             a->released = true;
-    } else if (rec->type == FTP_REC_THREAD_END && rec->size >= sizeof(struct ftp_rec_thread_end)) {
+    } else if (rec->type == FTP_REC_THREAD_END && rec->size >= FTP_THREAD_END_V3_SIZE) {
         const struct ftp_rec_thread_end *e = (const void *)rec;
         if (e->end_ns > s->last_event_ns)
             s->last_event_ns = e->end_ns;
@@ -153,60 +153,6 @@ static bool live_scan_visit(void *ctx, uint32_t chunk, const struct ftp_record *
 }
 
 /* ---- the waits in flight ---- */
-
-/* One consistent copy of a slot, or false (free, not waiting, or still torn after a few tries). */
-static bool live_read_slot(const struct ftp_inflight_slot *s, struct ftp_inflight_slot *out)
-{
-    for (int tries = 0; tries < 100; tries++) {
-        uint32_t s1 = atomic_load_explicit((const _Atomic uint32_t *)&s->seq, memory_order_acquire);
-        if (s1 & 1)
-            continue;
-        memcpy(out, (const void *)s, sizeof(*out));
-        atomic_thread_fence(memory_order_acquire);
-        uint32_t s2 = atomic_load_explicit((const _Atomic uint32_t *)&s->seq, memory_order_relaxed);
-        if (s1 == s2)
-            return out->tid != 0 && out->start_ns != 0;
-    }
-    return false;
-}
-
-/* Copies of the slots of threads waiting now. 0, or -errno; *n 0 for a file without the table. */
-static int live_read_inflight(const char *path, const struct ftp_file_header *h, uint64_t file_size,
-                              struct ftp_inflight_slot **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (h->version < 4 || !h->inflight_chunk || h->inflight_chunk > h->chunk_count)
-        return 0;
-    uint64_t off = h->header_size + (uint64_t)(h->inflight_chunk - 1) * h->chunk_size;
-    long page = sysconf(_SC_PAGESIZE);
-    if (off % (uint64_t)page || off + h->chunk_size > file_size)
-        return 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return -errno;
-    void *m = mmap(NULL, h->chunk_size, PROT_READ, MAP_SHARED, fd, (off_t)off);
-    close(fd);
-    if (m == MAP_FAILED)
-        return -errno;
-    const struct ftp_rec_inflight *r = m;
-    int rc = 0;
-    if (r->h.type == FTP_REC_INFLIGHT && r->h.size == h->chunk_size && r->slot_size == sizeof(struct ftp_inflight_slot) &&
-        (uint64_t)r->slot_count * r->slot_size + sizeof(*r) <= h->chunk_size) {
-        const struct ftp_inflight_slot *slots = (const void *)(r + 1);
-        struct ftp_inflight_slot *v = calloc(r->slot_count ? r->slot_count : 1, sizeof(*v));
-        if (!v) {
-            rc = -ENOMEM;
-        } else {
-            for (uint32_t i = 0; i < r->slot_count; i++)
-                if (live_read_slot(&slots[i], &v[*n]))
-                    (*n)++;
-            *out = v;
-        }
-    }
-    munmap(m, h->chunk_size);
-    return rc;
-}
 
 bool live_has_waits_in_flight(const char *path)
 {
@@ -219,7 +165,7 @@ bool live_has_waits_in_flight(const char *path)
     rd_close(&rd);
     struct ftp_inflight_slot *slots = NULL;
     size_t n = 0;
-    if (live_read_inflight(path, &h, size, &slots, &n) < 0)
+    if (rd_read_inflight(path, &h, size, &slots, &n) < 0)
         return true; /* cannot tell: let the full look decide */
     free(slots);
     return n > 0;
@@ -533,7 +479,7 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
 
     struct ftp_inflight_slot *slots = NULL;
     size_t n_slots = 0;
-    rc = live_read_inflight(path, h, file_size, &slots, &n_slots);
+    rc = rd_read_inflight(path, h, file_size, &slots, &n_slots);
     if (rc < 0) {
         snprintf(err, errlen, "cannot map its table of waits in flight: %s", strerror(-rc));
         goto out;
@@ -542,7 +488,7 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
     /* The profile last, so that every stack a slot names was committed before it is read. */
     char *paths[1] = {(char *)path};
     size_t failed;
-    rc = prof_load(&f->p, paths, 1, true, &failed, err, errlen);
+    rc = prof_load_opts(&f->p, paths, 1, true, false, &failed, err, errlen);
     if (rc < 0) {
         free(slots);
         goto out;

@@ -123,9 +123,11 @@ struct prof_extension {
 };
 const char *prof_ext_gil_name(enum prof_ext_gil g);
 
-/* One thread of one recording. Its lifetime runs from its first call into the recorder, less the CPU
- * time it had used by then, to its end (THREAD_END), or to the file's end for a thread alive at exit or
- * in a killed process (`ended` false; then `cpu_ns` is unknown and 0). */
+/* One thread of one recording. Its lifetime runs from its creation (format 8: the kernel's start time,
+ * see prof_thread_created; before: its first call into the recorder, less the CPU time it had used by
+ * then) to its end (THREAD_END), or from its first record to the file's end for a thread alive at exit
+ * or in a killed process (`ended` false; then `cpu_ns` is unknown and 0). A lifetime never starts
+ * before its recording did (an attached recording starts threads alive then at the attach). */
 struct prof_thread {
     uint32_t tid;
     uint32_t pid;
@@ -134,6 +136,8 @@ struct prof_thread {
     bool ended;              /* a THREAD_END record gave its end and CPU time */
     uint64_t first_seen_ns;  /* earliest THREAD record */
     uint64_t start_ns, end_ns, lifetime_ns, cpu_ns;
+    bool run_delay_known;         /* the recorder read the kernel's run delay at its end (format 8) */
+    uint64_t run_delay_ns;        /* time runnable but waiting for a CPU (run queue) */
     uint64_t contention_ns;       /* its waits of contention kinds */
     uint64_t waiting_for_work_ns; /* its condition and join waits */
 };
@@ -147,6 +151,11 @@ struct prof_time {
     uint64_t cpu_ns;              /* the processes' CPU time at exit when known, else the threads' */
     uint64_t threads_cpu_ns;      /* the CPU time of threads that ended (THREAD_END) */
     uint64_t contention_ns, waiting_for_work_ns, other_ns;
+    uint64_t run_delay_ns;        /* runnable, waiting for a CPU: the kernel's run delay of the threads
+                                     that have it (they may overlap waits that ended in the run queue) */
+    uint32_t run_delay_threads;   /* threads whose run delay is known (0: no line for it) */
+    bool cpu_known;               /* every thread's CPU time is known, or the process's whole CPU clock
+                                     is: cpu_ns and cores busy stand; else the CPU figures are partial */
     uint32_t threads_not_ended;   /* alive at exit, or in a killed process: CPU unknown, end estimated */
     uint32_t files_killed;        /* recordings with no end (kill -9, os._exit; not exec): their threads end
                                      at the last event */
@@ -156,6 +165,15 @@ struct prof_time {
                                      end, is prorated to the recorded part of its life */
 };
 
+/* What the time split lets the report conclude (prof_verdict_of). */
+enum prof_verdict {
+    PROF_VERDICT_NONE,      /* no time accounting (format < 3, or no thread time) */
+    PROF_VERDICT_LOCKS,     /* contention is 20% of thread time or more: locks limit the program */
+    PROF_VERDICT_SOME,      /* 5% to 20% */
+    PROF_VERDICT_NOT_LOCKS, /* under 5% */
+    PROF_VERDICT_WITHHELD,  /* dropped waits leave the share spanning two of the above */
+};
+
 #define PROF_WINDOWS_MAX 33 /* FTP_WINDOWS_MAX boundaries make at most 33 recorded windows */
 
 struct prof_file {
@@ -163,6 +181,8 @@ struct prof_file {
     uint32_t pid, ppid;
     uint32_t flags, features;
     uint64_t dropped_events;
+    uint64_t dropped_wait_ns;  /* their summed wait (format 8; `dropped_wait_known`) */
+    bool dropped_wait_known;
     uint64_t start_ns, end_ns, start_realtime_ns;
     uint64_t python_version;
     const char *argv; /* space-joined command line */
@@ -219,16 +239,25 @@ struct profile {
     size_t n_threads;
     struct prof_file *files;
     size_t n_files;
-    uint64_t dropped_events;
+    uint64_t dropped_events;     /* waits not stored because the buffer was full */
+    uint64_t dropped_wait_ns;    /* ... their summed wait, where the files say it */
+    bool dropped_wait_unknown;   /* some file with dropped waits predates that sum (format < 8) */
     uint64_t disk_full_events;   /* summed over the files, like dropped_events */
     uint64_t duration_ns;        /* from the earliest start to the latest end over all files */
     uint64_t start_realtime_ns;  /* wall clock of the earliest file's start */
     uint64_t contention_wait_ns; /* total wait of contention kinds: the base of lock shares */
     uint64_t events;             /* WAIT records read */
     uint64_t below_min_events, below_min_ns, overwritten_events; /* summed over the files */
+    uint64_t inflight_waits;     /* waits still in progress at a file's end, counted up to it */
     struct prof_time time;
     struct prof_internal *in;
 };
+
+struct profile;
+/* The verdict, and the contention share's bounds as fractions of thread time (equal without dropped
+ * waits). */
+enum prof_verdict prof_verdict_of(const struct profile *p, double *low, double *high);
+const char *prof_verdict_name(enum prof_verdict v);
 
 /* Loads and merges recordings. Returns 0 or an rd_open/rd_walk error for the first file that failed,
  * with `failed` set to its index in `paths` and `err` to a one-line reason. A file named twice (the same
@@ -240,6 +269,10 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
 /* Where the calling thread's prof_load writes its warnings: `to`, or stderr when NULL (a load in a
  * thread of its own keeps them to print them in order). */
 void prof_warnings_to(FILE *to);
+/* The same; `inflight` false leaves the waits still in progress at a file's end out (the live view adds
+ * them itself, up to now). prof_load counts them up to the file's end. */
+int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, bool inflight, size_t *failed,
+                   char *err, size_t errlen);
 void prof_free(struct profile *p);
 
 /* The timeline: every wait and wake-up of the loaded recordings in the order each file holds them

@@ -65,9 +65,20 @@ static void prof_def_thread(struct prof_internal *in, const struct ftp_record *r
         th->name = prof_intern(in, t->name, nlen);
 }
 
+/* The kernel's creation time is known to a clock tick, [created, created + tick); the thread existed
+ * no later than `latest`. The middle of what both allow is off by half a tick at most (5 ms at 100 Hz),
+ * and exact to that for a thread that slept, blocked or computed before its first hooked call alike. */
+uint64_t prof_thread_created(uint64_t created, uint32_t tick, uint64_t latest)
+{
+    if (!created || created > latest)
+        return latest; /* not read, or a clock that does not agree: the bound the recorder saw */
+    uint64_t hi = created + tick < latest ? created + tick : latest;
+    return created + (hi - created) / 2;
+}
+
 static void prof_def_thread_end(struct prof_internal *in, const struct ftp_record *rec)
 {
-    if (rec->size < sizeof(struct ftp_rec_thread_end))
+    if (rec->size < FTP_THREAD_END_V3_SIZE)
         return;
     const struct ftp_rec_thread_end *e = (const void *)rec;
     if (e->end_ns < e->start_ns)
@@ -76,8 +87,14 @@ static void prof_def_thread_end(struct prof_internal *in, const struct ftp_recor
     if (!th)
         return;
     th->ended = true;
-    /* It ran for at least the CPU time it had used when it first called the recorder. */
-    th->start_ns = e->start_cpu_ns < e->start_ns ? e->start_ns - e->start_cpu_ns : 0;
+    /* It ran for at least the CPU time it had used when it first called the recorder: created no later. */
+    uint64_t latest = e->start_cpu_ns < e->start_ns ? e->start_ns - e->start_cpu_ns : 0;
+    th->start_ns = latest;
+    if (rec->size >= sizeof(*e)) {
+        th->start_ns = prof_thread_created(e->created_ns, e->created_tick_ns, latest);
+        th->run_delay_known = (e->flags & FTP_THREAD_END_RUN_DELAY) != 0;
+        th->run_delay_ns = th->run_delay_known ? e->run_delay_ns : 0;
+    }
     th->end_ns = e->end_ns;
     th->cpu_ns = e->cpu_ns;
     struct pfiledefs *d = &in->defs[in->cur_file];

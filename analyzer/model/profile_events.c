@@ -655,6 +655,30 @@ static struct psite *prof_hsite_lookup(struct prof_internal *in, uint64_t addr, 
     return s;
 }
 
+/* The waits still in progress when the file ended (threads blocked until exit: a hung program), as
+ * acquisitions that end there, so that the locks, the threads and the time split count them up to the
+ * end as the "blocked when the recording ended" list shows them. A spin in flight has no lock to name. */
+void prof_add_inflight(struct prof_internal *in, const struct ftp_inflight_slot *slots, size_t n, uint64_t end)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ftp_inflight_slot *s = &slots[i];
+        if (s->kind == FTP_KIND_SPIN || s->kind >= FTP_KIND_COUNT || !s->start_ns)
+            continue;
+        struct pacq *a = prof_acq_for(in, s->tid);
+        if (!a)
+            return;
+        if (a->open)
+            prof_close_acq(in, a);
+        *a = (struct pacq){.file = a->file, .tid = a->tid, .thread = a->thread, .open = true,
+                           .acq_seq = UINT64_MAX, .start = s->start_ns, .park = s->start_ns,
+                           .end = end > s->start_ns ? end : s->start_ns, /* begun after the last sign of life */
+                           .addr = s->lock_addr, .raw_kind = s->kind, .region = s->region,
+                           .region_offset = s->region_offset, .type_id = s->type_id, .stack_id = s->stack_id};
+        prof_close_acq(in, a);
+        in->p->inflight_waits++;
+    }
+}
+
 static void prof_event_holder(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->size < sizeof(struct ftp_rec_holder))

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "reader.h"
 #include "symbolize.h"
@@ -171,6 +172,8 @@ static void prof_file_info(struct prof_internal *in, struct prof_file *f, const 
     f->flags = h->flags;
     f->features = h->features;
     f->dropped_events = h->dropped_events;
+    f->dropped_wait_known = h->version >= 8;
+    f->dropped_wait_ns = h->version >= 8 ? h->dropped_wait_ns : 0;
     f->disk_full_events = h->version >= 2 ? h->disk_full_events : 0;
     f->process_cpu_ns = h->version >= 3 ? h->process_cpu_ns : 0;
     f->version = h->version;
@@ -264,6 +267,60 @@ static bool prof_split_pays(const struct rd_file *rd)
 int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
               size_t errlen)
 {
+    return prof_load_opts(p, paths, n, quiet, true, failed, err, errlen);
+}
+
+/* The warnings a file's facts call for, one line each. */
+static void prof_file_warnings(bool quiet, const char *path, const struct prof_file *f)
+{
+    if (f->truncated)
+        prof_warn(quiet, path, "file is truncated; the report covers only what it holds");
+    if (f->damaged_chunks)
+        prof_warn(quiet, path, "%u damaged chunk(s); their remaining records were skipped",
+                  f->damaged_chunks);
+    if (f->flags & FTP_FLAG_STOPPED)
+        prof_warn(quiet, path, "the recorder stopped itself early (%s); the recording is partial",
+                  f->notes_len ? "the recorder's notes in the report say why" : "it met a state it does not know");
+    if (f->flags & FTP_FLAG_DISK_FULL)
+        prof_warn(quiet, path, "the recording ends early because the disk was full; %llu later "
+                  "wait%s not stored", (unsigned long long)f->disk_full_events,
+                  f->disk_full_events == 1 ? " was" : "s were");
+    if (f->dropped_events)
+        prof_warn(quiet, path, "%llu event%s dropped because the recording buffer was full "
+                  "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events,
+                  f->dropped_events == 1 ? " was" : "s were");
+}
+
+/* A finished (or detached) file's waits in flight end at its end. A killed one's end at its last sign
+ * of life, as the list of threads blocked at the end says it: the later of its last event and its last
+ * write-back (the file's modification time), which then ends its threads too. */
+static void prof_file_inflight(struct prof_internal *in, const char *path, const struct rd_file *rd)
+{
+    struct ftp_inflight_slot *slots = NULL;
+    size_t n = 0;
+    int rc = rd_read_inflight(path, &rd->hdr, rd->file_size, &slots, &n);
+    if (rc < 0) {
+        in->oom |= rc == -ENOMEM; /* otherwise the file went away since: nothing in flight to add */
+        return;
+    }
+    uint64_t end = rd->hdr.end_ns;
+    struct stat st;
+    if (!end && n) {
+        struct pfiledefs *d = &in->defs[in->cur_file];
+        if (stat(path, &st) == 0 && rd->hdr.start_realtime_ns) {
+            uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+            if (mt > rd->hdr.start_realtime_ns && rd->hdr.start_ns + (mt - rd->hdr.start_realtime_ns) > d->max_end_ns)
+                d->max_end_ns = rd->hdr.start_ns + (mt - rd->hdr.start_realtime_ns);
+        }
+        end = d->max_end_ns;
+    }
+    prof_add_inflight(in, slots, n, end);
+    free(slots);
+}
+
+int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, bool inflight, size_t *failed,
+                   char *err, size_t errlen)
+{
     memset(p, 0, sizeof(*p));
     struct prof_internal *in = calloc(1, sizeof(*in));
     p->files = calloc(n ? n : 1, sizeof(*p->files));
@@ -332,6 +389,10 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
             return rc;
         }
         prof_events_end_file(in);
+        if (inflight) {
+            prof_file_inflight(in, paths[i], &rd);
+            prof_batch_finish(in); /* the in-flight waits were applied inline: flush their histogram adds */
+        }
 
         struct prof_file *f = &p->files[k];
         uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;
@@ -346,23 +407,11 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
         if (end > max_end)
             max_end = end;
         p->dropped_events += f->dropped_events;
+        p->dropped_wait_ns += f->dropped_wait_ns;
+        if (f->dropped_events && !f->dropped_wait_known)
+            p->dropped_wait_unknown = true;
         p->disk_full_events += f->disk_full_events;
-        if (f->truncated)
-            prof_warn(quiet, paths[i], "file is truncated; the report covers only what it holds");
-        if (f->damaged_chunks)
-            prof_warn(quiet, paths[i], "%u damaged chunk(s); their remaining records were skipped",
-                      f->damaged_chunks);
-        if (f->flags & FTP_FLAG_STOPPED)
-            prof_warn(quiet, paths[i], "the recorder stopped itself early (%s); the recording is partial",
-                      f->notes_len ? "the recorder's notes in the report say why" : "it met a state it does not know");
-        if (f->flags & FTP_FLAG_DISK_FULL)
-            prof_warn(quiet, paths[i], "the recording ends early because the disk was full; %llu later "
-                      "wait%s not stored", (unsigned long long)f->disk_full_events,
-                      f->disk_full_events == 1 ? " was" : "s were");
-        if (f->dropped_events)
-            prof_warn(quiet, paths[i], "%llu event%s dropped because the recording buffer was full "
-                      "(raise FTPROF_BUFFER)", (unsigned long long)f->dropped_events,
-                      f->dropped_events == 1 ? " was" : "s were");
+        prof_file_warnings(quiet, paths[i], f);
     }
     free(ids);
     if (max_end > min_start && min_start != UINT64_MAX)

@@ -398,6 +398,10 @@ void prof_merge_holder_groups(struct prof_internal *in);
 
 /* The thread (file, tid), created when first named; NULL when out of memory. */
 struct prof_thread *prof_thread_get(struct prof_internal *in, uint32_t file, uint32_t tid);
+/* Waits in flight when file in->cur_file ended, counted as waits that last until `end`. */
+void prof_add_inflight(struct prof_internal *in, const struct ftp_inflight_slot *slots, size_t n, uint64_t end);
+/* A thread's creation from the kernel's start time (to a tick) and the latest it can have been. */
+uint64_t prof_thread_created(uint64_t created, uint32_t tick, uint64_t latest);
 
 /* profile_time.c: after all files, each thread's lifetime and the run's split of thread time. */
 void prof_time(struct prof_internal *in);

@@ -1,6 +1,7 @@
 /* Time accounting: each thread's lifetime from its THREAD_END record (or, without one, from its first
  * record to its recording's end), and the run's split of thread time into CPU, lock contention, waiting
- * for work and the rest. The waits were summed per thread as they were read (profile_events.c). */
+ * for work, waiting for a CPU (the kernel's run delay) and the rest. The waits were summed per thread as
+ * they were read (profile_events.c), those still in progress at the end up to it. */
 #include "profile_model.h"
 
 /* How much of [a, b) lies inside the file's recorded windows. */
@@ -70,10 +71,56 @@ void prof_time(struct prof_internal *in)
         t->threads_cpu_ns += th->cpu_ns;
         t->contention_ns += th->contention_ns;
         t->waiting_for_work_ns += th->waiting_for_work_ns;
+        if (th->run_delay_known && !f->windowed) { /* read at its end: not known per window */
+            t->run_delay_ns += th->run_delay_ns;
+            t->run_delay_threads++;
+        }
     }
     /* The process clock also counts threads the recorder never saw (they never called a hooked
      * function) and those alive at exit: the better total when every recording has it. */
-    t->cpu_ns = all_process_cpu && process_cpu > t->threads_cpu_ns && !t->windowed ? process_cpu : t->threads_cpu_ns;
-    uint64_t used = t->threads_cpu_ns + t->contention_ns + t->waiting_for_work_ns;
+    bool whole_process = all_process_cpu && process_cpu > t->threads_cpu_ns && !t->windowed;
+    t->cpu_ns = whole_process ? process_cpu : t->threads_cpu_ns;
+    /* A killed process (kill -9, SIGTERM) has no CPU clock at exit, and its threads still running then
+     * none of their own: the CPU time of those that ended before is only part of it, whatever their
+     * number, so it is unknown alike. */
+    t->cpu_known = p->n_threads > 0 && (whole_process || t->threads_not_ended == 0 || (all_process_cpu && !t->windowed));
+    uint64_t used = (t->cpu_known ? t->threads_cpu_ns : 0) + t->contention_ns + t->waiting_for_work_ns + t->run_delay_ns;
     t->other_ns = t->thread_ns > used ? t->thread_ns - used : 0;
+}
+
+/* The verdict's class from the contention share it can stand on. Waits dropped for a full buffer put the
+ * share between what was recorded and that plus their summed wait: a class stands only when both ends
+ * give it (a file too old to say that sum gives none). */
+enum prof_verdict prof_verdict_of(const struct profile *p, double *low, double *high)
+{
+    const struct prof_time *t = &p->time;
+    double whole = t->thread_ns ? (double)t->thread_ns : 1.0;
+    *low = (double)t->contention_ns / whole;
+    if (*low > 1.0)
+        *low = 1.0; /* waits overlapping in one thread (a recording made up by hand) never count twice */
+    *high = *low;
+    if (p->dropped_events) {
+        *high = p->dropped_wait_unknown ? 1.0 : ((double)t->contention_ns + (double)p->dropped_wait_ns) / whole;
+        if (*high > 1.0)
+            *high = 1.0;
+    }
+    if (!t->known || !t->thread_ns)
+        return PROF_VERDICT_NONE;
+    enum prof_verdict lo = *low >= 0.20 ? PROF_VERDICT_LOCKS : *low >= 0.05 ? PROF_VERDICT_SOME : PROF_VERDICT_NOT_LOCKS;
+    enum prof_verdict hi = *high >= 0.20 ? PROF_VERDICT_LOCKS : *high >= 0.05 ? PROF_VERDICT_SOME : PROF_VERDICT_NOT_LOCKS;
+    if (lo == PROF_VERDICT_LOCKS)
+        return lo; /* at least that much, whatever was dropped */
+    return lo == hi ? lo : PROF_VERDICT_WITHHELD;
+}
+
+const char *prof_verdict_name(enum prof_verdict v)
+{
+    switch (v) {
+    case PROF_VERDICT_LOCKS: return "locks_limit";
+    case PROF_VERDICT_SOME: return "some_contention";
+    case PROF_VERDICT_NOT_LOCKS: return "not_locks";
+    case PROF_VERDICT_WITHHELD: return "withheld";
+    case PROF_VERDICT_NONE: break;
+    }
+    return "none";
 }

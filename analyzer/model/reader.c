@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,4 +288,59 @@ void rd_close(struct rd_file *f)
     if (f->map)
         munmap((void *)f->map, f->map_len);
     f->map = NULL;
+}
+
+/* One consistent copy of a slot, or false (free, not waiting, or still torn after a few tries). */
+static bool rd_read_slot(const struct ftp_inflight_slot *s, struct ftp_inflight_slot *out)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        uint32_t s1 = atomic_load_explicit((const _Atomic uint32_t *)&s->seq, memory_order_acquire);
+        if (s1 & 1)
+            continue;
+        memcpy(out, (const void *)s, sizeof(*out));
+        atomic_thread_fence(memory_order_acquire);
+        uint32_t s2 = atomic_load_explicit((const _Atomic uint32_t *)&s->seq, memory_order_relaxed);
+        if (s1 == s2)
+            return out->tid != 0 && out->start_ns != 0;
+    }
+    return false;
+}
+
+/* ---- the table of waits in flight (format 4): read under each slot's seqlock ---- */
+
+int rd_read_inflight(const char *path, const struct ftp_file_header *h, uint64_t file_size,
+                              struct ftp_inflight_slot **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (h->version < 4 || !h->inflight_chunk || h->inflight_chunk > h->chunk_count)
+        return 0;
+    uint64_t off = h->header_size + (uint64_t)(h->inflight_chunk - 1) * h->chunk_size;
+    long page = sysconf(_SC_PAGESIZE);
+    if (off % (uint64_t)page || off + h->chunk_size > file_size)
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    void *m = mmap(NULL, h->chunk_size, PROT_READ, MAP_SHARED, fd, (off_t)off);
+    close(fd);
+    if (m == MAP_FAILED)
+        return -errno;
+    const struct ftp_rec_inflight *r = m;
+    int rc = 0;
+    if (r->h.type == FTP_REC_INFLIGHT && r->h.size == h->chunk_size && r->slot_size == sizeof(struct ftp_inflight_slot) &&
+        (uint64_t)r->slot_count * r->slot_size + sizeof(*r) <= h->chunk_size) {
+        const struct ftp_inflight_slot *slots = (const void *)(r + 1);
+        struct ftp_inflight_slot *v = calloc(r->slot_count ? r->slot_count : 1, sizeof(*v));
+        if (!v) {
+            rc = -ENOMEM;
+        } else {
+            for (uint32_t i = 0; i < r->slot_count; i++)
+                if (rd_read_slot(&slots[i], &v[*n]))
+                    (*n)++;
+            *out = v;
+        }
+    }
+    munmap(m, h->chunk_size);
+    return rc;
 }

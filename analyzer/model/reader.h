@@ -44,6 +44,11 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen);
 int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx);
 void rd_close(struct rd_file *f);
 
+/* Copies of the in-flight slots (FTP_REC_INFLIGHT) of threads waiting now, or when the file was last
+ * written: malloc'ed into *out (free it). 0, or -errno; *n 0 for a file without the table. */
+int rd_read_inflight(const char *path, const struct ftp_file_header *h, uint64_t file_size,
+                     struct ftp_inflight_slot **out, size_t *n);
+
 /* The exit code documented for an rd_open/rd_walk error. */
 int rd_exit_code(int err);
 

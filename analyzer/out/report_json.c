@@ -125,9 +125,12 @@ static double rj_ratio(uint64_t a, uint64_t b)
     return b ? (double)a / (double)b : 0.0;
 }
 
-static json_t *rj_time(const struct prof_time *t)
+static json_t *rj_time(const struct profile *p)
 {
+    const struct prof_time *t = &p->time;
     json_t *o = json_object();
+    double low, high;
+    enum prof_verdict v = prof_verdict_of(p, &low, &high);
     rj_set(o, "wall_ns", rj_u64(t->wall_ns));
     rj_set(o, "thread_ns", rj_u64(t->thread_ns));
     rj_set(o, "cpu_ns", rj_u64(t->cpu_ns));
@@ -136,6 +139,12 @@ static json_t *rj_time(const struct prof_time *t)
     rj_set(o, "waiting_for_work_ns", rj_u64(t->waiting_for_work_ns));
     rj_set(o, "other_ns", rj_u64(t->other_ns));
     rj_set(o, "cores_busy", json_real(rj_ratio(t->cpu_ns, t->wall_ns)));
+    rj_set(o, "cpu_known", json_boolean(t->cpu_known));
+    rj_set(o, "run_delay_ns", t->run_delay_threads ? rj_u64(t->run_delay_ns) : json_null());
+    rj_set(o, "run_delay_threads", json_integer(t->run_delay_threads));
+    rj_set(o, "inflight_waits", rj_u64(p->inflight_waits));
+    rj_set(o, "verdict", json_string(prof_verdict_name(v)));
+    rj_set(o, "contention_share_max", json_real(high));
     rj_set(o, "contention_share", json_real(rj_ratio(t->contention_ns, t->thread_ns)));
     rj_set(o, "threads_not_ended", json_integer(t->threads_not_ended));
     rj_set(o, "files_killed", json_integer(t->files_killed));
@@ -232,11 +241,12 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
     }
     rj_set(root, "notes", notes);
     rj_set(root, "dropped_events", rj_u64(p->dropped_events));
+    rj_set(root, "dropped_wait_ns", p->dropped_wait_unknown ? json_null() : rj_u64(p->dropped_wait_ns));
     rj_set(root, "disk_full_events", rj_u64(p->disk_full_events));
     rj_set(root, "duration_ns", rj_u64(p->duration_ns));
     rj_set(root, "events", rj_u64(p->events));
     rj_set(root, "contention_wait_ns", rj_u64(p->contention_wait_ns));
-    rj_set(root, "time", rj_time(&p->time));
+    rj_set(root, "time", rj_time(p));
 
     json_t *threads = json_array();
     for (size_t i = 0; i < p->n_threads; i++) {
@@ -250,6 +260,7 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "cpu_ns", rj_u64(t->cpu_ns));
         rj_set(o, "contention_ns", rj_u64(t->contention_ns));
         rj_set(o, "waiting_for_work_ns", rj_u64(t->waiting_for_work_ns));
+        rj_set(o, "run_delay_ns", t->run_delay_known ? rj_u64(t->run_delay_ns) : json_null());
         json_array_append_new(threads, o);
     }
     rj_set(root, "threads", threads);

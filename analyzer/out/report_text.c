@@ -503,6 +503,24 @@ static void rt_lock_known_name(const struct prof_lock *l, char *out, size_t cap)
         snprintf(out, cap, "%s", l->name);
 }
 
+/* The line saying why no verdict is given, when dropped waits leave the share spanning two verdicts. */
+static void rt_verdict_withheld(const struct rt *r, double low, double high, char *why, size_t cap)
+{
+    const struct profile *p = r->p;
+    char d[32], all[32], dt[24];
+    rt_count(d, sizeof(d), p->dropped_events);
+    rt_count(all, sizeof(all), p->dropped_events + p->events);
+    if (p->dropped_wait_unknown) {
+        snprintf(why, cap, "no verdict: %s of %s waits were dropped (buffer full) and this recording does not "
+                 "say how long they waited; raise FTPROF_BUFFER and record again", d, all);
+        return;
+    }
+    report_format_ns(dt, sizeof(dt), p->dropped_wait_ns);
+    snprintf(why, cap, "no verdict: %s of %s waits (%s) were dropped because the buffer was full, so contention "
+             "is between %.0f%% and %.0f%% of thread time; raise FTPROF_BUFFER and record again", d, all, dt,
+             100.0 * low, 100.0 * high);
+}
+
 /* One line a user can act on: does contention matter for this run, and which lock. */
 static void rt_verdict(struct rt *r)
 {
@@ -512,27 +530,33 @@ static void rt_verdict(struct rt *r)
         if (prof_kind_is_contention(r->p->locks[i].kind))
             top = &r->p->locks[i];
     double share = rt_pct(t->contention_ns, t->thread_ns);
-    char name[96] = "", line[320];
+    char name[96] = "", line[400], rq[48] = "";
+    /* With waits dropped, what was recorded is a lower bound: said so when the verdict stands anyway. */
+    const char *at_least = r->p->dropped_events ? "at least " : "";
     if (top)
         rt_lock_known_name(top, name, sizeof(name));
-    double waiting = top && t->wall_ns ? (double)top->wait_ns / (double)t->wall_ns : 0;
-    if (top && share >= 20.0) {
-        snprintf(line, sizeof(line), "contention cost %.0f%% of thread time; %s alone kept %.1f of %u thread%s "
-                 "waiting on average", share, name, waiting, top->threads, top->threads == 1 ? "" : "s");
-    } else if (top && share >= 5.0) {
-        snprintf(line, sizeof(line), "contention is %.0f%% of thread time; %s is %.0f%% of it (%.1f threads "
-                 "waiting on average)", share, name,
+    double waiting = top && t->wall_ns ? (double)top->wait_ns / (double)t->wall_ns : 0, low, high;
+    enum prof_verdict v = prof_verdict_of(r->p, &low, &high);
+    if (v == PROF_VERDICT_WITHHELD) {
+        rt_verdict_withheld(r, low, high, line, sizeof(line));
+    } else if (top && v == PROF_VERDICT_LOCKS) {
+        snprintf(line, sizeof(line), "contention cost %s%.0f%% of thread time; %s alone kept %.1f of %u thread%s "
+                 "waiting on average", at_least, share, name, waiting, top->threads, top->threads == 1 ? "" : "s");
+    } else if (top && v == PROF_VERDICT_SOME) {
+        snprintf(line, sizeof(line), "contention is %s%.0f%% of thread time; %s is %.0f%% of it (%.1f threads "
+                 "waiting on average)", at_least, share, name,
                  rt_pct(top->wait_ns, t->contention_ns), waiting);
+    } else if (!t->cpu_known) {
+        /* Say what does take the time, as far as it is known. */
+        snprintf(line, sizeof(line), "contention is %.0f%% of thread time; locks are not what limits this "
+                 "program (its CPU time is unknown)", share);
     } else {
-        /* Say what does take the time. */
-        if (t->threads_not_ended == r->p->n_threads)
-            snprintf(line, sizeof(line), "contention is %.0f%% of thread time; locks are not what limits this "
-                     "program", share);
-        else
-            snprintf(line, sizeof(line), "contention is %.0f%% of thread time; locks are not what limits this "
-                 "program: %.1f cores busy, %.0f%% of thread time on CPU, %.0f%% waiting for work, %.0f%% elsewhere "
+        if (t->run_delay_threads)
+            snprintf(rq, sizeof(rq), ", %.0f%% waiting for a CPU", rt_pct(t->run_delay_ns, t->thread_ns));
+        snprintf(line, sizeof(line), "contention is %.0f%% of thread time; locks are not what limits this "
+                 "program: %.1f cores busy, %.0f%% of thread time on CPU, %.0f%% waiting for work%s, %.0f%% elsewhere "
                  "(I/O, sleep)", share, t->wall_ns ? (double)t->cpu_ns / (double)t->wall_ns : 0,
-                 rt_pct(t->threads_cpu_ns, t->thread_ns), rt_pct(t->waiting_for_work_ns, t->thread_ns),
+                 rt_pct(t->threads_cpu_ns, t->thread_ns), rt_pct(t->waiting_for_work_ns, t->thread_ns), rq,
                  rt_pct(t->other_ns, t->thread_ns));
     }
     fprintf(r->out, "  %s=> ", rt_c(r, RT_BOLD));
@@ -665,7 +689,7 @@ static void rt_threads(struct rt *r)
             else
                 snprintf(cols[c], sizeof(cols[c]), "%.1f%%", rt_pct(parts[c], th->lifetime_ns));
         }
-        uint64_t used = th->cpu_ns + th->contention_ns + th->waiting_for_work_ns;
+        uint64_t used = th->cpu_ns + th->contention_ns + th->waiting_for_work_ns + th->run_delay_ns;
         char rest[16];
         if (th->ended)
             snprintf(rest, sizeof(rest), "%.1f%%", rt_pct(th->lifetime_ns > used ? th->lifetime_ns - used : 0,
@@ -689,31 +713,70 @@ static void rt_threads(struct rt *r)
     free(names);
 }
 
+/* The rows of the time split: CPU (or unknown), contention, waiting for work, waiting for a CPU where
+ * the kernel said it, and the rest. */
+static void rt_time_rows(struct rt *r)
+{
+    const struct profile *p = r->p;
+    const struct prof_time *t = &p->time;
+    char cores[64], note[160] = "";
+    snprintf(cores, sizeof(cores), "%.2f cores busy on average", t->wall_ns ? (double)t->cpu_ns / (double)t->wall_ns : 0);
+    if (!t->cpu_known)
+        fprintf(r->out, "  %-22s %10s\n", "CPU", "unknown");
+    else
+        rt_time_row(r, "CPU", t->threads_cpu_ns, t->thread_ns, cores);
+    if (p->inflight_waits)
+        snprintf(note, sizeof(note), "(with %" PRIu64 " wait%s still blocked at the end, up to it)", p->inflight_waits,
+                 p->inflight_waits == 1 ? "" : "s");
+    rt_time_row(r, "lock contention", t->contention_ns, t->thread_ns, note[0] ? note : NULL);
+    rt_time_row(r, "waiting for work", t->waiting_for_work_ns, t->thread_ns, NULL);
+    if (t->run_delay_threads) {
+        if (t->run_delay_threads < p->n_threads)
+            snprintf(note, sizeof(note), "(run queue, per the kernel; %u of %zu threads; wake-ups from waits too)", t->run_delay_threads,
+                     p->n_threads);
+        else
+            snprintf(note, sizeof(note), "(run queue, per the kernel; wake-ups from waits too)");
+        rt_time_row(r, "waiting for a CPU", t->run_delay_ns, t->thread_ns, note);
+    }
+    /* (Without the kernel's run delay, format < 8, the rest holds the run queue too, as it always did.) */
+    const char *rest = !t->cpu_known ? "the rest (CPU, I/O...)" : "the rest (I/O, sleep)";
+    rt_time_row(r, rest, t->other_ns, t->thread_ns, NULL);
+    if (p->dropped_events && !p->dropped_wait_unknown) {
+        char d[32], dt[24];
+        rt_count(d, sizeof(d), p->dropped_events);
+        report_format_ns(dt, sizeof(dt), p->dropped_wait_ns);
+        fprintf(r->out, "  %s(not above: %s dropped wait%s, %s in all, kind unknown)%s\n", rt_c(r, RT_YELLOW), d,
+                p->dropped_events == 1 ? "" : "s", dt, rt_c(r, RT_RESET));
+    }
+}
+
 static void rt_time(struct rt *r)
 {
     const struct prof_time *t = &r->p->time;
+    if (r->opt->compact && (!t->known || !t->thread_ns))
+        return; /* `ftprof run`'s summary says nothing of time it did not see */
     if (!t->known) {
         fprintf(r->out, "\n%s(no thread ends in %s: recorded before ftprof noted them, so no time accounting)%s\n",
                 rt_c(r, RT_DIM), r->p->n_files == 1 ? "this recording" : "these recordings", rt_c(r, RT_RESET));
         return;
     }
-    char wall[24], th[24], cores[64];
+    char wall[24], th[24];
     report_format_ns(wall, sizeof(wall), t->wall_ns);
     report_format_ns(th, sizeof(th), t->thread_ns);
-    fprintf(r->out, "\n%sWhere the threads' time went%s: %zu thread%s, %s of thread time in %s of wall time%s\n",
+    bool attached = false;
+    for (size_t i = 0; i < r->p->n_files; i++)
+        attached |= (r->p->files[i].flags & FTP_FLAG_ATTACHED) != 0;
+    fprintf(r->out, "\n%sWhere the threads' time went%s: %zu thread%s, %s of thread time in %s of wall time%s%s\n",
             rt_c(r, RT_BOLD), rt_c(r, RT_RESET), r->p->n_threads, r->p->n_threads == 1 ? "" : "s", th, wall,
-            t->windowed ? " (recorded windows only; CPU prorated to them)" : "");
-    snprintf(cores, sizeof(cores), "%.2f cores busy on average", t->wall_ns ? (double)t->cpu_ns / (double)t->wall_ns : 0);
-    bool no_cpu = t->threads_not_ended == r->p->n_threads; /* killed, or every thread alive at exit */
-    if (no_cpu)
-        fprintf(r->out, "  %-22s %10s\n", "CPU", "unknown");
-    else
-        rt_time_row(r, "CPU", t->threads_cpu_ns, t->thread_ns, cores);
-    rt_time_row(r, "lock contention", t->contention_ns, t->thread_ns, NULL);
-    rt_time_row(r, "waiting for work", t->waiting_for_work_ns, t->thread_ns, NULL);
-    rt_time_row(r, no_cpu ? "the rest (CPU, I/O...)" : "the rest (I/O, sleep)", t->other_ns, t->thread_ns, NULL);
+            t->windowed ? " (recorded windows only; CPU prorated to them)" : "",
+            attached ? " (attached: threads already running count from the attach)" : "");
+    rt_time_rows(r);
+    if (r->opt->compact) {
+        rt_verdict(r);
+        return;
+    }
     /* (The process clock is read a moment after the exiting thread's own: ignore that difference.) */
-    if (t->cpu_ns > t->threads_cpu_ns + 1000000 && t->cpu_ns - t->threads_cpu_ns > t->cpu_ns / 100) {
+    if (t->cpu_known && t->cpu_ns > t->threads_cpu_ns + 1000000 && t->cpu_ns - t->threads_cpu_ns > t->cpu_ns / 100) {
         char d[24];
         report_format_ns(d, sizeof(d), t->cpu_ns - t->threads_cpu_ns);
         fprintf(r->out, "  %s(and %s of CPU time in threads the recorder did not see end: they never called a "
@@ -841,8 +904,7 @@ int report_text(FILE *out, struct profile *p, const struct report_text_options *
                 rt_c(&r, RT_RED), d, one ? " was" : "s were", rt_c(&r, RT_RESET));
     }
 
-    if (!opt->compact)
-        rt_time(&r);
+    rt_time(&r); /* `ftprof run`'s compact summary too: its split and verdict, without the thread table */
     if (p->n_locks == 0) {
         fprintf(out, "\nNo contended waits were recorded.\n");
         return ferror(out) ? -EIO : 0;

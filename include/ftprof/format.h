@@ -37,14 +37,16 @@
 
 #define FTP_MAGIC "FTPROF\x01\n" /* 8 bytes: name, a byte no text has, a newline catching text-mode damage */
 #define FTP_MAGIC_LEN 8
-#define FTP_VERSION 7            /* 2: process identity, disk-full and exec facts in the header;
+#define FTP_VERSION 8            /* 2: process identity, disk-full and exec facts in the header;
                                     3: THREAD_END records and the process's CPU time at exit;
                                     4: waits in flight (INFLIGHT), pause/resume, min-wait, ring mode;
                                     5: attached recordings (FTP_FLAG_ATTACHED, FTP_CONTROL_DETACH);
                                     6: the recorder's notes in the header (notes_len, notes[]);
                                     7: WAIT records of 88 bytes: the native lock call's caller, and
                                        MODULE records for native lock callers without FTPROF_NATIVE;
-                                       EXTENSION records (old readers skip them) */
+                                       EXTENSION records (old readers skip them);
+                                    8: dropped waits' summed time, THREAD_END's creation time and run
+                                       delay (longer record: old readers read its first 48 bytes) */
 #define FTP_MIN_READER_VERSION 1 /* version 1 files read as version 2 ones with those fields zero; version 2
                                     ones as version 3 ones without thread ends (old readers skip them) */
 #define FTP_HEADER_SIZE 4096
@@ -122,7 +124,9 @@
  *  2768 notes_len u32 (atomic: bytes of notes[] claimed; above FTP_NOTES_MAX when some did not fit)
  *  2772 reserved u32
  *  2776 notes[FTP_NOTES_MAX]: what the recorder warned about (version 6), see FTP_NOTE_* below
- *  4056 ... zero ...
+ *  4056 dropped_wait_ns u64 (atomic, version 8): the summed wait of the waits counted in dropped_events
+ *       (every dropped record is a WAIT), so a report can bound what it did not see
+ *  4064 ... zero ...
  *  4088 python_runtime u64: where _PyRuntime was in the recorded process (0: no Python, or a file
  *       written before this field existed). With the MODULE record of the object that holds it, the
  *       analyzer can name the field a FTP_REGION_RUNTIME / INTERP / TSTATE address is in.
@@ -167,7 +171,8 @@ struct ftp_file_header {
     uint32_t notes_len;
     uint32_t reserved1;
     char notes[FTP_NOTES_MAX];
-    uint8_t padding[FTP_HEADER_SIZE - 2776 - FTP_NOTES_MAX - 8];
+    uint64_t dropped_wait_ns;
+    uint8_t padding[FTP_HEADER_SIZE - 2776 - FTP_NOTES_MAX - 8 - 8];
     uint64_t python_runtime;
 };
 _Static_assert(sizeof(struct ftp_file_header) == FTP_HEADER_SIZE, "header is one page");
@@ -184,6 +189,7 @@ _Static_assert(offsetof(struct ftp_file_header, overwritten_events) == 2232, "la
 _Static_assert(offsetof(struct ftp_file_header, windows) == 2256, "layout");
 _Static_assert(offsetof(struct ftp_file_header, notes_len) == 2768, "layout");
 _Static_assert(offsetof(struct ftp_file_header, notes) == 2776, "layout");
+_Static_assert(offsetof(struct ftp_file_header, dropped_wait_ns) == 4056, "layout");
 _Static_assert(offsetof(struct ftp_file_header, python_runtime) == FTP_HEADER_SIZE - 8, "layout");
 
 enum ftp_record_type {
@@ -404,16 +410,24 @@ struct ftp_rec_gil_enabled {
 };
 _Static_assert(sizeof(struct ftp_rec_gil_enabled) == 24, "gil record");
 
-/*  FTP_REC_THREAD_END (48 bytes), written once per thread as it ends: from its TLS destructor, or for the
- *  thread that calls exit() at exit. Threads alive at exit (daemons) and every thread of a killed
- *  process have none: the analyzer ends them at the file's end (the last event's time if killed).
+/*  FTP_REC_THREAD_END (72 bytes; 48 before version 8), written once per thread as it ends: from its TLS
+ *  destructor, or for the thread that calls exit() at exit. Threads alive at exit (daemons) and every
+ *  thread of a killed process have none: the analyzer ends them at the file's end (the last event's
+ *  time if killed).
  *   0 header   8 tid u32   12 reserved u32
- *  16 start_ns u64 (the thread's first call into the recorder: the earliest cheap point it can see,
- *     since pthread_create is not interposed)   24 start_cpu_ns u64 (its CPU clock at start_ns)
+ *  16 start_ns u64 (the thread's first call into the recorder)   24 start_cpu_ns u64 (its CPU clock then)
  *  32 end_ns u64   40 cpu_ns u64 (CLOCK_THREAD_CPUTIME_ID at end_ns: the thread's whole CPU time)
- *  A thread ran at least start_cpu_ns before start_ns, so its lifetime is taken to begin at
- *  start_ns - start_cpu_ns (exact for a thread that computed from its creation to its first wait).
+ *  -- version 8 --
+ *  48 created_ns u64: when the kernel created the thread (starttime of /proc/self/task/TID/stat, moved
+ *     to CLOCK_MONOTONIC), rounded down to a clock tick; 0: not known
+ *  56 created_tick_ns u32 (that tick: the creation lies in [created_ns, created_ns + tick))
+ *  60 flags u32 (FTP_THREAD_END_*)
+ *  64 run_delay_ns u64: time it spent runnable but waiting for a CPU (the kernel's schedstat run delay,
+ *     second field of /proc/self/task/TID/schedstat), valid with FTP_THREAD_END_RUN_DELAY
+ *  A thread ran at least start_cpu_ns before start_ns, so it was created no later than
+ *  start_ns - start_cpu_ns; the analyzer takes the creation from both bounds (version 8), or that one.
  */
+#define FTP_THREAD_END_RUN_DELAY (1u << 0) /* run_delay_ns was read (the kernel has schedstats) */
 struct ftp_rec_thread_end {
     struct ftp_record h;
     uint32_t tid;
@@ -422,8 +436,13 @@ struct ftp_rec_thread_end {
     uint64_t start_cpu_ns;
     uint64_t end_ns;
     uint64_t cpu_ns;
+    uint64_t created_ns;
+    uint32_t created_tick_ns;
+    uint32_t flags;
+    uint64_t run_delay_ns;
 };
-_Static_assert(sizeof(struct ftp_rec_thread_end) == 48, "thread end record");
+#define FTP_THREAD_END_V3_SIZE 48 /* the record before version 8: the fields up to cpu_ns */
+_Static_assert(sizeof(struct ftp_rec_thread_end) == 72, "thread end record");
 
 /*  FTP_REC_INFLIGHT (64 bytes + slots): spans the whole chunk header.inflight_chunk - 1, written when the
  *  file is created and never moved (ring mode does not reuse that chunk). Old readers skip it.

@@ -410,9 +410,17 @@ def test_narrow_reports_cut_between_words(bank, columns):
 
 def test_flamegraph_folded(bank, tmp_path):
     out = tmp_path / "w.folded"
-    r = ftprof("flamegraph", bank, "-o", out)
+    old = os.umask(0o022)  # the child inherits it: outputs meant to be shared follow it
+    try:
+        r = ftprof("flamegraph", bank, "-o", out)
+        private = tmp_path / "p.folded"
+        os.umask(0o077)
+        assert ftprof("flamegraph", bank, "-o", private).returncode == 0
+    finally:
+        os.umask(old)
     assert r.returncode == 0, r.stderr
-    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert oct(out.stat().st_mode & 0o777) == "0o644"
+    assert oct(private.stat().st_mode & 0o777) == "0o600"
     lines = out.read_text().splitlines()
     hot = [l for l in lines if "Bank.transfer (" in l and l.startswith("lock ")]
     assert hot, lines[:5]

@@ -42,6 +42,7 @@ class Recording:
         self.chunks = {}
         self.seq = {}
         self.next_id = 1
+        self.dropped = self.dropped_wait = 0
 
     def code(self, qualname, filename="/app/work.py"):
         cid = self.next_id
@@ -58,8 +59,13 @@ class Recording:
         self.chunks[tid] = [record(REC_THREAD, struct.pack("<IIQ16s", tid, len(n), first_seen, b"") + n)]
         self.seq[tid] = 0
 
-    def end_thread(self, tid, start, start_cpu, end, cpu):
-        self.chunks[tid].append(record(REC_THREAD_END, struct.pack("<IIQQQQ", tid, 0, start, start_cpu, end, cpu)))
+    def end_thread(self, tid, start, start_cpu, end, cpu, created=None, tick=10 * MS, run_delay=None):
+        """A THREAD_END record; with `created` or `run_delay`, the longer one of format 8."""
+        body = struct.pack("<IIQQQQ", tid, 0, start, start_cpu, end, cpu)
+        if created is not None or run_delay is not None:
+            body += struct.pack("<QIIQ", created or 0, tick if created else 0, 0 if run_delay is None else 1,
+                                run_delay or 0)
+        self.chunks[tid].append(record(REC_THREAD_END, body))
 
     def wait(self, tid, kind, addr, start, end, park=None, stack=0, acq=None, flags=0):
         """A WAIT record; `acq` (an earlier wait's event id) and flags=WAIT_CONTINUATION make it a later
@@ -83,6 +89,8 @@ class Recording:
                          len(chunks), len(chunks), 4242, 1, 0)
         struct.pack_into("<QQQQQ", hdr, 48, self.start, 0, self.end if self.finished else 0, 0, 0x030E00F0)
         struct.pack_into("<Q", hdr, 2184, self.process_cpu)
+        struct.pack_into("<Q", hdr, 72, self.dropped)
+        struct.pack_into("<Q", hdr, 4056, self.dropped_wait)
         body = b""
         for recs in chunks:
             data = b"".join(recs)
@@ -488,3 +496,88 @@ def test_image_ended_by_exec_is_not_killed(tmp_path):
     assert t["files_killed"] == 0 and t["threads_not_ended"] == 1
     out = text(path)
     assert "killed" not in out and "still running at exit or exec" in out
+
+
+# --- format 8: creation time, run delay, dropped waits' time, waits in flight -------------------------
+
+def test_lifetime_from_creation_and_run_delay(tmp_path):
+    """A thread created at +100 ms (to a 10 ms tick) that slept until its first call at +600 ms, having used
+    no CPU: its lifetime starts in the middle of its creation tick, not at its first call. Its 200 ms in
+    the run queue is a line of its own."""
+    rec = Recording(version=8, process_cpu=300 * MS)
+    rec.thread(101, "sleeper", 1600 * MS)
+    rec.end_thread(101, 1600 * MS, 0, 2000 * MS, 100 * MS, created=1100 * MS, run_delay=200 * MS)
+    rec.thread(102, "old-format", 1500 * MS)
+    rec.end_thread(102, 1500 * MS, 50 * MS, 1900 * MS, 100 * MS)
+    doc = report(rec.write(tmp_path / "v7.ftp"))
+    th = {t["name"]: t for t in doc["threads"]}
+    assert th["sleeper"]["lifetime_ns"] == 900 * MS - 5 * MS
+    assert th["sleeper"]["run_delay_ns"] == 200 * MS
+    assert th["old-format"]["lifetime_ns"] == 450 * MS and th["old-format"]["run_delay_ns"] is None
+    t = doc["time"]
+    assert t["run_delay_ns"] == 200 * MS and t["run_delay_threads"] == 1
+    out = text(tmp_path / "v7.ftp")
+    assert "waiting for a CPU" in out and "1 of 2 threads" in out, out
+
+
+def test_creation_later_than_first_call_is_not_believed(tmp_path):
+    """A kernel start time after the latest the thread can have started (clocks that disagree): the
+    recorder's own bound is kept."""
+    rec = Recording(version=8)
+    rec.thread(101, "t", 1500 * MS)
+    rec.end_thread(101, 1500 * MS, 100 * MS, 2000 * MS, 200 * MS, created=1700 * MS)
+    doc = report(rec.write(tmp_path / "late.ftp"))
+    assert doc["threads"][0]["lifetime_ns"] == 600 * MS
+
+
+def dropped_run(tmp_path, dropped_wait, version=8):
+    """A second of one worker's life with 100 ms of recorded lock waits (10%) and 50 dropped waits."""
+    rec = Recording(version=version, process_cpu=500 * MS)
+    stack = rec.code("Worker.run")
+    rec.thread(101, "w", 1000 * MS)
+    rec.wait(101, KIND_LOCK, 0x1000, 1100 * MS, 1200 * MS, stack=stack)
+    rec.end_thread(101, 1000 * MS, 0, 2000 * MS, 500 * MS)
+    rec.dropped, rec.dropped_wait = 50, dropped_wait
+    return rec.write(tmp_path / f"d{dropped_wait}-{version}.ftp")
+
+
+@pytest.mark.parametrize("dropped_wait, verdict", [
+    (0, "some_contention"),          # dropped waits that took no time change nothing
+    (500 * MS, "withheld"),          # 10% to 60%: two verdicts are possible
+])
+def test_dropped_waits_hedge_the_verdict(tmp_path, dropped_wait, verdict):
+    path = dropped_run(tmp_path, dropped_wait)
+    doc = report(path)
+    assert doc["dropped_wait_ns"] == dropped_wait
+    t = doc["time"]
+    assert t["verdict"] == verdict, t
+    assert t["contention_share_max"] == pytest.approx((100 * MS + dropped_wait) / S)
+    out = " ".join(text(path).split())  # the verdict wraps at the width
+    if verdict == "withheld":
+        assert "no verdict: 50 of 51 waits (500.00 ms) were dropped" in out and "between 10% and 60%" in out, out
+    else:
+        assert "contention is at least 10% of thread time" in out, out
+    assert "not above: 50 dropped waits" in out, out
+
+
+def test_dropped_waits_of_an_older_file_withhold_the_verdict(tmp_path):
+    """A file older than format 8 does not say how long its dropped waits were: no verdict."""
+    doc = report(dropped_run(tmp_path, 0, version=7))
+    assert doc["dropped_wait_ns"] is None and doc["time"]["verdict"] == "withheld"
+    assert "does not say how long they waited" in text(tmp_path / "d0-7.ftp")
+
+
+def test_killed_with_some_threads_ended_has_cpu_unknown(tmp_path):
+    """Killed (no end, no process CPU clock) after one of two threads ended: CPU is unknown, not the ended
+    thread's share of it."""
+    rec = Recording(finished=False, version=8)
+    stack = rec.code("Worker.run")
+    rec.thread(101, "ended", 1000 * MS)
+    rec.end_thread(101, 1000 * MS, 0, 1400 * MS, 300 * MS)
+    rec.thread(102, "running", 1000 * MS)
+    rec.wait(102, KIND_LOCK, 0x1000, 1100 * MS, 1800 * MS, stack=stack)
+    path = rec.write(tmp_path / "killed.ftp")
+    t = report(path)["time"]
+    assert not t["cpu_known"]
+    out = text(path)
+    assert "  CPU                       unknown" in out and "cores busy" not in out, out

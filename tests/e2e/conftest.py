@@ -472,7 +472,8 @@ def read_header(path):
      _res, start_ns, start_rt, end_ns, dropped, py_version, argc, argv_len) = struct.unpack_from(
         "<HHIIIIIIIIIQQQQQII", raw, 8)
     return {"version": version, "flags": flags, "pid": pid, "ppid": ppid, "end_ns": end_ns,
-            "dropped_events": dropped, "python_version": py_version, "chunks_used": chunks_used}
+            "dropped_events": dropped, "python_version": py_version, "chunks_used": chunks_used,
+            "chunk_size": chunk_size, "chunk_count": chunk_count}
 
 
 @contextlib.contextmanager

@@ -205,6 +205,9 @@ def test_attach_shows_what_preload_shows(ftprof_lib, attach_python, ftprof_cli, 
     text = subprocess.run([str(ftprof_cli), "report", str(out)], capture_output=True, text=True,
                           env=clean_env()).stdout
     assert "from attach to detach" in text, text[:500]
+    # Threads created long before the attach (their kernel start time says so) count from the attach.
+    assert "(attached: threads already running count from the attach)" in text, text[:1500]
+    assert all(th["lifetime_ns"] <= rep["duration_ns"] for th in rep["threads"]), rep["threads"]
     results.add(f"attach {python.label}", window_s=window, lock_waits=lk["contentions"],
                 attached_wait_share=lk["wait_ns"] / max(1, rep["duration_ns"]),
                 preload_wait_share=plk["wait_ns"] / max(1, prep["duration_ns"]))

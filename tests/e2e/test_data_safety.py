@@ -260,6 +260,7 @@ WORKLOAD_ARGS = {
     "stop_the_world.py": ["--rounds", "10"],
     "type_lock.py": ["--rounds", "20000"],
     "uncontended.py": ["30000"],
+    "verdicts.py": ["hang", "--threads", "4", "--hang-ms", "100"],
     "weakref_lock.py": ["--rounds", "50000"],
     "wide_burst.py": ["8"],
     "write_after_contention.py": ["own.bin", "50000"],

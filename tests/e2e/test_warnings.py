@@ -13,7 +13,7 @@ import pytest
 from conftest import WORKLOADS, clean_env, small_tmpfs, stack_functions
 
 DAEMON_FILES = ("in.dat", "out.log", "err.log")
-BAD_BUFFER = "FTPROF_BUFFER=junk is not a size like 64M; using the default"
+BAD_BUFFER = "FTPROF_BUFFER=junk is not a size (a number with K, M, G or T, like 64M); using 64M"
 
 
 def ftprof_lines(stderr):

@@ -284,7 +284,7 @@ static int run_case(const char *name)
 
 struct summary {
     uint32_t pid, flags, chunks_used;
-    uint64_t dropped;
+    uint64_t dropped, dropped_wait_ns;
     int waits[FTP_KIND_COUNT];
     int threads, holders, holders_linked;
     uint64_t min_wait_ns;
@@ -311,6 +311,7 @@ static bool read_recording(const char *path, struct summary *s)
         s->flags = h->flags;
         s->chunks_used = h->chunks_used;
         s->dropped = h->dropped_events;
+        s->dropped_wait_ns = h->dropped_wait_ns;
         uint64_t ids[4096];
         int nids = 0;
         const struct ftp_rec_holder *holders[4096];
@@ -443,6 +444,10 @@ static void test_drops(const char *dir)
     CHECK(s.dropped > 0, "a 16K buffer should overflow (recorded %d)", recorded);
     CHECK(recorded + (int)s.dropped == DROP_ROUNDS, "recorded %d + dropped %llu != %d", recorded,
           (unsigned long long)s.dropped, DROP_ROUNDS);
+    /* Each dropped wait lasted at least the 2 ms the main thread held the mutex once the waiter slept:
+     * their summed time is kept (as FTPROF_MIN_WAIT keeps the filtered waits'). */
+    CHECK(s.dropped_wait_ns >= s.dropped * 1900000, "dropped waits' time %llu ns for %llu waits",
+          (unsigned long long)s.dropped_wait_ns, (unsigned long long)s.dropped);
 }
 
 static void test_recycle(const char *dir)
