@@ -598,27 +598,9 @@ static int attach_open_python(pid_t pid, const char *subject, struct pyremote *p
     return FTPROF_EXIT_OK;
 }
 
-/* A system call by number (x86-64), for saying what a thread is blocked in. */
-static const char *attach_syscall_name(long nr)
+/* A small /proc file's first line ("" when unreadable). */
+static void attach_read_small(const char *path, char *buf, size_t cap)
 {
-    static const struct {
-        long nr;
-        const char *name;
-    } names[] = {{0, "read"}, {7, "poll"}, {23, "select"}, {35, "nanosleep"}, {43, "accept"}, {45, "recvfrom"},
-                 {47, "recvmsg"}, {61, "wait4"}, {202, "futex"}, {230, "clock_nanosleep"}, {232, "epoll_wait"},
-                 {247, "waitid"}, {270, "pselect6"}, {271, "ppoll"}, {281, "epoll_pwait"}, {288, "accept4"},
-                 {441, "epoll_pwait2"}, {449, "futex_waitv"}};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (names[i].nr == nr)
-            return names[i].name;
-    return NULL;
-}
-
-/* One /proc/PID/task/TID file's first line, without its newline ("" when unreadable). */
-static void attach_task_file(pid_t pid, unsigned long tid, const char *name, char *buf, size_t cap)
-{
-    char path[96];
-    snprintf(path, sizeof(path), "/proc/%d/task/%lu/%s", (int)pid, tid, name);
     buf[0] = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -636,24 +618,18 @@ static void attach_print_stuck(const struct pyremote *py)
     static struct pyremote_thread threads[256];
     int n = pyremote_threads(py, threads, 256);
     for (int i = 0; i < n; i++) {
-        char comm[64], wchan[64], sc[128], state[512];
-        attach_task_file(py->pid, threads[i].tid, "comm", comm, sizeof(comm));
-        attach_task_file(py->pid, threads[i].tid, "wchan", wchan, sizeof(wchan));
-        attach_task_file(py->pid, threads[i].tid, "syscall", sc, sizeof(sc));
-        attach_task_file(py->pid, threads[i].tid, "stat", state, sizeof(state));
-        const char *paren = strrchr(state, ')');
-        char what[160];
-        long nr = strtol(sc, NULL, 10);
-        const char *name = sc[0] && sc[0] != '-' && strcmp(sc, "running") ? attach_syscall_name(nr) : NULL;
-        if (paren && paren[2] == 'R')
+        char comm[64] = "", wchan[64] = "", state[64], what[160], path[96];
+        snprintf(path, sizeof(path), "/proc/%d/task/%lu/comm", (int)py->pid, threads[i].tid);
+        attach_read_small(path, comm, sizeof(comm));
+        snprintf(path, sizeof(path), "/proc/%d/task/%lu/wchan", (int)py->pid, threads[i].tid);
+        attach_read_small(path, wchan, sizeof(wchan));
+        pyremote_task_state(py->pid, threads[i].tid, state, sizeof(state));
+        bool kernel = wchan[0] && strcmp(wchan, "0") != 0;
+        if (!strcmp(state, "running"))
             snprintf(what, sizeof(what), "running in C code");
-        else if (name)
-            snprintf(what, sizeof(what), "blocked in %s()%s%s", name, wchan[0] && strcmp(wchan, "0") ? ", kernel " : "",
-                     wchan[0] && strcmp(wchan, "0") ? wchan : "");
-        else if (sc[0] && sc[0] != '-' && strcmp(sc, "running"))
-            snprintf(what, sizeof(what), "blocked in system call %ld", nr);
         else
-            snprintf(what, sizeof(what), "%s", sc[0] ? "not in a system call" : "state unknown");
+            snprintf(what, sizeof(what), "%s%s%s%s", strcmp(state, "futex") ? "" : "blocked in ",
+                     state[0] ? state : "state unknown", kernel ? ", kernel " : "", kernel ? wchan : "");
         struct pyremote_frame fr[1];
         int nf = pyremote_stack(py, threads[i].tstate, fr, 1);
         const char *base = nf > 0 ? strrchr(fr[0].file, '/') : NULL;

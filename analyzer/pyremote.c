@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -187,6 +188,8 @@ int pyremote_threads(const struct pyremote *r, struct pyremote_thread *out, int 
         if ((rc = pyremote_word(r, out[i].tstate + l->ts_native_thread_id, &tid)) != 0)
             return rc;
         out[i].tid = (unsigned long)tid;
+        if ((rc = pyremote_word(r, out[i].tstate + l->ts_thread_id, &out[i].ident)) != 0)
+            return rc;
     }
     return n;
 }
@@ -353,4 +356,58 @@ int pyremote_stack(const struct pyremote *r, uintptr_t tstate, struct pyremote_f
             break;
     }
     return n;
+}
+
+/* A system call by number (x86-64), for saying what a thread is blocked in. */
+static const char *pyremote_syscall_name(long nr)
+{
+    static const struct {
+        long nr;
+        const char *name;
+    } names[] = {{0, "read"}, {7, "poll"}, {23, "select"}, {35, "nanosleep"}, {43, "accept"}, {45, "recvfrom"},
+                 {47, "recvmsg"}, {61, "wait4"}, {202, "futex"}, {230, "clock_nanosleep"}, {232, "epoll_wait"},
+                 {247, "waitid"}, {270, "pselect6"}, {271, "ppoll"}, {281, "epoll_pwait"}, {288, "accept4"},
+                 {441, "epoll_pwait2"}, {449, "futex_waitv"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].nr == nr)
+            return names[i].name;
+    return NULL;
+}
+
+static void pyremote_task_file(pid_t pid, unsigned long tid, const char *name, char *buf, size_t cap)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%lu/%s", (int)pid, tid, name);
+    buf[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+}
+
+void pyremote_task_state(pid_t pid, unsigned long tid, char *state, size_t cap)
+{
+    char stat[512], sc[128];
+    pyremote_task_file(pid, tid, "stat", stat, sizeof(stat));
+    pyremote_task_file(pid, tid, "syscall", sc, sizeof(sc));
+    const char *paren = strrchr(stat, ')');
+    state[0] = 0;
+    if (!paren || !paren[1])
+        return;
+    bool in_call = sc[0] >= '0' && sc[0] <= '9';
+    long nr = in_call ? strtol(sc, NULL, 10) : -1;
+    const char *name = in_call ? pyremote_syscall_name(nr) : NULL;
+    if (paren[2] == 'R' || !in_call)
+        snprintf(state, cap, "running");
+    else if (nr == 35 || nr == 230)
+        snprintf(state, cap, "sleeping");
+    else if (nr == 202 || nr == 449)
+        snprintf(state, cap, "futex");
+    else if (name)
+        snprintf(state, cap, "in %s()", name);
+    else
+        snprintf(state, cap, "in system call %ld", nr);
 }

@@ -29,7 +29,8 @@ int pyremote_is_python(pid_t pid);
 
 struct pyremote_thread {
     uintptr_t tstate;
-    unsigned long tid; /* native thread id */
+    unsigned long tid;   /* native thread id */
+    uint64_t ident;      /* pthread_self(), threading.get_ident() */
 };
 /* The interpreter's thread states, main thread first when it is known (3.14+); how many (<= cap), or
  * -errno. */
@@ -49,5 +50,10 @@ struct pyremote_frame {
 };
 /* The Python stack of one thread state now, innermost first: how many frames, or -errno. */
 int pyremote_stack(const struct pyremote *r, uintptr_t tstate, struct pyremote_frame *frames, int cap);
+
+/* What the kernel says thread `tid` of `pid` does now: "running" (on a CPU, in user or kernel code),
+ * "sleeping" (nanosleep/clock_nanosleep: time.sleep), "futex" (a lock, a condition, a join), "in NAME"
+ * (another system call, named when known), or "" when unreadable; `syscall` gets the call's name. */
+void pyremote_task_state(pid_t pid, unsigned long tid, char *state, size_t cap);
 
 #endif

@@ -32,7 +32,7 @@ struct dbg_words {
     uint8_t words; /* the table's length in u64 words: its fingerprint covers words [2, words) */
     uint8_t rt_size, rt_finalizing, rt_interpreters_head;
     uint8_t is_size, is_threads_head, is_threads_main, is_gil_state, is_gil_enabled, is_gc, gc_collecting;
-    uint8_t ts_size, ts_next, ts_interp, ts_current_frame, ts_native_thread_id;
+    uint8_t ts_size, ts_next, ts_interp, ts_current_frame, ts_thread_id, ts_native_thread_id;
     uint8_t fr_size, fr_previous, fr_executable, fr_instr_ptr, fr_localsplus, fr_owner, fr_tlbc_index;
     uint8_t co_size, co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive, co_tlbc;
     uint8_t ob_size, ob_type;
@@ -50,7 +50,7 @@ static const struct dbg_words words_313 = {
     .words = 73,
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
     .is_size = 6, .is_threads_head = 9, .is_gil_state = 15, .is_gil_enabled = 16, .is_gc = 10, .gc_collecting = 72,
-    .ts_size = 19, .ts_next = 21, .ts_interp = 22, .ts_current_frame = 23, .ts_native_thread_id = 25,
+    .ts_size = 19, .ts_next = 21, .ts_interp = 22, .ts_current_frame = 23, .ts_thread_id = 24, .ts_native_thread_id = 25,
     .fr_size = 28, .fr_previous = 29, .fr_executable = 30, .fr_instr_ptr = 31, .fr_localsplus = 32, .fr_owner = 33,
     .co_size = 34, .co_filename = 35, .co_qualname = 37, .co_linetable = 38, .co_firstlineno = 39,
     .co_code_adaptive = 43,
@@ -67,7 +67,7 @@ static const struct dbg_words words_314 = {
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
     .is_size = 6, .is_threads_head = 9, .is_threads_main = 10, .is_gil_state = 16, .is_gil_enabled = 17, .is_gc = 11,
     .gc_collecting = 82,
-    .ts_size = 22, .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_native_thread_id = 28,
+    .ts_size = 22, .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_thread_id = 27, .ts_native_thread_id = 28,
     .fr_size = 31, .fr_previous = 32, .fr_executable = 33, .fr_instr_ptr = 34, .fr_localsplus = 35, .fr_owner = 36,
     .fr_tlbc_index = 38,
     .co_size = 39, .co_filename = 40, .co_qualname = 42, .co_linetable = 43, .co_firstlineno = 44,
@@ -88,7 +88,7 @@ static const struct dbg_words words_315 = {
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
     .is_size = 6, .is_threads_head = 9, .is_threads_main = 10, .is_gil_state = 16, .is_gil_enabled = 17, .is_gc = 11,
     .gc_collecting = 95,
-    .ts_size = 22, .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_native_thread_id = 31,
+    .ts_size = 22, .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_thread_id = 30, .ts_native_thread_id = 31,
     .fr_size = 39, .fr_previous = 40, .fr_executable = 41, .fr_instr_ptr = 42, .fr_localsplus = 43, .fr_owner = 44,
     .fr_tlbc_index = 46,
     .co_size = 47, .co_filename = 48, .co_qualname = 50, .co_linetable = 51, .co_firstlineno = 52,
@@ -173,7 +173,7 @@ static bool layout_plausible(const struct ftp_layout *l, const uint64_t *dbg, co
             (l->dbg_eval_breaker + 8 <= ts && l->dbg_remote_enabled + 4 <= word(dbg, w->is_size) &&
              l->dbg_remote_support + l->dbg_pending_call + 4 <= ts && l->dbg_script_path_size >= 64 &&
              l->dbg_remote_support + l->dbg_script_path + l->dbg_script_path_size <= ts)) &&
-           l->ts_native_thread_id + 8 <= ts &&
+           l->ts_native_thread_id + 8 <= ts && l->ts_thread_id + 8 <= ts &&
            fr && fr < 1024 && l->fr_previous + 8 <= fr && l->fr_executable + 8 <= fr && l->fr_instr_ptr + 8 <= fr &&
            l->fr_owner < fr && l->fr_localsplus <= fr && (!l->fr_tlbc_index || l->fr_tlbc_index + 4 <= fr) &&
            co && co < 4096 && l->co_filename + 8 <= co && l->co_qualname + 8 <= co && l->co_linetable + 8 <= co &&
@@ -218,6 +218,7 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     l->ts_current_frame = word(dbg, w->ts_current_frame);
     l->ts_interp = word(dbg, w->ts_interp);
     l->ts_native_thread_id = word(dbg, w->ts_native_thread_id);
+    l->ts_thread_id = word(dbg, w->ts_thread_id);
     l->fr_previous = word(dbg, w->fr_previous);
     l->fr_executable = word(dbg, w->fr_executable);
     l->fr_instr_ptr = word(dbg, w->fr_instr_ptr);

@@ -21,6 +21,7 @@ struct ftp_layout {
     uint64_t is_gc, gc_collecting; /* the interpreter's GC state, and its `collecting` flag inside it */
     uint64_t is_threads_head, is_threads_main; /* the interpreter's thread states (main: 3.14+) */
     uint64_t ts_size, ts_next, ts_current_frame, ts_interp, ts_native_thread_id;
+    uint64_t ts_thread_id; /* its pthread_self(): what a 3.14+ RLock names as owner */
     /* PEP 768 (3.14+, else 0): the thread state's eval_breaker and remote_debugger_support, the pending
      * call and script path inside the latter, the path's size; remote_enabled is in the interpreter. */
     uint64_t dbg_eval_breaker, dbg_remote_support, dbg_remote_enabled, dbg_pending_call, dbg_script_path,
