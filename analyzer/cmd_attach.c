@@ -396,6 +396,12 @@ static int attach_write_script(const struct attach_request *req, const char *lib
         "def __ftprof_attach():\n"
         "    import os\n"
         "    d = os.fsdecode(bytes.fromhex('%s'))\n"
+        "    import sys\n"
+        "    # A module half imported (this thread stopped inside its import, or another thread's): loading\n"
+        "    # ctypes now could meet it half done. Not now: ftprof attach asks again in 50 ms.\n"
+        "    for m in list(sys.modules.values()):\n"
+        "        if getattr(getattr(m, '__spec__', None), '_initializing', False):\n"
+        "            return\n"
         "    try:\n"
         "        os.rename(d + '/token', d + '/claimed')\n"
         "    except OSError:\n"
@@ -573,10 +579,17 @@ static bool attach_parse_seconds(const char *s, double *out)
     return true;
 }
 
-/* The target's runtime and layout, or the exit code (and its line) saying why not. */
-static int attach_open_python(pid_t pid, const char *subject, struct pyremote *py)
+/* The target's runtime and layout, or the exit code (and its line) saying why not. A runtime without
+ * an interpreter yet (a process just started) is waited for, up to `timeout`. */
+static int attach_open_python(pid_t pid, const char *subject, struct pyremote *py, double timeout)
 {
-    int rc = pyremote_open(py, pid);
+    double until = attach_now() + timeout;
+    int rc;
+    while ((rc = pyremote_open(py, pid)) == -EAGAIN && attach_now() < until && !attach_stop)
+        attach_sleep_ms(10);
+    if (rc == -EAGAIN)
+        return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "its Python runtime has no interpreter (starting up "
+                         "or shutting down) for %g s; nothing was attached", timeout);
     if (rc == -EACCES || rc == -EPERM)
         return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
                          "no permission to inspect the process (another user, or ptrace restrictions)");
@@ -664,7 +677,7 @@ static int attach_send_and_wait(struct attach_request *req, const struct pyremot
         return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "cannot write the request into its threads: %s",
                          sent ? strerror(-sent) : "no thread state");
     }
-    double deadline = asked + timeout;
+    double deadline = asked + timeout, last_sent = asked;
     bool claimed = false;
     for (;;) {
         ssize_t got = attach_request_status(req, st, cap);
@@ -704,6 +717,15 @@ static int attach_send_and_wait(struct attach_request *req, const struct pyremot
             return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "the attach script did not report back");
         }
         attach_sleep_ms(claimed ? 10 : 1);
+        /* Asked again every 50 ms until one runs it: threads started since get the request, and a
+         * thread whose eval-breaker bit the interpreter recomputed meanwhile (start-up does) gets it
+         * back. A thread that runs the script after another claimed it finds the token gone. */
+        if (!claimed && attach_now() - last_sent > 0.05) {
+            int again = pyremote_request_exec(py, req->script);
+            if (again > sent)
+                sent = again;
+            last_sent = attach_now();
+        }
     }
     /* How long from the request to the recorder's start: the user's measure of "within milliseconds". */
     if (getenv("FTPROF_ATTACH_TIMING"))
@@ -761,7 +783,7 @@ int cmd_attach(int argc, char **argv)
         return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "no such process");
     }
     struct pyremote py;
-    int pr = attach_open_python(pid, subject, &py);
+    int pr = attach_open_python(pid, subject, &py, timeout);
     if (pr != FTPROF_EXIT_OK)
         return pr;
     const char *off = attach_remote_debug_off(pid);

@@ -435,7 +435,7 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
             if (f->now_read && f->n_free_threads)
                 /* Someone runs, sleeps or waits elsewhere: it may well hold these locks and let go. */
                 fprintf(s, ": %s blocked for %s, no progress; their locks' holders are unknown, and %zu other "
-                        "thread%s %s running, sleeping or in a system call now (not all blocked)",
+                        "thread%s %s running or sleeping now (not all blocked)",
                         m == 2 ? "both" : "all", d, f->n_free_threads, f->n_free_threads == 1 ? "" : "s",
                         f->n_free_threads == 1 ? "is" : "are");
             else

@@ -28,7 +28,9 @@ uint64_t live_proc_start_ticks_at(int dirfd, const char *stat_path);
 
 /* A holder as its process shows it now: what the kernel has it do, and its Python stack. */
 struct live_now {
-    char state[40];              /* "running", "sleeping", "futex", "in read()", or "blocked" (in the recording) */
+    /* "running", "sleeping", "futex", "in read()", "blocked" (on a lock, in the recording) or "gil"
+     * (waiting for the GIL, on a GIL build: it runs next) */
+    char state[40];
     const char *blocked_on;      /* "blocked": the lock it waits on itself */
     int n_frames;                /* <= 0: no Python frame readable */
     struct pyremote_frame frames[LIVE_NOW_FRAMES];
@@ -59,6 +61,7 @@ struct live_blocked {
     int holder_blocked;          /* index in live_frame.blocked of the holder if it is blocked too, else -1 */
     uint64_t thread_ident, owner;
     struct live_now *holder_now; /* the holder now (blocked >= LIVE_HOLDER_NOW_NS, process readable), or NULL */
+    char holder_comm[24];        /* the holder's name from the kernel, for one the recording never named */
 };
 
 struct live_lock {

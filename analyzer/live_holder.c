@@ -22,6 +22,23 @@ static int live_blocked_index(const struct live_frame *f, uint32_t tid)
     return -1;
 }
 
+/* The kernel's name for a thread (3.14+ give it the Thread's name), for a holder that never waited and
+ * so never had its name recorded; NULL when unreadable. */
+static const char *live_task_comm(uint32_t pid, uint32_t tid, char *buf, size_t cap)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", pid, tid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    bool ok = fgets(buf, (int)cap, fp) != NULL;
+    fclose(fp);
+    if (!ok)
+        return NULL;
+    buf[strcspn(buf, "\n")] = 0;
+    return buf[0] ? buf : NULL;
+}
+
 /* An owner the lock names (a 3.14+ RLock's thread ident) that is not blocked itself has no slot in the
  * in-flight table to be found by: the process's thread states give its native id. */
 static void live_resolve_owners(struct live_frame *f, const struct pyremote_thread *threads, int n)
@@ -36,6 +53,8 @@ static void live_resolve_owners(struct live_frame *f, const struct pyremote_thre
                 b->holder_how = "owner";
                 b->holder = live_thread_name(&f->p, b->holder_tid);
                 b->holder_blocked = live_blocked_index(f, b->holder_tid);
+                if (!b->holder)
+                    b->holder = live_task_comm(f->hdr.pid, b->holder_tid, b->holder_comm, sizeof(b->holder_comm));
             }
     }
 }
@@ -46,7 +65,10 @@ static void live_read_holder(struct live_frame *f, const struct pyremote *r, str
     struct live_now *now = calloc(1, sizeof(*now));
     if (!now)
         return;
-    if (b->holder_blocked >= 0) {
+    if (b->holder_blocked >= 0 && f->blocked[b->holder_blocked].kind == PROF_KIND_GIL) {
+        snprintf(now->state, sizeof(now->state), "gil"); /* runnable, and about to run: not a lock's wait */
+        now->blocked_on = f->blocked[b->holder_blocked].lock;
+    } else if (b->holder_blocked >= 0) {
         snprintf(now->state, sizeof(now->state), "blocked");
         now->blocked_on = f->blocked[b->holder_blocked].lock;
     } else {
@@ -92,13 +114,14 @@ void live_holders_now(struct live_frame *f)
         if (b->holder_tid && b->blocked_ns >= LIVE_HOLDER_NOW_NS)
             live_read_holder(f, &r, b, threads, n);
     }
-    /* Threads that could be holding the blocked threads' locks and still make progress. */
+    /* Threads that could be holding the blocked threads' locks and still make progress on their own:
+     * running or sleeping. One in a futex wait, a read or a poll waits for somebody else. */
     for (int k = 0; k < n; k++) {
         char state[40];
         if (live_blocked_index(f, (uint32_t)threads[k].tid) >= 0)
             continue;
         pyremote_task_state(r.pid, threads[k].tid, state, sizeof(state));
-        if (state[0] && strcmp(state, "futex") != 0)
+        if (!strcmp(state, "running") || !strcmp(state, "sleeping"))
             f->n_free_threads++;
     }
     f->now_read = true;
@@ -116,6 +139,8 @@ bool live_holder_now_text(const struct live_blocked *b, char *buf, size_t cap)
         snprintf(who, sizeof(who), "thread %u", b->holder_tid);
     if (!strcmp(now->state, "blocked"))
         snprintf(state, sizeof(state), "blocked itself, on %s", now->blocked_on ? now->blocked_on : "a lock");
+    else if (!strcmp(now->state, "gil"))
+        snprintf(state, sizeof(state), "waiting for the GIL to run on");
     else if (!strcmp(now->state, "running"))
         snprintf(state, sizeof(state), "running");
     else if (!strcmp(now->state, "futex"))
@@ -123,9 +148,13 @@ bool live_holder_now_text(const struct live_blocked *b, char *buf, size_t cap)
     else
         snprintf(state, sizeof(state), "%s", now->state);
     if (now->n_frames > 0) {
-        const char *base = strrchr(now->frames[0].file, '/');
-        snprintf(at, sizeof(at), ", at %s (%s:%d)", now->frames[0].func, base ? base + 1 : now->frames[0].file,
-                 now->frames[0].line);
+        /* The innermost frame, and its caller: a holder inside Event.is_set is in crunch(). */
+        size_t o = 0;
+        for (int i = 0; i < now->n_frames && i < 2 && o < sizeof(at); i++) {
+            const char *base = strrchr(now->frames[i].file, '/');
+            o += (size_t)snprintf(at + o, sizeof(at) - o, "%s %s (%s:%d)", i ? ", called from" : ", at",
+                                  now->frames[i].func, base ? base + 1 : now->frames[i].file, now->frames[i].line);
+        }
     } else {
         snprintf(at, sizeof(at), ", no Python frame");
     }

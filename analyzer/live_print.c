@@ -136,11 +136,8 @@ int live_print_text(FILE *out, const struct live_frame *f, unsigned width, size_
         lp_fit(out, site, width > 72 ? width - 72 : 20);
         fprintf(out, "%s\n", longw ? OFF(color) : "");
         char now[600];
-        if (live_holder_now_text(b, now, sizeof(now))) {
-            fputs("    ", out);
-            lp_fit(out, now, width > 8 ? width - 4 : 60);
-            fputc('\n', out);
-        }
+        if (live_holder_now_text(b, now, sizeof(now)))
+            fprintf(out, "    %s\n", now); /* whole: its line number is the point (a terminal wraps it) */
     }
     if (f->n_blocked && f->now_unreadable)
         fprintf(out, "  (the holders' state now is not shown: %s; the recording's view only)\n", f->now_unreadable);

@@ -155,12 +155,20 @@ int pyremote_open(struct pyremote *r, pid_t pid)
     r->free_threaded = dbg[2] != 0;
     if (!ftp_layout_load(&r->lay, dbg, r->version, r->free_threaded))
         return -ENOTSUP;
+    /* Until Py_Initialize() is done, a PEP 768 script would run inside the start-up's own imports, before
+     * the interpreter can open a file (CPython prints an error on the program's stderr): wait for it. */
+    int32_t initialized = 0;
+    rc = pyremote_read_at(pid, r->runtime + r->lay.rt_initialized, &initialized, sizeof(initialized));
+    if (rc)
+        return rc;
+    if (!initialized)
+        return -EAGAIN;
     uint64_t interp = 0;
     rc = pyremote_word(r, r->runtime + r->lay.rt_interpreters_head, &interp);
     if (rc)
         return rc;
     if (!interp)
-        return -ENOENT; /* not initialised yet, or finalised */
+        return -EAGAIN; /* not initialised yet, or finalised */
     r->interp = (uintptr_t)interp;
     return 0;
 }

@@ -21,7 +21,8 @@ struct pyremote {
 };
 
 /* Finds the runtime and loads its layout. 0, or -errno: -ENOENT no CPython runtime, -EPERM/-EACCES not
- * allowed to read it, -ESRCH gone, -ENOTSUP a layout we do not know (an unknown version or table). */
+ * allowed to read it, -ESRCH gone, -ENOTSUP a layout we do not know (an unknown version or table),
+ * -EAGAIN a runtime without an interpreter (starting up, or finalised). */
 int pyremote_open(struct pyremote *r, pid_t pid);
 
 /* 1 when the process's executable or a libpython it maps holds a CPython runtime, 0 not, or -errno. */

@@ -167,6 +167,7 @@ static bool layout_plausible(const struct ftp_layout *l, const uint64_t *dbg, co
     uint64_t ts = word(dbg, w->ts_size), fr = word(dbg, w->fr_size), co = word(dbg, w->co_size);
     uint64_t tp = word(dbg, w->tp_size), str = word(dbg, w->str_size), bytes = word(dbg, w->bytes_size);
     return l->ob_size == (ft ? 32u : 16u) && l->ob_type + 8 <= l->ob_size &&
+           l->rt_initialized == (uint64_t)w->words * 8 + 16 &&
            ts && ts < 65536 && l->ts_current_frame + 8 <= ts && l->ts_interp + 8 <= ts && l->ts_next + 8 <= ts &&
            l->is_threads_head + 8 <= word(dbg, w->is_size) && l->is_threads_main + 8 <= word(dbg, w->is_size) &&
            (!w->dbg_script_path_size ||
@@ -203,6 +204,11 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     l->rt_size = word(dbg, w->rt_size);
     l->rt_finalizing = word(dbg, w->rt_finalizing);
     l->rt_interpreters_head = word(dbg, w->rt_interpreters_head);
+    /* _PyRuntimeState: debug_offsets, then int _initialized, preinitializing, preinitialized,
+     * core_initialized, initialized, then PyThreadState *_finalizing (pycore_runtime.h in 3.13,
+     * pycore_runtime_structs.h in 3.14 and 3.15): `initialized` is the int just before the padding that
+     * aligns _finalizing. */
+    l->rt_initialized = l->rt_finalizing >= 8 ? l->rt_finalizing - 8 : 0;
     l->is_size = word(dbg, w->is_size);
     l->is_gil_state = word(dbg, w->is_gil_state);
     /* gil_runtime_state_enabled is relative to the GIL state (_Py_Debug_gilruntimestate_enabled), unlike

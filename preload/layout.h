@@ -17,6 +17,7 @@
 struct ftp_layout {
     uint8_t minor;                /* 13, 14, 15; 0: unknown, no stacks */
     uint64_t rt_size, rt_finalizing, rt_interpreters_head;
+    uint64_t rt_initialized; /* _PyRuntimeState.initialized: Py_Initialize() has finished */
     uint64_t is_size, is_gil_state, gil_enabled; /* gil_enabled: inside the GIL state */
     uint64_t is_gc, gc_collecting; /* the interpreter's GC state, and its `collecting` flag inside it */
     uint64_t is_threads_head, is_threads_main; /* the interpreter's thread states (main: 3.14+) */

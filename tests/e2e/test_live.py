@@ -291,6 +291,11 @@ def test_top_live_deadlock(runner, workloads, tmux):
     if cycle:
         assert ("held by right, which waits for RLock" in s and "held by left" in s) or \
             ("held by left, which waits for RLock" in s and "held by right" in s), s
+        # the holder's line: each one's holder now, read from the process, is the other, blocked itself
+        for name, other in (("left", "right"), ("right", "left")):
+            site = f"{other} (deadlock.py:{marker_line(WORKLOADS / 'deadlock.py', other + '_waits')})"
+            assert re.search(rf"holder {other} \(tid \d+, owner\) now: blocked itself, on RLock @\S+, at {re.escape(site)}",
+                             s), s
     # q quits and gives the terminal back
     tmux.tmux("send-keys", "-t", "top", "q")
     tmux.wait_screen(lambda s: tmux.dead(), timeout=30, what="top quitting on q")

@@ -10,7 +10,7 @@ stdin (or it closes). Each holder takes its lock after a wait (a "gate" thread h
 go only once the kernel shows the holder in a futex wait), so the recorder sees who acquired it; with
 --uncontended they take it straight away, and only a lock that names its owner (a 3.14+ RLock) says who
 holds it. With --go FILE nothing starts before FILE exists (an attach comes first). Prints "READY" once
-every waiter is parked (the kernel shows each in a futex wait), then {"tid": {NAME: native id}}.
+every waiter is parked (the kernel shows each in a futex wait), after {"tid": {NAME: native id}}.
 
   holder_now.py [--kind lock|rlock] [--uncontended] [--go FILE]
 """
@@ -128,13 +128,13 @@ def main():
     for t in waiters:
         until_parked(t.name)
     until_parked("chained")
-    print("READY", flush=True)
     print(json.dumps({"tid": tids}), flush=True)
+    print("READY", flush=True)
     sys.stdin.readline()
     release.set()
     for t in holders + waiters:
         t.join()
-    print("done", flush=True)
+    print(json.dumps({"done": True}), flush=True)
 
 
 main()
