@@ -696,7 +696,9 @@ static int attach_send_and_wait(struct attach_request *req, const struct pyremot
             attach_request_remove(req);
             return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
         }
-        if (attach_stop || attach_now() > deadline) {
+        /* Once the script has claimed the token it runs: a Ctrl-C then waits for its status too (the
+         * window that follows is cut short), or the recorder would be left loading unwatched. */
+        if ((attach_stop && !claimed) || attach_now() > deadline) {
             if (attach_request_cancel(req, py)) {
                 if (attach_stop)
                     return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");

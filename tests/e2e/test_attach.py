@@ -463,10 +463,10 @@ def test_refuses_a_pid_that_does_not_exist(ftprof_cli, tmp_path):
 
 
 def test_process_exiting_during_the_attach(py314, ftprof_cli, tmp_path):
-    """The main thread waits (no eval-breaker check) and the process exits (os._exit from another
-    thread) before the script runs."""
-    code = ("import os, threading, time\n"
-            "threading.Thread(target=lambda: (time.sleep(1.5), os._exit(0)), daemon=True).start()\n"
+    """The only thread waits (no eval-breaker check) and the process ends (SIGALRM's default action,
+    no Python involved) before the script runs."""
+    code = ("import signal, threading\n"
+            "signal.alarm(2)\n"
             "threading.Event().wait()\n")
     p = subprocess.Popen([str(py314), "-c", code], env=clean_env())
     time.sleep(0.4)
