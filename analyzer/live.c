@@ -666,6 +666,7 @@ void live_free(struct live_frame *f)
     free(f->findings);
     for (size_t i = 0; i < f->n_blocked; i++)
         free(f->blocked[i].holder_now);
+    free(f->unrecorded);
     free(f->blocked);
     free(f->locks);
     if (f->p.in || f->p.files)

@@ -105,6 +105,14 @@ struct live_frame {
     bool now_read;
     const char *now_unreadable;
     size_t n_free_threads;
+    /* Python threads the process shows in a futex wait that the recording has no wait for: blocked since
+     * before the recorder came in (an attach), or in a wait it does not record. */
+    struct live_unrecorded {
+        uint32_t tid;
+        char name[24];
+        struct pyremote_frame frame; /* its innermost Python frame now (line 0: none) */
+    } *unrecorded;
+    size_t n_unrecorded;
 };
 
 /* Loads `path` as it is now. 0 or an rd_open error (with a one-line reason in err). */

@@ -85,7 +85,7 @@ static void live_read_holder(struct live_frame *f, const struct pyremote *r, str
 
 void live_holders_now(struct live_frame *f)
 {
-    if (f->state != LIVE_RUNNING || f->n_blocked == 0 || !f->hdr.pid)
+    if (f->state != LIVE_RUNNING || !f->hdr.pid)
         return;
     static struct pyremote r;
     int rc = pyremote_open(&r, (pid_t)f->hdr.pid);
@@ -116,6 +116,7 @@ void live_holders_now(struct live_frame *f)
     }
     /* Threads that could be holding the blocked threads' locks and still make progress on their own:
      * running or sleeping. One in a futex wait, a read or a poll waits for somebody else. */
+    f->unrecorded = calloc((size_t)n + 1, sizeof(*f->unrecorded));
     for (int k = 0; k < n; k++) {
         char state[40];
         if (live_blocked_index(f, (uint32_t)threads[k].tid) >= 0)
@@ -123,6 +124,17 @@ void live_holders_now(struct live_frame *f)
         pyremote_task_state(r.pid, threads[k].tid, state, sizeof(state));
         if (!strcmp(state, "running") || !strcmp(state, "sleeping"))
             f->n_free_threads++;
+        if (strcmp(state, "futex") != 0 || !f->unrecorded)
+            continue;
+        struct live_unrecorded *u = &f->unrecorded[f->n_unrecorded++];
+        u->tid = (uint32_t)threads[k].tid;
+        const char *name = live_thread_name(&f->p, u->tid);
+        if (name)
+            snprintf(u->name, sizeof(u->name), "%s", name);
+        else if (!live_task_comm(f->hdr.pid, u->tid, u->name, sizeof(u->name)))
+            snprintf(u->name, sizeof(u->name), "thread %u", u->tid);
+        if (pyremote_stack(&r, threads[k].tstate, &u->frame, 1) <= 0)
+            memset(&u->frame, 0, sizeof(u->frame));
     }
     f->now_read = true;
 }

@@ -70,6 +70,24 @@ static void lp_state_line(FILE *out, const struct live_frame *f, bool color)
     fputc('\n', out);
 }
 
+/* Threads the process shows waiting that the recording has no wait for (blocked before an attach). */
+static void lp_unrecorded(FILE *out, const struct live_frame *f)
+{
+    if (!f->n_unrecorded)
+        return;
+    fprintf(out, "\nALSO WAITING, not in the recording (since before it began, or a wait it does not record; "
+                 "lock and holder unknown)\n");
+    for (size_t i = 0; i < f->n_unrecorded; i++) {
+        const struct live_unrecorded *u = &f->unrecorded[i];
+        const char *base = strrchr(u->frame.file, '/');
+        if (u->frame.line)
+            fprintf(out, "  %-16s tid %-8u futex wait, at %s (%s:%d)\n", u->name, u->tid, u->frame.func,
+                    base ? base + 1 : u->frame.file, u->frame.line);
+        else
+            fprintf(out, "  %-16s tid %-8u futex wait, no Python frame\n", u->name, u->tid);
+    }
+}
+
 int live_print_text(FILE *out, const struct live_frame *f, unsigned width, size_t top, bool color)
 {
     if (width < 60)
@@ -141,6 +159,7 @@ int live_print_text(FILE *out, const struct live_frame *f, unsigned width, size_
     }
     if (f->n_blocked && f->now_unreadable)
         fprintf(out, "  (the holders' state now is not shown: %s; the recording's view only)\n", f->now_unreadable);
+    lp_unrecorded(out, f);
     for (size_t i = 0; i < f->n_findings; i++) {
         const struct live_finding *x = &f->findings[i];
         fprintf(out, "\n%s%s%s\n", RED(color), x->text, OFF(color));
@@ -244,6 +263,18 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top)
         json_array_append_new(blocked, j);
     }
     lj_set(o, "blocked", blocked);
+    json_t *unrec = json_array();
+    for (size_t i = 0; i < f->n_unrecorded; i++) {
+        const struct live_unrecorded *u = &f->unrecorded[i];
+        json_t *j = json_object();
+        lj_set(j, "tid", json_integer(u->tid));
+        lj_set(j, "thread", report_json_str(u->name));
+        lj_set(j, "function", u->frame.line ? report_json_str(u->frame.func) : json_null());
+        lj_set(j, "file", u->frame.line ? report_json_str(u->frame.file) : json_null());
+        lj_set(j, "line", u->frame.line ? json_integer(u->frame.line) : json_null());
+        json_array_append_new(unrec, j);
+    }
+    lj_set(o, "waiting_unrecorded", unrec);
     lj_set(o, "process_read", json_boolean(f->now_read));
     lj_set(o, "process_unreadable", f->now_unreadable ? json_string(f->now_unreadable) : json_null());
     json_t *findings = json_array();

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import WORKLOADS, _python, clean_env, marker_line, wait_for_line
+from conftest import FLAG_FINISHED, WORKLOADS, _python, clean_env, marker_line, read_header, wait_for_line
 from test_live import Tmux, blocked_by_name, poll_top, workloads  # noqa: F401 (a fixture)
 
 WL = WORKLOADS / "holder_now.py"
@@ -200,3 +200,35 @@ class _Cli:
 
     def cli_run(self, *args):
         return subprocess.run([str(self.cli), *map(str, args)], capture_output=True, text=True, env=clean_env())
+
+
+@pytest.mark.support_row("ftprof top: the holder now")
+def test_top_offers_to_attach(ftprof_cli, ftprof_lib, tmp_path):
+    """`ftprof top PID` on a CPython started without the recorder says so and offers --attach (exit 8);
+    with --attach it attaches for as long as it runs and shows the threads that were already blocked
+    (their lines, from the process itself), then detaches and keeps the recording."""
+    python = _python("3.14t")
+    proc = subprocess.Popen([str(python), str(WL), "--kind", "rlock"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(), cwd=tmp_path)
+    try:
+        tids = tids_of(wait_for_line(proc, r"^READY", 60))
+        plain = subprocess.run([str(ftprof_cli), "top", str(proc.pid), "--once"], capture_output=True, text=True,
+                               env=clean_env())
+        assert plain.returncode == 8 and f"ftprof top {proc.pid} --attach" in plain.stderr, plain.stderr
+        out = tmp_path / "top.ftp"
+        att = subprocess.run([str(ftprof_cli), "top", str(proc.pid), "--once", "--json", "--attach", "-o", str(out)],
+                             capture_output=True, text=True, env=clean_env({"FTPROF_LIBRARY": str(ftprof_lib)}),
+                             timeout=60)
+        assert att.returncode == 0, att.stderr
+        frame = json.loads(att.stdout)
+        waiting = {u["tid"]: u for u in frame["waiting_unrecorded"]}
+        for name in ("wa-0", "wa-1", "wb-0", "wb-1", "wc-0"):
+            u = waiting[tids[name]]
+            assert (u["function"], u["line"]) == ("waiter", LINES["blocked"]), u
+        assert (waiting[tids["chained"]]["function"], waiting[tids["chained"]]["line"]) == \
+            ("wait_second", LINES["second"])
+        assert "detached" in att.stderr, att.stderr
+        assert read_header(out)["flags"] & FLAG_FINISHED, "the recording was not finished by the detach"
+    finally:
+        proc.communicate(b"go\n", timeout=60)
+    assert proc.returncode == 0, proc.stderr
