@@ -1,22 +1,22 @@
 /* ftprof attach PID [--duration S] [-o FILE] [--native] [--timeout S]
  *
- * Records a running CPython 3.14+ for a window, without a restart. The protocol is PEP 768's
- * (sys.remote_exec), driven through the target's own interpreter: /proc/PID/exe run as
- * `-I -S -c HELPER PID SCRIPT`. That interpreter is the target's version by construction, and CPython
- * itself then finds _PyRuntime, reads its _Py_DebugOffsets (debugger_support), checks that remote
- * debugging is enabled and writes the request with the permissions the kernel grants us; we carry no
- * per-version offsets for it and cannot get them wrong. The cost is one short-lived process.
+ * Records a running CPython 3.14+ for a window, without a restart. The protocol is PEP 768's (what
+ * sys.remote_exec does), written from here into every thread state of the target (pyremote.c, with the
+ * recorder's own layout tables): the script path, the pending call and each thread's eval-breaker bit,
+ * with process_vm_writev and the permissions the kernel grants us. Whichever thread next runs bytecode
+ * runs the script, so a main thread blocked in a join, an Event, a queue or a sleep does not stop an
+ * attach while any other thread runs Python; the request is asked again every 50 ms (threads started
+ * since, eval-breaker bits the interpreter rewrote) and withdrawn from every thread once one ran it.
  *
- * The script runs in the target's main thread at its next eval-breaker check: it claims a token file
- * (so a script that runs after we gave up does nothing), checks the SHA-256 of libftprof.so against the
- * digest we computed and dlopen()s it through ctypes, calls
- * ftprof_attach (preload/attach.c) and writes the result into a status file; it prints nothing and
- * catches everything. The recorder then records until we set FTP_CONTROL_DETACH in the recording's
- * header, or until its watchdog thread sees that we are gone: detaching needs no eval-breaker check,
- * so a process that deadlocks meanwhile is still left as it was. A main thread that never reaches an
- * eval-breaker check (blocked in a lock, a join, a long sleep or C code) never runs the script: attach
- * then gives up after --timeout seconds (default 10), cancels the request and exits 14. The request (a
- * directory only the target's uid can enter) and what a third user can do to it: "The request" below. */
+ * The script claims a token file (so only the first thread to run it loads anything, and a script that
+ * runs after we gave up does nothing), checks the SHA-256 of libftprof.so against the digest we
+ * computed and dlopen()s it through ctypes, calls ftprof_attach (preload/attach.c) and writes the result
+ * into a status file; it prints nothing and catches everything. The recorder then records until we set
+ * FTP_CONTROL_DETACH in the recording's header, or until its watchdog thread sees that we are gone:
+ * detaching needs no eval-breaker check, so a process that deadlocks meanwhile is still left as it was.
+ * Where no thread reaches an eval-breaker check within --timeout seconds (default 10), attach names each
+ * thread with what it is blocked in, withdraws the request and exits 14. The request (a directory only
+ * the target's uid can enter) and what a third user can do to it: "The request" below. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

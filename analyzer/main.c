@@ -49,7 +49,7 @@ static const char ftprof_usage[] =
     "  11 attach: remote debugging is disabled in the process\n"
     "  12 attach: no permission (another user's process, ptrace restrictions)\n"
     "  13 attach: no such process, or it exited during the attach\n"
-    "  14 attach: its main thread ran no Python code within --timeout (blocked), or Ctrl-C\n"
+    "  14 attach: no thread ran Python code within --timeout (all blocked), or Ctrl-C\n"
     "  15 attach: the recorder could not attach inside the process\n";
 
 int main(int argc, char **argv)
