@@ -611,50 +611,6 @@ static int attach_open_python(pid_t pid, const char *subject, struct pyremote *p
     return FTPROF_EXIT_OK;
 }
 
-/* A small /proc file's first line ("" when unreadable). */
-static void attach_read_small(const char *path, char *buf, size_t cap)
-{
-    buf[0] = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, buf, cap - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = 0;
-    buf[strcspn(buf, "\n")] = 0;
-}
-
-/* Why nothing attached: each Python thread, what the kernel has it blocked in and where its Python
- * stack is, so the user sees which lock, join or call holds them all. */
-static void attach_print_stuck(const struct pyremote *py)
-{
-    static struct pyremote_thread threads[256];
-    int n = pyremote_threads(py, threads, 256);
-    for (int i = 0; i < n; i++) {
-        char comm[64] = "", wchan[64] = "", state[64], what[160], path[96];
-        snprintf(path, sizeof(path), "/proc/%d/task/%lu/comm", (int)py->pid, threads[i].tid);
-        attach_read_small(path, comm, sizeof(comm));
-        snprintf(path, sizeof(path), "/proc/%d/task/%lu/wchan", (int)py->pid, threads[i].tid);
-        attach_read_small(path, wchan, sizeof(wchan));
-        pyremote_task_state(py->pid, threads[i].tid, state, sizeof(state));
-        bool kernel = wchan[0] && strcmp(wchan, "0") != 0;
-        if (!strcmp(state, "running"))
-            snprintf(what, sizeof(what), "running in C code");
-        else
-            snprintf(what, sizeof(what), "%s%s%s%s", strcmp(state, "futex") ? "" : "blocked in ",
-                     state[0] ? state : "state unknown", kernel ? ", kernel " : "", kernel ? wchan : "");
-        struct pyremote_frame fr[1];
-        int nf = pyremote_stack(py, threads[i].tstate, fr, 1);
-        const char *base = nf > 0 ? strrchr(fr[0].file, '/') : NULL;
-        if (nf > 0)
-            fprintf(stderr, "  %s (tid %lu): %s, Python at %s (%s:%d)\n", comm[0] ? comm : "?", threads[i].tid, what,
-                    fr[0].func, base ? base + 1 : fr[0].file, fr[0].line);
-        else
-            fprintf(stderr, "  %s (tid %lu): %s%s\n", comm[0] ? comm : "?", threads[i].tid, what,
-                    nf < 0 ? ", Python stack unreadable" : ", no Python frame");
-    }
-}
-
 /* Sends the request into every thread state and waits for the script's status (into `st`): OK, or the
  * exit code after its line. Every way out but OK has withdrawn the request from every thread. */
 static int attach_send_and_wait(struct attach_request *req, const struct pyremote *py, const char *subject,
@@ -707,7 +663,7 @@ static int attach_send_and_wait(struct attach_request *req, const struct pyremot
                                    "lock, a join, a sleep or C code; PEP 768 runs the attach in the first that "
                                    "does); nothing was attached or recorded",
                                    sent, timeout);
-                attach_print_stuck(py);
+                pyremote_describe_threads(py, stderr);
                 return rc;
             }
             if (!claimed) {

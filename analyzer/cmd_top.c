@@ -165,8 +165,9 @@ static int top_resolve(const char *arg, bool attach, const char *output, struct 
     }
     if (!attach) {
         if (pyremote_is_python((pid_t)pid) > 0)
-            return cmd_error(FTPROF_EXIT_NO_RECORDING, arg, "process %ld runs without the recorder; `ftprof top %ld "
-                             "--attach` attaches to it (as ftprof attach does) and shows its blocked threads", pid, pid);
+            return cmd_error(FTPROF_EXIT_NO_RECORDING, arg, "process %ld has no ftprof recording mapped: it runs without "
+                             "the recorder; `ftprof top %ld --attach` attaches to it (as ftprof attach does) and "
+                             "shows its blocked threads", pid, pid);
         return cmd_live_target(arg, path, cap);
     }
     return top_attach_start(a, pid, output, path, cap);

@@ -419,3 +419,30 @@ void pyremote_task_state(pid_t pid, unsigned long tid, char *state, size_t cap)
     else
         snprintf(state, cap, "in system call %ld", nr);
 }
+
+void pyremote_describe_threads(const struct pyremote *r, FILE *out)
+{
+    static struct pyremote_thread threads[256];
+    int n = pyremote_threads(r, threads, 256);
+    for (int i = 0; i < n; i++) {
+        char comm[64], wchan[64], state[64], what[160];
+        pyremote_task_file(r->pid, threads[i].tid, "comm", comm, sizeof(comm));
+        pyremote_task_file(r->pid, threads[i].tid, "wchan", wchan, sizeof(wchan));
+        pyremote_task_state(r->pid, threads[i].tid, state, sizeof(state));
+        bool kernel = wchan[0] && strcmp(wchan, "0") != 0;
+        if (!strcmp(state, "running"))
+            snprintf(what, sizeof(what), "running in C code");
+        else
+            snprintf(what, sizeof(what), "%s%s%s%s", strcmp(state, "futex") ? "" : "blocked in ",
+                     state[0] ? state : "state unknown", kernel ? ", kernel " : "", kernel ? wchan : "");
+        struct pyremote_frame fr[1];
+        int nf = pyremote_stack(r, threads[i].tstate, fr, 1);
+        const char *base = nf > 0 ? strrchr(fr[0].file, '/') : NULL;
+        if (nf > 0)
+            fprintf(out, "  %s (tid %lu): %s, Python at %s (%s:%d)\n", comm[0] ? comm : "?", threads[i].tid, what,
+                    fr[0].func, base ? base + 1 : fr[0].file, fr[0].line);
+        else
+            fprintf(out, "  %s (tid %lu): %s%s\n", comm[0] ? comm : "?", threads[i].tid, what,
+                    nf < 0 ? ", Python stack unreadable" : ", no Python frame");
+    }
+}

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "../preload/layout.h"
@@ -56,5 +57,7 @@ int pyremote_stack(const struct pyremote *r, uintptr_t tstate, struct pyremote_f
  * "sleeping" (nanosleep/clock_nanosleep: time.sleep), "futex" (a lock, a condition, a join), "in NAME"
  * (another system call, named when known), or "" when unreadable; `syscall` gets the call's name. */
 void pyremote_task_state(pid_t pid, unsigned long tid, char *state, size_t cap);
+/* One line per Python thread: its name, what the kernel has it do (and its wchan), its Python line. */
+void pyremote_describe_threads(const struct pyremote *r, FILE *out);
 
 #endif
