@@ -219,10 +219,18 @@ static int pyremote_exec_one(const struct pyremote *r, uintptr_t ts, const char 
 {
     const struct ftp_layout *l = &r->lay;
     uintptr_t support = ts + l->dbg_remote_support;
+    /* A thread asked already and not yet there is left alone: the eval breaker is written from outside
+     * with a read and a write, not atomically, so each write risks losing a bit the interpreter sets in
+     * between (as sys.remote_exec's own does); asking again only where the call was taken keeps them
+     * few. */
+    int32_t was = 0;
+    uint64_t breaker = 0;
+    if (pending && !pyremote_read_at(r->pid, support + l->dbg_pending_call, &was, sizeof(was)) && was == 1 &&
+        !pyremote_word(r, ts + l->dbg_eval_breaker, &breaker) && (breaker & PYREMOTE_PLEASE_STOP_BIT))
+        return 0;
     int rc = pyremote_write_at(r->pid, support + l->dbg_script_path, path, strlen(path) + 1);
     if (!rc)
         rc = pyremote_write_at(r->pid, support + l->dbg_pending_call, &pending, sizeof(pending));
-    uint64_t breaker = 0;
     if (!rc && pending && !(rc = pyremote_word(r, ts + l->dbg_eval_breaker, &breaker))) {
         breaker |= PYREMOTE_PLEASE_STOP_BIT;
         rc = pyremote_write_at(r->pid, ts + l->dbg_eval_breaker, &breaker, sizeof(breaker));
