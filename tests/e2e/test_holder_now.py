@@ -230,5 +230,10 @@ def test_top_offers_to_attach(ftprof_cli, ftprof_lib, tmp_path):
         assert "detached" in att.stderr, att.stderr
         assert read_header(out)["flags"] & FLAG_FINISHED, "the recording was not finished by the detach"
     finally:
-        proc.communicate(b"go\n", timeout=60)
+        try:
+            proc.communicate(b"go\n", timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 0, proc.stderr
