@@ -1,8 +1,8 @@
 /* Attach and detach: the recorder loaded into a running process (`ftprof attach PID`).
  *
- * The CLI makes the target's main thread run a short Python script at its next eval-breaker check
- * (PEP 768, sys.remote_exec); that script dlopen()s this library through ctypes and calls
- * ftprof_attach(). Loaded that way the constructor (init.c) only notes that it came late: nothing is
+ * The CLI makes whichever of the target's threads first reaches an eval-breaker check run a short
+ * Python script (PEP 768's request, written into every thread state); that script dlopen()s this
+ * library through ctypes and calls ftprof_attach(). Loaded that way the constructor (init.c) only notes that it came late: nothing is
  * read from the environment, nothing records. ftprof_attach then
  *   1. sets the recording up from its arguments (file, buffer size, native stacks),
  *   2. opens the file (flagged FTP_FLAG_ATTACHED: it covers a window, from attach to detach),

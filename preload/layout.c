@@ -24,15 +24,15 @@
  * needs a word table of its own (dbg_words, from its Include/internal/pycore_debug_offsets.h). */
 #include <string.h>
 
-#include "recorder.h"
+#include "layout.h"
 
 /* Word indices into _Py_DebugOffsets (word 0 is the "xdebugpy" cookie, so 0 means "not in this
  * version"). Words 1-5 (version, free_threaded, runtime size/finalizing/interpreters_head) never move. */
 struct dbg_words {
     uint8_t words; /* the table's length in u64 words: its fingerprint covers words [2, words) */
     uint8_t rt_size, rt_finalizing, rt_interpreters_head;
-    uint8_t is_size, is_gil_state, is_gil_enabled, is_gc, gc_collecting;
-    uint8_t ts_size, ts_interp, ts_current_frame, ts_native_thread_id;
+    uint8_t is_size, is_threads_head, is_threads_main, is_gil_state, is_gil_enabled, is_gc, gc_collecting;
+    uint8_t ts_size, ts_next, ts_interp, ts_current_frame, ts_thread_id, ts_native_thread_id;
     uint8_t fr_size, fr_previous, fr_executable, fr_instr_ptr, fr_localsplus, fr_owner, fr_tlbc_index;
     uint8_t co_size, co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive, co_tlbc;
     uint8_t ob_size, ob_type;
@@ -40,14 +40,17 @@ struct dbg_words {
     uint8_t ht_cached_keys;
     uint8_t bytes_size, bytes_ob_size, bytes_ob_sval;
     uint8_t str_size, str_state, str_length, str_ascii_size, str_compact_size;
+    /* PEP 768's debugger_support (3.14+) */
+    uint8_t dbg_eval_breaker, dbg_remote_support, dbg_remote_enabled, dbg_pending_call, dbg_script_path,
+        dbg_script_path_size;
 };
 
 /* 3.13: Include/internal/pycore_runtime.h, struct _Py_DebugOffsets (73 words). */
 static const struct dbg_words words_313 = {
     .words = 73,
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
-    .is_size = 6, .is_gil_state = 15, .is_gil_enabled = 16, .is_gc = 10, .gc_collecting = 72,
-    .ts_size = 19, .ts_interp = 22, .ts_current_frame = 23, .ts_native_thread_id = 25,
+    .is_size = 6, .is_threads_head = 9, .is_gil_state = 15, .is_gil_enabled = 16, .is_gc = 10, .gc_collecting = 72,
+    .ts_size = 19, .ts_next = 21, .ts_interp = 22, .ts_current_frame = 23, .ts_thread_id = 24, .ts_native_thread_id = 25,
     .fr_size = 28, .fr_previous = 29, .fr_executable = 30, .fr_instr_ptr = 31, .fr_localsplus = 32, .fr_owner = 33,
     .co_size = 34, .co_filename = 35, .co_qualname = 37, .co_linetable = 38, .co_firstlineno = 39,
     .co_code_adaptive = 43,
@@ -62,8 +65,9 @@ static const struct dbg_words words_313 = {
 static const struct dbg_words words_314 = {
     .words = 95,
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
-    .is_size = 6, .is_gil_state = 16, .is_gil_enabled = 17, .is_gc = 11, .gc_collecting = 82,
-    .ts_size = 22, .ts_interp = 25, .ts_current_frame = 26, .ts_native_thread_id = 28,
+    .is_size = 6, .is_threads_head = 9, .is_threads_main = 10, .is_gil_state = 16, .is_gil_enabled = 17, .is_gc = 11,
+    .gc_collecting = 82,
+    .ts_size = 22, .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_thread_id = 27, .ts_native_thread_id = 28,
     .fr_size = 31, .fr_previous = 32, .fr_executable = 33, .fr_instr_ptr = 34, .fr_localsplus = 35, .fr_owner = 36,
     .fr_tlbc_index = 38,
     .co_size = 39, .co_filename = 40, .co_qualname = 42, .co_linetable = 43, .co_firstlineno = 44,
@@ -72,6 +76,8 @@ static const struct dbg_words words_314 = {
     .tp_size = 52, .tp_name = 53, .tp_flags = 55,
     .bytes_size = 74, .bytes_ob_size = 75, .bytes_ob_sval = 76,
     .str_size = 77, .str_state = 78, .str_length = 79, .str_ascii_size = 80,
+    .dbg_eval_breaker = 89, .dbg_remote_support = 90, .dbg_remote_enabled = 91, .dbg_pending_call = 92,
+    .dbg_script_path = 93, .dbg_script_path_size = 94,
 };
 
 /* 3.15: Include/internal/pycore_debug_offsets.h (111 words): adds base_frame, last_profiled_frame,
@@ -80,8 +86,9 @@ static const struct dbg_words words_314 = {
 static const struct dbg_words words_315 = {
     .words = 111,
     .rt_size = 3, .rt_finalizing = 4, .rt_interpreters_head = 5,
-    .is_size = 6, .is_gil_state = 16, .is_gil_enabled = 17, .is_gc = 11, .gc_collecting = 95,
-    .ts_size = 22, .ts_interp = 25, .ts_current_frame = 26, .ts_native_thread_id = 31,
+    .is_size = 6, .is_threads_head = 9, .is_threads_main = 10, .is_gil_state = 16, .is_gil_enabled = 17, .is_gc = 11,
+    .gc_collecting = 95,
+    .ts_size = 22, .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_thread_id = 30, .ts_native_thread_id = 31,
     .fr_size = 39, .fr_previous = 40, .fr_executable = 41, .fr_instr_ptr = 42, .fr_localsplus = 43, .fr_owner = 44,
     .fr_tlbc_index = 46,
     .co_size = 47, .co_filename = 48, .co_qualname = 50, .co_linetable = 51, .co_firstlineno = 52,
@@ -91,6 +98,8 @@ static const struct dbg_words words_315 = {
     .ht_cached_keys = 67,
     .bytes_size = 86, .bytes_ob_size = 87, .bytes_ob_sval = 88,
     .str_size = 89, .str_state = 90, .str_length = 91, .str_ascii_size = 92, .str_compact_size = 93,
+    .dbg_eval_breaker = 105, .dbg_remote_support = 106, .dbg_remote_enabled = 107, .dbg_pending_call = 108,
+    .dbg_script_path = 109, .dbg_script_path_size = 110,
 };
 
 static uint64_t word(const uint64_t *dbg, uint8_t index) { return index ? dbg[index] : 0; }
@@ -158,8 +167,14 @@ static bool layout_plausible(const struct ftp_layout *l, const uint64_t *dbg, co
     uint64_t ts = word(dbg, w->ts_size), fr = word(dbg, w->fr_size), co = word(dbg, w->co_size);
     uint64_t tp = word(dbg, w->tp_size), str = word(dbg, w->str_size), bytes = word(dbg, w->bytes_size);
     return l->ob_size == (ft ? 32u : 16u) && l->ob_type + 8 <= l->ob_size &&
-           ts && ts < 65536 && l->ts_current_frame + 8 <= ts && l->ts_interp + 8 <= ts &&
-           l->ts_native_thread_id + 8 <= ts &&
+           l->rt_initialized == (uint64_t)w->words * 8 + 16 &&
+           ts && ts < 65536 && l->ts_current_frame + 8 <= ts && l->ts_interp + 8 <= ts && l->ts_next + 8 <= ts &&
+           l->is_threads_head + 8 <= word(dbg, w->is_size) && l->is_threads_main + 8 <= word(dbg, w->is_size) &&
+           (!w->dbg_script_path_size ||
+            (l->dbg_eval_breaker + 8 <= ts && l->dbg_remote_enabled + 4 <= word(dbg, w->is_size) &&
+             l->dbg_remote_support + l->dbg_pending_call + 4 <= ts && l->dbg_script_path_size >= 64 &&
+             l->dbg_remote_support + l->dbg_script_path + l->dbg_script_path_size <= ts)) &&
+           l->ts_native_thread_id + 8 <= ts && l->ts_thread_id + 8 <= ts &&
            fr && fr < 1024 && l->fr_previous + 8 <= fr && l->fr_executable + 8 <= fr && l->fr_instr_ptr + 8 <= fr &&
            l->fr_owner < fr && l->fr_localsplus <= fr && (!l->fr_tlbc_index || l->fr_tlbc_index + 4 <= fr) &&
            co && co < 4096 && l->co_filename + 8 <= co && l->co_qualname + 8 <= co && l->co_linetable + 8 <= co &&
@@ -189,6 +204,11 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     l->rt_size = word(dbg, w->rt_size);
     l->rt_finalizing = word(dbg, w->rt_finalizing);
     l->rt_interpreters_head = word(dbg, w->rt_interpreters_head);
+    /* _PyRuntimeState: debug_offsets, then int _initialized, preinitializing, preinitialized,
+     * core_initialized, initialized, then PyThreadState *_finalizing (pycore_runtime.h in 3.13,
+     * pycore_runtime_structs.h in 3.14 and 3.15): `initialized` is the int just before the padding that
+     * aligns _finalizing. */
+    l->rt_initialized = l->rt_finalizing >= 8 ? l->rt_finalizing - 8 : 0;
     l->is_size = word(dbg, w->is_size);
     l->is_gil_state = word(dbg, w->is_gil_state);
     /* gil_runtime_state_enabled is relative to the GIL state (_Py_Debug_gilruntimestate_enabled), unlike
@@ -197,10 +217,14 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     /* interpreter_state.gc is an offset in the interpreter state, gc.collecting one in its GC state. */
     l->is_gc = word(dbg, w->is_gc);
     l->gc_collecting = word(dbg, w->gc_collecting);
+    l->is_threads_head = word(dbg, w->is_threads_head);
+    l->is_threads_main = word(dbg, w->is_threads_main);
     l->ts_size = word(dbg, w->ts_size);
+    l->ts_next = word(dbg, w->ts_next);
     l->ts_current_frame = word(dbg, w->ts_current_frame);
     l->ts_interp = word(dbg, w->ts_interp);
     l->ts_native_thread_id = word(dbg, w->ts_native_thread_id);
+    l->ts_thread_id = word(dbg, w->ts_thread_id);
     l->fr_previous = word(dbg, w->fr_previous);
     l->fr_executable = word(dbg, w->fr_executable);
     l->fr_instr_ptr = word(dbg, w->fr_instr_ptr);
@@ -220,6 +244,14 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     l->str_state = word(dbg, w->str_state);
     l->str_length = word(dbg, w->str_length);
     l->str_ascii_size = word(dbg, w->str_ascii_size);
+    /* PEP 768 (3.14+): eval_breaker is in the thread state; the pending call and the script path are in
+     * its remote_debugger_support; remote_debugging_enabled is in the interpreter state. */
+    l->dbg_eval_breaker = word(dbg, w->dbg_eval_breaker);
+    l->dbg_remote_support = word(dbg, w->dbg_remote_support);
+    l->dbg_remote_enabled = word(dbg, w->dbg_remote_enabled);
+    l->dbg_pending_call = word(dbg, w->dbg_pending_call);
+    l->dbg_script_path = word(dbg, w->dbg_script_path);
+    l->dbg_script_path_size = word(dbg, w->dbg_script_path_size);
 
     /* tp_basicsize follows tp_name in PyTypeObject (Include/cpython/object.h, all three versions);
      * 3.15 also says so in the offsets. */

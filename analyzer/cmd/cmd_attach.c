@@ -1,22 +1,22 @@
 /* ftprof attach PID [--duration S] [-o FILE] [--native] [--timeout S]
  *
- * Records a running CPython 3.14+ for a window, without a restart. The protocol is PEP 768's
- * (sys.remote_exec), driven through the target's own interpreter: /proc/PID/exe run as
- * `-I -S -c HELPER PID SCRIPT`. That interpreter is the target's version by construction, and CPython
- * itself then finds _PyRuntime, reads its _Py_DebugOffsets (debugger_support), checks that remote
- * debugging is enabled and writes the request with the permissions the kernel grants us; we carry no
- * per-version offsets for it and cannot get them wrong. The cost is one short-lived process.
+ * Records a running CPython 3.14+ for a window, without a restart. The protocol is PEP 768's (what
+ * sys.remote_exec does), written from here into every thread state of the target (pyremote.c, with the
+ * recorder's own layout tables): the script path, the pending call and each thread's eval-breaker bit,
+ * with process_vm_writev and the permissions the kernel grants us. Whichever thread next runs bytecode
+ * runs the script, so a main thread blocked in a join, an Event, a queue or a sleep does not stop an
+ * attach while any other thread runs Python; the request is asked again every 50 ms (threads started
+ * since, eval-breaker bits the interpreter rewrote) and withdrawn from every thread once one ran it.
  *
- * The script runs in the target's main thread at its next eval-breaker check: it claims a token file
- * (so a script that runs after we gave up does nothing), checks the SHA-256 of libftprof.so against the
- * digest we computed and dlopen()s it through ctypes, calls
- * ftprof_attach (preload/attach.c) and writes the result into a status file; it prints nothing and
- * catches everything. The recorder then records until we set FTP_CONTROL_DETACH in the recording's
- * header, or until its watchdog thread sees that we are gone: detaching needs no eval-breaker check,
- * so a process that deadlocks meanwhile is still left as it was. A main thread that never reaches an
- * eval-breaker check (blocked in a lock, a join, a long sleep or C code) never runs the script: attach
- * then gives up after --timeout seconds (default 10), cancels the request and exits 14. The request (a
- * directory only the target's uid can enter) and what a third user can do to it: "The request" below. */
+ * The script claims a token file (so only the first thread to run it loads anything, and a script that
+ * runs after we gave up does nothing), checks the SHA-256 of libftprof.so against the digest we
+ * computed and dlopen()s it through ctypes, calls ftprof_attach (preload/attach.c) and writes the result
+ * into a status file; it prints nothing and catches everything. The recorder then records until we set
+ * FTP_CONTROL_DETACH in the recording's header, or until its watchdog thread sees that we are gone:
+ * detaching needs no eval-breaker check, so a process that deadlocks meanwhile is still left as it was.
+ * Where no thread reaches an eval-breaker check within --timeout seconds (default 10), attach names each
+ * thread with what it is blocked in, withdraws the request and exits 14. The request (a directory only
+ * the target's uid can enter) and what a third user can do to it: "The request" below. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +35,7 @@
 
 #include "cmd.h"
 #include "live.h"
+#include "pyremote.h"
 #include "ftprof/format.h"
 #include "ftprof/size.h"
 #include "report.h"
@@ -79,70 +80,6 @@ static bool attach_alive(pid_t pid)
     return !(p && (p[2] == 'Z' || p[2] == 'X'));
 }
 
-/* Has this ELF file a section named `want`? (CPython 3.12+ keeps _PyRuntime in ".PyRuntime".) */
-static int attach_elf_has_section(const char *path, const char *want)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int found = 0;
-    if (fstat(fd, &st) == 0 && st.st_size > 64) {
-        uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m != MAP_FAILED) {
-            if (!memcmp(m, "\177ELF", 4) && m[4] == 2) {
-                uint64_t shoff;
-                uint16_t shentsize, shnum, shstrndx;
-                memcpy(&shoff, m + 0x28, 8);
-                memcpy(&shentsize, m + 0x3a, 2);
-                memcpy(&shnum, m + 0x3c, 2);
-                memcpy(&shstrndx, m + 0x3e, 2);
-                if (shentsize == 64 && shoff + (uint64_t)shnum * 64 <= (uint64_t)st.st_size && shstrndx < shnum) {
-                    uint64_t stroff, strsize;
-                    memcpy(&stroff, m + shoff + (uint64_t)shstrndx * 64 + 0x18, 8);
-                    memcpy(&strsize, m + shoff + (uint64_t)shstrndx * 64 + 0x20, 8);
-                    for (uint16_t i = 0; i < shnum && stroff + strsize <= (uint64_t)st.st_size; i++) {
-                        uint32_t name;
-                        memcpy(&name, m + shoff + (uint64_t)i * 64, 4);
-                        if (name < strsize && !strncmp((const char *)m + stroff + name, want,
-                                                       strsize - name))
-                            found = 1;
-                    }
-                }
-            }
-            munmap(m, (size_t)st.st_size);
-        }
-    }
-    close(fd);
-    return found;
-}
-
-/* The target's executable or one of its mapped libraries holds the CPython runtime: 1, 0, or -errno. */
-static int attach_is_python(pid_t pid)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-    int rc = attach_elf_has_section(path, ".PyRuntime");
-    if (rc != 0)
-        return rc;
-    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -errno;
-    char line[PATH_MAX + 128];
-    while (!rc && fgets(line, sizeof(line), f)) {
-        char *file = strchr(line, '/');
-        if (!file || !strstr(file, "libpython"))
-            continue;
-        file[strcspn(file, "\n")] = 0;
-        char lib[PATH_MAX + 64];
-        snprintf(lib, sizeof(lib), "/proc/%d/root%s", (int)pid, file);
-        rc = attach_elf_has_section(lib, ".PyRuntime") > 0;
-    }
-    fclose(f);
-    return rc;
-}
-
 /* Remote debugging turned off in the target: PYTHON_DISABLE_REMOTE_DEBUG in its environment, or
  * -X disable_remote_debug on its command line (3.14.7 and 3.15.0rc2 still run a remote_exec script
  * under the latter; we honour what the user asked for). NULL, or which one. */
@@ -181,42 +118,6 @@ static const char *attach_remote_debug_off(pid_t pid)
     }
     return NULL;
 }
-
-/* The helper run by the target's own interpreter: exit 0 once the request is written, else one of our
- * exit codes with a line on stdout. */
-static const char attach_helper[] =
-    "import sys\n"
-    "def main():\n"
-    "    pid, script = int(sys.argv[1]), sys.argv[2]\n"
-    "    if sys.hexversion < 0x030e0000 or not hasattr(sys, 'remote_exec'):\n"
-    "        print('Python %d.%d%s: attaching needs CPython 3.14 or later (PEP 768 remote execution)' % (\n"
-    "            sys.version_info[0], sys.version_info[1], 't' if 'free-threading' in sys.version else ''))\n"
-    "        return 10\n"
-    "    try:\n"
-    "        sys.remote_exec(pid, script)\n"
-    "    except PermissionError as e:\n"
-    "        print('no permission to write into the process (another user, or ptrace restrictions): %s' % e)\n"
-    "        return 12\n"
-    "    except ProcessLookupError as e:\n"
-    "        print('the process exited during the attach')\n"
-    "        return 13\n"
-    "    except Exception as e:\n"
-    "        msg = str(e)\n"
-    "        c = e.__cause__ or e.__context__\n"
-    "        if 'not enabled' in msg:\n"
-    "            print('remote debugging is disabled in the process (PYTHON_DISABLE_REMOTE_DEBUG, '\n"
-    "                  '-X disable_remote_debug, or a build configured --without-remote-debug)')\n"
-    "            return 11\n"
-    "        if isinstance(c, PermissionError) or 'ermission' in msg or 'Operation not permitted' in msg:\n"
-    "            print('no permission to write into the process (another user, or ptrace restrictions): %s' % msg)\n"
-    "            return 12\n"
-    "        if isinstance(c, ProcessLookupError) or 'No such process' in msg:\n"
-    "            print('the process exited during the attach')\n"
-    "            return 13\n"
-    "        print('remote execution failed: %s%s' % (msg, (' (%s)' % c) if c else ''))\n"
-    "        return 15\n"
-    "    return 0\n"
-    "sys.exit(main())\n";
 
 /* ------------------------------------------------------------------------------------------------------
  * The request: what the target reads and writes, and who else can touch it.
@@ -493,6 +394,12 @@ static int attach_write_script(const struct attach_request *req, const char *lib
         "def __ftprof_attach():\n"
         "    import os\n"
         "    d = os.fsdecode(bytes.fromhex('%s'))\n"
+        "    import sys\n"
+        "    # A module half imported (this thread stopped inside its import, or another thread's): loading\n"
+        "    # ctypes now could meet it half done. Not now: ftprof attach asks again in 50 ms.\n"
+        "    for m in list(sys.modules.values()):\n"
+        "        if getattr(getattr(m, '__spec__', None), '_initializing', False):\n"
+        "            return\n"
         "    try:\n"
         "        os.rename(d + '/token', d + '/claimed')\n"
         "    except OSError:\n"
@@ -561,61 +468,16 @@ static int attach_write_script(const struct attach_request *req, const char *lib
     return attach_request_file(req, "script.py", text, 0400, true);
 }
 
-static int attach_run_helper(const char *python, pid_t pid, const char *script, char *msg, size_t cap)
-{
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        return -errno;
-    pid_t child = fork();
-    if (child < 0)
-        return -errno;
-    if (child == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], STDOUT_FILENO);
-        dup2(pfd[1], STDERR_FILENO);
-        char pidarg[32];
-        snprintf(pidarg, sizeof(pidarg), "%d", (int)pid);
-        unsetenv("LD_PRELOAD");
-        /* A Ctrl-C meant for us reaches the whole process group: the helper finishes its write (CPython
-         * keeps an ignored SIGINT ignored), and we cancel what it wrote. */
-        signal(SIGINT, SIG_IGN);
-        execl(python, python, "-I", "-S", "-c", attach_helper, pidarg, script, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(pfd[0], msg + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    msg[n] = 0;
-    char drain[256];
-    while (read(pfd[0], drain, sizeof(drain)) > 0) {
-    }
-    close(pfd[0]);
-    int status;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    /* The last line carries the message. */
-    while (n > 0 && msg[n - 1] == '\n')
-        msg[--n] = 0;
-    char *last = strrchr(msg, '\n');
-    if (last)
-        memmove(msg, last + 1, strlen(last + 1) + 1);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        return -ENOEXEC;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 15;
-}
-
 /* Withdraws a request whose script has not run: without its token the script does nothing should it
- * still run, and the target's pending PEP 768 call is pointed at /dev/null (an empty script), so it does
- * not go looking for the file we remove (CPython would print an error on its stderr). False when the
- * script has claimed the token: it is running. */
-static bool attach_request_cancel(struct attach_request *req, const char *python, pid_t pid)
+ * still run, and every thread's pending PEP 768 call is cleared (its path pointed at /dev/null, an empty
+ * script, for a thread that read the call just before), so none goes looking for the file we remove
+ * (CPython would print an error on its stderr). False when the script has claimed the token: it is
+ * running. */
+static bool attach_request_cancel(struct attach_request *req, const struct pyremote *py)
 {
     if (unlinkat(req->dir_fd, "token", 0) != 0 && errno == ENOENT)
         return false;
-    char msg[256];
-    attach_run_helper(python, pid, "/dev/null", msg, sizeof(msg));
+    pyremote_withdraw_exec(py);
     attach_request_remove(req);
     return true;
 }
@@ -715,6 +577,118 @@ static bool attach_parse_seconds(const char *s, double *out)
     return true;
 }
 
+/* The target's runtime and layout, or the exit code (and its line) saying why not. A runtime without
+ * an interpreter yet (a process just started) is waited for, up to `timeout`. */
+static int attach_open_python(pid_t pid, const char *subject, struct pyremote *py, double timeout)
+{
+    double until = attach_now() + timeout;
+    int rc;
+    while ((rc = pyremote_open(py, pid)) == -EAGAIN && attach_now() < until && !attach_stop)
+        attach_sleep_ms(10);
+    if (rc == -EAGAIN)
+        return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "its Python runtime has no interpreter (starting up "
+                         "or shutting down) for %g s; nothing was attached", timeout);
+    if (rc == -EACCES || rc == -EPERM)
+        return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
+                         "no permission to inspect the process (another user, or ptrace restrictions)");
+    if ((rc == -ENOENT || rc == -ESRCH) && !attach_alive(pid))
+        return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
+    if (rc == -ENOENT)
+        return cmd_error(FTPROF_EXIT_ATTACH_NOT_PYTHON, subject,
+                         "not a Python process (no CPython runtime in its executable or libraries)");
+    if (rc == -ENOTSUP)
+        return cmd_error(FTPROF_EXIT_ATTACH_NOT_PYTHON, subject,
+                         "a CPython whose memory layout this ftprof does not know (it knows 3.13-3.15)");
+    if (rc != 0)
+        return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject, "cannot read the process: %s", strerror(-rc));
+    if (!py->lay.dbg_script_path_size)
+        return cmd_error(FTPROF_EXIT_ATTACH_NOT_PYTHON, subject,
+                         "Python %u.%u%s: attaching needs CPython 3.14 or later (PEP 768 remote execution)",
+                         (unsigned)(py->version >> 24), (unsigned)(py->version >> 16) & 0xff,
+                         py->free_threaded ? "t" : "");
+    return FTPROF_EXIT_OK;
+}
+
+/* Sends the request into every thread state and waits for the script's status (into `st`): OK, or the
+ * exit code after its line. Every way out but OK has withdrawn the request from every thread. */
+static int attach_send_and_wait(struct attach_request *req, const struct pyremote *py, const char *subject,
+                                double timeout, char *st, size_t cap)
+{
+    double asked = attach_now();
+    int sent = pyremote_request_exec(py, req->script);
+    if (sent <= 0) {
+        pyremote_withdraw_exec(py);
+        attach_request_remove(req);
+        if (sent == -ENOTSUP)
+            return cmd_error(FTPROF_EXIT_ATTACH_DISABLED, subject,
+                             "remote debugging is disabled in the process (PYTHON_DISABLE_REMOTE_DEBUG, "
+                             "-X disable_remote_debug, or a build configured --without-remote-debug)");
+        if (sent == -EPERM || sent == -EACCES)
+            return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
+                             "no permission to write into the process (another user, or ptrace restrictions)");
+        if (sent == -ESRCH || !attach_alive(py->pid))
+            return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
+        return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "cannot write the request into its threads: %s",
+                         sent ? strerror(-sent) : "no thread state");
+    }
+    double deadline = asked + timeout, last_sent = asked;
+    bool claimed = false;
+    for (;;) {
+        ssize_t got = attach_request_status(req, st, cap);
+        if (got >= 0)
+            break;
+        if (got != -ENOENT) {
+            if (!attach_request_cancel(req, py))
+                attach_request_remove(req);
+            return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "refusing the attach's status file: %s",
+                             got == -ELOOP    ? "a symbolic link"
+                             : got == -EPERM  ? "owned by neither the process's user nor ours"
+                             : got == -EINVAL ? "not a regular file"
+                                              : strerror((int)-got));
+        }
+        if (!attach_alive(py->pid)) {
+            attach_request_remove(req);
+            return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
+        }
+        /* Once the script has claimed the token it runs: a Ctrl-C then waits for its status too (the
+         * window that follows is cut short), or the recorder would be left loading unwatched. */
+        if ((attach_stop && !claimed) || attach_now() > deadline) {
+            if (attach_request_cancel(req, py)) {
+                if (attach_stop)
+                    return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
+                int rc = cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject,
+                                   "none of its %d Python threads ran Python code for %g s (each is blocked in a "
+                                   "lock, a join, a sleep or C code; PEP 768 runs the attach in the first that "
+                                   "does); nothing was attached or recorded",
+                                   sent, timeout);
+                pyremote_describe_threads(py, stderr);
+                return rc;
+            }
+            if (!claimed) {
+                claimed = true; /* the script is running: give it a moment more */
+                deadline = attach_now() + 10;
+                continue;
+            }
+            attach_request_remove(req);
+            return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "the attach script did not report back");
+        }
+        attach_sleep_ms(claimed ? 10 : 1);
+        /* Asked again every 50 ms until one runs it: threads started since get the request, and a
+         * thread whose eval-breaker bit the interpreter recomputed meanwhile (start-up does) gets it
+         * back. A thread that runs the script after another claimed it finds the token gone. */
+        if (!claimed && attach_now() - last_sent > 0.05) {
+            int again = pyremote_request_exec(py, req->script);
+            if (again > sent)
+                sent = again;
+            last_sent = attach_now();
+        }
+    }
+    /* How long from the request to the recorder's start: the user's measure of "within milliseconds". */
+    if (getenv("FTPROF_ATTACH_TIMING"))
+        fprintf(stderr, "ftprof: attach request written at %.6f (CLOCK_MONOTONIC)\n", asked);
+    return FTPROF_EXIT_OK;
+}
+
 int cmd_attach(int argc, char **argv)
 {
     const char *duration_arg = NULL, *output = NULL, *timeout_arg = NULL;
@@ -763,15 +737,10 @@ int cmd_attach(int argc, char **argv)
                              "no permission to attach (the process belongs to another user)");
         return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "no such process");
     }
-    int py = attach_is_python(pid);
-    if (py == -EACCES || py == -EPERM)
-        return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
-                         "no permission to inspect the process (another user, or ptrace restrictions)");
-    if (py == -ENOENT && !attach_alive(pid))
-        return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
-    if (py <= 0)
-        return cmd_error(FTPROF_EXIT_ATTACH_NOT_PYTHON, subject,
-                         "not a Python process (no CPython runtime in its executable or libraries)");
+    struct pyremote py;
+    int pr = attach_open_python(pid, subject, &py, timeout);
+    if (pr != FTPROF_EXIT_OK)
+        return pr;
     const char *off = attach_remote_debug_off(pid);
     if (off)
         return cmd_error(FTPROF_EXIT_ATTACH_DISABLED, subject, "remote debugging is disabled: %s", off);
@@ -852,68 +821,19 @@ int cmd_attach(int argc, char **argv)
         return cmd_error(FTPROF_EXIT_CANNOT_WRITE, "/tmp", "cannot write the attach request: %s", strerror(-wr));
     }
 
-    char python[PATH_MAX];
-    snprintf(python, sizeof(python), "/proc/%d/exe", (int)pid);
-    char msg[1024];
     if (attach_stop) { /* before anything was sent: nothing to withdraw in the target */
         attach_request_remove(&req);
         return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
     }
-    int hr = attach_run_helper(python, pid, req.script, msg, sizeof(msg));
-    if (attach_stop && attach_request_cancel(&req, python, pid))
-        return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
-    if (hr != 0) {
-        attach_request_remove(&req);
-        if (hr == -ENOEXEC || hr < 0)
-            return cmd_error(FTPROF_EXIT_ATTACH_NOT_PYTHON, subject, "cannot run its interpreter (%s)", python);
-        if (hr == FTPROF_EXIT_ATTACH_GONE || !attach_alive(pid))
-            return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
-        if (hr < FTPROF_EXIT_ATTACH_NOT_PYTHON || hr > FTPROF_EXIT_ATTACH_FAILED)
-            hr = FTPROF_EXIT_ATTACH_FAILED;
-        return cmd_error(hr, subject, "%s", msg[0] ? msg : "remote execution failed");
-    }
-
-    /* 4. Wait for the target's main thread to run the script. */
-    double deadline = attach_now() + timeout;
+    /* 4. Every thread of the target is asked; whichever runs bytecode first runs the script. */
     static char st[1 << 16];
-    bool claimed = false;
-    for (;;) {
-        ssize_t got = attach_request_status(&req, st, sizeof(st));
-        if (got >= 0)
-            break;
-        if (got != -ENOENT) {
-            if (!attach_request_cancel(&req, python, pid))
-                attach_request_remove(&req);
-            return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "refusing the attach's status file: %s",
-                             got == -ELOOP  ? "a symbolic link"
-                             : got == -EPERM ? "owned by neither the process's user nor ours"
-                             : got == -EINVAL ? "not a regular file"
-                                              : strerror((int)-got));
-        }
-        if (!attach_alive(pid)) {
-            attach_request_remove(&req);
-            return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
-        }
-        if (attach_stop || attach_now() > deadline) {
-            if (attach_request_cancel(&req, python, pid)) {
-                if (attach_stop)
-                    return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
-                return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject,
-                                 "its main thread ran no Python code for %.0f s (blocked in a lock, a join, a "
-                                 "sleep or C code: PEP 768 runs the attach there); nothing was attached",
-                                 timeout);
-            }
-            if (!claimed) {
-                claimed = true; /* the script is running: give it a moment more */
-                deadline = attach_now() + 10;
-                continue;
-            }
-            attach_request_remove(&req);
-            return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "the attach script did not report back");
-        }
-        attach_sleep_ms(10);
-    }
-    attach_request_remove(&req);
+    int wr_rc = attach_send_and_wait(&req, &py, subject, timeout, st, sizeof(st));
+    if (wr_rc != FTPROF_EXIT_OK)
+        return wr_rc;
+    /* One thread ran the script: the others' pending calls go now. The directory stays until the end
+     * of the window, so that a thread which copied the path just before the withdrawal still finds the
+     * script (and the claimed token, so it does nothing) instead of printing CPython's error. */
+    pyremote_withdraw_exec(&py);
     attach_sweep_stale(&target);
     /* "rc detail", then one line per other thread: native id, name, file, line, function */
     char *threads = strchr(st, '\n');
@@ -921,6 +841,8 @@ int cmd_attach(int argc, char **argv)
         *threads++ = 0;
     long arc = strtol(st, &end, 10);
     const char *detail = *end == ' ' ? end + 1 : end;
+    if (arc != 0)
+        attach_request_remove(&req);
     if (arc != 0)
         return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "the recorder could not attach: %s",
                          *detail ? detail : "unknown error");
@@ -942,13 +864,16 @@ int cmd_attach(int argc, char **argv)
         int d = attach_request_detach(out, pid, 10);
         if (d == -ESRCH)
             gone = true;
-        else if (d != 0)
+        else if (d != 0) {
+            attach_request_remove(&req);
             return cmd_error(FTPROF_EXIT_ATTACH_FAILED, out, "the recorder did not detach: %s", strerror(-d));
+        }
     }
     if (gone)
         fprintf(stderr, "ftprof: pid %d exited while attached; the recording ends there\n", (int)pid);
     else
         fprintf(stderr, "ftprof: detached from pid %d\n", (int)pid);
+    attach_request_remove(&req);
     attach_summary(out);
     return FTPROF_EXIT_OK;
 }

@@ -19,7 +19,7 @@ enum ftprof_exit {
     FTPROF_EXIT_ATTACH_DISABLED = 11,   /* remote debugging disabled in the target */
     FTPROF_EXIT_ATTACH_PERMISSION = 12, /* another user's process, or ptrace restrictions */
     FTPROF_EXIT_ATTACH_GONE = 13,       /* no such process, or it exited during the attach */
-    FTPROF_EXIT_ATTACH_TIMEOUT = 14,    /* the main thread ran no Python code within --timeout */
+    FTPROF_EXIT_ATTACH_TIMEOUT = 14,    /* no thread ran Python code within --timeout */
     FTPROF_EXIT_ATTACH_FAILED = 15,     /* the recorder could not attach inside the target */
     FTPROF_EXIT_NO_MEMORY = 16,         /* out of memory, in any command but run */
     /* ready */

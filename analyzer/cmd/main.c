@@ -31,7 +31,7 @@ const struct cmd_spec cmd_table[] = {
      "Two runs side by side (a fix before and after, the GIL build and the free-threaded one):\n"
      "time accounting, and each lock's waits, total, p99 and hold.",
      cmd_diff, false},
-    {"top", "FILE|PID [-i S] [--once [-j]] [-t N]",
+    {"top", "FILE|PID [-i S] [--once [-j]] [-t N] [--attach [-o FILE]]",
      "A live view: locks by wait over the last interval, threads blocked now, deadlocks\n"
      "(PID: the recording that process has mapped).",
      cmd_top, false},

@@ -173,7 +173,7 @@ bool live_has_waits_in_flight(const char *path)
 
 /* ---- conclusions ---- */
 
-static const char *live_thread_name(const struct profile *p, uint32_t tid)
+const char *live_thread_name(const struct profile *p, uint32_t tid)
 {
     for (size_t i = 0; i < p->n_threads; i++)
         if (p->threads[i].tid == tid && p->threads[i].file == 0)
@@ -377,8 +377,17 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
             }
             char d[32];
             live_format_s(d, sizeof(d), least);
-            fprintf(s, ": %s blocked for %s, no progress (their locks' holders are unknown: a threading.Lock "
-                    "has no owner; possibly a deadlock)", m == 2 ? "both" : "all", d);
+            if (f->now_read && f->n_free_threads)
+                /* Someone runs, sleeps or waits elsewhere: it may well hold these locks and let go. */
+                fprintf(s, ": %s blocked for %s, no progress; their locks' holders are unknown, and %zu other "
+                        "thread%s %s running or sleeping now (not all blocked)",
+                        m == 2 ? "both" : "all", d, f->n_free_threads, f->n_free_threads == 1 ? "" : "s",
+                        f->n_free_threads == 1 ? "is" : "are");
+            else
+                fprintf(s, ": %s blocked for %s, no progress (their locks' holders are unknown: a threading.Lock "
+                        "has no owner; %s)", m == 2 ? "both" : "all", d,
+                        f->now_read ? "every other thread is blocked too: possibly a deadlock"
+                                    : "possibly a deadlock");
             fclose(s);
             live_add_finding(f, false, text, path, m);
         } else {
@@ -582,6 +591,7 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
     }
     if (f->n_locks)
         qsort(f->locks, f->n_locks, sizeof(*f->locks), live_lock_cmp);
+    live_holders_now(f);
     live_conclude(f, &scan);
     rc = 0;
 out:
@@ -599,6 +609,9 @@ void live_free(struct live_frame *f)
         free(f->findings[i].lines);
     }
     free(f->findings);
+    for (size_t i = 0; i < f->n_blocked; i++)
+        free(f->blocked[i].holder_now);
+    free(f->unrecorded);
     free(f->blocked);
     free(f->locks);
     if (f->p.in || f->p.files)

@@ -69,6 +69,24 @@ static void lp_state_line(FILE *out, const struct live_frame *f, bool color)
     fputc('\n', out);
 }
 
+/* Threads the process shows waiting that the recording has no wait for (blocked before an attach). */
+static void lp_unrecorded(FILE *out, const struct live_frame *f)
+{
+    if (!f->n_unrecorded)
+        return;
+    fprintf(out, "\nALSO WAITING, not in the recording (since before it began, or a wait it does not record; "
+                 "lock and holder unknown)\n");
+    for (size_t i = 0; i < f->n_unrecorded; i++) {
+        const struct live_unrecorded *u = &f->unrecorded[i];
+        const char *base = strrchr(u->frame.file, '/');
+        if (u->frame.line)
+            fprintf(out, "  %-16s tid %-8u futex wait, at %s (%s:%d)\n", u->name, u->tid, u->frame.func,
+                    base ? base + 1 : u->frame.file, u->frame.line);
+        else
+            fprintf(out, "  %-16s tid %-8u futex wait, no Python frame\n", u->name, u->tid);
+    }
+}
+
 int live_print_text(FILE *out, const struct live_frame *f, unsigned width, size_t top, bool color)
 {
     if (width < 60)
@@ -134,7 +152,13 @@ int live_print_text(FILE *out, const struct live_frame *f, unsigned width, size_
         fprintf(out, "%*s %-16.16s ", (int)(22 - (strlen(lock) < 22 ? strlen(lock) : 22)), "", holder);
         lp_fit(out, site, width > 72 ? width - 72 : 20);
         fprintf(out, "%s\n", longw ? OFF(color) : "");
+        char now[600];
+        if (live_holder_now_text(b, now, sizeof(now)))
+            fprintf(out, "    %s\n", now); /* whole: its line number is the point (a terminal wraps it) */
     }
+    if (f->n_blocked && f->now_unreadable)
+        fprintf(out, "  (the holders' state now is not shown: %s; the recording's view only)\n", f->now_unreadable);
+    lp_unrecorded(out, f);
     for (size_t i = 0; i < f->n_findings; i++) {
         const struct live_finding *x = &f->findings[i];
         fprintf(out, "\n%s%s%s\n", RED(color), x->text, OFF(color));
@@ -158,6 +182,25 @@ static json_t *lj_frame(const struct prof_frame *fr, const char *source)
     lj_set(o, "file", report_json_str(fr->file));
     lj_set(o, "line", json_integer(fr->line));
     lj_set(o, "source", report_json_str(source));
+    return o;
+}
+
+/* A holder now: {"state", "blocked_on", "stack": [{"function", "file", "line"}...]}, or null (not read). */
+static json_t *lj_now(const struct live_now *now)
+{
+    if (!now)
+        return json_null();
+    json_t *o = json_object(), *stack = json_array();
+    lj_set(o, "state", json_string(now->state));
+    lj_set(o, "blocked_on", now->blocked_on ? report_json_str(now->blocked_on) : json_null());
+    for (int i = 0; i < now->n_frames; i++) {
+        json_t *fr = json_object();
+        lj_set(fr, "function", report_json_str(now->frames[i].func));
+        lj_set(fr, "file", report_json_str(now->frames[i].file));
+        lj_set(fr, "line", json_integer(now->frames[i].line));
+        json_array_append_new(stack, fr);
+    }
+    lj_set(o, "stack", stack);
     return o;
 }
 
@@ -211,6 +254,7 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top)
             lj_set(hj, "thread", report_json_str(b->holder));
             lj_set(hj, "known_by", json_string(b->holder_how));
             lj_set(hj, "blocked", json_boolean(b->holder_blocked >= 0));
+            lj_set(hj, "now", lj_now(b->holder_now));
             lj_set(j, "holder", hj);
         } else {
             lj_set(j, "holder", json_null());
@@ -218,6 +262,20 @@ int live_print_json(FILE *out, const struct live_frame *f, size_t top)
         json_array_append_new(blocked, j);
     }
     lj_set(o, "blocked", blocked);
+    json_t *unrec = json_array();
+    for (size_t i = 0; i < f->n_unrecorded; i++) {
+        const struct live_unrecorded *u = &f->unrecorded[i];
+        json_t *j = json_object();
+        lj_set(j, "tid", json_integer(u->tid));
+        lj_set(j, "thread", report_json_str(u->name));
+        lj_set(j, "function", u->frame.line ? report_json_str(u->frame.func) : json_null());
+        lj_set(j, "file", u->frame.line ? report_json_str(u->frame.file) : json_null());
+        lj_set(j, "line", u->frame.line ? json_integer(u->frame.line) : json_null());
+        json_array_append_new(unrec, j);
+    }
+    lj_set(o, "waiting_unrecorded", unrec);
+    lj_set(o, "process_read", json_boolean(f->now_read));
+    lj_set(o, "process_unreadable", f->now_unreadable ? json_string(f->now_unreadable) : json_null());
     json_t *findings = json_array();
     for (size_t i = 0; i < f->n_findings; i++) {
         json_t *j = json_object();
@@ -247,7 +305,15 @@ void live_print_ending(FILE *out, const struct live_frame *f)
         report_format_ns(t, sizeof(t), b->blocked_ns);
         lp_site(site, sizeof(site), b->frame, b->source);
         fprintf(out, "  %-16s for %-10s on %s at %s\n", b->thread ? b->thread : "?", t, b->lock ? b->lock : "?", site);
+        char now[600];
+        if (live_holder_now_text(b, now, sizeof(now)))
+            fprintf(out, "      %s\n", now);
+        else if (b->holder_tid)
+            fprintf(out, "      holder %s (tid %u, %s)\n", b->holder ? b->holder : "?", b->holder_tid,
+                    b->holder_how ? b->holder_how : "?");
     }
+    if (f->n_blocked && f->now_unreadable)
+        fprintf(out, "  (the holders' state now is not shown: %s)\n", f->now_unreadable);
     for (size_t i = 0; i < f->n_findings; i++) {
         fprintf(out, "\n%s\n", f->findings[i].text);
         for (size_t j = 0; j < f->findings[i].n_lines; j++)
@@ -332,6 +398,7 @@ void *live_json_endings(char *const *paths, size_t n)
                 lj_set(j, "blocked_ns", lj_u64(b->blocked_ns));
                 lj_set(j, "waiter", lj_frame(b->frame, b->source));
                 lj_set(j, "holder", b->holder_tid ? report_json_str(b->holder) : json_null());
+                lj_set(j, "holder_now", lj_now(b->holder_now));
                 json_array_append_new(blocked, j);
             }
             for (size_t k = 0; k < f.n_findings; k++) {

@@ -471,7 +471,7 @@ def read_header(path):
     (version, min_reader, header_size, features, flags, chunk_size, chunk_count, chunks_used, pid, ppid,
      _res, start_ns, start_rt, end_ns, dropped, py_version, argc, argv_len) = struct.unpack_from(
         "<HHIIIIIIIIIQQQQQII", raw, 8)
-    return {"version": version, "flags": flags, "pid": pid, "ppid": ppid, "end_ns": end_ns,
+    return {"version": version, "flags": flags, "pid": pid, "ppid": ppid, "start_ns": start_ns, "end_ns": end_ns,
             "dropped_events": dropped, "python_version": py_version, "chunks_used": chunks_used,
             "chunk_size": chunk_size, "chunk_count": chunk_count}
 

@@ -291,6 +291,13 @@ def test_top_live_deadlock(runner, workloads, tmux):
     if cycle:
         assert ("held by right, which waits for RLock" in s and "held by left" in s) or \
             ("held by left, which waits for RLock" in s and "held by right" in s), s
+        # the holder's line: each one's holder now, read from the process, is the other, blocked itself
+        # (shown once a thread has waited 100 ms)
+        s = tmux.wait_screen(lambda s: s.count(" now: blocked itself") >= 2, what="the holders' lines")
+        for name, other in (("left", "right"), ("right", "left")):
+            site = f"{other} (deadlock.py:{marker_line(WORKLOADS / 'deadlock.py', other + '_waits')})"
+            assert re.search(rf"holder {other} \(tid \d+, owner\) now: blocked itself, on RLock @\S+, at {re.escape(site)}",
+                             s), s
     # q quits and gives the terminal back
     tmux.tmux("send-keys", "-t", "top", "q")
     tmux.wait_screen(lambda s: tmux.dead(), timeout=30, what="top quitting on q")

@@ -5,6 +5,12 @@ Prints "READY <pid>" (flushed) once the workers run, then, at the end, a determi
 lines whether or not ftprof attached meanwhile (the work done is counted by the clock, not printed).
 
   attach_target.py [--threads N] [--hold-ms MS] [--seconds S] [--until FILE] [--rlock] [--bench]
+                   [--main poll|join|event|queue|sleep]
+
+--main: what the main thread does meanwhile. poll (the default) stays in Python; the others block it for
+the whole run where PEP 768 alone would never reach it: Thread.join() on the workers, Event.wait() for
+the workers' end, queue.get() of their results, time.sleep(--seconds) (a C call). The workers stop by
+themselves at the end.
 
 --bench: instead, two threads hand a token back and forth (two SimpleQueues) for --seconds and the main thread prints
 "RATE <handoffs per second> <CPU ns per handoff>" every 0.5 s (flushed): the overhead benchmark reads the rate before an
@@ -23,6 +29,7 @@ ap.add_argument("--seconds", type=float, default=6.0)
 ap.add_argument("--until")
 ap.add_argument("--rlock", action="store_true")
 ap.add_argument("--bench", action="store_true")
+ap.add_argument("--main", choices=["poll", "join", "event", "queue", "sleep"], default="poll")
 a = ap.parse_args()
 
 lock = threading.RLock() if a.rlock else threading.Lock()
@@ -42,11 +49,13 @@ def take():
 
 def worker(n, out):
     done = 0
-    while not stop.is_set():
+    while not stop.is_set() and not finished():
         take()
         hold_and_release()
         done += 1
     out[n] = done
+    stop.set()  # for a main thread in Event.wait()
+    results.put(n)  # for a main thread in queue.get()
 
 
 def bench_worker(counter, mine, theirs, first):
@@ -66,7 +75,12 @@ def say(line):
 
 
 def finished():
-    return stop.is_set() or (a.until and os.path.exists(a.until))
+    return stop.is_set() or (a.until and os.path.exists(a.until)) or time.monotonic() >= end
+
+
+import queue  # noqa: E402
+results = queue.Queue()
+end = time.monotonic() + 3600
 
 
 def main():
@@ -81,8 +95,12 @@ def main():
         threads = [threading.Thread(target=worker, args=(i, out), name=f"worker-{i}") for i in range(a.threads)]
     for t in threads:
         t.start()
-    say(f"READY {os.getpid()}")
+    global end
     end = time.monotonic() + a.seconds
+    say(f"READY {os.getpid()}")
+    if a.main != "poll" and not a.bench:
+        main_blocked(threads)
+        return
     last, last_t, last_cpu = 0, time.monotonic(), time.process_time_ns()
     while time.monotonic() < end and not (a.until and os.path.exists(a.until)):
         time.sleep(0.01 if not a.bench else 0.5)
@@ -98,6 +116,23 @@ def main():
         while t.is_alive():
             t.join(0.05)
     say(f"done: {len(threads)} threads, every one did some work: {all(out) if not a.bench else True}")
+
+
+def main_blocked(threads):
+    if a.main == "join":
+        for t in threads:
+            t.join()  # @main_join
+    elif a.main == "event":
+        stop.wait()  # @main_event
+    elif a.main == "queue":
+        for _ in threads:
+            results.get()  # @main_queue
+    else:
+        time.sleep(a.seconds)  # @main_sleep
+    stop.set()
+    for t in threads:
+        t.join()
+    say(f"done: {len(threads)} threads")
 
 
 main()
