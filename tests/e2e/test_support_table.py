@@ -1,4 +1,4 @@
-"""Every ✓ of README's support table ("Supported Pythons") is an assertion: some test names the row with
+"""Every ✓ of the support table (docs/support.md, "Supported Pythons") is an assertion: some test names the row with
 `@pytest.mark.support_row(TEXT)` (TEXT is part of the row's first cell, backticks left out) and runs on
 that column's interpreter; a ✓ whose only tests are expected to skip there (tests/expected-skips.txt) is
 not backed. Each test the row's last cell names carries the marker, and each marker names one row.
@@ -19,7 +19,7 @@ from conftest import ROOT, VERSIONS
 sys.path.insert(0, str(ROOT / "tests"))
 import expected_skips  # noqa: E402
 
-README = ROOT / "README.md"
+README = ROOT / "docs" / "support.md"
 LABELS = [f"{v}t" for v in VERSIONS] + list(VERSIONS)
 
 
