@@ -9,16 +9,21 @@ and through `ftprof attach` on the builds attach supports. A recording whose pro
 keeps the holders the recording knows, without a "now".
 """
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from conftest import FLAG_FINISHED, WORKLOADS, _python, clean_env, marker_line, read_header, wait_for_line
+from conftest import FLAG_FINISHED, FT_LABELS, WORKLOADS, Runner, _python, clean_env, marker_line, read_header, wait_for_line
 from test_live import Tmux, blocked_by_name, poll_top, workloads  # noqa: F401 (a fixture)
 
 WL = WORKLOADS / "holder_now.py"
+OTHER_UID = 64973  # a user that is neither the workload's (root) nor anyone's on the machine
 LINES = {m: marker_line(WL, m) for m in ("slow_io", "crunch", "second", "blocked")}
 WAITERS = {"wa-0": "sleeper", "wa-1": "sleeper", "chained": "sleeper", "wb-0": "cruncher", "wb-1": "cruncher",
            "wc-0": "chained"}
@@ -237,3 +242,37 @@ def test_top_offers_to_attach(ftprof_cli, ftprof_lib, tmp_path):
                 proc.kill()
                 proc.communicate()
     assert proc.returncode == 0, proc.stderr
+
+
+def test_holder_now_without_permission_to_read_the_process(ftprof_lib, ftprof_cli, workloads):
+    """Reading another process needs what attaching needs. A user who may read the recording but not the
+    process (another uid, no ptrace right over it) gets the holders the recording knows, no "now", and
+    one line saying why."""
+    if os.geteuid() != 0:
+        pytest.skip("running the viewer as another user needs root")
+    python = _python("3.14t") if "3.14t" in FT_LABELS else _python(FT_LABELS[0])
+    # Everything the other user reads must be reachable: a directory of our own, not pytest's 0700 one.
+    base = Path(tempfile.mkdtemp(prefix="ftprof-holder-perm-", dir="/tmp"))
+    try:
+        os.chmod(base, 0o711)
+        runner = Runner(ftprof_lib, ftprof_cli, python, base)
+        os.chmod(runner.out_dir, 0o711)
+        w = workloads(runner, ["holder_now.py", "--kind", "lock"])
+        tids = tids_of(w.wait_for("READY"))
+        poll_top(runner, w.proc.pid, all_long)  # as root: every holder known and read now
+        os.chmod(w.file, 0o644)
+        as_other = ["setpriv", f"--reuid={OTHER_UID}", f"--regid={OTHER_UID}", "--clear-groups", str(ftprof_cli),
+                    "top", str(w.file), "--once"]
+        proc = subprocess.run([*as_other, "--json"], capture_output=True, text=True, timeout=120, env=clean_env())
+        assert proc.returncode == 0, proc.stderr
+        frame = json.loads(proc.stdout)
+        assert frame["process_read"] is False and "no permission" in (frame["process_unreadable"] or ""), frame
+        b = blocked_by_name(frame)
+        for waiter, holder in WAITERS.items():
+            h = b[waiter]["holder"]
+            assert h and h["tid"] == tids[holder] and not h.get("now"), (waiter, h)
+        text = subprocess.run(as_other, capture_output=True, text=True, timeout=120, env=clean_env())
+        assert text.returncode == 0, text.stderr
+        assert "no permission to read the process" in text.stdout and " now: " not in text.stdout, text.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
