@@ -719,9 +719,6 @@ int cmd_attach(int argc, char **argv)
     if (rc == FTPROF_EXIT_OK && !help && timeout_arg && !attach_parse_seconds(timeout_arg, &timeout))
         rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "--timeout needs a positive number of seconds");
     if (rc != FTPROF_EXIT_OK || help) {
-        if (help)
-            printf("  record the lock waits of a running CPython 3.14+ process for S seconds (default: until\n"
-                   "  Ctrl-C), then detach and leave it as it was; -o FILE (default ftprof-PID.ftp)\n");
         free(args);
         return help ? FTPROF_EXIT_OK : rc;
     }
@@ -730,7 +727,20 @@ int cmd_attach(int argc, char **argv)
     char subject[32];
     snprintf(subject, sizeof(subject), "pid %d", (int)pid);
 
-    /* 1. Is there such a process, may we look at it, is it Python, may it be debugged? */
+    /* 1. The recorder, as an absolute path, checked before the target is touched (our own setup first).
+     * The script loads it only if it still has this digest when the target reads it. */
+    char lib[PATH_MAX];
+    if (!run_find_library(lib, sizeof(lib)))
+        return run_library_not_found("attach", FTPROF_EXIT_CANNOT_START);
+    char digest[65];
+    int lib_fd = open(lib, O_RDONLY | O_CLOEXEC);
+    int dr = lib_fd < 0 ? -errno : sha256_fd_hex(lib_fd, digest);
+    if (lib_fd >= 0)
+        close(lib_fd);
+    if (dr != 0)
+        return cmd_error(FTPROF_EXIT_CANNOT_START, lib, "cannot read the recorder: %s", strerror(-dr));
+
+    /* Is there such a process, may we look at it, is it Python, may it be debugged? */
     if (kill(pid, 0) != 0) {
         if (errno == EPERM)
             return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
@@ -752,18 +762,7 @@ int cmd_attach(int argc, char **argv)
         return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject, "cannot read its user (/proc/%d/status): %s",
                          (int)pid, strerror(-ids));
 
-    /* 2. The recorder and the output, both as absolute paths: the target has its own cwd. */
-    char lib[PATH_MAX];
-    if (!run_find_library(lib, sizeof(lib)))
-        return run_library_not_found("attach", FTPROF_EXIT_CANNOT_START);
-    /* The script loads the recorder only if it still has this digest when the target reads it. */
-    char digest[65];
-    int lib_fd = open(lib, O_RDONLY | O_CLOEXEC);
-    int dr = lib_fd < 0 ? -errno : sha256_fd_hex(lib_fd, digest);
-    if (lib_fd >= 0)
-        close(lib_fd);
-    if (dr != 0)
-        return cmd_error(FTPROF_EXIT_CANNOT_START, lib, "cannot read the recorder: %s", strerror(-dr));
+    /* 2. The output, as an absolute path: the target has its own cwd. */
     char outbuf[PATH_MAX], out[PATH_MAX];
     if (!output) {
         snprintf(outbuf, sizeof(outbuf), "ftprof-%d.ftp", (int)pid);
