@@ -74,7 +74,11 @@ static void unlock(void)
 
 FTP_HIDDEN void ftp_dlsym_entry(void);
 
-bool ftp_got_resolve_dlsym(void)
+/* Not instrumented: a sanitizer runtime preloaded before us calls dlsym while it initialises itself,
+ * before its instrumentation may run (ThreadSanitizer crashes on the function-entry hook then). */
+#define FTP_NOT_INSTRUMENTED __attribute__((no_sanitize("address", "thread", "undefined")))
+
+FTP_NOT_INSTRUMENTED bool ftp_got_resolve_dlsym(void)
 {
     /* dlvsym is not interposed: no way back into ftp_dlsym_entry. */
     void *p = __atomic_load_n(&ftp_real_dlsym, __ATOMIC_ACQUIRE);
@@ -434,14 +438,29 @@ static void ftp_got_rescan(void)
     errno = saved;
 }
 
+static void ftp_dlsym_watch(void *handle, const char *symbol);
+
 /* ftp_dlsym_entry (got_x86_64.S) calls this with dlsym's arguments before jumping to the real dlsym:
  * the exported dlsym under LD_PRELOAD, the patched GOT slots of an attached recorder. */
 FTP_HIDDEN void ftp_dlsym_before(void *handle, const char *symbol);
-void ftp_dlsym_before(void *handle, const char *symbol)
+FTP_NOT_INSTRUMENTED void ftp_dlsym_before(void *handle, const char *symbol)
+{
+    if (!__atomic_load_n(&ftp_real_dlsym, __ATOMIC_ACQUIRE)) {
+        int saved = errno;
+        ftp_got_resolve_dlsym();
+        errno = saved;
+    }
+    /* Before the recorder's own start (a library preloaded ahead of us looking up symbols in its
+     * constructor, a sanitizer runtime initialising itself), nothing to look at: straight to dlsym. */
+    if (!atomic_load_explicit(&ftp_real_resolved, memory_order_acquire))
+        return;
+    ftp_dlsym_watch(handle, symbol);
+}
+
+/* The part of ftp_dlsym_before that runs once the recorder has started. */
+static void ftp_dlsym_watch(void *handle, const char *symbol)
 {
     int saved = errno;
-    if (!__atomic_load_n(&ftp_real_dlsym, __ATOMIC_ACQUIRE))
-        ftp_got_resolve_dlsym();
     ftp_got_rescan();
     ftp_extension_before_dlsym((uintptr_t)handle, symbol);
     errno = saved;

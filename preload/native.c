@@ -24,7 +24,9 @@
 #include "got.h"
 #include "recorder.h"
 
-static uintptr_t last_map_entry; /* the last link-map entry already described in this file */
+/* The last link-map entry already described in this file: written by the one walker (`walking`), read by
+ * any thread to see whether something was loaded since. */
+static _Atomic uintptr_t last_map_entry;
 /* The executable ranges described in this file so far (appended by the one walker, read by any hook),
  * and per thread the last one a native lock's caller was found in: a thread that waits again on a lock
  * of the same library (the common case) finds it in two compares, with no system call. `generation`
@@ -64,7 +66,7 @@ void ftp_native_init(void)
  * copied another thread's walk in progress, whose end never comes in the child. */
 void ftp_native_reset(void)
 {
-    last_map_entry = 0;
+    atomic_store_explicit(&last_map_entry, 0, memory_order_relaxed);
     atomic_store(&n_described, 0);
     atomic_fetch_add(&generation, 1);
     atomic_store(&walking, 0);
@@ -178,11 +180,12 @@ void ftp_native_write_modules(struct ftp_thread *t)
     if (!atomic_load(&ftp_state.recording) || atomic_exchange(&walking, 1))
         return;
     t->guard++;
-    uintptr_t node = last_map_entry ? last_map_entry : map_head();
-    bool first = !last_map_entry;
+    uintptr_t described = atomic_load_explicit(&last_map_entry, memory_order_acquire);
+    uintptr_t node = described ? described : map_head();
+    bool first = !described;
     struct map_entry e;
     for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++) {
-        if (!first || node != last_map_entry) {
+        if (!first || node != described) {
             char path[1024];
             size_t len = e.l_name ? ftp_native_read_cstr(e.l_name, path, sizeof path) : 0;
             if (len == 0 && node == map_head())
@@ -190,7 +193,8 @@ void ftp_native_write_modules(struct ftp_thread *t)
             if (path[0] == '/')
                 write_module(t, e.l_addr, path);
         }
-        last_map_entry = node;
+        atomic_store_explicit(&last_map_entry, node, memory_order_release);
+        described = node;
         first = false;
         node = e.l_next;
     }
@@ -277,7 +281,8 @@ void ftp_native_catch_up(struct ftp_thread *t)
     /* Objects loaded since we last looked (imports) must be described before their addresses appear:
      * two reads when nothing was loaded since. */
     struct map_entry tail;
-    if (!last_map_entry || (ftp_safe_read(&tail, last_map_entry, sizeof tail) && tail.l_next))
+    uintptr_t described = atomic_load_explicit(&last_map_entry, memory_order_acquire);
+    if (!described || (ftp_safe_read(&tail, described, sizeof tail) && tail.l_next))
         ftp_native_write_modules(t);
 }
 

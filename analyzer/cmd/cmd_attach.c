@@ -727,6 +727,12 @@ int cmd_attach(int argc, char **argv)
     char subject[32];
     snprintf(subject, sizeof(subject), "pid %d", (int)pid);
 
+    /* The recorder's own parser: a size the recorder would refuse is refused here, before the attach. */
+    uint64_t buffer = FTP_BUFFER_DEFAULT;
+    const char *bufenv = getenv("FTPROF_BUFFER");
+    if (bufenv && *bufenv && ftp_parse_size(bufenv, &buffer) != FTP_SIZE_OK)
+        return cmd_error(FTPROF_EXIT_USAGE, "FTPROF_BUFFER", "'%s' is not a size " FTP_BUFFER_LIMITS_TEXT
+                         " (a number with K, M, G or T, like 64M)", bufenv);
     /* 1. The recorder, as an absolute path, checked before the target is touched (our own setup first).
      * The script loads it only if it still has this digest when the target reads it. */
     char lib[PATH_MAX];
@@ -798,12 +804,6 @@ int cmd_attach(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     attach_sweep_stale(NULL);
-    /* The recorder's own parser: a size the recorder would refuse is refused here, before the attach. */
-    uint64_t buffer = FTP_BUFFER_DEFAULT;
-    const char *bufenv = getenv("FTPROF_BUFFER");
-    if (bufenv && *bufenv && ftp_parse_size(bufenv, &buffer) != FTP_SIZE_OK)
-        return cmd_error(FTPROF_EXIT_USAGE, "FTPROF_BUFFER", "'%s' is not a size " FTP_BUFFER_LIMITS_TEXT
-                         " (a number with K, M, G or T, like 64M)", bufenv);
     struct attach_request req;
     int cr = attach_request_create(&req, &target);
     if (cr == -EPERM)

@@ -203,7 +203,8 @@ static struct dist_dir *dir_load(struct dist_cache *c, const char *dir)
         d->n++;
     }
     closedir(dh);
-    qsort(d->entries, d->n, sizeof *d->entries, entry_cmp);
+    if (d->n > 1) /* (qsort of no array: undefined, even for 0 entries) */
+        qsort(d->entries, d->n, sizeof *d->entries, entry_cmp);
     return d;
 }
 

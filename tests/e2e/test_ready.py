@@ -216,7 +216,11 @@ def test_ready_compares_the_gil_build(ftprof_cli, ft_python, tmp_path, results):
     from conftest import _python
     gil_python = _python(ft_python.label.rstrip("t"))
     out = tmp_path / "self.jsonl"
-    r = ready(ftprof_cli, "--json", "--gil-python", gil_python, "--", ft_python, WORKLOADS / "ready_cpu.py", out)
+    # Most of each step under the lock: the lock is what limits the free-threaded run, on a quiet machine
+    # or a loaded one (with 30% the threads overlapped too little under load for it to show). Long enough
+    # that the interpreters' start, which `ready` times and the workload cannot, stays a small part.
+    r = ready(ftprof_cli, "--json", "--gil-python", gil_python, "--", ft_python, WORKLOADS / "ready_cpu.py", out,
+              "--locked", "0.6", "--steps", "6000")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     ft_self, gil_self = [json.loads(line) for line in out.read_text().splitlines()]
