@@ -72,6 +72,69 @@ static bool parked_seen(uintptr_t addr)
     return atomic_load_explicit(&parked_recently[parked_slot(addr)], memory_order_relaxed) == addr;
 }
 
+/* Which register holds a PyMutex spin's lock, per yield call site in the interpreter (one in
+ * _PyMutex_LockTimed, one in its copy inlined into PyMutex_Lock). The compiler fixes, per call site,
+ * which callee-saved register keeps the `PyMutex *` across the yield; it is learned from spins that end
+ * in a park of the same acquisition (the park names the lock) and trusted once SPIN_SITE_CONFIRM of them
+ * agree on one register with none disagreeing. From then on a spin's lock is that register: an address
+ * the spinner reads on every turn, so its byte and its object are read in place — no process_vm_readv,
+ * no look at the other five registers, where the scan costs a system call per register and per look.
+ * A site whose parks disagree (the lock not kept in a register there) keeps the scan for good. Relaxed
+ * atomics: two threads learning at once only count one confirmation fewer. */
+#define SPIN_SITES 8
+#define SPIN_SITE_CONFIRM 4
+#define SPIN_SITE_NEVER (-1)
+static struct {
+    _Atomic uintptr_t caller;
+    _Atomic int32_t state; /* 0: nothing yet; register + 1 in the low byte, confirmations above; NEVER */
+} spin_sites[SPIN_SITES];
+
+static int spin_site_find(uintptr_t caller, bool claim)
+{
+    for (int i = 0; i < SPIN_SITES; i++) {
+        uintptr_t c = atomic_load_explicit(&spin_sites[i].caller, memory_order_acquire);
+        if (c == caller)
+            return i;
+        if (!c) {
+            uintptr_t expected = 0;
+            if (!claim)
+                return -1;
+            if (atomic_compare_exchange_strong(&spin_sites[i].caller, &expected, caller) || expected == caller)
+                return i;
+        }
+    }
+    return -1;
+}
+
+/* The register that holds this call site's lock, or -1 while not known. */
+static inline int spin_site_register(uintptr_t caller)
+{
+    int i = spin_site_find(caller, false);
+    int32_t st = i < 0 ? 0 : atomic_load_explicit(&spin_sites[i].state, memory_order_relaxed);
+    return st > 0 && (st >> 8) >= SPIN_SITE_CONFIRM ? (st & 0xff) - 1 : -1;
+}
+
+/* A spin from `caller` ended in a park on `lock`, the same acquisition: which register held it? */
+static void spin_site_learn(uintptr_t caller, const uintptr_t *regs, uintptr_t lock)
+{
+    int i = spin_site_find(caller, true), reg = -1;
+    if (i < 0 || !lock)
+        return;
+    for (int k = 0; k < 6; k++) {
+        if (regs[k] != lock)
+            continue;
+        if (reg >= 0)
+            return; /* in two registers: this park tells nothing */
+        reg = k;
+    }
+    int32_t st = atomic_load_explicit(&spin_sites[i].state, memory_order_relaxed);
+    if (st == SPIN_SITE_NEVER || (st > 0 && (st >> 8) >= SPIN_SITE_CONFIRM))
+        return;
+    bool disagrees = reg < 0 || (st > 0 && (st & 0xff) != reg + 1);
+    int32_t next = disagrees ? SPIN_SITE_NEVER : ((((st > 0 ? st >> 8 : 0) + 1) << 8) | (reg + 1));
+    atomic_store_explicit(&spin_sites[i].state, next, memory_order_relaxed);
+}
+
 /* A PyMutex park right after a full spin (40 yields) on the same lock is the same acquisition: the
  * wait starts at the first yield. "The same lock" is the spun-on address when the register scan found
  * it, else the same Python stack: a spin that took its lock and a park on another lock a moment later
@@ -85,6 +148,8 @@ static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t l
     bool right_after = now - t->spin_last_ns < FTP_SPIN_GAP_NS || (acq_begin && t->spin_start_ns >= acq_begin);
     if (t->spin_start_ns && right_after && ftp_spin_was_pymutex(t) &&
         (t->spin_addr ? t->spin_addr == lock_addr : t->spin_stack == stack)) {
+        if (t->spin_caller && !t->spin_seqlock && spin_site_register(t->spin_caller) < 0)
+            spin_site_learn(t->spin_caller, t->spin_regs, lock_addr);
         uint64_t start = t->spin_start_ns;
         t->spin_start_ns = 0;
         return start;
@@ -260,7 +325,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
         return call_sem_wait(sem, mode, clock, abstime);
     }
     struct ftp_lock_class cls;
-    ftp_python_classify(t, lock_addr, mutex_park, &cls);
+    ftp_python_classify(t, lock_addr, mutex_park, true, NULL, &cls);
     if (mutex_park)
         parked_note(lock_addr);
     if (arg_on_stack && !mutex_park)
@@ -463,32 +528,103 @@ static int spin_pick(const uintptr_t *cand, int n)
  * one, or to the only one some thread parked on lately; otherwise it stays a SPIN for the analyzer
  * to place by stack. Unlocked candidates count only when no candidate is locked: 3.13's spinner does
  * not re-read the lock byte, so its lock may have been released long before the spin ends. */
-static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
+static inline bool spin_class_names_lock(const struct ftp_lock_class *c)
+{
+    return c->kind == FTP_KIND_CRITICAL_SECTION || c->kind == FTP_KIND_LOCK || c->kind == FTP_KIND_RLOCK ||
+           c->region == FTP_REGION_RUNTIME || c->region == FTP_REGION_INTERP;
+}
+
+/* The spin's candidates, found at its first look: registers that point at a PyMutex byte in something
+ * that names a lock. Later looks of the same spin see the same registers, so they only read these
+ * candidates' bytes again (a byte with other bits set never becomes a PyMutex's). */
+static void spin_candidates(struct ftp_thread *t, const uintptr_t *regs, int nregs, uint8_t *cand_bytes)
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t look[6];
+    int nlook = 0;
+    for (int i = 0; i < nregs && i < 6; i++) {
+        uintptr_t r = regs[i];
+        if (r < 65536 || r >= FTP_USER_ADDR_END || (r > sp - 65536 && r < sp + (1u << 20)))
+            continue; /* small integers, no user address, our own stack (locals such as &entry) */
+        bool repeat = false;
+        for (int k = 0; k < nlook; k++)
+            repeat = repeat || look[k] == r;
+        if (!repeat)
+            look[nlook++] = r;
+    }
+    /* Each register's byte with the object around it, all in one system call while they read; the
+     * runtime and interpreter state are the interpreter's own static data, read in place. */
+    uint8_t window[6][FTP_CLASSIFY_WINDOW];
+    uintptr_t from[6] = {0};
+    bool readable[6], heap[6];
+    int nheap = 0, slot[6];
+    for (int i = 0; i < nlook; i++) {
+        uint32_t offset;
+        heap[i] = ftp_python_region(look[i], &offset) == FTP_REGION_HEAP;
+        slot[i] = heap[i] ? nheap : -1;
+        if (heap[i])
+            from[nheap++] = look[i] - FTP_CLASSIFY_BEFORE;
+    }
+    ftp_safe_read_each(window, sizeof window[0], from, nheap, readable);
+    t->spin_ncand = 0;
+    for (int i = 0; i < nlook; i++) {
+        if (heap[i] && !readable[slot[i]])
+            continue; /* not mapped, or its object is not: no lock to name there */
+        const uint8_t *around = heap[i] ? window[slot[i]] : NULL;
+        uint8_t byte = around ? around[FTP_CLASSIFY_BEFORE] : *(const volatile uint8_t *)look[i];
+        if (byte & ~3u)
+            continue; /* not a PyMutex byte */
+        struct ftp_lock_class c;
+        ftp_python_classify(t, look[i], true, false, around, &c);
+        if (spin_class_names_lock(&c)) {
+            cand_bytes[t->spin_ncand] = byte;
+            t->spin_cand[t->spin_ncand] = look[i];
+            t->spin_cand_cls[t->spin_ncand++] = c;
+        }
+    }
+    t->spin_scanned = true;
+}
+
+/* A later look: the candidates' lock bytes again (in place for the interpreter's static state). */
+static void spin_candidate_bytes(struct ftp_thread *t, uint8_t *bytes, bool *readable)
+{
+    uintptr_t from[6] = {0};
+    uint8_t got[6];
+    bool ok[6];
+    int n = 0, slot[6];
+    for (int i = 0; i < t->spin_ncand; i++) {
+        bool heap = t->spin_cand_cls[i].region == FTP_REGION_HEAP;
+        slot[i] = heap ? n : -1;
+        if (heap)
+            from[n++] = t->spin_cand[i];
+        else
+            bytes[i] = *(const volatile uint8_t *)t->spin_cand[i];
+    }
+    ftp_safe_read_each(got, 1, from, n, ok);
+    for (int i = 0; i < t->spin_ncand; i++) {
+        readable[i] = slot[i] < 0 || ok[slot[i]];
+        if (slot[i] >= 0)
+            bytes[i] = got[slot[i]];
+    }
+}
+
+static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
+{
+    uint8_t bytes[6];
+    bool readable[6] = {true, true, true, true, true, true};
+    if (!t->spin_scanned)
+        spin_candidates(t, regs, nregs, bytes);
+    else
+        spin_candidate_bytes(t, bytes, readable);
     uintptr_t cand[2][6];            /* [1]: locked, [0]: unlocked */
     struct ftp_lock_class cls[2][6];
     int n[2] = {0, 0};
-    for (int i = 0; i < nregs && i < 6; i++) {
-        uintptr_t r = regs[i];
-        if (r < 65536 || (r > sp - 65536 && r < sp + (1u << 20)))
-            continue; /* small integers, our own stack (locals such as &entry) */
-        bool repeat = false;
-        for (int k = 0; k < n[0]; k++)
-            repeat = repeat || cand[0][k] == r;
-        for (int k = 0; k < n[1]; k++)
-            repeat = repeat || cand[1][k] == r;
-        uint8_t byte;
-        if (repeat || !ftp_safe_read(&byte, r, 1) || (byte & ~3u))
-            continue; /* a repeat, or not a PyMutex byte */
-        struct ftp_lock_class c;
-        ftp_python_classify(t, r, true, &c);
-        if (c.kind == FTP_KIND_CRITICAL_SECTION || c.kind == FTP_KIND_LOCK || c.kind == FTP_KIND_RLOCK ||
-            c.region == FTP_REGION_RUNTIME || c.region == FTP_REGION_INTERP) {
-            int locked = byte & 1u;
-            cand[locked][n[locked]] = r;
-            cls[locked][n[locked]++] = c;
-        }
+    for (int i = 0; i < t->spin_ncand; i++) {
+        if (!readable[i] || (bytes[i] & ~3u))
+            continue;
+        int locked = bytes[i] & 1u;
+        cand[locked][n[locked]] = t->spin_cand[i];
+        cls[locked][n[locked]++] = t->spin_cand_cls[i];
     }
     /* A locked candidate is a lock as surely as one parked on: remember it for later spins' ties. */
     for (int k = 0; k < n[1]; k++)
@@ -500,6 +636,28 @@ static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
     t->spin_addr = cand[sort][pick];
     t->spin_cls = cls[sort][pick];
     t->spin_locked = sort == 1;
+}
+
+/* A known call site's spin: `m` is the PyMutex itself (see spin sites), tied to the spin when it names a
+ * lock the scan would also have accepted. */
+static void spin_lock_at(struct ftp_thread *t, uintptr_t m)
+{
+    if (m < 65536 || m == t->spin_rejected)
+        return;
+    uint8_t byte = *(const volatile uint8_t *)m;
+    if (m != t->spin_addr) {
+        struct ftp_lock_class c;
+        ftp_python_classify(t, m, true, true, NULL, &c);
+        if (!spin_class_names_lock(&c)) {
+            t->spin_rejected = m;
+            return;
+        }
+        t->spin_addr = m;
+        t->spin_cls = c;
+    }
+    t->spin_locked = byte & 1u;
+    if (t->spin_locked)
+        parked_note(m);
 }
 
 FTP_HIDDEN int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller);
@@ -525,6 +683,13 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         t->spin_cls.kind = FTP_KIND_SPIN;
         t->spin_locked = false;
         t->spin_seqlock = seqlock;
+        t->spin_caller = caller;
+        t->spin_rejected = 0;
+        t->spin_scanned = false;
+        if (regs)
+            memcpy(t->spin_regs, regs, sizeof t->spin_regs);
+        else
+            memset(t->spin_regs, 0, sizeof t->spin_regs);
         /* The spin is published when it ends, maybe at the thread's exit, when its frames are gone:
          * a thread not yet known by its threading name announces itself now, while they are there. */
         if (!t->py_named) {
@@ -538,8 +703,13 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
      * same, the lock byte does not (3.13's spinner does not re-read it, so the lock may come and go
      * under a spin). Not past a PyMutex spin's length: a seqlock's spin can go on much longer, and
      * each look costs a handful of reads. */
-    if (regs && !seqlock && !t->spin_locked && t->spin_yields < ftp_state.py.lay.spin_max)
-        spin_lock_of(t, regs, 6);
+    if (regs && !seqlock && !t->spin_locked && t->spin_yields < ftp_state.py.lay.spin_max) {
+        int reg = spin_site_register(caller);
+        if (reg >= 0)
+            spin_lock_at(t, regs[reg]);
+        else
+            spin_lock_of(t, regs, 6);
+    }
     /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
     ftp_busy_leave(t);
     int rc = ftp_real.sched_yield();

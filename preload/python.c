@@ -33,6 +33,44 @@ bool ftp_safe_read(void *dst, uintptr_t src, size_t len)
     return process_vm_readv((pid_t)ftp_state.pid, &local, 1, &remote, 1, 0) == (ssize_t)len;
 }
 
+/* `each` bytes from each of `n` addresses into consecutive slots of `dst`, in as few system calls as
+ * they allow: process_vm_readv stops at the first range that does not read (maybe partway into it),
+ * which is marked unreadable and skipped, and the call resumes after it. */
+void ftp_safe_read_each(void *dst, size_t each, const uintptr_t *src, int n, bool *readable)
+{
+    struct iovec local[8], remote[8];
+    n = n < 8 ? n : 8;
+    for (int i = 0; i < n; i++) {
+        local[i] = (struct iovec){(uint8_t *)dst + (size_t)i * each, each};
+        remote[i] = (struct iovec){(void *)src[i], each};
+        readable[i] = false;
+    }
+    for (int done = 0; done < n;) {
+        ssize_t got = process_vm_readv((pid_t)ftp_state.pid, local + done, (unsigned long)(n - done), remote + done,
+                                       (unsigned long)(n - done), 0);
+        size_t whole = got > 0 ? (size_t)got / each : 0; /* ranges read in full */
+        for (int i = done; i < done + (int)whole && i < n; i++)
+            readable[i] = true;
+        done += (int)whole + 1; /* the one after them failed (or nothing is left) */
+    }
+}
+
+/* Reads [src, src + len) in place when it lies within the 4 KiB block of `live`, an address the
+ * interpreter itself is reading right now (the PyMutex a thread parks or spins on): a mapping is made of
+ * whole pages, so those bytes are mapped too. Anywhere else, through ftp_safe_read: a system call per
+ * read is what made each wait cost microseconds. Not instrumented, byte by byte: the window may reach
+ * past an object into memory a sanitizer marks as another allocation's. */
+__attribute__((no_sanitize("address", "thread", "undefined"))) bool ftp_read_near(void *dst, uintptr_t src,
+                                                                                   size_t len, uintptr_t live)
+{
+    uintptr_t block = live & ~(uintptr_t)4095;
+    if (!live || src < block || src + len < src || src + len > block + 4096)
+        return ftp_safe_read(dst, src, len);
+    for (size_t i = 0; i < len; i++)
+        ((uint8_t *)dst)[i] = ((const volatile uint8_t *)src)[i];
+    return true;
+}
+
 static int find_text(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
@@ -697,7 +735,8 @@ static void boot_thread_object(struct ftp_thread *t, uintptr_t addr)
     t->announced = false; /* this wait's record announces the thread with the name */
 }
 
-void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out)
+void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, bool live, const uint8_t *window,
+                         struct ftp_lock_class *out)
 {
     struct ftp_python *py = &ftp_state.py;
     memset(out, 0, sizeof *out);
@@ -733,15 +772,19 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     }
     /* A PyMutex in a heap object: the mutex of a _thread.lock, right after its PyObject header
      * (3.13.1+), or — free-threaded builds — a critical section on an object's ob_mutex at +10.
-     * Read both candidates' ob_type in one go: the window [addr - 32, addr + 22). */
-    uint8_t around[54];
-    if (!L->ob_type || L->lock_mutex > 32 || L->ob_type + 8 > L->lock_mutex ||
-        !ftp_safe_read(around, addr - 32, sizeof around))
+     * Read both candidates' ob_type in one go: the window [addr - 32, addr + 22), given by the caller, or
+     * read in place when `addr` is known to be live (the thread parks or spins on it). */
+    uint8_t around[FTP_CLASSIFY_WINDOW];
+    if (!L->ob_type || L->lock_mutex > FTP_CLASSIFY_BEFORE || L->ob_type + 8 > L->lock_mutex)
+        return;
+    if (window)
+        memcpy(around, window, sizeof around);
+    else if (!ftp_read_near(around, addr - FTP_CLASSIFY_BEFORE, sizeof around, live ? addr : 0))
         return;
     uintptr_t type_lock, type_cs = 0;
-    memcpy(&type_lock, around + (32 - L->lock_mutex) + L->ob_type, sizeof type_lock);
+    memcpy(&type_lock, around + (FTP_CLASSIFY_BEFORE - L->lock_mutex) + L->ob_type, sizeof type_lock);
     if (L->ob_mutex)
-        memcpy(&type_cs, around + (32 - L->ob_mutex) + L->ob_type, sizeof type_cs);
+        memcpy(&type_cs, around + (FTP_CLASSIFY_BEFORE - L->ob_mutex) + L->ob_type, sizeof type_cs);
     uint32_t extra;
     if (((addr - L->lock_mutex) & 7) == 0) {
         uint32_t id = type_id(t, type_lock, &extra);

@@ -92,6 +92,13 @@ struct ftp_thread {
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
     struct ftp_lock_class spin_cls;
     bool spin_locked;           /* spin_addr was seen locked: no need to look again */
+    uintptr_t spin_caller;      /* the yield's call site in the interpreter */
+    uintptr_t spin_regs[6];     /* its callee-saved registers at the run's first yield (see spin sites) */
+    uintptr_t spin_rejected;    /* a known site's PyMutex that names no lock: not classified again */
+    bool spin_scanned;          /* the candidates below were found at this run's first look */
+    int spin_ncand;
+    uintptr_t spin_cand[6];
+    struct ftp_lock_class spin_cand_cls[6];
     bool spin_seqlock;          /* the run's yields return into a seqlock function: the type cache's */
     /* parking-lot semaphores initialised on this thread's stack and not yet destroyed */
     struct ftp_park_sem park[FTP_PARK_SEMS];
@@ -379,6 +386,8 @@ FTP_HIDDEN void ftp_rlock_remove(uintptr_t sem);
 
 /* Copy len bytes from an address we are not sure of: false instead of a fault (process_vm_readv). */
 FTP_HIDDEN bool ftp_safe_read(void *dst, uintptr_t src, size_t len);
+FTP_HIDDEN bool ftp_read_near(void *dst, uintptr_t src, size_t len, uintptr_t live);
+FTP_HIDDEN void ftp_safe_read_each(void *dst, size_t each, const uintptr_t *src, int n, bool *readable);
 
 /* ---- Python (python.c) ---- */
 FTP_HIDDEN void ftp_python_detect(void);  /* at start and after dlopen: find _PyRuntime */
@@ -408,7 +417,16 @@ static inline void ftp_thread_name_again(struct ftp_thread *t)
 FTP_HIDDEN bool ftp_python_in_rlock_factory(void);
 /* The calling thread's threading.Thread name ("MainThread" for the main thread), or 0 if unknown. */
 FTP_HIDDEN size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap);
-FTP_HIDDEN void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out);
+/* What lock `addr` is. A heap PyMutex is told by the object around it, the window [addr -
+ * FTP_CLASSIFY_BEFORE, addr + 22): `window` when the caller read it already, else read in place when
+ * `live` (the interpreter itself reads `addr` now: a park's or a known spin's lock), else through
+ * ftp_safe_read. */
+#define FTP_CLASSIFY_BEFORE 32
+/* No user-space address lies at or above this (x86-64 and arm64, even with 5-level page tables). */
+#define FTP_USER_ADDR_END (1ull << 56)
+#define FTP_CLASSIFY_WINDOW 54
+FTP_HIDDEN void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, bool live,
+                                    const uint8_t *window, struct ftp_lock_class *out);
 FTP_HIDDEN bool ftp_python_is_gil(uintptr_t addr);
 FTP_HIDDEN void ftp_python_check_gil(struct ftp_thread *t);
 static inline bool ftp_in_python_text(uintptr_t pc)
