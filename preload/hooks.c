@@ -84,6 +84,7 @@ static bool parked_seen(uintptr_t addr)
 #define SPIN_SITES 8
 #define SPIN_SITE_CONFIRM 4
 #define SPIN_SITE_NEVER (-1)
+#define SPIN_REG_TWICE 0xff
 static struct {
     _Atomic uintptr_t caller;
     _Atomic int32_t state; /* 0: nothing yet; register + 1 in the low byte, confirmations above; NEVER */
@@ -114,23 +115,22 @@ static inline int spin_site_register(uintptr_t caller)
     return st > 0 && (st >> 8) >= SPIN_SITE_CONFIRM ? (st & 0xff) - 1 : -1;
 }
 
-/* A spin from `caller` ended in a park on `lock`, the same acquisition: which register held it? */
-static void spin_site_learn(uintptr_t caller, const uintptr_t *regs, uintptr_t lock)
+/* This thread's spin ended in a park on `lock`, the same acquisition: which register held it? Only the
+ * spin's candidates are looked at (the lock is one of them whenever the scan could name it); a park on
+ * a lock that is none of them tells nothing. */
+static void spin_site_learn(struct ftp_thread *t, uintptr_t lock)
 {
-    int i = spin_site_find(caller, true), reg = -1;
-    if (i < 0 || !lock)
+    int reg = -1;
+    for (int k = 0; k < t->spin_ncand && reg < 0; k++)
+        if (t->spin_cand[k] == lock)
+            reg = t->spin_cand_reg[k];
+    int i = reg >= 0 && reg < 6 ? spin_site_find(t->spin_caller, true) : -1; /* a register, and only one */
+    if (i < 0)
         return;
-    for (int k = 0; k < 6; k++) {
-        if (regs[k] != lock)
-            continue;
-        if (reg >= 0)
-            return; /* in two registers: this park tells nothing */
-        reg = k;
-    }
     int32_t st = atomic_load_explicit(&spin_sites[i].state, memory_order_relaxed);
     if (st == SPIN_SITE_NEVER || (st > 0 && (st >> 8) >= SPIN_SITE_CONFIRM))
         return;
-    bool disagrees = reg < 0 || (st > 0 && (st & 0xff) != reg + 1);
+    bool disagrees = st > 0 && (st & 0xff) != reg + 1;
     int32_t next = disagrees ? SPIN_SITE_NEVER : ((((st > 0 ? st >> 8 : 0) + 1) << 8) | (reg + 1));
     atomic_store_explicit(&spin_sites[i].state, next, memory_order_relaxed);
 }
@@ -149,7 +149,7 @@ static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t l
     if (t->spin_start_ns && right_after && ftp_spin_was_pymutex(t) &&
         (t->spin_addr ? t->spin_addr == lock_addr : t->spin_stack == stack)) {
         if (t->spin_caller && !t->spin_seqlock && spin_site_register(t->spin_caller) < 0)
-            spin_site_learn(t->spin_caller, t->spin_regs, lock_addr);
+            spin_site_learn(t, lock_addr);
         uint64_t start = t->spin_start_ns;
         t->spin_start_ns = 0;
         return start;
@@ -371,7 +371,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     if (cls.kind == FTP_KIND_RLOCK && PARK_LAYOUT->rlock_owner)
         owner = *(volatile const uint64_t *)(lock_addr + PARK_LAYOUT->rlock_owner);
     ftp_inflight_begin(t, &w, owner);
-    w.park_ns = ftp_now();
+    w.park_ns = now; /* the hook's entry: one clock read fewer a wait; our own work counts as the park */
 
     ftp_busy_block(t);
     int rc = call_sem_wait(sem, mode, clock, abstime);
@@ -426,7 +426,7 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     w.stack_id = ftp_stack_capture(t);
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)sem, w.event_id, w.lock_addr, t->tid);
     ftp_inflight_begin(t, &w, 0); /* 3.13's RLock keeps its owner in the object, not beside the sem */
-    w.park_ns = ftp_now();
+    w.park_ns = now;
     ftp_busy_block(t);
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
@@ -541,16 +541,26 @@ static void spin_candidates(struct ftp_thread *t, const uintptr_t *regs, int nre
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     uintptr_t look[6];
+    uint8_t look_reg[6]; /* the register it came from; SPIN_REG_TWICE when two held it */
     int nlook = 0;
+    t->spin_scanned = true;
+    t->spin_ncand = 0;
+    if (!ftp_python_ready())
+        return; /* no region is known yet: nothing would be named a lock (and nothing is read) */
     for (int i = 0; i < nregs && i < 6; i++) {
         uintptr_t r = regs[i];
         if (r < 65536 || r >= FTP_USER_ADDR_END || (r > sp - 65536 && r < sp + (1u << 20)))
             continue; /* small integers, no user address, our own stack (locals such as &entry) */
         bool repeat = false;
         for (int k = 0; k < nlook; k++)
-            repeat = repeat || look[k] == r;
-        if (!repeat)
+            if (look[k] == r) {
+                repeat = true;
+                look_reg[k] = SPIN_REG_TWICE;
+            }
+        if (!repeat) {
+            look_reg[nlook] = (uint8_t)i;
             look[nlook++] = r;
+        }
     }
     /* Each register's byte with the object around it, all in one system call while they read; the
      * runtime and interpreter state are the interpreter's own static data, read in place. */
@@ -566,7 +576,6 @@ static void spin_candidates(struct ftp_thread *t, const uintptr_t *regs, int nre
             from[nheap++] = look[i] - FTP_CLASSIFY_BEFORE;
     }
     ftp_safe_read_each(window, sizeof window[0], from, nheap, readable);
-    t->spin_ncand = 0;
     for (int i = 0; i < nlook; i++) {
         if (heap[i] && !readable[slot[i]])
             continue; /* not mapped, or its object is not: no lock to name there */
@@ -576,13 +585,13 @@ static void spin_candidates(struct ftp_thread *t, const uintptr_t *regs, int nre
             continue; /* not a PyMutex byte */
         struct ftp_lock_class c;
         ftp_python_classify(t, look[i], true, false, around, &c);
-        if (spin_class_names_lock(&c)) {
+        if (spin_class_names_lock(&c) && t->spin_ncand < FTP_SPIN_CANDIDATES) {
             cand_bytes[t->spin_ncand] = byte;
+            t->spin_cand_reg[t->spin_ncand] = look_reg[i];
             t->spin_cand[t->spin_ncand] = look[i];
             t->spin_cand_cls[t->spin_ncand++] = c;
         }
     }
-    t->spin_scanned = true;
 }
 
 /* A later look: the candidates' lock bytes again (in place for the interpreter's static state). */
@@ -686,10 +695,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         t->spin_caller = caller;
         t->spin_rejected = 0;
         t->spin_scanned = false;
-        if (regs)
-            memcpy(t->spin_regs, regs, sizeof t->spin_regs);
-        else
-            memset(t->spin_regs, 0, sizeof t->spin_regs);
+        t->spin_ncand = 0;
         /* The spin is published when it ends, maybe at the thread's exit, when its frames are gone:
          * a thread not yet known by its threading name announces itself now, while they are there. */
         if (!t->py_named) {
@@ -755,7 +761,7 @@ static bool native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_
     w->stack_id = ftp_stack_capture(t);
     *reg = ftp_waiter_add(lock, w->event_id, w->lock_addr, t->tid);
     ftp_inflight_begin(t, w, 0);
-    w->park_ns = ftp_now();
+    w->park_ns = now;
     ftp_busy_block(t);
     return true;
 }
@@ -897,7 +903,7 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
         w.stack_id = ftp_stack_capture(t);
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)c, w.event_id, w.lock_addr, t->tid);
     ftp_inflight_begin(t, &w, 0);
-    w.park_ns = ftp_now();
+    w.park_ns = now;
     ftp_busy_block(t);
     int rc = abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
     if (FTP_UNLIKELY(!ftp_busy_resume(t)))

@@ -47,6 +47,7 @@ struct ftp_lock_class {
 };
 
 /* ---- per-thread state (initial-exec TLS: no allocation, usable from the first instruction) ---- */
+#define FTP_SPIN_CANDIDATES 4 /* a spin's registers that point at a lock: rarely more than two */
 struct ftp_park_sem {
     sem_t *sem;
     uint64_t event_id;
@@ -92,14 +93,14 @@ struct ftp_thread {
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
     struct ftp_lock_class spin_cls;
     bool spin_locked;           /* spin_addr was seen locked: no need to look again */
-    uintptr_t spin_caller;      /* the yield's call site in the interpreter */
-    uintptr_t spin_regs[6];     /* its callee-saved registers at the run's first yield (see spin sites) */
-    uintptr_t spin_rejected;    /* a known site's PyMutex that names no lock: not classified again */
-    bool spin_scanned;          /* the candidates below were found at this run's first look */
-    int spin_ncand;
-    uintptr_t spin_cand[6];
-    struct ftp_lock_class spin_cand_cls[6];
     bool spin_seqlock;          /* the run's yields return into a seqlock function: the type cache's */
+    bool spin_scanned;          /* the candidates below were found at this run's first look */
+    uint8_t spin_ncand;
+    uint8_t spin_cand_reg[FTP_SPIN_CANDIDATES];   /* which of the six callee-saved registers held each (see spin sites) */
+    uintptr_t spin_caller;      /* the yield's call site in the interpreter */
+    uintptr_t spin_rejected;    /* a known site's PyMutex that names no lock: not classified again */
+    uintptr_t spin_cand[FTP_SPIN_CANDIDATES];
+    struct ftp_lock_class spin_cand_cls[FTP_SPIN_CANDIDATES];
     /* parking-lot semaphores initialised on this thread's stack and not yet destroyed */
     struct ftp_park_sem park[FTP_PARK_SEMS];
     int npark;

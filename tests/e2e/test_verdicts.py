@@ -49,9 +49,12 @@ def test_tiny_buffer_verdict_follows_the_whole_run(runner):
     # The dropped waits' time is kept: with it, the waits the workload measured are accounted for ...
     truth = tiny.truth()["wait_ns"]
     assert tm["contention_ns"] + rep["dropped_wait_ns"] >= 0.85 * truth, (tm, rep["dropped_wait_ns"], truth)
-    # ... and not much more: the main thread's wait for the workers (at most the run) was dropped too, and
-    # the dropped records' spans are summed as they come (3.13's spins and parks overlap a little).
-    assert tm["contention_ns"] + rep["dropped_wait_ns"] <= 1.3 * truth + rep["duration_ns"], tm
+    # ... and not much more: the other waits of the run (the start gate, Thread.start, the main thread's
+    # join: the recorder cannot tell them from lock waits when it drops them) were dropped too, and the
+    # dropped records' spans are summed as they come (3.13's spins and parks overlap a little).
+    others = tiny.truth()["other_wait_ns"]
+    assert tm["contention_ns"] + rep["dropped_wait_ns"] <= 1.3 * (truth + others), (tm, rep["dropped_wait_ns"],
+                                                                                    truth, others)
     assert tm["verdict"] in ("locks_limit", "withheld"), tm
     assert tm["contention_share"] <= tm["contention_share_max"], tm
     line = verdict_line(text_report(runner, tiny.files))
@@ -116,6 +119,7 @@ def test_run_queue_line_matches_the_kernel(runner, results):
     rep = runner.report(run.files)
     got = {t["tid"]: t for t in rep["threads"]}
     own = recorded = 0
+    tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
     for t in truth["threads"]:
         th = got[t["tid"]]
         # The workload read its schedstat just before the thread ended, the recorder as it ended: never
@@ -126,7 +130,9 @@ def test_run_queue_line_matches_the_kernel(runner, results):
         assert th["run_delay_ns"] is not None, th
         results.add(f"run delay {runner.python.label} {t['name']}", ratio=th["run_delay_ns"] / max(t["run_delay_ns"], 1))
         assert th["run_delay_ns"] >= t["run_delay_ns"] - 1e6, (t, th)
-        assert th["run_delay_ns"] <= th["lifetime_ns"] - th["cpu_ns"] + 5e6, th
+        # The lifetime starts at the kernel's creation time, which it keeps in clock ticks: up to one
+        # tick short.
+        assert th["run_delay_ns"] <= th["lifetime_ns"] - th["cpu_ns"] + 5e6 + tick_ns, th
         own += t["run_delay_ns"]
         recorded += th["run_delay_ns"]
     assert recorded <= 1.10 * own, (recorded, own)
