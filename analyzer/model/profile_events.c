@@ -384,11 +384,25 @@ static void prof_close_settle(struct prof_internal *in, struct prof_closed *a)
     }
 }
 
+/* Whether prof_close_settle may change `a`: its two cases, by the raw fields alone (cheap tests). */
+static bool prof_close_may_settle(const struct prof_closed *a)
+{
+    return a->raw_kind == FTP_KIND_GIL ||
+           (!a->park && a->raw_kind == FTP_KIND_PYMUTEX &&
+            (a->region == FTP_REGION_RUNTIME || a->region == FTP_REGION_INTERP));
+}
+
 void prof_close_apply(struct prof_internal *in, const struct prof_closed *closed)
 {
-    struct prof_closed settled = *closed;
-    prof_close_settle(in, &settled);
-    const struct prof_closed *a = &settled;
+    /* Copied only when it may change: the acquisition was just written field by field, and reading it
+     * back whole (wider loads over narrower stores) stalls on every one. */
+    struct prof_closed settled;
+    const struct prof_closed *a = closed;
+    if (prof_close_may_settle(closed)) {
+        settled = *closed;
+        prof_close_settle(in, &settled);
+        a = &settled;
+    }
     uint64_t wait = a->end > a->start ? a->end - a->start : 0;
     uint64_t spin = a->park ? (a->park > a->start ? a->park - a->start : 0) : wait;
     if (spin > wait)
@@ -438,13 +452,33 @@ void prof_close_apply(struct prof_internal *in, const struct prof_closed *closed
     }
 }
 
-static struct pacq *prof_acq_for(struct prof_internal *in, uint32_t tid)
+static struct prof_acq_cache *prof_acq_cache_slot(struct prof_internal *in, uint32_t tid)
+{
+    return &in->acq_cache[(tid * 2654435761u ^ in->cur_file) % PROF_ACQ_CACHE];
+}
+
+/* The current file's acquisition of `tid` if it is the last one touched or cached; NULL otherwise
+ * (it may still be in acqs_map). */
+static struct pacq *prof_acq_known(struct prof_internal *in, uint32_t tid)
 {
     if (in->last_acq < in->n_acqs) {
         struct pacq *a = &in->acqs[in->last_acq];
         if (a->tid == tid && a->file == in->cur_file)
             return a;
     }
+    const struct prof_acq_cache *c = prof_acq_cache_slot(in, tid);
+    if (c->index && c->tid == tid && c->file == in->cur_file) {
+        in->last_acq = c->index - 1;
+        return &in->acqs[c->index - 1];
+    }
+    return NULL;
+}
+
+static struct pacq *prof_acq_for(struct prof_internal *in, uint32_t tid)
+{
+    struct pacq *known = prof_acq_known(in, tid);
+    if (known)
+        return known;
     bool ins;
     uint64_t *slot = prof_put(in, &in->acqs_map, in->cur_file, tid, &ins);
     if (!slot)
@@ -460,6 +494,8 @@ static struct pacq *prof_acq_for(struct prof_internal *in, uint32_t tid)
         *slot = in->n_acqs - 1;
     }
     in->last_acq = *slot;
+    *prof_acq_cache_slot(in, tid) = (struct prof_acq_cache){.file = in->cur_file, .tid = tid,
+                                                            .index = (uint32_t)*slot + 1};
     return &in->acqs[*slot];
 }
 
@@ -742,8 +778,8 @@ static void prof_event_prefetch(struct prof_internal *in, const struct ftp_recor
         return;
     const struct ftp_rec_wait *w = (const void *)rec;
     __builtin_prefetch(&in->wait_cache[prof_wait_slot_of(w->lock_addr, w->stack_id, w->type_id, in->cur_file, w->kind)]);
-    const struct pacq *a = in->last_acq < in->n_acqs ? &in->acqs[in->last_acq] : NULL;
-    if (!a || a->tid != w->tid || a->file != in->cur_file) {
+    const struct pacq *a = prof_acq_known(in, w->tid);
+    if (!a) {
         uint64_t *v = pmap_get(&in->acqs_map, in->cur_file, w->tid);
         a = v ? &in->acqs[*v] : NULL;
     }

@@ -243,6 +243,14 @@ struct prof_batch {
 };
 struct prof_pipe; /* profile_batch.c */
 
+/* A thread's acquisition by (file, tid), direct-mapped: records of a few threads interleave, and the
+ * map's hash and probe cost more than the record's handling. */
+#define PROF_ACQ_CACHE 64
+struct prof_acq_cache {
+    uint32_t file, tid;
+    uint32_t index; /* 1 + index into acqs, 0: empty */
+};
+
 #define PROF_THREAD_CACHE 64
 struct prof_thread_cache {
     uint32_t file, tid;
@@ -294,6 +302,7 @@ struct prof_internal {
     struct prof_thread_cache thread_cache[PROF_THREAD_CACHE]; /* the close stage's */
     uint32_t cur_file;
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
+    struct prof_acq_cache acq_cache[PROF_ACQ_CACHE]; /* the records stage's, after last_acq */
     bool oom;
     struct profile *p;
 };
