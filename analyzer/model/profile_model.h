@@ -2,8 +2,11 @@
  *
  * prof_load (profile_load.c) runs the stages in order over one prof_internal:
  *   profile_defs.c    pass 1 over each recording: threads, code objects, stacks, types, modules, GIL events
- *   profile_events.c  pass 2: waits joined into acquisitions, aggregated per lock and per (lock, stack);
- *                     wake-ups joined to the waits they ended; then spins placed on their locks
+ *   profile_events.c  pass 2, records stage: waits joined into acquisitions, wake-ups joined to the
+ *                     waits they ended (holder sites, hold times); each closed acquisition handed on
+ *   profile_batch.c   ... to the close stage, inline or through batches to a thread of its own
+ *   profile_close.c   pass 2, close stage: aggregated per lock and per (lock, stack); after all files,
+ *                     spins placed on their locks
  *   profile_stacks.c  stacks resolved into Python and native frames; sites merged by their text
  *   profile_names.c   lock labels, with DWARF field names for the interpreter's own mutexes
  *   profile_source.c  source lines of the files the frames name
@@ -205,22 +208,10 @@ union prof_ahead_rec {
     struct ftp_rec_holder holder;
 };
 
-/* Pass 2's histogram adds wait PROF_HIST_AHEAD adds in a ring while their bucket is fetched: the
- * buckets of thousands of sites' histograms are far apart, and counting is order-free. Each stage of
- * pass 2 has a ring of its own. */
-#define PROF_HIST_AHEAD 16
-struct prof_hist_add {
-    struct phist *hist;
-    unsigned bucket;
-};
-struct prof_hist_ring {
-    struct prof_hist_add adds[PROF_HIST_AHEAD];
-    unsigned first, len;
-};
-
 /* Pass 2 runs in two stages that share no state: the records stage (profile_events.c: records into
  * acquisitions, wake-ups joined to waits, holder sites and hold times) hands each closed acquisition
- * to the close stage (per-lock totals and histograms, (lock, stack) sites, spins, threads' waits). On
+ * to the close stage (profile_close.c: per-lock totals and histograms, (lock, stack) sites, spins,
+ * threads' waits). On
  * a large file, with a core idle, the close stage runs in a thread of its own, fed by batches that keep
  * the order (profile_batch.c); else inline. The result is the same either way. */
 enum { PROF_STAGE_RECORDS = 0, PROF_STAGE_CLOSE = 1 };
@@ -296,7 +287,7 @@ struct prof_internal {
     struct prof_hsite_cache *hsite_cache; /* PROF_HSITE_CACHE entries, NULL until the first holder */
     union prof_ahead_rec ahead[PROF_AHEAD]; /* records met and not handled yet, a ring */
     unsigned ahead_first, ahead_len;
-    struct prof_hist_ring hist_ring[2]; /* one for each stage of pass 2 */
+    struct phist_ring hist_ring[2]; /* one for each stage of pass 2 */
     struct prof_pipe *pipe;             /* the batches between pass 2's stages, NULL when inline */
     bool close_threaded;                /* the close stage runs in a thread of its own */
     struct prof_thread_cache thread_cache[PROF_THREAD_CACHE]; /* the close stage's */
@@ -388,11 +379,20 @@ bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
 /* After the walk of each file: handles the records prof_visit_events still holds, closes the file's
  * acquisitions still open, and does the histogram adds still deferred. */
 void prof_events_end_file(struct prof_internal *in);
-/* The close stage: one closed acquisition into the aggregates; what it will touch, fetched ahead
- * (`far`: the wait cache's slot; else the site that slot names). */
+
+/* profile_close.c: the close stage, one closed acquisition into the aggregates; what it will touch,
+ * fetched ahead (`far`: the wait cache's slot; else the site that slot names). */
 void prof_close_apply(struct prof_internal *in, const struct prof_closed *a);
 void prof_close_prefetch(struct prof_internal *in, const struct prof_closed *a, bool far);
-void prof_hist_flush(struct prof_hist_ring *r);
+/* Where an acquisition's raw fields sit in the wait cache (PROF_WAIT_CACHE). */
+size_t prof_wait_slot_of(uint64_t addr, uint32_t stack_id, uint32_t type_id, uint32_t file, uint8_t raw);
+/* The site (owner, stack_id) of the sites in *arr indexed by map, added if new; NULL when out of
+ * memory. */
+struct psite *prof_site_get(struct prof_internal *in, struct pmap *map, struct psite **arr, size_t *n, size_t *cap,
+                            uint32_t owner, uint32_t stack_id);
+/* After all files: spins onto locks, merged rows' holder groups gathered. */
+void prof_attribute_spins(struct prof_internal *in);
+void prof_merge_holder_groups(struct prof_internal *in);
 
 /* profile_batch.c: the batches between pass 2's stages. prof_batch_start before a file's pass 2
  * (`threaded`: the close stage in a thread of its own, if one can be started; else inline, each
@@ -401,9 +401,6 @@ void prof_hist_flush(struct prof_hist_ring *r);
 int prof_batch_start(struct prof_internal *in, bool threaded);
 void prof_batch_push(struct prof_internal *in, const struct prof_closed *c);
 void prof_batch_finish(struct prof_internal *in);
-/* After all files: spins onto locks, merged rows' holder groups gathered. */
-void prof_attribute_spins(struct prof_internal *in);
-void prof_merge_holder_groups(struct prof_internal *in);
 
 /* The thread (file, tid), created when first named; NULL when out of memory. */
 struct prof_thread *prof_thread_get(struct prof_internal *in, uint32_t file, uint32_t tid);
