@@ -269,14 +269,6 @@ static struct plock *prof_acq_resolve(struct prof_internal *in, const struct pro
     return &in->locks[*li];
 }
 
-/* Where an acquisition's raw fields sit in the wait cache. */
-size_t prof_wait_slot_of(uint64_t addr, uint32_t stack_id, uint32_t type_id, uint32_t file, uint8_t raw)
-{
-    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | type_id)) * 0x9e3779b97f4a7c15ull;
-    h ^= ((uint64_t)file << 8 | raw) * 0xbf58476d1ce4e5b9ull;
-    return (h >> 32) % PROF_WAIT_CACHE;
-}
-
 static size_t prof_wait_slot(const struct prof_closed *a)
 {
     return prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind);

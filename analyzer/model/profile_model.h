@@ -336,6 +336,14 @@ static inline uint64_t *prof_put(struct prof_internal *in, struct pmap *m, uint6
     return v;
 }
 
+/* Where an acquisition's raw fields sit in the wait cache (PROF_WAIT_CACHE): both stages of pass 2 ask. */
+static inline size_t prof_wait_slot_of(uint64_t addr, uint32_t stack_id, uint32_t type_id, uint32_t file, uint8_t raw)
+{
+    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | type_id)) * 0x9e3779b97f4a7c15ull;
+    h ^= ((uint64_t)file << 8 | raw) * 0xbf58476d1ce4e5b9ull;
+    return (h >> 32) % PROF_WAIT_CACHE;
+}
+
 static inline struct pcode *prof_code(struct prof_internal *in, uint32_t file, uint32_t code_id)
 {
     uint64_t *v = pmap_get(&in->codes_map, file, code_id);
@@ -384,8 +392,6 @@ void prof_events_end_file(struct prof_internal *in);
  * fetched ahead (`far`: the wait cache's slot; else the site that slot names). */
 void prof_close_apply(struct prof_internal *in, const struct prof_closed *a);
 void prof_close_prefetch(struct prof_internal *in, const struct prof_closed *a, bool far);
-/* Where an acquisition's raw fields sit in the wait cache (PROF_WAIT_CACHE). */
-size_t prof_wait_slot_of(uint64_t addr, uint32_t stack_id, uint32_t type_id, uint32_t file, uint8_t raw);
 /* The site (owner, stack_id) of the sites in *arr indexed by map, added if new; NULL when out of
  * memory. */
 struct psite *prof_site_get(struct prof_internal *in, struct pmap *map, struct psite **arr, size_t *n, size_t *cap,
