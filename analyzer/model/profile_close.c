@@ -274,6 +274,13 @@ static size_t prof_wait_slot(const struct prof_closed *a)
     return prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind);
 }
 
+/* Whether `s` is the site an acquisition with a's raw fields resolved to last (see PROF_WAIT_CACHE). */
+static bool prof_site_keyed(const struct prof_internal *in, const struct psite *s, const struct prof_closed *a)
+{
+    return s->key_addr == a->addr && s->stack_id == a->stack_id && s->key_type == a->type_id &&
+           s->key_raw == a->raw_kind && in->locks[s->owner].file == a->file;
+}
+
 /* prof_acq_resolve, remembered by the acquisition's raw fields (see PROF_WAIT_CACHE): most
  * acquisitions repeat a recent (lock, stack). */
 static struct plock *prof_acq_lookup(struct prof_internal *in, const struct prof_closed *a, uint32_t *li,
@@ -283,17 +290,18 @@ static struct plock *prof_acq_lookup(struct prof_internal *in, const struct prof
         in->wait_cache = calloc(PROF_WAIT_CACHE, sizeof(*in->wait_cache)); /* without it: every time resolved */
     if (!in->wait_cache)
         return prof_acq_resolve(in, a, li, site);
+    /* The hint, then the slot, name a site only once an acquisition resolved to it and set its key. */
+    if (a->site_hint && a->site_hint <= in->n_sites && prof_site_keyed(in, &in->sites[a->site_hint - 1], a)) {
+        *li = in->sites[a->site_hint - 1].owner;
+        *site = &in->sites[a->site_hint - 1];
+        return &in->locks[*li];
+    }
     uint32_t *c = &in->wait_cache[prof_wait_slot(a)];
-    if (*c) {
-        struct psite *s = &in->sites[*c - 1];
-        /* A slot names a site only once an acquisition resolved to it and set its key. */
-        if (s->key_addr == a->addr && s->stack_id == a->stack_id && s->key_type == a->type_id &&
-            s->key_raw == a->raw_kind && in->locks[s->owner].file == a->file) {
-            /* The first resolve gave the lock its type id if it had none: nothing to update here. */
-            *li = s->owner;
-            *site = s;
-            return &in->locks[s->owner];
-        }
+    if (*c && prof_site_keyed(in, &in->sites[*c - 1], a)) {
+        /* The first resolve gave the lock its type id if it had none: nothing to update here. */
+        *li = in->sites[*c - 1].owner;
+        *site = &in->sites[*c - 1];
+        return &in->locks[*li];
     }
     struct plock *l = prof_acq_resolve(in, a, li, site);
     if (l && *site) {

@@ -13,7 +13,8 @@ void prof_close_acq(struct prof_internal *in, struct pacq *a)
                                               .file = a->file, .tid = a->tid, .stack_id = a->stack_id,
                                               .type_id = a->type_id, .region_offset = a->region_offset,
                                               .raw_kind = a->raw_kind, .region = a->region,
-                                              .handed_off = a->handed_off, .caller = a->caller});
+                                              .handed_off = a->handed_off, .caller = a->caller,
+                                              .site_hint = a->site_hint});
 }
 
 static struct prof_acq_cache *prof_acq_cache_slot(struct prof_internal *in, uint32_t tid)
@@ -150,6 +151,16 @@ void prof_join_park(struct prof_internal *in, struct pacq *a, bool final)
     }
 }
 
+/* See prof_closed.site_hint: the wait cache's slot for the acquisition's fields was fetched when its
+ * record was met (prof_event_prefetch). With the close stage in a thread of its own, the cache is
+ * that thread's: no hint. */
+static uint32_t prof_site_hint(const struct prof_internal *in, const struct pacq *a)
+{
+    if (in->close_threaded || !in->wait_cache || a->raw_kind == FTP_KIND_SPIN)
+        return 0;
+    return in->wait_cache[prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind)];
+}
+
 static void prof_event_wait(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->size < FTP_REC_WAIT_V6_SIZE)
@@ -184,6 +195,7 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
             a->stack_id = w->stack_id;
             a->region = w->region;
             a->region_offset = w->region_offset;
+            a->site_hint = prof_site_hint(in, a);
         }
     } else {
         if (a->open)
@@ -201,6 +213,7 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         a->stack_id = w->stack_id;
         a->caller = caller;
         a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
+        a->site_hint = prof_site_hint(in, a);
     }
 
     if (w->park_ns) {
@@ -325,9 +338,9 @@ static void prof_event(struct prof_internal *in, const struct ftp_record *rec)
 
 /* Fetches what handling `rec` will touch that is likely far: for a holder, its slots of the join table
  * and of the holder site cache; for a wait, when the close stage runs inline (in a thread of its own,
- * it fetches for itself), the wait cache slot of the acquisition it may open (for its close, records
- * later) and, if it closes its thread's acquisition, that one's site (its slot was fetched likewise).
- * Reads only: the model is not changed. */
+ * it fetches for itself), the wait cache slot of the acquisition it may open (read for its site hint
+ * when the record is handled) and, if it closes its thread's acquisition, the site that one's hint
+ * names. Reads only: the model is not changed. */
 static void prof_event_prefetch(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->type == FTP_REC_HOLDER && rec->size >= sizeof(struct ftp_rec_holder)) {
@@ -347,11 +360,8 @@ static void prof_event_prefetch(struct prof_internal *in, const struct ftp_recor
         uint64_t *v = pmap_get(&in->acqs_map, in->cur_file, w->tid);
         a = v ? &in->acqs[*v] : NULL;
     }
-    if (!a || !a->open || a->acq_seq == w->acq_seq || a->raw_kind == FTP_KIND_SPIN)
-        return;
-    uint32_t c = in->wait_cache[prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind)];
-    if (c)
-        __builtin_prefetch(&in->sites[c - 1]);
+    if (a && a->open && a->acq_seq != w->acq_seq && a->site_hint && a->site_hint <= in->n_sites)
+        __builtin_prefetch(&in->sites[a->site_hint - 1]);
 }
 
 /* A record into the look-ahead ring. The handlers read no further than their record's struct, and only

@@ -93,6 +93,7 @@ struct pacq {
     uint64_t acq_seq, start, park, end, addr;
     uint64_t caller;               /* a native lock call's return address (format 7), 0 if unknown */
     uint32_t thread;               /* 1 + index into profile.threads, 0 until looked up */
+    uint32_t site_hint;            /* see prof_closed.site_hint */
     uint64_t rel_addr, rel_ns;     /* the thread's last release recorded as a holder */
     /* The acquisition's last park, held back until the thread's next record says whether it was the
      * last: a waiter woken only to lose the lock again parks once more in the same acquisition, and
@@ -223,6 +224,10 @@ struct prof_closed {
     uint32_t file, tid, stack_id, type_id, region_offset;
     uint8_t raw_kind, region;
     bool handed_off;
+    /* 1 + the site the wait cache named for the acquisition's fields when it began, 0 if none (or
+     * with the close stage in a thread of its own): a guess the close checks like a wait cache hit,
+     * so that the records stage can fetch the site ahead without waiting for the cache's slot. */
+    uint32_t site_hint;
 };
 
 #define PROF_BATCH 4096 /* closed acquisitions a batch: 224 KiB */
