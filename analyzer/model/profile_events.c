@@ -337,10 +337,11 @@ static void prof_event(struct prof_internal *in, const struct ftp_record *rec)
 }
 
 /* Fetches what handling `rec` will touch that is likely far: for a holder, its slots of the join table
- * and of the holder site cache; for a wait, when the close stage runs inline (in a thread of its own,
- * it fetches for itself), the wait cache slot of the acquisition it may open (read for its site hint
- * when the record is handled) and, if it closes its thread's acquisition, the site that one's hint
- * names. Reads only: the model is not changed. */
+ * and of the holder site cache; for a wait, the join table's slot of its thread's held-back park and,
+ * when the close stage runs inline (in a thread of its own, it fetches for itself), the wait cache
+ * slot of the acquisition it may open (read for its site hint when the record is handled) and, if it
+ * closes its thread's acquisition, the site that one's hint names. Reads only (the acquisition cache
+ * aside): the model is not changed. */
 static void prof_event_prefetch(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->type == FTP_REC_HOLDER && rec->size >= sizeof(struct ftp_rec_holder)) {
@@ -351,16 +352,23 @@ static void prof_event_prefetch(struct prof_internal *in, const struct ftp_recor
             __builtin_prefetch(&in->hsite_cache[prof_hsite_slot(in, h->lock_addr, h->stack_id)]);
         return;
     }
-    if (in->close_threaded || rec->size < sizeof(struct ftp_rec_wait) || !in->wait_cache)
+    if (rec->size < sizeof(struct ftp_rec_wait))
         return;
     const struct ftp_rec_wait *w = (const void *)rec;
-    __builtin_prefetch(&in->wait_cache[prof_wait_slot_of(w->lock_addr, w->stack_id, w->type_id, in->cur_file, w->kind)]);
+    bool close_inline = !in->close_threaded && in->wait_cache;
+    if (close_inline)
+        __builtin_prefetch(&in->wait_cache[prof_wait_slot_of(w->lock_addr, w->stack_id, w->type_id, in->cur_file,
+                                                             w->kind)]);
     const struct pacq *a = prof_acq_known(in, w->tid);
     if (!a) {
         uint64_t *v = pmap_get(&in->acqs_map, in->cur_file, w->tid);
         a = v ? &in->acqs[*v] : NULL;
     }
-    if (a && a->open && a->acq_seq != w->acq_seq && a->site_hint && a->site_hint <= in->n_sites)
+    if (!a)
+        return;
+    if (a->park_held && in->pending) /* its join (prof_join_park) */
+        __builtin_prefetch(&in->pending[prof_pending_slot(in, a->park_event_id)]);
+    if (close_inline && a->open && a->acq_seq != w->acq_seq && a->site_hint && a->site_hint <= in->n_sites)
         __builtin_prefetch(&in->sites[a->site_hint - 1]);
 }
 

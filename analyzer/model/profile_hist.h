@@ -34,6 +34,8 @@ static inline void phist_add_bucket(struct phist *h, unsigned bucket)
     }
 }
 void phist_merge(struct phist *into, const struct phist *from);
+/* The value at quantile q (0..1): the midpoint of the bucket holding that rank, 0 when empty. */
+uint64_t phist_quantile(const struct phist *h, double q);
 
 /* Adds deferred while their bucket is fetched: the buckets of thousands of histograms are far apart,
  * and counting is order-free. An add waits PHIST_RING_AHEAD adds in the ring; phist_ring_flush does
@@ -65,7 +67,5 @@ static inline void phist_ring_add(struct phist_ring *r, struct phist *h, uint64_
 }
 
 void phist_ring_flush(struct phist_ring *r);
-/* The value at quantile q (0..1): the midpoint of the bucket holding that rank, 0 when empty. */
-uint64_t phist_quantile(const struct phist *h, double q);
 
 #endif
