@@ -55,7 +55,7 @@ static void *prof_batch_main(void *arg)
         pthread_cond_broadcast(&pp->cv);
     }
     pthread_mutex_unlock(&pp->mu);
-    prof_hist_flush(&pp->in->hist_ring[PROF_STAGE_CLOSE]);
+    phist_ring_flush(&pp->in->hist_ring[PROF_STAGE_CLOSE]);
     return NULL;
 }
 
@@ -123,7 +123,7 @@ void prof_batch_finish(struct prof_internal *in)
 {
     struct prof_pipe *pp = in->pipe;
     if (!pp) {
-        prof_hist_flush(&in->hist_ring[PROF_STAGE_CLOSE]);
+        phist_ring_flush(&in->hist_ring[PROF_STAGE_CLOSE]);
         return;
     }
     prof_batch_hand(pp, true);

@@ -1,14 +1,5 @@
 #include "profile_hist.h"
 
-unsigned phist_bucket(uint64_t v)
-{
-    if (v < PHIST_SUB)
-        return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* e >= PHIST_SUB_BITS */
-    unsigned sub = (unsigned)(v >> (e - PHIST_SUB_BITS)) & (PHIST_SUB - 1);
-    return (e - PHIST_SUB_BITS + 1) * PHIST_SUB + sub;
-}
-
 static uint64_t phist_midpoint(unsigned idx)
 {
     if (idx < PHIST_SUB)
@@ -23,6 +14,15 @@ static uint64_t phist_midpoint(unsigned idx)
 void phist_add(struct phist *h, uint64_t value_ns)
 {
     phist_add_bucket(h, phist_bucket(value_ns));
+}
+
+void phist_ring_flush(struct phist_ring *r)
+{
+    for (; r->len; r->len--) {
+        phist_add_bucket(r->adds[r->first].hist, r->adds[r->first].bucket);
+        r->first = (r->first + 1) % PHIST_RING_AHEAD;
+    }
+    r->first = 0;
 }
 
 void phist_merge(struct phist *into, const struct phist *from)

@@ -17,8 +17,15 @@ struct phist {
 
 void phist_add(struct phist *h, uint64_t value_ns);
 /* phist_add in two steps: the bucket of a value, then one more count in it (for adds deferred until
- * the bucket's memory was fetched). */
-unsigned phist_bucket(uint64_t value_ns);
+ * the bucket's memory was fetched). Inline: pass 2 calls them for every wait and hold. */
+static inline unsigned phist_bucket(uint64_t v)
+{
+    if (v < PHIST_SUB)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* e >= PHIST_SUB_BITS */
+    unsigned sub = (unsigned)(v >> (e - PHIST_SUB_BITS)) & (PHIST_SUB - 1);
+    return (e - PHIST_SUB_BITS + 1) * PHIST_SUB + sub;
+}
 static inline void phist_add_bucket(struct phist *h, unsigned bucket)
 {
     if (h->counts[bucket] != UINT32_MAX) {
@@ -29,5 +36,36 @@ static inline void phist_add_bucket(struct phist *h, unsigned bucket)
 void phist_merge(struct phist *into, const struct phist *from);
 /* The value at quantile q (0..1): the midpoint of the bucket holding that rank, 0 when empty. */
 uint64_t phist_quantile(const struct phist *h, double q);
+
+/* Adds deferred while their bucket is fetched: the buckets of thousands of histograms are far apart,
+ * and counting is order-free. An add waits PHIST_RING_AHEAD adds in the ring; phist_ring_flush does
+ * the rest. A ring belongs to one thread. */
+#define PHIST_RING_AHEAD 16
+struct phist_ring {
+    struct {
+        struct phist *hist;
+        unsigned bucket;
+    } adds[PHIST_RING_AHEAD];
+    unsigned first, len;
+};
+
+static inline void phist_ring_add(struct phist_ring *r, struct phist *h, uint64_t value_ns)
+{
+    unsigned at;
+    if (r->len == PHIST_RING_AHEAD) {
+        at = r->first;
+        phist_add_bucket(r->adds[at].hist, r->adds[at].bucket);
+        r->first = (r->first + 1) % PHIST_RING_AHEAD;
+    } else {
+        at = (r->first + r->len++) % PHIST_RING_AHEAD;
+    }
+    unsigned bucket = phist_bucket(value_ns);
+    r->adds[at].hist = h;
+    r->adds[at].bucket = bucket;
+    __builtin_prefetch(h, 1); /* its total */
+    __builtin_prefetch(&h->counts[bucket], 1);
+}
+
+void phist_ring_flush(struct phist_ring *r);
 
 #endif

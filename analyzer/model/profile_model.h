@@ -2,8 +2,11 @@
  *
  * prof_load (profile_load.c) runs the stages in order over one prof_internal:
  *   profile_defs.c    pass 1 over each recording: threads, code objects, stacks, types, modules, GIL events
- *   profile_events.c  pass 2: waits joined into acquisitions, aggregated per lock and per (lock, stack);
- *                     wake-ups joined to the waits they ended; then spins placed on their locks
+ *   profile_events.c  pass 2, records stage: waits joined into acquisitions, wake-ups joined to the
+ *                     waits they ended (holder sites, hold times); each closed acquisition handed on
+ *   profile_batch.c   ... to the close stage, inline or through batches to a thread of its own
+ *   profile_close.c   pass 2, close stage: aggregated per lock and per (lock, stack); after all files,
+ *                     spins placed on their locks
  *   profile_stacks.c  stacks resolved into Python and native frames; sites merged by their text
  *   profile_names.c   lock labels, with DWARF field names for the interpreter's own mutexes
  *   profile_source.c  source lines of the files the frames name
@@ -90,6 +93,7 @@ struct pacq {
     uint64_t acq_seq, start, park, end, addr;
     uint64_t caller;               /* a native lock call's return address (format 7), 0 if unknown */
     uint32_t thread;               /* 1 + index into profile.threads, 0 until looked up */
+    uint32_t site_hint;            /* see prof_closed.site_hint */
     uint64_t rel_addr, rel_ns;     /* the thread's last release recorded as a holder */
     /* The acquisition's last park, held back until the thread's next record says whether it was the
      * last: a waiter woken only to lose the lock again parks once more in the same acquisition, and
@@ -205,22 +209,10 @@ union prof_ahead_rec {
     struct ftp_rec_holder holder;
 };
 
-/* Pass 2's histogram adds wait PROF_HIST_AHEAD adds in a ring while their bucket is fetched: the
- * buckets of thousands of sites' histograms are far apart, and counting is order-free. Each stage of
- * pass 2 has a ring of its own. */
-#define PROF_HIST_AHEAD 16
-struct prof_hist_add {
-    struct phist *hist;
-    unsigned bucket;
-};
-struct prof_hist_ring {
-    struct prof_hist_add adds[PROF_HIST_AHEAD];
-    unsigned first, len;
-};
-
 /* Pass 2 runs in two stages that share no state: the records stage (profile_events.c: records into
  * acquisitions, wake-ups joined to waits, holder sites and hold times) hands each closed acquisition
- * to the close stage (per-lock totals and histograms, (lock, stack) sites, spins, threads' waits). On
+ * to the close stage (profile_close.c: per-lock totals and histograms, (lock, stack) sites, spins,
+ * threads' waits). On
  * a large file, with a core idle, the close stage runs in a thread of its own, fed by batches that keep
  * the order (profile_batch.c); else inline. The result is the same either way. */
 enum { PROF_STAGE_RECORDS = 0, PROF_STAGE_CLOSE = 1 };
@@ -232,6 +224,10 @@ struct prof_closed {
     uint32_t file, tid, stack_id, type_id, region_offset;
     uint8_t raw_kind, region;
     bool handed_off;
+    /* 1 + the site the wait cache named for the acquisition's fields when it began, 0 if none (or
+     * with the close stage in a thread of its own): a guess the close checks like a wait cache hit,
+     * so that the records stage can fetch the site ahead without waiting for the cache's slot. */
+    uint32_t site_hint;
 };
 
 #define PROF_BATCH 4096 /* closed acquisitions a batch: 224 KiB */
@@ -242,6 +238,14 @@ struct prof_batch {
     uint32_t n;
 };
 struct prof_pipe; /* profile_batch.c */
+
+/* A thread's acquisition by (file, tid), direct-mapped: records of a few threads interleave, and the
+ * map's hash and probe cost more than the record's handling. */
+#define PROF_ACQ_CACHE 64
+struct prof_acq_cache {
+    uint32_t file, tid;
+    uint32_t index; /* 1 + index into acqs, 0: empty */
+};
 
 #define PROF_THREAD_CACHE 64
 struct prof_thread_cache {
@@ -288,12 +292,13 @@ struct prof_internal {
     struct prof_hsite_cache *hsite_cache; /* PROF_HSITE_CACHE entries, NULL until the first holder */
     union prof_ahead_rec ahead[PROF_AHEAD]; /* records met and not handled yet, a ring */
     unsigned ahead_first, ahead_len;
-    struct prof_hist_ring hist_ring[2]; /* one for each stage of pass 2 */
+    struct phist_ring hist_ring[2]; /* one for each stage of pass 2 */
     struct prof_pipe *pipe;             /* the batches between pass 2's stages, NULL when inline */
     bool close_threaded;                /* the close stage runs in a thread of its own */
     struct prof_thread_cache thread_cache[PROF_THREAD_CACHE]; /* the close stage's */
     uint32_t cur_file;
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
+    struct prof_acq_cache acq_cache[PROF_ACQ_CACHE]; /* the records stage's, after last_acq */
     bool oom;
     struct profile *p;
 };
@@ -334,6 +339,14 @@ static inline uint64_t *prof_put(struct prof_internal *in, struct pmap *m, uint6
     if (!v)
         in->oom = true;
     return v;
+}
+
+/* Where an acquisition's raw fields sit in the wait cache (PROF_WAIT_CACHE): both stages of pass 2 ask. */
+static inline size_t prof_wait_slot_of(uint64_t addr, uint32_t stack_id, uint32_t type_id, uint32_t file, uint8_t raw)
+{
+    uint64_t h = (addr ^ ((uint64_t)stack_id << 32 | type_id)) * 0x9e3779b97f4a7c15ull;
+    h ^= ((uint64_t)file << 8 | raw) * 0xbf58476d1ce4e5b9ull;
+    return (h >> 32) % PROF_WAIT_CACHE;
 }
 
 static inline struct pcode *prof_code(struct prof_internal *in, uint32_t file, uint32_t code_id)
@@ -379,11 +392,18 @@ bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
 /* After the walk of each file: handles the records prof_visit_events still holds, closes the file's
  * acquisitions still open, and does the histogram adds still deferred. */
 void prof_events_end_file(struct prof_internal *in);
-/* The close stage: one closed acquisition into the aggregates; what it will touch, fetched ahead
- * (`far`: the wait cache's slot; else the site that slot names). */
+
+/* profile_close.c: the close stage, one closed acquisition into the aggregates; what it will touch,
+ * fetched ahead (`far`: the wait cache's slot; else the site that slot names). */
 void prof_close_apply(struct prof_internal *in, const struct prof_closed *a);
 void prof_close_prefetch(struct prof_internal *in, const struct prof_closed *a, bool far);
-void prof_hist_flush(struct prof_hist_ring *r);
+/* The site (owner, stack_id) of the sites in *arr indexed by map, added if new; NULL when out of
+ * memory. */
+struct psite *prof_site_get(struct prof_internal *in, struct pmap *map, struct psite **arr, size_t *n, size_t *cap,
+                            uint32_t owner, uint32_t stack_id);
+/* After all files: spins onto locks, merged rows' holder groups gathered. */
+void prof_attribute_spins(struct prof_internal *in);
+void prof_merge_holder_groups(struct prof_internal *in);
 
 /* profile_batch.c: the batches between pass 2's stages. prof_batch_start before a file's pass 2
  * (`threaded`: the close stage in a thread of its own, if one can be started; else inline, each
@@ -392,9 +412,6 @@ void prof_hist_flush(struct prof_hist_ring *r);
 int prof_batch_start(struct prof_internal *in, bool threaded);
 void prof_batch_push(struct prof_internal *in, const struct prof_closed *c);
 void prof_batch_finish(struct prof_internal *in);
-/* After all files: spins onto locks, merged rows' holder groups gathered. */
-void prof_attribute_spins(struct prof_internal *in);
-void prof_merge_holder_groups(struct prof_internal *in);
 
 /* The thread (file, tid), created when first named; NULL when out of memory. */
 struct prof_thread *prof_thread_get(struct prof_internal *in, uint32_t file, uint32_t tid);
