@@ -17,7 +17,7 @@ DEPS_PYTHON := build-essential libssl-dev libffi-dev libbz2-dev liblzma-dev libs
 DEPS_TEST   := golang-go chromium clang libclang-rt-14-dev valgrind python3-pip time tmux debuginfod
 DEPS        := $(DEPS_BUILD) $(DEPS_PYTHON) $(DEPS_TEST)
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test demo bench soak clean
 
 deps:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEPS) 2>/dev/null | \
@@ -54,6 +54,11 @@ demo: build
 bench: build
 	@BUILD=$(BUILD) tools/bench
 	@BUILD=$(BUILD) tools/bench-service
+
+# Not part of `make bench` (it takes 10 minutes): the service in ring mode beside one without the
+# recorder; options through SOAK, e.g. make soak SOAK="--version 3.14 --minutes 2 --window 20".
+soak: build
+	@BUILD=$(BUILD) tools/soak-service $(SOAK)
 
 clean:
 	rm -rf $(BUILD)

@@ -9,6 +9,9 @@
   bench_service.py client PORT REQUESTS CONNECTIONS
       sends REQUESTS requests over CONNECTIONS keep-alive connections (one thread each), a fixed
       mix of reads, cache misses and writes, then GET /shutdown; prints requests/s as JSON.
+  bench_service.py batches CONNECTIONS
+      the same mix in batches, on request (tools/soak-service): reads "PORT REQUESTS" lines on stdin,
+      sends each batch over CONNECTIONS fresh connections, prints one JSON line per batch.
 """
 import hashlib
 import http.client
@@ -122,28 +125,53 @@ def server(logfile, portfile):
     print(json.dumps({"cpu_s": time.process_time() - cpu0, "hits": s.hits, "misses": s.misses, "writes": s.writes}))
 
 
+def session(port, index, count, errors):
+    """One keep-alive connection sending count requests, the same mix for the same index."""
+    rng = random.Random(index)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        for i in range(count):
+            key = f"k{rng.randrange(ITEMS)}"
+            if i % 10 == 9:
+                conn.request("POST", f"/item/{key}", body=json.dumps({"value": i}).encode(),
+                             headers={"Content-Type": "application/json"})
+            else:
+                conn.request("GET", f"/item/{key}")
+            r = conn.getresponse()
+            body = r.read()
+            if r.status != 200 or json.loads(body)["key"] != key:
+                raise RuntimeError(f"bad reply {r.status}: {body[:100]!r}")
+    except Exception as e:  # reported by the main thread
+        errors.append(repr(e))
+    finally:
+        conn.close()
+
+
+def batches(connections):
+    """For each line "PORT REQUESTS" on stdin, that many requests over fresh connections to PORT; one
+    JSON line per batch on stdout once all its replies are in, so the caller samples between batches."""
+    for line in sys.stdin:
+        port, requests = map(int, line.split())
+        errors = []
+        per = [requests // connections + (1 if i < requests % connections else 0) for i in range(connections)]
+        threads = [threading.Thread(target=session, args=(port, i, n, errors)) for i, n in enumerate(per)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        if errors:
+            print(f"bench_service: batches: {errors[0]}", file=sys.stderr)
+            sys.exit(1)
+        print(json.dumps({"port": port, "requests": requests, "wall_s": wall}), flush=True)
+
+
 def client(port, requests, connections):
     errors = []
 
     def worker(index, count):
-        rng = random.Random(index)  # the same mix every run
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            for i in range(count):
-                key = f"k{rng.randrange(ITEMS)}"
-                if i % 10 == 9:
-                    conn.request("POST", f"/item/{key}", body=json.dumps({"value": i}).encode(),
-                                 headers={"Content-Type": "application/json"})
-                else:
-                    conn.request("GET", f"/item/{key}")
-                r = conn.getresponse()
-                body = r.read()
-                if r.status != 200 or json.loads(body)["key"] != key:
-                    raise RuntimeError(f"bad reply {r.status}: {body[:100]!r}")
-        except Exception as e:  # reported by the main thread
-            errors.append(repr(e))
-        finally:
-            conn.close()
+        session(port, index, count, errors)
 
     per = [requests // connections + (1 if i < requests % connections else 0) for i in range(connections)]
     threads = [threading.Thread(target=worker, args=(i, n)) for i, n in enumerate(per)]
@@ -168,6 +196,8 @@ if __name__ == "__main__":
         server(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 5 and sys.argv[1] == "client":
         client(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "batches":
+        batches(int(sys.argv[2]))
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
