@@ -186,6 +186,17 @@ static struct mk_thread *mk_thread(struct mk *m, uint32_t tid, const char *name)
     return t;
 }
 
+/* n threads with tids first_tid, first_tid + 1, ..., named PREFIX-first_number, PREFIX-(first_number + 1), ... */
+static void mk_threads(struct mk *m, struct mk_thread **out, int n, uint32_t first_tid, const char *prefix,
+                       int first_number)
+{
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "%s-%d", prefix, first_number + i);
+        out[i] = mk_thread(m, first_tid + (uint32_t)i, name);
+    }
+}
+
 static uint32_t mk_code_id(struct mk *m, struct mk_thread *t, const char *qualname, const char *file)
 {
     for (size_t i = 0; i < m->n_codes; i++) {
@@ -406,11 +417,7 @@ static void mk_bank(struct mk *m)
     uint64_t t0 = m->start_ns;
     struct mk_thread *main_t = mk_thread(m, 1000, "python3.13t");
     struct mk_thread *w[4];
-    for (int i = 0; i < 4; i++) {
-        char name[16];
-        snprintf(name, sizeof(name), "Worker-%d", i + 1);
-        w[i] = mk_thread(m, 1001 + (uint32_t)i, name);
-    }
+    mk_threads(m, w, 4, 1001, "Worker", 1);
     /* Workers 1..3 transfer under ACCOUNTS: 100 waits of 1 ms each, every other one handed off. Their
      * releasers were transfers (2 in 3) or audits (1 in 3) on other workers. */
     for (int k = 0; k < 100; k++) {
@@ -642,11 +649,7 @@ static void mk_native(struct mk *m)
 static void mk_bench(struct mk *m, uint64_t n)
 {
     struct mk_thread *t[8];
-    for (int i = 0; i < 8; i++) {
-        char name[16];
-        snprintf(name, sizeof(name), "bench-%d", i);
-        t[i] = mk_thread(m, 2000 + (uint32_t)i, name);
-    }
+    mk_threads(m, t, 8, 2000, "bench", 0);
     static const struct mk_frame inner[] = {
         {"Bank.transfer", 12, false}, {"Bank.transfer", 13, false}, {"Bank.audit", 17, false},
         {"Bank.audit", 18, false},    {"Cache.get", 26, false},     {"consume", 31, false},
@@ -733,11 +736,7 @@ static void mk_stackless_spins(struct mk *m)
 {
     uint64_t t0 = m->start_ns;
     struct mk_thread *t[6];
-    for (int i = 0; i < 6; i++) {
-        char name[16];
-        snprintf(name, sizeof(name), "Spinner-%d", i + 1);
-        t[i] = mk_thread(m, 2001 + (uint32_t)i, name);
-    }
+    mk_threads(m, t, 6, 2001, "Spinner", 1);
     for (int i = 0; i < 4; i++) {
         uint32_t lt = mk_type(m, t[i], "_thread.lock");
         for (int k = 0; k < 10; k++)

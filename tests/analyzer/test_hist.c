@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "profile_hist.h"
+#include "xorshift.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -13,13 +14,7 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return xorshift64(&rng_state); }
 
 static int check(const char *name, uint64_t *v, size_t n)
 {

@@ -236,26 +236,25 @@ def test_hold_of_an_acquisition_nobody_saw(tmp_path):
     """R waited for the lock at 200 ms and got it at 210 ms; it woke W, who had waited since 280 ms, at
     300 ms. R may have let the lock go and taken it back uncontended in between (nothing records that), so
     the hold is counted from W's start (20 ms), the part the records show, not from 210 ms (90 ms)."""
-    rec = Recording(start=1 * MS, end=1 * S)
-    site = rec.code("Job.run")
-    rec.thread(701, "R", 1 * MS)
-    rec.thread(702, "W", 1 * MS)
-    rec.wait(701, KIND_LOCK, 0x3000, 200 * MS, 210 * MS, stack=site)
-    w = rec.wait(702, KIND_LOCK, 0x3000, 280 * MS, 305 * MS, stack=site)
-    rec.holder(701, w, 300 * MS, 0x3000, stack=site)
+    def handoff():
+        """R waits 200-210 ms; W waits from 280 ms until R wakes it at 300 ms."""
+        rec = Recording(start=1 * MS, end=1 * S)
+        site = rec.code("Job.run")
+        rec.thread(701, "R", 1 * MS)
+        rec.thread(702, "W", 1 * MS)
+        rec.wait(701, KIND_LOCK, 0x3000, 200 * MS, 210 * MS, stack=site)
+        w = rec.wait(702, KIND_LOCK, 0x3000, 280 * MS, 305 * MS, stack=site)
+        rec.holder(701, w, 300 * MS, 0x3000, stack=site)
+        return rec, site
+
+    rec, site = handoff()
     # and R's next release, at 400 ms, of a hold that began after its release at 300 ms
     w2 = rec.wait(702, KIND_LOCK, 0x3000, 310 * MS, 402 * MS, stack=site)
     rec.holder(701, w2, 400 * MS, 0x3000, stack=site)
     lock = report(rec.write(tmp_path / "unseen.ftp"))["locks"][0]
     assert lock["holds"] == 2 and lock["hold_max_ns"] == 90 * MS  # 310..400: W2 waited from 310 ms
     assert lock["holds_from_acquisition"] == 0  # from a wait's start both times (then after a release)
-    rec2 = Recording(start=1 * MS, end=1 * S)
-    site = rec2.code("Job.run")
-    rec2.thread(701, "R", 1 * MS)
-    rec2.thread(702, "W", 1 * MS)
-    rec2.wait(701, KIND_LOCK, 0x3000, 200 * MS, 210 * MS, stack=site)
-    w = rec2.wait(702, KIND_LOCK, 0x3000, 280 * MS, 305 * MS, stack=site)
-    rec2.holder(701, w, 300 * MS, 0x3000, stack=site)
+    rec2, _ = handoff()
     lock = report(rec2.write(tmp_path / "unseen1.ftp"))["locks"][0]
     assert lock["holds"] == 1 and lock["hold_max_ns"] == 20 * MS
 

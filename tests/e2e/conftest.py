@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -348,6 +349,22 @@ class Runner:
             assert proc.returncode == 0, (f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}"
                                           f"\nstderr:\n{proc.stderr[-4000:]}")
         return run
+
+    def kill_at_mark(self, marker, args, extra_env=None, output=None, timeout=60):
+        """Runs workloads/lock_contention.py ARGS --forever under the recorder until it has made `marker`
+        contended acquisitions (it prints MARK N), then kills it with SIGKILL, as a crash would."""
+        proc = subprocess.Popen([str(self.python), str(WORKLOADS / "lock_contention.py"), *map(str, args), "--forever",
+                                 "--marker", str(marker)],
+                                env=self.env(extra=extra_env, output=output), cwd=self.tmp,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for_line(proc, rf"^MARK {marker}$", timeout=timeout)
+        finally:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        assert proc.returncode == -signal.SIGKILL
 
     def cli_run(self, *args, timeout=300):
         return subprocess.run([str(self.cli), *[str(a) for a in args]], capture_output=True, text=True,

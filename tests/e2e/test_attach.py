@@ -162,6 +162,14 @@ def recording_mapped(pid, directory):
     return any(f" {directory}/" in l for l in maps_lines(pid))
 
 
+def until_mapped(pid, directory, mapped, timeout):
+    """Waits up to `timeout` seconds until recording_mapped() says `mapped`; whether it came to say so."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and recording_mapped(pid, directory) != mapped:
+        time.sleep(0.02)
+    return recording_mapped(pid, directory) == mapped
+
+
 # ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.support_row("ftprof attach PID")
@@ -339,17 +347,11 @@ def test_killing_the_cli_mid_attach_leaves_the_target_unaffected(attach_python, 
         before = read_slots(t.pid, slots)
         cli = subprocess.Popen([str(ftprof_cli), "attach", str(t.pid), "-o", str(out)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, env=clean_env())
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not recording_mapped(t.pid, tmp_path):
-            time.sleep(0.02)
-        assert recording_mapped(t.pid, tmp_path), "never attached"
+        assert until_mapped(t.pid, tmp_path, True, 20), "never attached"
         time.sleep(0.3)
         cli.kill()
         cli.communicate()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and recording_mapped(t.pid, tmp_path):
-            time.sleep(0.02)
-        assert not recording_mapped(t.pid, tmp_path), "still attached after the CLI died"
+        assert until_mapped(t.pid, tmp_path, False, 5), "still attached after the CLI died"
         assert_restored(t.pid, before, read_slots(t.pid, slots))
         assert read_header(out)["flags"] & FLAG_FINISHED
         # The watchdog thread is gone too: only the workload's threads remain.
@@ -599,10 +601,7 @@ def test_deadlock_during_the_window_shows_live(py314, ftprof_cli, tmp_path):
         wait_for_line(p, "READY", 30)
         cli = subprocess.Popen([str(ftprof_cli), "attach", str(p.pid), "-o", str(out)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, env=clean_env())
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not recording_mapped(p.pid, tmp_path):
-            time.sleep(0.02)
-        assert recording_mapped(p.pid, tmp_path), "never attached"
+        assert until_mapped(p.pid, tmp_path, True, 20), "never attached"
         go.touch()
         time.sleep(1.5)
         top = subprocess.run([str(ftprof_cli), "top", str(p.pid), "--once", "--json"], capture_output=True,

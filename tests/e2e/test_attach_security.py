@@ -18,6 +18,7 @@ importing what the attach script needs, because the interpreter may lie where A 
 /root); the attacker is a forked child of the test. Needs root; skipped otherwise, and a failure under
 CI=true.
 """
+import contextlib
 import errno
 import json
 import os
@@ -72,6 +73,7 @@ class GatedTarget:
                                      env=clean_env(), cwd=work)
         wait_for_line(self.proc, r"^READY", 30)
         self.pid = self.proc.pid
+        self.clis = []
         # Its main thread past the last bytecode before the gate: in read() (x86-64 syscall 0). Any thread
         # that runs Python takes an attach now, so one sent before it got there would run at once.
         deadline = time.monotonic() + 30
@@ -85,7 +87,21 @@ class GatedTarget:
         if wait:
             wait_for_line(self.proc, r"^OPEN", 30)
 
+    def attach(self, cli, lib, out, *extra):
+        """`ftprof attach` on this target in a session of its own, as on a terminal: a Ctrl-C reaches its
+        whole group."""
+        proc = subprocess.Popen([str(cli), "attach", str(self.pid), "-o", str(out), "--timeout", "60",
+                                 *map(str, extra)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=clean_env({"FTPROF_LIBRARY": lib}), start_new_session=True)
+        self.clis.append(proc)
+        return proc
+
     def finish(self):
+        """Kills any attach still running, then lets the target end: its exit status, stdout and stderr."""
+        for cli in self.clis:
+            if cli.poll() is None:
+                cli.kill()
+                cli.communicate()
         self.stop.touch()
         if self.proc.stdin and not self.proc.stdin.closed:
             try:
@@ -96,11 +112,16 @@ class GatedTarget:
         return self.proc.returncode, out.decode(), err.decode()
 
 
-def start_cli(cli, lib, pid, out, *extra):
-    """`ftprof attach` in a session of its own, as on a terminal: a Ctrl-C reaches its whole group."""
-    return subprocess.Popen([str(cli), "attach", str(pid), "-o", str(out), "--timeout", "60", *map(str, extra)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env({"FTPROF_LIBRARY": lib}), start_new_session=True)
+@contextlib.contextmanager
+def gated_target(python, work):
+    """A GatedTarget for the block. After it, any attach still running is killed and the target must end
+    by itself: exit 0 and nothing on its stderr."""
+    target = GatedTarget(python, work)
+    try:
+        yield target
+    finally:
+        rc, _, stderr = target.finish()
+    assert rc == 0 and stderr == "", stderr
 
 
 def request_dir(cli, timeout=20):
@@ -218,11 +239,10 @@ def test_a_third_user_cannot_hijack_the_attach(python, ftprof_lib, ftprof_cli, w
     marker = work / "out" / "attacker-was-here"
     target = GatedTarget(python, work)
     out = work / "out" / "rec.ftp"
-    cli = None
     decoy = None
     try:
         decoy = Path(as_user(UID_B, lambda: plant_decoy(str(victim))))
-        cli = start_cli(ftprof_cli, ftprof_lib, target.pid, out, "--duration", 1.5)
+        cli = target.attach(ftprof_cli, ftprof_lib, out, "--duration", 1.5)
         d = request_dir(cli)
         wait_helper_done(cli)
 
@@ -256,9 +276,6 @@ def test_a_third_user_cannot_hijack_the_attach(python, ftprof_lib, ftprof_cli, w
         assert cli.returncode == 0, err
         assert "attached to pid" in err and "detached from pid" in err, err
     finally:
-        if cli and cli.poll() is None:
-            cli.kill()
-            cli.communicate()
         rc, stdout, stderr = target.finish()
         decoy_names = sorted(os.listdir(decoy)) if decoy else []
         if decoy:
@@ -286,10 +303,8 @@ def test_a_changed_library_is_refused(python, ftprof_lib, ftprof_cli, work):
     lib.parent.mkdir()
     shutil.copy(ftprof_lib, lib)
     os.chmod(lib, 0o644)
-    target = GatedTarget(python, work)
-    cli = None
-    try:
-        cli = start_cli(ftprof_cli, lib, target.pid, work / "out" / "x.ftp")
+    with gated_target(python, work) as target:
+        cli = target.attach(ftprof_cli, lib, work / "out" / "x.ftp")
         d = request_dir(cli)
         with open(lib, "r+b") as f:  # one byte in the middle: the same size, the same inode
             f.seek(lib.stat().st_size // 2)
@@ -303,12 +318,6 @@ def test_a_changed_library_is_refused(python, ftprof_lib, ftprof_cli, work):
         assert "is not the library ftprof attach checked" in lines[0] and "not loaded" in lines[0], lines[0]
         assert not any("libftprof" in l for l in open(f"/proc/{target.pid}/maps")), "the library was loaded"
         assert not d.exists()
-    finally:
-        if cli and cli.poll() is None:
-            cli.kill()
-            cli.communicate()
-        rc, _, stderr = target.finish()
-    assert rc == 0 and stderr == "", stderr
 
 
 @pytest.mark.parametrize("then", ["its script ran", "its request was replaced"])
@@ -317,11 +326,9 @@ def test_a_killed_cli_leaves_a_request_the_next_attach_removes(python, ftprof_li
     script later (it attaches, and the recorder's watchdog detaches at once: the CLI is gone), or a
     second attach replaces the pending request with its own. The second attach removes the stale
     directory in both cases, and the target prints nothing (it never looks for a removed script)."""
-    target = GatedTarget(python, work)
-    cli = cli2 = None
-    try:
+    with gated_target(python, work) as target:
         killed = work / "out" / "killed.ftp"
-        cli = start_cli(ftprof_cli, ftprof_lib, target.pid, killed)
+        cli = target.attach(ftprof_cli, ftprof_lib, killed)
         stale = request_dir(cli)
         wait_helper_done(cli)
         cli.kill()
@@ -338,7 +345,7 @@ def test_a_killed_cli_leaves_a_request_the_next_attach_removes(python, ftprof_li
             while time.monotonic() < deadline and not finished(killed):
                 time.sleep(0.01)
             assert finished(killed), "the orphaned recorder did not detach"
-        cli2 = start_cli(ftprof_cli, ftprof_lib, target.pid, work / "out" / "next.ftp", "--duration", 0.5)
+        cli2 = target.attach(ftprof_cli, ftprof_lib, work / "out" / "next.ftp", "--duration", 0.5)
         if then == "its request was replaced":
             request_dir(cli2)
             wait_helper_done(cli2)
@@ -346,13 +353,6 @@ def test_a_killed_cli_leaves_a_request_the_next_attach_removes(python, ftprof_li
         _, err = cli2.communicate(timeout=60)
         assert cli2.returncode == 0, err
         assert not stale.exists(), f"stale {stale} left: {os.listdir(stale)}"
-    finally:
-        for c in (cli, cli2):
-            if c and c.poll() is None:
-                c.kill()
-                c.communicate()
-        rc, _, stderr = target.finish()
-    assert rc == 0 and stderr == "", stderr
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "Ctrl-C as the request is written"])
@@ -361,10 +361,8 @@ def test_interrupting_the_wait_leaves_nothing_behind(python, ftprof_lib, ftprof_
     directory left, and nothing left pending in the target: once its gate opens it runs Python on, without
     loading the recorder and without an error about a missing script on its stderr. Also a Ctrl-C at the
     terminal as the request is being written (SIGINT to the CLI's whole process group)."""
-    target = GatedTarget(python, work)
-    cli = None
-    try:
-        cli = start_cli(ftprof_cli, ftprof_lib, target.pid, work / "out" / "x.ftp")
+    with gated_target(python, work) as target:
+        cli = target.attach(ftprof_cli, ftprof_lib, work / "out" / "x.ftp")
         d = request_dir(cli)
         if how == "Ctrl-C as the request is written":
             os.killpg(cli.pid, signal.SIGINT)  # the directory is there: the request goes out now
@@ -376,12 +374,6 @@ def test_interrupting_the_wait_leaves_nothing_behind(python, ftprof_lib, ftprof_
         assert not d.exists(), os.listdir(d)
         target.open_gate(wait=True)
         assert not any("libftprof" in l for l in open(f"/proc/{target.pid}/maps"))
-    finally:
-        if cli and cli.poll() is None:
-            cli.kill()
-            cli.communicate()
-        rc, _, stderr = target.finish()
-    assert rc == 0 and stderr == "", stderr
 
 
 @pytest.mark.parametrize("plant", ["symlink", "fifo"])
@@ -390,10 +382,8 @@ def test_the_status_file_is_never_followed_or_blocked_on(python, ftprof_lib, ftp
     it: a `status` that is a symbolic link to a file only root may read, or a FIFO (which would block a
     plain open), is refused with exit 15 and one line, without reading through it; the request is
     withdrawn and removed, and the target, once its gate opens, runs nothing."""
-    target = GatedTarget(python, work)
-    cli = None
-    try:
-        cli = start_cli(ftprof_cli, ftprof_lib, target.pid, work / "out" / "x.ftp")
+    with gated_target(python, work) as target:
+        cli = target.attach(ftprof_cli, ftprof_lib, work / "out" / "x.ftp")
         d = request_dir(cli)
         wait_helper_done(cli)
         if plant == "symlink":
@@ -408,9 +398,3 @@ def test_the_status_file_is_never_followed_or_blocked_on(python, ftprof_lib, ftp
         assert not d.exists(), os.listdir(d)
         target.open_gate(wait=True)
         assert not any("libftprof" in l for l in open(f"/proc/{target.pid}/maps"))
-    finally:
-        if cli and cli.poll() is None:
-            cli.kill()
-            cli.communicate()
-        rc, _, stderr = target.finish()
-    assert rc == 0 and stderr == "", stderr

@@ -7,12 +7,10 @@ FTPROF_DAMAGE_COPIES changes the number of copies (2,000), FTPROF_DAMAGE_SEED th
 prints the seed, the copy's number, its length and the bytes changed, and the command that remakes it.
 """
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
-from conftest import FLAG_FINISHED, WORKLOADS, read_header, wait_for_line
+from conftest import FLAG_FINISHED, read_header
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analyzer"))
 import damage  # noqa: E402
@@ -26,18 +24,8 @@ def killed_recording(runner, name, marker):
     a 1 MiB buffer of 64 KiB chunks, partly written as a crash leaves them; 8 threads take 8 chunks or
     more, so cuts fall past the reader's first group of 8 too."""
     out = runner.tmp / name
-    proc = subprocess.Popen([str(runner.python), str(WORKLOADS / "lock_contention.py"), "--threads", "8",
-                             "--hold-ms", "0.05", "--forever", "--marker", str(marker)],
-                            env=runner.env(extra={"FTPROF_BUFFER": "1M"}, output=out), cwd=runner.tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for_line(proc, rf"^MARK {marker}$", timeout=120)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    runner.kill_at_mark(marker, ["--threads", 8, "--hold-ms", 0.05], extra_env={"FTPROF_BUFFER": "1M"}, output=out,
+                        timeout=120)
     assert out.exists(), "the killed process left no recording"
     assert not read_header(out)["flags"] & FLAG_FINISHED
     return out

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (FLAG_FINISHED, FLAG_FORKED_CHILD, WORKLOADS, clean_env, marker_line, mounted_tmpfs,
-                      read_header, stack_functions, top_frame, wait_for_line)
+                      read_header, stack_functions, top_frame)
 from test_recorder import build_extension
 
 
@@ -28,19 +28,8 @@ def waiter_functions(rep):
 
 @pytest.mark.support_row("faults (kill -9, fork, exec, close-all, full disk, …), CLI, packaging")
 def test_kill_9_keeps_published_events(runner):
-    wl = WORKLOADS / "lock_contention.py"
     marker = 60
-    proc = subprocess.Popen([str(runner.python), str(wl), "--threads", "3", "--hold-ms", "0.5", "--forever",
-                             "--marker", str(marker)],
-                            env=runner.env(), cwd=runner.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for_line(proc, rf"^MARK {marker}$", timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    runner.kill_at_mark(marker, ["--threads", 3, "--hold-ms", 0.5])
     files = sorted(runner.out_dir.iterdir())
     assert len(files) == 1, f"expected the killed process's recording, got {files}"
     assert not read_header(files[0])["flags"] & FLAG_FINISHED, "a killed process cannot have finished"

@@ -73,6 +73,16 @@ def check_frame(frame, known_by, tids):
     assert frame["deadlocks"] == [], frame["deadlocks"]
 
 
+def let_end(proc):
+    """Lets the workload end (a line on its stdin); kills it if it has not ended a minute later."""
+    try:
+        proc.communicate(b"go\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def check_text(text, tids):
     assert re.search(rf"holder \S+ \(tid {tids['sleeper']}, [a-z ]+\) now: (sleeping|running|waiting for the GIL to run on), at slow_io "
                      rf"\(holder_now.py:{LINES['slow_io']}\)", text), text
@@ -181,12 +191,7 @@ def test_holder_now_through_attach(label, ftprof_cli, ftprof_lib, tmp_path):
             att.communicate(timeout=30)
         finally:
             go.touch()
-            try:
-                proc.communicate(b"go\n", timeout=60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate()
+            let_end(proc)
     assert proc.returncode == 0 and att.returncode == 0
 
 
@@ -235,12 +240,7 @@ def test_top_offers_to_attach(ftprof_cli, ftprof_lib, tmp_path):
         assert "detached" in att.stderr, att.stderr
         assert read_header(out)["flags"] & FLAG_FINISHED, "the recording was not finished by the detach"
     finally:
-        try:
-            proc.communicate(b"go\n", timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        let_end(proc)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -7,13 +7,11 @@ within ±15%, hold p50 within ±20% of the holds measured. Holds are long (sleep
 waiters park even on a loaded machine, where a free-threaded PyMutex's 40 yields before parking take
 longer: a wait that ended while spinning has no holder.
 """
-import signal
 import statistics
-import subprocess
 
 import pytest
 
-from conftest import WORKLOADS, read_header, FLAG_FINISHED, wait_for_line, _python
+from conftest import WORKLOADS, read_header, FLAG_FINISHED, _python
 
 WL = WORKLOADS / "time_split.py"
 
@@ -143,18 +141,7 @@ def test_gil_build_cpu_per_thread(gil_runner, results):
 def test_killed_process_ends_at_its_last_event(runner):
     """kill -9: no thread end was written; the threads end at the last event recorded and the report says
     the process was killed."""
-    wl = WORKLOADS / "lock_contention.py"
-    proc = subprocess.Popen([str(runner.python), str(wl), "--threads", "3", "--hold-ms", "2", "--forever",
-                             "--marker", "40"],
-                            env=runner.env(), cwd=runner.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for_line(proc, r"^MARK 40$", timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    runner.kill_at_mark(40, ["--threads", 3, "--hold-ms", 2])
     files = sorted(runner.out_dir.iterdir())
     assert not read_header(files[0])["flags"] & FLAG_FINISHED
     rep = runner.report(files)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "output_test.h"
+#include "xorshift.h"
 
 enum { FUNCTIONS = 300, FILES = 40, STACKS = 1000, DEPTH = 24, COPIED_DEPTH = 12, LOCKS = 12 };
 
@@ -16,13 +17,7 @@ static char function_names[FUNCTIONS][40], file_names[FILES][64], lock_names[LOC
 static const char *const kinds[] = {"lock", "critical_section", "pymutex", "condition"};
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return xorshift64(&rng_state); }
 
 static void fill_stack(struct out_frame *frames, size_t depth, uint64_t seed)
 {

@@ -51,11 +51,10 @@ FILE *ot_create(const char *name, char **path)
     return fdopen(fd, "w");
 }
 
-char *ot_read_file(const char *path, size_t *len)
+/* Everything left to read from f, NUL-terminated (NULL when memory runs out); its size in *len when len
+ * is set. */
+static char *ot_read_all(FILE *f, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     char *data = NULL;
     size_t size = 0, capacity = 0;
     for (;;) {
@@ -64,7 +63,6 @@ char *ot_read_file(const char *path, size_t *len)
             char *grown = realloc(data, capacity + 1);
             if (!grown) {
                 free(data);
-                fclose(f);
                 return NULL;
             }
             data = grown;
@@ -74,10 +72,18 @@ char *ot_read_file(const char *path, size_t *len)
         if (got == 0)
             break;
     }
-    fclose(f);
     data[size] = '\0';
     if (len)
         *len = size;
+    return data;
+}
+
+char *ot_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = f ? ot_read_all(f, len) : NULL;
+    if (f)
+        fclose(f);
     return data;
 }
 
@@ -86,26 +92,10 @@ char *ot_run(const char *command, int *status)
     FILE *p = popen(command, "r");
     if (!p)
         return NULL;
-    char *data = NULL;
-    size_t size = 0, capacity = 0;
-    for (;;) {
-        if (capacity - size < 4096) {
-            capacity = capacity ? capacity * 2 : 65536;
-            char *grown = realloc(data, capacity + 1);
-            if (!grown)
-                break;
-            data = grown;
-        }
-        size_t got = fread(data + size, 1, capacity - size, p);
-        size += got;
-        if (got == 0)
-            break;
-    }
+    char *data = ot_read_all(p, NULL);
     int rc = pclose(p);
     if (status)
         *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    if (data)
-        data[size] = '\0';
     return data;
 }
 

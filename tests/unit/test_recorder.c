@@ -68,6 +68,15 @@ static void wait_until_asleep(int tid)
         sleep_ms(0.1);
 }
 
+/* Starts `waiter` and returns once it has announced itself (`ready`), just before it blocks. */
+static void start_waiter(pthread_t *th, void *(*waiter)(void *))
+{
+    atomic_store(&ready, 0);
+    pthread_create(th, NULL, waiter, NULL);
+    while (!atomic_load(&ready))
+        sleep_ms(0.05);
+}
+
 static void *mutex_waiter(void *arg)
 {
     (void)arg;
@@ -83,10 +92,7 @@ static void contend_mutex_rounds(int rounds)
     for (int i = 0; i < rounds; i++) {
         pthread_t th;
         pthread_mutex_lock(&mutex);
-        atomic_store(&ready, 0);
-        pthread_create(&th, NULL, mutex_waiter, NULL);
-        while (!atomic_load(&ready))
-            sleep_ms(0.05);
+        start_waiter(&th, mutex_waiter);
         wait_until_asleep(atomic_load(&waiter_tid));
         sleep_ms(2);
         pthread_mutex_unlock(&mutex);
@@ -118,19 +124,13 @@ static void contend_rwlock_and_sem(int rounds)
     for (int i = 0; i < rounds; i++) {
         pthread_t th;
         pthread_rwlock_rdlock(&rwlock);
-        atomic_store(&ready, 0);
-        pthread_create(&th, NULL, rw_waiter, NULL);
-        while (!atomic_load(&ready))
-            sleep_ms(0.05);
+        start_waiter(&th, rw_waiter);
         sleep_ms(2);
         pthread_rwlock_unlock(&rwlock);
         pthread_join(th, NULL);
 
         sem_wait(&heap_sem);
-        atomic_store(&ready, 0);
-        pthread_create(&th, NULL, sem_waiter, NULL);
-        while (!atomic_load(&ready))
-            sleep_ms(0.05);
+        start_waiter(&th, sem_waiter);
         sleep_ms(2);
         sem_post(&heap_sem);
         pthread_join(th, NULL);
@@ -202,10 +202,7 @@ static int inflight_case(void)
     snprintf(path, sizeof path, "%s/inflight-%d.ftp", case_dir, (int)getpid());
     pthread_t th;
     pthread_mutex_lock(&mutex);
-    atomic_store(&ready, 0);
-    pthread_create(&th, NULL, mutex_waiter, NULL);
-    while (!atomic_load(&ready))
-        sleep_ms(0.05);
+    start_waiter(&th, mutex_waiter);
     wait_until_asleep(atomic_load(&waiter_tid));
     sleep_ms(50);
     int fd = open(path, O_RDONLY);
@@ -413,14 +410,21 @@ static int find_one(const char *dir, const char *prefix, char *out, size_t cap)
     return n;
 }
 
+/* Runs case `name` (FTPROF_BUFFER `buffer`, NULL for the default size) with its recording at
+ * DIR/NAME-PID.ftp, and reads back the one recording it must leave. */
+static void record_case(const char *dir, const char *name, const char *buffer, struct summary *s)
+{
+    char out[256], buf[256], path[512] = "";
+    snprintf(out, sizeof out, "%s/%s-%%p.ftp", dir, name);
+    CHECK(spawn_case(name, dir, out, buffer, buf, sizeof buf) == 0, "case %s failed: the program was affected", name);
+    CHECK(find_one(dir, name, path, sizeof path) == 1, "case %s: one recording expected", name);
+    CHECK(read_recording(path, s), "unreadable %s", path);
+}
+
 static void test_mutex(const char *dir)
 {
-    char out[256], buf[256], path[512];
-    snprintf(out, sizeof out, "%s/mutex-%%p.ftp", dir);
-    CHECK(spawn_case("mutex", dir, out, NULL, buf, sizeof buf) == 0, "case failed");
-    CHECK(find_one(dir, "mutex", path, sizeof path) == 1, "one recording expected");
     struct summary s;
-    CHECK(read_recording(path, &s), "unreadable %s", path);
+    record_case(dir, "mutex", NULL, &s);
     CHECK(!s.bad_record, "malformed record");
     CHECK(s.waits[FTP_KIND_PTHREAD_MUTEX] == ROUNDS, "%d mutex waits, expected %d", s.waits[FTP_KIND_PTHREAD_MUTEX], ROUNDS);
     CHECK(s.min_wait_ns >= 1000000, "shortest wait %llu ns, each waiter was held off ~2 ms",
@@ -434,12 +438,8 @@ static void test_mutex(const char *dir)
 static void test_drops(const char *dir)
 {
     /* 16 KiB: three 4 KiB chunks after the header; every wait either lands or is counted. */
-    char out[256], buf[256], path[512];
-    snprintf(out, sizeof out, "%s/drops-%%p.ftp", dir);
-    CHECK(spawn_case("drops", dir, out, "16K", buf, sizeof buf) == 0, "case failed: program affected");
-    CHECK(find_one(dir, "drops", path, sizeof path) == 1, "one recording expected");
     struct summary s;
-    CHECK(read_recording(path, &s), "unreadable %s", path);
+    record_case(dir, "drops", "16K", &s);
     int recorded = s.waits[FTP_KIND_PTHREAD_MUTEX];
     CHECK(s.dropped > 0, "a 16K buffer should overflow (recorded %d)", recorded);
     CHECK(recorded + (int)s.dropped == DROP_ROUNDS, "recorded %d + dropped %llu != %d", recorded,
@@ -452,12 +452,8 @@ static void test_drops(const char *dir)
 
 static void test_recycle(const char *dir)
 {
-    char out[256], buf[256], path[512];
-    snprintf(out, sizeof out, "%s/recycle-%%p.ftp", dir);
-    CHECK(spawn_case("recycle", dir, out, NULL, buf, sizeof buf) == 0, "case failed");
-    CHECK(find_one(dir, "recycle", path, sizeof path) == 1, "one recording expected");
     struct summary s;
-    CHECK(read_recording(path, &s), "unreadable %s", path);
+    record_case(dir, "recycle", NULL, &s);
     CHECK(s.waits[FTP_KIND_PTHREAD_MUTEX] == 400, "%d waits of 400", s.waits[FTP_KIND_PTHREAD_MUTEX]);
     /* 400 threads, each one wait: chunks of exited threads are adopted instead of claiming new ones. */
     CHECK(s.chunks_used <= 4, "%u chunks for 400 sequential threads", s.chunks_used);
@@ -468,12 +464,8 @@ static void test_nearly_full_chunks(const char *dir)
 {
     /* 1 MiB: fifteen 64 KiB chunks, of which 1,800 short waits need four. Adopted chunks that are too
      * full for a thread's first records must cost a fresh chunk, never a wait. */
-    char out[256], buf[256], path[512];
-    snprintf(out, sizeof out, "%s/trios-%%p.ftp", dir);
-    CHECK(spawn_case("trios", dir, out, "1M", buf, sizeof buf) == 0, "case failed");
-    CHECK(find_one(dir, "trios", path, sizeof path) == 1, "one recording expected");
     struct summary s;
-    CHECK(read_recording(path, &s), "unreadable %s", path);
+    record_case(dir, "trios", "1M", &s);
     CHECK(!s.bad_record, "malformed record");
     int waits = 0;
     for (int k = 0; k < FTP_KIND_COUNT; k++)
@@ -485,12 +477,8 @@ static void test_nearly_full_chunks(const char *dir)
 
 static void test_rwlock_and_sem(const char *dir)
 {
-    char out[256], buf[256], path[512];
-    snprintf(out, sizeof out, "%s/rwsem-%%p.ftp", dir);
-    CHECK(spawn_case("rwsem", dir, out, NULL, buf, sizeof buf) == 0, "case failed");
-    CHECK(find_one(dir, "rwsem", path, sizeof path) == 1, "one recording expected");
     struct summary s;
-    CHECK(read_recording(path, &s), "unreadable %s", path);
+    record_case(dir, "rwsem", NULL, &s);
     CHECK(s.waits[FTP_KIND_PTHREAD_RWLOCK] == ROUNDS / 2, "%d rwlock waits", s.waits[FTP_KIND_PTHREAD_RWLOCK]);
     CHECK(s.waits[FTP_KIND_PYTHREAD_LOCK] == ROUNDS / 2, "%d semaphore waits", s.waits[FTP_KIND_PYTHREAD_LOCK]);
     /* Uncontended sem_wait/sem_post pairs (one per round in the main thread) leave nothing. */

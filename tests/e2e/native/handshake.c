@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nogil_module.h"
+
 struct handshake_state {
     pthread_mutex_t mutex;
     long rounds;
@@ -285,16 +287,9 @@ static PyMethodDef handshake_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyModuleDef_Slot handshake_slots[] = {
-#ifdef Py_mod_gil
-    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
-#endif
-    {0, NULL},
-};
-
 static struct PyModuleDef handshake_def = {
     PyModuleDef_HEAD_INIT, "ftprof_handshake", "Exactly counted pthread mutex contention.", 0,
-    handshake_methods, handshake_slots, NULL, NULL, NULL,
+    handshake_methods, nogil_module_slots, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit_ftprof_handshake(void)

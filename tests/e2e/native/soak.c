@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "nogil_module.h"
+
 static pthread_mutex_t soak_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic long soak_ops;
 static _Atomic int soak_stop;
@@ -94,13 +96,6 @@ static PyMethodDef soak_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyModuleDef_Slot soak_slots[] = {
-#ifdef Py_GIL_DISABLED
-    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
-#endif
-    {0, NULL},
-};
-
-static struct PyModuleDef soak_module = {PyModuleDef_HEAD_INIT, "ftprof_soak", NULL, 0, soak_methods, soak_slots};
+static struct PyModuleDef soak_module = {PyModuleDef_HEAD_INIT, "ftprof_soak", NULL, 0, soak_methods, nogil_module_slots};
 
 PyMODINIT_FUNC PyInit_ftprof_soak(void) { return PyModuleDef_Init(&soak_module); }

@@ -5,10 +5,11 @@ negative cache, a set of weak references: ABCMeta.__instancecheck__ (frozen into
 Lib/abc.py) calls _abc_instancecheck, which locks that set (a critical section) and the weak
 references' striped locks (interp->weakref_locks[...]). Prints one JSON line: how many checks ran.
 """
-import argparse
 import json
 import threading
 from collections.abc import Mapping
+
+from _common import options, run_threads
 
 
 class Plain:
@@ -24,17 +25,10 @@ def check(objs, rounds, barrier):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=200_000)
-    args = parser.parse_args()
+    args = options(threads=4, rounds=200_000)
     objs = [Plain() for _ in range(8)]
     barrier = threading.Barrier(args.threads)
-    threads = [threading.Thread(target=check, args=(objs, args.rounds, barrier)) for _ in range(args.threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=check, args=(objs, args.rounds, barrier)) for _ in range(args.threads)])
     print(json.dumps({"checks": args.threads * args.rounds}))
 
 

@@ -46,10 +46,7 @@ def write_dict(d, stop, tally, wid):
     while not stop.is_set():
         t0 = perf_ns()
         d[k] = n  # @dict-writer
-        dt = perf_ns() - t0
-        if dt > BLOCKED_NS:
-            tally[0] += dt
-            tally[1] += 1
+        count_blocked(tally, perf_ns() - t0)
         n += 1
         time.sleep(0.0005)
 
@@ -59,12 +56,16 @@ def write_list(lst, stop, tally, wid):
     while not stop.is_set():
         t0 = perf_ns()
         lst.append(n)  # @list-writer
-        dt = perf_ns() - t0
-        if dt > BLOCKED_NS:
-            tally[0] += dt
-            tally[1] += 1
+        count_blocked(tally, perf_ns() - t0)
         n += 1
         time.sleep(0.0005)
+
+
+def count_blocked(tally, dt):
+    """A store that took dt ns: if it was blocked, one more contended store and dt more waiting."""
+    if dt > BLOCKED_NS:
+        tally[0] += dt
+        tally[1] += 1
 
 
 def main():

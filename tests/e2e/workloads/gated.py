@@ -4,6 +4,8 @@ at it. Each wait is made inside `waiter`, so reports can tell which process or p
 import threading
 import time
 
+from contend import take_turns
+
 
 def gated_burst(waiter, threads=3, rounds=5, hold_s=0.001):
     lock = threading.Lock()
@@ -11,10 +13,7 @@ def gated_burst(waiter, threads=3, rounds=5, hold_s=0.001):
 
     def run():
         arrived.release()
-        for _ in range(rounds):
-            waiter(lock)
-            time.sleep(hold_s)
-            lock.release()
+        take_turns(lock, waiter, rounds, hold_s)
 
     lock.acquire()
     ts = [threading.Thread(target=run) for _ in range(threads)]

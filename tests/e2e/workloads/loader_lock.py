@@ -9,11 +9,12 @@ needs the loader, so the workers finish long before the hold ends. Under the rec
 FTPROF_NATIVE=1, the workers' native stacks must not need it either. Prints JSON: acquisitions, how
 long the workers took, and whether they finished while the loader was still held.
 """
-import argparse
 import json
 import sys
 import threading
 import time
+
+from _common import options, run_threads
 
 
 def work(lock, counts, i, until):
@@ -25,12 +26,7 @@ def work(lock, counts, i, until):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("extdir")
-    ap.add_argument("--hold", type=float, default=3.0)
-    ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--seconds", type=float, default=0.5)
-    a = ap.parse_args()
+    a = options("extdir", hold=3.0, threads=4, seconds=0.5)
     sys.path.insert(0, a.extdir)
     import ftprof_handshake as hs
 
@@ -42,12 +38,8 @@ def main():
     lock = threading.Lock()
     counts = [0] * a.threads
     t0 = time.monotonic()
-    workers = [threading.Thread(target=work, args=(lock, counts, i, t0 + a.seconds), name=f"worker-{i}")
-               for i in range(a.threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    run_threads([threading.Thread(target=work, args=(lock, counts, i, t0 + a.seconds), name=f"worker-{i}")
+                 for i in range(a.threads)])
     took = time.monotonic() - t0
     during = hs.loader_held() and time.monotonic() < held_until
     holder.join()

@@ -9,17 +9,13 @@ import time
 T0 = time.perf_counter()
 C0 = time.process_time()
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("out")
-ap.add_argument("--threads", type=int, default=2)
-ap.add_argument("--steps", type=int, default=2500)
-ap.add_argument("--locked", type=float, default=0.3)
-args = ap.parse_args()
+from _common import options, run_threads  # noqa: E402
+
+args = options("out", threads=2, steps=2500, locked=0.3)
 
 RENDER_LOCK = threading.Lock()
 UNIT = 4000
@@ -42,11 +38,7 @@ def worker(barrier):
 
 
 barrier = threading.Barrier(args.threads)
-threads = [threading.Thread(target=worker, args=(barrier,)) for _ in range(args.threads)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
+run_threads([threading.Thread(target=worker, args=(barrier,)) for _ in range(args.threads)])
 wall = time.perf_counter() - T0
 cpu = time.process_time() - C0
 gil = getattr(sys, "_is_gil_enabled", lambda: True)()

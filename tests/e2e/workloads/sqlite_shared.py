@@ -1,10 +1,11 @@
 """Threads executing slow queries on one shared sqlite3 connection: SQLite serializes them on the
 connection's pthread mutex, so every thread but one waits there, called from query()."""
-import argparse
 import json
 import sqlite3
 import sys
 import threading
+
+from _common import options, run_threads
 
 SLOW = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
         "SELECT sum(x) FROM c")
@@ -23,19 +24,11 @@ def worker(conn, wid, rounds, n, out):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--rows", type=int, default=100_000)
-    a = ap.parse_args()
+    a = options(threads=3, rounds=10, rows=100_000)
     conn = sqlite3.connect(":memory:", check_same_thread=False)
     out = []
-    threads = [threading.Thread(target=worker, args=(conn, i, a.rounds, a.rows, out), name=f"sql-{i}")
-               for i in range(a.threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=worker, args=(conn, i, a.rounds, a.rows, out), name=f"sql-{i}")
+                 for i in range(a.threads)])
     expected = a.rows * (a.rows + 1) // 2
     assert out == [expected] * (a.threads * a.rounds), "wrong query results"
     print(json.dumps({"queries": len(out)}))

@@ -5,12 +5,13 @@ Ground truth: the main thread times each gc.collect() (automatic collections are
 stopped, so the expected parked time is about threads x total collection time (an upper bound: a thread
 that is between allocations when the world stops still waits, one that is just starting does not).
 """
-import argparse
 import gc
 import json
 import sys
 import threading
 import time
+
+from _common import options
 
 perf_ns = time.perf_counter_ns
 
@@ -34,10 +35,7 @@ def collect_loop(rounds):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=40)
-    a = ap.parse_args()
+    a = options(threads=2, rounds=40)
     # Only the collections timed below: an automatic one, started by an allocating thread's own
     # allocations, would stop the other threads for time the main thread never measured.
     gc.disable()

@@ -4,9 +4,10 @@ one waits at least once). A new thread can wait before `threading` has a frame o
 it (its bootstrap waits for the starter's handshake or a stop-the-world pause): the report must still
 know it by its threading name. Prints one JSON line: the names given.
 """
-import argparse
 import json
 import threading
+
+from _common import options
 
 LOCK = threading.Lock()
 
@@ -21,10 +22,7 @@ def work(rounds):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=20)
-    args = parser.parse_args()
+    args = options(threads=200, rounds=20)
     threads = [threading.Thread(target=work, args=(args.rounds,), name=f"named-{k}") for k in range(args.threads)]
     # The lock is held while they start: every thread's first acquire has to wait, however fast the
     # machine, so each one is in the recording.

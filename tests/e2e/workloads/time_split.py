@@ -11,23 +11,15 @@ compute and never take the lock. The workers start together once all are started
 threads start one after another and might otherwise never meet at the lock), polling a flag with short
 sleeps, so the gate is neither a lock wait nor a wait for work. Prints one JSON line.
 """
-import argparse
 import json
 import queue
 import sys
 import threading
 import time
 
+from _common import burn, options
+
 perf_ns = time.perf_counter_ns
-
-
-def burn(cpu_ns):
-    end = time.thread_time_ns() + cpu_ns
-    x = 0
-    while time.thread_time_ns() < end:
-        for i in range(200):
-            x += i * i
-    return x
 
 
 def worker(lock, gate, a, out):
@@ -68,15 +60,8 @@ def compute(a, out):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--cpu-ms", type=float, default=20.0)
-    ap.add_argument("--hold-ms", type=float, default=20.0)
-    ap.add_argument("--idle-threads", type=int, default=0)
-    ap.add_argument("--compute-threads", type=int, default=0)
-    ap.add_argument("--compute-ms", type=float, default=200.0)
-    a = ap.parse_args()
+    a = options(threads=4, rounds=8, cpu_ms=20.0, hold_ms=20.0, idle_threads=0, compute_threads=0,
+                compute_ms=200.0)
     lock = threading.Lock()
     gate = threading.Event()
     q = queue.Queue()

@@ -4,9 +4,10 @@ builds each entry is guarded by a seqlock (_PySeqLock_*): a reader that finds an
 or rewritten under it, yields (sched_yield) and retries. Those yields are no PyMutex spin. Prints one
 JSON line: how many lookups ran.
 """
-import argparse
 import json
 import threading
+
+from _common import options, run_threads
 
 NAMES = ("alpha", "beta", "gamma", "delta")
 
@@ -22,20 +23,12 @@ def look_up(classes, rounds, barrier):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--classes", type=int, default=8000)
-    parser.add_argument("--rounds", type=int, default=8)
-    args = parser.parse_args()
+    args = options(threads=8, classes=8000, rounds=8)
     classes = [type(f"C{i}", (), dict.fromkeys(NAMES, i)) for i in range(args.classes)]
     # Each thread walks the classes in its own order: entries are written by one while read by another.
     orders = [[classes[(i * 7919 + k) % len(classes)] for i in range(len(classes))] for k in range(args.threads)]
     barrier = threading.Barrier(args.threads)
-    threads = [threading.Thread(target=look_up, args=(orders[k], args.rounds, barrier)) for k in range(args.threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=look_up, args=(orders[k], args.rounds, barrier)) for k in range(args.threads)])
     print(json.dumps({"lookups": args.threads * args.rounds * args.classes * len(NAMES)}))
 
 

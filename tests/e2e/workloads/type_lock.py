@@ -3,9 +3,10 @@ takes the interpreter's one type lock (interp->types.mutex in 3.13t: type_setatt
 version and the method cache under it), so the threads wait on a PyMutex inside the interpreter state.
 Prints one JSON line: how many assignments ran.
 """
-import argparse
 import json
 import threading
+
+from _common import options, run_threads
 
 
 def assign(n, rounds, barrier):
@@ -16,16 +17,9 @@ def assign(n, rounds, barrier):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=200_000)
-    args = parser.parse_args()
+    args = options(threads=4, rounds=200_000)
     barrier = threading.Barrier(args.threads)
-    threads = [threading.Thread(target=assign, args=(n, args.rounds, barrier)) for n in range(args.threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=assign, args=(n, args.rounds, barrier)) for n in range(args.threads)])
     print(json.dumps({"assignments": args.threads * args.rounds}))
 
 

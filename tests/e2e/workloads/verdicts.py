@@ -21,16 +21,13 @@ import sys
 import threading
 import time
 
+from _common import burn
+
 perf_ns = time.perf_counter_ns
 
 
 def burn_ms(ms):
-    end = time.thread_time_ns() + int(ms * 1e6)
-    x = 0
-    while time.thread_time_ns() < end:
-        for i in range(200):
-            x += i * i
-    return x
+    return burn(int(ms * 1e6))
 
 
 def schedstat():

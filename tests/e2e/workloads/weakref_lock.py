@@ -4,10 +4,11 @@ the object's address; Include/internal/pycore_weakref.h in 3.13-3.15), so the th
 inside the interpreter state although they share nothing else.
 Prints one JSON line: how many references were taken.
 """
-import argparse
 import json
 import threading
 import weakref
+
+from _common import options, run_threads
 
 
 class Shared:
@@ -21,17 +22,11 @@ def take_refs(target, rounds, barrier):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=1_000_000)
-    args = parser.parse_args()
+    args = options(threads=4, rounds=1_000_000)
     target = Shared()
     barrier = threading.Barrier(args.threads)
-    threads = [threading.Thread(target=take_refs, args=(target, args.rounds, barrier)) for _ in range(args.threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=take_refs, args=(target, args.rounds, barrier))
+                 for _ in range(args.threads)])
     print(json.dumps({"refs": args.threads * args.rounds}))
 
 
