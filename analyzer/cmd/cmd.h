@@ -52,6 +52,8 @@ int cmd_resume(int argc, char **argv);
  * /proc/PID/maps: the path into `path`. An exit code, after a one-line error. */
 int cmd_live_target(const char *arg, char *path, size_t cap);
 
+/* The exit code documented for a reader or model error (reader.h: 0, -errno or RD_ERR_*). */
+int cmd_read_exit_code(int err);
 /* "ftprof: SUBJECT: message" on stderr; returns `code` so callers can `return cmd_error(...)`. */
 int cmd_error(int code, const char *subject, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Loads recordings, reporting a failure as one line; returns an exit code. */

@@ -295,7 +295,7 @@ static int diff_load_both(struct profile *base, struct profile *new_, char **fil
     if (rc == FTPROF_EXIT_OK) {
         fwrite(kept, 1, kept_len, stderr);
         if (second.rc != 0)
-            rc = cmd_error(rd_exit_code(second.rc), files[1], "%s", second.err);
+            rc = cmd_error(cmd_read_exit_code(second.rc), files[1], "%s", second.err);
     }
     free(kept);
     if (rc != FTPROF_EXIT_OK) {

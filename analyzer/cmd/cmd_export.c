@@ -40,7 +40,7 @@ static int export_trace(char *const *files, size_t n, const char *out_path)
         fclose(out);
         unlink(out_path);
         prof_free(&p);
-        return cmd_error(rd_exit_code(w), NULL, "%s", err);
+        return cmd_error(cmd_read_exit_code(w), NULL, "%s", err);
     }
     rc = cmd_finish_output(out, out_path, w);
     prof_free(&p);

@@ -44,7 +44,7 @@ int cmd_report(int argc, char **argv)
     if (rc == FTPROF_EXIT_OK) {
         int w;
         if (json) {
-            void *ending = live_json_endings(files, n); /* blocked_at_end, deadlocks */
+            struct json_t *ending = live_json_endings(files, n); /* blocked_at_end, deadlocks */
             w = report_json_with(stdout, &p, top, ending);
             live_json_free(ending);
         } else {

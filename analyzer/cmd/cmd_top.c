@@ -48,7 +48,7 @@ static int top_frame(const char *path, uint64_t interval_ns, bool json, size_t t
     int rc = live_load(&f, path, interval_ns, err, sizeof(err));
     if (rc < 0) {
         live_free(&f);
-        *exit_code = cmd_error(rd_exit_code(rc), path, "%s", err);
+        *exit_code = cmd_error(cmd_read_exit_code(rc), path, "%s", err);
         return -1;
     }
     char *buf = NULL;

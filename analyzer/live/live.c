@@ -464,7 +464,7 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
     if (rc == 0 && scan.oom)
         rc = -ENOMEM;
     if (rc < 0) {
-        snprintf(err, errlen, "%s", strerror(-rc));
+        snprintf(err, errlen, "%s", rd_error_text(rc));
         goto out;
     }
     f->last_event_ns = scan.last_event_ns;

@@ -141,10 +141,11 @@ void live_print_ending(FILE *out, const struct live_frame *f);
 /* What `report` says first about live recordings: the recorded windows when paused, the waits under
  * FTPROF_MIN_WAIT, the waits a ring buffer overwrote. */
 void live_report_notes(FILE *out, const struct profile *p);
-/* The same as JSON keys for `report --json`: {"blocked_at_end": [...], "deadlocks": [...]} (a json_t *;
+/* The same as JSON keys for `report --json`: {"blocked_at_end": [...], "deadlocks": [...]} (a JSON object;
  * NULL when out of memory), freed with live_json_free. */
-void *live_json_endings(char *const *paths, size_t n);
-void live_json_free(void *j);
+struct json_t;
+struct json_t *live_json_endings(char *const *paths, size_t n);
+void live_json_free(struct json_t *j);
 /* The same for each recording of `report` (a file that cannot be read says nothing here). */
 void live_report_endings(FILE *out, char *const *paths, size_t n);
 /* Whether a recording ends with a thread blocked (its in-flight table has a wait): a look at one

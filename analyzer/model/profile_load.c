@@ -383,7 +383,7 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
         rd_close(&rd);
         if (rc < 0) {
             prof_batch_finish(in);
-            snprintf(err, errlen, "%s", strerror(-rc));
+            snprintf(err, errlen, "%s", rd_error_text(rc));
             *failed = i;
             free(ids);
             return rc;

@@ -170,7 +170,7 @@ static json_t *rj_native_owner(const struct prof_lock *l)
 
 int report_json(FILE *out, const struct profile *p, size_t top) { return report_json_with(out, p, top, NULL); }
 
-int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra)
+int report_json_with(FILE *out, const struct profile *p, size_t top, struct json_t *extra)
 {
     json_t *root = json_object();
     json_t *locks = json_array();
