@@ -173,14 +173,6 @@ bool live_has_waits_in_flight(const char *path)
 
 /* ---- conclusions ---- */
 
-const char *live_thread_name(const struct profile *p, uint32_t tid)
-{
-    for (size_t i = 0; i < p->n_threads; i++)
-        if (p->threads[i].tid == tid && p->threads[i].file == 0)
-            return p->threads[i].name;
-    return NULL;
-}
-
 static const char *live_lock_label(struct prof_internal *in, const struct ftp_inflight_slot *s, enum prof_kind kind)
 {
     struct plock l = {.file = 0, .kind = kind, .raw_kind = s->kind, .region = s->region, .type_id = s->type_id,
