@@ -699,10 +699,10 @@ int cmd_attach(int argc, char **argv)
         CMD_VALUE("--timeout", &timeout_arg, "S", "give up when the process runs no Python code within S seconds (default 10)"),
         CMD_FLAG("--native", &native, "also record native stacks (as FTPROF_NATIVE=1)"),
         CMD_END};
-    char **args = calloc((size_t)argc + 1, sizeof(char *));
-    size_t n = 0;
-    bool help = false;
-    int rc = cmd_parse_args(argc, argv, "attach", opts, args, &n, &help);
+    char **args;
+    size_t n;
+    bool help;
+    int rc = cmd_parse_args(argc, argv, "attach", opts, &args, &n, &help);
     double duration = 0, timeout = 10;
     char *end = NULL;
     long pid_l = 0;

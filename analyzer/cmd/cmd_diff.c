@@ -314,10 +314,8 @@ int cmd_diff(int argc, char **argv)
         CMD_VALUE("--top", &top_arg, "N", "compare the N locks with most contention in either run (default 10)"),
         CMD_FLAG("--json", &json, "the comparison as JSON"),
         CMD_END};
-    char **files = calloc((size_t)argc, sizeof(*files));
-    if (!files)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "diff", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "diff", opts, files, &n, &help);
+    char **files;
+    int rc = cmd_parse_args(argc, argv, "diff", opts, &files, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && top_arg && !cmd_parse_count(top_arg, &top))
         rc = cmd_error(FTPROF_EXIT_USAGE, "diff", "--top needs a positive number");
     if (rc == FTPROF_EXIT_OK && !help && n != 2)

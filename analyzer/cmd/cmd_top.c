@@ -183,11 +183,9 @@ int cmd_top(int argc, char **argv)
         CMD_FLAG("--attach", &attach, "PID not recorded: attach the recorder (as ftprof attach) while top runs"),
         CMD_VALUE("--output", &output, "FILE", "with --attach: the recording to keep (default ftprof-PID.ftp)"),
         CMD_END};
-    char **targets = calloc((size_t)argc, sizeof(*targets));
-    if (!targets)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "top", "out of memory");
+    char **targets;
     size_t n;
-    int rc = cmd_parse_args(argc, argv, "top", opts, targets, &n, &help);
+    int rc = cmd_parse_args(argc, argv, "top", opts, &targets, &n, &help);
     double interval = 1.0;
     size_t top = 10;
     if (rc == FTPROF_EXIT_OK && !help) {
