@@ -689,114 +689,128 @@ static int attach_send_and_wait(struct attach_request *req, const struct pyremot
     return FTPROF_EXIT_OK;
 }
 
-int cmd_attach(int argc, char **argv)
+/* What the command line asks for. */
+struct attach_args {
+    pid_t pid;
+    double duration, timeout; /* seconds; duration 0: until Ctrl-C */
+    const char *output;       /* NULL: ftprof-PID.ftp */
+    bool native;
+};
+
+/* The options and the process id. FTPROF_EXIT_OK, or an exit code after a one-line error (or after the
+ * help: then *help). */
+static int attach_parse(int argc, char **argv, struct attach_args *a, bool *help)
 {
-    const char *duration_arg = NULL, *output = NULL, *timeout_arg = NULL;
-    bool native = false;
+    const char *duration_arg = NULL, *timeout_arg = NULL;
+    *a = (struct attach_args){.timeout = 10};
     const struct cmd_option opts[] = {
         CMD_VALUE("--duration", &duration_arg, "S", "record for S seconds, then detach (default: until Ctrl-C)"),
-        CMD_VALUE("--output", &output, "FILE", "the recording to create (default ftprof-PID.ftp; never overwritten)"),
+        CMD_VALUE("--output", &a->output, "FILE", "the recording to create (default ftprof-PID.ftp; never overwritten)"),
         CMD_VALUE("--timeout", &timeout_arg, "S", "give up when the process runs no Python code within S seconds (default 10)"),
-        CMD_FLAG("--native", &native, "also record native stacks (as FTPROF_NATIVE=1)"),
+        CMD_FLAG("--native", &a->native, "also record native stacks (as FTPROF_NATIVE=1)"),
         CMD_END};
     char **args;
     size_t n;
-    bool help;
-    int rc = cmd_parse_args(argc, argv, "attach", opts, &args, &n, &help);
-    double duration = 0, timeout = 10;
+    int rc = cmd_parse_args(argc, argv, "attach", opts, &args, &n, help);
     char *end = NULL;
     long pid_l = 0;
-    if (rc == FTPROF_EXIT_OK && !help && n != 1)
+    if (rc == FTPROF_EXIT_OK && !*help && n != 1)
         rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "one process id expected (%s)", cmd_usage("attach"));
-    if (rc == FTPROF_EXIT_OK && !help) {
+    if (rc == FTPROF_EXIT_OK && !*help) {
         errno = 0;
         pid_l = strtol(args[0], &end, 10);
         if (errno || !*args[0] || *end || pid_l <= 0 || pid_l > INT_MAX)
             rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "'%s' is not a process id", args[0]);
     }
-    if (rc == FTPROF_EXIT_OK && !help && duration_arg && !attach_parse_seconds(duration_arg, &duration))
+    if (rc == FTPROF_EXIT_OK && !*help && duration_arg && !attach_parse_seconds(duration_arg, &a->duration))
         rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "--duration needs a positive number of seconds");
-    if (rc == FTPROF_EXIT_OK && !help && timeout_arg && !attach_parse_seconds(timeout_arg, &timeout))
+    if (rc == FTPROF_EXIT_OK && !*help && timeout_arg && !attach_parse_seconds(timeout_arg, &a->timeout))
         rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "--timeout needs a positive number of seconds");
-    if (rc != FTPROF_EXIT_OK || help) {
-        free(args);
-        return help ? FTPROF_EXIT_OK : rc;
-    }
-    pid_t pid = (pid_t)pid_l;
     free(args);
-    char subject[32];
-    snprintf(subject, sizeof(subject), "pid %d", (int)pid);
+    a->pid = (pid_t)pid_l;
+    return rc;
+}
 
-    /* The recorder's own parser: a size the recorder would refuse is refused here, before the attach. */
-    uint64_t buffer = FTP_BUFFER_DEFAULT;
+/* 1. Our own setup, before the target is touched: FTPROF_BUFFER by the recorder's own parser (a size
+ * the recorder would refuse is refused here), and the recorder as an absolute path with its digest
+ * (the script loads it only if it still has this digest when the target reads it). */
+static int attach_own_setup(uint64_t *buffer, char *lib, size_t lib_cap, char digest[65])
+{
+    *buffer = FTP_BUFFER_DEFAULT;
     const char *bufenv = getenv("FTPROF_BUFFER");
-    if (bufenv && *bufenv && ftp_parse_size(bufenv, &buffer) != FTP_SIZE_OK)
+    if (bufenv && *bufenv && ftp_parse_size(bufenv, buffer) != FTP_SIZE_OK)
         return cmd_error(FTPROF_EXIT_USAGE, "FTPROF_BUFFER", "'%s' is not a size " FTP_BUFFER_LIMITS_TEXT
                          " (a number with K, M, G or T, like 64M)", bufenv);
-    /* 1. The recorder, as an absolute path, checked before the target is touched (our own setup first).
-     * The script loads it only if it still has this digest when the target reads it. */
-    char lib[PATH_MAX];
-    if (!run_find_library(lib, sizeof(lib)))
+    if (!run_find_library(lib, lib_cap))
         return run_library_not_found("attach", FTPROF_EXIT_CANNOT_START);
-    char digest[65];
     int lib_fd = open(lib, O_RDONLY | O_CLOEXEC);
     int dr = lib_fd < 0 ? -errno : sha256_fd_hex(lib_fd, digest);
     if (lib_fd >= 0)
         close(lib_fd);
     if (dr != 0)
         return cmd_error(FTPROF_EXIT_CANNOT_START, lib, "cannot read the recorder: %s", strerror(-dr));
+    return FTPROF_EXIT_OK;
+}
 
-    /* Is there such a process, may we look at it, is it Python, may it be debugged? */
+/* Is there such a process, may we look at it, is it Python, may it be debugged? Its Python threads
+ * into *py, its user into *target. */
+static int attach_check_target(const struct attach_args *a, const char *subject, struct pyremote *py,
+                               struct attach_proc *target)
+{
+    pid_t pid = a->pid;
     if (kill(pid, 0) != 0) {
         if (errno == EPERM)
             return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
                              "no permission to attach (the process belongs to another user)");
         return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "no such process");
     }
-    struct pyremote py;
-    int pr = attach_open_python(pid, subject, &py, timeout);
+    int pr = attach_open_python(pid, subject, py, a->timeout);
     if (pr != FTPROF_EXIT_OK)
         return pr;
     const char *off = attach_remote_debug_off(pid);
     if (off)
         return cmd_error(FTPROF_EXIT_ATTACH_DISABLED, subject, "remote debugging is disabled: %s", off);
-    struct attach_proc target;
-    int ids = attach_proc_read(pid, &target);
+    int ids = attach_proc_read(pid, target);
     if (ids == -ENOENT || ids == -ESRCH)
         return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
     if (ids != 0)
         return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject, "cannot read its user (/proc/%d/status): %s",
                          (int)pid, strerror(-ids));
+    return FTPROF_EXIT_OK;
+}
 
-    /* 2. The output, as an absolute path: the target has its own cwd. */
-    char outbuf[PATH_MAX], out[PATH_MAX];
+/* 2. The output as an absolute path into out (the target has its own cwd), that does not exist yet. */
+static int attach_output_path(const struct attach_args *a, char *out, size_t cap)
+{
+    char outbuf[PATH_MAX], dirpart[PATH_MAX], cwd[PATH_MAX], real[PATH_MAX];
+    const char *output = a->output;
     if (!output) {
-        snprintf(outbuf, sizeof(outbuf), "ftprof-%d.ftp", (int)pid);
+        snprintf(outbuf, sizeof(outbuf), "ftprof-%d.ftp", (int)a->pid);
         output = outbuf;
     }
-    {
-        char dirpart[PATH_MAX], cwd[PATH_MAX];
-        const char *slash = strrchr(output, '/');
-        const char *base = slash ? slash + 1 : output;
-        if (!*base)
-            return cmd_error(FTPROF_EXIT_USAGE, output, "-o needs a file name, not a directory");
-        if (slash)
-            snprintf(dirpart, sizeof(dirpart), "%.*s", (int)(slash - output) ? (int)(slash - output) : 1, output);
-        else
-            snprintf(dirpart, sizeof(dirpart), "%s", getcwd(cwd, sizeof(cwd)) ? cwd : ".");
-        char real[PATH_MAX];
-        if (!realpath(dirpart, real))
-            return cmd_error(FTPROF_EXIT_CANNOT_WRITE, output, "cannot create: %s", strerror(errno));
-        if (snprintf(out, sizeof(out), "%s/%s", strcmp(real, "/") ? real : "", base) >= (int)sizeof(out) ||
-            strchr(out, '%'))
-            return cmd_error(FTPROF_EXIT_USAGE, output, "unusable recording name");
-        struct stat st;
-        if (lstat(out, &st) == 0)
-            return cmd_error(FTPROF_EXIT_CANNOT_WRITE, out, "already exists; not overwriting it");
-    }
+    const char *slash = strrchr(output, '/');
+    const char *base = slash ? slash + 1 : output;
+    if (!*base)
+        return cmd_error(FTPROF_EXIT_USAGE, output, "-o needs a file name, not a directory");
+    if (slash)
+        snprintf(dirpart, sizeof(dirpart), "%.*s", (int)(slash - output) ? (int)(slash - output) : 1, output);
+    else
+        snprintf(dirpart, sizeof(dirpart), "%s", getcwd(cwd, sizeof(cwd)) ? cwd : ".");
+    if (!realpath(dirpart, real))
+        return cmd_error(FTPROF_EXIT_CANNOT_WRITE, output, "cannot create: %s", strerror(errno));
+    if (snprintf(out, cap, "%s/%s", strcmp(real, "/") ? real : "", base) >= (int)cap || strchr(out, '%'))
+        return cmd_error(FTPROF_EXIT_USAGE, output, "unusable recording name");
+    struct stat st;
+    if (lstat(out, &st) == 0)
+        return cmd_error(FTPROF_EXIT_CANNOT_WRITE, out, "already exists; not overwriting it");
+    return FTPROF_EXIT_OK;
+}
 
-    /* 3. The request: a directory only the target's uid (and root) can enter, holding the script and the
-     * token. Stale ones of killed CLIs go first. From here on every way out removes ours. */
+/* 3. The request: a directory only the target's uid (and root) can enter, holding the script and the
+ * token. Stale ones of killed CLIs go first. From here on every way out removes ours. */
+static int attach_prepare_request(struct attach_request *req, const struct attach_proc *target, const char *subject,
+                                  const char *lib, const char *digest, const char *out, uint64_t buffer, bool native)
+{
     struct sigaction sa = {0};
     sa.sa_handler = attach_on_signal;
     sigemptyset(&sa.sa_mask);
@@ -804,53 +818,64 @@ int cmd_attach(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     attach_sweep_stale(NULL);
-    struct attach_request req;
-    int cr = attach_request_create(&req, &target);
+    int cr = attach_request_create(req, target);
     if (cr == -EPERM)
         return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
                          "no permission to hand the attach request to its uid %u: run as that user or as root",
-                         (unsigned)target.uid);
+                         (unsigned)target->uid);
     if (cr != 0)
         return cmd_error(FTPROF_EXIT_CANNOT_WRITE, "/tmp", "cannot create the attach request: %s", strerror(-cr));
-    int wr = attach_request_file(&req, "token", "", 0400, true);
+    int wr = attach_request_file(req, "token", "", 0400, true);
     if (!wr)
-        wr = attach_write_script(&req, lib, digest, out, buffer, native ? 1 : 0);
+        wr = attach_write_script(req, lib, digest, out, buffer, native ? 1 : 0);
     if (wr != 0) {
-        attach_request_remove(&req);
+        attach_request_remove(req);
         return cmd_error(FTPROF_EXIT_CANNOT_WRITE, "/tmp", "cannot write the attach request: %s", strerror(-wr));
     }
-
     if (attach_stop) { /* before anything was sent: nothing to withdraw in the target */
-        attach_request_remove(&req);
+        attach_request_remove(req);
         return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
     }
-    /* 4. Every thread of the target is asked; whichever runs bytecode first runs the script. */
+    return FTPROF_EXIT_OK;
+}
+
+/* 4. Every thread of the target is asked; whichever runs bytecode first runs the script, which reports
+ * whether the recorder started. */
+static int attach_start(struct attach_request *req, struct pyremote *py, const struct attach_proc *target,
+                        const struct attach_args *a, const char *subject, const char *out)
+{
     static char st[1 << 16];
-    int wr_rc = attach_send_and_wait(&req, &py, subject, timeout, st, sizeof(st));
+    int wr_rc = attach_send_and_wait(req, py, subject, a->timeout, st, sizeof(st));
     if (wr_rc != FTPROF_EXIT_OK)
         return wr_rc;
     /* One thread ran the script: the others' pending calls go now. The directory stays until the end
      * of the window, so that a thread which copied the path just before the withdrawal still finds the
      * script (and the claimed token, so it does nothing) instead of printing CPython's error. */
-    pyremote_withdraw_exec(&py);
-    attach_sweep_stale(&target);
+    pyremote_withdraw_exec(py);
+    attach_sweep_stale(target);
     /* "rc detail", then one line per other thread: native id, name, file, line, function */
     char *threads = strchr(st, '\n');
     if (threads)
         *threads++ = 0;
+    char *end = NULL;
     long arc = strtol(st, &end, 10);
     const char *detail = *end == ' ' ? end + 1 : end;
-    if (arc != 0)
-        attach_request_remove(&req);
-    if (arc != 0)
+    if (arc != 0) {
+        attach_request_remove(req);
         return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "the recorder could not attach: %s",
                          *detail ? detail : "unknown error");
-    fprintf(stderr, "ftprof: attached to pid %d (%s); recording into %s %s\n", (int)pid, detail, out,
-            duration > 0 ? "" : "until Ctrl-C");
-    attach_print_waiting(pid, threads);
+    }
+    fprintf(stderr, "ftprof: attached to pid %d (%s); recording into %s %s\n", (int)a->pid, detail, out,
+            a->duration > 0 ? "" : "until Ctrl-C");
+    attach_print_waiting(a->pid, threads);
+    return FTPROF_EXIT_OK;
+}
 
-    /* 5. The window. */
-    double stop_at = duration > 0 ? attach_now() + duration : 0;
+/* 5. The window: until --duration, Ctrl-C or the process's end; then the recorder detaches. */
+static int attach_window(struct attach_request *req, const struct attach_args *a, char *out)
+{
+    pid_t pid = a->pid;
+    double stop_at = a->duration > 0 ? attach_now() + a->duration : 0;
     bool gone = false;
     while (!attach_stop && (!stop_at || attach_now() < stop_at)) {
         if (!attach_alive(pid)) {
@@ -864,7 +889,7 @@ int cmd_attach(int argc, char **argv)
         if (d == -ESRCH)
             gone = true;
         else if (d != 0) {
-            attach_request_remove(&req);
+            attach_request_remove(req);
             return cmd_error(FTPROF_EXIT_ATTACH_FAILED, out, "the recorder did not detach: %s", strerror(-d));
         }
     }
@@ -872,7 +897,30 @@ int cmd_attach(int argc, char **argv)
         fprintf(stderr, "ftprof: pid %d exited while attached; the recording ends there\n", (int)pid);
     else
         fprintf(stderr, "ftprof: detached from pid %d\n", (int)pid);
-    attach_request_remove(&req);
+    attach_request_remove(req);
     attach_summary(out);
     return FTPROF_EXIT_OK;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+    struct attach_args a;
+    bool help;
+    int rc = attach_parse(argc, argv, &a, &help);
+    if (rc != FTPROF_EXIT_OK || help)
+        return rc;
+    char subject[32];
+    snprintf(subject, sizeof(subject), "pid %d", (int)a.pid);
+    uint64_t buffer;
+    char lib[PATH_MAX], digest[65], out[PATH_MAX];
+    struct pyremote py;
+    struct attach_proc target;
+    struct attach_request req;
+    if ((rc = attach_own_setup(&buffer, lib, sizeof(lib), digest)) != FTPROF_EXIT_OK ||
+        (rc = attach_check_target(&a, subject, &py, &target)) != FTPROF_EXIT_OK ||
+        (rc = attach_output_path(&a, out, sizeof(out))) != FTPROF_EXIT_OK ||
+        (rc = attach_prepare_request(&req, &target, subject, lib, digest, out, buffer, a.native)) != FTPROF_EXIT_OK ||
+        (rc = attach_start(&req, &py, &target, &a, subject, out)) != FTPROF_EXIT_OK)
+        return rc;
+    return attach_window(&req, &a, out);
 }
