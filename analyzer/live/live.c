@@ -266,19 +266,47 @@ static void live_rotate(size_t *v, size_t n, size_t by)
     live_reverse(v, n);
 }
 
+/* The finding for the cycle path[0..len): told from the thread that has waited longest, so the same
+ * cycle reads the same way. */
+static void live_cycle_finding(struct live_frame *f, size_t *path, size_t len)
+{
+    size_t first = 0;
+    for (size_t j = 0; j < len; j++)
+        if (f->blocked[path[j]].start_ns < f->blocked[path[first]].start_ns)
+            first = j;
+    live_rotate(path, len, first);
+    char *text = NULL;
+    size_t cap = 0;
+    FILE *m = open_memstream(&text, &cap);
+    if (!m) {
+        free(text);
+        return;
+    }
+    fputs("deadlock: ", m);
+    for (size_t j = 0; j < len; j++) {
+        const struct live_blocked *b = &f->blocked[path[j]];
+        const struct live_blocked *h = &f->blocked[b->holder_blocked];
+        char w1[32], w2[32];
+        fprintf(m, "%s%s waits for %s, held by %s", j == 0 ? "" : ", which", j == 0 ? live_who(b, w1, sizeof(w1)) : "",
+                b->lock ? b->lock : "a lock", live_who(h, w2, sizeof(w2)));
+    }
+    uint64_t least = UINT64_MAX;
+    for (size_t j = 0; j < len; j++)
+        if (f->blocked[path[j]].blocked_ns < least)
+            least = f->blocked[path[j]].blocked_ns;
+    char d[32];
+    live_format_s(d, sizeof(d), least);
+    fprintf(m, " (for %s)", d);
+    fclose(m);
+    live_add_finding(f, true, text, path, len);
+}
+
 /* Blocked threads each point at the holder of their lock where it is known: a walk along those links
- * that comes back to where it started is a cycle, a deadlock the recording shows. Threads blocked on
- * contention locks whose holders are unknown, for a while, with no wait on those locks ending since
- * they blocked: stuck, said as such without guessing at a cycle. */
-static void live_conclude(struct live_frame *f, const struct live_scan *scan)
+ * that comes back to where it started is a cycle, a deadlock the recording shows. seen[i] becomes 2
+ * for every thread walked. */
+static void live_find_cycles(struct live_frame *f, char *seen, size_t *path)
 {
     size_t n = f->n_blocked;
-    if (n == 0)
-        return;
-    char *seen = calloc(n, 1);
-    size_t *path = calloc(n, sizeof(*path));
-    if (!seen || !path)
-        goto out;
     for (size_t start = 0; start < n; start++) {
         if (seen[start])
             continue;
@@ -294,42 +322,49 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
             size_t k = 0;
             while (path[k] != i)
                 k++;
-            /* Told from the thread that has waited longest, so the same cycle reads the same way. */
-            size_t first = k;
-            for (size_t j = k; j < len; j++)
-                if (f->blocked[path[j]].start_ns < f->blocked[path[first]].start_ns)
-                    first = j;
-            live_rotate(path + k, len - k, first - k);
-            char *text = NULL;
-            size_t cap = 0;
-            FILE *m = open_memstream(&text, &cap);
-            if (m) {
-                fputs("deadlock: ", m);
-                for (size_t j = k; j < len; j++) {
-                    const struct live_blocked *b = &f->blocked[path[j]];
-                    const struct live_blocked *h = &f->blocked[b->holder_blocked];
-                    char w1[32], w2[32];
-                    fprintf(m, "%s%s waits for %s, held by %s", j == k ? "" : ", which", j == k ? live_who(b, w1, sizeof(w1)) : "",
-                            b->lock ? b->lock : "a lock", live_who(h, w2, sizeof(w2)));
-                }
-                uint64_t least = UINT64_MAX;
-                for (size_t j = k; j < len; j++)
-                    if (f->blocked[path[j]].blocked_ns < least)
-                        least = f->blocked[path[j]].blocked_ns;
-                char d[32];
-                live_format_s(d, sizeof(d), least);
-                fprintf(m, " (for %s)", d);
-                fclose(m);
-                live_add_finding(f, true, text, path + k, len - k);
-            } else {
-                free(text);
-            }
+            live_cycle_finding(f, path + k, len - k);
         }
         for (size_t j = 0; j < len; j++)
             seen[path[j]] = 2;
     }
-    /* Stuck: contention waits with no known holder, no progress on their locks since they began. */
-    size_t m = 0;
+}
+
+/* The finding for the stuck threads path[0..m), blocked `least` at least. */
+static void live_stuck_finding(struct live_frame *f, size_t *path, size_t m, uint64_t least)
+{
+    char *text = NULL;
+    size_t cap = 0;
+    FILE *s = open_memstream(&text, &cap);
+    if (!s) {
+        free(text);
+        return;
+    }
+    for (size_t j = 0; j < m; j++) {
+        char w[32];
+        fprintf(s, "%s%s", j == 0 ? "" : j + 1 == m ? " and " : ", ", live_who(&f->blocked[path[j]], w, sizeof(w)));
+    }
+    char d[32];
+    live_format_s(d, sizeof(d), least);
+    if (f->now_read && f->n_free_threads)
+        /* Someone runs, sleeps or waits elsewhere: it may well hold these locks and let go. */
+        fprintf(s, ": %s blocked for %s, no progress; their locks' holders are unknown, and %zu other "
+                "thread%s %s running or sleeping now (not all blocked)",
+                m == 2 ? "both" : "all", d, f->n_free_threads, f->n_free_threads == 1 ? "" : "s",
+                f->n_free_threads == 1 ? "is" : "are");
+    else
+        fprintf(s, ": %s blocked for %s, no progress (their locks' holders are unknown: a threading.Lock "
+                "has no owner; %s)", m == 2 ? "both" : "all", d,
+                f->now_read ? "every other thread is blocked too: possibly a deadlock"
+                            : "possibly a deadlock");
+    fclose(s);
+    live_add_finding(f, false, text, path, m);
+}
+
+/* Threads blocked on contention locks whose holders are unknown, for a while, with no wait on those
+ * locks ending since they blocked: stuck, said as such without guessing at a cycle. */
+static void live_find_stuck(struct live_frame *f, const struct live_scan *scan, const char *seen, size_t *path)
+{
+    size_t n = f->n_blocked, m = 0;
     uint64_t least = UINT64_MAX;
     for (size_t i = 0; i < n; i++) {
         const struct live_blocked *b = &f->blocked[i];
@@ -358,35 +393,22 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
             path[y - 1] = path[y];
             path[y] = tmp;
         }
-    if (m >= 2 && two_locks) {
-        char *text = NULL;
-        size_t cap = 0;
-        FILE *s = open_memstream(&text, &cap);
-        if (s) {
-            for (size_t j = 0; j < m; j++) {
-                char w[32];
-                fprintf(s, "%s%s", j == 0 ? "" : j + 1 == m ? " and " : ", ", live_who(&f->blocked[path[j]], w, sizeof(w)));
-            }
-            char d[32];
-            live_format_s(d, sizeof(d), least);
-            if (f->now_read && f->n_free_threads)
-                /* Someone runs, sleeps or waits elsewhere: it may well hold these locks and let go. */
-                fprintf(s, ": %s blocked for %s, no progress; their locks' holders are unknown, and %zu other "
-                        "thread%s %s running or sleeping now (not all blocked)",
-                        m == 2 ? "both" : "all", d, f->n_free_threads, f->n_free_threads == 1 ? "" : "s",
-                        f->n_free_threads == 1 ? "is" : "are");
-            else
-                fprintf(s, ": %s blocked for %s, no progress (their locks' holders are unknown: a threading.Lock "
-                        "has no owner; %s)", m == 2 ? "both" : "all", d,
-                        f->now_read ? "every other thread is blocked too: possibly a deadlock"
-                                    : "possibly a deadlock");
-            fclose(s);
-            live_add_finding(f, false, text, path, m);
-        } else {
-            free(text);
-        }
+    if (m >= 2 && two_locks)
+        live_stuck_finding(f, path, m, least);
+}
+
+/* What the blocked threads say about each other: deadlock cycles, then threads stuck. */
+static void live_conclude(struct live_frame *f, const struct live_scan *scan)
+{
+    size_t n = f->n_blocked;
+    if (n == 0)
+        return;
+    char *seen = calloc(n, 1);
+    size_t *path = calloc(n, sizeof(*path));
+    if (seen && path) {
+        live_find_cycles(f, seen, path);
+        live_find_stuck(f, scan, seen, path);
     }
-out:
     free(seen);
     free(path);
 }

@@ -342,6 +342,40 @@ static void prof_file_inflight(struct prof_internal *in, const char *path, const
     free(slots);
 }
 
+/* File k's share of the profile's totals, once it was read: its span widens the profile's
+ * [*min_start, *max_end], its live facts (windows, min-wait and ring counts) and drops add up. */
+static void prof_file_add_up(struct prof_internal *in, size_t k, const struct ftp_file_header *hdr,
+                             uint64_t *min_start, uint64_t *max_end)
+{
+    struct profile *p = in->p;
+    struct prof_file *f = &p->files[k];
+    uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;
+    if (f->start_ns && f->start_ns < *min_start) {
+        *min_start = f->start_ns;
+        p->start_realtime_ns = f->start_realtime_ns;
+    }
+    prof_file_live_facts(f, hdr, end);
+    p->below_min_events += f->below_min_events;
+    p->below_min_ns += f->below_min_ns;
+    p->overwritten_events += f->overwritten_events;
+    if (end > *max_end)
+        *max_end = end;
+    p->dropped_events += f->dropped_events;
+    p->dropped_wait_ns += f->dropped_wait_ns;
+    if (f->dropped_events && !f->dropped_wait_known)
+        p->dropped_wait_unknown = true;
+    p->disk_full_events += f->disk_full_events;
+}
+
+static void prof_dangling_warning(bool quiet, const struct prof_file *f)
+{
+    if (f->dangling_stacks || f->dangling_codes || f->dangling_types)
+        prof_warn(quiet, f->path, "records refer to ids the recording never defined (%llu to stacks, %llu to "
+                  "code objects, %llu to types): shown as [unknown], their kind may be wrong",
+                  (unsigned long long)f->dangling_stacks, (unsigned long long)f->dangling_codes,
+                  (unsigned long long)f->dangling_types);
+}
+
 int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, bool inflight, size_t *failed,
                    char *err, size_t errlen)
 {
@@ -418,24 +452,8 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
             prof_batch_finish(in); /* the in-flight waits were applied inline: flush their histogram adds */
         }
 
-        struct prof_file *f = &p->files[k];
-        uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;
-        if (f->start_ns && f->start_ns < min_start) {
-            min_start = f->start_ns;
-            p->start_realtime_ns = f->start_realtime_ns;
-        }
-        prof_file_live_facts(f, &rd.hdr, end); /* windows, min-wait and ring counts */
-        p->below_min_events += f->below_min_events;
-        p->below_min_ns += f->below_min_ns;
-        p->overwritten_events += f->overwritten_events;
-        if (end > max_end)
-            max_end = end;
-        p->dropped_events += f->dropped_events;
-        p->dropped_wait_ns += f->dropped_wait_ns;
-        if (f->dropped_events && !f->dropped_wait_known)
-            p->dropped_wait_unknown = true;
-        p->disk_full_events += f->disk_full_events;
-        prof_file_warnings(quiet, paths[i], f);
+        prof_file_add_up(in, k, &rd.hdr, &min_start, &max_end);
+        prof_file_warnings(quiet, paths[i], &p->files[k]);
     }
     free(ids);
     if (max_end > min_start && min_start != UINT64_MAX)
@@ -446,14 +464,8 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
         prof_time(in);
     if (!in->oom)
         prof_extensions_finish(in);
-    for (size_t k = 0; k < p->n_files && !in->oom; k++) {
-        const struct prof_file *f = &p->files[k];
-        if (f->dangling_stacks || f->dangling_codes || f->dangling_types)
-            prof_warn(quiet, f->path, "records refer to ids the recording never defined (%llu to stacks, %llu to "
-                      "code objects, %llu to types): shown as [unknown], their kind may be wrong",
-                      (unsigned long long)f->dangling_stacks, (unsigned long long)f->dangling_codes,
-                      (unsigned long long)f->dangling_types);
-    }
+    for (size_t k = 0; k < p->n_files && !in->oom; k++)
+        prof_dangling_warning(quiet, &p->files[k]);
     if (in->oom) {
         snprintf(err, errlen, "%s", strerror(ENOMEM));
         *failed = 0;
