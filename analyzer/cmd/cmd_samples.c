@@ -20,10 +20,9 @@ int cmd_samples_build(const struct profile *p, bool holders, bool all, struct cm
     memset(out, 0, sizeof(*out));
     size_t n = 0, frames = 0;
     for (size_t i = 0; i < p->n_locks; i++) {
-        const struct prof_lock *l = &p->locks[i];
         const struct prof_site *s;
         size_t ns;
-        if (!samples_sites_of(l, holders, all, &s, &ns))
+        if (!samples_sites_of(&p->locks[i], holders, all, &s, &ns))
             continue;
         n += ns;
         for (size_t k = 0; k < ns; k++)

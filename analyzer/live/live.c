@@ -266,6 +266,19 @@ static void live_rotate(size_t *v, size_t n, size_t by)
     live_reverse(v, n);
 }
 
+/* A memory stream for a finding's text (live_add_finding takes it once closed); NULL when out of memory. */
+static FILE *live_text_open(char **text, size_t *cap)
+{
+    *text = NULL;
+    *cap = 0;
+    FILE *m = open_memstream(text, cap);
+    if (!m) {
+        free(*text);
+        *text = NULL;
+    }
+    return m;
+}
+
 /* The finding for the cycle path[0..len): told from the thread that has waited longest, so the same
  * cycle reads the same way. */
 static void live_cycle_finding(struct live_frame *f, size_t *path, size_t len)
@@ -275,13 +288,11 @@ static void live_cycle_finding(struct live_frame *f, size_t *path, size_t len)
         if (f->blocked[path[j]].start_ns < f->blocked[path[first]].start_ns)
             first = j;
     live_rotate(path, len, first);
-    char *text = NULL;
-    size_t cap = 0;
-    FILE *m = open_memstream(&text, &cap);
-    if (!m) {
-        free(text);
+    char *text;
+    size_t cap;
+    FILE *m = live_text_open(&text, &cap);
+    if (!m)
         return;
-    }
     fputs("deadlock: ", m);
     for (size_t j = 0; j < len; j++) {
         const struct live_blocked *b = &f->blocked[path[j]];
@@ -332,13 +343,11 @@ static void live_find_cycles(struct live_frame *f, char *seen, size_t *path)
 /* The finding for the stuck threads path[0..m), blocked `least` at least. */
 static void live_stuck_finding(struct live_frame *f, size_t *path, size_t m, uint64_t least)
 {
-    char *text = NULL;
-    size_t cap = 0;
-    FILE *s = open_memstream(&text, &cap);
-    if (!s) {
-        free(text);
+    char *text;
+    size_t cap;
+    FILE *s = live_text_open(&text, &cap);
+    if (!s)
         return;
-    }
     for (size_t j = 0; j < m; j++) {
         char w[32];
         fprintf(s, "%s%s", j == 0 ? "" : j + 1 == m ? " and " : ", ", live_who(&f->blocked[path[j]], w, sizeof(w)));

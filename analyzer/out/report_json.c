@@ -170,40 +170,46 @@ static json_t *rj_native_owner(const struct prof_lock *l)
 
 int report_json(FILE *out, const struct profile *p, size_t top) { return report_json_with(out, p, top, NULL); }
 
-/* One entry of "locks". */
-static json_t *rj_lock(const struct profile *p, const struct prof_lock *l)
+/* "locks": the first `top` (0: all). */
+static json_t *rj_locks(const struct profile *p, size_t top)
 {
-    char addr[24];
-    snprintf(addr, sizeof(addr), "0x%" PRIx64, l->address);
-    json_t *o = json_object();
-    rj_set(o, "kind", json_string(prof_kind_name(l->kind)));
-    rj_set(o, "type", report_json_str(l->type));
-    rj_set(o, "address", json_string(addr));
-    rj_set(o, "name", report_json_str(l->name));
-    rj_set(o, "source", report_json_str(l->source));
-    rj_set(o, "owner", report_json_str(l->owner));
-    rj_set(o, "native_owner", rj_native_owner(l));
-    rj_set(o, "file", report_json_str(p->files[l->file].path));
-    rj_set(o, "pid", json_integer(p->files[l->file].pid));
-    rj_set(o, "contentions", rj_u64(l->contentions));
-    rj_set(o, "wait_ns", rj_u64(l->wait_ns));
-    rj_set(o, "max_wait_ns", rj_u64(l->max_wait_ns));
-    rj_set(o, "p50_wait_ns", rj_u64(l->p50_wait_ns));
-    rj_set(o, "p99_wait_ns", rj_u64(l->p99_wait_ns));
-    rj_set(o, "spin_ns", rj_u64(l->spin_ns));
-    rj_set(o, "threads", json_integer(l->threads));
-    rj_set(o, "handoffs", rj_u64(l->handoffs));
-    rj_set(o, "parked", rj_u64(l->parked));
-    rj_set(o, "threads_waiting_avg", json_real(rj_ratio(l->wait_ns, p->time.wall_ns)));
-    rj_set(o, "holds", rj_u64(l->holds));
-    rj_set(o, "holds_from_acquisition", rj_u64(l->holds_from_acquisition));
-    rj_set(o, "hold_p50_ns", rj_u64(l->hold_p50_ns));
-    rj_set(o, "hold_p99_ns", rj_u64(l->hold_p99_ns));
-    rj_set(o, "hold_max_ns", rj_u64(l->hold_max_ns));
-    rj_set(o, "holder_known_share", json_real(rj_ratio(l->holder_known_ns, l->wait_ns)));
-    rj_set(o, "waiters", rj_sites(l->waiters, l->n_waiters, false));
-    rj_set(o, "holders", rj_sites(l->holders, l->n_holders, prof_kind_is_contention(l->kind)));
-    return o;
+    json_t *locks = json_array();
+    size_t n = top && top < p->n_locks ? top : p->n_locks;
+    for (size_t i = 0; i < n; i++) {
+        const struct prof_lock *l = &p->locks[i];
+        char addr[24];
+        snprintf(addr, sizeof(addr), "0x%" PRIx64, l->address);
+        json_t *o = json_object();
+        rj_set(o, "kind", json_string(prof_kind_name(l->kind)));
+        rj_set(o, "type", report_json_str(l->type));
+        rj_set(o, "address", json_string(addr));
+        rj_set(o, "name", report_json_str(l->name));
+        rj_set(o, "source", report_json_str(l->source));
+        rj_set(o, "owner", report_json_str(l->owner));
+        rj_set(o, "native_owner", rj_native_owner(l));
+        rj_set(o, "file", report_json_str(p->files[l->file].path));
+        rj_set(o, "pid", json_integer(p->files[l->file].pid));
+        rj_set(o, "contentions", rj_u64(l->contentions));
+        rj_set(o, "wait_ns", rj_u64(l->wait_ns));
+        rj_set(o, "max_wait_ns", rj_u64(l->max_wait_ns));
+        rj_set(o, "p50_wait_ns", rj_u64(l->p50_wait_ns));
+        rj_set(o, "p99_wait_ns", rj_u64(l->p99_wait_ns));
+        rj_set(o, "spin_ns", rj_u64(l->spin_ns));
+        rj_set(o, "threads", json_integer(l->threads));
+        rj_set(o, "handoffs", rj_u64(l->handoffs));
+        rj_set(o, "parked", rj_u64(l->parked));
+        rj_set(o, "threads_waiting_avg", json_real(rj_ratio(l->wait_ns, p->time.wall_ns)));
+        rj_set(o, "holds", rj_u64(l->holds));
+        rj_set(o, "holds_from_acquisition", rj_u64(l->holds_from_acquisition));
+        rj_set(o, "hold_p50_ns", rj_u64(l->hold_p50_ns));
+        rj_set(o, "hold_p99_ns", rj_u64(l->hold_p99_ns));
+        rj_set(o, "hold_max_ns", rj_u64(l->hold_max_ns));
+        rj_set(o, "holder_known_share", json_real(rj_ratio(l->holder_known_ns, l->wait_ns)));
+        rj_set(o, "waiters", rj_sites(l->waiters, l->n_waiters, false));
+        rj_set(o, "holders", rj_sites(l->holders, l->n_holders, prof_kind_is_contention(l->kind)));
+        json_array_append_new(locks, o);
+    }
+    return locks;
 }
 
 /* "gil_enabled": where a module re-enabled the GIL. */
@@ -265,62 +271,63 @@ static json_t *rj_threads(const struct profile *p)
     return threads;
 }
 
-/* One entry of "files". */
-static json_t *rj_file(const struct prof_file *f)
+/* "files": what each recording says of itself. */
+static json_t *rj_files(const struct profile *p)
 {
-    json_t *o = json_object();
-    rj_set(o, "path", report_json_str(f->path));
-    rj_set(o, "pid", json_integer(f->pid));
-    rj_set(o, "ppid", json_integer(f->ppid));
-    rj_set(o, "argv", report_json_str(f->argv ? f->argv : ""));
-    rj_set(o, "python_version", rj_u64(f->python_version));
-    rj_set(o, "dropped_events", rj_u64(f->dropped_events));
-    rj_set(o, "truncated", json_boolean(f->truncated));
-    rj_set(o, "finished", json_boolean(f->flags & FTP_FLAG_FINISHED));
-    rj_set(o, "free_threaded", json_boolean(f->flags & FTP_FLAG_FREE_THREADED));
-    rj_set(o, "native_stacks", json_boolean(f->features & FTP_FEATURE_NATIVE_STACKS));
-    rj_set(o, "gil_at_start", json_boolean(f->flags & FTP_FLAG_GIL_AT_START));
-    rj_set(o, "stopped_early", json_boolean(f->flags & FTP_FLAG_STOPPED));
-    rj_set(o, "disk_full", json_boolean(f->flags & FTP_FLAG_DISK_FULL));
-    rj_set(o, "disk_full_events", rj_u64(f->disk_full_events));
-    rj_set(o, "process_cpu_ns", rj_u64(f->process_cpu_ns));
-    rj_set(o, "ended_by_exec", json_boolean(f->flags & FTP_FLAG_ENDED_BY_EXEC));
-    rj_set(o, "attached", json_boolean(f->flags & FTP_FLAG_ATTACHED));
-    rj_set(o, "notes_cut", json_boolean(f->notes_cut));
-    rj_set(o, "python_layout_unknown", json_boolean(f->flags & FTP_FLAG_LAYOUT_UNKNOWN));
-    json_t *win = json_array();
-    for (uint32_t w = 0; w < f->n_windows; w++) {
-        json_t *pair = json_array();
-        json_array_append_new(pair, rj_u64(f->windows[w].start_ns));
-        json_array_append_new(pair, rj_u64(f->windows[w].end_ns));
-        json_array_append_new(win, pair);
+    json_t *files = json_array();
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct prof_file *f = &p->files[i];
+        json_t *o = json_object();
+        rj_set(o, "path", report_json_str(f->path));
+        rj_set(o, "pid", json_integer(f->pid));
+        rj_set(o, "ppid", json_integer(f->ppid));
+        rj_set(o, "argv", report_json_str(f->argv ? f->argv : ""));
+        rj_set(o, "python_version", rj_u64(f->python_version));
+        rj_set(o, "dropped_events", rj_u64(f->dropped_events));
+        rj_set(o, "truncated", json_boolean(f->truncated));
+        rj_set(o, "finished", json_boolean(f->flags & FTP_FLAG_FINISHED));
+        rj_set(o, "free_threaded", json_boolean(f->flags & FTP_FLAG_FREE_THREADED));
+        rj_set(o, "native_stacks", json_boolean(f->features & FTP_FEATURE_NATIVE_STACKS));
+        rj_set(o, "gil_at_start", json_boolean(f->flags & FTP_FLAG_GIL_AT_START));
+        rj_set(o, "stopped_early", json_boolean(f->flags & FTP_FLAG_STOPPED));
+        rj_set(o, "disk_full", json_boolean(f->flags & FTP_FLAG_DISK_FULL));
+        rj_set(o, "disk_full_events", rj_u64(f->disk_full_events));
+        rj_set(o, "process_cpu_ns", rj_u64(f->process_cpu_ns));
+        rj_set(o, "ended_by_exec", json_boolean(f->flags & FTP_FLAG_ENDED_BY_EXEC));
+        rj_set(o, "attached", json_boolean(f->flags & FTP_FLAG_ATTACHED));
+        rj_set(o, "notes_cut", json_boolean(f->notes_cut));
+        rj_set(o, "python_layout_unknown", json_boolean(f->flags & FTP_FLAG_LAYOUT_UNKNOWN));
+        json_t *win = json_array();
+        for (uint32_t w = 0; w < f->n_windows; w++) {
+            json_t *pair = json_array();
+            json_array_append_new(pair, rj_u64(f->windows[w].start_ns));
+            json_array_append_new(pair, rj_u64(f->windows[w].end_ns));
+            json_array_append_new(win, pair);
+        }
+        rj_set(o, "windows", win);
+        rj_set(o, "windowed", json_boolean(f->windowed));
+        rj_set(o, "recorded_ns", rj_u64(f->recorded_ns));
+        rj_set(o, "start_ns", rj_u64(f->start_ns));
+        rj_set(o, "min_wait_ns", rj_u64(f->min_wait_ns));
+        rj_set(o, "below_min_events", rj_u64(f->below_min_events));
+        rj_set(o, "below_min_ns", rj_u64(f->below_min_ns));
+        rj_set(o, "ring", json_boolean(f->ring));
+        rj_set(o, "overwritten_events", rj_u64(f->overwritten_events));
+        rj_set(o, "overwritten_until_ns", rj_u64(f->overwritten_until_ns));
+        json_t *d = json_object();
+        rj_set(d, "stacks", rj_u64(f->dangling_stacks));
+        rj_set(d, "codes", rj_u64(f->dangling_codes));
+        rj_set(d, "types", rj_u64(f->dangling_types));
+        rj_set(o, "dangling_ids", d);
+        json_array_append_new(files, o);
     }
-    rj_set(o, "windows", win);
-    rj_set(o, "windowed", json_boolean(f->windowed));
-    rj_set(o, "recorded_ns", rj_u64(f->recorded_ns));
-    rj_set(o, "start_ns", rj_u64(f->start_ns));
-    rj_set(o, "min_wait_ns", rj_u64(f->min_wait_ns));
-    rj_set(o, "below_min_events", rj_u64(f->below_min_events));
-    rj_set(o, "below_min_ns", rj_u64(f->below_min_ns));
-    rj_set(o, "ring", json_boolean(f->ring));
-    rj_set(o, "overwritten_events", rj_u64(f->overwritten_events));
-    rj_set(o, "overwritten_until_ns", rj_u64(f->overwritten_until_ns));
-    json_t *d = json_object();
-    rj_set(d, "stacks", rj_u64(f->dangling_stacks));
-    rj_set(d, "codes", rj_u64(f->dangling_codes));
-    rj_set(d, "types", rj_u64(f->dangling_types));
-    rj_set(o, "dangling_ids", d);
-    return o;
+    return files;
 }
 
 int report_json_with(FILE *out, const struct profile *p, size_t top, struct json_t *extra)
 {
     json_t *root = json_object();
-    json_t *locks = json_array();
-    size_t n = top && top < p->n_locks ? top : p->n_locks;
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(locks, rj_lock(p, &p->locks[i]));
-    rj_set(root, "locks", locks);
+    rj_set(root, "locks", rj_locks(p, top));
     rj_set(root, "gil_enabled", rj_gil_events(p));
     rj_set(root, "extensions", report_json_extensions(p));
     rj_set(root, "notes", rj_notes(p));
@@ -332,10 +339,7 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, struct json
     rj_set(root, "contention_wait_ns", rj_u64(p->contention_wait_ns));
     rj_set(root, "time", rj_time(p));
     rj_set(root, "threads", rj_threads(p));
-    json_t *files = json_array();
-    for (size_t i = 0; i < p->n_files; i++)
-        json_array_append_new(files, rj_file(&p->files[i]));
-    rj_set(root, "files", files);
+    rj_set(root, "files", rj_files(p));
     if (extra)
         json_object_update(root, extra); /* keys of the caller's (live.c: the threads blocked at the end) */
 
