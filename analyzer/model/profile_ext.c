@@ -55,7 +55,7 @@ static void ext_mark_reenabler(struct profile *p, uint32_t file, const struct pr
 void prof_extensions_finish(struct prof_internal *in)
 {
     struct profile *p = in->p;
-    struct dist_cache *dc = dist_cache_new();
+    struct dist_cache *dc = in->dists;
     for (size_t i = 0; i < p->n_extensions; i++) {
         struct prof_extension *e = &p->extensions[i];
         const struct prof_file *f = &p->files[e->file];
@@ -83,7 +83,6 @@ void prof_extensions_finish(struct prof_internal *in)
                 e->module = e->def_name;
         }
     }
-    dist_cache_free(dc);
     for (size_t i = 0; i < p->n_gil_events; i++)
         ext_mark_reenabler(p, p->gil_events[i].file, &p->gil_events[i]);
 }

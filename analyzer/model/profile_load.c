@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "dist.h"
 #include "reader.h"
 #include "symbolize.h"
 
@@ -158,6 +159,7 @@ static void prof_finish(struct prof_internal *in)
     prof_attribute_spins(in);
     if (in->oom)
         return;
+    in->dists = dist_cache_new(); /* NULL: no distributions named, nothing else lost */
 
     struct prof_site_lists sl = {0};
     sl.wl = calloc(in->n_locks ? in->n_locks : 1, sizeof(*sl.wl));
@@ -508,6 +510,7 @@ void prof_free(struct profile *p)
         for (size_t i = 0; i < in->n_namers; i++)
             if (in->namers[i].sym)
                 symbolizer_free(in->namers[i].sym);
+        dist_cache_free(in->dists);
         struct pmap *maps[] = {&in->codes_map, &in->stacks_map, &in->types_map, &in->threads_map, &in->acqs_map,
                                &in->locks_map, &in->sites_map, &in->tids_map, &in->spins_map, &in->hgroups_map,
                                &in->hsites_map, &in->lines, &in->interned_stacks,

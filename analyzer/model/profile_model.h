@@ -295,6 +295,7 @@ struct prof_internal {
     uint32_t cur_file;
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
     bool oom;
+    struct dist_cache *dists; /* the installed distributions read so far (dist.h), from prof_finish on */
     struct profile *p;
 };
 
