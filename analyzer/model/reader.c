@@ -60,6 +60,32 @@ static const char *rd_not_regular(mode_t mode)
     return "is not a regular file";
 }
 
+/* The header read (`got` bytes of it): an ftprof recording this reader can read, with sizes that hold
+ * together. 0, or an RD_ERR_* with its reason in err. */
+static int rd_check_header(const struct rd_file *f, size_t got, char *err, size_t errlen)
+{
+    if (got < FTP_MAGIC_LEN || memcmp(f->hdr.magic, FTP_MAGIC, FTP_MAGIC_LEN) != 0)
+        return rd_fail(RD_ERR_NOT_FTPROF, err, errlen, "not an ftprof recording");
+    if (got < sizeof(f->hdr))
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "recording truncated inside its header");
+    if (f->hdr.version == 0 || f->hdr.min_reader_version == 0)
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (format version 0)");
+    if (f->hdr.min_reader_version > FTP_VERSION) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "recording needs ftprof format version %u, this ftprof reads version %u",
+                 f->hdr.min_reader_version, FTP_VERSION);
+        return rd_fail(RD_ERR_TOO_NEW, err, errlen, msg);
+    }
+    if (f->hdr.min_reader_version > f->hdr.version)
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (needs a reader newer than its own version)");
+    if (f->hdr.header_size < FTP_HEADER_SIZE || f->hdr.header_size > f->file_size)
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (header size)");
+    uint32_t cs = f->hdr.chunk_size;
+    if (cs < RD_MIN_CHUNK_SIZE || cs > RD_MAX_CHUNK_SIZE || cs % FTP_RECORD_ALIGN != 0)
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (chunk size)");
+    return 0;
+}
+
 int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
 {
     memset(f, 0, sizeof(*f));
@@ -97,39 +123,13 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
         rd_close(f);
         return rd_fail((int)n, err, errlen, strerror((int)-n));
     }
-    if ((size_t)n < FTP_MAGIC_LEN || memcmp(f->hdr.magic, FTP_MAGIC, FTP_MAGIC_LEN) != 0) {
+    int bad = rd_check_header(f, (size_t)n, err, errlen);
+    if (bad) {
         rd_close(f);
-        return rd_fail(RD_ERR_NOT_FTPROF, err, errlen, "not an ftprof recording");
-    }
-    if ((size_t)n < sizeof(f->hdr)) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "recording truncated inside its header");
-    }
-    if (f->hdr.version == 0 || f->hdr.min_reader_version == 0) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (format version 0)");
-    }
-    if (f->hdr.min_reader_version > FTP_VERSION) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "recording needs ftprof format version %u, this ftprof reads version %u",
-                 f->hdr.min_reader_version, FTP_VERSION);
-        rd_close(f);
-        return rd_fail(RD_ERR_TOO_NEW, err, errlen, msg);
-    }
-    if (f->hdr.min_reader_version > f->hdr.version) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (needs a reader newer than its own version)");
-    }
-    if (f->hdr.header_size < FTP_HEADER_SIZE || f->hdr.header_size > f->file_size) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (header size)");
-    }
-    uint32_t cs = f->hdr.chunk_size;
-    if (cs < RD_MIN_CHUNK_SIZE || cs > RD_MAX_CHUNK_SIZE || cs % FTP_RECORD_ALIGN != 0) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (chunk size)");
+        return bad;
     }
 
+    uint32_t cs = f->hdr.chunk_size;
     uint64_t announced = f->hdr.chunks_used < f->hdr.chunk_count ? f->hdr.chunks_used : f->hdr.chunk_count;
     uint64_t body = f->file_size - f->hdr.header_size;
     uint64_t whole = body / cs, rest = body % cs;
