@@ -12,6 +12,18 @@
 
 #include "reader.h"
 
+int cmd_read_exit_code(int err)
+{
+    switch (err) {
+    case 0: return FTPROF_EXIT_OK;
+    case RD_ERR_NOT_FTPROF:
+    case RD_ERR_CORRUPT: return FTPROF_EXIT_BAD_FORMAT;
+    case RD_ERR_TOO_NEW: return FTPROF_EXIT_TOO_NEW;
+    case -ENOMEM: return FTPROF_EXIT_NO_MEMORY;
+    default: return FTPROF_EXIT_CANNOT_READ; /* RD_ERR_CUT_SHORT too */
+    }
+}
+
 int cmd_error(int code, const char *subject, const char *fmt, ...)
 {
     va_list ap;
@@ -33,7 +45,7 @@ int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet)
     int rc = prof_load(p, paths, n, quiet, &failed, err, sizeof(err));
     if (rc == 0)
         return FTPROF_EXIT_OK;
-    return cmd_error(rd_exit_code(rc), failed < n ? paths[failed] : NULL, "%s", err);
+    return cmd_error(cmd_read_exit_code(rc), failed < n ? paths[failed] : NULL, "%s", err);
 }
 
 FILE *cmd_create_output(const char *path)

@@ -52,6 +52,8 @@ int cmd_resume(int argc, char **argv);
  * /proc/PID/maps: the path into `path`. An exit code, after a one-line error. */
 int cmd_live_target(const char *arg, char *path, size_t cap);
 
+/* The exit code documented for a reader or model error (reader.h: 0, -errno or RD_ERR_*). */
+int cmd_read_exit_code(int err);
 /* "ftprof: SUBJECT: message" on stderr; returns `code` so callers can `return cmd_error(...)`. */
 int cmd_error(int code, const char *subject, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Loads recordings, reporting a failure as one line; returns an exit code. */
@@ -96,12 +98,13 @@ extern const struct cmd_spec cmd_table[]; /* ended by a NULL name */
 /* "usage: ftprof NAME SYNOPSIS", from the table (for error lines). */
 const char *cmd_usage(const char *command);
 
-/* The arguments of a subcommand: the options of `opts` and the operands, which go to `files` (room for
- * argc entries); "--" ends the options (and so does the first operand for a command whose table entry
- * says so), "-h"/"--help" print the command's help (its usage, summary and every option of `opts` with
- * its line) and set *help. Returns FTPROF_EXIT_OK, or FTPROF_EXIT_USAGE after a one-line error. */
-int cmd_parse_args(int argc, char **argv, const char *command, const struct cmd_option *opts, char **files,
-                   size_t *n_files, bool *help);
+/* The arguments of a subcommand: the options of `opts` and the operands, which go to *operands (an
+ * array of argc + 1 entries that the caller frees, NULL when out of memory); "--" ends the options (and
+ * so does the first operand for a command whose table entry says so), "-h"/"--help" print the
+ * command's help (its usage, summary and every option of `opts` with its line) and set *help. Returns
+ * FTPROF_EXIT_OK, FTPROF_EXIT_USAGE or FTPROF_EXIT_NO_MEMORY after a one-line error. */
+int cmd_parse_args(int argc, char **argv, const char *command, const struct cmd_option *opts, char ***operands,
+                   size_t *n_operands, bool *help);
 
 /* One exit code and what it means: the table `ftprof --help` prints (analyzer/EXIT_CODES.md says more). */
 struct cmd_exit_meaning {

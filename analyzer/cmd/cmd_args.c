@@ -2,6 +2,7 @@
  * the command table (main.c) and each command's option table (cmd.h), and the exit-code table that
  * `ftprof --help` prints. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -68,12 +69,10 @@ static void cmd_print_help(const char *command, const struct cmd_option *opts)
     printf("\nValues may follow the option (--top 5) or be joined to it (--top=5). Exit codes: ftprof --help.\n");
 }
 
-int cmd_parse_args(int argc, char **argv, const char *command, const struct cmd_option *opts, char **files,
-                   size_t *n_files, bool *help)
+static int cmd_parse_into(int argc, char **argv, const char *command, const struct cmd_option *opts, char **files,
+                          size_t *n_files, bool *help)
 {
     const struct cmd_spec *spec = cmd_spec_of(command);
-    *n_files = 0;
-    *help = false;
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -109,6 +108,17 @@ int cmd_parse_args(int argc, char **argv, const char *command, const struct cmd_
         }
     }
     return FTPROF_EXIT_OK;
+}
+
+int cmd_parse_args(int argc, char **argv, const char *command, const struct cmd_option *opts, char ***operands,
+                   size_t *n_operands, bool *help)
+{
+    *n_operands = 0;
+    *help = false;
+    *operands = calloc((size_t)argc + 1, sizeof(**operands));
+    if (!*operands)
+        return cmd_error(FTPROF_EXIT_NO_MEMORY, command, "out of memory");
+    return cmd_parse_into(argc, argv, command, opts, *operands, n_operands, help);
 }
 
 const struct cmd_exit_meaning cmd_exit_meanings[] = {

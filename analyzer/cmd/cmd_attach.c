@@ -16,7 +16,7 @@
  * detaching needs no eval-breaker check, so a process that deadlocks meanwhile is still left as it was.
  * Where no thread reaches an eval-breaker check within --timeout seconds (default 10), attach names each
  * thread with what it is blocked in, withdraws the request and exits 14. The request (a directory only
- * the target's uid can enter) and what a third user can do to it: "The request" below. */
+ * the target's uid can enter) and what a third user can do to it: cmd_attach_request.h. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_attach_request.h"
 #include "live.h"
 #include "pyremote.h"
 #include "ftprof/format.h"
@@ -117,369 +118,6 @@ static const char *attach_remote_debug_off(pid_t pid)
         }
     }
     return NULL;
-}
-
-/* ------------------------------------------------------------------------------------------------------
- * The request: what the target reads and writes, and who else can touch it.
- *
- * A directory /tmp/ftprof-attach-XXXXXX, mode 0700, owned by the target's uid (a root CLI attaching to
- * another user's process hands it over with fchown; a CLI of the target's own uid owns it already).
- * Nobody else can list it, create, replace or remove a name in it, so no third user can swap the script
- * the target will run, forge its status or cancel it. Every file in it is created O_EXCL|O_NOFOLLOW, and
- * everything the CLI does in it is relative to one descriptor of the directory, opened once: the target
- * (which owns the directory, and could rename it and leave a symbolic link in its place) cannot steer a
- * root CLI elsewhere. `status`, the one file read back, is opened O_NOFOLLOW|O_NONBLOCK and must be a
- * regular file of the target's uid or ours.
- *
- *   owner       "ftprof-attach cli PID START target PID START": which CLI made it (ours, never the
- *               target's: only we can create a file we own), so a later attach can tell a stale one
- *   script.py   what the target runs (PEP 768), given to the target's uid, 0400
- *   token       renamed to `claimed` by the script when it runs; the CLI cancels by removing it
- *   status      written by the script (through status.tmp, created O_EXCL|O_NOFOLLOW, 0600)
- */
-#define ATTACH_DIR_PREFIX "ftprof-attach-"
-
-static const char *const attach_request_names[] = {"token", "claimed", "status", "status.tmp", "script.py", "owner"};
-
-struct attach_proc {
-    pid_t pid;
-    uid_t uid; /* the file-system ids: what the kernel checks when the process opens a file */
-    gid_t gid;
-    unsigned long long start; /* clock ticks since boot: a pid reused later has another */
-};
-
-struct attach_request {
-    int tmp_fd, dir_fd;
-    char name[sizeof(ATTACH_DIR_PREFIX) + 6];
-    char script[64]; /* /tmp/NAME/script.py, the path the target opens */
-    uid_t uid;       /* the target's, owner of what it reads and writes */
-    gid_t gid;
-    bool give;       /* we are another uid (root): fchown to the target */
-};
-
-/* The start time (field 22 of stat) of the process whose /proc directory procfd is, or 0. */
-static unsigned long long attach_proc_start(int procfd) { return live_proc_start_ticks_at(procfd, "stat"); }
-
-static unsigned long long attach_pid_start(pid_t pid)
-{
-    char path[32];
-    snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-    int procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (procfd < 0)
-        return 0;
-    unsigned long long start = attach_proc_start(procfd);
-    close(procfd);
-    return start;
-}
-
-/* The target's ids and start time, all read through one descriptor of /proc/PID: should the pid be
- * reused meanwhile, the reads fail (ESRCH) instead of describing another process. 0 or -errno. */
-static int attach_proc_read(pid_t pid, struct attach_proc *p)
-{
-    char path[32], buf[4096];
-    snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-    int procfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (procfd < 0)
-        return -errno;
-    int fd = openat(procfd, "status", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-    int err = n < 0 ? -errno : 0;
-    if (fd >= 0)
-        close(fd);
-    p->pid = pid;
-    p->start = attach_proc_start(procfd);
-    close(procfd);
-    if (err || n <= 0 || !p->start)
-        return err ? err : -ESRCH;
-    buf[n] = 0;
-    /* "Uid:\treal\teffective\tsaved\tfs" */
-    unsigned long u[4], g[4];
-    const char *us = strstr(buf, "\nUid:"), *gs = strstr(buf, "\nGid:");
-    if (!us || !gs || sscanf(us, "\nUid: %lu %lu %lu %lu", &u[0], &u[1], &u[2], &u[3]) != 4 ||
-        sscanf(gs, "\nGid: %lu %lu %lu %lu", &g[0], &g[1], &g[2], &g[3]) != 4)
-        return -EINVAL;
-    p->uid = (uid_t)u[3];
-    p->gid = (gid_t)g[3];
-    return 0;
-}
-
-/* Removes the request directory `name` (in tmp_fd) through dir_fd: our known names, never following a
- * link (unlinkat removes a symbolic link itself), then the directory, which fails if anything else is in
- * it. Closes dir_fd. */
-static void attach_request_remove_at(int tmp_fd, int dir_fd, const char *name)
-{
-    for (size_t i = 0; i < sizeof(attach_request_names) / sizeof(attach_request_names[0]); i++)
-        unlinkat(dir_fd, attach_request_names[i], 0);
-    close(dir_fd);
-    unlinkat(tmp_fd, name, AT_REMOVEDIR);
-}
-
-static void attach_request_remove(struct attach_request *req)
-{
-    if (req->dir_fd >= 0)
-        attach_request_remove_at(req->tmp_fd, req->dir_fd, req->name);
-    if (req->tmp_fd >= 0)
-        close(req->tmp_fd);
-    req->dir_fd = req->tmp_fd = -1;
-}
-
-/* Creates `name` in the request, exclusively, with `text`; given to the target when for_target. */
-static int attach_request_file(const struct attach_request *req, const char *name, const char *text, mode_t mode,
-                               bool for_target)
-{
-    int fd = openat(req->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text), done = 0;
-    int rc = 0;
-    while (!rc && done < len) {
-        ssize_t w = write(fd, text + done, len - done);
-        if (w < 0 && errno != EINTR)
-            rc = -errno;
-        else if (w > 0)
-            done += (size_t)w;
-    }
-    if (!rc && for_target && req->give && fchown(fd, req->uid, req->gid) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && !rc)
-        rc = -errno;
-    return rc;
-}
-
-/* The directory, marked with our pid and start time and the target's, handed to the target's uid. On
- * failure nothing is left behind; -EPERM when we may not hand it over. */
-static int attach_request_create(struct attach_request *req, const struct attach_proc *target)
-{
-    memset(req, 0, sizeof(*req));
-    req->dir_fd = -1;
-    req->uid = target->uid;
-    req->gid = target->gid;
-    req->give = geteuid() != target->uid;
-    req->tmp_fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (req->tmp_fd < 0)
-        return -errno;
-    char path[] = "/tmp/" ATTACH_DIR_PREFIX "XXXXXX";
-    if (!mkdtemp(path)) { /* 0700, ours */
-        int err = -errno;
-        close(req->tmp_fd);
-        req->tmp_fd = -1;
-        return err;
-    }
-    snprintf(req->name, sizeof(req->name), "%s", path + 5);
-    snprintf(req->script, sizeof(req->script), "%s/script.py", path);
-    req->dir_fd = openat(req->tmp_fd, req->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    int rc = req->dir_fd < 0 ? -errno : fstat(req->dir_fd, &st) != 0 ? -errno : 0;
-    if (!rc && (st.st_uid != geteuid() || (st.st_mode & 077)))
-        rc = -EPERM; /* not the directory mkdtemp made: cannot happen in a sticky /tmp */
-    char mark[128];
-    snprintf(mark, sizeof(mark), "ftprof-attach cli %d %llu target %d %llu\n", (int)getpid(),
-             attach_pid_start(getpid()), (int)target->pid, target->start);
-    if (!rc)
-        rc = attach_request_file(req, "owner", mark, 0400, false);
-    if (!rc && req->give && fchown(req->dir_fd, req->uid, req->gid) != 0)
-        rc = -errno;
-    if (rc) {
-        if (req->dir_fd < 0)
-            rmdir(path); /* only reached if opening what mkdtemp just made failed */
-        attach_request_remove(req);
-    }
-    return rc;
-}
-
-/* Reads `status` if the script wrote it: bytes read, -ENOENT while it has not, or -errno (-ELOOP for a
- * symbolic link, -EPERM for a file that is not the target's or ours, -EINVAL for a non-regular one). */
-static ssize_t attach_request_status(const struct attach_request *req, char *buf, size_t cap)
-{
-    int fd = openat(req->dir_fd, "status", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    ssize_t n = fstat(fd, &st) != 0 ? -errno : 0;
-    if (!n && !S_ISREG(st.st_mode))
-        n = -EINVAL;
-    if (!n && st.st_uid != req->uid && st.st_uid != geteuid())
-        n = -EPERM;
-    if (!n) {
-        n = read(fd, buf, cap - 1);
-        if (n < 0)
-            n = -errno;
-        else
-            buf[n] = 0;
-    }
-    close(fd);
-    return n;
-}
-
-/* Removes request directories left by an `ftprof attach` that was killed (kill -9) before it could:
- * only ones we made (their `owner` mark is a regular file of our uid, which nobody else can create),
- * whose CLI is gone, and whose script cannot run any more: the target is gone, or the script ran
- * (`token` claimed), or `attached_to` is that target and our own script has just run there (PEP 768
- * keeps one pending script per thread, so the killed CLI's request was replaced by ours). A script still
- * pending stays: the target would print an error on its stderr when it finds the file gone. */
-static void attach_sweep_stale(const struct attach_proc *attached_to)
-{
-    int tmp_fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (tmp_fd < 0)
-        return;
-    int list_fd = dup(tmp_fd);
-    DIR *d = list_fd >= 0 ? fdopendir(list_fd) : NULL;
-    if (!d) {
-        if (list_fd >= 0)
-            close(list_fd);
-        close(tmp_fd);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, ATTACH_DIR_PREFIX, strlen(ATTACH_DIR_PREFIX)) != 0)
-            continue;
-        int dir_fd = openat(tmp_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dir_fd < 0)
-            continue; /* not a directory, or another user's */
-        char mark[129] = "";
-        int fd = openat(dir_fd, "owner", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        struct stat st;
-        if (fd >= 0) {
-            if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) {
-                ssize_t n = read(fd, mark, sizeof(mark) - 1);
-                mark[n > 0 ? n : 0] = 0;
-            }
-            close(fd);
-        }
-        int cli, tpid;
-        unsigned long long cli_start, tstart;
-        bool remove = false;
-        if (sscanf(mark, "ftprof-attach cli %d %llu target %d %llu", &cli, &cli_start, &tpid, &tstart) == 4 &&
-            cli != (int)getpid() && attach_pid_start(cli) != cli_start) {
-            bool target_gone = attach_pid_start(tpid) != tstart;
-            bool pending = fstatat(dir_fd, "token", &st, AT_SYMLINK_NOFOLLOW) == 0;
-            bool replaced = attached_to && attached_to->pid == tpid && attached_to->start == tstart;
-            remove = target_gone || !pending || replaced;
-        }
-        if (remove)
-            attach_request_remove_at(tmp_fd, dir_fd, e->d_name);
-        else
-            close(dir_fd);
-    }
-    closedir(d);
-    close(tmp_fd);
-}
-
-/* `s` as hex digits, which the script turns back into bytes: any path survives, whatever it holds. */
-static void attach_hex(const char *s, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (; *s && n + 3 <= cap; s++, n += 2)
-        snprintf(out + n, 3, "%02x", (unsigned char)*s);
-    out[n] = 0;
-}
-
-/* The script the target runs (PEP 768). Everything inside one function, deleted after; all output goes
- * to the status file. It loads the recorder only if the bytes it reads are the ones we digested
- * (`digest`, SHA-256), and loads them through the descriptor it read them from, so a library replaced
- * (renamed over) in between is not the one loaded. */
-static int attach_write_script(const struct attach_request *req, const char *lib, const char *digest,
-                               const char *out, unsigned long long buffer, int flags)
-{
-    static char text[32768]; /* the script, and three paths of up to PATH_MAX as hex */
-    char dir_hex[2 * sizeof(req->script) + 1], lib_hex[2 * PATH_MAX + 1], out_hex[2 * PATH_MAX + 1];
-    char dir[sizeof(req->script)];
-    snprintf(dir, sizeof(dir), "/tmp/%s", req->name);
-    attach_hex(dir, dir_hex, sizeof(dir_hex));
-    attach_hex(lib, lib_hex, sizeof(lib_hex));
-    attach_hex(out, out_hex, sizeof(out_hex));
-    int n = snprintf(
-        text, sizeof(text),
-        "def __ftprof_attach():\n"
-        "    import os\n"
-        "    d = os.fsdecode(bytes.fromhex('%s'))\n"
-        "    import sys\n"
-        "    # A module half imported (this thread stopped inside its import, or another thread's): loading\n"
-        "    # ctypes now could meet it half done. Not now: ftprof attach asks again in 50 ms.\n"
-        "    for m in list(sys.modules.values()):\n"
-        "        if getattr(getattr(m, '__spec__', None), '_initializing', False):\n"
-        "            return\n"
-        "    try:\n"
-        "        os.rename(d + '/token', d + '/claimed')\n"
-        "    except OSError:\n"
-        "        return\n"
-        "    status = '-1 unknown'\n"
-        "    try:\n"
-        "        import ctypes\n"
-        "        try:\n"
-        "            from _sha2 import sha256  # CPython's own: hashlib would load OpenSSL into the target\n"
-        "        except ImportError:\n"
-        "            from hashlib import sha256\n"
-        "        path = os.fsdecode(bytes.fromhex('%s'))\n"
-        "        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)\n"
-        "        try:\n"
-        "            h, off = sha256(), 0\n"
-        "            while True:\n"
-        "                b = os.pread(fd, 1 << 20, off)\n"
-        "                if not b:\n"
-        "                    break\n"
-        "                h.update(b)\n"
-        "                off += len(b)\n"
-        "            if h.hexdigest() != '%s':\n"
-        "                status = ('-1 %%s is not the library ftprof attach checked (SHA-256 %%s, expected %%s); '\n"
-        "                          'not loaded' %% (path, h.hexdigest(), '%s'))\n"
-        "            else:\n"
-        "                lib = ctypes.CDLL('/proc/self/fd/%%d' %% fd)\n"
-        "                fn = lib.ftprof_attach\n"
-        "                fn.restype = ctypes.c_int\n"
-        "                fn.argtypes = [ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_int, ctypes.c_int,\n"
-        "                               ctypes.c_char_p, ctypes.c_size_t]\n"
-        "                err = ctypes.create_string_buffer(512)\n"
-        "                rc = fn(bytes.fromhex('%s'), %llu, %d, %d, err, 512)\n"
-        "                status = '%%d %%s' %% (rc, err.value.decode('utf-8', 'replace').replace('\\n', ' '))\n"
-        "        finally:\n"
-        "            os.close(fd)\n"
-        "    except BaseException as e:\n"
-        "        status = '-1 %%s: %%s' %% (type(e).__name__, str(e).replace('\\n', ' '))\n"
-        "    try:\n"
-        "        import sys, threading\n"
-        "        frames, me = sys._current_frames(), threading.get_ident()\n"
-        "        for t in threading.enumerate():\n"
-        "            f = frames.get(t.ident)\n"
-        "            if t.ident != me and f is not None:\n"
-        "                status += '\\n%%d\\t%%s\\t%%s\\t%%s\\t%%s' %% (t.native_id or 0, t.name.replace('\\t', ' '),\n"
-        "                    f.f_code.co_filename, f.f_lineno, f.f_code.co_qualname)\n"
-        "        del frames, f\n"
-        "    except BaseException:\n"
-        "        pass\n"
-        "    try:\n"
-        "        fd = os.open(d + '/status.tmp', os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,\n"
-        "                     0o600)\n"
-        "        with os.fdopen(fd, 'w') as f:\n"
-        "            f.write(status)\n"
-        "        os.rename(d + '/status.tmp', d + '/status')\n"
-        "    except BaseException:\n"
-        "        pass\n"
-        "try:\n"
-        "    __ftprof_attach()\n"
-        "except BaseException:\n"
-        "    pass\n"
-        "finally:\n"
-        "    del __ftprof_attach\n",
-        dir_hex, lib_hex, digest, digest, out_hex, buffer, flags, (int)getpid());
-    if (n < 0 || (size_t)n >= sizeof(text))
-        return -ENAMETOOLONG;
-    return attach_request_file(req, "script.py", text, 0400, true);
-}
-
-/* Withdraws a request whose script has not run: without its token the script does nothing should it
- * still run, and every thread's pending PEP 768 call is cleared (its path pointed at /dev/null, an empty
- * script, for a thread that read the call just before), so none goes looking for the file we remove
- * (CPython would print an error on its stderr). False when the script has claimed the token: it is
- * running. */
-static bool attach_request_cancel(struct attach_request *req, const struct pyremote *py)
-{
-    if (unlinkat(req->dir_fd, "token", 0) != 0 && errno == ENOENT)
-        return false;
-    pyremote_withdraw_exec(py);
-    attach_request_remove(req);
-    return true;
 }
 
 /* Sets FTP_CONTROL_DETACH in the recording's header and waits for the recorder to finish the file. */
@@ -689,114 +327,128 @@ static int attach_send_and_wait(struct attach_request *req, const struct pyremot
     return FTPROF_EXIT_OK;
 }
 
-int cmd_attach(int argc, char **argv)
+/* What the command line asks for. */
+struct attach_args {
+    pid_t pid;
+    double duration, timeout; /* seconds; duration 0: until Ctrl-C */
+    const char *output;       /* NULL: ftprof-PID.ftp */
+    bool native;
+};
+
+/* The options and the process id. FTPROF_EXIT_OK, or an exit code after a one-line error (or after the
+ * help: then *help). */
+static int attach_parse(int argc, char **argv, struct attach_args *a, bool *help)
 {
-    const char *duration_arg = NULL, *output = NULL, *timeout_arg = NULL;
-    bool native = false;
+    const char *duration_arg = NULL, *timeout_arg = NULL;
+    *a = (struct attach_args){.timeout = 10};
     const struct cmd_option opts[] = {
         CMD_VALUE("--duration", &duration_arg, "S", "record for S seconds, then detach (default: until Ctrl-C)"),
-        CMD_VALUE("--output", &output, "FILE", "the recording to create (default ftprof-PID.ftp; never overwritten)"),
+        CMD_VALUE("--output", &a->output, "FILE", "the recording to create (default ftprof-PID.ftp; never overwritten)"),
         CMD_VALUE("--timeout", &timeout_arg, "S", "give up when the process runs no Python code within S seconds (default 10)"),
-        CMD_FLAG("--native", &native, "also record native stacks (as FTPROF_NATIVE=1)"),
+        CMD_FLAG("--native", &a->native, "also record native stacks (as FTPROF_NATIVE=1)"),
         CMD_END};
-    char **args = calloc((size_t)argc + 1, sizeof(char *));
-    size_t n = 0;
-    bool help = false;
-    int rc = cmd_parse_args(argc, argv, "attach", opts, args, &n, &help);
-    double duration = 0, timeout = 10;
+    char **args;
+    size_t n;
+    int rc = cmd_parse_args(argc, argv, "attach", opts, &args, &n, help);
     char *end = NULL;
     long pid_l = 0;
-    if (rc == FTPROF_EXIT_OK && !help && n != 1)
+    if (rc == FTPROF_EXIT_OK && !*help && n != 1)
         rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "one process id expected (%s)", cmd_usage("attach"));
-    if (rc == FTPROF_EXIT_OK && !help) {
+    if (rc == FTPROF_EXIT_OK && !*help) {
         errno = 0;
         pid_l = strtol(args[0], &end, 10);
         if (errno || !*args[0] || *end || pid_l <= 0 || pid_l > INT_MAX)
             rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "'%s' is not a process id", args[0]);
     }
-    if (rc == FTPROF_EXIT_OK && !help && duration_arg && !attach_parse_seconds(duration_arg, &duration))
+    if (rc == FTPROF_EXIT_OK && !*help && duration_arg && !attach_parse_seconds(duration_arg, &a->duration))
         rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "--duration needs a positive number of seconds");
-    if (rc == FTPROF_EXIT_OK && !help && timeout_arg && !attach_parse_seconds(timeout_arg, &timeout))
+    if (rc == FTPROF_EXIT_OK && !*help && timeout_arg && !attach_parse_seconds(timeout_arg, &a->timeout))
         rc = cmd_error(FTPROF_EXIT_USAGE, "attach", "--timeout needs a positive number of seconds");
-    if (rc != FTPROF_EXIT_OK || help) {
-        free(args);
-        return help ? FTPROF_EXIT_OK : rc;
-    }
-    pid_t pid = (pid_t)pid_l;
     free(args);
-    char subject[32];
-    snprintf(subject, sizeof(subject), "pid %d", (int)pid);
+    a->pid = (pid_t)pid_l;
+    return rc;
+}
 
-    /* The recorder's own parser: a size the recorder would refuse is refused here, before the attach. */
-    uint64_t buffer = FTP_BUFFER_DEFAULT;
+/* 1. Our own setup, before the target is touched: FTPROF_BUFFER by the recorder's own parser (a size
+ * the recorder would refuse is refused here), and the recorder as an absolute path with its digest
+ * (the script loads it only if it still has this digest when the target reads it). */
+static int attach_own_setup(uint64_t *buffer, char *lib, size_t lib_cap, char digest[65])
+{
+    *buffer = FTP_BUFFER_DEFAULT;
     const char *bufenv = getenv("FTPROF_BUFFER");
-    if (bufenv && *bufenv && ftp_parse_size(bufenv, &buffer) != FTP_SIZE_OK)
+    if (bufenv && *bufenv && ftp_parse_size(bufenv, buffer) != FTP_SIZE_OK)
         return cmd_error(FTPROF_EXIT_USAGE, "FTPROF_BUFFER", "'%s' is not a size " FTP_BUFFER_LIMITS_TEXT
                          " (a number with K, M, G or T, like 64M)", bufenv);
-    /* 1. The recorder, as an absolute path, checked before the target is touched (our own setup first).
-     * The script loads it only if it still has this digest when the target reads it. */
-    char lib[PATH_MAX];
-    if (!run_find_library(lib, sizeof(lib)))
+    if (!run_find_library(lib, lib_cap))
         return run_library_not_found("attach", FTPROF_EXIT_CANNOT_START);
-    char digest[65];
     int lib_fd = open(lib, O_RDONLY | O_CLOEXEC);
     int dr = lib_fd < 0 ? -errno : sha256_fd_hex(lib_fd, digest);
     if (lib_fd >= 0)
         close(lib_fd);
     if (dr != 0)
         return cmd_error(FTPROF_EXIT_CANNOT_START, lib, "cannot read the recorder: %s", strerror(-dr));
+    return FTPROF_EXIT_OK;
+}
 
-    /* Is there such a process, may we look at it, is it Python, may it be debugged? */
+/* Is there such a process, may we look at it, is it Python, may it be debugged? Its Python threads
+ * into *py, its user into *target. */
+static int attach_check_target(const struct attach_args *a, const char *subject, struct pyremote *py,
+                               struct attach_proc *target)
+{
+    pid_t pid = a->pid;
     if (kill(pid, 0) != 0) {
         if (errno == EPERM)
             return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
                              "no permission to attach (the process belongs to another user)");
         return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "no such process");
     }
-    struct pyremote py;
-    int pr = attach_open_python(pid, subject, &py, timeout);
+    int pr = attach_open_python(pid, subject, py, a->timeout);
     if (pr != FTPROF_EXIT_OK)
         return pr;
     const char *off = attach_remote_debug_off(pid);
     if (off)
         return cmd_error(FTPROF_EXIT_ATTACH_DISABLED, subject, "remote debugging is disabled: %s", off);
-    struct attach_proc target;
-    int ids = attach_proc_read(pid, &target);
+    int ids = attach_proc_read(pid, target);
     if (ids == -ENOENT || ids == -ESRCH)
         return cmd_error(FTPROF_EXIT_ATTACH_GONE, subject, "the process exited during the attach");
     if (ids != 0)
         return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject, "cannot read its user (/proc/%d/status): %s",
                          (int)pid, strerror(-ids));
+    return FTPROF_EXIT_OK;
+}
 
-    /* 2. The output, as an absolute path: the target has its own cwd. */
-    char outbuf[PATH_MAX], out[PATH_MAX];
+/* 2. The output as an absolute path into out (the target has its own cwd), that does not exist yet. */
+static int attach_output_path(const struct attach_args *a, char *out, size_t cap)
+{
+    char outbuf[PATH_MAX], dirpart[PATH_MAX], cwd[PATH_MAX], real[PATH_MAX];
+    const char *output = a->output;
     if (!output) {
-        snprintf(outbuf, sizeof(outbuf), "ftprof-%d.ftp", (int)pid);
+        snprintf(outbuf, sizeof(outbuf), "ftprof-%d.ftp", (int)a->pid);
         output = outbuf;
     }
-    {
-        char dirpart[PATH_MAX], cwd[PATH_MAX];
-        const char *slash = strrchr(output, '/');
-        const char *base = slash ? slash + 1 : output;
-        if (!*base)
-            return cmd_error(FTPROF_EXIT_USAGE, output, "-o needs a file name, not a directory");
-        if (slash)
-            snprintf(dirpart, sizeof(dirpart), "%.*s", (int)(slash - output) ? (int)(slash - output) : 1, output);
-        else
-            snprintf(dirpart, sizeof(dirpart), "%s", getcwd(cwd, sizeof(cwd)) ? cwd : ".");
-        char real[PATH_MAX];
-        if (!realpath(dirpart, real))
-            return cmd_error(FTPROF_EXIT_CANNOT_WRITE, output, "cannot create: %s", strerror(errno));
-        if (snprintf(out, sizeof(out), "%s/%s", strcmp(real, "/") ? real : "", base) >= (int)sizeof(out) ||
-            strchr(out, '%'))
-            return cmd_error(FTPROF_EXIT_USAGE, output, "unusable recording name");
-        struct stat st;
-        if (lstat(out, &st) == 0)
-            return cmd_error(FTPROF_EXIT_CANNOT_WRITE, out, "already exists; not overwriting it");
-    }
+    const char *slash = strrchr(output, '/');
+    const char *base = slash ? slash + 1 : output;
+    if (!*base)
+        return cmd_error(FTPROF_EXIT_USAGE, output, "-o needs a file name, not a directory");
+    if (slash)
+        snprintf(dirpart, sizeof(dirpart), "%.*s", (int)(slash - output) ? (int)(slash - output) : 1, output);
+    else
+        snprintf(dirpart, sizeof(dirpart), "%s", getcwd(cwd, sizeof(cwd)) ? cwd : ".");
+    if (!realpath(dirpart, real))
+        return cmd_error(FTPROF_EXIT_CANNOT_WRITE, output, "cannot create: %s", strerror(errno));
+    if (snprintf(out, cap, "%s/%s", strcmp(real, "/") ? real : "", base) >= (int)cap || strchr(out, '%'))
+        return cmd_error(FTPROF_EXIT_USAGE, output, "unusable recording name");
+    struct stat st;
+    if (lstat(out, &st) == 0)
+        return cmd_error(FTPROF_EXIT_CANNOT_WRITE, out, "already exists; not overwriting it");
+    return FTPROF_EXIT_OK;
+}
 
-    /* 3. The request: a directory only the target's uid (and root) can enter, holding the script and the
-     * token. Stale ones of killed CLIs go first. From here on every way out removes ours. */
+/* 3. The request: a directory only the target's uid (and root) can enter, holding the script and the
+ * token. Stale ones of killed CLIs go first. From here on every way out removes ours. */
+static int attach_prepare_request(struct attach_request *req, const struct attach_proc *target, const char *subject,
+                                  const char *lib, const char *digest, const char *out, uint64_t buffer, bool native)
+{
     struct sigaction sa = {0};
     sa.sa_handler = attach_on_signal;
     sigemptyset(&sa.sa_mask);
@@ -804,53 +456,64 @@ int cmd_attach(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     attach_sweep_stale(NULL);
-    struct attach_request req;
-    int cr = attach_request_create(&req, &target);
+    int cr = attach_request_create(req, target);
     if (cr == -EPERM)
         return cmd_error(FTPROF_EXIT_ATTACH_PERMISSION, subject,
                          "no permission to hand the attach request to its uid %u: run as that user or as root",
-                         (unsigned)target.uid);
+                         (unsigned)target->uid);
     if (cr != 0)
         return cmd_error(FTPROF_EXIT_CANNOT_WRITE, "/tmp", "cannot create the attach request: %s", strerror(-cr));
-    int wr = attach_request_file(&req, "token", "", 0400, true);
+    int wr = attach_request_file(req, "token", "", 0400, true);
     if (!wr)
-        wr = attach_write_script(&req, lib, digest, out, buffer, native ? 1 : 0);
+        wr = attach_write_script(req, lib, digest, out, buffer, native ? 1 : 0);
     if (wr != 0) {
-        attach_request_remove(&req);
+        attach_request_remove(req);
         return cmd_error(FTPROF_EXIT_CANNOT_WRITE, "/tmp", "cannot write the attach request: %s", strerror(-wr));
     }
-
     if (attach_stop) { /* before anything was sent: nothing to withdraw in the target */
-        attach_request_remove(&req);
+        attach_request_remove(req);
         return cmd_error(FTPROF_EXIT_ATTACH_TIMEOUT, subject, "attach cancelled");
     }
-    /* 4. Every thread of the target is asked; whichever runs bytecode first runs the script. */
+    return FTPROF_EXIT_OK;
+}
+
+/* 4. Every thread of the target is asked; whichever runs bytecode first runs the script, which reports
+ * whether the recorder started. */
+static int attach_start(struct attach_request *req, struct pyremote *py, const struct attach_proc *target,
+                        const struct attach_args *a, const char *subject, const char *out)
+{
     static char st[1 << 16];
-    int wr_rc = attach_send_and_wait(&req, &py, subject, timeout, st, sizeof(st));
+    int wr_rc = attach_send_and_wait(req, py, subject, a->timeout, st, sizeof(st));
     if (wr_rc != FTPROF_EXIT_OK)
         return wr_rc;
     /* One thread ran the script: the others' pending calls go now. The directory stays until the end
      * of the window, so that a thread which copied the path just before the withdrawal still finds the
      * script (and the claimed token, so it does nothing) instead of printing CPython's error. */
-    pyremote_withdraw_exec(&py);
-    attach_sweep_stale(&target);
+    pyremote_withdraw_exec(py);
+    attach_sweep_stale(target);
     /* "rc detail", then one line per other thread: native id, name, file, line, function */
     char *threads = strchr(st, '\n');
     if (threads)
         *threads++ = 0;
+    char *end = NULL;
     long arc = strtol(st, &end, 10);
     const char *detail = *end == ' ' ? end + 1 : end;
-    if (arc != 0)
-        attach_request_remove(&req);
-    if (arc != 0)
+    if (arc != 0) {
+        attach_request_remove(req);
         return cmd_error(FTPROF_EXIT_ATTACH_FAILED, subject, "the recorder could not attach: %s",
                          *detail ? detail : "unknown error");
-    fprintf(stderr, "ftprof: attached to pid %d (%s); recording into %s %s\n", (int)pid, detail, out,
-            duration > 0 ? "" : "until Ctrl-C");
-    attach_print_waiting(pid, threads);
+    }
+    fprintf(stderr, "ftprof: attached to pid %d (%s); recording into %s %s\n", (int)a->pid, detail, out,
+            a->duration > 0 ? "" : "until Ctrl-C");
+    attach_print_waiting(a->pid, threads);
+    return FTPROF_EXIT_OK;
+}
 
-    /* 5. The window. */
-    double stop_at = duration > 0 ? attach_now() + duration : 0;
+/* 5. The window: until --duration, Ctrl-C or the process's end; then the recorder detaches. */
+static int attach_window(struct attach_request *req, const struct attach_args *a, char *out)
+{
+    pid_t pid = a->pid;
+    double stop_at = a->duration > 0 ? attach_now() + a->duration : 0;
     bool gone = false;
     while (!attach_stop && (!stop_at || attach_now() < stop_at)) {
         if (!attach_alive(pid)) {
@@ -864,7 +527,7 @@ int cmd_attach(int argc, char **argv)
         if (d == -ESRCH)
             gone = true;
         else if (d != 0) {
-            attach_request_remove(&req);
+            attach_request_remove(req);
             return cmd_error(FTPROF_EXIT_ATTACH_FAILED, out, "the recorder did not detach: %s", strerror(-d));
         }
     }
@@ -872,7 +535,30 @@ int cmd_attach(int argc, char **argv)
         fprintf(stderr, "ftprof: pid %d exited while attached; the recording ends there\n", (int)pid);
     else
         fprintf(stderr, "ftprof: detached from pid %d\n", (int)pid);
-    attach_request_remove(&req);
+    attach_request_remove(req);
     attach_summary(out);
     return FTPROF_EXIT_OK;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+    struct attach_args a;
+    bool help;
+    int rc = attach_parse(argc, argv, &a, &help);
+    if (rc != FTPROF_EXIT_OK || help)
+        return rc;
+    char subject[32];
+    snprintf(subject, sizeof(subject), "pid %d", (int)a.pid);
+    uint64_t buffer;
+    char lib[PATH_MAX], digest[65], out[PATH_MAX];
+    struct pyremote py;
+    struct attach_proc target;
+    struct attach_request req;
+    if ((rc = attach_own_setup(&buffer, lib, sizeof(lib), digest)) != FTPROF_EXIT_OK ||
+        (rc = attach_check_target(&a, subject, &py, &target)) != FTPROF_EXIT_OK ||
+        (rc = attach_output_path(&a, out, sizeof(out))) != FTPROF_EXIT_OK ||
+        (rc = attach_prepare_request(&req, &target, subject, lib, digest, out, buffer, a.native)) != FTPROF_EXIT_OK ||
+        (rc = attach_start(&req, &py, &target, &a, subject, out)) != FTPROF_EXIT_OK)
+        return rc;
+    return attach_window(&req, &a, out);
 }

@@ -119,11 +119,9 @@ static int control_command(int argc, char **argv, const char *command, bool paus
 {
     bool help;
     const struct cmd_option opts[] = {CMD_END};
-    char **targets = calloc((size_t)argc, sizeof(*targets));
-    if (!targets)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, command, "out of memory");
+    char **targets;
     size_t n;
-    int rc = cmd_parse_args(argc, argv, command, opts, targets, &n, &help);
+    int rc = cmd_parse_args(argc, argv, command, opts, &targets, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && n != 1)
         rc = cmd_error(FTPROF_EXIT_USAGE, command, "one recording or process id (%s)", cmd_usage(command));
     if (rc == FTPROF_EXIT_OK && !help)

@@ -295,7 +295,7 @@ static int diff_load_both(struct profile *base, struct profile *new_, char **fil
     if (rc == FTPROF_EXIT_OK) {
         fwrite(kept, 1, kept_len, stderr);
         if (second.rc != 0)
-            rc = cmd_error(rd_exit_code(second.rc), files[1], "%s", second.err);
+            rc = cmd_error(cmd_read_exit_code(second.rc), files[1], "%s", second.err);
     }
     free(kept);
     if (rc != FTPROF_EXIT_OK) {
@@ -314,10 +314,8 @@ int cmd_diff(int argc, char **argv)
         CMD_VALUE("--top", &top_arg, "N", "compare the N locks with most contention in either run (default 10)"),
         CMD_FLAG("--json", &json, "the comparison as JSON"),
         CMD_END};
-    char **files = calloc((size_t)argc, sizeof(*files));
-    if (!files)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "diff", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "diff", opts, files, &n, &help);
+    char **files;
+    int rc = cmd_parse_args(argc, argv, "diff", opts, &files, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && top_arg && !cmd_parse_count(top_arg, &top))
         rc = cmd_error(FTPROF_EXIT_USAGE, "diff", "--top needs a positive number");
     if (rc == FTPROF_EXIT_OK && !help && n != 2)

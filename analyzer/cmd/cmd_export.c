@@ -40,7 +40,7 @@ static int export_trace(char *const *files, size_t n, const char *out_path)
         fclose(out);
         unlink(out_path);
         prof_free(&p);
-        return cmd_error(rd_exit_code(w), NULL, "%s", err);
+        return cmd_error(cmd_read_exit_code(w), NULL, "%s", err);
     }
     rc = cmd_finish_output(out, out_path, w);
     prof_free(&p);
@@ -56,10 +56,8 @@ int cmd_export(int argc, char **argv)
         CMD_VALUE("--format", &format, "pprof|trace", "pprof: a profile.proto (gzip); trace: every wait as Chrome trace-event JSON"),
         CMD_VALUE("--output", &out_path, "OUT", "the file to create (never overwritten)"),
         CMD_END};
-    char **files = calloc((size_t)argc, sizeof(*files));
-    if (!files)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "export", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "export", opts, files, &n, &help);
+    char **files;
+    int rc = cmd_parse_args(argc, argv, "export", opts, &files, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && (n == 0 || !out_path || !format))
         rc = cmd_error(FTPROF_EXIT_USAGE, "export", "%s", cmd_usage("export"));
     if (rc == FTPROF_EXIT_OK && !help && strcmp(format, "pprof") != 0 && strcmp(format, "trace") != 0)

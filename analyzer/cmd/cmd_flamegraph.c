@@ -51,10 +51,8 @@ int cmd_flamegraph(int argc, char **argv)
         CMD_FLAG("--holders", &holders, "the holders' stacks instead of the waiters'"),
         CMD_FLAG("--all", &all, "also the waits for work (conditions, joins), not only contention"),
         CMD_END};
-    char **files = calloc((size_t)argc, sizeof(*files));
-    if (!files)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "flamegraph", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "flamegraph", opts, files, &n, &help);
+    char **files;
+    int rc = cmd_parse_args(argc, argv, "flamegraph", opts, &files, &n, &help);
     enum flame_weight weight = FLAME_WEIGHT_WAIT;
     if (rc == FTPROF_EXIT_OK && !help && weight_arg && strcmp(weight_arg, "count") == 0)
         weight = FLAME_WEIGHT_COUNT;

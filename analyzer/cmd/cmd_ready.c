@@ -89,11 +89,9 @@ static int ready_parse(int argc, char **argv, struct ready_args *a)
         CMD_FLAG("--json", &a->json, "the readiness report as JSON"),
         CMD_FLAG("--strict", &a->strict, "exit 17 when a loaded module does not declare support or the GIL came back"),
         CMD_END};
-    char **operands = calloc((size_t)argc + 1, sizeof(*operands));
-    if (!operands)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "ready", "out of memory");
+    char **operands;
     size_t n_operands;
-    int rc = cmd_parse_args(argc, argv, "ready", opts, operands, &n_operands, &a->help);
+    int rc = cmd_parse_args(argc, argv, "ready", opts, &operands, &n_operands, &a->help);
     free(operands);
     if (rc != FTPROF_EXIT_OK || a->help)
         return rc;

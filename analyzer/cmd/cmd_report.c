@@ -22,10 +22,8 @@ int cmd_report(int argc, char **argv)
         CMD_VALUE("--depth", &depth_arg, "N", "frames shown per waiter and holder site (1 to 64; default 1)"),
         CMD_FLAG("--json", &json, "the report as JSON (analyzer/REPORT_JSON.md)"),
         CMD_END};
-    char **files = calloc((size_t)argc, sizeof(*files));
-    if (!files)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "report", "out of memory");
-    int rc = cmd_parse_args(argc, argv, "report", opts, files, &n, &help);
+    char **files;
+    int rc = cmd_parse_args(argc, argv, "report", opts, &files, &n, &help);
     if (rc == FTPROF_EXIT_OK && !help && top_arg && !cmd_parse_count(top_arg, &top))
         rc = cmd_error(FTPROF_EXIT_USAGE, "report", "--top needs a positive number");
     if (rc == FTPROF_EXIT_OK && !help && depth_arg && (!cmd_parse_count(depth_arg, &depth) || depth > 64))
@@ -44,7 +42,7 @@ int cmd_report(int argc, char **argv)
     if (rc == FTPROF_EXIT_OK) {
         int w;
         if (json) {
-            void *ending = live_json_endings(files, n); /* blocked_at_end, deadlocks */
+            struct json_t *ending = live_json_endings(files, n); /* blocked_at_end, deadlocks */
             w = report_json_with(stdout, &p, top, ending);
             live_json_free(ending);
         } else {

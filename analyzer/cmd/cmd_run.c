@@ -358,11 +358,9 @@ int cmd_run(int argc, char **argv)
         CMD_VALUE("--output", &output, "FILE", "the recording (default " RUN_DEFAULT_OUTPUT "; %p: the pid)"),
         CMD_FLAG("--native", &native, "also record native stacks (as FTPROF_NATIVE=1)"),
         CMD_END};
-    char **operands = calloc((size_t)argc + 1, sizeof(*operands));
-    if (!operands)
-        return cmd_error(FTPROF_EXIT_RUN_FAILED, "run", "out of memory");
+    char **operands;
     size_t n_operands;
-    int rc = cmd_parse_args(argc, argv, "run", opts, operands, &n_operands, &help);
+    int rc = cmd_parse_args(argc, argv, "run", opts, &operands, &n_operands, &help);
     if (rc == FTPROF_EXIT_OK && !help && n_operands == 0)
         rc = cmd_error(FTPROF_EXIT_USAGE, "run", "no command given (%s)", cmd_usage("run"));
     /* The command and its arguments are what follows the options, as they were. */

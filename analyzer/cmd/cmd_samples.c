@@ -6,15 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The sites a lock's samples come from, its holders' or its waiters'; false for a lock left out
+ * (not a contention kind, unless `all`). */
+static bool samples_sites_of(const struct prof_lock *l, bool holders, bool all, const struct prof_site **s, size_t *n)
+{
+    *s = holders ? l->holders : l->waiters;
+    *n = holders ? l->n_holders : l->n_waiters;
+    return all || prof_kind_is_contention(l->kind);
+}
+
 int cmd_samples_build(const struct profile *p, bool holders, bool all, struct cmd_samples *out)
 {
     memset(out, 0, sizeof(*out));
     size_t n = 0, frames = 0;
     for (size_t i = 0; i < p->n_locks; i++) {
-        const struct prof_lock *l = &p->locks[i];
-        const struct prof_site *s = holders ? l->holders : l->waiters;
-        size_t ns = holders ? l->n_holders : l->n_waiters;
-        if (!all && !prof_kind_is_contention(l->kind))
+        const struct prof_site *s;
+        size_t ns;
+        if (!samples_sites_of(&p->locks[i], holders, all, &s, &ns))
             continue;
         n += ns;
         for (size_t k = 0; k < ns; k++)
@@ -31,9 +39,9 @@ int cmd_samples_build(const struct profile *p, bool holders, bool all, struct cm
     size_t f = 0;
     for (size_t i = 0; i < p->n_locks; i++) {
         const struct prof_lock *l = &p->locks[i];
-        const struct prof_site *s = holders ? l->holders : l->waiters;
-        size_t ns = holders ? l->n_holders : l->n_waiters;
-        if (!all && !prof_kind_is_contention(l->kind))
+        const struct prof_site *s;
+        size_t ns;
+        if (!samples_sites_of(l, holders, all, &s, &ns))
             continue;
         const char *kind = prof_kind_name(l->kind);
         size_t len = strlen(kind) + strlen(l->name) + 2;

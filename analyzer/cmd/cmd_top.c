@@ -48,7 +48,7 @@ static int top_frame(const char *path, uint64_t interval_ns, bool json, size_t t
     int rc = live_load(&f, path, interval_ns, err, sizeof(err));
     if (rc < 0) {
         live_free(&f);
-        *exit_code = cmd_error(rd_exit_code(rc), path, "%s", err);
+        *exit_code = cmd_error(cmd_read_exit_code(rc), path, "%s", err);
         return -1;
     }
     char *buf = NULL;
@@ -183,11 +183,9 @@ int cmd_top(int argc, char **argv)
         CMD_FLAG("--attach", &attach, "PID not recorded: attach the recorder (as ftprof attach) while top runs"),
         CMD_VALUE("--output", &output, "FILE", "with --attach: the recording to keep (default ftprof-PID.ftp)"),
         CMD_END};
-    char **targets = calloc((size_t)argc, sizeof(*targets));
-    if (!targets)
-        return cmd_error(FTPROF_EXIT_NO_MEMORY, "top", "out of memory");
+    char **targets;
     size_t n;
-    int rc = cmd_parse_args(argc, argv, "top", opts, targets, &n, &help);
+    int rc = cmd_parse_args(argc, argv, "top", opts, &targets, &n, &help);
     double interval = 1.0;
     size_t top = 10;
     if (rc == FTPROF_EXIT_OK && !help) {

@@ -173,14 +173,6 @@ bool live_has_waits_in_flight(const char *path)
 
 /* ---- conclusions ---- */
 
-const char *live_thread_name(const struct profile *p, uint32_t tid)
-{
-    for (size_t i = 0; i < p->n_threads; i++)
-        if (p->threads[i].tid == tid && p->threads[i].file == 0)
-            return p->threads[i].name;
-    return NULL;
-}
-
 static const char *live_lock_label(struct prof_internal *in, const struct ftp_inflight_slot *s, enum prof_kind kind)
 {
     struct plock l = {.file = 0, .kind = kind, .raw_kind = s->kind, .region = s->region, .type_id = s->type_id,
@@ -274,19 +266,58 @@ static void live_rotate(size_t *v, size_t n, size_t by)
     live_reverse(v, n);
 }
 
+/* A memory stream for a finding's text (live_add_finding takes it once closed); NULL when out of memory. */
+static FILE *live_text_open(char **text, size_t *cap)
+{
+    *text = NULL;
+    *cap = 0;
+    FILE *m = open_memstream(text, cap);
+    if (!m) {
+        free(*text);
+        *text = NULL;
+    }
+    return m;
+}
+
+/* The finding for the cycle path[0..len): told from the thread that has waited longest, so the same
+ * cycle reads the same way. */
+static void live_cycle_finding(struct live_frame *f, size_t *path, size_t len)
+{
+    size_t first = 0;
+    for (size_t j = 0; j < len; j++)
+        if (f->blocked[path[j]].start_ns < f->blocked[path[first]].start_ns)
+            first = j;
+    live_rotate(path, len, first);
+    char *text;
+    size_t cap;
+    FILE *m = live_text_open(&text, &cap);
+    if (!m)
+        return;
+    fputs("deadlock: ", m);
+    for (size_t j = 0; j < len; j++) {
+        const struct live_blocked *b = &f->blocked[path[j]];
+        const struct live_blocked *h = &f->blocked[b->holder_blocked];
+        char w1[32], w2[32];
+        fprintf(m, "%s%s waits for %s, held by %s", j == 0 ? "" : ", which", j == 0 ? live_who(b, w1, sizeof(w1)) : "",
+                b->lock ? b->lock : "a lock", live_who(h, w2, sizeof(w2)));
+    }
+    uint64_t least = UINT64_MAX;
+    for (size_t j = 0; j < len; j++)
+        if (f->blocked[path[j]].blocked_ns < least)
+            least = f->blocked[path[j]].blocked_ns;
+    char d[32];
+    live_format_s(d, sizeof(d), least);
+    fprintf(m, " (for %s)", d);
+    fclose(m);
+    live_add_finding(f, true, text, path, len);
+}
+
 /* Blocked threads each point at the holder of their lock where it is known: a walk along those links
- * that comes back to where it started is a cycle, a deadlock the recording shows. Threads blocked on
- * contention locks whose holders are unknown, for a while, with no wait on those locks ending since
- * they blocked: stuck, said as such without guessing at a cycle. */
-static void live_conclude(struct live_frame *f, const struct live_scan *scan)
+ * that comes back to where it started is a cycle, a deadlock the recording shows. seen[i] becomes 2
+ * for every thread walked. */
+static void live_find_cycles(struct live_frame *f, char *seen, size_t *path)
 {
     size_t n = f->n_blocked;
-    if (n == 0)
-        return;
-    char *seen = calloc(n, 1);
-    size_t *path = calloc(n, sizeof(*path));
-    if (!seen || !path)
-        goto out;
     for (size_t start = 0; start < n; start++) {
         if (seen[start])
             continue;
@@ -302,42 +333,47 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
             size_t k = 0;
             while (path[k] != i)
                 k++;
-            /* Told from the thread that has waited longest, so the same cycle reads the same way. */
-            size_t first = k;
-            for (size_t j = k; j < len; j++)
-                if (f->blocked[path[j]].start_ns < f->blocked[path[first]].start_ns)
-                    first = j;
-            live_rotate(path + k, len - k, first - k);
-            char *text = NULL;
-            size_t cap = 0;
-            FILE *m = open_memstream(&text, &cap);
-            if (m) {
-                fputs("deadlock: ", m);
-                for (size_t j = k; j < len; j++) {
-                    const struct live_blocked *b = &f->blocked[path[j]];
-                    const struct live_blocked *h = &f->blocked[b->holder_blocked];
-                    char w1[32], w2[32];
-                    fprintf(m, "%s%s waits for %s, held by %s", j == k ? "" : ", which", j == k ? live_who(b, w1, sizeof(w1)) : "",
-                            b->lock ? b->lock : "a lock", live_who(h, w2, sizeof(w2)));
-                }
-                uint64_t least = UINT64_MAX;
-                for (size_t j = k; j < len; j++)
-                    if (f->blocked[path[j]].blocked_ns < least)
-                        least = f->blocked[path[j]].blocked_ns;
-                char d[32];
-                live_format_s(d, sizeof(d), least);
-                fprintf(m, " (for %s)", d);
-                fclose(m);
-                live_add_finding(f, true, text, path + k, len - k);
-            } else {
-                free(text);
-            }
+            live_cycle_finding(f, path + k, len - k);
         }
         for (size_t j = 0; j < len; j++)
             seen[path[j]] = 2;
     }
-    /* Stuck: contention waits with no known holder, no progress on their locks since they began. */
-    size_t m = 0;
+}
+
+/* The finding for the stuck threads path[0..m), blocked `least` at least. */
+static void live_stuck_finding(struct live_frame *f, size_t *path, size_t m, uint64_t least)
+{
+    char *text;
+    size_t cap;
+    FILE *s = live_text_open(&text, &cap);
+    if (!s)
+        return;
+    for (size_t j = 0; j < m; j++) {
+        char w[32];
+        fprintf(s, "%s%s", j == 0 ? "" : j + 1 == m ? " and " : ", ", live_who(&f->blocked[path[j]], w, sizeof(w)));
+    }
+    char d[32];
+    live_format_s(d, sizeof(d), least);
+    if (f->now_read && f->n_free_threads)
+        /* Someone runs, sleeps or waits elsewhere: it may well hold these locks and let go. */
+        fprintf(s, ": %s blocked for %s, no progress; their locks' holders are unknown, and %zu other "
+                "thread%s %s running or sleeping now (not all blocked)",
+                m == 2 ? "both" : "all", d, f->n_free_threads, f->n_free_threads == 1 ? "" : "s",
+                f->n_free_threads == 1 ? "is" : "are");
+    else
+        fprintf(s, ": %s blocked for %s, no progress (their locks' holders are unknown: a threading.Lock "
+                "has no owner; %s)", m == 2 ? "both" : "all", d,
+                f->now_read ? "every other thread is blocked too: possibly a deadlock"
+                            : "possibly a deadlock");
+    fclose(s);
+    live_add_finding(f, false, text, path, m);
+}
+
+/* Threads blocked on contention locks whose holders are unknown, for a while, with no wait on those
+ * locks ending since they blocked: stuck, said as such without guessing at a cycle. */
+static void live_find_stuck(struct live_frame *f, const struct live_scan *scan, const char *seen, size_t *path)
+{
+    size_t n = f->n_blocked, m = 0;
     uint64_t least = UINT64_MAX;
     for (size_t i = 0; i < n; i++) {
         const struct live_blocked *b = &f->blocked[i];
@@ -366,35 +402,22 @@ static void live_conclude(struct live_frame *f, const struct live_scan *scan)
             path[y - 1] = path[y];
             path[y] = tmp;
         }
-    if (m >= 2 && two_locks) {
-        char *text = NULL;
-        size_t cap = 0;
-        FILE *s = open_memstream(&text, &cap);
-        if (s) {
-            for (size_t j = 0; j < m; j++) {
-                char w[32];
-                fprintf(s, "%s%s", j == 0 ? "" : j + 1 == m ? " and " : ", ", live_who(&f->blocked[path[j]], w, sizeof(w)));
-            }
-            char d[32];
-            live_format_s(d, sizeof(d), least);
-            if (f->now_read && f->n_free_threads)
-                /* Someone runs, sleeps or waits elsewhere: it may well hold these locks and let go. */
-                fprintf(s, ": %s blocked for %s, no progress; their locks' holders are unknown, and %zu other "
-                        "thread%s %s running or sleeping now (not all blocked)",
-                        m == 2 ? "both" : "all", d, f->n_free_threads, f->n_free_threads == 1 ? "" : "s",
-                        f->n_free_threads == 1 ? "is" : "are");
-            else
-                fprintf(s, ": %s blocked for %s, no progress (their locks' holders are unknown: a threading.Lock "
-                        "has no owner; %s)", m == 2 ? "both" : "all", d,
-                        f->now_read ? "every other thread is blocked too: possibly a deadlock"
-                                    : "possibly a deadlock");
-            fclose(s);
-            live_add_finding(f, false, text, path, m);
-        } else {
-            free(text);
-        }
+    if (m >= 2 && two_locks)
+        live_stuck_finding(f, path, m, least);
+}
+
+/* What the blocked threads say about each other: deadlock cycles, then threads stuck. */
+static void live_conclude(struct live_frame *f, const struct live_scan *scan)
+{
+    size_t n = f->n_blocked;
+    if (n == 0)
+        return;
+    char *seen = calloc(n, 1);
+    size_t *path = calloc(n, sizeof(*path));
+    if (seen && path) {
+        live_find_cycles(f, seen, path);
+        live_find_stuck(f, scan, seen, path);
     }
-out:
     free(seen);
     free(path);
 }
@@ -429,88 +452,47 @@ static struct live_lock *live_lock_row(struct live_frame *f, uint64_t addr, enum
     return l;
 }
 
-int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char *err, size_t errlen)
+/* The state of the process that writes the recording, from the header and /proc. */
+static enum live_state live_state_of(const struct ftp_file_header *h)
 {
-    memset(f, 0, sizeof(*f));
-    f->path = path;
-    f->interval_ns = interval_ns;
-    struct rd_file rd;
-    int rc = rd_open(&rd, path, err, errlen);
-    if (rc < 0)
-        return rc;
-    f->hdr = rd.hdr;
-    uint64_t file_size = rd.file_size;
-    struct stat st;
-    bool have_st = fstat(rd.fd, &st) == 0;
-
-    /* The state first, so that "now" is the moment the waits in flight are read against. */
-    const struct ftp_file_header *h = &f->hdr;
     bool same = h->pid && h->proc_start_ticks && live_proc_start_ticks(h->pid) == h->proc_start_ticks;
     if (h->flags & FTP_FLAG_ENDED_BY_EXEC)
-        f->state = LIVE_EXEC;
-    else if (h->flags & FTP_FLAG_FINISHED)
-        f->state = LIVE_FINISHED;
-    else if (same)
-        f->state = LIVE_RUNNING;
-    else
-        f->state = LIVE_KILLED;
-    uint64_t now = live_mono_now();
+        return LIVE_EXEC;
+    if (h->flags & FTP_FLAG_FINISHED)
+        return LIVE_FINISHED;
+    return same ? LIVE_RUNNING : LIVE_KILLED;
+}
 
-    struct live_scan scan = {.to = now, .from = now > interval_ns ? now - interval_ns : 0};
-    if (f->state != LIVE_RUNNING && h->end_ns)
-        scan.to = h->end_ns, scan.from = h->end_ns > interval_ns ? h->end_ns - interval_ns : 0;
-    rc = rd_walk(&rd, live_scan_visit, &scan);
-    rd_close(&rd);
-    if (rc == 0 && scan.oom)
-        rc = -ENOMEM;
-    if (rc < 0) {
-        snprintf(err, errlen, "%s", strerror(-rc));
-        goto out;
-    }
-    f->last_event_ns = scan.last_event_ns;
+/* The recording's "now": the clock now while its process runs, else its end; for one killed, its last
+ * sign of life (the last event, or the file's last write back, `st` when it could be read). The scan's
+ * interval ends there. */
+static void live_settle_now(struct live_frame *f, struct live_scan *scan, uint64_t now, const struct stat *st)
+{
+    const struct ftp_file_header *h = &f->hdr;
+    uint64_t interval_ns = f->interval_ns;
+    f->last_event_ns = scan->last_event_ns;
     if (f->state == LIVE_RUNNING) {
         f->now_ns = now;
     } else if (h->end_ns) {
         f->now_ns = h->end_ns;
     } else {
-        /* Killed: its last sign of life, the last event or the file's last write back. */
-        f->now_ns = scan.last_event_ns;
-        if (have_st && h->start_realtime_ns) {
-            uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+        f->now_ns = scan->last_event_ns;
+        if (st && h->start_realtime_ns) {
+            uint64_t mt = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
             if (mt > h->start_realtime_ns && h->start_ns + (mt - h->start_realtime_ns) > f->now_ns)
                 f->now_ns = h->start_ns + (mt - h->start_realtime_ns);
         }
-        scan.to = f->now_ns;
-        scan.from = f->now_ns > interval_ns ? f->now_ns - interval_ns : 0;
+        scan->to = f->now_ns;
+        scan->from = f->now_ns > interval_ns ? f->now_ns - interval_ns : 0;
     }
     f->elapsed_ns = f->now_ns > h->start_ns ? f->now_ns - h->start_ns : 0;
     f->paused = h->version >= 4 && (h->control & FTP_CONTROL_PAUSED);
+}
 
-    struct ftp_inflight_slot *slots = NULL;
-    size_t n_slots = 0;
-    rc = rd_read_inflight(path, h, file_size, &slots, &n_slots);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot map its table of waits in flight: %s", strerror(-rc));
-        goto out;
-    }
-
-    /* The profile last, so that every stack a slot names was committed before it is read. */
-    char *paths[1] = {(char *)path};
-    size_t failed;
-    rc = prof_load_opts(&f->p, paths, 1, true, false, &failed, err, errlen);
-    if (rc < 0) {
-        free(slots);
-        goto out;
-    }
+/* One blocked thread per wait in flight: who, since when, on which lock, at which line. */
+static void live_blocked_from_slots(struct live_frame *f, const struct ftp_inflight_slot *slots, size_t n_slots)
+{
     struct prof_internal *in = f->p.in;
-
-    f->blocked = calloc(n_slots ? n_slots : 1, sizeof(*f->blocked));
-    if (!f->blocked) {
-        free(slots);
-        rc = -ENOMEM;
-        snprintf(err, errlen, "%s", strerror(ENOMEM));
-        goto out;
-    }
     for (size_t i = 0; i < n_slots; i++) {
         const struct ftp_inflight_slot *s = &slots[i];
         struct live_blocked *b = &f->blocked[f->n_blocked++];
@@ -529,7 +511,12 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
         b->owner = s->owner;
         b->holder_blocked = -1;
     }
-    /* Holders: the owner the lock names (its thread ident is some slot's), else the last acquirer. */
+}
+
+/* Holders: the owner the lock names (its thread ident is some slot's), else the last acquirer. */
+static void live_find_holders(struct live_frame *f, struct live_scan *scan, const struct ftp_inflight_slot *slots,
+                              size_t n_slots)
+{
     for (size_t i = 0; i < f->n_blocked; i++) {
         struct live_blocked *b = &f->blocked[i];
         if (b->owner) {
@@ -540,7 +527,7 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
                 }
         }
         if (!b->holder_tid && b->lock_addr && prof_kind_is_contention(b->kind) && b->kind != PROF_KIND_GIL) {
-            const struct live_addr *a = live_addr_get(&scan, b->lock_addr, false);
+            const struct live_addr *a = live_addr_get(scan, b->lock_addr, false);
             if (a && a->acquirer && !a->released && a->acquirer != b->tid && a->last_end_ns <= b->start_ns) {
                 b->holder_tid = a->acquirer;
                 b->holder_how = "last acquirer";
@@ -553,9 +540,11 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
                     b->holder_blocked = (int)j;
         }
     }
-    free(slots);
+}
 
-    /* Lock rows: the profile's contention locks, plus the wait in flight on each. */
+/* Lock rows: the profile's contention locks, plus the wait in flight on each; by interval wait. */
+static void live_lock_rows(struct live_frame *f, struct live_scan *scan)
+{
     size_t cap = 0;
     for (size_t i = 0; i < f->p.n_locks; i++) {
         const struct prof_lock *pl = &f->p.locks[i];
@@ -569,7 +558,7 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
         l->frame = pl->n_waiters ? prof_site_frame(pl->waiters[0].stack, pl->kind) : NULL;
         l->wait_ns += pl->wait_ns;
         l->contentions += pl->contentions;
-        const struct live_addr *a = pl->address ? live_addr_get(&scan, pl->address, false) : NULL;
+        const struct live_addr *a = pl->address ? live_addr_get(scan, pl->address, false) : NULL;
         if (a)
             l->interval_ns = a->interval_ns;
     }
@@ -586,15 +575,79 @@ int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char
             l->frame = b->frame;
         }
         l->wait_ns += b->blocked_ns;
-        l->interval_ns += live_overlap(b->start_ns, f->now_ns, scan.from, scan.to);
+        l->interval_ns += live_overlap(b->start_ns, f->now_ns, scan->from, scan->to);
         l->blocked_now++;
     }
     if (f->n_locks)
         qsort(f->locks, f->n_locks, sizeof(*f->locks), live_lock_cmp);
+}
+
+/* The waits in flight, then the profile (last, so that every stack a slot names was committed before
+ * it is read), then the blocked threads, their holders and the lock rows. 0 or an error with err. */
+static int live_load_frame(struct live_frame *f, const char *path, uint64_t file_size, struct live_scan *scan,
+                           char *err, size_t errlen)
+{
+    struct ftp_inflight_slot *slots = NULL;
+    size_t n_slots = 0;
+    int rc = rd_read_inflight(path, &f->hdr, file_size, &slots, &n_slots);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot map its table of waits in flight: %s", strerror(-rc));
+        return rc;
+    }
+    char *paths[1] = {(char *)path};
+    size_t failed;
+    rc = prof_load_opts(&f->p, paths, 1, true, false, &failed, err, errlen);
+    if (rc < 0) {
+        free(slots);
+        return rc;
+    }
+    f->blocked = calloc(n_slots ? n_slots : 1, sizeof(*f->blocked));
+    if (!f->blocked) {
+        free(slots);
+        snprintf(err, errlen, "%s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    live_blocked_from_slots(f, slots, n_slots);
+    live_find_holders(f, scan, slots, n_slots);
+    free(slots);
+    live_lock_rows(f, scan);
     live_holders_now(f);
-    live_conclude(f, &scan);
-    rc = 0;
-out:
+    live_conclude(f, scan);
+    return 0;
+}
+
+int live_load(struct live_frame *f, const char *path, uint64_t interval_ns, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof(*f));
+    f->path = path;
+    f->interval_ns = interval_ns;
+    struct rd_file rd;
+    int rc = rd_open(&rd, path, err, errlen);
+    if (rc < 0)
+        return rc;
+    f->hdr = rd.hdr;
+    uint64_t file_size = rd.file_size;
+    struct stat st;
+    bool have_st = fstat(rd.fd, &st) == 0;
+
+    /* The state first, so that "now" is the moment the waits in flight are read against. */
+    const struct ftp_file_header *h = &f->hdr;
+    f->state = live_state_of(h);
+    uint64_t now = live_mono_now();
+
+    struct live_scan scan = {.to = now, .from = now > interval_ns ? now - interval_ns : 0};
+    if (f->state != LIVE_RUNNING && h->end_ns)
+        scan.to = h->end_ns, scan.from = h->end_ns > interval_ns ? h->end_ns - interval_ns : 0;
+    rc = rd_walk(&rd, live_scan_visit, &scan);
+    rd_close(&rd);
+    if (rc == 0 && scan.oom)
+        rc = -ENOMEM;
+    if (rc < 0)
+        snprintf(err, errlen, "%s", rd_error_text(rc));
+    else {
+        live_settle_now(f, &scan, now, have_st ? &st : NULL);
+        rc = live_load_frame(f, path, file_size, &scan, err, errlen);
+    }
     pmap_free(&scan.map);
     free(scan.v);
     return rc;

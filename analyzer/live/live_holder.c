@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live.h"
+#include "live_holder.h"
 
 #define LIVE_MAX_PY_THREADS 1024
 

@@ -372,7 +372,7 @@ void live_report_notes(FILE *out, const struct profile *p)
     }
 }
 
-void *live_json_endings(char *const *paths, size_t n)
+json_t *live_json_endings(char *const *paths, size_t n)
 {
     json_t *o = json_object(), *blocked = json_array(), *found = json_array();
     if (!o || !blocked || !found) {
@@ -419,4 +419,4 @@ void *live_json_endings(char *const *paths, size_t n)
     return o;
 }
 
-void live_json_free(void *j) { json_decref(j); }
+void live_json_free(json_t *j) { json_decref(j); }

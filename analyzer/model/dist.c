@@ -1,13 +1,15 @@
 /* Installed distributions from their .dist-info directories (dist.h). Only the RECORD lines of
- * compiled modules are kept: the questions asked are about those. */
+ * compiled objects are kept (extension modules, and shared libraries vendored beside them): the
+ * questions asked are about those. */
 #include "dist.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DIST_MAX_DEPTH 8
+#define DIST_LINE_MAX 4096
 
 struct dist_dir {
     char *path;
@@ -51,6 +53,15 @@ void dist_cache_free(struct dist_cache *c)
 static bool is_compiled(const char *p, size_t n)
 {
     return (n > 3 && !memcmp(p + n - 3, ".so", 3)) || (n > 4 && !memcmp(p + n - 4, ".pyd", 4));
+}
+
+/* A compiled module, or a shared library with its version after the suffix ("libgfortran.so.5"). */
+static bool is_object(const char *p, size_t n)
+{
+    const char *base = p + n;
+    while (base > p && base[-1] != '/')
+        base--;
+    return memmem(base, (size_t)(p + n - base), ".so.", 4) || is_compiled(p, n);
 }
 
 /* "Key: value" header lines of METADATA (until the first blank line). */
@@ -110,31 +121,46 @@ static char *wheel_tags(const char *path)
     return out;
 }
 
-/* RECORD's compiled-module paths. CSV: the path is the first field, quoted when it holds a comma. */
+/* A RECORD line's first field (the path), into out: up to the first comma, or a double-quoted CSV
+ * field with its "" unescaped. Its length, or 0 when it does not fit. */
+static size_t record_path(const char *line, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (line[0] != '"') {
+        n = strcspn(line, ",\r\n");
+        if (n >= cap)
+            return 0;
+        memcpy(out, line, n);
+    } else {
+        for (const char *p = line + 1; *p && !(*p == '"' && p[1] != '"'); p++) {
+            if (*p == '"')
+                p++; /* an escaped quote */
+            if (n + 1 >= cap)
+                return 0;
+            out[n++] = *p;
+        }
+    }
+    out[n] = 0;
+    return n;
+}
+
+/* RECORD's compiled objects. */
 static void read_record(const char *path, struct dist_entry *e)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return;
-    char *line = NULL;
+    char *line = NULL, rel[DIST_LINE_MAX];
     size_t cap = 0;
-    ssize_t got;
-    while ((got = getline(&line, &cap, f)) > 0) {
-        char *p = line;
-        size_t n;
-        if (*p == '"') {
-            p++;
-            n = strcspn(p, "\"");
-        } else {
-            n = strcspn(p, ",\r\n");
-        }
-        if (!is_compiled(p, n))
+    while (getline(&line, &cap, f) > 0) {
+        size_t n = record_path(line, rel, sizeof rel);
+        if (!n || !is_object(rel, n))
             continue;
         char **grown = realloc(e->files, (e->n_files + 1) * sizeof *grown);
         if (!grown)
             break;
         e->files = grown;
-        e->files[e->n_files] = strndup(p, n);
+        e->files[e->n_files] = strndup(rel, n);
         if (e->files[e->n_files])
             e->n_files++;
     }
@@ -148,7 +174,7 @@ static void load_entry(const char *dir, const char *name, struct dist_entry *e)
     snprintf(p, sizeof p, "%s/%s/METADATA", dir, name);
     e->name = header_value(p, "Name");
     e->version = header_value(p, "Version");
-    if (!e->name) { /* NAME-VERSION.dist-info */
+    if (!e->name) { /* no METADATA: the directory's name says NAME-VERSION.dist-info */
         size_t n = strlen(name) - strlen(".dist-info");
         const char *dash = memchr(name, '-', n);
         e->name = strndup(name, dash ? (size_t)(dash - name) : n);
@@ -236,20 +262,51 @@ char *dist_module_name(const char *rel)
     return m;
 }
 
-bool dist_owner_of(struct dist_cache *c, const char *path, struct dist_owner *out)
+bool dist_normalize(const char *path, char *out, size_t cap)
 {
-    if (!path || path[0] != '/')
+    if (!path || path[0] != '/' || cap < 2)
         return false;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    for (int depth = 0; depth < DIST_MAX_DEPTH; depth++) {
-        char *slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-            return false;
+    size_t n = 0;
+    out[n++] = '/';
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        const char *e = p;
+        while (*e && *e != '/')
+            e++;
+        size_t len = (size_t)(e - p);
+        if (len == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 1 && out[n - 1] == '/') /* drop the last component */
+                n--;
+            while (n > 1 && out[n - 1] != '/')
+                n--;
+        } else if (len > 0 && !(len == 1 && p[0] == '.')) {
+            if (n + len + 2 > cap)
+                return false;
+            if (out[n - 1] != '/')
+                out[n++] = '/';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p = e;
+    }
+    out[n] = 0;
+    return true;
+}
+
+/* In the first ancestor of `path` (normalized) that holds any *.dist-info, the one whose RECORD lists it. */
+static bool owner_search(struct dist_cache *c, const char *path, struct dist_owner *out)
+{
+    char dir[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir)
+        return false;
+    for (char *slash = strrchr(dir, '/'); slash && slash > dir; slash = strrchr(dir, '/')) {
         *slash = 0;
         struct dist_dir *d = dir_load(c, dir);
+        if (!d || d->n == 0)
+            continue;
         const char *rel = path + strlen(dir) + 1;
-        for (size_t i = 0; d && i < d->n; i++)
+        for (size_t i = 0; i < d->n; i++)
             for (size_t k = 0; k < d->entries[i].n_files; k++) {
                 if (strcmp(d->entries[i].files[k], rel))
                     continue;
@@ -259,6 +316,17 @@ bool dist_owner_of(struct dist_cache *c, const char *path, struct dist_owner *ou
                                            c->module, d->path};
                 return true;
             }
+        return false;
     }
     return false;
+}
+
+bool dist_owner_of(struct dist_cache *c, const char *path, struct dist_owner *out)
+{
+    char norm[PATH_MAX], real[PATH_MAX];
+    if (!dist_normalize(path, norm, sizeof norm))
+        return false;
+    if (owner_search(c, norm, out))
+        return true;
+    return realpath(norm, real) && strcmp(real, norm) != 0 && owner_search(c, real, out);
 }

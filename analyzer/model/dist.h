@@ -1,8 +1,10 @@
 /* Which installed distribution a file belongs to: the *.dist-info directories of the directories above
  * it (site-packages), whose RECORD lists every file the installer wrote, whose METADATA names the
  * distribution and its version, and whose WHEEL names the wheel's tags (absent: not installed from a
- * wheel, e.g. built from source by a tool that writes no WHEEL). Read from the file system at analysis
- * time, so the environment must still be there. */
+ * wheel, e.g. built from source by a tool that writes no WHEEL). A library vendored into a wheel
+ * (numpy.libs/libscipy_openblas….so) belongs to the wheel's distribution. Read from the file system at
+ * analysis time, so the environment must still be there. The one reader of dist-info: extension
+ * modules (profile_ext.c), the objects that take native locks (profile_names.c), `ready --env`. */
 #ifndef FTPROF_ANALYZER_DIST_H
 #define FTPROF_ANALYZER_DIST_H
 
@@ -28,8 +30,14 @@ struct dist_entry {
 
 struct dist_cache *dist_cache_new(void);
 void dist_cache_free(struct dist_cache *c);
-/* The distribution whose RECORD lists `path` (strings owned by the cache); false when none does. */
+/* The distribution whose RECORD lists `path` (absolute; strings owned by the cache, `module` until the
+ * next call), trying it as given (normalized), then with its symbolic links resolved. The first
+ * ancestor directory holding any *.dist-info is the one searched. False when no record lists it (a
+ * system library, a file built in place, or not on this machine). */
 bool dist_owner_of(struct dist_cache *c, const char *path, struct dist_owner *out);
+/* A path with "." and ".." components and repeated slashes removed, as the dynamic loader may give it
+ * ("…/numpy/_core/../../numpy.libs/x.so"), into out; false if it does not fit or is not absolute. */
+bool dist_normalize(const char *path, char *out, size_t cap);
 /* The distributions installed in directory `dir` (owned by the cache); their count. */
 size_t dist_list(struct dist_cache *c, const char *dir, const struct dist_entry **out);
 /* A wheel built on this machine from source (pip's own build, platform tag "linux_x86_64"): a wheel of

@@ -1,5 +1,5 @@
 /* Pass 1 over a recording: the definitions later records refer to by id (threads, code objects,
- * stacks, types, loaded modules) and the GIL coming back. */
+ * stacks, types, loaded modules, extension modules) and the GIL coming back. */
 #include "profile_model.h"
 
 #include <stdlib.h>
@@ -42,6 +42,72 @@ struct prof_thread *prof_thread_get(struct prof_internal *in, uint32_t file, uin
     }
     return &p->threads[*slot];
 }
+
+/* ---- extension modules (EXTENSION records, format 7): one entry per import, joined with what the
+ * module's init declared (records of one module share the load bias of its object) ---- */
+
+static enum prof_ext_gil ext_gil(uint8_t raw)
+{
+    return raw == FTP_EXT_GIL_NOT_USED ? PROF_EXT_GIL_NOT_USED : raw == FTP_EXT_GIL_USED ? PROF_EXT_GIL_USED
+                                                                                          : PROF_EXT_GIL_UNKNOWN;
+}
+
+static const char *ext_init(uint8_t raw)
+{
+    switch (raw) {
+    case FTP_EXT_INIT_MULTI: return "multi-phase";
+    case FTP_EXT_INIT_SINGLE: return "single-phase";
+    case FTP_EXT_INIT_EXPORT: return "export";
+    default: return NULL;
+    }
+}
+
+/* The latest entry of this file for the object at `base`. */
+static struct prof_extension *ext_find(struct profile *p, uint32_t file, uint64_t base)
+{
+    for (size_t i = p->n_extensions; i-- > 0;)
+        if (p->extensions[i].file == file && p->extensions[i].base == base)
+            return &p->extensions[i];
+    return NULL;
+}
+
+static void prof_def_extension(struct prof_internal *in, const struct ftp_record *rec)
+{
+    if (rec->size < sizeof(struct ftp_rec_extension))
+        return;
+    const struct ftp_rec_extension *r = (const void *)rec;
+    if (sizeof(*r) + (uint64_t)r->name_len + r->path_len > rec->size)
+        return;
+    struct profile *p = in->p;
+    const char *name = (const char *)(r + 1), *path = name + r->name_len;
+    if (rec->flags & FTP_EXT_LOADED) {
+        struct prof_extension *e = prof_push(in, (void **)&p->extensions, &p->n_extensions, &in->cap_ext, sizeof(*e));
+        if (!e)
+            return;
+        e->module = prof_intern(in, name, strnlen(name, r->name_len));
+        e->path = prof_intern(in, path, strnlen(path, r->path_len));
+        e->gil = ext_gil(r->gil);
+        e->init = ext_init(r->init);
+        e->before_start = rec->flags & FTP_EXT_BEFORE_START;
+        e->gil_was_on = rec->flags & FTP_EXT_GIL_WAS_ON;
+        e->file = in->cur_file;
+        e->tid = r->tid;
+        e->base = r->base;
+        e->imported_ns = r->time_ns;
+        e->stack_id = r->stack_id;
+        return;
+    }
+    struct prof_extension *e = ext_find(p, in->cur_file, r->base);
+    if (!e || !(rec->flags & FTP_EXT_DECLARED))
+        return;
+    e->gil = ext_gil(r->gil);
+    if (ext_init(r->init))
+        e->init = ext_init(r->init);
+    if (r->name_len)
+        e->def_name = prof_intern(in, name, strnlen(name, r->name_len));
+}
+
+/* ---- threads, code objects, stacks, types, the GIL ---- */
 
 static void prof_def_thread(struct prof_internal *in, const struct ftp_record *rec)
 {

@@ -1,6 +1,5 @@
-/* Extension modules (EXTENSION records, format 7): one entry per import, joined with what the module's
- * init declared (records of one module share the load bias of its object); after loading, the import
- * stacks, the module whose import re-enabled the GIL, and each file's distribution. */
+/* Extension modules after loading (their EXTENSION records are read in pass 1, profile_defs.c): the
+ * import stacks, the module whose import re-enabled the GIL, and each file's distribution. */
 #include "profile_model.h"
 
 #include <stdlib.h>
@@ -15,67 +14,6 @@ const char *prof_ext_gil_name(enum prof_ext_gil g)
     case PROF_EXT_GIL_USED: return "used";
     default: return "unknown";
     }
-}
-
-static enum prof_ext_gil ext_gil(uint8_t raw)
-{
-    return raw == FTP_EXT_GIL_NOT_USED ? PROF_EXT_GIL_NOT_USED : raw == FTP_EXT_GIL_USED ? PROF_EXT_GIL_USED
-                                                                                          : PROF_EXT_GIL_UNKNOWN;
-}
-
-static const char *ext_init(uint8_t raw)
-{
-    switch (raw) {
-    case FTP_EXT_INIT_MULTI: return "multi-phase";
-    case FTP_EXT_INIT_SINGLE: return "single-phase";
-    case FTP_EXT_INIT_EXPORT: return "export";
-    default: return NULL;
-    }
-}
-
-/* The latest entry of this file for the object at `base`. */
-static struct prof_extension *ext_find(struct profile *p, uint32_t file, uint64_t base)
-{
-    for (size_t i = p->n_extensions; i-- > 0;)
-        if (p->extensions[i].file == file && p->extensions[i].base == base)
-            return &p->extensions[i];
-    return NULL;
-}
-
-void prof_def_extension(struct prof_internal *in, const struct ftp_record *rec)
-{
-    if (rec->size < sizeof(struct ftp_rec_extension))
-        return;
-    const struct ftp_rec_extension *r = (const void *)rec;
-    if (sizeof(*r) + (uint64_t)r->name_len + r->path_len > rec->size)
-        return;
-    struct profile *p = in->p;
-    const char *name = (const char *)(r + 1), *path = name + r->name_len;
-    if (rec->flags & FTP_EXT_LOADED) {
-        struct prof_extension *e = prof_push(in, (void **)&p->extensions, &p->n_extensions, &in->cap_ext, sizeof(*e));
-        if (!e)
-            return;
-        e->module = prof_intern(in, name, strnlen(name, r->name_len));
-        e->path = prof_intern(in, path, strnlen(path, r->path_len));
-        e->gil = ext_gil(r->gil);
-        e->init = ext_init(r->init);
-        e->before_start = rec->flags & FTP_EXT_BEFORE_START;
-        e->gil_was_on = rec->flags & FTP_EXT_GIL_WAS_ON;
-        e->file = in->cur_file;
-        e->tid = r->tid;
-        e->base = r->base;
-        e->imported_ns = r->time_ns;
-        e->stack_id = r->stack_id;
-        return;
-    }
-    struct prof_extension *e = ext_find(p, in->cur_file, r->base);
-    if (!e || !(rec->flags & FTP_EXT_DECLARED))
-        return;
-    e->gil = ext_gil(r->gil);
-    if (ext_init(r->init))
-        e->init = ext_init(r->init);
-    if (r->name_len)
-        e->def_name = prof_intern(in, name, strnlen(name, r->name_len));
 }
 
 /* m_name when it is a dotted name ending in the init function's name (PyInit_<short>), else <short>. */
@@ -117,7 +55,7 @@ static void ext_mark_reenabler(struct profile *p, uint32_t file, const struct pr
 void prof_extensions_finish(struct prof_internal *in)
 {
     struct profile *p = in->p;
-    struct dist_cache *dc = dist_cache_new();
+    struct dist_cache *dc = in->dists;
     for (size_t i = 0; i < p->n_extensions; i++) {
         struct prof_extension *e = &p->extensions[i];
         const struct prof_file *f = &p->files[e->file];
@@ -145,7 +83,6 @@ void prof_extensions_finish(struct prof_internal *in)
                 e->module = e->def_name;
         }
     }
-    dist_cache_free(dc);
     for (size_t i = 0; i < p->n_gil_events; i++)
         ext_mark_reenabler(p, p->gil_events[i].file, &p->gil_events[i]);
 }

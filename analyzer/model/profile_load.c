@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "dist.h"
 #include "reader.h"
 #include "symbolize.h"
 
@@ -32,136 +33,161 @@ static int prof_lock_cmp(const void *a, const void *b)
     return x->address < y->address ? -1 : x->address > y->address;
 }
 
+/* The sites of every lock and of every holder group, built by prof_build_sites: lists per lock (wl,
+ * wn), per holder group (hl, hn) and each group's hold times (hh). */
+struct prof_site_lists {
+    struct prof_site **wl, **hl;
+    size_t *wn, *hn;
+    struct prof_site *hh;
+};
+
+static void prof_site_lists_free(struct prof_site_lists *sl)
+{
+    free(sl->wl);
+    free(sl->wn);
+    free(sl->hl);
+    free(sl->hn);
+    free(sl->hh);
+}
+
+/* The lock's type name: from its type definition, else what the kind says. */
+static void prof_lock_type(struct prof_internal *in, const struct plock *l, struct prof_lock *o)
+{
+    struct profile *p = in->p;
+    if (l->type_id) {
+        uint64_t *t = pmap_get(&in->types_map, l->file, l->type_id);
+        o->type = t ? (const char *)(uintptr_t)*t : prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN));
+        if (!t)
+            p->files[l->file].dangling_types += l->contentions;
+    } else if (l->kind == PROF_KIND_LOCK || l->kind == PROF_KIND_RLOCK) {
+        /* Waits recorded while another thread defined the type: the recorder knew it by its name. */
+        const char *tn = l->kind == PROF_KIND_LOCK ? "_thread.lock" : "_thread.RLock";
+        o->type = prof_intern(in, tn, strlen(tn));
+    }
+}
+
+/* A holder group can serve two rows: a Condition's waiter locks come and go, and a later Lock at one of
+ * their addresses shares its releases. Its sites then end more waits than this row had: give the row a
+ * copy, its sites (by wait) taking counts and wait up to the row's own. */
+static void prof_holders_within_row(struct prof_internal *in, struct prof_lock *o)
+{
+    uint64_t ended = 0, ended_wait = 0;
+    for (size_t h = 0; h < o->n_holders; h++)
+        ended += o->holders[h].count, ended_wait += o->holders[h].wait_ns;
+    if (ended > o->contentions || ended_wait > o->wait_ns) {
+        struct prof_site *own = malloc(o->n_holders * sizeof(*own));
+        struct prof_site **slot = own ? PUSH(in, site_lists) : NULL;
+        if (!slot) {
+            free(own);
+            o->holders = NULL, o->n_holders = 0; /* out of memory: no holders rather than wrong ones */
+        } else {
+            *slot = own;
+            uint64_t left_n = o->contentions, left_w = o->wait_ns;
+            for (size_t h = 0; h < o->n_holders; h++) {
+                own[h] = o->holders[h];
+                own[h].count = own[h].count < left_n ? own[h].count : left_n;
+                own[h].wait_ns = own[h].wait_ns < left_w ? own[h].wait_ns : left_w;
+                left_n -= own[h].count, left_w -= own[h].wait_ns;
+            }
+            o->holders = own;
+        }
+    }
+}
+
+/* The output row of lock `i`: its figures, sites, holders and names. */
+static void prof_lock_row(struct prof_internal *in, size_t i, struct prof_lock *o, const struct prof_site_lists *sl)
+{
+    struct profile *p = in->p;
+    struct plock *l = &in->locks[i];
+    o->kind = l->kind;
+    o->file = l->file;
+    o->address = l->addr;
+    prof_lock_type(in, l, o);
+    prof_lock_native_owner(in, l, o);
+    o->name = l->name = prof_lock_name_owned(in, l, o->type, o);
+    o->contentions = l->contentions;
+    o->wait_ns = l->wait;
+    o->max_wait_ns = l->max;
+    o->p50_wait_ns = phist_quantile(l->hist, 0.50);
+    o->p99_wait_ns = phist_quantile(l->hist, 0.99);
+    /* A bucket midpoint can lie outside the values seen: keep percentiles within them. */
+    o->p50_wait_ns = o->p50_wait_ns < l->min ? l->min : o->p50_wait_ns > l->max ? l->max : o->p50_wait_ns;
+    o->p99_wait_ns = o->p99_wait_ns < l->min ? l->min : o->p99_wait_ns > l->max ? l->max : o->p99_wait_ns;
+    o->spin_ns = l->spin;
+    o->handoffs = l->handoffs;
+    o->parked = l->parked;
+    o->threads = l->threads;
+    o->waiters = sl->wl[i];
+    o->n_waiters = sl->wn[i];
+    uint64_t *g = pmap_get(&in->hgroups_map, l->addr, l->file);
+    const struct prof_site *holds = NULL;
+    if (l->hgroup) {
+        o->holders = sl->hl[l->hgroup - 1];
+        o->n_holders = sl->hn[l->hgroup - 1];
+        holds = &sl->hh[l->hgroup - 1];
+    } else if (g && l->addr && !l->merged) {
+        o->holders = sl->hl[*g];
+        o->n_holders = sl->hn[*g];
+        holds = &sl->hh[*g];
+    }
+    if (holds && prof_kind_is_contention(o->kind)) { /* a notify or a thread's end holds nothing */
+        o->holds = holds->holds;
+        o->hold_p50_ns = holds->hold_p50_ns;
+        o->hold_p99_ns = holds->hold_p99_ns;
+        o->hold_max_ns = holds->hold_max_ns;
+        o->holds_from_acquisition = holds->holds_from_acquisition;
+    }
+    prof_holders_within_row(in, o);
+    /* Holder sites share out the wait they were found to end, never more than the lock's. */
+    for (size_t h = 0; h < o->n_holders; h++)
+        o->holder_known_ns += o->holders[h].wait_ns;
+    if (o->holder_known_ns > o->wait_ns)
+        o->holder_known_ns = o->wait_ns;
+    if (o->n_waiters) {
+        const struct prof_frame *f = prof_site_frame(o->waiters[0].stack, o->kind);
+        if (f && !f->native)
+            o->source = prof_source_text(in, f->file, f->line);
+        o->owner = prof_lock_owner(in, o, &o->source);
+    }
+    if (prof_kind_is_contention(o->kind))
+        p->contention_wait_ns += o->wait_ns;
+}
+
 static void prof_finish(struct prof_internal *in)
 {
     struct profile *p = in->p;
     prof_attribute_spins(in);
     if (in->oom)
         return;
+    in->dists = dist_cache_new(); /* NULL: no distributions named, nothing else lost */
 
-    struct prof_site **wl = calloc(in->n_locks ? in->n_locks : 1, sizeof(*wl));
-    size_t *wn = calloc(in->n_locks ? in->n_locks : 1, sizeof(*wn));
-    struct prof_site **hl = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hl));
-    size_t *hn = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hn));
-    struct prof_site *hh = NULL; /* hold times per holder group */
+    struct prof_site_lists sl = {0};
+    sl.wl = calloc(in->n_locks ? in->n_locks : 1, sizeof(*sl.wl));
+    sl.wn = calloc(in->n_locks ? in->n_locks : 1, sizeof(*sl.wn));
     p->locks = calloc(in->n_locks ? in->n_locks : 1, sizeof(*p->locks));
-    if (!wl || !wn || !hl || !hn || !p->locks) {
+    if (!sl.wl || !sl.wn || !p->locks) {
         in->oom = true;
         goto out;
     }
     prof_merge_holder_groups(in);
     if (in->oom)
         goto out;
-    free(hl);
-    free(hn);
-    hl = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hl));
-    hn = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hn));
-    hh = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*hh));
-    if (!hl || !hn || !hh) {
+    sl.hl = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*sl.hl));
+    sl.hn = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*sl.hn));
+    sl.hh = calloc(in->n_hgroups ? in->n_hgroups : 1, sizeof(*sl.hh)); /* hold times per holder group */
+    if (!sl.hl || !sl.hn || !sl.hh) {
         in->oom = true;
         goto out;
     }
-    prof_build_sites(in, in->sites, in->n_sites, in->n_locks, prof_lock_file, wl, wn, NULL);
-    prof_build_sites(in, in->hsites, in->n_hsites, in->n_hgroups, prof_hgroup_file, hl, hn, hh);
+    prof_build_sites(in, in->sites, in->n_sites, in->n_locks, prof_lock_file, sl.wl, sl.wn, NULL);
+    prof_build_sites(in, in->hsites, in->n_hsites, in->n_hgroups, prof_hgroup_file, sl.hl, sl.hn, sl.hh);
     if (in->oom)
         goto out;
-
-    for (size_t i = 0; i < in->n_locks; i++) {
-        struct plock *l = &in->locks[i];
-        struct prof_lock *o = &p->locks[p->n_locks++];
-        o->kind = l->kind;
-        o->file = l->file;
-        o->address = l->addr;
-        if (l->type_id) {
-            uint64_t *t = pmap_get(&in->types_map, l->file, l->type_id);
-            o->type = t ? (const char *)(uintptr_t)*t : prof_intern(in, PROF_UNKNOWN, strlen(PROF_UNKNOWN));
-            if (!t)
-                p->files[l->file].dangling_types += l->contentions;
-        } else if (l->kind == PROF_KIND_LOCK || l->kind == PROF_KIND_RLOCK) {
-            /* Waits recorded while another thread defined the type: the recorder knew it by its name. */
-            const char *tn = l->kind == PROF_KIND_LOCK ? "_thread.lock" : "_thread.RLock";
-            o->type = prof_intern(in, tn, strlen(tn));
-        }
-        prof_lock_native_owner(in, l, o);
-        o->name = l->name = prof_lock_name_owned(in, l, o->type, o);
-        o->contentions = l->contentions;
-        o->wait_ns = l->wait;
-        o->max_wait_ns = l->max;
-        o->p50_wait_ns = phist_quantile(l->hist, 0.50);
-        o->p99_wait_ns = phist_quantile(l->hist, 0.99);
-        /* A bucket midpoint can lie outside the values seen: keep percentiles within them. */
-        o->p50_wait_ns = o->p50_wait_ns < l->min ? l->min : o->p50_wait_ns > l->max ? l->max : o->p50_wait_ns;
-        o->p99_wait_ns = o->p99_wait_ns < l->min ? l->min : o->p99_wait_ns > l->max ? l->max : o->p99_wait_ns;
-        o->spin_ns = l->spin;
-        o->handoffs = l->handoffs;
-        o->parked = l->parked;
-        o->threads = l->threads;
-        o->waiters = wl[i];
-        o->n_waiters = wn[i];
-        uint64_t *g = pmap_get(&in->hgroups_map, l->addr, l->file);
-        const struct prof_site *holds = NULL;
-        if (l->hgroup) {
-            o->holders = hl[l->hgroup - 1];
-            o->n_holders = hn[l->hgroup - 1];
-            holds = &hh[l->hgroup - 1];
-        } else if (g && l->addr && !l->merged) {
-            o->holders = hl[*g];
-            o->n_holders = hn[*g];
-            holds = &hh[*g];
-        }
-        if (holds && prof_kind_is_contention(o->kind)) { /* a notify or a thread's end holds nothing */
-            o->holds = holds->holds;
-            o->hold_p50_ns = holds->hold_p50_ns;
-            o->hold_p99_ns = holds->hold_p99_ns;
-            o->hold_max_ns = holds->hold_max_ns;
-            o->holds_from_acquisition = holds->holds_from_acquisition;
-        }
-        /* A holder group can serve two rows: a Condition's waiter locks come and go, and a later Lock
-         * at one of their addresses shares its releases. Its sites then end more waits than this row
-         * had: give the row a copy, its sites (by wait) taking counts and wait up to the row's own. */
-        uint64_t ended = 0, ended_wait = 0;
-        for (size_t h = 0; h < o->n_holders; h++)
-            ended += o->holders[h].count, ended_wait += o->holders[h].wait_ns;
-        if (ended > o->contentions || ended_wait > o->wait_ns) {
-            struct prof_site *own = malloc(o->n_holders * sizeof(*own));
-            struct prof_site **slot = own ? PUSH(in, site_lists) : NULL;
-            if (!slot) {
-                free(own);
-                o->holders = NULL, o->n_holders = 0; /* out of memory: no holders rather than wrong ones */
-            } else {
-                *slot = own;
-                uint64_t left_n = o->contentions, left_w = o->wait_ns;
-                for (size_t h = 0; h < o->n_holders; h++) {
-                    own[h] = o->holders[h];
-                    own[h].count = own[h].count < left_n ? own[h].count : left_n;
-                    own[h].wait_ns = own[h].wait_ns < left_w ? own[h].wait_ns : left_w;
-                    left_n -= own[h].count, left_w -= own[h].wait_ns;
-                }
-                o->holders = own;
-            }
-        }
-        /* Holder sites share out the wait they were found to end, never more than the lock's. */
-        for (size_t h = 0; h < o->n_holders; h++)
-            o->holder_known_ns += o->holders[h].wait_ns;
-        if (o->holder_known_ns > o->wait_ns)
-            o->holder_known_ns = o->wait_ns;
-        if (o->n_waiters) {
-            const struct prof_frame *f = prof_site_frame(o->waiters[0].stack, o->kind);
-            if (f && !f->native)
-                o->source = prof_source_text(in, f->file, f->line);
-            o->owner = prof_lock_owner(in, o, &o->source);
-        }
-        if (prof_kind_is_contention(o->kind))
-            p->contention_wait_ns += o->wait_ns;
-    }
+    for (size_t i = 0; i < in->n_locks; i++)
+        prof_lock_row(in, i, &p->locks[p->n_locks++], &sl);
     qsort(p->locks, p->n_locks, sizeof(*p->locks), prof_lock_cmp);
-
 out:
-    free(wl);
-    free(wn);
-    free(hl);
-    free(hn);
-    free(hh);
+    prof_site_lists_free(&sl);
 }
 
 static void prof_file_info(struct prof_internal *in, struct prof_file *f, const struct rd_file *rd)
@@ -318,6 +344,40 @@ static void prof_file_inflight(struct prof_internal *in, const char *path, const
     free(slots);
 }
 
+/* File k's share of the profile's totals, once it was read: its span widens the profile's
+ * [*min_start, *max_end], its live facts (windows, min-wait and ring counts) and drops add up. */
+static void prof_file_add_up(struct prof_internal *in, size_t k, const struct ftp_file_header *hdr,
+                             uint64_t *min_start, uint64_t *max_end)
+{
+    struct profile *p = in->p;
+    struct prof_file *f = &p->files[k];
+    uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;
+    if (f->start_ns && f->start_ns < *min_start) {
+        *min_start = f->start_ns;
+        p->start_realtime_ns = f->start_realtime_ns;
+    }
+    prof_file_live_facts(f, hdr, end);
+    p->below_min_events += f->below_min_events;
+    p->below_min_ns += f->below_min_ns;
+    p->overwritten_events += f->overwritten_events;
+    if (end > *max_end)
+        *max_end = end;
+    p->dropped_events += f->dropped_events;
+    p->dropped_wait_ns += f->dropped_wait_ns;
+    if (f->dropped_events && !f->dropped_wait_known)
+        p->dropped_wait_unknown = true;
+    p->disk_full_events += f->disk_full_events;
+}
+
+static void prof_dangling_warning(bool quiet, const struct prof_file *f)
+{
+    if (f->dangling_stacks || f->dangling_codes || f->dangling_types)
+        prof_warn(quiet, f->path, "records refer to ids the recording never defined (%llu to stacks, %llu to "
+                  "code objects, %llu to types): shown as [unknown], their kind may be wrong",
+                  (unsigned long long)f->dangling_stacks, (unsigned long long)f->dangling_codes,
+                  (unsigned long long)f->dangling_types);
+}
+
 int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, bool inflight, size_t *failed,
                    char *err, size_t errlen)
 {
@@ -383,7 +443,7 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
         rd_close(&rd);
         if (rc < 0) {
             prof_batch_finish(in);
-            snprintf(err, errlen, "%s", strerror(-rc));
+            snprintf(err, errlen, "%s", rd_error_text(rc));
             *failed = i;
             free(ids);
             return rc;
@@ -394,24 +454,8 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
             prof_batch_finish(in); /* the in-flight waits were applied inline: flush their histogram adds */
         }
 
-        struct prof_file *f = &p->files[k];
-        uint64_t end = f->end_ns ? f->end_ns : in->defs[k].max_end_ns;
-        if (f->start_ns && f->start_ns < min_start) {
-            min_start = f->start_ns;
-            p->start_realtime_ns = f->start_realtime_ns;
-        }
-        prof_file_live_facts(f, &rd.hdr, end); /* windows, min-wait and ring counts */
-        p->below_min_events += f->below_min_events;
-        p->below_min_ns += f->below_min_ns;
-        p->overwritten_events += f->overwritten_events;
-        if (end > max_end)
-            max_end = end;
-        p->dropped_events += f->dropped_events;
-        p->dropped_wait_ns += f->dropped_wait_ns;
-        if (f->dropped_events && !f->dropped_wait_known)
-            p->dropped_wait_unknown = true;
-        p->disk_full_events += f->disk_full_events;
-        prof_file_warnings(quiet, paths[i], f);
+        prof_file_add_up(in, k, &rd.hdr, &min_start, &max_end);
+        prof_file_warnings(quiet, paths[i], &p->files[k]);
     }
     free(ids);
     if (max_end > min_start && min_start != UINT64_MAX)
@@ -422,14 +466,8 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
         prof_time(in);
     if (!in->oom)
         prof_extensions_finish(in);
-    for (size_t k = 0; k < p->n_files && !in->oom; k++) {
-        const struct prof_file *f = &p->files[k];
-        if (f->dangling_stacks || f->dangling_codes || f->dangling_types)
-            prof_warn(quiet, f->path, "records refer to ids the recording never defined (%llu to stacks, %llu to "
-                      "code objects, %llu to types): shown as [unknown], their kind may be wrong",
-                      (unsigned long long)f->dangling_stacks, (unsigned long long)f->dangling_codes,
-                      (unsigned long long)f->dangling_types);
-    }
+    for (size_t k = 0; k < p->n_files && !in->oom; k++)
+        prof_dangling_warning(quiet, &p->files[k]);
     if (in->oom) {
         snprintf(err, errlen, "%s", strerror(ENOMEM));
         *failed = 0;
@@ -472,6 +510,7 @@ void prof_free(struct profile *p)
         for (size_t i = 0; i < in->n_namers; i++)
             if (in->namers[i].sym)
                 symbolizer_free(in->namers[i].sym);
+        dist_cache_free(in->dists);
         struct pmap *maps[] = {&in->codes_map, &in->stacks_map, &in->types_map, &in->threads_map, &in->acqs_map,
                                &in->locks_map, &in->sites_map, &in->tids_map, &in->spins_map, &in->hgroups_map,
                                &in->hsites_map, &in->lines, &in->interned_stacks,

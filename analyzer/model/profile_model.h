@@ -300,6 +300,7 @@ struct prof_internal {
     size_t last_acq; /* the acquisition touched last: consecutive records mostly share a thread */
     struct prof_acq_cache acq_cache[PROF_ACQ_CACHE]; /* the records stage's, after last_acq */
     bool oom;
+    struct dist_cache *dists; /* the installed distributions read so far (dist.h), from prof_finish on */
     struct profile *p;
 };
 
@@ -381,8 +382,8 @@ const char *prof_lock_owner(struct prof_internal *in, const struct prof_lock *l,
 int prof_code_line(struct prof_internal *in, uint32_t file, uint32_t code_id, uint32_t offset);
 /* rd_walk visitors of pass 1 and pass 2; ctx is the prof_internal, in->cur_file the file. */
 bool prof_visit_defs(void *ctx, uint32_t chunk, const struct ftp_record *rec);
-/* profile_ext.c: an EXTENSION record; after loading, stacks, the re-enabling module and distributions. */
-void prof_def_extension(struct prof_internal *in, const struct ftp_record *rec);
+/* profile_ext.c: after loading, the extension modules' import stacks, the re-enabling module and
+ * distributions. */
 void prof_extensions_finish(struct prof_internal *in);
 
 /* profile_events.c */

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "profile_dist.h"
+#include "dist.h"
 #include "symbolize.h"
 
 static const char *prof_lock_label(const struct plock *l, const char *type)
@@ -150,7 +150,7 @@ static const char *prof_caller_object(struct prof_internal *in, uint32_t file, u
     char norm[PATH_MAX];
     if (!m)
         return NULL;
-    const char *path = prof_dist_normalize(m->path, norm, sizeof(norm)) ? norm : m->path;
+    const char *path = dist_normalize(m->path, norm, sizeof(norm)) ? norm : m->path;
     return prof_intern(in, path, strlen(path));
 }
 
@@ -160,12 +160,12 @@ void prof_lock_native_owner(struct prof_internal *in, const struct plock *l, str
         return;
     o->native_object = prof_caller_object(in, l->file, l->caller);
     o->native_other_object = prof_caller_object(in, l->file, l->other_caller);
-    struct prof_dist dist;
-    if (!o->native_object || !prof_dist_of_file(o->native_object, &dist))
+    struct dist_owner dist;
+    if (!o->native_object || !in->dists || !dist_owner_of(in->dists, o->native_object, &dist))
         return;
-    o->native_distribution = prof_intern(in, dist.name, strlen(dist.name));
-    o->native_version = prof_intern(in, dist.version, strlen(dist.version));
-    o->native_wheel_tag = dist.wheel_tag[0] ? prof_intern(in, dist.wheel_tag, strlen(dist.wheel_tag)) : NULL;
+    o->native_distribution = prof_intern(in, dist.name ? dist.name : "", dist.name ? strlen(dist.name) : 0);
+    o->native_version = prof_intern(in, dist.version ? dist.version : "", dist.version ? strlen(dist.version) : 0);
+    o->native_wheel_tag = dist.wheel_tag ? prof_intern(in, dist.wheel_tag, strlen(dist.wheel_tag)) : NULL;
 }
 
 static const char *prof_base_name(const char *path)

@@ -130,7 +130,7 @@ int prof_timeline(struct profile *p, const struct prof_timeline_ops *ops, void *
         if (rc == 0)
             rc = t.rc;
         if (rc < 0 && err[0] == 0)
-            snprintf(err, errlen, "%s", strerror(-rc));
+            snprintf(err, errlen, "%s", rd_error_text(rc));
         pmap_free(&t.threads);
         memset(&t.threads, 0, sizeof(t.threads));
         t.n_acqs = 0;

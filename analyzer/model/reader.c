@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,17 +13,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "exitcodes.h"
-
-int rd_exit_code(int err)
+const char *rd_error_text(int err)
 {
     switch (err) {
-    case 0: return FTPROF_EXIT_OK;
-    case RD_ERR_NOT_FTPROF:
-    case RD_ERR_CORRUPT: return FTPROF_EXIT_BAD_FORMAT;
-    case RD_ERR_TOO_NEW: return FTPROF_EXIT_TOO_NEW;
-    case -ENOMEM: return FTPROF_EXIT_NO_MEMORY;
-    default: return FTPROF_EXIT_CANNOT_READ;
+    case RD_ERR_NOT_FTPROF: return "not an ftprof recording";
+    case RD_ERR_CORRUPT: return "corrupted recording";
+    case RD_ERR_TOO_NEW: return "recording needs a newer ftprof";
+    case RD_ERR_CUT_SHORT: return "the file was cut short while it was being read";
+    default: return strerror(-err);
     }
 }
 
@@ -62,6 +60,32 @@ static const char *rd_not_regular(mode_t mode)
     return "is not a regular file";
 }
 
+/* The header read (`got` bytes of it): an ftprof recording this reader can read, with sizes that hold
+ * together. 0, or an RD_ERR_* with its reason in err. */
+static int rd_check_header(const struct rd_file *f, size_t got, char *err, size_t errlen)
+{
+    if (got < FTP_MAGIC_LEN || memcmp(f->hdr.magic, FTP_MAGIC, FTP_MAGIC_LEN) != 0)
+        return rd_fail(RD_ERR_NOT_FTPROF, err, errlen, "not an ftprof recording");
+    if (got < sizeof(f->hdr))
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "recording truncated inside its header");
+    if (f->hdr.version == 0 || f->hdr.min_reader_version == 0)
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (format version 0)");
+    if (f->hdr.min_reader_version > FTP_VERSION) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "recording needs ftprof format version %u, this ftprof reads version %u",
+                 f->hdr.min_reader_version, FTP_VERSION);
+        return rd_fail(RD_ERR_TOO_NEW, err, errlen, msg);
+    }
+    if (f->hdr.min_reader_version > f->hdr.version)
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (needs a reader newer than its own version)");
+    if (f->hdr.header_size < FTP_HEADER_SIZE || f->hdr.header_size > f->file_size)
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (header size)");
+    uint32_t cs = f->hdr.chunk_size;
+    if (cs < RD_MIN_CHUNK_SIZE || cs > RD_MAX_CHUNK_SIZE || cs % FTP_RECORD_ALIGN != 0)
+        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (chunk size)");
+    return 0;
+}
+
 int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
 {
     memset(f, 0, sizeof(*f));
@@ -99,39 +123,13 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
         rd_close(f);
         return rd_fail((int)n, err, errlen, strerror((int)-n));
     }
-    if ((size_t)n < FTP_MAGIC_LEN || memcmp(f->hdr.magic, FTP_MAGIC, FTP_MAGIC_LEN) != 0) {
+    int bad = rd_check_header(f, (size_t)n, err, errlen);
+    if (bad) {
         rd_close(f);
-        return rd_fail(RD_ERR_NOT_FTPROF, err, errlen, "not an ftprof recording");
-    }
-    if ((size_t)n < sizeof(f->hdr)) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "recording truncated inside its header");
-    }
-    if (f->hdr.version == 0 || f->hdr.min_reader_version == 0) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (format version 0)");
-    }
-    if (f->hdr.min_reader_version > FTP_VERSION) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "recording needs ftprof format version %u, this ftprof reads version %u",
-                 f->hdr.min_reader_version, FTP_VERSION);
-        rd_close(f);
-        return rd_fail(RD_ERR_TOO_NEW, err, errlen, msg);
-    }
-    if (f->hdr.min_reader_version > f->hdr.version) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (needs a reader newer than its own version)");
-    }
-    if (f->hdr.header_size < FTP_HEADER_SIZE || f->hdr.header_size > f->file_size) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (header size)");
-    }
-    uint32_t cs = f->hdr.chunk_size;
-    if (cs < RD_MIN_CHUNK_SIZE || cs > RD_MAX_CHUNK_SIZE || cs % FTP_RECORD_ALIGN != 0) {
-        rd_close(f);
-        return rd_fail(RD_ERR_CORRUPT, err, errlen, "corrupted header (chunk size)");
+        return bad;
     }
 
+    uint32_t cs = f->hdr.chunk_size;
     uint64_t announced = f->hdr.chunks_used < f->hdr.chunk_count ? f->hdr.chunks_used : f->hdr.chunk_count;
     uint64_t body = f->file_size - f->hdr.header_size;
     uint64_t whole = body / cs, rest = body % cs;
@@ -170,14 +168,15 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
 
 /* A mapped file cut shorter while it is read (by someone else: the recorder only ever trims past the
  * chunks a reader can see) raises SIGBUS on the lost pages. Nothing read so far can be trusted to be
- * whole then, so the analyzer stops with one line and the documented exit code instead of a crash. */
+ * whole then: the handler jumps back to rd_walk, which returns RD_ERR_CUT_SHORT instead of a crash,
+ * and the command that asked reports it (and `top` restores the terminal on its way out). */
 #define RD_UNMAP_EVERY 8 /* chunks */
 
 /* What the calling thread walks (SIGBUS is delivered to the thread that touched the page): threads may
  * walk files of their own at once (diff loads its two recordings side by side). */
-static _Thread_local const char *volatile rd_walking_path;
 static _Thread_local const uint8_t *volatile rd_walking_map;
 static _Thread_local volatile size_t rd_walking_len;
+static _Thread_local sigjmp_buf rd_walking_jump;
 static struct sigaction rd_old_bus;
 static pthread_once_t rd_bus_once = PTHREAD_ONCE_INIT;
 
@@ -186,13 +185,8 @@ static void rd_on_sigbus(int sig, siginfo_t *si, void *uc)
     (void)uc;
     const uint8_t *at = si->si_addr, *map = rd_walking_map;
     if (map && at >= map && at < map + rd_walking_len) {
-        static const char head[] = "ftprof: ", tail[] = ": the file was cut short while it was being read\n";
-        const char *path = rd_walking_path ? rd_walking_path : "?";
-        ssize_t rc = write(2, head, sizeof head - 1);
-        rc = write(2, path, strlen(path));
-        rc = write(2, tail, sizeof tail - 1);
-        (void)rc;
-        _exit(rd_exit_code(-EIO));
+        rd_walking_map = NULL;
+        siglongjmp(rd_walking_jump, 1); /* back into rd_walk, the signal mask restored */
     }
     sigaction(sig, &rd_old_bus, NULL); /* not ours: the default action, on return */
 }
@@ -213,7 +207,6 @@ static void rd_guard(const struct rd_file *f, bool on)
 {
     if (on) {
         pthread_once(&rd_bus_once, rd_install_sigbus);
-        rd_walking_path = f->path;
         rd_walking_len = f->map_len;
         rd_walking_map = f->map;
     } else {
@@ -234,12 +227,10 @@ static void rd_drop_pages(const struct rd_file *f, uint64_t from, uint64_t to)
         (void)madvise((void *)(f->map + from), (size_t)(to - from), MADV_DONTNEED);
 }
 
-int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
+static int rd_walk_chunks(struct rd_file *f, rd_visit_fn visit, void *ctx)
 {
     uint32_t cs = f->hdr.chunk_size;
     f->damaged_chunks = 0;
-    if (f->map)
-        rd_guard(f, true);
     for (uint32_t c = 0; c < f->chunks; c++) {
         size_t want = (c + 1 == f->chunks) ? (size_t)f->last_chunk_len : cs;
         uint64_t at = f->hdr.header_size + (uint64_t)c * cs;
@@ -248,7 +239,7 @@ int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
         if (!f->map) {
             ssize_t n = rd_pread_full(f->fd, f->buf, want, at);
             if (n < 0)
-                return (int)n; /* not mapped: no guard to take down */
+                return (int)n;
             len = (size_t)n;
         }
         size_t off = 0;
@@ -264,7 +255,7 @@ int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
                 break;
             }
             if (!visit(ctx, c, rec))
-                goto out;
+                return 0;
             off += size;
         }
         /* The pages stay in the page cache, but leave this process: its memory grows with the stacks
@@ -272,10 +263,19 @@ int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
         if (f->map && (c + 1) % RD_UNMAP_EVERY == 0)
             rd_drop_pages(f, at + cs - (uint64_t)RD_UNMAP_EVERY * cs, at + want);
     }
-out:
-    if (f->map)
-        rd_guard(f, false);
     return 0;
+}
+
+int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
+{
+    if (!f->map)
+        return rd_walk_chunks(f, visit, ctx);
+    if (sigsetjmp(rd_walking_jump, 1) != 0)
+        return RD_ERR_CUT_SHORT; /* the handler took the guard down */
+    rd_guard(f, true);
+    int rc = rd_walk_chunks(f, visit, ctx);
+    rd_guard(f, false);
+    return rc;
 }
 
 void rd_close(struct rd_file *f)

@@ -11,10 +11,15 @@
 
 #include "ftprof/format.h"
 
-/* Error classes beyond plain errno (which means "cannot open/read"). */
-#define RD_ERR_NOT_FTPROF (-1001) /* not a recording at all */
-#define RD_ERR_CORRUPT (-1002)    /* a recording, damaged beyond use */
-#define RD_ERR_TOO_NEW (-1003)    /* needs a newer reader */
+/* The reader's errors: rd_open and rd_walk return 0, a negative errno (the file cannot be opened or
+ * read; -ENOMEM: out of memory), or one of these. The reader never exits: the commands map an error
+ * to an exit code (cmd_read_exit_code in cmd/cmd.c), so that `top` can restore the terminal first. */
+enum rd_error {
+    RD_ERR_NOT_FTPROF = -1001, /* not a recording at all */
+    RD_ERR_CORRUPT = -1002,    /* a recording, damaged beyond use */
+    RD_ERR_TOO_NEW = -1003,    /* needs a newer reader */
+    RD_ERR_CUT_SHORT = -1004,  /* the mapped file was cut short by someone else while it was walked */
+};
 
 #define RD_MAX_CHUNK_SIZE (256u << 20)
 #define RD_MIN_CHUNK_SIZE 64u
@@ -40,7 +45,8 @@ typedef bool (*rd_visit_fn)(void *ctx, uint32_t chunk, const struct ftp_record *
 
 /* 0, -errno (cannot read) or RD_ERR_*; `err` receives a one-line reason. */
 int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen);
-/* Visits the records of every used chunk in index order. 0 or -errno. */
+/* Visits the records of every used chunk in index order. 0, -errno, or RD_ERR_CUT_SHORT: then the
+ * walk stopped at the lost page, in the middle of a visit, and nothing it visited can be trusted. */
 int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx);
 void rd_close(struct rd_file *f);
 
@@ -49,7 +55,7 @@ void rd_close(struct rd_file *f);
 int rd_read_inflight(const char *path, const struct ftp_file_header *h, uint64_t file_size,
                      struct ftp_inflight_slot **out, size_t *n);
 
-/* The exit code documented for an rd_open/rd_walk error. */
-int rd_exit_code(int err);
+/* A one-line reason for an rd_walk error, or any other negative errno: static text. */
+const char *rd_error_text(int err);
 
 #endif

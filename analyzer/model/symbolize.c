@@ -10,13 +10,10 @@
  * costs about a millisecond per pc in a CU the size of CPython's ceval.c, so each CU's functions are
  * indexed once by address range and only the one function's subtree is walked per pc.
  *
- * Debug information is looked for where distributions put it (sym_debuginfo_path): next to the file
- * (.gnu_debuglink), by build-id under /usr/lib/debug and under the lib/debug directory of the prefix
- * the library lives in (PREFIX/lib/libpython3.14t.so -> PREFIX/lib/debug/.build-id/NN/REST.debug), or
- * under FTPROF_DEBUG_DIRS instead of those two, and last from debuginfod servers when DEBUGINFOD_URLS is set (libdw asks them;
- * answers are cached by libdebuginfod). None of it is required: without it names fall back to
- * "symbol+0xoffset". */
+ * Where debug information is looked for: symbolize_debuginfo.c. Which field of a struct an address is
+ * (an interpreter mutex by its member path): symbolize_field.c. */
 #include "symbolize.h"
+#include "symbolize_internal.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -28,80 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Inline chains deeper than this are cut at the outer end; real code rarely nests past 10. */
-#define SYM_MAX_CHAIN 32
-/* Nesting of scopes (inlined subroutines and lexical blocks) followed inside one function. */
-#define SYM_MAX_SCOPES 128
-
-struct sym_module_state {
-    uint64_t base, start, end;
-    const char *path;      /* interned; "" when the recorder had no name */
-    const char *label;     /* basename of path, the "module" of "module+0xoffset" */
-    Dwfl_Module *dwmod;    /* NULL: file missing, unreadable or not the recorded build */
-};
-
-struct sym_cache_slot {
-    uint64_t pc;
-    uint32_t first;        /* index into frames */
-    uint16_t count;
-    bool used;
-};
-
-/* One address range of a function defined in a CU (a function may have several, e.g. a .cold part). */
-struct sym_func_range {
-    Dwarf_Addr low, high;
-    Dwarf_Die die;
-};
-
-/* The functions of one CU, sorted by low address; built on the first pc that falls in the CU. */
-struct sym_cu_index {
-    Dwfl_Module *mod;
-    Dwarf_Off cu_offset;
-    struct sym_func_range *ranges;
-    size_t count;
-};
-
-/* A C type found by name in one module's DWARF (or known to be missing there). */
-struct sym_type_slot {
-    Dwfl_Module *mod;
-    const char *name; /* interned */
-    bool found;
-    Dwarf_Die die;
-};
-#define SYM_TYPE_SLOTS 8
-
-struct sym_intern_slot {
-    char *str;
-    uint64_t hash;
-};
-
-struct symbolizer {
-    Dwfl *dwfl;
-    Dwfl_Callbacks callbacks;
-    char *debuginfo_path;
-
-    struct sym_module_state *modules; /* sorted by start */
-    size_t module_count;
-
-    struct sym_cache_slot *cache;
-    size_t cache_cap, cache_used; /* cap is a power of two */
-
-    struct sym_frame *frames;
-    size_t frame_count, frame_cap;
-
-    struct sym_intern_slot *strings;
-    size_t string_cap, string_used;
-
-    struct sym_cu_index **cus; /* open addressing on (module, CU offset) */
-    size_t cu_cap, cu_used;
-
-    struct sym_type_slot types[SYM_TYPE_SLOTS]; /* symbolizer_field's type lookups, found or not */
-    size_t type_count;
-
-    bool out_of_memory; /* from then on, lookups still answer but stop caching */
-};
-
-static const char sym_unknown[] = "[unknown]";
+const char sym_unknown[] = "[unknown]";
 
 static uint64_t sym_hash_bytes(const char *s, size_t n)
 {
@@ -144,7 +68,7 @@ static bool sym_strings_grow(struct symbolizer *s)
 
 /* Frames hand out string pointers that must outlive the Dwfl's own buffers and be shared between
  * the many cache entries naming the same function, so every string is copied once, here. */
-static const char *sym_intern(struct symbolizer *s, const char *str)
+const char *sym_intern(struct symbolizer *s, const char *str)
 {
     if (!str)
         return NULL;
@@ -206,87 +130,6 @@ static bool sym_build_id_matches(Dwfl_Module *mod, const struct sym_module *rec)
     GElf_Addr vaddr;
     int len = dwfl_module_build_id(mod, &bits, &vaddr);
     return len > 0 && (size_t)len == rec->build_id_len && memcmp(bits, rec->build_id, (size_t)len) == 0;
-}
-
-/* Appends ":dir" to the path being built, once, when dir holds a .build-id tree (or always, for
- * dirs the user named). Returns false when the path is full. */
-static bool sym_path_add(char *path, size_t cap, const char *dir, size_t dir_len, bool only_with_build_ids)
-{
-    char probe[4096];
-    if (dir_len == 0 || dir[0] != '/' || dir_len + sizeof "/.build-id" > sizeof probe)
-        return true;
-    memcpy(probe, dir, dir_len);
-    probe[dir_len] = '\0';
-    for (const char *at = strstr(path, probe); at; at = strstr(at + 1, probe))
-        if (at > path && at[-1] == ':' && (at[dir_len] == ':' || at[dir_len] == '\0'))
-            return true; /* already there */
-    if (only_with_build_ids) {
-        struct stat st;
-        memcpy(probe + dir_len, "/.build-id", sizeof "/.build-id");
-        if (stat(probe, &st) != 0 || !S_ISDIR(st.st_mode))
-            return true;
-        probe[dir_len] = '\0';
-    }
-    size_t used = strlen(path);
-    if (used + 1 + dir_len + 1 > cap)
-        return false;
-    path[used] = ':';
-    memcpy(path + used + 1, probe, dir_len + 1);
-    return true;
-}
-
-/* libdwfl's search path: ":.debug" (the file's own directory and its .debug/, for .gnu_debuglink), then
- * the directories searched by build-id: FTPROF_DEBUG_DIRS when set (instead of the defaults), else
- * /usr/lib/debug and every PREFIX/lib/debug (or lib64/debug) above a recorded module that has a
- * .build-id tree, the layout of distributions' debug packages. */
-static char *sym_debuginfo_path(const struct sym_module *modules, size_t n)
-{
-    const size_t cap = 16384;
-    char *path = malloc(cap);
-    if (!path)
-        return NULL;
-    strcpy(path, ":.debug");
-    const char *user = getenv("FTPROF_DEBUG_DIRS");
-    if (user) {
-        for (const char *p = user; *p;) {
-            size_t len = strcspn(p, ":");
-            sym_path_add(path, cap, p, len, false);
-            p += len + (p[len] == ':');
-        }
-        return path;
-    }
-    sym_path_add(path, cap, "/usr/lib/debug", strlen("/usr/lib/debug"), false);
-    char dir[4096];
-    for (size_t i = 0; i < n; i++) {
-        const char *file = modules[i].path;
-        if (!file || file[0] != '/' || strlen(file) >= sizeof dir - sizeof "/debug")
-            continue;
-        /* Each ancestor named lib or lib64, e.g. /opt/py/lib of /opt/py/lib/python3.14t/x.so. */
-        for (const char *slash = strchr(file + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
-            size_t len = (size_t)(slash - file);
-            const char *base = slash;
-            while (base > file && base[-1] != '/')
-                base--;
-            size_t base_len = (size_t)(slash - base);
-            if (!((base_len == 3 && memcmp(base, "lib", 3) == 0) || (base_len == 5 && memcmp(base, "lib64", 5) == 0)))
-                continue;
-            memcpy(dir, file, len);
-            memcpy(dir + len, "/debug", sizeof "/debug");
-            if (!sym_path_add(path, cap, dir, len + strlen("/debug"), true))
-                return path;
-        }
-    }
-    return path;
-}
-
-/* debuginfod is never required: a server that is slow or unreachable (Debian's configuration names a
- * public one) must not hold a report for libdebuginfod's default 90 s per file. */
-static void sym_limit_debuginfod(void)
-{
-    if (!getenv("DEBUGINFOD_URLS"))
-        return;
-    setenv("DEBUGINFOD_TIMEOUT", "5", 0);
-    setenv("DEBUGINFOD_MAXTIME", "30", 0);
 }
 
 struct symbolizer *symbolizer_new(const struct sym_module *modules, size_t n)
@@ -684,188 +527,6 @@ size_t symbolizer_lookup(struct symbolizer *s, uint64_t pc, struct sym_frame *ou
     size_t n = chain.count < max ? chain.count : max;
     memcpy(out, chain.frames, n * sizeof *out);
     return n;
-}
-
-/* ---- Members by offset: which field of the interpreter's state a PyMutex is ----
- * The recorder knows only "_PyRuntime + 0x4b678"; CPython's DWARF knows that this is
- * _main_interpreter.types.mutex (the type cache's lock). Walking the struct's members by their
- * offsets and sizes turns one into the other. */
-
-static bool sym_type_of(Dwarf_Die *die, Dwarf_Die *type)
-{
-    Dwarf_Attribute attr;
-    return dwarf_attr_integrate(die, DW_AT_type, &attr) && dwarf_formref_die(&attr, type);
-}
-
-/* The interpreter's and libc's lock types: named as a whole, never by their bits. */
-static bool sym_is_lock_type(const char *name)
-{
-    static const char *const locks[] = {"PyMutex", "_PyRecursiveMutex", "_PyRWMutex", "_PySeqLock",
-                                        "_PyOnceFlag", "PyEvent", "_PyRawMutex", "pthread_mutex_t",
-                                        "pthread_cond_t", "pthread_rwlock_t", "sem_t"};
-    for (size_t i = 0; name && i < sizeof locks / sizeof locks[0]; i++)
-        if (strcmp(name, locks[i]) == 0)
-            return true;
-    return false;
-}
-
-/* Follows typedefs and qualifiers to the type that has a layout; *lock tells whether a name met on
- * the way is one of the interpreter's lock types. */
-static bool sym_peel(Dwarf_Die *type, bool *lock)
-{
-    *lock = false;
-    for (int i = 0; i < 16; i++) {
-        *lock = *lock || sym_is_lock_type(dwarf_diename(type));
-        int tag = dwarf_tag(type);
-        if (tag != DW_TAG_typedef && tag != DW_TAG_const_type && tag != DW_TAG_volatile_type &&
-            tag != DW_TAG_atomic_type && tag != DW_TAG_restrict_type)
-            return true;
-        Dwarf_Die next;
-        if (!sym_type_of(type, &next))
-            return false; /* const void and the like: nothing to walk */
-        *type = next;
-    }
-    return false;
-}
-
-static void sym_append(char *out, size_t cap, size_t *len, const char *fmt, const char *name, uint64_t index)
-{
-    if (*len >= cap)
-        return;
-    int n = name ? snprintf(out + *len, cap - *len, fmt, name) : snprintf(out + *len, cap - *len, fmt, index);
-    *len = n < 0 || (size_t)n >= cap - *len ? cap - 1 : *len + (size_t)n;
-}
-
-/* Appends the path to the member at `offset` inside `type`. A member that cannot be refined further
- * (a scalar, padding, a lock type, a bit-field) ends the path; true once something was named. */
-static bool sym_member_path(Dwarf_Die type, uint64_t offset, int depth, char *out, size_t cap, size_t *len,
-                            bool *on_lock)
-{
-    bool lock;
-    if (depth > 32 || !sym_peel(&type, &lock))
-        return depth > 0;
-    if (depth > 0 && lock) {
-        *on_lock = true;
-        return true;
-    }
-    int tag = dwarf_tag(&type);
-    if (tag == DW_TAG_structure_type || tag == DW_TAG_union_type) {
-        Dwarf_Die member;
-        if (dwarf_child(&type, &member) != 0)
-            return depth > 0;
-        do {
-            if (dwarf_tag(&member) != DW_TAG_member || dwarf_hasattr(&member, DW_AT_data_bit_offset) ||
-                dwarf_hasattr(&member, DW_AT_bit_size))
-                continue;
-            Dwarf_Word at = 0, size;
-            Dwarf_Attribute attr;
-            /* No location: a union member, at 0. A location expression instead of a constant only
-             * occurs with virtual bases, which C does not have. */
-            if (dwarf_attr_integrate(&member, DW_AT_data_member_location, &attr) && dwarf_formudata(&attr, &at) != 0)
-                continue;
-            Dwarf_Die member_type;
-            if (!sym_type_of(&member, &member_type) || dwarf_aggregate_size(&member_type, &size) != 0)
-                continue;
-            if (offset < at || offset - at >= size)
-                continue;
-            const char *name = dwarf_diename(&member);
-            if (name) /* anonymous structs and unions add no name of their own */
-                sym_append(out, cap, len, ".%s", name, 0);
-            return sym_member_path(member_type, offset - at, depth + 1, out, cap, len, on_lock);
-        } while (dwarf_siblingof(&member, &member) == 0);
-        return depth > 0;
-    }
-    if (tag == DW_TAG_array_type) {
-        Dwarf_Die element, child;
-        Dwarf_Word element_size;
-        int dimensions = 0;
-        if (dwarf_child(&type, &child) == 0)
-            do
-                dimensions += dwarf_tag(&child) == DW_TAG_subrange_type;
-            while (dwarf_siblingof(&child, &child) == 0);
-        /* Only one-dimensional arrays are indexed: the interpreter's state has no others. */
-        if (dimensions != 1 || !sym_type_of(&type, &element) || dwarf_aggregate_size(&element, &element_size) != 0 ||
-            element_size == 0)
-            return depth > 0;
-        sym_append(out, cap, len, "[%" PRIu64 "]", NULL, offset / element_size);
-        return sym_member_path(element, offset % element_size, depth + 1, out, cap, len, on_lock);
-    }
-    return depth > 0;
-}
-
-/* A complete definition of the struct or typedef `name` in any of the module's CUs. */
-static bool sym_find_type(Dwfl_Module *mod, const char *name, Dwarf_Die *out)
-{
-    Dwarf_Die *cu = NULL;
-    Dwarf_Addr bias;
-    while ((cu = dwfl_module_nextcu(mod, cu, &bias)) != NULL) {
-        Dwarf_Die die;
-        if (dwarf_child(cu, &die) != 0)
-            continue;
-        do {
-            int tag = dwarf_tag(&die);
-            const char *die_name = dwarf_diename(&die);
-            if ((tag != DW_TAG_typedef && tag != DW_TAG_structure_type) || !die_name || strcmp(die_name, name) != 0)
-                continue;
-            Dwarf_Die type = die;
-            bool lock;
-            /* A CU that only declares the struct (an incomplete type) has no members to walk. */
-            if (!sym_peel(&type, &lock) || dwarf_hasattr(&type, DW_AT_declaration))
-                continue;
-            *out = die;
-            return true;
-        } while (dwarf_siblingof(&die, &die) == 0);
-    }
-    return false;
-}
-
-bool symbolizer_field(struct symbolizer *s, uint64_t anchor, const char *type_name, uint64_t offset, char *out,
-                      size_t cap)
-{
-    bool on_lock;
-    return symbolizer_field_lock(s, anchor, type_name, offset, out, cap, &on_lock);
-}
-
-bool symbolizer_field_lock(struct symbolizer *s, uint64_t anchor, const char *type_name, uint64_t offset, char *out,
-                           size_t cap, bool *on_lock)
-{
-    *on_lock = false;
-    if (cap == 0)
-        return false;
-    out[0] = 0;
-    if (!s || !s->dwfl || !anchor || !type_name)
-        return false;
-    Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, anchor);
-    bool trusted = false; /* only a module whose build id matched the recording */
-    for (size_t i = 0; mod && i < s->module_count && !trusted; i++)
-        trusted = s->modules[i].dwmod == mod;
-    if (!trusted)
-        return false;
-    const char *name = sym_intern(s, type_name);
-    if (name == sym_unknown)
-        return false; /* out of memory */
-    struct sym_type_slot *slot = NULL;
-    for (size_t i = 0; i < s->type_count && !slot; i++)
-        if (s->types[i].mod == mod && s->types[i].name == name)
-            slot = &s->types[i];
-    Dwarf_Die type;
-    bool found;
-    if (slot) {
-        found = slot->found;
-        type = slot->die;
-    } else {
-        found = sym_find_type(mod, type_name, &type);
-        if (s->type_count < SYM_TYPE_SLOTS)
-            s->types[s->type_count++] = (struct sym_type_slot){mod, name, found, type};
-    }
-    if (!found)
-        return false;
-    size_t len = 0;
-    if (!sym_member_path(type, offset, 0, out, cap, &len, on_lock)) {
-        out[0] = 0;
-        return false;
-    }
-    return true;
 }
 
 void symbolizer_free(struct symbolizer *s)

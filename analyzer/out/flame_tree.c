@@ -288,6 +288,23 @@ static const char *flame_text(const struct flame_tree_state *st, uint32_t id)
 
 /* ---- frames and nodes ---- */
 
+/* Room for one more of the `count` elements of *array (capacity *cap, doubled from `first`): 0, -ENOMEM,
+ * or -EOVERFLOW when the ids, 32 bits, would run out. */
+static int flame_reserve(void **array, uint32_t count, uint32_t *cap, uint32_t first, size_t size)
+{
+    if (count < *cap)
+        return 0;
+    if (*cap >= UINT32_MAX / 2)
+        return -EOVERFLOW;
+    uint32_t capacity = *cap ? *cap * 2 : first;
+    void *grown = realloc(*array, capacity * size);
+    if (!grown)
+        return -ENOMEM;
+    *array = grown;
+    *cap = capacity;
+    return 0;
+}
+
 static int flame_add_frame(struct flame_tree *tree, uint32_t function, uint32_t file, uint32_t kind, int line,
                            enum flame_frame_type type, uint32_t *id)
 {
@@ -300,16 +317,9 @@ static int flame_add_frame(struct flame_tree *tree, uint32_t function, uint32_t 
         *id = *slot;
         return 0;
     }
-    if (tree->frame_count == st->frame_capacity) {
-        if (st->frame_capacity >= UINT32_MAX / 2)
-            return -EOVERFLOW;
-        uint32_t capacity = st->frame_capacity ? st->frame_capacity * 2 : 256;
-        struct flame_frame *frames = realloc(tree->frames, capacity * sizeof *frames);
-        if (!frames)
-            return -ENOMEM;
-        tree->frames = frames;
-        st->frame_capacity = capacity;
-    }
+    int rc = flame_reserve((void **)&tree->frames, tree->frame_count, &st->frame_capacity, 256, sizeof *tree->frames);
+    if (rc < 0)
+        return rc;
     *id = *slot = tree->frame_count++;
     tree->frames[*id] = (struct flame_frame){
         .function = flame_text(st, function),
@@ -331,16 +341,9 @@ static int flame_add_node(struct flame_tree *tree, uint32_t parent, uint32_t fra
         *id = *slot;
         return 0;
     }
-    if (tree->node_count == st->node_capacity) {
-        if (st->node_capacity >= UINT32_MAX / 2)
-            return -EOVERFLOW;
-        uint32_t capacity = st->node_capacity ? st->node_capacity * 2 : 1024;
-        struct flame_node *nodes = realloc(tree->nodes, capacity * sizeof *nodes);
-        if (!nodes)
-            return -ENOMEM;
-        tree->nodes = nodes;
-        st->node_capacity = capacity;
-    }
+    int rc = flame_reserve((void **)&tree->nodes, tree->node_count, &st->node_capacity, 1024, sizeof *tree->nodes);
+    if (rc < 0)
+        return rc;
     *id = *slot = tree->node_count++;
     uint32_t depth = parent == FLAME_NONE ? 0 : tree->nodes[parent].depth + 1;
     tree->nodes[*id] = (struct flame_node){.frame = frame, .parent = parent, .depth = depth};

@@ -174,7 +174,9 @@ static int pprof_location_of(struct pprof_build *b, uint32_t frame_id, uint64_t 
     return 0;
 }
 
-static int pprof_fill(struct pprof_build *b, pprof_profile *profile, const struct pprof_meta *meta)
+/* The arrays of the profile, sized from the tree: a location, line and function per frame at most, a
+ * sample per node with samples of its own. */
+static int pprof_alloc(struct pprof_build *b)
 {
     const struct flame_tree *t = b->tree;
     size_t sample_count = 0, location_refs = 0;
@@ -201,26 +203,13 @@ static int pprof_fill(struct pprof_build *b, pprof_profile *profile, const struc
         !b->functions || !b->function_ptrs || !b->samples || !b->sample_ptrs || !b->location_ids ||
         !b->values || !b->labels || !b->label_ptrs)
         return -ENOMEM;
+    return 0;
+}
 
-    /* pprof requires the empty string at index 0, so it is interned first. */
-    int64_t empty, contentions, count, delay, nanoseconds, lock_key, kind_key;
-    int rc = pprof_string(&b->strings, "", &empty);
-    if (rc == 0)
-        rc = pprof_string(&b->strings, "contentions", &contentions);
-    if (rc == 0)
-        rc = pprof_string(&b->strings, "count", &count);
-    if (rc == 0)
-        rc = pprof_string(&b->strings, "delay", &delay);
-    if (rc == 0)
-        rc = pprof_string(&b->strings, "nanoseconds", &nanoseconds);
-    if (rc == 0)
-        rc = pprof_string(&b->strings, "lock", &lock_key);
-    if (rc == 0)
-        rc = pprof_string(&b->strings, "kind", &kind_key);
-    if (rc < 0)
-        return rc;
-
-    /* Lock nodes hold the labels their samples share. */
+/* Lock nodes hold the labels their samples share: the lock's name and its kind. */
+static int pprof_lock_labels(struct pprof_build *b, int64_t lock_key, int64_t kind_key)
+{
+    const struct flame_tree *t = b->tree;
     for (uint32_t c = 0; c < t->nodes[0].child_count; c++) {
         uint32_t lock = t->children[t->nodes[0].first_child + c];
         const struct flame_frame *f = &t->frames[t->nodes[lock].frame];
@@ -229,7 +218,7 @@ static int pprof_fill(struct pprof_build *b, pprof_profile *profile, const struc
         perftools__profiles__label__init(&pair[1]);
         pair[0].key = lock_key;
         pair[1].key = kind_key;
-        rc = pprof_string(&b->strings, f->function, &pair[0].str);
+        int rc = pprof_string(&b->strings, f->function, &pair[0].str);
         if (rc == 0)
             rc = pprof_string(&b->strings, f->kind, &pair[1].str);
         if (rc < 0)
@@ -237,11 +226,17 @@ static int pprof_fill(struct pprof_build *b, pprof_profile *profile, const struc
         b->label_ptrs[2 * lock] = &pair[0];
         b->label_ptrs[2 * lock + 1] = &pair[1];
     }
+    return 0;
+}
 
-    /* Samples in tree order (lock, then stacks in label order) for a reproducible file. */
+/* Samples in tree order (lock, then stacks in label order) for a reproducible file. */
+static int pprof_samples(struct pprof_build *b)
+{
+    const struct flame_tree *t = b->tree;
     uint32_t *stack = malloc((t->node_count + 1) * sizeof *stack);
     if (!stack)
         return -ENOMEM;
+    int rc = 0;
     size_t top = 0, refs = 0;
     stack[top++] = 0;
     while (rc == 0 && top > 0) {
@@ -269,16 +264,36 @@ static int pprof_fill(struct pprof_build *b, pprof_profile *profile, const struc
         b->sample_ptrs[b->sample_count++] = s;
     }
     free(stack);
+    return rc;
+}
+
+/* The strings the profile names itself with, interned first in this order: pprof requires the empty
+ * string at index 0. */
+enum pprof_name { PPROF_EMPTY, PPROF_CONTENTIONS, PPROF_COUNT, PPROF_DELAY, PPROF_NANOSECONDS, PPROF_LOCK,
+                  PPROF_KIND, PPROF_NAMES };
+static const char *const pprof_names[PPROF_NAMES] = {"", "contentions", "count", "delay", "nanoseconds", "lock",
+                                                     "kind"};
+
+static int pprof_fill(struct pprof_build *b, pprof_profile *profile, const struct pprof_meta *meta)
+{
+    int rc = pprof_alloc(b);
+    int64_t name[PPROF_NAMES];
+    for (int i = 0; i < PPROF_NAMES && rc == 0; i++)
+        rc = pprof_string(&b->strings, pprof_names[i], &name[i]);
+    if (rc == 0)
+        rc = pprof_lock_labels(b, name[PPROF_LOCK], name[PPROF_KIND]);
+    if (rc == 0)
+        rc = pprof_samples(b);
     if (rc < 0)
         return rc;
 
     pprof_value_type *types = b->types;
     perftools__profiles__value_type__init(&types[0]);
     perftools__profiles__value_type__init(&types[1]);
-    types[0].type = contentions;
-    types[0].unit = count;
-    types[1].type = delay;
-    types[1].unit = nanoseconds;
+    types[0].type = name[PPROF_CONTENTIONS];
+    types[0].unit = name[PPROF_COUNT];
+    types[1].type = name[PPROF_DELAY];
+    types[1].unit = name[PPROF_NANOSECONDS];
     b->period_type = types[0];
     b->type_ptrs[0] = &types[0];
     b->type_ptrs[1] = &types[1];
@@ -298,7 +313,6 @@ static int pprof_fill(struct pprof_build *b, pprof_profile *profile, const struc
     profile->period = 1;
     profile->time_nanos = meta ? meta->time_nanos : 0;
     profile->duration_nanos = meta ? meta->duration_nanos : 0;
-    (void)empty;
     return 0;
 }
 

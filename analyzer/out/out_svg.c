@@ -115,42 +115,45 @@ struct svg_item {
     double x;
 };
 
-int out_write_svg(FILE *out, const struct out_sample *samples, size_t n, const struct flame_options *opt)
-{
-    struct flame_tree tree;
-    int rc = flame_writer_begin(out, samples, n, &opt, &tree);
-    if (rc < 0)
-        return rc;
-    const double plot = SVG_WIDTH - 2 * SVG_PAD;
-    const uint64_t total = flame_node_weight(&tree.nodes[0], opt->weight);
-    const double min_weight = (double)total * SVG_MIN_SHARE;
-    struct svg_item *stack = malloc((tree.node_count + 1) * sizeof *stack);
-    if (!stack) {
-        flame_tree_free(&tree);
-        return -ENOMEM;
-    }
+/* One drawing: the tree, its weight and the geometry both passes share. */
+struct svg_draw {
+    FILE *out;
+    const struct flame_tree *tree;
+    const struct flame_options *opt;
+    uint64_t total;
+    double plot, min_weight;
+    uint32_t depth;           /* of the deepest frame drawn */
+    uint32_t drawn, skipped;  /* frames drawn, and left out as too narrow */
+};
 
-    /* First pass: the deepest frame that will be drawn sets the height. */
-    uint32_t depth = 0, drawn = 0, skipped = 0;
+/* First pass: the deepest frame that will be drawn sets the height. */
+static void svg_measure(struct svg_draw *d, struct svg_item *stack)
+{
+    const struct flame_tree *tree = d->tree;
     size_t top = 0;
-    if (total > 0)
+    if (d->total > 0)
         stack[top++] = (struct svg_item){0, 0};
     while (top > 0) {
-        const struct flame_node *node = &tree.nodes[stack[--top].node];
-        if (node->depth > depth)
-            depth = node->depth;
-        drawn++;
+        const struct flame_node *node = &tree->nodes[stack[--top].node];
+        if (node->depth > d->depth)
+            d->depth = node->depth;
+        d->drawn++;
         for (uint32_t c = 0; c < node->child_count; c++) {
-            uint32_t child = tree.children[node->first_child + c];
-            if ((double)flame_node_weight(&tree.nodes[child], opt->weight) >= min_weight &&
-                flame_node_weight(&tree.nodes[child], opt->weight) > 0)
+            uint32_t child = tree->children[node->first_child + c];
+            if ((double)flame_node_weight(&tree->nodes[child], d->opt->weight) >= d->min_weight &&
+                flame_node_weight(&tree->nodes[child], d->opt->weight) > 0)
                 stack[top++] = (struct svg_item){child, 0};
             else
-                skipped++;
+                d->skipped++;
         }
     }
+}
 
-    const int height = SVG_HEADER + (int)(depth + 1) * SVG_ROW + SVG_FOOTER;
+/* The document's head: size, title, total and the legend. */
+static void svg_head(const struct svg_draw *d, int height)
+{
+    FILE *out = d->out;
+    const struct flame_options *opt = d->opt;
     fprintf(out,
             "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
             "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -162,9 +165,9 @@ int out_write_svg(FILE *out, const struct out_sample *samples, size_t n, const s
     fputs("</text>\n", out);
     char total_text[64];
     if (opt->weight == FLAME_WEIGHT_COUNT)
-        snprintf(total_text, sizeof total_text, "%llu contentions", (unsigned long long)total);
+        snprintf(total_text, sizeof total_text, "%llu contentions", (unsigned long long)d->total);
     else
-        flame_format_duration(total, total_text, sizeof total_text);
+        flame_format_duration(d->total, total_text, sizeof total_text);
     fprintf(out, "<text x=\"%d\" y=\"44\" fill=\"#555\">", SVG_PAD);
     if (opt->subtitle && *opt->subtitle) {
         svg_escape_clean(out, opt->subtitle);
@@ -179,64 +182,94 @@ int out_write_svg(FILE *out, const struct out_sample *samples, size_t n, const s
         fprintf(out, "<rect x=\"%d\" y=\"34\" width=\"12\" height=\"12\" fill=\"%s\"/>", x, legend[i].fill);
         fprintf(out, "<text x=\"%d\" y=\"44\" fill=\"#555\">%s</text>\n", x + 16, legend[i].name);
     }
+}
 
-    /* Second pass: draw, each child placed after its earlier siblings, in label order. */
-    top = 0;
-    if (total > 0)
+/* One frame: its box, its tooltip and, where it fits, its label. */
+static void svg_frame(const struct svg_draw *d, const struct svg_item *item, double width)
+{
+    FILE *out = d->out;
+    const struct flame_node *node = &d->tree->nodes[item->node];
+    const struct flame_frame *frame = &d->tree->frames[node->frame];
+    const int y = SVG_HEADER + (int)(d->depth - node->depth) * SVG_ROW;
+    char fill[48], weight_text[160];
+    svg_fill(frame, fill, sizeof fill);
+    svg_weight_text(node, d->opt->weight, d->total, weight_text, sizeof weight_text);
+
+    fputs("<g><title>", out);
+    svg_escape_str(out, frame->label);
+    if (frame->type == FLAME_FRAME_LOCK)
+        fprintf(out, " [%s]", frame->kind);
+    fputs(" \xe2\x80\x94 ", out);
+    svg_escape_str(out, weight_text);
+    if (frame->file && strcmp(frame->file, frame->file_short) != 0) {
+        fputs("\n", out);
+        svg_escape_str(out, frame->file);
+    }
+    fputs("</title><rect x=\"", out);
+    svg_coord(out, item->x);
+    fprintf(out, "\" y=\"%d\" width=\"", y);
+    svg_coord(out, width > 0.5 ? width - 0.5 : width);
+    fprintf(out, "\" height=\"%d\" rx=\"2\" fill=\"%s\"/>", SVG_ROW - 1, fill);
+    size_t max_chars = (size_t)((width - 6) / SVG_CHAR_WIDTH);
+    if (max_chars >= 3) {
+        fputs("<text x=\"", out);
+        svg_coord(out, item->x + 3);
+        fprintf(out, "\" y=\"%d\">", y + SVG_ROW - 4);
+        svg_label(out, frame->label, max_chars);
+        fputs("</text>", out);
+    }
+    fputs("</g>\n", out);
+}
+
+/* Second pass: draw, each child placed after its earlier siblings, in label order. */
+static void svg_draw_frames(const struct svg_draw *d, struct svg_item *stack)
+{
+    const struct flame_tree *tree = d->tree;
+    enum flame_weight weight = d->opt->weight;
+    size_t top = 0;
+    if (d->total > 0)
         stack[top++] = (struct svg_item){0, SVG_PAD};
     while (top > 0) {
         const struct svg_item item = stack[--top];
-        const struct flame_node *node = &tree.nodes[item.node];
-        const struct flame_frame *frame = &tree.frames[node->frame];
-        const double width = plot * (double)flame_node_weight(node, opt->weight) / (double)total;
-        const int y = SVG_HEADER + (int)(depth - node->depth) * SVG_ROW;
-        char fill[48], weight_text[160];
-        svg_fill(frame, fill, sizeof fill);
-        svg_weight_text(node, opt->weight, total, weight_text, sizeof weight_text);
-
-        fputs("<g><title>", out);
-        svg_escape_str(out, frame->label);
-        if (frame->type == FLAME_FRAME_LOCK)
-            fprintf(out, " [%s]", frame->kind);
-        fputs(" \xe2\x80\x94 ", out);
-        svg_escape_str(out, weight_text);
-        if (frame->file && strcmp(frame->file, frame->file_short) != 0) {
-            fputs("\n", out);
-            svg_escape_str(out, frame->file);
-        }
-        fputs("</title><rect x=\"", out);
-        svg_coord(out, item.x);
-        fprintf(out, "\" y=\"%d\" width=\"", y);
-        svg_coord(out, width > 0.5 ? width - 0.5 : width);
-        fprintf(out, "\" height=\"%d\" rx=\"2\" fill=\"%s\"/>", SVG_ROW - 1, fill);
-        size_t max_chars = (size_t)((width - 6) / SVG_CHAR_WIDTH);
-        if (max_chars >= 3) {
-            fputs("<text x=\"", out);
-            svg_coord(out, item.x + 3);
-            fprintf(out, "\" y=\"%d\">", y + SVG_ROW - 4);
-            svg_label(out, frame->label, max_chars);
-            fputs("</text>", out);
-        }
-        fputs("</g>\n", out);
-
+        const struct flame_node *node = &tree->nodes[item.node];
+        svg_frame(d, &item, d->plot * (double)flame_node_weight(node, weight) / (double)d->total);
         /* Children sit side by side from the frame's left edge; they are pushed last to first so
          * they come off the stack left to right. */
-        uint64_t children_weight = flame_node_weight(node, opt->weight) - flame_node_self_weight(node, opt->weight);
-        double x = item.x + plot * (double)children_weight / (double)total;
+        uint64_t children_weight = flame_node_weight(node, weight) - flame_node_self_weight(node, weight);
+        double x = item.x + d->plot * (double)children_weight / (double)d->total;
         for (uint32_t c = node->child_count; c-- > 0;) {
-            uint32_t child = tree.children[node->first_child + c];
-            uint64_t w = flame_node_weight(&tree.nodes[child], opt->weight);
-            x -= plot * (double)w / (double)total;
-            if ((double)w >= min_weight && w > 0)
+            uint32_t child = tree->children[node->first_child + c];
+            uint64_t w = flame_node_weight(&tree->nodes[child], weight);
+            x -= d->plot * (double)w / (double)d->total;
+            if ((double)w >= d->min_weight && w > 0)
                 stack[top++] = (struct svg_item){child, x};
         }
     }
+}
 
+int out_write_svg(FILE *out, const struct out_sample *samples, size_t n, const struct flame_options *opt)
+{
+    struct flame_tree tree;
+    int rc = flame_writer_begin(out, samples, n, &opt, &tree);
+    if (rc < 0)
+        return rc;
+    struct svg_draw d = {.out = out, .tree = &tree, .opt = opt, .plot = SVG_WIDTH - 2 * SVG_PAD};
+    d.total = flame_node_weight(&tree.nodes[0], opt->weight);
+    d.min_weight = (double)d.total * SVG_MIN_SHARE;
+    struct svg_item *stack = malloc((tree.node_count + 1) * sizeof *stack);
+    if (!stack) {
+        flame_tree_free(&tree);
+        return -ENOMEM;
+    }
+    svg_measure(&d, stack);
+    const int height = SVG_HEADER + (int)(d.depth + 1) * SVG_ROW + SVG_FOOTER;
+    svg_head(&d, height);
+    svg_draw_frames(&d, stack);
     fprintf(out, "<text x=\"%d\" y=\"%d\" fill=\"#777\">", SVG_PAD, height - 10);
-    if (total == 0)
+    if (d.total == 0)
         fputs("no samples with this weight", out);
     else
-        fprintf(out, "%u frames drawn, %u narrower than 0.1%% left out \xc2\xb7 ftprof", drawn, skipped);
+        fprintf(out, "%u frames drawn, %u narrower than 0.1%% left out \xc2\xb7 ftprof", d.drawn, d.skipped);
     fputs("</text>\n</svg>\n", out);
 
     free(stack);

@@ -24,13 +24,13 @@ struct report_text_options {
 int report_text(FILE *out, struct profile *p, const struct report_text_options *opt);
 /* `top` = 0 means every lock. 0 or -errno. */
 int report_json(FILE *out, const struct profile *p, size_t top);
-/* The same with the keys of the JSON object `extra` (a json_t *, or NULL) added at the top level. */
-int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra);
+struct json_t; /* jansson's */
+/* The same with the keys of the JSON object `extra` (or NULL) added at the top level. */
+int report_json_with(FILE *out, const struct profile *p, size_t top, struct json_t *extra);
 
 /* A JSON string (a new reference) of text from a recording, which need not be UTF-8 (a damaged or
  * hand-made one): bytes outside ASCII become '?' then, rather than the value being lost. JSON null
  * for NULL. */
-struct json_t;
 struct json_t *report_json_str(const char *s);
 /* The "extensions" array of `report --json` (and `ready --json`): a new reference. */
 struct json_t *report_json_extensions(const struct profile *p);

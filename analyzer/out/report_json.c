@@ -170,9 +170,9 @@ static json_t *rj_native_owner(const struct prof_lock *l)
 
 int report_json(FILE *out, const struct profile *p, size_t top) { return report_json_with(out, p, top, NULL); }
 
-int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra)
+/* "locks": the first `top` (0: all). */
+static json_t *rj_locks(const struct profile *p, size_t top)
 {
-    json_t *root = json_object();
     json_t *locks = json_array();
     size_t n = top && top < p->n_locks ? top : p->n_locks;
     for (size_t i = 0; i < n; i++) {
@@ -209,8 +209,12 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "holders", rj_sites(l->holders, l->n_holders, prof_kind_is_contention(l->kind)));
         json_array_append_new(locks, o);
     }
-    rj_set(root, "locks", locks);
+    return locks;
+}
 
+/* "gil_enabled": where a module re-enabled the GIL. */
+static json_t *rj_gil_events(const struct profile *p)
+{
     json_t *gil = json_array();
     for (size_t i = 0; i < p->n_gil_events; i++) {
         const struct prof_gil_event *g = &p->gil_events[i];
@@ -222,8 +226,12 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "file", report_json_str(p->files[g->file].path));
         json_array_append_new(gil, o);
     }
-    rj_set(root, "gil_enabled", gil);
-    rj_set(root, "extensions", report_json_extensions(p));
+    return gil;
+}
+
+/* "notes": what the recorder warned about while it ran. */
+static json_t *rj_notes(const struct profile *p)
+{
     json_t *notes = json_array();
     for (size_t i = 0; i < p->n_files; i++) {
         struct prof_note note;
@@ -239,15 +247,12 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
             json_array_append_new(notes, o);
         }
     }
-    rj_set(root, "notes", notes);
-    rj_set(root, "dropped_events", rj_u64(p->dropped_events));
-    rj_set(root, "dropped_wait_ns", p->dropped_wait_unknown ? json_null() : rj_u64(p->dropped_wait_ns));
-    rj_set(root, "disk_full_events", rj_u64(p->disk_full_events));
-    rj_set(root, "duration_ns", rj_u64(p->duration_ns));
-    rj_set(root, "events", rj_u64(p->events));
-    rj_set(root, "contention_wait_ns", rj_u64(p->contention_wait_ns));
-    rj_set(root, "time", rj_time(p));
+    return notes;
+}
 
+/* "threads": each thread's time. */
+static json_t *rj_threads(const struct profile *p)
+{
     json_t *threads = json_array();
     for (size_t i = 0; i < p->n_threads; i++) {
         const struct prof_thread *t = &p->threads[i];
@@ -263,8 +268,12 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "run_delay_ns", t->run_delay_known ? rj_u64(t->run_delay_ns) : json_null());
         json_array_append_new(threads, o);
     }
-    rj_set(root, "threads", threads);
+    return threads;
+}
 
+/* "files": what each recording says of itself. */
+static json_t *rj_files(const struct profile *p)
+{
     json_t *files = json_array();
     for (size_t i = 0; i < p->n_files; i++) {
         const struct prof_file *f = &p->files[i];
@@ -312,7 +321,25 @@ int report_json_with(FILE *out, const struct profile *p, size_t top, void *extra
         rj_set(o, "dangling_ids", d);
         json_array_append_new(files, o);
     }
-    rj_set(root, "files", files);
+    return files;
+}
+
+int report_json_with(FILE *out, const struct profile *p, size_t top, struct json_t *extra)
+{
+    json_t *root = json_object();
+    rj_set(root, "locks", rj_locks(p, top));
+    rj_set(root, "gil_enabled", rj_gil_events(p));
+    rj_set(root, "extensions", report_json_extensions(p));
+    rj_set(root, "notes", rj_notes(p));
+    rj_set(root, "dropped_events", rj_u64(p->dropped_events));
+    rj_set(root, "dropped_wait_ns", p->dropped_wait_unknown ? json_null() : rj_u64(p->dropped_wait_ns));
+    rj_set(root, "disk_full_events", rj_u64(p->disk_full_events));
+    rj_set(root, "duration_ns", rj_u64(p->duration_ns));
+    rj_set(root, "events", rj_u64(p->events));
+    rj_set(root, "contention_wait_ns", rj_u64(p->contention_wait_ns));
+    rj_set(root, "time", rj_time(p));
+    rj_set(root, "threads", rj_threads(p));
+    rj_set(root, "files", rj_files(p));
     if (extra)
         json_object_update(root, extra); /* keys of the caller's (live.c: the threads blocked at the end) */
 
