@@ -30,11 +30,14 @@
 #include <unistd.h>
 
 #include "got.h"
-#include "recorder.h"
+#include "native.h"
+#include "python.h"
+#include "session.h"
+#include "thread.h"
+#include "thread_end.h"
+#include "intern.h"
 
 #define EXPORT __attribute__((visibility("default")))
-
-bool ftp_loaded_late;
 
 static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool attached;        /* between a successful attach and its detach */
@@ -90,7 +93,8 @@ static bool cli_alive(void)
     return st == 0 || st == cli_start; /* 0: cannot tell (another pid namespace's /proc) */
 }
 
-void *ftp_attach_map_at(size_t size) { return reserve && size == reserve_size ? reserve : NULL; }
+/* Where a new recording is mapped (ftp_session_open): the range of the last detached one, when it fits. */
+static void *map_at_reserve(size_t size) { return reserve && size == reserve_size ? reserve : NULL; }
 
 static int detach_locked(void);
 
@@ -103,13 +107,13 @@ static void *watchdog_main(void *arg)
         _Atomic uint32_t *c = atomic_load_explicit(&ftp_state.control, memory_order_relaxed);
         bool asked = c && (atomic_load(c) & FTP_CONTROL_DETACH);
         if (asked || !cli_alive() || !atomic_load(&ftp_state.recording)) {
-            ftp_real.pthread_mutex_lock(&attach_lock);
+            ftp_real.real_pthread_mutex_lock(&attach_lock);
             if (attached && !atomic_load(&watchdog_stop)) {
                 watchdog_running = false; /* we are the one leaving: detach does not join us */
                 pthread_detach(pthread_self());
                 detach_locked();
             }
-            ftp_real.pthread_mutex_unlock(&attach_lock);
+            ftp_real.real_pthread_mutex_unlock(&attach_lock);
             return NULL;
         }
     }
@@ -123,15 +127,9 @@ static void child_after_fork(void)
      * more byte into the mapping would corrupt the parent's recording. */
     if (!attached)
         return;
-    atomic_store(&ftp_state.recording, 0);
+    ftp_session_leave_parent();
     atomic_fetch_add(&ftp_state.generation, 1);
     ftp_got_after_fork_in_child();
-    if (ftp_state.map)
-        munmap(ftp_state.map, ftp_state.map_size);
-    atomic_store_explicit(&ftp_state.control, NULL, memory_order_relaxed);
-    ftp_state.inflight_slots = NULL;
-    ftp_state.hdr = NULL;
-    ftp_state.map = NULL;
     attach_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     attached = false;
     watchdog_running = false;
@@ -153,9 +151,9 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     set_err(err, errcap, "attach is only implemented on x86-64", 0);
     return -ENOSYS;
 #else
-    if (!ftp_real.pthread_mutex_lock)
+    if (!ftp_real.real_pthread_mutex_lock)
         ftp_resolve_real();
-    if (!ftp_real.pthread_mutex_lock || !ftp_real.sem_wait) {
+    if (!ftp_real.real_pthread_mutex_lock || !ftp_real.real_sem_wait) {
         set_err(err, errcap, "the recorder cannot find libc's functions", 0);
         return -ENOENT;
     }
@@ -169,7 +167,7 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     }
     struct ftp_thread *t = &ftp_tls;
     t->guard++;
-    ftp_real.pthread_mutex_lock(&attach_lock);
+    ftp_real.real_pthread_mutex_lock(&attach_lock);
     int rc = 0;
     if (attached) {
         set_err(err, errcap, "a recorder is attached already", 0);
@@ -182,7 +180,7 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
             rc = -ENOMEM;
             goto out;
         }
-        ftp_thread_setup_key();
+        ftp_thread_setup_key(ftp_thread_end_at_exit);
         pthread_atfork(NULL, NULL, child_after_fork);
         set_up = true;
     }
@@ -200,16 +198,10 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     (void)ftp_python_ready();
     /* A new session: every id, waiter and chunk of the previous one is forgotten; threads still
      * inside a hook from it are stale from now on. */
-    atomic_fetch_add(&ftp_state.generation, 1);
-    ftp_tables_reset();
-    ftp_native_reset();
-    atomic_store(&ftp_state.free_chunks, 0);
-    atomic_store(&ftp_state.claimed, 0);
-    atomic_store(&ftp_state.parked, 0);
+    ftp_session_forget();
     atomic_store(&ftp_state.events, 0);
     atomic_store(&ftp_state.ring_next, 0);
-    atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled == INT_MAX);
-    rc = ftp_file_open(false);
+    rc = ftp_session_open(false, map_at_reserve);
     if (rc != 0 || !ftp_state.hdr) {
         set_err(err, errcap, "cannot create the recording file", rc < 0 ? -rc : EIO);
         atomic_store(&ftp_state.recording, 0);
@@ -259,7 +251,7 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     if (err && errcap)
         snprintf(err, errcap, "%zu call sites", patched);
 out:
-    ftp_real.pthread_mutex_unlock(&attach_lock);
+    ftp_real.real_pthread_mutex_unlock(&attach_lock);
     t->guard--;
     return rc;
 #endif
@@ -277,7 +269,7 @@ static int detach_locked(void)
     /* Threads still running recorder code of this session finish it first, however long they were
      * preempted in it; any thread that enters from now on finds itself stale and touches nothing. */
     ftp_busy_quiesce();
-    ftp_file_finish();
+    ftp_session_finish();
     void *map = ftp_state.map;
     size_t size = ftp_state.map_size;
     if (map) {
@@ -300,16 +292,16 @@ static int detach_locked(void)
 EXPORT int ftprof_detach(void);
 int ftprof_detach(void)
 {
-    if (!ftp_real.pthread_mutex_lock)
+    if (!ftp_real.real_pthread_mutex_lock)
         return -ENOENT;
     struct ftp_thread *t = &ftp_tls;
     t->guard++;
-    ftp_real.pthread_mutex_lock(&attach_lock);
+    ftp_real.real_pthread_mutex_lock(&attach_lock);
     bool join = watchdog_running;
     atomic_store(&watchdog_stop, 1);
     int rc = detach_locked();
     watchdog_running = false;
-    ftp_real.pthread_mutex_unlock(&attach_lock);
+    ftp_real.real_pthread_mutex_unlock(&attach_lock);
     if (join)
         pthread_join(watchdog, NULL);
     t->guard--;

@@ -18,8 +18,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "got.h"
-#include "recorder.h"
+#include "file.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -345,7 +344,7 @@ static bool env_set(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
-int ftp_file_open(bool forked_child)
+int ftp_file_open(bool forked_child, void *(*map_at)(size_t size))
 {
     char path[1100];
     struct ftp_identity id = {0};
@@ -405,7 +404,7 @@ int ftp_file_open(bool forked_child)
         goto out_close;
     }
     /* ftprof attach: a previous attach's range, anonymous since its detach, is reused (attach.c). */
-    void *at = ftp_attach_map_at(map_size);
+    void *at = map_at ? map_at(map_size) : NULL;
     map = mmap(at, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
     if (map == MAP_FAILED) {
         fail_err = errno;
@@ -493,19 +492,6 @@ int ftp_file_open(bool forked_child)
     ftp_state.hdr = h;
     ftp_state.chunk_size = chunk;
     ftp_state.chunk_count = count;
-    if (ftp_state.py.ready)
-        ftp_python_describe(h); /* a forked child: the interpreter is already up */
-    ftp_control_file_opened(h); /* mode, min-wait, a pause at start */
-    ftp_inflight_init();        /* chunk 0: the waits in flight */
-    atomic_store(&ftp_state.recording, 1);
-    /* The module map: native stacks need it, and the object holding _PyRuntime lets the analyzer
-     * name the interpreter-state field a PyMutex lives in. */
-    if (ftp_state.native || ftp_state.py.present)
-        ftp_native_write_modules(ftp_thread_enter());
-#if defined(__x86_64__)
-    if (ftp_state.py.present)
-        ftp_extension_recording_started(ftp_thread_enter());
-#endif
     return 0;
 
 out_close:
@@ -581,9 +567,9 @@ int ftp_file_reserve(size_t off, size_t len)
 
 /* A full disk: chunks handed back by exited threads will not be adopted any more (they are taken off
  * the free list, so no thread can store to them); the pages past what each holds are given back. */
-static void give_back_free_chunks(void)
+static void give_back_free_chunks(uint32_t (*take_free_list)(void))
 {
-    uint32_t top = ftp_ring_detach_free_list();
+    uint32_t top = take_free_list();
     if (!top)
         return;
     int fd = open_own_file();
@@ -608,7 +594,7 @@ static char *fmt_u64(char *buf, size_t cap, uint64_t v)
     return p;
 }
 
-void ftp_file_disk_full(int err)
+void ftp_file_disk_full(int err, uint32_t (*take_free_list)(void))
 {
     if (atomic_exchange(&ftp_state.disk_full, 1))
         return;
@@ -617,7 +603,7 @@ void ftp_file_disk_full(int err)
         return;
     int saved = errno; /* a hook's caller may look at errno after the call we wrap */
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, FTP_FLAG_DISK_FULL);
-    give_back_free_chunks();
+    give_back_free_chunks(take_free_list);
     uint64_t kept = FTP_HEADER_SIZE + (uint64_t)atomic_load((_Atomic uint32_t *)&h->chunks_used) * ftp_state.chunk_size;
     char num[24], msg[200];
     const char *reason = err == EDQUOT ? ": the disk quota is exceeded, the disk is full for this recording"
@@ -640,18 +626,7 @@ void ftp_file_disk_full(int err)
     errno = saved;
 }
 
-/* Something the recorder did not expect: stop recording, keep what is already in the file, and let
- * the program run on. Hooks see `recording == 0` and pass straight through. */
-void ftp_stop(const char *why)
-{
-    if (!atomic_exchange(&ftp_state.recording, 0))
-        return;
-    if (ftp_state.hdr)
-        atomic_fetch_or((_Atomic uint32_t *)&ftp_state.hdr->flags, FTP_FLAG_STOPPED);
-    ftp_warn("recording stopped: ", why, NULL);
-}
-
-void ftp_file_finish(void)
+void ftp_file_finish(uint32_t (*close_claims)(void))
 {
     struct ftp_file_header *h = ftp_state.hdr;
     if (!h)
@@ -659,7 +634,7 @@ void ftp_file_finish(void)
     h->end_ns = ftp_now();
     /* Give back the unused tail of the file. Threads still running (daemons) keep the chunks they
      * hold, which all lie below the cut; they cannot claim new ones once claims are closed. */
-    uint32_t used = ftp_ring_close();
+    uint32_t used = close_claims();
     int fd = open_own_file();
     if (fd >= 0) {
         if (ftruncate(fd, (off_t)(FTP_HEADER_SIZE + (size_t)used * ftp_state.chunk_size)) != 0) {

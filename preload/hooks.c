@@ -15,15 +15,23 @@
 #include <errno.h>
 #include <string.h>
 
+#include "control.h"
+#include "event.h"
 #include "got.h"
-#include "recorder.h"
+#include "inflight.h"
+#include "intern.h"
+#include "native.h"
+#include "python.h"
+#include "ring.h"
+#include "stack.h"
+#include "thread.h"
 
 /* The acquire load pairs with the release at the end of ftp_resolve_real: a thread that reaches a hook
  * through a GOT slot rewritten by ftprof attach (no synchronisation a compiler or TSan can see) still
  * sees the table as it was written. A plain load on x86-64. */
 #define REAL(fn)                                                                                          \
     do {                                                                                                  \
-        if (FTP_UNLIKELY(!atomic_load_explicit(&ftp_real_resolved, memory_order_acquire) || !ftp_real.fn)) \
+        if (FTP_UNLIKELY(!atomic_load_explicit(&ftp_real_resolved, memory_order_acquire) || !ftp_real.real_##fn))   \
             ftp_resolve_real();                                                                           \
     } while (0)
 
@@ -47,7 +55,7 @@ static inline bool slow_path_begin(struct ftp_thread *t, uint64_t *now)
         return false;
     *now = ftp_now();
     if (ftp_python_ready())
-        ftp_python_check_gil(t);
+        ftp_event_check_gil(t);
     return true;
 }
 
@@ -171,7 +179,7 @@ static void park_forget(struct ftp_thread *t, int i)
 EXPORT int sem_init(sem_t *sem, int pshared, unsigned value)
 {
     REAL(sem_init);
-    int rc = ftp_real.sem_init(sem, pshared, value);
+    int rc = ftp_real.real_sem_init(sem, pshared, value);
     struct ftp_thread *t;
     if (rc != 0 || !(t = hook_enter()))
         return rc;
@@ -207,7 +215,7 @@ EXPORT int sem_destroy(sem_t *sem)
             ftp_rlock_remove((uintptr_t)sem);
         ftp_busy_leave(t);
     }
-    return ftp_real.sem_destroy(sem);
+    return ftp_real.real_sem_destroy(sem);
 }
 
 enum sem_mode { SEM_UNTIMED, SEM_TIMED, SEM_CLOCK };
@@ -216,11 +224,11 @@ static inline int call_sem_wait(sem_t *sem, enum sem_mode mode, clockid_t clock,
 {
     switch (mode) {
     case SEM_TIMED:
-        return ftp_real.sem_timedwait(sem, abstime);
+        return ftp_real.real_sem_timedwait(sem, abstime);
     case SEM_CLOCK:
-        return ftp_real.sem_clockwait(sem, clock, abstime);
+        return ftp_real.real_sem_clockwait(sem, clock, abstime);
     default:
-        return ftp_real.sem_wait(sem);
+        return ftp_real.real_sem_wait(sem);
     }
 }
 
@@ -340,7 +348,7 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
                          const struct timespec *abstime)
 {
     int saved = errno;
-    if (ftp_real.sem_trywait(sem) == 0)
+    if (ftp_real.real_sem_trywait(sem) == 0)
         return 0;
     if (errno != EAGAIN || ftp_paused())
         return call_sem_wait(sem, mode, clock, abstime);
@@ -417,18 +425,18 @@ EXPORT int sem_post(sem_t *sem)
     REAL(sem_post);
     struct ftp_thread *t;
     if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
-        return ftp_real.sem_post(sem);
+        return ftp_real.real_sem_post(sem);
     struct ftp_waiter *w = ftp_waiter_find((uintptr_t)sem);
     struct ftp_waiter_copy copy;
     if (!ftp_waiter_snapshot(w, (uintptr_t)sem, &copy))
-        return ftp_real.sem_post(sem);
+        return ftp_real.real_sem_post(sem);
     if (copy.tid == t->tid) {
         ftp_waiter_flag(w, &copy, FTP_WAITER_SELF_WOKEN); /* 3.13 self-park: waking ourselves, not a wait */
-        return ftp_real.sem_post(sem);
+        return ftp_real.real_sem_post(sem);
     }
     bool holder = claim_holder(w, (uintptr_t)sem, t, &copy);
     /* Wake first, then look at our own stack: the waiter should not wait for our bookkeeping. */
-    int rc = ftp_real.sem_post(sem);
+    int rc = ftp_real.real_sem_post(sem);
     if (holder)
         record_holder(t, &copy);
     return rc;
@@ -508,7 +516,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     REAL(sched_yield);
     struct ftp_thread *t = hook_enter();
     if (!t || !ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
-        return ftp_real.sched_yield();
+        return ftp_real.real_sched_yield();
     uint64_t now = ftp_now();
     /* The type cache's seqlock yields from its own functions; a PyMutex spins in _PyMutex_LockTimed. A
      * run of one never continues a run of the other: pointers its registers hold are no PyMutex. */
@@ -516,7 +524,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS || seqlock != t->spin_seqlock) {
         ftp_event_flush_spin(t, now, true);
         if (ftp_python_ready())
-            ftp_python_check_gil(t);
+            ftp_event_check_gil(t);
         t->spin_start_ns = now;
         t->spin_yields = 0;
         t->spin_stack = ftp_stack_capture(t);
@@ -542,7 +550,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         spin_lock_of(t, regs, 6);
     /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
     ftp_busy_leave(t);
-    int rc = ftp_real.sched_yield();
+    int rc = ftp_real.real_sched_yield();
     t->spin_last_ns = ftp_now();
     t->spin_yields++;
     return rc;
@@ -613,19 +621,19 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
     REAL(pthread_mutex_lock);
     struct ftp_thread *t = hook_enter();
     if (FTP_LIKELY(!t))
-        return ftp_real.pthread_mutex_lock(m);
-    int rc = ftp_real.pthread_mutex_trylock(m);
+        return ftp_real.real_pthread_mutex_lock(m);
+    int rc = ftp_real.real_pthread_mutex_trylock(m);
     if (rc != EBUSY)
         return rc; /* acquired (0, or EOWNERDEAD for robust mutexes), or an error lock would give too */
     if (ftp_paused())
-        return ftp_real.pthread_mutex_lock(m);
+        return ftp_real.real_pthread_mutex_lock(m);
     struct ftp_wait w = {0};
     struct ftp_waiter *reg;
     int saved_errno = errno;
     uint8_t kind = ftp_python_is_gil((uintptr_t)m) ? FTP_KIND_GIL : FTP_KIND_PTHREAD_MUTEX;
     if (!native_wait_begin(t, &w, (uintptr_t)m, kind, (uintptr_t)__builtin_return_address(0), &reg))
-        return ftp_real.pthread_mutex_lock(m);
-    rc = ftp_real.pthread_mutex_lock(m);
+        return ftp_real.real_pthread_mutex_lock(m);
+    rc = ftp_real.real_pthread_mutex_lock(m);
     native_wait_end(t, &w, reg, rc);
     errno = saved_errno;
     return rc;
@@ -645,8 +653,8 @@ static inline int release_with_holder(uintptr_t lock, int (*release)(void *), vo
     return rc;
 }
 
-static int call_mutex_unlock(void *m) { return ftp_real.pthread_mutex_unlock(m); }
-static int call_rwlock_unlock(void *l) { return ftp_real.pthread_rwlock_unlock(l); }
+static int call_mutex_unlock(void *m) { return ftp_real.real_pthread_mutex_unlock(m); }
+static int call_rwlock_unlock(void *l) { return ftp_real.real_pthread_rwlock_unlock(l); }
 
 EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
@@ -677,14 +685,14 @@ static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), 
 EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
 {
     REAL(pthread_rwlock_rdlock);
-    return rwlock_acquire(l, ftp_real.pthread_rwlock_rdlock, ftp_real.pthread_rwlock_tryrdlock,
+    return rwlock_acquire(l, ftp_real.real_pthread_rwlock_rdlock, ftp_real.real_pthread_rwlock_tryrdlock,
                           (uintptr_t)__builtin_return_address(0));
 }
 
 EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 {
     REAL(pthread_rwlock_wrlock);
-    return rwlock_acquire(l, ftp_real.pthread_rwlock_wrlock, ftp_real.pthread_rwlock_trywrlock,
+    return rwlock_acquire(l, ftp_real.real_pthread_rwlock_wrlock, ftp_real.real_pthread_rwlock_trywrlock,
                           (uintptr_t)__builtin_return_address(0));
 }
 
@@ -703,7 +711,7 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
     struct ftp_thread *t = hook_enter();
     uint64_t now;
     if (!t || ftp_paused() || !slow_path_begin(t, &now))
-        return abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
+        return abstime ? ftp_real.real_pthread_cond_timedwait(c, m, abstime) : ftp_real.real_pthread_cond_wait(c, m);
     bool gil = ftp_python_is_gil((uintptr_t)c);
     struct ftp_wait w = {
         .kind = gil ? FTP_KIND_GIL : FTP_KIND_COND_WAIT,
@@ -729,7 +737,7 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
     ftp_inflight_begin(t, &w, 0);
     w.park_ns = ftp_now();
     ftp_busy_block(t);
-    int rc = abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
+    int rc = abstime ? ftp_real.real_pthread_cond_timedwait(c, m, abstime) : ftp_real.real_pthread_cond_wait(c, m);
     if (FTP_UNLIKELY(!ftp_busy_resume(t)))
         return stale_return(t, rc, errno);
     w.end_ns = ftp_now();
@@ -762,8 +770,8 @@ EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const s
 
 /* The signaller of a waited-on condition is its holder: for the GIL, drop_gil signalling the thread
  * that takes it next, so the holder stack says what the GIL holder was running when it let go. */
-static int call_cond_signal(void *c) { return ftp_real.pthread_cond_signal(c); }
-static int call_cond_broadcast(void *c) { return ftp_real.pthread_cond_broadcast(c); }
+static int call_cond_signal(void *c) { return ftp_real.real_pthread_cond_signal(c); }
+static int call_cond_broadcast(void *c) { return ftp_real.real_pthread_cond_broadcast(c); }
 
 EXPORT int pthread_cond_signal(pthread_cond_t *c)
 {

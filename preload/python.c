@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "recorder.h"
+#include "intern.h"
+#include "python.h"
+#include "ring.h"
 
 /* Short for the layout of the interpreter we run in (layout.c): every offset below comes from it. */
 #define L (&ftp_state.py.lay)
@@ -25,13 +27,6 @@
  * Include/internal/pycore_gil.h, 3.13-3.15): the addresses whose waits are GIL waits. */
 #define GIL_STATE_SPAN 256
 
-bool ftp_safe_read(void *dst, uintptr_t src, size_t len)
-{
-    if (src < 4096 || src + len < src)
-        return false;
-    struct iovec local = {dst, len}, remote = {(void *)src, len};
-    return process_vm_readv((pid_t)ftp_state.pid, &local, 1, &remote, 1, 0) == (ssize_t)len;
-}
 
 static int find_text(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -758,19 +753,6 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
             out->type_id = id;
         }
     }
-}
-
-/* The GIL came back for good (free-threaded builds): say so once, naming the extension loaded last. */
-void ftp_python_check_gil(struct ftp_thread *t)
-{
-    volatile int *enabled = __atomic_load_n(&ftp_state.py.gil_enabled, __ATOMIC_RELAXED);
-    if (!enabled || atomic_load_explicit(&ftp_state.gil_reported, memory_order_relaxed))
-        return;
-    if (*enabled != INT_MAX) /* transient enables (module init of unknown safety) go back to 0 */
-        return;
-    if (atomic_exchange(&ftp_state.gil_reported, 1))
-        return;
-    ftp_event_gil_enabled(t);
 }
 
 /* ---- the threading.Thread name ---- */
