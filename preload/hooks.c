@@ -145,12 +145,42 @@ static inline int park_handed_off(const void *park_arg)
     return *(const int *)((const char *)park_arg + PARK_LAYOUT->mutex_entry_handed_off);
 }
 
-/* A wait that ended after a detach (ftprof attach): nothing of it is written (got.h). */
-static int stale_return(struct ftp_thread *t, int rc, int saved_errno)
+/* Just before the real, blocking call (every kind of wait): published as in flight (`owner`: the
+ * holder's thread ident where the lock says, else 0), its park time taken, and the thread no longer
+ * busy, since a parked thread must not hold detach up. */
+static inline void wait_block(struct ftp_thread *t, struct ftp_wait *w, uint64_t owner)
 {
-    ftp_busy_leave(t);
-    errno = saved_errno;
-    return rc;
+    ftp_inflight_begin(t, w, owner);
+    w->park_ns = ftp_now();
+    ftp_busy_block(t);
+}
+
+/* Right after the real call returned (every kind of wait): false when a detach came in meanwhile, and
+ * the thread, stale, has left recorder code (what it saw is dropped; errno is untouched). Else its end
+ * is taken, it is no longer in flight, and its waiter slot `reg` (NULL: none) is given up. A wait that
+ * ended after a detach (ftprof attach) is never written: see ftp_thread_stale (state.h). */
+static inline bool wait_woke(struct ftp_thread *t, struct ftp_wait *w, struct ftp_waiter *reg)
+{
+    if (FTP_UNLIKELY(!ftp_busy_resume(t))) {
+        ftp_busy_leave(t);
+        return false;
+    }
+    w->end_ns = ftp_now();
+    ftp_inflight_end(t);
+    if (reg)
+        ftp_waiter_remove(reg);
+    return true;
+}
+
+/* The wait just written, for merging the next park of the same acquisition into it. */
+static inline void wait_remember(struct ftp_thread *t, const struct ftp_wait *w, bool mergeable)
+{
+    t->prev_addr = w->lock_addr;
+    t->prev_end_ns = w->end_ns;
+    t->prev_acq_seq = w->acq_seq;
+    t->prev_stack = w->stack_id;
+    t->prev_kind = w->kind;
+    t->prev_mergeable = mergeable;
 }
 
 static inline bool on_own_stack(const void *p)
@@ -313,16 +343,11 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     uint64_t owner = 0;
     if (cls.kind == FTP_KIND_RLOCK && PARK_LAYOUT->rlock_owner)
         owner = *(volatile const uint64_t *)(lock_addr + PARK_LAYOUT->rlock_owner);
-    ftp_inflight_begin(t, &w, owner);
-    w.park_ns = ftp_now();
-
-    ftp_busy_block(t);
+    wait_block(t, &w, owner);
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
-    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
-        return stale_return(t, rc, saved_errno);
-    w.end_ns = ftp_now();
-    ftp_inflight_end(t);
+    if (FTP_UNLIKELY(!wait_woke(t, &w, NULL)))
+        return rc;
 
     bool handed_off = mutex_park && park_handed_off(park_arg) != 0;
     if (handed_off)
@@ -330,13 +355,8 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     if (rc != 0 && saved_errno == ETIMEDOUT)
         w.flags |= FTP_WAIT_TIMED_OUT;
     ftp_event_wait(t, &w);
-    t->prev_addr = lock_addr;
-    t->prev_end_ns = w.end_ns;
-    t->prev_acq_seq = w.acq_seq;
-    t->prev_stack = w.stack_id;
-    t->prev_kind = w.kind;
+    wait_remember(t, &w, mergeable_kind && !handed_off);
     t->prev_acq_begin = acq_begin;
-    t->prev_mergeable = mergeable_kind && !handed_off;
     errno = saved_errno;
     ftp_busy_leave(t);
     return rc;
@@ -368,16 +388,11 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     ftp_event_flush_spin(t, now, true);
     w.stack_id = ftp_stack_capture(t);
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)sem, w.event_id, w.lock_addr, t->tid);
-    ftp_inflight_begin(t, &w, 0); /* 3.13's RLock keeps its owner in the object, not beside the sem */
-    w.park_ns = ftp_now();
-    ftp_busy_block(t);
+    wait_block(t, &w, 0); /* 3.13's RLock keeps its owner in the object, not beside the sem */
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
-    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
-        return stale_return(t, rc, saved_errno);
-    w.end_ns = ftp_now();
-    ftp_inflight_end(t);
-    ftp_waiter_remove(reg);
+    if (FTP_UNLIKELY(!wait_woke(t, &w, reg)))
+        return rc;
     if (rc != 0 && saved_errno == ETIMEDOUT)
         w.flags |= FTP_WAIT_TIMED_OUT;
     ftp_event_wait(t, &w);
@@ -592,21 +607,14 @@ static bool native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_
     ftp_event_flush_spin(t, now, true);
     w->stack_id = ftp_stack_capture(t);
     *reg = ftp_waiter_add(lock, w->event_id, w->lock_addr, t->tid);
-    ftp_inflight_begin(t, w, 0);
-    w->park_ns = ftp_now();
-    ftp_busy_block(t);
+    wait_block(t, w, 0);
     return true;
 }
 
 static void native_wait_end(struct ftp_thread *t, struct ftp_wait *w, struct ftp_waiter *reg, int rc)
 {
-    if (FTP_UNLIKELY(!ftp_busy_resume(t))) {
-        ftp_busy_leave(t);
+    if (FTP_UNLIKELY(!wait_woke(t, w, reg)))
         return;
-    }
-    w->end_ns = ftp_now();
-    ftp_inflight_end(t);
-    ftp_waiter_remove(reg);
     if (rc == ETIMEDOUT)
         w->flags |= FTP_WAIT_TIMED_OUT;
     else if (rc != 0 && rc != EOWNERDEAD)
@@ -734,24 +742,14 @@ static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct tim
     if (!w.stack_id)
         w.stack_id = ftp_stack_capture(t);
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)c, w.event_id, w.lock_addr, t->tid);
-    ftp_inflight_begin(t, &w, 0);
-    w.park_ns = ftp_now();
-    ftp_busy_block(t);
+    wait_block(t, &w, 0);
     int rc = abstime ? ftp_real.real_pthread_cond_timedwait(c, m, abstime) : ftp_real.real_pthread_cond_wait(c, m);
-    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
-        return stale_return(t, rc, errno);
-    w.end_ns = ftp_now();
-    ftp_inflight_end(t);
-    ftp_waiter_remove(reg);
+    if (FTP_UNLIKELY(!wait_woke(t, &w, reg)))
+        return rc;
     if (rc == ETIMEDOUT)
         w.flags |= FTP_WAIT_TIMED_OUT;
     ftp_event_wait(t, &w);
-    t->prev_addr = (uintptr_t)c;
-    t->prev_end_ns = w.end_ns;
-    t->prev_acq_seq = w.acq_seq;
-    t->prev_stack = w.stack_id;
-    t->prev_kind = w.kind;
-    t->prev_mergeable = gil;
+    wait_remember(t, &w, gil);
     ftp_busy_leave(t);
     return rc;
 }

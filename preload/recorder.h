@@ -10,9 +10,9 @@
  *  - thread exit: a pthread key below 32, whose values glibc keeps without allocating (thread.c);
  *  - releases while threads are parked: a fixed 4-slot waiter lookup (intern.c);
  *  - detach: busy marks instead of a sleep (thread.c, attach.c);
- *  - warnings: never to a descriptor that is not provably the program's stderr, never blocking (init.c).
+ *  - warnings: never to a descriptor that is not provably the program's stderr, never blocking (state.c).
  * What may still wait: a chunk's first use reserves its disk blocks (file.c), which a file system may
- * make slow; ring mode clears a recycled chunk (control.c). */
+ * make slow; ring mode clears a recycled chunk (ring.c). */
 #ifndef FTPROF_RECORDER_H
 #define FTPROF_RECORDER_H
 

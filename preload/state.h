@@ -48,7 +48,7 @@ static inline bool ftp_thread_stale(const struct ftp_thread *t)
 FTP_HIDDEN void ftp_warn_remember_stderr(void);
 FTP_HIDDEN void ftp_stop(const char *why);
 /* "ftprof: a b c" on the program's stderr when that cannot harm it, and always into the recording's
- * notes (init.c). Hook-safe; preserves errno. */
+ * notes (state.c). Hook-safe; preserves errno. */
 FTP_HIDDEN void ftp_warn(const char *a, const char *b, const char *c);
 /* A new recording's header gets the notes given before it existed (start-up warnings). */
 FTP_HIDDEN void ftp_notes_copy_early(struct ftp_file_header *h);
