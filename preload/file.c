@@ -344,32 +344,38 @@ static bool env_set(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
-int ftp_file_open(bool forked_child, void *(*map_at)(size_t size))
+/* The name chosen and the file created: unnamed (O_TMPFILE, published once its header is written) where
+ * the file system can, else under its name at once (*named). A descriptor, or -errno (warned). */
+static int create_file(char *path, size_t cap, int *attempt, struct ftp_identity *id, bool *named)
 {
-    char path[1100];
-    struct ftp_identity id = {0};
-    int attempt = 0, err = 0;
-    enum name_refusal why = choose_name(path, sizeof path, &attempt, &id, &err);
+    int err = 0;
+    enum name_refusal why = choose_name(path, cap, attempt, id, &err);
     if (why != NAME_OK) {
         warn_refusal(path, why, err);
         return -EEXIST;
     }
-    bool named = false;
+    *named = false;
     int fd = create_unnamed(path);
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
         /* No O_TMPFILE on this file system: create the name at once. */
         for (int tries = 0; (fd = create_exclusive(path)) < 0 && errno == EEXIST && tries < 8; tries++)
-            if ((why = choose_name(path, sizeof path, &attempt, &id, &err)) != NAME_OK) {
+            if ((why = choose_name(path, cap, attempt, id, &err)) != NAME_OK) {
                 warn_refusal(path, why, err);
                 return -EEXIST;
             }
-        named = fd >= 0;
+        *named = fd >= 0;
     }
     if (fd < 0) {
         int e = errno;
         warn_create(path, e);
         return -e;
     }
+    return fd;
+}
+
+/* Chunk size and count for FTPROF_BUFFER: at least 4 chunks, and smaller chunks on a small file system. */
+static void choose_geometry(int fd, uint32_t *chunk_out, uint32_t *count_out)
+{
     size_t total = ftp_buffer_bytes();
     uint32_t chunk = 64u << 10;
     while (chunk > 4096 && (total - FTP_HEADER_SIZE) / chunk < 4)
@@ -381,21 +387,84 @@ int ftp_file_open(bool forked_child, void *(*map_at)(size_t size))
     uint32_t count = (uint32_t)((total - FTP_HEADER_SIZE) / chunk);
     if (count == 0)
         count = 1;
-    size_t map_size = FTP_HEADER_SIZE + (size_t)count * chunk;
-    void *map = MAP_FAILED;
-    const char *fail = NULL;
-    int fail_err = 0;
-    /* Free-list links and fill levels of released chunks: private memory, not part of the file. */
+    *chunk_out = chunk;
+    *count_out = count;
+}
+
+/* The header of a new recording: format, geometry, the process and its arguments, the interpreter. */
+static void fill_header(struct ftp_file_header *h, uint32_t chunk, uint32_t count, struct ftp_identity *id,
+                        bool forked_child)
+{
+    memcpy(h->magic, FTP_MAGIC, FTP_MAGIC_LEN);
+    h->version = FTP_VERSION;
+    h->min_reader_version = FTP_MIN_READER_VERSION;
+    h->header_size = FTP_HEADER_SIZE;
+    h->features = ftp_state.native ? FTP_FEATURE_NATIVE_STACKS : 0;
+    h->chunk_size = chunk;
+    h->chunk_count = count;
+    h->pid = ftp_state.pid;
+    h->ppid = (uint32_t)getppid();
+    read_identity(id);
+    h->proc_start_ticks = id->start_ticks;
+    h->pid_ns = id->pid_ns;
+    memcpy(h->boot_id, id->boot_id, sizeof h->boot_id);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    h->start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;
+    h->start_ns = ftp_now();
+    const char *argv;
+    uint32_t argv_len, argc;
+    ftp_argv(&argv, &argv_len, &argc);
+    memcpy(h->argv, argv, argv_len);
+    h->argv_len = argv_len;
+    h->argc = argc;
+    uint32_t flags = ftp_state.py.present ? FTP_FLAG_PYTHON : 0;
+    if (ftp_state.py.present && ftp_state.py.layout_unknown) {
+        /* which interpreter it was: ftp_python_describe, which says so for known ones, never runs */
+        flags |= FTP_FLAG_LAYOUT_UNKNOWN | (ftp_state.py.free_threaded ? FTP_FLAG_FREE_THREADED : 0);
+        h->python_version = ftp_state.py.version;
+    }
+    if (forked_child)
+        flags |= FTP_FLAG_FORKED_CHILD;
+    atomic_store((_Atomic uint32_t *)&h->flags, flags);
+}
+
+/* Free-list links and fill levels of released chunks: private memory, not part of the file (kept from
+ * an earlier recording of this process when large enough). False (warned) when it cannot be had. */
+static bool chunk_links(uint32_t count)
+{
     if (!ftp_state.chunk_next || count > ftp_state.chunk_count) {
         void *links = mmap(NULL, (size_t)count * 2 * sizeof(uint32_t), PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (links == MAP_FAILED) {
             ftp_warn("cannot allocate the chunk table; running unprofiled", NULL, NULL);
-            fail_err = ENOMEM;
-            goto out_close;
+            return false;
         }
         ftp_state.chunk_next = links;
         ftp_state.chunk_fill = (uint32_t *)links + count;
+    }
+    return true;
+}
+
+int ftp_file_open(bool forked_child, void *(*map_at)(size_t size))
+{
+    char path[1100];
+    struct ftp_identity id = {0};
+    int attempt = 0, err = 0;
+    enum name_refusal why;
+    bool named;
+    int fd = create_file(path, sizeof path, &attempt, &id, &named);
+    if (fd < 0)
+        return fd;
+    uint32_t chunk, count;
+    choose_geometry(fd, &chunk, &count);
+    size_t map_size = FTP_HEADER_SIZE + (size_t)count * chunk;
+    void *map = MAP_FAILED;
+    const char *fail = NULL;
+    int fail_err = 0;
+    if (!chunk_links(count)) {
+        fail_err = ENOMEM;
+        goto out_close;
     }
     if (ftruncate(fd, (off_t)map_size) != 0) {
         fail_err = errno;
@@ -423,38 +492,7 @@ int ftp_file_open(bool forked_child, void *(*map_at)(size_t size))
     ftp_state.populate = madvise(map, FTP_HEADER_SIZE, MADV_POPULATE_WRITE) == 0 && !env_set("FTPROF_TEST_NO_POPULATE");
 
     struct ftp_file_header *h = map;
-    memcpy(h->magic, FTP_MAGIC, FTP_MAGIC_LEN);
-    h->version = FTP_VERSION;
-    h->min_reader_version = FTP_MIN_READER_VERSION;
-    h->header_size = FTP_HEADER_SIZE;
-    h->features = ftp_state.native ? FTP_FEATURE_NATIVE_STACKS : 0;
-    h->chunk_size = chunk;
-    h->chunk_count = count;
-    h->pid = ftp_state.pid;
-    h->ppid = (uint32_t)getppid();
-    read_identity(&id);
-    h->proc_start_ticks = id.start_ticks;
-    h->pid_ns = id.pid_ns;
-    memcpy(h->boot_id, id.boot_id, sizeof h->boot_id);
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    h->start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;
-    h->start_ns = ftp_now();
-    const char *argv;
-    uint32_t argv_len, argc;
-    ftp_argv(&argv, &argv_len, &argc);
-    memcpy(h->argv, argv, argv_len);
-    h->argv_len = argv_len;
-    h->argc = argc;
-    uint32_t flags = ftp_state.py.present ? FTP_FLAG_PYTHON : 0;
-    if (ftp_state.py.present && ftp_state.py.layout_unknown) {
-        /* which interpreter it was: ftp_python_describe, which says so for known ones, never runs */
-        flags |= FTP_FLAG_LAYOUT_UNKNOWN | (ftp_state.py.free_threaded ? FTP_FLAG_FREE_THREADED : 0);
-        h->python_version = ftp_state.py.version;
-    }
-    if (forked_child)
-        flags |= FTP_FLAG_FORKED_CHILD;
-    atomic_store((_Atomic uint32_t *)&h->flags, flags);
+    fill_header(h, chunk, count, &id, forked_child);
     ftp_notes_copy_early(h); /* before ftp_state.hdr is set: later notes go straight to the header */
     if (!named) {
         int rc = publish_file(fd, path);
