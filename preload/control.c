@@ -43,17 +43,24 @@ static int64_t parse_duration(const char *v)
     return (int64_t)(x * mul + 0.5);
 }
 
+/* A setting with two words: true for `yes`; false for `no`, unset or anything else (warned when `warn`). */
+static bool two_word_setting(const char *name, const char *yes, const char *no, bool warn, const char *what)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return false;
+    if (!strcmp(v, yes))
+        return true;
+    if (strcmp(v, no) && warn)
+        control_warn(name, v, what);
+    return false;
+}
+
 void ftp_control_settings(bool warn)
 {
-    const char *v = getenv("FTPROF_START");
-    ftp_state.start_paused = false;
-    if (v && *v) {
-        if (!strcmp(v, "paused"))
-            ftp_state.start_paused = true;
-        else if (strcmp(v, "running") && warn)
-            control_warn("FTPROF_START", v, " is not 'paused' or 'running'; recording from the start");
-    }
-    v = getenv("FTPROF_MIN_WAIT");
+    ftp_state.start_paused = two_word_setting("FTPROF_START", "paused", "running", warn,
+                                              " is not 'paused' or 'running'; recording from the start");
+    const char *v = getenv("FTPROF_MIN_WAIT");
     ftp_state.min_wait_ns = 0;
     if (v && *v) {
         int64_t ns = parse_duration(v);
@@ -62,14 +69,8 @@ void ftp_control_settings(bool warn)
         else if (warn)
             control_warn("FTPROF_MIN_WAIT", v, " is not a duration like 50us; writing every wait");
     }
-    v = getenv("FTPROF_MODE");
-    ftp_state.ring = false;
-    if (v && *v) {
-        if (!strcmp(v, "ring"))
-            ftp_state.ring = true;
-        else if (strcmp(v, "normal") && warn)
-            control_warn("FTPROF_MODE", v, " is not 'ring' or 'normal'; using normal (stop when the buffer is full)");
-    }
+    ftp_state.ring = two_word_setting("FTPROF_MODE", "ring", "normal", warn,
+                                      " is not 'ring' or 'normal'; using normal (stop when the buffer is full)");
 }
 
 void ftp_control_file_opened(struct ftp_file_header *h)
