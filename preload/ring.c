@@ -1,7 +1,7 @@
-/* Per-thread chunks of the shared file mapping, and ring mode (FTPROF_MODE=ring). A thread owns one chunk at a time and appends records to
- * it with plain stores; only claiming a new chunk touches shared state (one CAS). Chunks of exited
- * threads go on a lock-free free list and are adopted, with their fill level, by later threads, so
- * 10,000 short-lived threads do not need 10,000 chunks. */
+/* Per-thread chunks of the shared file mapping, and ring mode (FTPROF_MODE=ring). A thread owns one
+ * chunk at a time and appends records to it with plain stores; only claiming a new chunk touches shared
+ * state (one CAS). Chunks of exited threads go on a lock-free free list and are adopted, with their fill
+ * level, by later threads, so 10,000 short-lived threads do not need 10,000 chunks. */
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
