@@ -30,8 +30,8 @@ static inline void ftp_thread_name_again(struct ftp_thread *t)
 }
 /* Is the innermost Python frame threading.py's RLock factory? (RLock semaphores are born there.) */
 FTP_HIDDEN bool ftp_python_in_rlock_factory(void);
-/* The calling thread's threading.Thread name ("MainThread" for the main thread), or 0 if unknown. */
-FTP_HIDDEN size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap);
+/* The `self` of the outermost Thread._bootstrap_inner frame of the calling thread, or 0. */
+FTP_HIDDEN uintptr_t ftp_python_thread_object(void);
 FTP_HIDDEN void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, struct ftp_lock_class *out);
 FTP_HIDDEN bool ftp_python_is_gil(uintptr_t addr);
 static inline bool ftp_in_python_text(uintptr_t pc)

@@ -25,8 +25,8 @@ FTP_HIDDEN void ftp_ring_file_opened(struct ftp_file_header *h);
 FTP_HIDDEN bool ftp_ring_defined(uint64_t where);
 /* (chunk index + 1) << 32 | generation of the calling thread's chunk (0: none), for the intern tables. */
 FTP_HIDDEN uint64_t ftp_ring_where(void);
-/* What a thread's THREAD record names it (its threading.Thread name): set by the orchestrator, since
- * the interpreter reader (python.c) sits above the ring and writes its own records through it. */
+/* What a thread's THREAD record names it (its threading.Thread name, thread_name.c): set by the
+ * orchestrator, since the interpreter reader sits above the ring and writes its own records through it. */
 typedef size_t (*ftp_ring_namer)(struct ftp_thread *t, char *out, size_t cap);
 FTP_HIDDEN void ftp_ring_name_threads_with(ftp_ring_namer namer);
 

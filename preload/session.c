@@ -15,12 +15,13 @@
 #include "ring.h"
 #include "session.h"
 #include "thread.h"
+#include "thread_name.h"
 
 int ftp_session_open(bool forked_child, void *(*map_at)(size_t size))
 {
-    /* The ring names a thread through the interpreter reader, which writes its own records through
-     * the ring: a function pointer, so that the ring does not call up into it. */
-    ftp_ring_name_threads_with(ftp_python_thread_name);
+    /* The ring names a thread through the interpreter reader (thread_name.c, python.c), which writes
+     * its own records through the ring: a function pointer, so that the ring does not call up into it. */
+    ftp_ring_name_threads_with(ftp_thread_name_read);
     int rc = ftp_file_open(forked_child, map_at);
     if (rc != 0)
         return rc;
