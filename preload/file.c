@@ -74,8 +74,6 @@ static uint64_t spare_at(const char *path)
 /* How many images of one process (exec into itself) get a recording of their own. */
 #define FTP_MAX_EXEC_NAMES 64
 
-FTP_HIDDEN size_t ftp_buffer_bytes(void);
-FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
 
 /* ---- which process wrote a file: kept across exec, unique on one machine ---- */
 struct ftp_identity {

@@ -61,7 +61,6 @@ static void seqlock_text_detect(struct ftp_python *py)
     }
 }
 
-FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
 static void tstate_source_detect(struct ftp_python *py, uintptr_t fn);
 enum { TSTATE_NONE, TSTATE_TLS, TSTATE_KEY };
 
