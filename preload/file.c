@@ -74,7 +74,6 @@ static uint64_t spare_at(const char *path)
 /* How many images of one process (exec into itself) get a recording of their own. */
 #define FTP_MAX_EXEC_NAMES 64
 
-
 /* ---- which process wrote a file: kept across exec, unique on one machine ---- */
 struct ftp_identity {
     bool read;            /* read only when needed: most processes never look at an existing file */
