@@ -136,6 +136,72 @@ static void child_after_fork(void)
     reserve = NULL;
 }
 
+/* The once-per-process parts (with attach_lock held): the tables, the thread-exit key, the fork handler.
+ * 0 or -ENOMEM. */
+static int set_up_once(char *err, size_t errcap)
+{
+    if (ftp_tables_init() != 0) {
+        set_err(err, errcap, "cannot allocate the recorder's tables", ENOMEM);
+        return -ENOMEM;
+    }
+    ftp_thread_setup_key(ftp_thread_end_at_exit);
+    pthread_atfork(NULL, NULL, child_after_fork);
+    set_up = true;
+    return 0;
+}
+
+/* With attach_lock held: the settings from the arguments, the interpreter found, a new session's clean
+ * slate, and its file open and flagged as an attach's. 0 or -errno (err says what went wrong). */
+static int open_session(const char *path, unsigned long long buffer, int flags, char *err, size_t errcap)
+{
+    ftp_attach_settings(path, buffer ? (size_t)buffer : (size_t)64 << 20, (flags & FTPROF_ATTACH_NATIVE) != 0);
+    ftp_state.pid = (uint32_t)getpid(); /* ftp_safe_read reads through it, the header names it */
+    ftp_native_init();
+    ftp_python_detect();
+    ftp_state.record_all = (flags & FTPROF_ATTACH_ANY) != 0;
+    ftp_state.test_preempt = (flags & FTPROF_ATTACH_TEST_PREEMPT) != 0;
+    if (!ftp_state.py.present && !ftp_state.record_all) {
+        set_err(err, errcap, "no CPython interpreter found in the process", 0);
+        return -ENOENT;
+    }
+    (void)ftp_python_ready();
+    /* A new session: every id, waiter and chunk of the previous one is forgotten; threads still
+     * inside a hook from it are stale from now on. */
+    ftp_session_forget();
+    atomic_store(&ftp_state.events, 0);
+    atomic_store(&ftp_state.ring_next, 0);
+    int rc = ftp_session_open(false, map_at_reserve);
+    if (rc != 0 || !ftp_state.hdr) {
+        set_err(err, errcap, "cannot create the recording file", rc < 0 ? -rc : EIO);
+        atomic_store(&ftp_state.recording, 0);
+        /* A failed open may have unmapped the reserved range: keep stragglers off a hole. */
+        if (reserve && mmap(reserve, reserve_size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0) != reserve)
+            reserve = NULL;
+        return rc ? rc : -EIO;
+    }
+    if ((void *)ftp_state.map == reserve)
+        reserve = NULL; /* in use again */
+    atomic_fetch_or((_Atomic uint32_t *)&ftp_state.hdr->flags, FTP_FLAG_ATTACHED);
+    return 0;
+}
+
+/* The watchdog thread (watchdog_running says whether it started). */
+static void start_watchdog(void)
+{
+    atomic_store(&watchdog_stop, 0);
+    /* The watchdog takes no signal the program might expect to get on one of its own threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    watchdog_running = pthread_create(&watchdog, &attr, watchdog_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* flags: FTPROF_ATTACH_NATIVE (1) native stacks; FTPROF_ATTACH_ANY (2) record a process without a
  * CPython interpreter too (the unit tests' plain pthread programs); FTPROF_ATTACH_TEST_PREEMPT (4) for
  * the tests: a hook stops for 40 ms before it writes every 64th wait, as a preempted one would. cli: the CLI's pid, watched by the
@@ -174,48 +240,10 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
         rc = -EALREADY;
         goto out;
     }
-    if (!set_up) {
-        if (ftp_tables_init() != 0) {
-            set_err(err, errcap, "cannot allocate the recorder's tables", ENOMEM);
-            rc = -ENOMEM;
-            goto out;
-        }
-        ftp_thread_setup_key(ftp_thread_end_at_exit);
-        pthread_atfork(NULL, NULL, child_after_fork);
-        set_up = true;
-    }
-    ftp_attach_settings(path, buffer ? (size_t)buffer : (size_t)64 << 20, (flags & FTPROF_ATTACH_NATIVE) != 0);
-    ftp_state.pid = (uint32_t)getpid(); /* ftp_safe_read reads through it, the header names it */
-    ftp_native_init();
-    ftp_python_detect();
-    ftp_state.record_all = (flags & FTPROF_ATTACH_ANY) != 0;
-    ftp_state.test_preempt = (flags & FTPROF_ATTACH_TEST_PREEMPT) != 0;
-    if (!ftp_state.py.present && !ftp_state.record_all) {
-        set_err(err, errcap, "no CPython interpreter found in the process", 0);
-        rc = -ENOENT;
+    if (!set_up && (rc = set_up_once(err, errcap)) != 0)
         goto out;
-    }
-    (void)ftp_python_ready();
-    /* A new session: every id, waiter and chunk of the previous one is forgotten; threads still
-     * inside a hook from it are stale from now on. */
-    ftp_session_forget();
-    atomic_store(&ftp_state.events, 0);
-    atomic_store(&ftp_state.ring_next, 0);
-    rc = ftp_session_open(false, map_at_reserve);
-    if (rc != 0 || !ftp_state.hdr) {
-        set_err(err, errcap, "cannot create the recording file", rc < 0 ? -rc : EIO);
-        atomic_store(&ftp_state.recording, 0);
-        /* A failed open may have unmapped the reserved range: keep stragglers off a hole. */
-        if (reserve && mmap(reserve, reserve_size, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0) != reserve)
-            reserve = NULL;
-        if (!rc)
-            rc = -EIO;
+    if ((rc = open_session(path, buffer, flags, err, errcap)) != 0)
         goto out;
-    }
-    if ((void *)ftp_state.map == reserve)
-        reserve = NULL; /* in use again */
-    atomic_fetch_or((_Atomic uint32_t *)&ftp_state.hdr->flags, FTP_FLAG_ATTACHED);
     size_t patched = 0;
     rc = ftp_got_install(&patched);
     if (rc != 0 || patched == 0) {
@@ -231,17 +259,7 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     attached = true;
     cli_pid = cli;
     cli_start = cli > 0 ? proc_start_ticks(cli) : 0;
-    atomic_store(&watchdog_stop, 0);
-    /* The watchdog takes no signal the program might expect to get on one of its own threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 64 << 10);
-    watchdog_running = pthread_create(&watchdog, &attr, watchdog_main, NULL) == 0;
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    start_watchdog();
     if (!watchdog_running && cli > 0) {
         set_err(err, errcap, "cannot start the watchdog thread", EAGAIN);
         detach_locked();
