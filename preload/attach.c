@@ -136,6 +136,15 @@ static void child_after_fork(void)
     reserve = NULL;
 }
 
+/* flags: FTPROF_ATTACH_NATIVE (1) native stacks; FTPROF_ATTACH_ANY (2) record a process without a
+ * CPython interpreter too (the unit tests' plain pthread programs); FTPROF_ATTACH_TEST_PREEMPT (4) for
+ * the tests: a hook stops for 40 ms before it writes every 64th wait, as a preempted one would. cli: the CLI's pid, watched by the
+ * watchdog (0: none; the caller detaches with ftprof_detach). err: a line saying what went wrong, or
+ * on success how many call sites were rewritten. 0 or -errno. */
+#define FTPROF_ATTACH_NATIVE 1
+#define FTPROF_ATTACH_ANY 2
+#define FTPROF_ATTACH_TEST_PREEMPT 4
+
 /* The once-per-process parts (with attach_lock held): the tables, the thread-exit key, the fork handler.
  * 0 or -ENOMEM. */
 static int set_up_once(char *err, size_t errcap)
@@ -202,14 +211,6 @@ static void start_watchdog(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* flags: FTPROF_ATTACH_NATIVE (1) native stacks; FTPROF_ATTACH_ANY (2) record a process without a
- * CPython interpreter too (the unit tests' plain pthread programs); FTPROF_ATTACH_TEST_PREEMPT (4) for
- * the tests: a hook stops for 40 ms before it writes every 64th wait, as a preempted one would. cli: the CLI's pid, watched by the
- * watchdog (0: none; the caller detaches with ftprof_detach). err: a line saying what went wrong, or
- * on success how many call sites were rewritten. 0 or -errno. */
-#define FTPROF_ATTACH_NATIVE 1
-#define FTPROF_ATTACH_ANY 2
-#define FTPROF_ATTACH_TEST_PREEMPT 4
 EXPORT int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cli, char *err, size_t errcap);
 int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cli, char *err, size_t errcap)
 {
