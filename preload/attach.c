@@ -211,6 +211,7 @@ static void start_watchdog(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* The entry point the CLI calls (flags and arguments: above, with FTPROF_ATTACH_NATIVE). */
 EXPORT int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cli, char *err, size_t errcap);
 int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cli, char *err, size_t errcap)
 {
