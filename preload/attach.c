@@ -30,11 +30,14 @@
 #include <unistd.h>
 
 #include "got.h"
-#include "recorder.h"
+#include "native.h"
+#include "python.h"
+#include "session.h"
+#include "thread.h"
+#include "thread_end.h"
+#include "intern.h"
 
 #define EXPORT __attribute__((visibility("default")))
-
-bool ftp_loaded_late;
 
 static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool attached;        /* between a successful attach and its detach */
@@ -90,7 +93,8 @@ static bool cli_alive(void)
     return st == 0 || st == cli_start; /* 0: cannot tell (another pid namespace's /proc) */
 }
 
-void *ftp_attach_map_at(size_t size) { return reserve && size == reserve_size ? reserve : NULL; }
+/* Where a new recording is mapped (ftp_session_open): the range of the last detached one, when it fits. */
+static void *map_at_reserve(size_t size) { return reserve && size == reserve_size ? reserve : NULL; }
 
 static int detach_locked(void);
 
@@ -103,13 +107,13 @@ static void *watchdog_main(void *arg)
         _Atomic uint32_t *c = atomic_load_explicit(&ftp_state.control, memory_order_relaxed);
         bool asked = c && (atomic_load(c) & FTP_CONTROL_DETACH);
         if (asked || !cli_alive() || !atomic_load(&ftp_state.recording)) {
-            ftp_real.pthread_mutex_lock(&attach_lock);
+            ftp_real.real_pthread_mutex_lock(&attach_lock);
             if (attached && !atomic_load(&watchdog_stop)) {
                 watchdog_running = false; /* we are the one leaving: detach does not join us */
                 pthread_detach(pthread_self());
                 detach_locked();
             }
-            ftp_real.pthread_mutex_unlock(&attach_lock);
+            ftp_real.real_pthread_mutex_unlock(&attach_lock);
             return NULL;
         }
     }
@@ -123,15 +127,9 @@ static void child_after_fork(void)
      * more byte into the mapping would corrupt the parent's recording. */
     if (!attached)
         return;
-    atomic_store(&ftp_state.recording, 0);
+    ftp_session_leave_parent();
     atomic_fetch_add(&ftp_state.generation, 1);
     ftp_got_after_fork_in_child();
-    if (ftp_state.map)
-        munmap(ftp_state.map, ftp_state.map_size);
-    atomic_store_explicit(&ftp_state.control, NULL, memory_order_relaxed);
-    ftp_state.inflight_slots = NULL;
-    ftp_state.hdr = NULL;
-    ftp_state.map = NULL;
     attach_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     attached = false;
     watchdog_running = false;
@@ -146,6 +144,74 @@ static void child_after_fork(void)
 #define FTPROF_ATTACH_NATIVE 1
 #define FTPROF_ATTACH_ANY 2
 #define FTPROF_ATTACH_TEST_PREEMPT 4
+
+/* The once-per-process parts (with attach_lock held): the tables, the thread-exit key, the fork handler.
+ * 0 or -ENOMEM. */
+static int set_up_once(char *err, size_t errcap)
+{
+    if (ftp_tables_init() != 0) {
+        set_err(err, errcap, "cannot allocate the recorder's tables", ENOMEM);
+        return -ENOMEM;
+    }
+    ftp_thread_setup_key(ftp_thread_end_at_exit);
+    pthread_atfork(NULL, NULL, child_after_fork);
+    set_up = true;
+    return 0;
+}
+
+/* With attach_lock held: the settings from the arguments, the interpreter found, a new session's clean
+ * slate, and its file open and flagged as an attach's. 0 or -errno (err says what went wrong). */
+static int open_session(const char *path, unsigned long long buffer, int flags, char *err, size_t errcap)
+{
+    ftp_attach_settings(path, buffer ? (size_t)buffer : (size_t)64 << 20, (flags & FTPROF_ATTACH_NATIVE) != 0);
+    ftp_state.pid = (uint32_t)getpid(); /* ftp_safe_read reads through it, the header names it */
+    ftp_native_init();
+    ftp_python_detect();
+    ftp_state.record_all = (flags & FTPROF_ATTACH_ANY) != 0;
+    ftp_state.test_preempt = (flags & FTPROF_ATTACH_TEST_PREEMPT) != 0;
+    if (!ftp_state.py.present && !ftp_state.record_all) {
+        set_err(err, errcap, "no CPython interpreter found in the process", 0);
+        return -ENOENT;
+    }
+    (void)ftp_python_ready();
+    /* A new session: every id, waiter and chunk of the previous one is forgotten; threads still
+     * inside a hook from it are stale from now on. */
+    ftp_session_forget();
+    atomic_store(&ftp_state.events, 0);
+    atomic_store(&ftp_state.ring_next, 0);
+    int rc = ftp_session_open(false, map_at_reserve);
+    if (rc != 0 || !ftp_state.hdr) {
+        set_err(err, errcap, "cannot create the recording file", rc < 0 ? -rc : EIO);
+        atomic_store(&ftp_state.recording, 0);
+        /* A failed open may have unmapped the reserved range: keep stragglers off a hole. */
+        if (reserve && mmap(reserve, reserve_size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0) != reserve)
+            reserve = NULL;
+        return rc ? rc : -EIO;
+    }
+    if ((void *)ftp_state.map == reserve)
+        reserve = NULL; /* in use again */
+    atomic_fetch_or((_Atomic uint32_t *)&ftp_state.hdr->flags, FTP_FLAG_ATTACHED);
+    return 0;
+}
+
+/* The watchdog thread (watchdog_running says whether it started). */
+static void start_watchdog(void)
+{
+    atomic_store(&watchdog_stop, 0);
+    /* The watchdog takes no signal the program might expect to get on one of its own threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    watchdog_running = pthread_create(&watchdog, &attr, watchdog_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The entry point the CLI calls (flags and arguments: above, with FTPROF_ATTACH_NATIVE). */
 EXPORT int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cli, char *err, size_t errcap);
 int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cli, char *err, size_t errcap)
 {
@@ -153,9 +219,9 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     set_err(err, errcap, "attach is only implemented on x86-64", 0);
     return -ENOSYS;
 #else
-    if (!ftp_real.pthread_mutex_lock)
+    if (!ftp_real.real_pthread_mutex_lock)
         ftp_resolve_real();
-    if (!ftp_real.pthread_mutex_lock || !ftp_real.sem_wait) {
+    if (!ftp_real.real_pthread_mutex_lock || !ftp_real.real_sem_wait) {
         set_err(err, errcap, "the recorder cannot find libc's functions", 0);
         return -ENOENT;
     }
@@ -169,61 +235,17 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     }
     struct ftp_thread *t = &ftp_tls;
     t->guard++;
-    ftp_real.pthread_mutex_lock(&attach_lock);
+    ftp_real.real_pthread_mutex_lock(&attach_lock);
     int rc = 0;
     if (attached) {
         set_err(err, errcap, "a recorder is attached already", 0);
         rc = -EALREADY;
         goto out;
     }
-    if (!set_up) {
-        if (ftp_tables_init() != 0) {
-            set_err(err, errcap, "cannot allocate the recorder's tables", ENOMEM);
-            rc = -ENOMEM;
-            goto out;
-        }
-        ftp_thread_setup_key();
-        pthread_atfork(NULL, NULL, child_after_fork);
-        set_up = true;
-    }
-    ftp_attach_settings(path, buffer ? (size_t)buffer : (size_t)64 << 20, (flags & FTPROF_ATTACH_NATIVE) != 0);
-    ftp_state.pid = (uint32_t)getpid(); /* ftp_safe_read reads through it, the header names it */
-    ftp_native_init();
-    ftp_python_detect();
-    ftp_state.record_all = (flags & FTPROF_ATTACH_ANY) != 0;
-    ftp_state.test_preempt = (flags & FTPROF_ATTACH_TEST_PREEMPT) != 0;
-    if (!ftp_state.py.present && !ftp_state.record_all) {
-        set_err(err, errcap, "no CPython interpreter found in the process", 0);
-        rc = -ENOENT;
+    if (!set_up && (rc = set_up_once(err, errcap)) != 0)
         goto out;
-    }
-    (void)ftp_python_ready();
-    /* A new session: every id, waiter and chunk of the previous one is forgotten; threads still
-     * inside a hook from it are stale from now on. */
-    atomic_fetch_add(&ftp_state.generation, 1);
-    ftp_tables_reset();
-    ftp_native_reset();
-    atomic_store(&ftp_state.free_chunks, 0);
-    atomic_store(&ftp_state.claimed, 0);
-    atomic_store(&ftp_state.parked, 0);
-    atomic_store(&ftp_state.events, 0);
-    atomic_store(&ftp_state.ring_next, 0);
-    atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled == INT_MAX);
-    rc = ftp_file_open(false);
-    if (rc != 0 || !ftp_state.hdr) {
-        set_err(err, errcap, "cannot create the recording file", rc < 0 ? -rc : EIO);
-        atomic_store(&ftp_state.recording, 0);
-        /* A failed open may have unmapped the reserved range: keep stragglers off a hole. */
-        if (reserve && mmap(reserve, reserve_size, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0) != reserve)
-            reserve = NULL;
-        if (!rc)
-            rc = -EIO;
+    if ((rc = open_session(path, buffer, flags, err, errcap)) != 0)
         goto out;
-    }
-    if ((void *)ftp_state.map == reserve)
-        reserve = NULL; /* in use again */
-    atomic_fetch_or((_Atomic uint32_t *)&ftp_state.hdr->flags, FTP_FLAG_ATTACHED);
     size_t patched = 0;
     rc = ftp_got_install(&patched);
     if (rc != 0 || patched == 0) {
@@ -239,17 +261,7 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     attached = true;
     cli_pid = cli;
     cli_start = cli > 0 ? proc_start_ticks(cli) : 0;
-    atomic_store(&watchdog_stop, 0);
-    /* The watchdog takes no signal the program might expect to get on one of its own threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 64 << 10);
-    watchdog_running = pthread_create(&watchdog, &attr, watchdog_main, NULL) == 0;
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    start_watchdog();
     if (!watchdog_running && cli > 0) {
         set_err(err, errcap, "cannot start the watchdog thread", EAGAIN);
         detach_locked();
@@ -259,7 +271,7 @@ int ftprof_attach(const char *path, unsigned long long buffer, int flags, int cl
     if (err && errcap)
         snprintf(err, errcap, "%zu call sites", patched);
 out:
-    ftp_real.pthread_mutex_unlock(&attach_lock);
+    ftp_real.real_pthread_mutex_unlock(&attach_lock);
     t->guard--;
     return rc;
 #endif
@@ -277,7 +289,7 @@ static int detach_locked(void)
     /* Threads still running recorder code of this session finish it first, however long they were
      * preempted in it; any thread that enters from now on finds itself stale and touches nothing. */
     ftp_busy_quiesce();
-    ftp_file_finish();
+    ftp_session_finish();
     void *map = ftp_state.map;
     size_t size = ftp_state.map_size;
     if (map) {
@@ -300,16 +312,16 @@ static int detach_locked(void)
 EXPORT int ftprof_detach(void);
 int ftprof_detach(void)
 {
-    if (!ftp_real.pthread_mutex_lock)
+    if (!ftp_real.real_pthread_mutex_lock)
         return -ENOENT;
     struct ftp_thread *t = &ftp_tls;
     t->guard++;
-    ftp_real.pthread_mutex_lock(&attach_lock);
+    ftp_real.real_pthread_mutex_lock(&attach_lock);
     bool join = watchdog_running;
     atomic_store(&watchdog_stop, 1);
     int rc = detach_locked();
     watchdog_running = false;
-    ftp_real.pthread_mutex_unlock(&attach_lock);
+    ftp_real.real_pthread_mutex_unlock(&attach_lock);
     if (join)
         pthread_join(watchdog, NULL);
     t->guard--;

@@ -1,8 +1,14 @@
 /* Publishing events. Runs after a waiter woke (it may already own the lock it waited for): only fill
  * and commit a record here, nothing slow. */
+#include <limits.h>
 #include <string.h>
 
-#include "recorder.h"
+#include "control.h"
+#include "event.h"
+#include "native.h"
+#include "python.h"
+#include "ring.h"
+#include "stack.h"
 
 uint64_t ftp_event_next_id(struct ftp_thread *t)
 {
@@ -106,4 +112,17 @@ void ftp_event_gil_enabled(struct ftp_thread *t)
     memcpy(r + 1, path, len);
     memset((uint8_t *)(r + 1) + len, 0, size - sizeof *r - len);
     ftp_ring_commit(t, r, FTP_REC_GIL_ENABLED, 0, size);
+}
+
+/* The GIL came back for good (free-threaded builds): say so once, naming the extension loaded last. */
+void ftp_event_check_gil(struct ftp_thread *t)
+{
+    volatile int *enabled = __atomic_load_n(&ftp_state.py.gil_enabled, __ATOMIC_RELAXED);
+    if (!enabled || atomic_load_explicit(&ftp_state.gil_reported, memory_order_relaxed))
+        return;
+    if (*enabled != INT_MAX) /* transient enables (module init of unknown safety) go back to 0 */
+        return;
+    if (atomic_exchange(&ftp_state.gil_reported, 1))
+        return;
+    ftp_event_gil_enabled(t);
 }

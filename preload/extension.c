@@ -24,8 +24,14 @@
 #include <link.h>
 #include <string.h>
 
+#include "event.h"
+#include "extension.h"
 #include "got.h"
-#include "recorder.h"
+#include "native.h"
+#include "python.h"
+#include "ring.h"
+#include "stack.h"
+#include "thread.h"
 
 #define EXT_TABLE_MAX 1024
 #define EXT_NAME_MAX 200
@@ -277,7 +283,7 @@ void ftp_extension_before_dlsym(uintptr_t handle, const char *symbol)
     if (!ftp_busy_enter(t))
         return;
     if (ftp_python_ready())
-        ftp_python_check_gil(t); /* the previous import's re-enable is told before this one's */
+        ftp_event_check_gil(t); /* the previous import's re-enable is told before this one's */
     struct ext_args a = {t, FTP_EXT_LOADED, ftp_stack_capture(t), ftp_now(), base, FTP_EXT_GIL_UNKNOWN,
                             prefix == 12 ? FTP_EXT_INIT_EXPORT : FTP_EXT_INIT_UNKNOWN, symbol + prefix, path,
                             strlen(symbol + prefix), strlen(path)};

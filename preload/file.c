@@ -18,8 +18,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "got.h"
-#include "recorder.h"
+#include "file.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -74,9 +73,6 @@ static uint64_t spare_at(const char *path)
 
 /* How many images of one process (exec into itself) get a recording of their own. */
 #define FTP_MAX_EXEC_NAMES 64
-
-FTP_HIDDEN size_t ftp_buffer_bytes(void);
-FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
 
 /* ---- which process wrote a file: kept across exec, unique on one machine ---- */
 struct ftp_identity {
@@ -345,32 +341,38 @@ static bool env_set(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
-int ftp_file_open(bool forked_child)
+/* The name chosen and the file created: unnamed (O_TMPFILE, published once its header is written) where
+ * the file system can, else under its name at once (*named). A descriptor, or -errno (warned). */
+static int create_file(char *path, size_t cap, int *attempt, struct ftp_identity *id, bool *named)
 {
-    char path[1100];
-    struct ftp_identity id = {0};
-    int attempt = 0, err = 0;
-    enum name_refusal why = choose_name(path, sizeof path, &attempt, &id, &err);
+    int err = 0;
+    enum name_refusal why = choose_name(path, cap, attempt, id, &err);
     if (why != NAME_OK) {
         warn_refusal(path, why, err);
         return -EEXIST;
     }
-    bool named = false;
+    *named = false;
     int fd = create_unnamed(path);
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
         /* No O_TMPFILE on this file system: create the name at once. */
         for (int tries = 0; (fd = create_exclusive(path)) < 0 && errno == EEXIST && tries < 8; tries++)
-            if ((why = choose_name(path, sizeof path, &attempt, &id, &err)) != NAME_OK) {
+            if ((why = choose_name(path, cap, attempt, id, &err)) != NAME_OK) {
                 warn_refusal(path, why, err);
                 return -EEXIST;
             }
-        named = fd >= 0;
+        *named = fd >= 0;
     }
     if (fd < 0) {
         int e = errno;
         warn_create(path, e);
         return -e;
     }
+    return fd;
+}
+
+/* Chunk size and count for FTPROF_BUFFER: at least 4 chunks, and smaller chunks on a small file system. */
+static void choose_geometry(int fd, uint32_t *chunk_out, uint32_t *count_out)
+{
     size_t total = ftp_buffer_bytes();
     uint32_t chunk = 64u << 10;
     while (chunk > 4096 && (total - FTP_HEADER_SIZE) / chunk < 4)
@@ -382,48 +384,14 @@ int ftp_file_open(bool forked_child)
     uint32_t count = (uint32_t)((total - FTP_HEADER_SIZE) / chunk);
     if (count == 0)
         count = 1;
-    size_t map_size = FTP_HEADER_SIZE + (size_t)count * chunk;
-    void *map = MAP_FAILED;
-    const char *fail = NULL;
-    int fail_err = 0;
-    /* Free-list links and fill levels of released chunks: private memory, not part of the file. */
-    if (!ftp_state.chunk_next || count > ftp_state.chunk_count) {
-        void *links = mmap(NULL, (size_t)count * 2 * sizeof(uint32_t), PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (links == MAP_FAILED) {
-            ftp_warn("cannot allocate the chunk table; running unprofiled", NULL, NULL);
-            fail_err = ENOMEM;
-            goto out_close;
-        }
-        ftp_state.chunk_next = links;
-        ftp_state.chunk_fill = (uint32_t *)links + count;
-    }
-    if (ftruncate(fd, (off_t)map_size) != 0) {
-        fail_err = errno;
-        fail = fail_err == ENOSPC ? ": the disk is full (no space left on device); running unprofiled"
-                                  : ": cannot size it; running unprofiled";
-        goto out_close;
-    }
-    /* ftprof attach: a previous attach's range, anonymous since its detach, is reused (attach.c). */
-    void *at = ftp_attach_map_at(map_size);
-    map = mmap(at, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
-    if (map == MAP_FAILED) {
-        fail_err = errno;
-        fail = ": cannot map it; running unprofiled";
-        goto out_close;
-    }
-    /* Reserve the header's blocks now; chunks reserve theirs when claimed (see ring.c), so a full
-     * disk costs events, never a SIGBUS in the host. */
-    if ((fail_err = posix_fallocate(fd, 0, FTP_HEADER_SIZE)) == ENOSPC || fail_err == EDQUOT) {
-        fail = ": the disk is full (no space left on device); running unprofiled";
-        goto out_close;
-    }
-    fail_err = 0;
-    /* Chunks are reserved through the mapping where the kernel can (5.14+); else by name (ring.c).
-     * FTPROF_TEST_NO_POPULATE=1 takes the second way on any kernel, for the tests. */
-    ftp_state.populate = madvise(map, FTP_HEADER_SIZE, MADV_POPULATE_WRITE) == 0 && !env_set("FTPROF_TEST_NO_POPULATE");
+    *chunk_out = chunk;
+    *count_out = count;
+}
 
-    struct ftp_file_header *h = map;
+/* The header of a new recording: format, geometry, the process and its arguments, the interpreter. */
+static void fill_header(struct ftp_file_header *h, uint32_t chunk, uint32_t count, struct ftp_identity *id,
+                        bool forked_child)
+{
     memcpy(h->magic, FTP_MAGIC, FTP_MAGIC_LEN);
     h->version = FTP_VERSION;
     h->min_reader_version = FTP_MIN_READER_VERSION;
@@ -433,10 +401,10 @@ int ftp_file_open(bool forked_child)
     h->chunk_count = count;
     h->pid = ftp_state.pid;
     h->ppid = (uint32_t)getppid();
-    read_identity(&id);
-    h->proc_start_ticks = id.start_ticks;
-    h->pid_ns = id.pid_ns;
-    memcpy(h->boot_id, id.boot_id, sizeof h->boot_id);
+    read_identity(id);
+    h->proc_start_ticks = id->start_ticks;
+    h->pid_ns = id->pid_ns;
+    memcpy(h->boot_id, id->boot_id, sizeof h->boot_id);
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
     h->start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;
@@ -456,6 +424,72 @@ int ftp_file_open(bool forked_child)
     if (forked_child)
         flags |= FTP_FLAG_FORKED_CHILD;
     atomic_store((_Atomic uint32_t *)&h->flags, flags);
+}
+
+/* Free-list links and fill levels of released chunks: private memory, not part of the file (kept from
+ * an earlier recording of this process when large enough). False (warned) when it cannot be had. */
+static bool chunk_links(uint32_t count)
+{
+    if (!ftp_state.chunk_next || count > ftp_state.chunk_count) {
+        void *links = mmap(NULL, (size_t)count * 2 * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (links == MAP_FAILED) {
+            ftp_warn("cannot allocate the chunk table; running unprofiled", NULL, NULL);
+            return false;
+        }
+        ftp_state.chunk_next = links;
+        ftp_state.chunk_fill = (uint32_t *)links + count;
+    }
+    return true;
+}
+
+int ftp_file_open(bool forked_child, void *(*map_at)(size_t size))
+{
+    char path[1100];
+    struct ftp_identity id = {0};
+    int attempt = 0, err = 0;
+    enum name_refusal why;
+    bool named;
+    int fd = create_file(path, sizeof path, &attempt, &id, &named);
+    if (fd < 0)
+        return fd;
+    uint32_t chunk, count;
+    choose_geometry(fd, &chunk, &count);
+    size_t map_size = FTP_HEADER_SIZE + (size_t)count * chunk;
+    void *map = MAP_FAILED;
+    const char *fail = NULL;
+    int fail_err = 0;
+    if (!chunk_links(count)) {
+        fail_err = ENOMEM;
+        goto out_close;
+    }
+    if (ftruncate(fd, (off_t)map_size) != 0) {
+        fail_err = errno;
+        fail = fail_err == ENOSPC ? ": the disk is full (no space left on device); running unprofiled"
+                                  : ": cannot size it; running unprofiled";
+        goto out_close;
+    }
+    /* ftprof attach: a previous attach's range, anonymous since its detach, is reused (attach.c). */
+    void *at = map_at ? map_at(map_size) : NULL;
+    map = mmap(at, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
+    if (map == MAP_FAILED) {
+        fail_err = errno;
+        fail = ": cannot map it; running unprofiled";
+        goto out_close;
+    }
+    /* Reserve the header's blocks now; chunks reserve theirs when claimed (see ring.c), so a full
+     * disk costs events, never a SIGBUS in the host. */
+    if ((fail_err = posix_fallocate(fd, 0, FTP_HEADER_SIZE)) == ENOSPC || fail_err == EDQUOT) {
+        fail = ": the disk is full (no space left on device); running unprofiled";
+        goto out_close;
+    }
+    fail_err = 0;
+    /* Chunks are reserved through the mapping where the kernel can (5.14+); else by name (ring.c).
+     * FTPROF_TEST_NO_POPULATE=1 takes the second way on any kernel, for the tests. */
+    ftp_state.populate = madvise(map, FTP_HEADER_SIZE, MADV_POPULATE_WRITE) == 0 && !env_set("FTPROF_TEST_NO_POPULATE");
+
+    struct ftp_file_header *h = map;
+    fill_header(h, chunk, count, &id, forked_child);
     ftp_notes_copy_early(h); /* before ftp_state.hdr is set: later notes go straight to the header */
     if (!named) {
         int rc = publish_file(fd, path);
@@ -493,19 +527,6 @@ int ftp_file_open(bool forked_child)
     ftp_state.hdr = h;
     ftp_state.chunk_size = chunk;
     ftp_state.chunk_count = count;
-    if (ftp_state.py.ready)
-        ftp_python_describe(h); /* a forked child: the interpreter is already up */
-    ftp_control_file_opened(h); /* mode, min-wait, a pause at start */
-    ftp_inflight_init();        /* chunk 0: the waits in flight */
-    atomic_store(&ftp_state.recording, 1);
-    /* The module map: native stacks need it, and the object holding _PyRuntime lets the analyzer
-     * name the interpreter-state field a PyMutex lives in. */
-    if (ftp_state.native || ftp_state.py.present)
-        ftp_native_write_modules(ftp_thread_enter());
-#if defined(__x86_64__)
-    if (ftp_state.py.present)
-        ftp_extension_recording_started(ftp_thread_enter());
-#endif
     return 0;
 
 out_close:
@@ -581,9 +602,9 @@ int ftp_file_reserve(size_t off, size_t len)
 
 /* A full disk: chunks handed back by exited threads will not be adopted any more (they are taken off
  * the free list, so no thread can store to them); the pages past what each holds are given back. */
-static void give_back_free_chunks(void)
+static void give_back_free_chunks(uint32_t (*take_free_list)(void))
 {
-    uint32_t top = ftp_ring_detach_free_list();
+    uint32_t top = take_free_list();
     if (!top)
         return;
     int fd = open_own_file();
@@ -608,7 +629,7 @@ static char *fmt_u64(char *buf, size_t cap, uint64_t v)
     return p;
 }
 
-void ftp_file_disk_full(int err)
+void ftp_file_disk_full(int err, uint32_t (*take_free_list)(void))
 {
     if (atomic_exchange(&ftp_state.disk_full, 1))
         return;
@@ -617,7 +638,7 @@ void ftp_file_disk_full(int err)
         return;
     int saved = errno; /* a hook's caller may look at errno after the call we wrap */
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, FTP_FLAG_DISK_FULL);
-    give_back_free_chunks();
+    give_back_free_chunks(take_free_list);
     uint64_t kept = FTP_HEADER_SIZE + (uint64_t)atomic_load((_Atomic uint32_t *)&h->chunks_used) * ftp_state.chunk_size;
     char num[24], msg[200];
     const char *reason = err == EDQUOT ? ": the disk quota is exceeded, the disk is full for this recording"
@@ -640,18 +661,7 @@ void ftp_file_disk_full(int err)
     errno = saved;
 }
 
-/* Something the recorder did not expect: stop recording, keep what is already in the file, and let
- * the program run on. Hooks see `recording == 0` and pass straight through. */
-void ftp_stop(const char *why)
-{
-    if (!atomic_exchange(&ftp_state.recording, 0))
-        return;
-    if (ftp_state.hdr)
-        atomic_fetch_or((_Atomic uint32_t *)&ftp_state.hdr->flags, FTP_FLAG_STOPPED);
-    ftp_warn("recording stopped: ", why, NULL);
-}
-
-void ftp_file_finish(void)
+void ftp_file_finish(uint32_t (*close_claims)(void))
 {
     struct ftp_file_header *h = ftp_state.hdr;
     if (!h)
@@ -659,7 +669,7 @@ void ftp_file_finish(void)
     h->end_ns = ftp_now();
     /* Give back the unused tail of the file. Threads still running (daemons) keep the chunks they
      * hold, which all lie below the cut; they cannot claim new ones once claims are closed. */
-    uint32_t used = ftp_ring_close();
+    uint32_t used = close_claims();
     int fd = open_own_file();
     if (fd >= 0) {
         if (ftruncate(fd, (off_t)(FTP_HEADER_SIZE + (size_t)used * ftp_state.chunk_size)) != 0) {

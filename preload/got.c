@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include "got.h"
-#include "recorder.h"
 
 #define GOT_MAX_SLOTS 8192
 #define GOT_MAX_OBJECTS 2048
@@ -65,11 +64,11 @@ static uintptr_t self_base;
 /* Read by ftp_dlsym_entry (got_x86_64.S). */
 FTP_HIDDEN void *ftp_real_dlsym;
 
-static int lock(void) { return ftp_real.pthread_mutex_lock ? ftp_real.pthread_mutex_lock(&got_lock) : 0; }
+static int lock(void) { return ftp_real.real_pthread_mutex_lock ? ftp_real.real_pthread_mutex_lock(&got_lock) : 0; }
 static void unlock(void)
 {
-    if (ftp_real.pthread_mutex_unlock)
-        ftp_real.pthread_mutex_unlock(&got_lock);
+    if (ftp_real.real_pthread_mutex_unlock)
+        ftp_real.real_pthread_mutex_unlock(&got_lock);
 }
 
 FTP_HIDDEN void ftp_dlsym_entry(void);
@@ -457,12 +456,19 @@ FTP_NOT_INSTRUMENTED void ftp_dlsym_before(void *handle, const char *symbol)
     ftp_dlsym_watch(handle, symbol);
 }
 
+/* Set by the orchestrator at start (init.c): extension.c's look at a dlsym, which sits above this file. */
+static _Atomic ftp_got_dlsym_watcher dlsym_watcher;
+
+void ftp_got_watch_dlsym(ftp_got_dlsym_watcher watcher) { atomic_store(&dlsym_watcher, watcher); }
+
 /* The part of ftp_dlsym_before that runs once the recorder has started. */
 static void ftp_dlsym_watch(void *handle, const char *symbol)
 {
     int saved = errno;
     ftp_got_rescan();
-    ftp_extension_before_dlsym((uintptr_t)handle, symbol);
+    ftp_got_dlsym_watcher watcher = atomic_load(&dlsym_watcher);
+    if (watcher)
+        watcher((uintptr_t)handle, symbol);
     errno = saved;
 }
 

@@ -15,41 +15,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include "control.h"
+#include "event.h"
 #include "got.h"
-#include "recorder.h"
-
-/* The acquire load pairs with the release at the end of ftp_resolve_real: a thread that reaches a hook
- * through a GOT slot rewritten by ftprof attach (no synchronisation a compiler or TSan can see) still
- * sees the table as it was written. A plain load on x86-64. */
-#define REAL(fn)                                                                                          \
-    do {                                                                                                  \
-        if (FTP_UNLIKELY(!atomic_load_explicit(&ftp_real_resolved, memory_order_acquire) || !ftp_real.fn)) \
-            ftp_resolve_real();                                                                           \
-    } while (0)
-
-#define EXPORT __attribute__((visibility("default")))
-
-static inline struct ftp_thread *hook_enter(void)
-{
-    /* Acquire: what set the recording up (attach, file open) is seen by the hook that sees it on. */
-    if (FTP_LIKELY(!atomic_load_explicit(&ftp_state.recording, memory_order_acquire)))
-        return NULL;
-    if (ftp_tls.guard)
-        return NULL;
-    return ftp_thread_enter();
-}
-
-/* Work every slow path does first: mark the thread busy (false: a detach came in since hook_enter, pass
- * the call through), finish Python set-up and notice the GIL coming back. */
-static inline bool slow_path_begin(struct ftp_thread *t, uint64_t *now)
-{
-    if (!ftp_busy_enter(t))
-        return false;
-    *now = ftp_now();
-    if (ftp_python_ready())
-        ftp_python_check_gil(t);
-    return true;
-}
+#include "hooks.h"
+#include "intern.h"
+#include "python.h"
+#include "ring.h"
+#include "stack.h"
 
 /* PyMutexes parked on, or seen held by a spinner, lately: a spin's candidates that some thread really
  * parked on are locks, where a register that merely points near the interpreter's locks (a type-cache
@@ -158,17 +131,7 @@ static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t l
     return now;
 }
 
-/* A releaser found a registered waiter: it records itself as the holder, once per waiter. */
-static inline bool claim_holder(struct ftp_waiter *w, uintptr_t key, struct ftp_thread *t, struct ftp_waiter_copy *copy)
-{
-    if (!ftp_waiter_snapshot(w, key, copy) || copy->tid == t->tid || (copy->flags & FTP_WAITER_HOLDER_SEEN))
-        return false;
-    uint32_t old = ftp_waiter_flag(w, copy, FTP_WAITER_HOLDER_SEEN);
-    return old != UINT32_MAX && !(old & FTP_WAITER_HOLDER_SEEN);
-}
-
-/* After the release: the releaser's stack, linked to the waiter it woke. */
-static void record_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy)
+void ftp_hooks_record_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy)
 {
     if (ftp_paused())
         return;
@@ -202,14 +165,6 @@ static inline int park_handed_off(const void *park_arg)
     return *(const int *)((const char *)park_arg + PARK_LAYOUT->mutex_entry_handed_off);
 }
 
-/* A wait that ended after a detach (ftprof attach): nothing of it is written (got.h). */
-static int stale_return(struct ftp_thread *t, int rc, int saved_errno)
-{
-    ftp_busy_leave(t);
-    errno = saved_errno;
-    return rc;
-}
-
 static inline bool on_own_stack(const void *p)
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
@@ -236,7 +191,7 @@ static void park_forget(struct ftp_thread *t, int i)
 EXPORT int sem_init(sem_t *sem, int pshared, unsigned value)
 {
     REAL(sem_init);
-    int rc = ftp_real.sem_init(sem, pshared, value);
+    int rc = ftp_real.real_sem_init(sem, pshared, value);
     struct ftp_thread *t;
     if (rc != 0 || !(t = hook_enter()))
         return rc;
@@ -272,7 +227,7 @@ EXPORT int sem_destroy(sem_t *sem)
             ftp_rlock_remove((uintptr_t)sem);
         ftp_busy_leave(t);
     }
-    return ftp_real.sem_destroy(sem);
+    return ftp_real.real_sem_destroy(sem);
 }
 
 enum sem_mode { SEM_UNTIMED, SEM_TIMED, SEM_CLOCK };
@@ -281,11 +236,11 @@ static inline int call_sem_wait(sem_t *sem, enum sem_mode mode, clockid_t clock,
 {
     switch (mode) {
     case SEM_TIMED:
-        return ftp_real.sem_timedwait(sem, abstime);
+        return ftp_real.real_sem_timedwait(sem, abstime);
     case SEM_CLOCK:
-        return ftp_real.sem_clockwait(sem, clock, abstime);
+        return ftp_real.real_sem_clockwait(sem, clock, abstime);
     default:
-        return ftp_real.sem_wait(sem);
+        return ftp_real.real_sem_wait(sem);
     }
 }
 
@@ -370,16 +325,11 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     uint64_t owner = 0;
     if (cls.kind == FTP_KIND_RLOCK && PARK_LAYOUT->rlock_owner)
         owner = *(volatile const uint64_t *)(lock_addr + PARK_LAYOUT->rlock_owner);
-    ftp_inflight_begin(t, &w, owner);
-    w.park_ns = now; /* the hook's entry: one clock read fewer a wait; our own work counts as the park */
-
-    ftp_busy_block(t);
+    wait_block(t, &w, owner, now);
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
-    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
-        return stale_return(t, rc, saved_errno);
-    w.end_ns = ftp_now();
-    ftp_inflight_end(t);
+    if (FTP_UNLIKELY(!wait_woke(t, &w, NULL)))
+        return rc;
 
     bool handed_off = mutex_park && park_handed_off(park_arg) != 0;
     if (handed_off)
@@ -387,13 +337,8 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
     if (rc != 0 && saved_errno == ETIMEDOUT)
         w.flags |= FTP_WAIT_TIMED_OUT;
     ftp_event_wait(t, &w);
-    t->prev_addr = lock_addr;
-    t->prev_end_ns = w.end_ns;
-    t->prev_acq_seq = w.acq_seq;
-    t->prev_stack = w.stack_id;
-    t->prev_kind = w.kind;
+    wait_remember(t, &w, mergeable_kind && !handed_off);
     t->prev_acq_begin = acq_begin;
-    t->prev_mergeable = mergeable_kind && !handed_off;
     errno = saved_errno;
     ftp_busy_leave(t);
     return rc;
@@ -405,7 +350,7 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
                          const struct timespec *abstime)
 {
     int saved = errno;
-    if (ftp_real.sem_trywait(sem) == 0)
+    if (ftp_real.real_sem_trywait(sem) == 0)
         return 0;
     if (errno != EAGAIN || ftp_paused())
         return call_sem_wait(sem, mode, clock, abstime);
@@ -425,16 +370,11 @@ static int heap_sem_wait(struct ftp_thread *t, sem_t *sem, enum sem_mode mode, c
     ftp_event_flush_spin(t, now, true);
     w.stack_id = ftp_stack_capture(t);
     struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)sem, w.event_id, w.lock_addr, t->tid);
-    ftp_inflight_begin(t, &w, 0); /* 3.13's RLock keeps its owner in the object, not beside the sem */
-    w.park_ns = now;
-    ftp_busy_block(t);
+    wait_block(t, &w, 0, now); /* 3.13's RLock keeps its owner in the object, not beside the sem */
     int rc = call_sem_wait(sem, mode, clock, abstime);
     int saved_errno = errno;
-    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
-        return stale_return(t, rc, saved_errno);
-    w.end_ns = ftp_now();
-    ftp_inflight_end(t);
-    ftp_waiter_remove(reg);
+    if (FTP_UNLIKELY(!wait_woke(t, &w, reg)))
+        return rc;
     if (rc != 0 && saved_errno == ETIMEDOUT)
         w.flags |= FTP_WAIT_TIMED_OUT;
     ftp_event_wait(t, &w);
@@ -482,20 +422,20 @@ EXPORT int sem_post(sem_t *sem)
     REAL(sem_post);
     struct ftp_thread *t;
     if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
-        return ftp_real.sem_post(sem);
+        return ftp_real.real_sem_post(sem);
     struct ftp_waiter *w = ftp_waiter_find((uintptr_t)sem);
     struct ftp_waiter_copy copy;
     if (!ftp_waiter_snapshot(w, (uintptr_t)sem, &copy))
-        return ftp_real.sem_post(sem);
+        return ftp_real.real_sem_post(sem);
     if (copy.tid == t->tid) {
         ftp_waiter_flag(w, &copy, FTP_WAITER_SELF_WOKEN); /* 3.13 self-park: waking ourselves, not a wait */
-        return ftp_real.sem_post(sem);
+        return ftp_real.real_sem_post(sem);
     }
     bool holder = claim_holder(w, (uintptr_t)sem, t, &copy);
     /* Wake first, then look at our own stack: the waiter should not wait for our bookkeeping. */
-    int rc = ftp_real.sem_post(sem);
+    int rc = ftp_real.real_sem_post(sem);
     if (holder)
-        record_holder(t, &copy);
+        ftp_hooks_record_holder(t, &copy);
     return rc;
 }
 
@@ -675,7 +615,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     REAL(sched_yield);
     struct ftp_thread *t = hook_enter();
     if (!t || !ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
-        return ftp_real.sched_yield();
+        return ftp_real.real_sched_yield();
     uint64_t now = ftp_now();
     /* The type cache's seqlock yields from its own functions; a PyMutex spins in _PyMutex_LockTimed. A
      * run of one never continues a run of the other: pointers its registers hold are no PyMutex. */
@@ -683,7 +623,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS || seqlock != t->spin_seqlock) {
         ftp_event_flush_spin(t, now, true);
         if (ftp_python_ready())
-            ftp_python_check_gil(t);
+            ftp_event_check_gil(t);
         t->spin_start_ns = now;
         t->spin_yields = 0;
         t->spin_stack = ftp_stack_capture(t);
@@ -718,7 +658,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     }
     /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
     ftp_busy_leave(t);
-    int rc = ftp_real.sched_yield();
+    int rc = ftp_real.real_sched_yield();
     t->spin_last_ns = ftp_now();
     t->spin_yields++;
     return rc;
@@ -731,224 +671,3 @@ EXPORT int sched_yield(void)
     return ftp_sched_yield(NULL, (uintptr_t)__builtin_return_address(0));
 }
 #endif
-
-/* ---------------------------------------------------------------------------------------------------
- * pthread mutexes and rwlocks (native code: sqlite3, OpenSSL, ...; and the GIL's mutex).
- * ------------------------------------------------------------------------------------------------- */
-/* Everything before the blocking call: false when a detach came in (block without recording). On true,
- * the waiter is registered (*reg) and the thread is marked as blocking. `caller`, the lock call's return
- * address, names the object that takes the lock (an extension, a vendored BLAS): its module record is
- * written first if it is new. */
-static bool native_wait_begin(struct ftp_thread *t, struct ftp_wait *w, uintptr_t lock, uint8_t kind,
-                              uintptr_t caller, struct ftp_waiter **reg)
-{
-    uint64_t now;
-    if (!slow_path_begin(t, &now))
-        return false;
-    w->kind = kind;
-    if (kind != FTP_KIND_GIL) {
-        w->caller = caller;
-        ftp_native_describe_caller(t, caller);
-    }
-    w->region = FTP_REGION_HEAP;
-    w->event_id = ftp_event_next_id(t);
-    w->acq_seq = ++t->acq_counter;
-    w->lock_addr = lock;
-    if (kind == FTP_KIND_GIL)
-        w->region = ftp_python_region(lock, &w->region_offset);
-    w->start_ns = now;
-    ftp_event_flush_spin(t, now, true);
-    w->stack_id = ftp_stack_capture(t);
-    *reg = ftp_waiter_add(lock, w->event_id, w->lock_addr, t->tid);
-    ftp_inflight_begin(t, w, 0);
-    w->park_ns = now;
-    ftp_busy_block(t);
-    return true;
-}
-
-static void native_wait_end(struct ftp_thread *t, struct ftp_wait *w, struct ftp_waiter *reg, int rc)
-{
-    if (FTP_UNLIKELY(!ftp_busy_resume(t))) {
-        ftp_busy_leave(t);
-        return;
-    }
-    w->end_ns = ftp_now();
-    ftp_inflight_end(t);
-    ftp_waiter_remove(reg);
-    if (rc == ETIMEDOUT)
-        w->flags |= FTP_WAIT_TIMED_OUT;
-    else if (rc != 0 && rc != EOWNERDEAD)
-        w->flags |= FTP_WAIT_FAILED; /* e.g. EDEADLK: an error-checking mutex the caller already holds */
-    ftp_event_wait(t, w);
-    t->prev_mergeable = false;
-    ftp_busy_leave(t);
-}
-
-EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
-{
-    REAL(pthread_mutex_lock);
-    struct ftp_thread *t = hook_enter();
-    if (FTP_LIKELY(!t))
-        return ftp_real.pthread_mutex_lock(m);
-    int rc = ftp_real.pthread_mutex_trylock(m);
-    if (rc != EBUSY)
-        return rc; /* acquired (0, or EOWNERDEAD for robust mutexes), or an error lock would give too */
-    if (ftp_paused())
-        return ftp_real.pthread_mutex_lock(m);
-    struct ftp_wait w = {0};
-    struct ftp_waiter *reg;
-    int saved_errno = errno;
-    uint8_t kind = ftp_python_is_gil((uintptr_t)m) ? FTP_KIND_GIL : FTP_KIND_PTHREAD_MUTEX;
-    if (!native_wait_begin(t, &w, (uintptr_t)m, kind, (uintptr_t)__builtin_return_address(0), &reg))
-        return ftp_real.pthread_mutex_lock(m);
-    rc = ftp_real.pthread_mutex_lock(m);
-    native_wait_end(t, &w, reg, rc);
-    errno = saved_errno;
-    return rc;
-}
-
-static inline int release_with_holder(uintptr_t lock, int (*release)(void *), void *arg)
-{
-    struct ftp_thread *t;
-    if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
-        return release(arg);
-    struct ftp_waiter *w = ftp_waiter_find(lock);
-    struct ftp_waiter_copy copy;
-    bool holder = w && claim_holder(w, lock, t, &copy);
-    int rc = release(arg);
-    if (holder)
-        record_holder(t, &copy);
-    return rc;
-}
-
-static int call_mutex_unlock(void *m) { return ftp_real.pthread_mutex_unlock(m); }
-static int call_rwlock_unlock(void *l) { return ftp_real.pthread_rwlock_unlock(l); }
-
-EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
-{
-    REAL(pthread_mutex_unlock);
-    return release_with_holder((uintptr_t)m, call_mutex_unlock, m);
-}
-
-static int rwlock_acquire(pthread_rwlock_t *l, int (*lock)(pthread_rwlock_t *), int (*trylock)(pthread_rwlock_t *),
-                          uintptr_t caller)
-{
-    struct ftp_thread *t = hook_enter();
-    if (FTP_LIKELY(!t))
-        return lock(l);
-    int rc = trylock(l);
-    if (rc != EBUSY || ftp_paused())
-        return rc != EBUSY ? rc : lock(l);
-    struct ftp_wait w = {0};
-    struct ftp_waiter *reg;
-    int saved_errno = errno;
-    if (!native_wait_begin(t, &w, (uintptr_t)l, FTP_KIND_PTHREAD_RWLOCK, caller, &reg))
-        return lock(l);
-    rc = lock(l);
-    native_wait_end(t, &w, reg, rc);
-    errno = saved_errno;
-    return rc;
-}
-
-EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
-{
-    REAL(pthread_rwlock_rdlock);
-    return rwlock_acquire(l, ftp_real.pthread_rwlock_rdlock, ftp_real.pthread_rwlock_tryrdlock,
-                          (uintptr_t)__builtin_return_address(0));
-}
-
-EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
-{
-    REAL(pthread_rwlock_wrlock);
-    return rwlock_acquire(l, ftp_real.pthread_rwlock_wrlock, ftp_real.pthread_rwlock_trywrlock,
-                          (uintptr_t)__builtin_return_address(0));
-}
-
-EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
-{
-    REAL(pthread_rwlock_unlock);
-    return release_with_holder((uintptr_t)l, call_rwlock_unlock, l);
-}
-
-/* ---------------------------------------------------------------------------------------------------
- * Condition variables: take_gil waits on the GIL's condition in 5 ms slices (one acquisition, merged);
- * native code's condition waits are "waiting for work".
- * ------------------------------------------------------------------------------------------------- */
-static int cond_wait_any(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime)
-{
-    struct ftp_thread *t = hook_enter();
-    uint64_t now;
-    if (!t || ftp_paused() || !slow_path_begin(t, &now))
-        return abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
-    bool gil = ftp_python_is_gil((uintptr_t)c);
-    struct ftp_wait w = {
-        .kind = gil ? FTP_KIND_GIL : FTP_KIND_COND_WAIT,
-        .region = FTP_REGION_HEAP,
-        .event_id = ftp_event_next_id(t),
-        .lock_addr = (uintptr_t)c,
-        .flags = abstime ? FTP_WAIT_TIMED : 0,
-    };
-    if (gil)
-        w.region = ftp_python_region((uintptr_t)c, &w.region_offset);
-    w.start_ns = now;
-    ftp_event_flush_spin(t, now, true);
-    if (gil && t->prev_mergeable && t->prev_addr == (uintptr_t)c && now - t->prev_end_ns < FTP_CONTINUE_GAP_NS) {
-        w.acq_seq = t->prev_acq_seq;
-        w.flags |= FTP_WAIT_CONTINUATION;
-        w.stack_id = t->prev_stack;
-    } else {
-        w.acq_seq = ++t->acq_counter;
-    }
-    if (!w.stack_id)
-        w.stack_id = ftp_stack_capture(t);
-    struct ftp_waiter *reg = ftp_waiter_add((uintptr_t)c, w.event_id, w.lock_addr, t->tid);
-    ftp_inflight_begin(t, &w, 0);
-    w.park_ns = now;
-    ftp_busy_block(t);
-    int rc = abstime ? ftp_real.pthread_cond_timedwait(c, m, abstime) : ftp_real.pthread_cond_wait(c, m);
-    if (FTP_UNLIKELY(!ftp_busy_resume(t)))
-        return stale_return(t, rc, errno);
-    w.end_ns = ftp_now();
-    ftp_inflight_end(t);
-    ftp_waiter_remove(reg);
-    if (rc == ETIMEDOUT)
-        w.flags |= FTP_WAIT_TIMED_OUT;
-    ftp_event_wait(t, &w);
-    t->prev_addr = (uintptr_t)c;
-    t->prev_end_ns = w.end_ns;
-    t->prev_acq_seq = w.acq_seq;
-    t->prev_stack = w.stack_id;
-    t->prev_kind = w.kind;
-    t->prev_mergeable = gil;
-    ftp_busy_leave(t);
-    return rc;
-}
-
-EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
-{
-    REAL(pthread_cond_wait);
-    return cond_wait_any(c, m, NULL);
-}
-
-EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime)
-{
-    REAL(pthread_cond_timedwait);
-    return cond_wait_any(c, m, abstime);
-}
-
-/* The signaller of a waited-on condition is its holder: for the GIL, drop_gil signalling the thread
- * that takes it next, so the holder stack says what the GIL holder was running when it let go. */
-static int call_cond_signal(void *c) { return ftp_real.pthread_cond_signal(c); }
-static int call_cond_broadcast(void *c) { return ftp_real.pthread_cond_broadcast(c); }
-
-EXPORT int pthread_cond_signal(pthread_cond_t *c)
-{
-    REAL(pthread_cond_signal);
-    return release_with_holder((uintptr_t)c, call_cond_signal, c);
-}
-
-EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
-{
-    REAL(pthread_cond_broadcast);
-    return release_with_holder((uintptr_t)c, call_cond_broadcast, c);
-}

@@ -11,7 +11,10 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "recorder.h"
+#include "file.h"
+#include "inflight.h"
+#include "python.h"
+#include "ring.h"
 
 #define SLOT_STORE(field, v) atomic_store_explicit((_Atomic __typeof__(s->field) *)&s->field, (v), memory_order_relaxed)
 

@@ -5,7 +5,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "recorder.h"
+#include "intern.h"
+#include "ring.h"
 
 #define PROBE 32
 #define CODE_SLOTS (1u << 15)

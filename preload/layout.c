@@ -189,18 +189,10 @@ static bool layout_plausible(const struct ftp_layout *l, const uint64_t *dbg, co
            l->is_gc + l->gc_collecting + 4 <= word(dbg, w->is_size);
 }
 
-bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version, bool ft)
+/* The offsets the interpreter's _Py_DebugOffsets table gives (its words `w` of `dbg`), and the few
+ * derived from them. */
+static void layout_from_table(struct ftp_layout *l, const uint64_t *dbg, const struct dbg_words *w, bool ft)
 {
-    memset(l, 0, sizeof *l);
-    unsigned minor = (unsigned)(version >> 16) & 0xff;
-    if ((version >> 24) != 3)
-        return false;
-    const struct dbg_words *w = words_of_minor(minor);
-    /* The flavour is both in the table (word 2, hashed) and given: a table taken from the other build
-     * never matches. */
-    if (!w || (dbg[2] != 0) != ft || !table_known(dbg, minor, w, ft))
-        return false;
-    l->minor = (uint8_t)minor;
     l->rt_size = word(dbg, w->rt_size);
     l->rt_finalizing = word(dbg, w->rt_finalizing);
     l->rt_interpreters_head = word(dbg, w->rt_interpreters_head);
@@ -263,6 +255,18 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
      * new PyTypeObject._tp_iteritem moves it, and 3.15 gives it in the offsets. */
     l->ht_cached_keys = w->ht_cached_keys ? word(dbg, w->ht_cached_keys) : l->ob_size + 864;
 
+    /* Per-thread bytecode of free-threaded 3.14+: a frame's instr_ptr points into
+     * co_tlbc->entries[frame->tlbc_index], a _PyCodeArray {Py_ssize_t size; char *entries[]}
+     * (Include/cpython/code.h:32-35; Include/internal/pycore_interpframe_structs.h:41-42). */
+    if (ft && w->co_tlbc && w->fr_tlbc_index) {
+        l->co_tlbc = word(dbg, w->co_tlbc);
+        l->fr_tlbc_index = word(dbg, w->fr_tlbc_index);
+    }
+}
+
+/* What the table does not give, from CPython's sources (one comment per fact, naming where it is). */
+static void layout_from_sources(struct ftp_layout *l, unsigned minor, bool ft)
+{
     /* Entry frames of _PyEval_EvalFrameDefault, which also end each C-level call of the eval loop:
      * 3.13 FRAME_OWNED_BY_CSTACK = 3 (Include/internal/pycore_frame.h:59); 3.14 marks them
      * FRAME_OWNED_BY_INTERPRETER = 3 (Python/ceval.c:1192) and keeps CSTACK = 4
@@ -291,14 +295,6 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     l->lock_mutex = l->ob_size;
     l->rlock_is_pymutex = minor >= 14;
     l->rlock_owner = minor >= 14 ? 8 : 0; /* _PyRecursiveMutex {PyMutex mutex; unsigned long long thread; ...} */
-
-    /* Per-thread bytecode of free-threaded 3.14+: a frame's instr_ptr points into
-     * co_tlbc->entries[frame->tlbc_index], a _PyCodeArray {Py_ssize_t size; char *entries[]}
-     * (Include/cpython/code.h:32-35; Include/internal/pycore_interpframe_structs.h:41-42). */
-    if (ft && w->co_tlbc && w->fr_tlbc_index) {
-        l->co_tlbc = word(dbg, w->co_tlbc);
-        l->fr_tlbc_index = word(dbg, w->fr_tlbc_index);
-    }
 
     /* Inline values and split keys, for a thread's name (self._name of its Thread): unchanged 3.13-3.15.
      * Include/object.h Py_TPFLAGS_INLINE_VALUES (1 << 2); Include/internal/pycore_dict.h
@@ -347,6 +343,22 @@ bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version
     l->tc_entry_sequence = 4;
     l->tc_entry_name = 8;
     l->tp_version_tag = l->tp_flags + 8 + 26 * 8;
+}
+
+bool ftp_layout_load(struct ftp_layout *l, const uint64_t *dbg, uint64_t version, bool ft)
+{
+    memset(l, 0, sizeof *l);
+    unsigned minor = (unsigned)(version >> 16) & 0xff;
+    if ((version >> 24) != 3)
+        return false;
+    const struct dbg_words *w = words_of_minor(minor);
+    /* The flavour is both in the table (word 2, hashed) and given: a table taken from the other build
+     * never matches. */
+    if (!w || (dbg[2] != 0) != ft || !table_known(dbg, minor, w, ft))
+        return false;
+    l->minor = (uint8_t)minor;
+    layout_from_table(l, dbg, w, ft);
+    layout_from_sources(l, minor, ft);
 
     if (!layout_plausible(l, dbg, w, ft)) {
         memset(l, 0, sizeof *l);

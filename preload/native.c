@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include "got.h"
-#include "recorder.h"
+#include "native.h"
+#include "ring.h"
+#include "thread.h"
 
 /* The last link-map entry already described in this file: written by the one walker (`walking`), read by
  * any thread to see whether something was loaded since. */

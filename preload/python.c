@@ -17,59 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "recorder.h"
+#include "intern.h"
+#include "python.h"
+#include "ring.h"
 
 /* Short for the layout of the interpreter we run in (layout.c): every offset below comes from it. */
 #define L (&ftp_state.py.lay)
 /* The GIL's runtime state, from its first field to past switch_mutex (struct _gil_runtime_state,
  * Include/internal/pycore_gil.h, 3.13-3.15): the addresses whose waits are GIL waits. */
 #define GIL_STATE_SPAN 256
-
-bool ftp_safe_read(void *dst, uintptr_t src, size_t len)
-{
-    if (src < 4096 || src + len < src)
-        return false;
-    struct iovec local = {dst, len}, remote = {(void *)src, len};
-    return process_vm_readv((pid_t)ftp_state.pid, &local, 1, &remote, 1, 0) == (ssize_t)len;
-}
-
-/* `each` bytes from each of `n` addresses into consecutive slots of `dst`, in as few system calls as
- * they allow: process_vm_readv stops at the first range that does not read (maybe partway into it),
- * which is marked unreadable and skipped, and the call resumes after it. */
-void ftp_safe_read_each(void *dst, size_t each, const uintptr_t *src, int n, bool *readable)
-{
-    struct iovec local[8], remote[8];
-    n = n < 8 ? n : 8;
-    for (int i = 0; i < n; i++) {
-        local[i] = (struct iovec){(uint8_t *)dst + (size_t)i * each, each};
-        remote[i] = (struct iovec){(void *)src[i], each};
-        readable[i] = false;
-    }
-    for (int done = 0; done < n;) {
-        ssize_t got = process_vm_readv((pid_t)ftp_state.pid, local + done, (unsigned long)(n - done), remote + done,
-                                       (unsigned long)(n - done), 0);
-        size_t whole = got > 0 ? (size_t)got / each : 0; /* ranges read in full */
-        for (int i = done; i < done + (int)whole && i < n; i++)
-            readable[i] = true;
-        done += (int)whole + 1; /* the one after them failed (or nothing is left) */
-    }
-}
-
-/* Reads [src, src + len) in place when it lies within the 4 KiB block of `live`, an address the
- * interpreter itself is reading right now (the PyMutex a thread parks or spins on): a mapping is made of
- * whole pages, so those bytes are mapped too. Anywhere else, through ftp_safe_read: a system call per
- * read is what made each wait cost microseconds. Not instrumented, byte by byte: the window may reach
- * past an object into memory a sanitizer marks as another allocation's. */
-__attribute__((no_sanitize("address", "thread", "undefined"))) bool ftp_read_near(void *dst, uintptr_t src,
-                                                                                   size_t len, uintptr_t live)
-{
-    uintptr_t block = live & ~(uintptr_t)4095;
-    if (!live || src < block || src + len < src || src + len > block + 4096)
-        return ftp_safe_read(dst, src, len);
-    for (size_t i = 0; i < len; i++)
-        ((uint8_t *)dst)[i] = ((const volatile uint8_t *)src)[i];
-    return true;
-}
 
 static int find_text(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -104,7 +60,6 @@ static void seqlock_text_detect(struct ftp_python *py)
     }
 }
 
-FTP_HIDDEN void ftp_argv(const char **argv, uint32_t *len, uint32_t *argc);
 static void tstate_source_detect(struct ftp_python *py, uintptr_t fn);
 enum { TSTATE_NONE, TSTATE_TLS, TSTATE_KEY };
 
@@ -803,46 +758,10 @@ void ftp_python_classify(struct ftp_thread *t, uintptr_t addr, bool mutex_park, 
     }
 }
 
-/* The GIL came back for good (free-threaded builds): say so once, naming the extension loaded last. */
-void ftp_python_check_gil(struct ftp_thread *t)
-{
-    volatile int *enabled = __atomic_load_n(&ftp_state.py.gil_enabled, __ATOMIC_RELAXED);
-    if (!enabled || atomic_load_explicit(&ftp_state.gil_reported, memory_order_relaxed))
-        return;
-    if (*enabled != INT_MAX) /* transient enables (module init of unknown safety) go back to 0 */
-        return;
-    if (atomic_exchange(&ftp_state.gil_reported, 1))
-        return;
-    ftp_event_gil_enabled(t);
-}
-
-/* ---- the threading.Thread name ---- */
-
-static bool read_ptr(uintptr_t addr, uintptr_t *out) { return ftp_safe_read(out, addr, sizeof *out); }
-
-/* A str we may not read directly (another object's attribute): ASCII only, through safe reads. */
-static size_t copy_ascii_safe(uintptr_t str, char *out, size_t cap)
-{
-    uint32_t state;
-    int64_t length;
-    if (!ftp_safe_read(&state, str + L->str_state, sizeof state) ||
-        !ftp_safe_read(&length, str + L->str_length, sizeof length))
-        return 0;
-    if (!((state >> L->str_compact_shift) & 1) || !((state >> L->str_ascii_shift) & 1) || length <= 0) /* compact ASCII only */
-        return 0;
-    size_t n = (size_t)length < cap ? (size_t)length : cap;
-    return ftp_safe_read(out, str + L->str_ascii_size, n) ? n : 0;
-}
-
-static bool str_equals(uintptr_t str, const char *want)
-{
-    char buf[32];
-    size_t len = strlen(want);
-    return copy_ascii_safe(str, buf, sizeof buf) == len && memcmp(buf, want, len) == 0;
-}
+/* ---- the threading.Thread of the calling thread (its name: thread_name.c) ---- */
 
 /* The `self` of the outermost Thread._bootstrap_inner frame of the calling thread, or 0. */
-static uintptr_t current_thread_object(void)
+uintptr_t ftp_python_thread_object(void)
 {
     static _Atomic uintptr_t bootstrap_code;
     uintptr_t tstate = ftp_python_tstate();
@@ -876,51 +795,4 @@ bool ftp_python_has_frame(void)
 {
     uintptr_t tstate = ftp_python_tstate();
     return tstate && *(const uintptr_t *)(tstate + L->ts_current_frame);
-}
-
-/* self._name of a threading.Thread, through the instance's inline values and its type's shared keys. */
-static size_t thread_object_name(uintptr_t self, char *out, size_t cap)
-{
-    uintptr_t type, keys, basicsize, flags, nentries, name_obj;
-    uint8_t valid, log2_index_bytes, kind;
-    if (!read_ptr(self + L->ob_type, &type) || !read_ptr(type + L->tp_flags, &flags) ||
-        !(flags & L->tp_flags_inline_values) || !read_ptr(type + L->tp_basicsize, &basicsize) || basicsize > 4096 ||
-        !read_ptr(type + L->ht_cached_keys, &keys) || !keys ||
-        !ftp_safe_read(&valid, self + basicsize + L->values_valid, 1) || !valid ||
-        !ftp_safe_read(&log2_index_bytes, keys + L->dk_log2_index_bytes, 1) || log2_index_bytes > 20 ||
-        !ftp_safe_read(&kind, keys + L->dk_kind, 1) || kind != L->dk_kind_split ||
-        !read_ptr(keys + L->dk_nentries, &nentries) || nentries > 256)
-        return 0;
-    uintptr_t entries = keys + L->dk_indices + ((uintptr_t)1 << log2_index_bytes);
-    for (uintptr_t i = 0; i < nentries; i++) {
-        uintptr_t key;
-        if (!read_ptr(entries + i * L->dk_entry_size, &key))
-            return 0;
-        if (key && str_equals(key, "_name")) {
-            if (!read_ptr(self + basicsize + L->values_array + i * 8, &name_obj) || !name_obj)
-                return 0;
-            return copy_ascii_safe(name_obj, out, cap);
-        }
-    }
-    return 0;
-}
-
-size_t ftp_python_thread_name(struct ftp_thread *t, char *out, size_t cap)
-{
-    struct ftp_python *py = &ftp_state.py;
-    if (!py->stacks || !__atomic_load_n(&py->ready, __ATOMIC_ACQUIRE))
-        return 0;
-    uintptr_t self = current_thread_object();
-    if (self)
-        return thread_object_name(self, out, cap);
-    if (t->tid == ftp_state.pid && ftp_python_tstate()) {
-        memcpy(out, "MainThread", 10 < cap ? 10 : cap);
-        return 10 < cap ? 10 : cap;
-    }
-    /* Before its first frame, or at its end: the Thread object its bootstrap was for, if it is still
-     * an object of the same type (safe reads: it may be gone by the thread's end). */
-    uintptr_t type = 0;
-    if (t->boot_thread && ftp_safe_read(&type, t->boot_thread + L->ob_type, sizeof type) && type == t->boot_thread_type)
-        return thread_object_name(t->boot_thread, out, cap);
-    return 0;
 }

@@ -1,12 +1,15 @@
-/* Per-thread chunks of the shared file mapping. A thread owns one chunk at a time and appends records to
- * it with plain stores; only claiming a new chunk touches shared state (one CAS). Chunks of exited
- * threads go on a lock-free free list and are adopted, with their fill level, by later threads, so
- * 10,000 short-lived threads do not need 10,000 chunks. */
+/* Per-thread chunks of the shared file mapping, and ring mode (FTPROF_MODE=ring). A thread owns one
+ * chunk at a time and appends records to it with plain stores; only claiming a new chunk touches shared
+ * state (one CAS). Chunks of exited threads go on a lock-free free list and are adopted, with their fill
+ * level, by later threads, so 10,000 short-lived threads do not need 10,000 chunks. */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#include "recorder.h"
+#include "file.h"
+#include "ring.h"
+#include "thread.h"
 
 void ftp_ring_count_drop(uint64_t wait_ns)
 {
@@ -24,6 +27,103 @@ void ftp_ring_count_drop(uint64_t wait_ns)
         atomic_fetch_add_explicit((_Atomic uint64_t *)&h->dropped_events, 1, memory_order_relaxed);
         atomic_fetch_add_explicit((_Atomic uint64_t *)&h->dropped_wait_ns, wait_ns, memory_order_relaxed);
     }
+}
+
+/* ---- ring mode (FTPROF_MODE=ring): the oldest full chunks are overwritten, what they held is counted ---- */
+
+void ftp_ring_file_opened(struct ftp_file_header *h)
+{
+    atomic_store(&ftp_state.ring_next, 0);
+    if (ftp_state.ring) {
+        /* Private bookkeeping, one byte and one word per chunk (start-up or a forked child: no hook). */
+        size_t need = (size_t)ftp_state.chunk_count * (1 + sizeof(uint32_t));
+        void *p = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            ftp_warn("FTPROF_MODE=ring: cannot allocate the chunk table; using normal mode", NULL, NULL);
+            ftp_state.ring = false;
+            h->mode = FTP_MODE_NORMAL;
+            return;
+        }
+        ftp_state.chunk_gen = p;
+        ftp_state.chunk_owned = (_Atomic uint8_t *)((uint32_t *)p + ftp_state.chunk_count);
+    }
+}
+
+/* Ring mode: a chunk a thread or the free list holds is never overwritten. */
+static void mark_owned(uint32_t index, bool owned)
+{
+    if (ftp_state.ring && ftp_state.chunk_owned && index < ftp_state.chunk_count)
+        atomic_store_explicit(&ftp_state.chunk_owned[index], owned, memory_order_release);
+}
+
+static void atomic_max_u64(_Atomic uint64_t *p, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(p, memory_order_relaxed);
+    while (cur < v && !atomic_compare_exchange_weak(p, &cur, v))
+        ;
+}
+
+/* Ring mode: a full chunk to overwrite (its lost waits counted), or false when none can be. */
+static bool recycle_oldest(uint32_t *index)
+{
+    uint32_t n = ftp_state.chunk_count;
+    if (!ftp_state.ring || !ftp_state.chunk_owned || !ftp_state.hdr)
+        return false;
+    struct ftp_file_header *h = ftp_state.hdr;
+    /* Round robin over the chunks in the order they were first claimed: the one overwritten next is
+     * the one filled longest ago, less those a thread (or the free list) still holds. */
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = atomic_fetch_add_explicit(&ftp_state.ring_next, 1, memory_order_relaxed) % n;
+        uint8_t free_now = 0;
+        if (atomic_load_explicit(&ftp_state.chunk_owned[i], memory_order_relaxed) ||
+            !atomic_compare_exchange_strong(&ftp_state.chunk_owned[i], &free_now, 1))
+            continue;
+        /* What is lost: every WAIT record the chunk holds, and up to when. */
+        uint8_t *c = ftp_state.map + FTP_HEADER_SIZE + (size_t)i * ftp_state.chunk_size;
+        uint64_t lost = 0, until = 0;
+        for (uint32_t off = 0; off + sizeof(struct ftp_record) <= ftp_state.chunk_size;) {
+            const struct ftp_record *r = (const struct ftp_record *)(c + off);
+            uint32_t size = atomic_load_explicit((_Atomic uint32_t *)&r->size, memory_order_acquire);
+            if (size == 0 || size % FTP_RECORD_ALIGN || size > ftp_state.chunk_size - off)
+                break;
+            if (r->type == FTP_REC_WAIT && size >= FTP_REC_WAIT_V6_SIZE) {
+                lost++;
+                uint64_t end = ((const struct ftp_rec_wait *)r)->end_ns;
+                if (end > until)
+                    until = end;
+            }
+            off += size;
+        }
+        atomic_fetch_add_explicit(&ftp_state.chunk_gen[i], 1, memory_order_release);
+        /* A reader stops at the first size 0: cut the chunk there first, then clear the rest. */
+        atomic_store_explicit((_Atomic uint32_t *)c, 0, memory_order_release);
+        memset(c + 8, 0, ftp_state.chunk_size - 8);
+        atomic_fetch_add_explicit((_Atomic uint64_t *)&h->overwritten_events, lost, memory_order_relaxed);
+        atomic_max_u64((_Atomic uint64_t *)&h->overwritten_until_ns, until);
+        atomic_fetch_add_explicit((_Atomic uint64_t *)&h->chunks_recycled, 1, memory_order_relaxed);
+        ftp_state.chunk_fill[i] = 0;
+        *index = i;
+        return true;
+    }
+    return false;
+}
+
+uint64_t ftp_ring_where(void)
+{
+    struct ftp_thread *t = &ftp_tls;
+    if (!ftp_state.ring || !ftp_state.chunk_gen || !t->chunk)
+        return 0;
+    return (uint64_t)(t->chunk_index + 1) << 32 |
+           atomic_load_explicit(&ftp_state.chunk_gen[t->chunk_index], memory_order_relaxed);
+}
+
+bool ftp_ring_defined(uint64_t where)
+{
+    if (!where || !ftp_state.chunk_gen)
+        return true;
+    uint32_t i = (uint32_t)(where >> 32) - 1;
+    return i >= ftp_state.chunk_count ||
+           atomic_load_explicit(&ftp_state.chunk_gen[i], memory_order_relaxed) == (uint32_t)where;
 }
 
 static bool pop_free_chunk(uint32_t *index)
@@ -61,7 +161,7 @@ static bool claim_new_chunk(uint32_t *index)
     uint32_t n = atomic_load(&ftp_state.claimed);
     do {
         if ((n & FTP_CLAIMS_CLOSED) || n >= ftp_state.chunk_count)
-            return !(n & FTP_CLAIMS_CLOSED) && ftp_ring_recycle(index); /* ring mode: the oldest full chunk */
+            return !(n & FTP_CLAIMS_CLOSED) && recycle_oldest(index); /* ring mode: the oldest full chunk */
     } while (!atomic_compare_exchange_weak(&ftp_state.claimed, &n, n + 1));
     /* Reserve the chunk's disk blocks before touching its pages: on a full disk a store into a sparse
      * shared mapping would raise SIGBUS in the host. */
@@ -74,7 +174,7 @@ static bool claim_new_chunk(uint32_t *index)
         if (rc == ESTALE)
             ftp_stop("the recording's file cannot be opened again (moved, replaced or made read-only)");
         else
-            ftp_file_disk_full(rc);
+            ftp_file_disk_full(rc, ftp_ring_detach_free_list);
         return false;
     }
     /* Published only once its blocks exist: readers (and the trim of an exec'd image) never count a
@@ -101,7 +201,7 @@ void ftp_ring_release_chunk(struct ftp_thread *t)
     t->chunk = NULL;
     t->announced = false;
     if (!reusable) {
-        ftp_ring_mark_owned(idx, false); /* ring mode: full, may be overwritten */
+        mark_owned(idx, false); /* ring mode: full, may be overwritten */
         return;
     }
     uint64_t head = atomic_load(&ftp_state.free_chunks);
@@ -126,7 +226,7 @@ static bool take_chunk(struct ftp_thread *t, bool reuse)
     t->chunk_index = idx;
     t->chunk_off = fill;
     t->announced = false;
-    ftp_ring_mark_owned(idx, true);
+    mark_owned(idx, true);
     ftp_thread_set_key(t); /* its destructor hands the chunk back at thread exit */
     return true;
 }
@@ -141,10 +241,15 @@ static void *reserve_raw(struct ftp_thread *t, uint32_t size)
     return NULL;
 }
 
+/* Set before recording starts (session.c), never changed while it runs. */
+static ftp_ring_namer thread_namer;
+
+void ftp_ring_name_threads_with(ftp_ring_namer namer) { thread_namer = namer; }
+
 static bool announce_thread(struct ftp_thread *t)
 {
     char py_name[128];
-    size_t py_len = ftp_python_thread_name(t, py_name, sizeof py_name);
+    size_t py_len = thread_namer ? thread_namer(t, py_name, sizeof py_name) : 0;
     uint32_t size = ftp_record_padded((uint32_t)(sizeof(struct ftp_rec_thread) + py_len));
     struct ftp_rec_thread *r = reserve_raw(t, size);
     if (!r)
@@ -177,7 +282,7 @@ void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
      * lost (and a wait counted as dropped by the caller). */
     for (int attempt = 0; attempt < 2; attempt++) {
         if (t->chunk)
-            ftp_ring_mark_owned(t->chunk_index, false); /* ring mode: full, may be overwritten */
+            mark_owned(t->chunk_index, false); /* ring mode: full, may be overwritten */
         t->chunk = NULL;
         t->announced = false;
         if (!take_chunk(t, attempt == 0))
@@ -189,7 +294,7 @@ void *ftp_ring_reserve(struct ftp_thread *t, uint32_t size)
         }
     }
     if (t->chunk)
-        ftp_ring_mark_owned(t->chunk_index, false);
+        mark_owned(t->chunk_index, false);
     t->chunk = NULL;
     t->announced = false;
     return NULL;

@@ -2,7 +2,11 @@
  * afterwards; the hash covers every frame, so equal ids mean equal frames. */
 #include <string.h>
 
-#include "recorder.h"
+#include "intern.h"
+#include "native.h"
+#include "python.h"
+#include "ring.h"
+#include "stack.h"
 
 static uint64_t hash_words(const uint64_t *w, size_t n, uint64_t h)
 {
