@@ -148,10 +148,10 @@ def test_pip_install_venv(tmp_path, ft_python):
     _profile_contended("ftprof", venv / "bin" / "python", tmp_path, env, "venv")
 
 
-# What a wheel may still take from the system: glibc's libraries and the loader, libgcc_s and libstdc++,
-# and zlib (the system libraries every manylinux policy lists).
+# What a wheel may still take from the system: glibc's libraries and the loader, libgcc_s and libstdc++
+# (zlib, which every manylinux policy also lists, is vendored too: tools/wheel_vendor_zlib.py).
 SYSTEM_LIBRARIES = re.compile(r"^(libc|libm|libdl|libpthread|librt|libutil|libresolv|ld-linux-x86-64|libgcc_s|"
-                              r"libstdc\+\+|libz)\.so")
+                              r"libstdc\+\+)\.so")
 
 
 def _ldd(path, via=None):
