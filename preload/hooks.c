@@ -121,7 +121,7 @@ static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t l
     bool right_after = now - t->spin_last_ns < FTP_SPIN_GAP_NS || (acq_begin && t->spin_start_ns >= acq_begin);
     if (t->spin_start_ns && right_after && ftp_spin_was_pymutex(t) &&
         (t->spin_addr ? t->spin_addr == lock_addr : t->spin_stack == stack)) {
-        if (t->spin_caller && !t->spin_seqlock && spin_site_register(t->spin_caller) < 0)
+        if (t->spin_caller && !t->spin_seqlock && t->spin_reg < 0)
             spin_site_learn(t, lock_addr);
         uint64_t start = t->spin_start_ns;
         t->spin_start_ns = 0;
@@ -636,6 +636,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         t->spin_rejected = 0;
         t->spin_scanned = false;
         t->spin_ncand = 0;
+        t->spin_reg = (int8_t)spin_site_register(caller); /* once a spin: what its site has learnt so far */
         /* The spin is published when it ends, maybe at the thread's exit, when its frames are gone:
          * a thread not yet known by its threading name announces itself now, while they are there. */
         if (!t->py_named) {
@@ -650,9 +651,8 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
      * under a spin). Not past a PyMutex spin's length: a seqlock's spin can go on much longer, and
      * each look costs a handful of reads. */
     if (regs && !seqlock && !t->spin_locked && t->spin_yields < ftp_state.py.lay.spin_max) {
-        int reg = spin_site_register(caller);
-        if (reg >= 0)
-            spin_lock_at(t, regs[reg]);
+        if (t->spin_reg >= 0)
+            spin_lock_at(t, regs[t->spin_reg]);
         else
             spin_lock_of(t, regs, 6);
     }

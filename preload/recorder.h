@@ -96,6 +96,7 @@ struct ftp_thread {
     bool spin_seqlock;          /* the run's yields return into a seqlock function: the type cache's */
     bool spin_scanned;          /* the candidates below were found at this run's first look */
     uint8_t spin_ncand;
+    int8_t spin_reg;            /* the register its call site keeps the lock in, -1 while not known */
     uint8_t spin_cand_reg[FTP_SPIN_CANDIDATES];   /* which of the six callee-saved registers held each (see spin sites) */
     uintptr_t spin_caller;      /* the yield's call site in the interpreter */
     uintptr_t spin_rejected;    /* a known site's PyMutex that names no lock: not classified again */

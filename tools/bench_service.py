@@ -152,35 +152,28 @@ def batches(connections):
     JSON line per batch on stdout once all its replies are in, so the caller samples between batches."""
     for line in sys.stdin:
         port, requests = map(int, line.split())
-        errors = []
-        per = [requests // connections + (1 if i < requests % connections else 0) for i in range(connections)]
-        threads = [threading.Thread(target=session, args=(port, i, n, errors)) for i, n in enumerate(per)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
+        wall, errors = sessions(port, requests, connections)
         if errors:
             print(f"bench_service: batches: {errors[0]}", file=sys.stderr)
             sys.exit(1)
         print(json.dumps({"port": port, "requests": requests, "wall_s": wall}), flush=True)
 
 
-def client(port, requests, connections):
+def sessions(port, requests, connections):
+    """`requests` requests spread over `connections` keep-alive sessions at once: (wall seconds, errors)."""
     errors = []
-
-    def worker(index, count):
-        session(port, index, count, errors)
-
     per = [requests // connections + (1 if i < requests % connections else 0) for i in range(connections)]
-    threads = [threading.Thread(target=worker, args=(i, n)) for i, n in enumerate(per)]
+    threads = [threading.Thread(target=session, args=(port, i, n, errors)) for i, n in enumerate(per)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
+    return time.perf_counter() - t0, errors
+
+
+def client(port, requests, connections):
+    wall, errors = sessions(port, requests, connections)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", "/shutdown")
     conn.getresponse().read()
