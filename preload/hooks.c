@@ -588,21 +588,34 @@ static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
 }
 
 /* A known call site's spin: `m` is the PyMutex itself (see spin sites), tied to the spin when it names a
- * lock the scan would also have accepted. */
+ * lock the scan would also have accepted. The site is learnt, not proven: the first time a spin meets an
+ * address, its object is read through ftp_safe_read (an address that is not mapped is no lock, and
+ * costs nothing but the read); once accepted, the same spin reads it in place, as the spinner itself
+ * does on every turn. The interpreter's own static state is always mapped and is read in place. */
 static void spin_lock_at(struct ftp_thread *t, uintptr_t m)
 {
-    if (m < 65536 || m == t->spin_rejected)
+    if (m < 65536 || m >= FTP_USER_ADDR_END || m == t->spin_rejected)
         return;
-    uint8_t byte = *(const volatile uint8_t *)m;
+    uint8_t byte;
     if (m != t->spin_addr) {
+        uint32_t offset;
+        uint8_t around[FTP_CLASSIFY_WINDOW];
+        bool heap = ftp_python_region(m, &offset) == FTP_REGION_HEAP;
+        if (heap && !ftp_safe_read(around, m - FTP_CLASSIFY_BEFORE, sizeof around)) {
+            t->spin_rejected = m;
+            return;
+        }
+        byte = heap ? around[FTP_CLASSIFY_BEFORE] : *(const volatile uint8_t *)m;
         struct ftp_lock_class c;
-        ftp_python_classify(t, m, true, true, NULL, &c);
-        if (!spin_class_names_lock(&c)) {
+        ftp_python_classify(t, m, true, false, heap ? around : NULL, &c);
+        if ((byte & ~3u) || !spin_class_names_lock(&c)) {
             t->spin_rejected = m;
             return;
         }
         t->spin_addr = m;
         t->spin_cls = c;
+    } else {
+        byte = *(const volatile uint8_t *)m;
     }
     t->spin_locked = byte & 1u;
     if (t->spin_locked)
@@ -618,9 +631,11 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         return ftp_real.real_sched_yield();
     uint64_t now = ftp_now();
     /* The type cache's seqlock yields from its own functions; a PyMutex spins in _PyMutex_LockTimed. A
-     * run of one never continues a run of the other: pointers its registers hold are no PyMutex. */
+     * run of one never continues a run of the other: pointers its registers hold are no PyMutex. Nor
+     * does a run continue at another call site: its lock may be in another register (spin_reg). */
     bool seqlock = ftp_in_seqlock_text(caller);
-    if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS || seqlock != t->spin_seqlock) {
+    if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS || seqlock != t->spin_seqlock ||
+        caller != t->spin_caller) {
         ftp_event_flush_spin(t, now, true);
         if (ftp_python_ready())
             ftp_event_check_gil(t);

@@ -159,6 +159,20 @@ def test_failed_lock_calls_are_not_waits(runner, tmp_path):
     assert not rep.of_kind("pthread_mutex"), f"failed lock calls reported as waits:\n{rep.summary()}"
 
 
+def test_spins_at_two_call_sites_in_turn(runner):
+    """A spin at one yield call site right after a spin at another: each site keeps its PyMutex in a
+    register of its own, so what one site has taught the recorder must never be read at the other (a
+    stale register read in place crashed the host). Repeated, since the registers' contents vary."""
+    waits = 0
+    for attempt in range(5):
+        run = runner.run(["spin_sites.py", "--threads", 3, "--seconds", 2], check=False)
+        assert run.returncode == 0 and run.stdout.startswith("rounds "), (
+            f"run {attempt + 1} exited {run.returncode} under the recorder\n{run.stderr[-3000:]}")
+        rep = runner.report(run.files)
+        waits += sum(lk["contentions"] for lk in rep.with_waiter_function("work"))
+    assert waits, "five runs of three threads taking the same two locks recorded no wait in work()"
+
+
 def run_refused(runner, output, what):
     plain = runner.run([WORKLOADS / "streams.py"], preload=False)
     env = {"FTPROF_OUTPUT": str(output)}
