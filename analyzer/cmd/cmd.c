@@ -40,9 +40,14 @@ int cmd_error(int code, const char *subject, const char *fmt, ...)
 
 int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet)
 {
+    return cmd_load_with(p, paths, n, (struct prof_load_how){.quiet = quiet});
+}
+
+int cmd_load_with(struct profile *p, char *const *paths, size_t n, struct prof_load_how how)
+{
     char err[256] = "";
     size_t failed = 0;
-    int rc = prof_load(p, paths, n, quiet, &failed, err, sizeof(err));
+    int rc = prof_load_with(p, paths, n, how, &failed, err, sizeof(err));
     if (rc == 0)
         return FTPROF_EXIT_OK;
     return cmd_error(cmd_read_exit_code(rc), failed < n ? paths[failed] : NULL, "%s", err);

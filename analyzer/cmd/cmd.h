@@ -58,6 +58,8 @@ int cmd_read_exit_code(int err);
 int cmd_error(int code, const char *subject, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Loads recordings, reporting a failure as one line; returns an exit code. */
 int cmd_load(struct profile *p, char *const *paths, size_t n, bool quiet);
+/* The same, loaded as `how` says. */
+int cmd_load_with(struct profile *p, char *const *paths, size_t n, struct prof_load_how how);
 /* Creates `path` exclusively (never overwriting, never following a symlink), mode 0666 less the umask.
  * NULL after reporting the error. */
 FILE *cmd_create_output(const char *path);

@@ -249,6 +249,10 @@ static int diff_json(const struct diff *d, const struct profile *p[2], char *con
     return rc;
 }
 
+/* The two recordings load side by side, each in one thread: a load's second thread (its close stage,
+ * profile_batch.c) would only take turns with the other load's on a machine of two cores. */
+#define DIFF_LOAD ((struct prof_load_how){.one_thread = true})
+
 /* The new recording, loaded in a thread of its own while the base one loads in the caller's: its
  * warnings are kept to be printed after the base's, and its error only if the base loaded, just as
  * loading one after the other would print them. */
@@ -265,7 +269,7 @@ static void *diff_load_main(void *arg)
 {
     struct diff_load *l = arg;
     prof_warnings_to(l->warnings);
-    l->rc = prof_load(l->p, &l->path, 1, false, &l->failed, l->err, sizeof(l->err));
+    l->rc = prof_load_with(l->p, &l->path, 1, DIFF_LOAD, &l->failed, l->err, sizeof(l->err));
     prof_warnings_to(NULL);
     return NULL;
 }
@@ -289,7 +293,7 @@ static int diff_load_both(struct profile *base, struct profile *new_, char **fil
             prof_free(base);
         return rc;
     }
-    int rc = cmd_load(base, &files[0], 1, false);
+    int rc = cmd_load_with(base, &files[0], 1, DIFF_LOAD);
     pthread_join(thread, NULL);
     fclose(second.warnings);
     if (rc == FTPROF_EXIT_OK) {

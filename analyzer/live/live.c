@@ -596,7 +596,8 @@ static int live_load_frame(struct live_frame *f, const char *path, uint64_t file
     }
     char *paths[1] = {(char *)path};
     size_t failed;
-    rc = prof_load_opts(&f->p, paths, 1, true, false, &failed, err, errlen);
+    rc = prof_load_with(&f->p, paths, 1, (struct prof_load_how){.quiet = true, .no_inflight = true}, &failed, err,
+                        errlen);
     if (rc < 0) {
         free(slots);
         return rc;

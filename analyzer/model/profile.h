@@ -269,9 +269,15 @@ int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_
 /* Where the calling thread's prof_load writes its warnings: `to`, or stderr when NULL (a load in a
  * thread of its own keeps them to print them in order). */
 void prof_warnings_to(FILE *to);
-/* The same; `inflight` false leaves the waits still in progress at a file's end out (the live view adds
- * them itself, up to now). prof_load counts them up to the file's end. */
-int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, bool inflight, size_t *failed,
+/* How prof_load_with loads. prof_load: warnings printed, waits in flight counted, and the close stage in
+ * a thread of its own for a large file when a core is idle. */
+struct prof_load_how {
+    bool quiet;       /* no warnings */
+    bool no_inflight; /* leave the waits still in progress at a file's end out (the live view adds them
+                       * itself, up to now); otherwise they count up to the file's end */
+    bool one_thread;  /* never a second thread: the caller runs loads side by side itself (diff) */
+};
+int prof_load_with(struct profile *p, char *const *paths, size_t n, struct prof_load_how how, size_t *failed,
                    char *err, size_t errlen);
 void prof_free(struct profile *p);
 

@@ -293,7 +293,7 @@ static bool prof_split_pays(const struct rd_file *rd)
 int prof_load(struct profile *p, char *const *paths, size_t n, bool quiet, size_t *failed, char *err,
               size_t errlen)
 {
-    return prof_load_opts(p, paths, n, quiet, true, failed, err, errlen);
+    return prof_load_with(p, paths, n, (struct prof_load_how){.quiet = quiet}, failed, err, errlen);
 }
 
 /* The warnings a file's facts call for, one line each. */
@@ -378,9 +378,10 @@ static void prof_dangling_warning(bool quiet, const struct prof_file *f)
                   (unsigned long long)f->dangling_types);
 }
 
-int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, bool inflight, size_t *failed,
+int prof_load_with(struct profile *p, char *const *paths, size_t n, struct prof_load_how how, size_t *failed,
                    char *err, size_t errlen)
 {
+    bool quiet = how.quiet;
     memset(p, 0, sizeof(*p));
     struct prof_internal *in = calloc(1, sizeof(*in));
     p->files = calloc(n ? n : 1, sizeof(*p->files));
@@ -434,7 +435,7 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
         in->defs[k].python_runtime = rd.hdr.python_runtime;
         rc = rd_walk(&rd, prof_visit_defs, in);
         if (rc == 0 && !in->oom)
-            rc = prof_batch_start(in, prof_split_pays(&rd));
+            rc = prof_batch_start(in, !how.one_thread && prof_split_pays(&rd));
         if (rc == 0 && !in->oom)
             rc = rd_walk(&rd, prof_visit_events, in);
         if (rc == 0 && in->oom)
@@ -449,7 +450,7 @@ int prof_load_opts(struct profile *p, char *const *paths, size_t n, bool quiet, 
             return rc;
         }
         prof_events_end_file(in);
-        if (inflight) {
+        if (!how.no_inflight) {
             prof_file_inflight(in, paths[i], &rd);
             prof_batch_finish(in); /* the in-flight waits were applied inline: flush their histogram adds */
         }
