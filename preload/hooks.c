@@ -46,12 +46,14 @@ static bool parked_seen(uintptr_t addr)
 }
 
 /* Which register holds a PyMutex spin's lock, per yield call site in the interpreter (one in
- * _PyMutex_LockTimed, one in its copy inlined into PyMutex_Lock). The compiler fixes, per call site,
+ * _PyMutex_LockTimed, one in each copy of it inlined elsewhere: PyMutex_Lock, and on 3.15 the
+ * recursive mutex's lock, which RLock spins in). The compiler fixes, per call site,
  * which callee-saved register keeps the `PyMutex *` across the yield; it is learned from spins that end
  * in a park of the same acquisition (the park names the lock) and trusted once SPIN_SITE_CONFIRM of them
- * agree on one register with none disagreeing. From then on a spin's lock is that register: an address
- * the spinner reads on every turn, so its byte and its object are read in place — no process_vm_readv,
- * no look at the other five registers, where the scan costs a system call per register and per look.
+ * agree on one register with none disagreeing. From then on a spin's lock is that register: its object
+ * is read once through process_vm_readv when the spin first meets it (spin_lock_at), then in place, as
+ * the spinner reads it on every turn — no look at the other five registers, where the scan costs a
+ * system call per look.
  * A site whose parks disagree (the lock not kept in a register there) keeps the scan for good. Relaxed
  * atomics: two threads learning at once only count one confirmation fewer. */
 #define SPIN_SITES 8

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <link.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -446,14 +447,60 @@ static inline uintptr_t frame_code(uintptr_t frame)
     return code && *(const uintptr_t *)(code + L->ob_type) == ftp_state.py.code_type ? code : 0;
 }
 
-/* Where the frame's bytecode starts. Free-threaded 3.14+ gives each thread its own specialised copy of
- * a function's bytecode (per-thread bytecode): instr_ptr points into co_tlbc->entries[tlbc_index], and
- * only index 0 (the main thread's, and every thread's with -X tlbc=0) is co_code_adaptive. The entries
- * array can be replaced by another thread while this one is parked (the old one is freed once every
- * thread passed a quiescent state, and a parked thread is detached, hence quiescent), so it is read
- * through ftp_safe_read; the copy it points to lives as long as the code object, so the answer is
- * cached per thread. */
-static uintptr_t frame_bytecode(struct ftp_thread *t, uintptr_t frame, uintptr_t code)
+/* Where each code object's per-thread bytecode copy starts, by (code, tlbc index), one table for all
+ * threads: a stack is as deep as the program's calls (an HTTP handler's is twenty frames and more),
+ * deeper than a per-thread cache worth its TLS, and a miss costs two process_vm_readv. A slot is
+ * written under its own sequence word (odd while written) by whichever thread claims it first, and
+ * read only when that word is even and unchanged around the read: a torn or contended slot is a miss,
+ * never a wrong answer, and nobody waits. A code object freed and another made at its address leave
+ * a stale slot: a frame whose instruction pointer is not inside the cached copy reads it again. */
+#define TLBC_SLOTS 2048
+static struct tlbc_slot {
+    _Atomic uint32_t seq;
+    _Atomic int32_t index;
+    _Atomic uintptr_t code, bytecode;
+} tlbc_cache[TLBC_SLOTS];
+
+static struct tlbc_slot *tlbc_slot_of(uintptr_t code, int32_t index)
+{
+    return &tlbc_cache[((code >> 4) ^ ((uint32_t)index * 0x9e3779b1u)) % TLBC_SLOTS];
+}
+
+static uintptr_t tlbc_cached(const struct tlbc_slot *s, uintptr_t code, int32_t index)
+{
+    uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+    if (seq & 1)
+        return 0;
+    uintptr_t c = atomic_load_explicit(&s->code, memory_order_relaxed);
+    int32_t i = atomic_load_explicit(&s->index, memory_order_relaxed);
+    uintptr_t bytecode = atomic_load_explicit(&s->bytecode, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->seq, memory_order_relaxed) != seq || c != code || i != index)
+        return 0;
+    return bytecode;
+}
+
+static void tlbc_remember(struct tlbc_slot *s, uintptr_t code, int32_t index, uintptr_t bytecode)
+{
+    uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    if ((seq & 1) || !atomic_compare_exchange_strong_explicit(&s->seq, &seq, seq + 1, memory_order_acq_rel,
+                                                              memory_order_relaxed))
+        return; /* another thread writes it right now: it stays theirs */
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&s->code, code, memory_order_relaxed);
+    atomic_store_explicit(&s->index, index, memory_order_relaxed);
+    atomic_store_explicit(&s->bytecode, bytecode, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+}
+
+/* Where the frame's bytecode starts, given its instruction pointer `ip` and the code's length in bytes.
+ * Free-threaded 3.14+ gives each thread its own specialised copy of a function's bytecode (per-thread
+ * bytecode): instr_ptr points into co_tlbc->entries[tlbc_index], and only index 0 (the main thread's,
+ * and every thread's with -X tlbc=0) is co_code_adaptive. The entries array can be replaced by another
+ * thread while this one is parked (the old one is freed once every thread passed a quiescent state,
+ * and a parked thread is detached, hence quiescent), so it is read through ftp_safe_read; the copy it
+ * points to lives as long as the code object, so the answer is kept (tlbc_cache). */
+static uintptr_t frame_bytecode(uintptr_t frame, uintptr_t code, uintptr_t ip, uint64_t limit)
 {
     uintptr_t adaptive = code + L->co_code_adaptive;
     if (!L->co_tlbc)
@@ -461,17 +508,16 @@ static uintptr_t frame_bytecode(struct ftp_thread *t, uintptr_t frame, uintptr_t
     int32_t index = *(const int32_t *)(frame + L->fr_tlbc_index);
     if (index <= 0)
         return adaptive;
-    struct ftp_tlbc_slot *slot = &t->tlbc[(code >> 4) % FTP_TLBC_SLOTS];
-    if (slot->code == code && slot->index == index)
-        return slot->bytecode;
+    struct tlbc_slot *slot = tlbc_slot_of(code, index);
+    uintptr_t known = tlbc_cached(slot, code, index);
+    if (known && ip >= known && ip - known < limit)
+        return known;
     uintptr_t array = *(const uintptr_t *)(code + L->co_tlbc), entry = 0;
     int64_t size = 0;
     if (!array || !ftp_safe_read(&size, array, sizeof size) || index >= size ||
         !ftp_safe_read(&entry, array + 8 + (uintptr_t)index * 8, sizeof entry) || !entry)
         return 0;
-    slot->code = code;
-    slot->index = index;
-    slot->bytecode = entry;
+    tlbc_remember(slot, code, index, entry);
     return entry;
 }
 
@@ -490,10 +536,10 @@ int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max
                 frames[n - 1].instr_offset |= FTP_PY_FRAME_ENTRY;
         } else {
             uintptr_t ip = *(const uintptr_t *)(frame + L->fr_instr_ptr);
-            uintptr_t first = frame_bytecode(t, frame, code);
             /* The code's length in bytes: Py_SIZE(code) counts 2-byte code units. */
             int64_t units = *(const int64_t *)(code + L->ob_size);
             uint64_t limit = units > 0 && units < (1 << 28) ? (uint64_t)units * 2 : 0;
+            uintptr_t first = frame_bytecode(frame, code, ip, limit);
             uint32_t off = first && ip >= first && ip - first < limit ? (uint32_t)(ip - first) : 0;
             frames[n].code_id = code_id(t, code);
             frames[n].instr_offset = off;

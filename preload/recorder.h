@@ -54,14 +54,6 @@ struct ftp_park_sem {
     uint64_t lock_addr;
 };
 
-/* Where a code object's per-thread bytecode copy starts, for this thread's tlbc index (python.c). */
-struct ftp_tlbc_slot {
-    uintptr_t code;
-    uintptr_t bytecode;
-    int32_t index;
-};
-#define FTP_TLBC_SLOTS 8
-
 struct ftp_thread {
     uint32_t generation; /* == ftp_state.generation, else stale (we are a forked child): reset */
     uint32_t tid;
@@ -113,7 +105,6 @@ struct ftp_thread {
     uint32_t prev_stack;
     uint8_t prev_kind;
     bool prev_mergeable;
-    struct ftp_tlbc_slot tlbc[FTP_TLBC_SLOTS];
     /* one-entry stack cache: same frames as last time → same id, no hashing of the table */
     uint64_t last_stack_hash;
     uint32_t last_stack_id;
