@@ -44,9 +44,11 @@ def tids_of(lines):
     return next(json.loads(ln)["tid"] for ln in lines if ln.startswith('{"tid"'))
 
 
-def check_frame(frame, known_by, tids):
+def check_frame(frame, known_by, tids, gil_build=False):
     """Holders by native id: a holder that never waited has only the kernel's name for it (3.14 gives
-    threads their Python names there, 3.15 does not)."""
+    threads their Python names there, 3.15 does not). On a GIL build the sleeper, back from a sleep,
+    takes the GIL: a wait the recorder names ("gil") but also, now and then, a futex it has no record
+    of at that instant (seen once in CI, attached to 3.14), which the view can only call "futex"."""
     b = blocked_by_name(frame)
     assert frame["process_read"] is True and frame["process_unreadable"] is None, frame
     lock_of = {n: b[n]["lock"] for n in b}
@@ -61,8 +63,9 @@ def check_frame(frame, known_by, tids):
             assert top["function"] in ("slow_io", "crunch"), now
         elif holder == "sleeper":
             # between two sleeps it runs a few bytecodes: mostly it sleeps
-            assert now["state"] in ("sleeping", "running") and (top["function"], top["line"]) == \
-                ("slow_io", LINES["slow_io"]), (waiter, now)
+            states = ("sleeping", "running", "futex") if gil_build else ("sleeping", "running")
+            assert now["state"] in states and (top["function"], top["line"]) == ("slow_io", LINES["slow_io"]), \
+                (waiter, now)
         elif holder == "cruncher":
             assert now["state"] == "running" and (top["function"], top["line"]) == ("crunch", LINES["crunch"]), \
                 (waiter, now)
@@ -183,7 +186,7 @@ def test_holder_now_through_attach(label, ftprof_cli, ftprof_lib, tmp_path):
 
         cli = _Cli(ftprof_cli)
         frame = poll_top(cli, out, all_long)
-        check_frame(frame, ("owner", "last acquirer"), tids)
+        check_frame(frame, ("owner", "last acquirer"), tids, gil_build=not label.endswith("t"))
         check_text(cli.cli_run("top", out, "--once").stdout, tids)
     finally:
         att.send_signal(signal.SIGINT)
