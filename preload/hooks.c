@@ -476,6 +476,19 @@ static inline bool spin_class_names_lock(const struct ftp_lock_class *c)
            c->region == FTP_REGION_RUNTIME || c->region == FTP_REGION_INTERP;
 }
 
+/* Whether `addr` is a PyMutex byte (only LOCKED and HAS_PARKED bits) in something that names a lock, read
+ * from `around`, its window (ftp_safe_read), or in place when NULL (the interpreter's static state): the
+ * byte in *byte, the class in *c. */
+static bool spin_names_lock_at(struct ftp_thread *t, uintptr_t addr, const uint8_t *around, uint8_t *byte,
+                               struct ftp_lock_class *c)
+{
+    *byte = around ? around[FTP_CLASSIFY_BEFORE] : *(const volatile uint8_t *)addr;
+    if (*byte & ~3u)
+        return false;
+    ftp_python_classify(t, addr, true, false, around, c);
+    return spin_class_names_lock(c);
+}
+
 /* The spin's candidates, found at its first look: registers that point at a PyMutex byte in something
  * that names a lock. Later looks of the same spin see the same registers, so they only read these
  * candidates' bytes again (a byte with other bits set never becomes a PyMutex's). */
@@ -521,13 +534,10 @@ static void spin_candidates(struct ftp_thread *t, const uintptr_t *regs, int nre
     for (int i = 0; i < nlook; i++) {
         if (heap[i] && !readable[slot[i]])
             continue; /* not mapped, or its object is not: no lock to name there */
-        const uint8_t *around = heap[i] ? window[slot[i]] : NULL;
-        uint8_t byte = around ? around[FTP_CLASSIFY_BEFORE] : *(const volatile uint8_t *)look[i];
-        if (byte & ~3u)
-            continue; /* not a PyMutex byte */
+        uint8_t byte;
         struct ftp_lock_class c;
-        ftp_python_classify(t, look[i], true, false, around, &c);
-        if (spin_class_names_lock(&c) && t->spin_ncand < FTP_SPIN_CANDIDATES) {
+        if (spin_names_lock_at(t, look[i], heap[i] ? window[slot[i]] : NULL, &byte, &c) &&
+            t->spin_ncand < FTP_SPIN_CANDIDATES) {
             cand_bytes[t->spin_ncand] = byte;
             t->spin_cand_reg[t->spin_ncand] = look_reg[i];
             t->spin_cand[t->spin_ncand] = look[i];
@@ -603,15 +613,10 @@ static void spin_lock_at(struct ftp_thread *t, uintptr_t m)
         uint32_t offset;
         uint8_t around[FTP_CLASSIFY_WINDOW];
         bool heap = ftp_python_region(m, &offset) == FTP_REGION_HEAP;
-        if (heap && !ftp_safe_read(around, m - FTP_CLASSIFY_BEFORE, sizeof around)) {
-            t->spin_rejected = m;
-            return;
-        }
-        byte = heap ? around[FTP_CLASSIFY_BEFORE] : *(const volatile uint8_t *)m;
         struct ftp_lock_class c;
-        ftp_python_classify(t, m, true, false, heap ? around : NULL, &c);
-        if ((byte & ~3u) || !spin_class_names_lock(&c)) {
-            t->spin_rejected = m;
+        if ((heap && !ftp_safe_read(around, m - FTP_CLASSIFY_BEFORE, sizeof around)) ||
+            !spin_names_lock_at(t, m, heap ? around : NULL, &byte, &c)) {
+            t->spin_rejected = m; /* not mapped, or no lock there */
             return;
         }
         t->spin_addr = m;
