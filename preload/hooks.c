@@ -48,16 +48,22 @@ static bool parked_seen(uintptr_t addr)
 /* Which register holds a PyMutex spin's lock, per yield call site in the interpreter (one in
  * _PyMutex_LockTimed, one in each copy of it inlined elsewhere: PyMutex_Lock, and on 3.15 the
  * recursive mutex's lock, which RLock spins in). The compiler fixes, per call site,
- * which callee-saved register keeps the `PyMutex *` across the yield; it is learned from spins that end
- * in a park of the same acquisition (the park names the lock) and trusted once SPIN_SITE_CONFIRM of them
- * agree on one register with none disagreeing. From then on a spin's lock is that register: its object
- * is read once through process_vm_readv when the spin first meets it (spin_lock_at), then in place, as
- * the spinner reads it on every turn — no look at the other five registers, where the scan costs a
- * system call per look.
- * A site whose parks disagree (the lock not kept in a register there) keeps the scan for good. Relaxed
- * atomics: two threads learning at once only count one confirmation fewer. */
+ * which callee-saved register keeps the `PyMutex *` across the yield. It is learnt from two kinds of
+ * evidence, each saying "register r held this acquisition's lock":
+ *   - a spin that ends in a park of the same acquisition (the park names the lock), worth
+ *     SPIN_SITE_PARK_WEIGHT;
+ *   - a spin whose scan found exactly one register pointing at a PyMutex in something that names a lock,
+ *     and saw that mutex locked, worth 1: this is what the scan itself would have named. Sites that
+ *     seldom park learn from these (the critical sections of dict lookups).
+ * The register is trusted once the evidence adds up to SPIN_SITE_CONFIRM with none disagreeing. From
+ * then on a spin's lock is that register: its object is read once through process_vm_readv when the
+ * thread first meets it at that site (spin_lock_at), then in place, as the spinner reads it on every
+ * turn — no look at the other five registers, where the scan costs a system call per look.
+ * A site with disagreeing evidence (the lock not kept in a register there) keeps the scan for good.
+ * Relaxed atomics: two threads learning at once only count one confirmation fewer. */
 #define SPIN_SITES 8
-#define SPIN_SITE_CONFIRM 4
+#define SPIN_SITE_CONFIRM 16
+#define SPIN_SITE_PARK_WEIGHT 4
 #define SPIN_SITE_NEVER (-1)
 #define SPIN_REG_TWICE 0xff
 static struct {
@@ -90,24 +96,31 @@ static inline int spin_site_register(uintptr_t caller)
     return st > 0 && (st >> 8) >= SPIN_SITE_CONFIRM ? (st & 0xff) - 1 : -1;
 }
 
-/* This thread's spin ended in a park on `lock`, the same acquisition: which register held it? Only the
- * spin's candidates are looked at (the lock is one of them whenever the scan could name it); a park on
- * a lock that is none of them tells nothing. */
-static void spin_site_learn(struct ftp_thread *t, uintptr_t lock)
+/* Evidence, worth `weight`, that this thread's spin site keeps its lock in register `reg` (a register,
+ * and only one: SPIN_REG_TWICE tells nothing). */
+static void spin_site_confirm(struct ftp_thread *t, int reg, int weight)
 {
-    int reg = -1;
-    for (int k = 0; k < t->spin_ncand && reg < 0; k++)
-        if (t->spin_cand[k] == lock)
-            reg = t->spin_cand_reg[k];
-    int i = reg >= 0 && reg < 6 ? spin_site_find(t->spin_caller, true) : -1; /* a register, and only one */
+    int i = reg >= 0 && reg < 6 && t->spin_caller ? spin_site_find(t->spin_caller, true) : -1;
     if (i < 0)
         return;
     int32_t st = atomic_load_explicit(&spin_sites[i].state, memory_order_relaxed);
     if (st == SPIN_SITE_NEVER || (st > 0 && (st >> 8) >= SPIN_SITE_CONFIRM))
         return;
     bool disagrees = st > 0 && (st & 0xff) != reg + 1;
-    int32_t next = disagrees ? SPIN_SITE_NEVER : ((((st > 0 ? st >> 8 : 0) + 1) << 8) | (reg + 1));
+    int32_t next = disagrees ? SPIN_SITE_NEVER : ((((st > 0 ? st >> 8 : 0) + weight) << 8) | (reg + 1));
     atomic_store_explicit(&spin_sites[i].state, next, memory_order_relaxed);
+}
+
+/* This thread's spin ended in a park on `lock`, the same acquisition: which register held it? Only the
+ * spin's candidates are looked at (the lock is one of them whenever the scan could name it); a park on
+ * a lock that is none of them tells nothing. */
+static void spin_site_learn(struct ftp_thread *t, uintptr_t lock)
+{
+    for (int k = 0; k < t->spin_ncand; k++)
+        if (t->spin_cand[k] == lock) {
+            spin_site_confirm(t, t->spin_cand_reg[k], SPIN_SITE_PARK_WEIGHT);
+            return;
+        }
 }
 
 /* A PyMutex park right after a full spin (40 yields) on the same lock is the same acquisition: the
@@ -597,19 +610,47 @@ static void spin_lock_of(struct ftp_thread *t, const uintptr_t *regs, int nregs)
     t->spin_addr = cand[sort][pick];
     t->spin_cls = cls[sort][pick];
     t->spin_locked = sort == 1;
+    /* Seen locked, and no other register could have been the lock: evidence for the site (once a spin:
+     * a locked candidate ends the looks). */
+    if (t->spin_locked && t->spin_ncand == 1)
+        spin_site_confirm(t, t->spin_cand_reg[0], 1);
 }
 
 /* A known call site's spin: `m` is the PyMutex itself (see spin sites), tied to the spin when it names a
- * lock the scan would also have accepted. The site is learnt, not proven: the first time a spin meets an
- * address, its object is read through ftp_safe_read (an address that is not mapped is no lock, and
- * costs nothing but the read); once accepted, the same spin reads it in place, as the spinner itself
- * does on every turn. The interpreter's own static state is always mapped and is read in place. */
+ * lock the scan would also have accepted. The site is learnt, not proven: the first time a thread meets
+ * an address there, its object is read through ftp_safe_read (an address that is not mapped is no lock,
+ * and costs nothing but the read); once accepted, it is read in place, as the spinner itself does on
+ * every turn: for the rest of the spin, and by the thread's next spins at the same site from the same
+ * stack on the same address (a service's hot lock, spun on request after request), which take the
+ * class found then. The interpreter's own static state is always mapped and is read in place. */
+static struct ftp_spin_known *spin_known_find(struct ftp_thread *t, uintptr_t m)
+{
+    for (int i = 0; i < FTP_SPIN_KNOWN; i++) {
+        struct ftp_spin_known *k = &t->spin_known[i];
+        if (k->addr == m && k->caller == t->spin_caller && k->stack == t->spin_stack && t->spin_stack)
+            return k;
+    }
+    return NULL;
+}
+
 static void spin_lock_at(struct ftp_thread *t, uintptr_t m)
 {
     if (m < 65536 || m >= FTP_USER_ADDR_END || m == t->spin_rejected)
         return;
     uint8_t byte;
-    if (m != t->spin_addr) {
+    struct ftp_spin_known *known;
+    if (m == t->spin_addr) {
+        byte = *(const volatile uint8_t *)m;
+    } else if ((known = spin_known_find(t, m))) {
+        byte = *(const volatile uint8_t *)m;
+        if (byte & ~3u) {
+            known->addr = 0; /* no PyMutex there any more: checked afresh next time */
+            t->spin_rejected = m;
+            return;
+        }
+        t->spin_addr = m;
+        t->spin_cls = known->cls;
+    } else {
         uint32_t offset;
         uint8_t around[FTP_CLASSIFY_WINDOW];
         bool heap = ftp_python_region(m, &offset) == FTP_REGION_HEAP;
@@ -621,8 +662,8 @@ static void spin_lock_at(struct ftp_thread *t, uintptr_t m)
         }
         t->spin_addr = m;
         t->spin_cls = c;
-    } else {
-        byte = *(const volatile uint8_t *)m;
+        known = &t->spin_known[t->spin_known_next++ % FTP_SPIN_KNOWN];
+        *known = (struct ftp_spin_known){m, t->spin_caller, t->spin_stack, c};
     }
     t->spin_locked = byte & 1u;
     if (t->spin_locked)

@@ -206,15 +206,16 @@ void ftp_native_write_modules(struct ftp_thread *t)
 
 bool ftp_native_object_of(uintptr_t handle, uintptr_t *bias, char *path, size_t cap)
 {
-    uintptr_t node = map_head();
-    struct map_entry e;
-    for (int n = 0; node && n < 4096 && ftp_safe_read(&e, node, sizeof e); n++, node = e.l_next) {
-        if (node != handle)
-            continue;
-        *bias = e.l_addr;
-        return e.l_name && ftp_native_read_cstr(e.l_name, path, cap) > 0;
-    }
-    return false;
+    /* glibc's dlopen handle is the object's link-map node: it is read, and taken for one only when its
+     * predecessor links back to it (or, with none, when it is the map's head). Two reads, where a walk
+     * of the map costs one per loaded object, on every extension module imported. */
+    struct map_entry e, prev;
+    if (!ftp_safe_read(&e, handle, sizeof e))
+        return false;
+    if (e.l_prev ? !ftp_safe_read(&prev, e.l_prev, sizeof prev) || prev.l_next != handle : handle != map_head())
+        return false;
+    *bias = e.l_addr;
+    return e.l_name && ftp_native_read_cstr(e.l_name, path, cap) > 0;
 }
 
 void ftp_native_each_object(struct ftp_thread *t, void (*cb)(struct ftp_thread *, uintptr_t, const char *))

@@ -455,6 +455,7 @@ static inline uintptr_t frame_code(uintptr_t frame)
  * never a wrong answer, and nobody waits. A code object freed and another made at its address leave
  * a stale slot: a frame whose instruction pointer is not inside the cached copy reads it again. */
 #define TLBC_SLOTS 2048
+#define TLBC_READ_ENTRIES 64
 static struct tlbc_slot {
     _Atomic uint32_t seq;
     _Atomic int32_t index;
@@ -513,10 +514,21 @@ static uintptr_t frame_bytecode(uintptr_t frame, uintptr_t code, uintptr_t ip, u
     if (known && ip >= known && ip - known < limit)
         return known;
     uintptr_t array = *(const uintptr_t *)(code + L->co_tlbc), entry = 0;
-    int64_t size = 0;
-    if (!array || !ftp_safe_read(&size, array, sizeof size) || index >= size ||
-        !ftp_safe_read(&entry, array + 8 + (uintptr_t)index * 8, sizeof entry) || !entry)
+    if (!array)
         return 0;
+    /* The array's size and entries up to `index` in one read while that is short (thread indexes are
+     * small and reused); a read that fails (the array ends sooner, before a page that is not mapped)
+     * is made again as two, the size first. */
+    int64_t words[1 + TLBC_READ_ENTRIES];
+    if (index < TLBC_READ_ENTRIES && ftp_safe_read(words, array, (size_t)(index + 2) * 8)) {
+        if (index >= words[0] || !(entry = (uintptr_t)words[1 + index]))
+            return 0;
+    } else {
+        int64_t size = 0;
+        if (!ftp_safe_read(&size, array, sizeof size) || index >= size ||
+            !ftp_safe_read(&entry, array + 8 + (uintptr_t)index * 8, sizeof entry) || !entry)
+            return 0;
+    }
     tlbc_remember(slot, code, index, entry);
     return entry;
 }

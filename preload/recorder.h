@@ -48,6 +48,7 @@ struct ftp_lock_class {
 
 /* ---- per-thread state (initial-exec TLS: no allocation, usable from the first instruction) ---- */
 #define FTP_SPIN_CANDIDATES 4 /* a spin's registers that point at a lock: rarely more than two */
+#define FTP_SPIN_KNOWN 4      /* locks a thread spins on in turn (a request: a dict's, then a Lock) */
 struct ftp_park_sem {
     sem_t *sem;
     uint64_t event_id;
@@ -92,6 +93,14 @@ struct ftp_thread {
     uint8_t spin_cand_reg[FTP_SPIN_CANDIDATES];   /* which of the six callee-saved registers held each (see spin sites) */
     uintptr_t spin_caller;      /* the yield's call site in the interpreter */
     uintptr_t spin_rejected;    /* a known site's PyMutex that names no lock: not classified again */
+    /* the last locks spins at known sites were checked and named on, kept across spins: a later spin at
+     * the same site, from the same stack, on the same address, reads it in place (spin_lock_at) */
+    struct ftp_spin_known {
+        uintptr_t addr, caller;
+        uint32_t stack;
+        struct ftp_lock_class cls;
+    } spin_known[FTP_SPIN_KNOWN];
+    uint8_t spin_known_next;
     uintptr_t spin_cand[FTP_SPIN_CANDIDATES];
     struct ftp_lock_class spin_cand_cls[FTP_SPIN_CANDIDATES];
     /* parking-lot semaphores initialised on this thread's stack and not yet destroyed */
