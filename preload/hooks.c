@@ -130,12 +130,28 @@ static void spin_site_learn(struct ftp_thread *t, uintptr_t lock)
  * FTP_SPIN_GAP_NS of the last yield, or — however long the thread was preempted in between — a spin
  * that began after this acquisition did (`acq_begin`, from the waiter's own mutex_entry; 0 if not
  * known). Any other pending spin ended on its own and is published as such. */
+static inline bool spin_right_before(const struct ftp_thread *t, uint64_t now, uint64_t acq_begin)
+{
+    return t->spin_start_ns && ftp_spin_was_pymutex(t) &&
+           (now - t->spin_last_ns < FTP_SPIN_GAP_NS || (acq_begin && t->spin_start_ns >= acq_begin));
+}
+
+/* The park's stack: the spin's, when the spin was found on this very lock (the same acquisition, from
+ * the same Python frame: no second walk of the frames); else captured. Not with native stacks (the
+ * park's own native frames differ from the yield's), nor in ring mode, where the spin's stack
+ * definition may have been overwritten since (ftp_stack_capture knows). */
+static inline uint32_t park_stack(struct ftp_thread *t, uint64_t now, uintptr_t lock_addr, uint64_t acq_begin)
+{
+    if (t->spin_stack && t->spin_addr == lock_addr && !ftp_state.ring && !ftp_state.native &&
+        spin_right_before(t, now, acq_begin))
+        return t->spin_stack;
+    return ftp_stack_capture(t);
+}
+
 static inline uint64_t take_spin(struct ftp_thread *t, uint64_t now, uintptr_t lock_addr, uint32_t stack,
                                  uint64_t acq_begin)
 {
-    bool right_after = now - t->spin_last_ns < FTP_SPIN_GAP_NS || (acq_begin && t->spin_start_ns >= acq_begin);
-    if (t->spin_start_ns && right_after && ftp_spin_was_pymutex(t) &&
-        (t->spin_addr ? t->spin_addr == lock_addr : t->spin_stack == stack)) {
+    if (spin_right_before(t, now, acq_begin) && (t->spin_addr ? t->spin_addr == lock_addr : t->spin_stack == stack)) {
         if (t->spin_caller && !t->spin_seqlock && t->spin_reg < 0)
             spin_site_learn(t, lock_addr);
         uint64_t start = t->spin_start_ns;
@@ -328,7 +344,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
         ftp_event_flush_spin(t, now, true);
     } else {
         w.acq_seq = ++t->acq_counter;
-        w.stack_id = ftp_stack_capture(t);
+        w.stack_id = mutex_park ? park_stack(t, now, lock_addr, acq_begin) : ftp_stack_capture(t);
         if (mutex_park) {
             w.start_ns = take_spin(t, now, lock_addr, w.stack_id, acq_begin);
         } else {

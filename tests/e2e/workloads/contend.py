@@ -1,9 +1,6 @@
-"""A small reusable burst of threading.Lock contention, named after its caller so reports can tell
-which process or phase waited."""
-import threading
+"""Taking turns on a threading.Lock, each wait inside the caller's `waiter`, so reports can tell which
+process or phase waited (gated.py makes the turns contend however loaded the machine is)."""
 import time
-
-from _common import run_threads
 
 
 def take_turns(lock, waiter, rounds, hold_s):
@@ -12,8 +9,3 @@ def take_turns(lock, waiter, rounds, hold_s):
         waiter(lock)
         time.sleep(hold_s)
         lock.release()
-
-
-def burst(waiter, threads=3, rounds=20, hold_s=0.0005):
-    lock = threading.Lock()
-    run_threads([threading.Thread(target=take_turns, args=(lock, waiter, rounds, hold_s)) for _ in range(threads)])

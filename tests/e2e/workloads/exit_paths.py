@@ -6,7 +6,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contend import burst  # noqa: E402
+from gated import gated_burst  # noqa: E402
 
 
 def exit_wait(lock):
@@ -15,7 +15,7 @@ def exit_wait(lock):
 
 def main():
     how = sys.argv[1]
-    burst(exit_wait)
+    gated_burst(exit_wait, rounds=20, hold_s=0.0005)
     print("before", how, flush=True)
     print("on stderr", file=sys.stderr, flush=True)
     if how == "os_exit":

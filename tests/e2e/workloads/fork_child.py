@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contend import burst  # noqa: E402
+from gated import gated_burst  # noqa: E402
 
 
 def parent_before(lock):
@@ -21,12 +21,12 @@ def child_wait(lock):
 
 
 def main():
-    burst(parent_before)
+    gated_burst(parent_before, rounds=20, hold_s=0.0005)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        burst(child_wait)
+        gated_burst(child_wait, rounds=20, hold_s=0.0005)
         os.write(w, json.dumps({"child": os.getpid()}).encode())
         os.close(w)
         sys.stdout.flush()
@@ -34,7 +34,7 @@ def main():
     os.close(w)
     child = json.loads(os.read(r, 4096).decode())
     os.close(r)
-    burst(parent_after)
+    gated_burst(parent_after, rounds=20, hold_s=0.0005)
     _, status = os.waitpid(pid, 0)
     print(json.dumps({"parent": os.getpid(), "child": child["child"], "child_status": status}))
     return 0

@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contend import burst  # noqa: E402
+from gated import gated_burst  # noqa: E402
 
 
 def mp_wait(lock):
@@ -13,7 +13,7 @@ def mp_wait(lock):
 
 
 def task(i):
-    burst(mp_wait, threads=3, rounds=15)
+    gated_burst(mp_wait, threads=3, rounds=15, hold_s=0.0005)
     return i * i
 
 
