@@ -582,6 +582,34 @@ static void live_lock_rows(struct live_frame *f, struct live_scan *scan)
         qsort(f->locks, f->n_locks, sizeof(*f->locks), live_lock_cmp);
 }
 
+/* A holder that was in no wait when the table of waits in flight was read, and that the kernel shows in
+ * a futex wait a moment later, may have begun a recorded wait in between: the table is read again, and
+ * such a holder is shown blocked on that wait's lock (or waiting for the GIL), not as "waiting (futex),
+ * not on a lock the recording shows". One read of the table, and only when some holder is in a futex. */
+static void live_recheck_futex_holders(struct live_frame *f, const char *path, uint64_t file_size)
+{
+    bool any = false;
+    for (size_t i = 0; i < f->n_blocked && !any; i++)
+        any = f->blocked[i].holder_now && !strcmp(f->blocked[i].holder_now->state, "futex");
+    struct ftp_inflight_slot *slots = NULL;
+    size_t n_slots = 0;
+    if (!any || rd_read_inflight(path, &f->hdr, file_size, &slots, &n_slots) < 0)
+        return;
+    for (size_t i = 0; i < f->n_blocked; i++) {
+        struct live_now *now = f->blocked[i].holder_now;
+        if (!now || strcmp(now->state, "futex") != 0)
+            continue;
+        for (size_t j = 0; j < n_slots; j++) {
+            if (slots[j].tid != f->blocked[i].holder_tid)
+                continue;
+            enum prof_kind kind = prof_wait_kind(f->p.in, 0, slots[j].kind, slots[j].stack_id);
+            snprintf(now->state, sizeof(now->state), "%s", kind == PROF_KIND_GIL ? "gil" : "blocked");
+            now->blocked_on = live_lock_label(f->p.in, &slots[j], kind);
+        }
+    }
+    free(slots);
+}
+
 /* The waits in flight, then the profile (last, so that every stack a slot names was committed before
  * it is read), then the blocked threads, their holders and the lock rows. 0 or an error with err. */
 static int live_load_frame(struct live_frame *f, const char *path, uint64_t file_size, struct live_scan *scan,
@@ -613,6 +641,7 @@ static int live_load_frame(struct live_frame *f, const char *path, uint64_t file
     free(slots);
     live_lock_rows(f, scan);
     live_holders_now(f);
+    live_recheck_futex_holders(f, path, file_size);
     live_conclude(f, scan);
     return 0;
 }
