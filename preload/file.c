@@ -661,7 +661,7 @@ void ftp_file_disk_full(int err, uint32_t (*take_free_list)(void))
     errno = saved;
 }
 
-void ftp_file_finish(uint32_t (*close_claims)(void))
+void ftp_file_finish(uint32_t (*close_claims)(void), const char *verbose_tail)
 {
     struct ftp_file_header *h = ftp_state.hdr;
     if (!h)
@@ -679,14 +679,14 @@ void ftp_file_finish(uint32_t (*close_claims)(void))
     }
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, FTP_FLAG_FINISHED);
     if (ftp_state.verbose) {
-        char msg[200], lost[64] = "";
+        char msg[300], lost[64] = "";
         if (atomic_load(&ftp_state.disk_full))
             snprintf(lost, sizeof lost, ", %llu lost to a full disk",
                      (unsigned long long)atomic_load((_Atomic uint64_t *)&h->disk_full_events));
-        snprintf(msg, sizeof msg, "%llu waits recorded, %llu dropped%s, %u of %u chunks used",
+        snprintf(msg, sizeof msg, "%llu waits recorded, %llu dropped%s, %u of %u chunks used%s",
                  (unsigned long long)atomic_load(&ftp_state.events),
                  (unsigned long long)atomic_load((_Atomic uint64_t *)&h->dropped_events), lost,
-                 atomic_load((_Atomic uint32_t *)&h->chunks_used), h->chunk_count);
+                 atomic_load((_Atomic uint32_t *)&h->chunks_used), h->chunk_count, verbose_tail ? verbose_tail : "");
         ftp_warn(msg, NULL, NULL);
     }
 }

@@ -9,8 +9,9 @@
  * earlier attach left, or NULL), or NULL. 0 or -errno. */
 FTP_HIDDEN int ftp_file_open(bool forked_child, void *(*map_at)(size_t size));
 /* Stamps the end, closes claims through `close_claims` (the ring's, which returns how many chunks were
- * claimed: passed in because the ring sits above the file) and trims the file to them. */
-FTP_HIDDEN void ftp_file_finish(uint32_t (*close_claims)(void));
+ * claimed: passed in because the ring sits above the file) and trims the file to them. With
+ * FTPROF_VERBOSE, prints the one summary line, `verbose_tail` (from the layers above) at its end. */
+FTP_HIDDEN void ftp_file_finish(uint32_t (*close_claims)(void), const char *verbose_tail);
 /* A process that records nothing (not Python) may still be the new image of one that did: mark that
  * recording as ended by exec, silently. */
 FTP_HIDDEN void ftp_file_close_predecessor(void);

@@ -88,6 +88,21 @@ static int spin_site_find(uintptr_t caller, bool claim)
     return -1;
 }
 
+int ftp_hooks_spin_sites(int *learnt)
+{
+    int seen = 0;
+    *learnt = 0;
+    for (int i = 0; i < SPIN_SITES; i++) {
+        if (!atomic_load_explicit(&spin_sites[i].caller, memory_order_acquire))
+            continue;
+        seen++;
+        int32_t st = atomic_load_explicit(&spin_sites[i].state, memory_order_relaxed);
+        if (st > 0 && (st >> 8) >= SPIN_SITE_CONFIRM)
+            ++*learnt;
+    }
+    return seen;
+}
+
 /* The register that holds this call site's lock, or -1 while not known. */
 static inline int spin_site_register(uintptr_t caller)
 {

@@ -44,6 +44,9 @@ static inline bool slow_path_begin(struct ftp_thread *t, uint64_t *now)
     return true;
 }
 
+/* The interpreter's spin call sites met so far, and in *learnt how many of them know which register
+ * holds their lock (FTPROF_VERBOSE's closing line). */
+FTP_HIDDEN int ftp_hooks_spin_sites(int *learnt);
 /* A releaser found a registered waiter: it records itself as the holder, once per waiter. */
 static inline bool claim_holder(struct ftp_waiter *w, uintptr_t key, struct ftp_thread *t, struct ftp_waiter_copy *copy)
 {

@@ -3,11 +3,13 @@
  * where the parts that sit lower learn what comes from above them: the ring gets the interpreter
  * reader's thread names here, and the file gets the ring's claim word and free list as arguments. */
 #include <limits.h>
+#include <stdio.h>
 #include <sys/mman.h>
 
 #include "control.h"
 #include "extension.h"
 #include "file.h"
+#include "hooks.h"
 #include "inflight.h"
 #include "intern.h"
 #include "native.h"
@@ -43,7 +45,16 @@ int ftp_session_open(bool forked_child, void *(*map_at)(size_t size))
     return 0;
 }
 
-void ftp_session_finish(void) { ftp_file_finish(ftp_ring_close); }
+void ftp_session_finish(void)
+{
+    /* FTPROF_VERBOSE's one line also says how many of the interpreter's spin call sites know which
+     * register holds their lock (the spin hook's cheap path: spin sites in hooks.c). */
+    char tail[96] = "";
+    int learnt, sites = ftp_hooks_spin_sites(&learnt);
+    if (ftp_state.verbose && sites)
+        snprintf(tail, sizeof tail, "; %d spin call sites, %d with their lock's register learnt", sites, learnt);
+    ftp_file_finish(ftp_ring_close, tail);
+}
 
 void ftp_session_forget(void)
 {

@@ -317,6 +317,34 @@ def test_critical_section(runner, results, container, writers):
         f"blocked stores")
 
 
+def test_dict_spins_at_a_learnt_call_site(runner):
+    """Short critical sections on one shared dict: most waits are spins that never park, at the call site
+    where critical sections spin. The recorder learns from the spins themselves (a lone locked candidate
+    in one register) which register holds the lock there, then reads that register's lock in place; the
+    report must still file the spins under the dict's critical section, at the store's line."""
+    wl = WORKLOADS / "dict_spins.py"
+    run = runner.run([wl], extra_env={"FTPROF_VERBOSE": "1"})
+    m = re.search(r"(\d+) spin call sites, (\d+) with their lock's register learnt", run.stderr)
+    assert m and int(m.group(2)) >= 1, f"no spin call site learnt its lock's register:\n{run.stderr[-2000:]}"
+    rep = runner.report(run.files)
+    cs = [lk for lk in rep.of_kind("critical_section") if lk["type"] == "dict"]
+    # The start barrier's own lock and condition wait inside write_shared too, at its first line.
+    line = marker_line(wl, "dict-store")
+    writer = [lk for lk in rep.with_waiter_function("write_shared")
+              if any(top_frame(w)["function"] == "write_shared" and top_frame(w)["line"] == line
+                     for w in lk["waiters"])]
+    unattributed = [lk for lk in writer if lk["name"] == "spin (unattributed)"]
+    misfiled = [f"{lk['kind']} '{lk['name']}' ({lk['contentions']} waits)" for lk in writer
+                if lk["kind"] != "critical_section" and lk not in unattributed]
+    assert cs, f"no critical_section on a dict; the stores' waits were filed as {misfiled}:\n{rep.summary()}"
+    assert not misfiled, f"some of the stores' waits were filed elsewhere: {misfiled}\n{rep.summary()}"
+    lk = max(cs, key=lambda x: x["wait_ns"])
+    assert sum(u["wait_ns"] for u in unattributed) <= 0.05 * lk["wait_ns"], rep.summary()
+    top_w = top_frame(lk["waiters"][0])
+    assert top_w["function"] == "write_shared" and top_w["line"] == line, (
+        f"top waiter frame {top_w}\n{rep.summary()}")
+
+
 @pytest.mark.support_row("stop_the_world")
 def test_stop_the_world(runner, results):
     wl = WORKLOADS / "stop_the_world.py"
