@@ -396,13 +396,20 @@ static size_t copy_str(uintptr_t str, char *out, size_t cap)
 #define MAX_NAME 512
 #define MAX_LINETABLE 16384
 
+/* The word that tells a code object from another one made later at its freed address: its name and
+ * line table (both immutable for the code's life). */
+static inline uintptr_t code_check(uintptr_t code)
+{
+    return *(const uintptr_t *)(code + L->co_qualname) ^ (*(const uintptr_t *)(code + L->co_linetable) << 1);
+}
+
 static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
 {
     uintptr_t filename = *(const uintptr_t *)(code + L->co_filename);
     uintptr_t qualname = *(const uintptr_t *)(code + L->co_qualname);
     uintptr_t linetable = *(const uintptr_t *)(code + L->co_linetable);
     _Atomic uint64_t *slot;
-    uint32_t id = ftp_intern_code_lookup(code, qualname ^ (linetable << 1), &slot);
+    uint32_t id = ftp_intern_code_lookup(code, code_check(code), &slot);
     if (id)
         return id;
     char fname[MAX_NAME], qname[MAX_NAME];
@@ -533,7 +540,7 @@ static uintptr_t frame_bytecode(uintptr_t frame, uintptr_t code, uintptr_t ip, u
     return entry;
 }
 
-int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max)
+int ftp_python_raw_frames(struct ftp_py_raw_frame *frames, int max)
 {
     uintptr_t tstate = ftp_python_tstate();
     if (!tstate)
@@ -552,14 +559,24 @@ int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max
             int64_t units = *(const int64_t *)(code + L->ob_size);
             uint64_t limit = units > 0 && units < (1 << 28) ? (uint64_t)units * 2 : 0;
             uintptr_t first = frame_bytecode(frame, code, ip, limit);
-            uint32_t off = first && ip >= first && ip - first < limit ? (uint32_t)(ip - first) : 0;
-            frames[n].code_id = code_id(t, code);
-            frames[n].instr_offset = off;
+            frames[n].code = code;
+            frames[n].check = code_check(code);
+            frames[n].instr_offset = first && ip >= first && ip - first < limit ? (uint32_t)(ip - first) : 0;
+            frames[n].reserved = 0;
             n++;
         }
         frame = *(const uintptr_t *)(frame + L->fr_previous);
     }
     return n;
+}
+
+void ftp_python_frames_named(struct ftp_thread *t, const struct ftp_py_raw_frame *raw, struct ftp_py_frame *frames,
+                             int n)
+{
+    for (int i = 0; i < n; i++) {
+        frames[i].code_id = code_id(t, raw[i].code);
+        frames[i].instr_offset = raw[i].instr_offset;
+    }
 }
 
 bool ftp_python_in_rlock_factory(void)

@@ -13,8 +13,21 @@ FTP_HIDDEN bool ftp_python_ready(void);    /* cheap once ready; finishes set-up 
 FTP_HIDDEN uintptr_t ftp_python_tstate(void);
 /* Python facts into the file header: version, build, whether the GIL is on now. */
 FTP_HIDDEN void ftp_python_describe(struct ftp_file_header *h);
-/* Walk the calling thread's own frames into frames[], innermost first; returns the count. */
-FTP_HIDDEN int ftp_python_frames(struct ftp_thread *t, struct ftp_py_frame *frames, int max);
+/* One Python frame as it sits in memory: its code object (with the word that tells it from a later code
+ * at the same address) and where it is in its bytecode (FTP_PY_FRAME_ENTRY as in ftp_py_frame). Two
+ * frames with equal words are the same function at the same place. */
+struct ftp_py_raw_frame {
+    uintptr_t code;
+    uintptr_t check;
+    uint32_t instr_offset;
+    uint32_t reserved;
+};
+/* Walk the calling thread's own frames into frames[], innermost first; returns the count. Nothing is
+ * written to the recording: frames as they are, for a stack seen before to be known by them alone. */
+FTP_HIDDEN int ftp_python_raw_frames(struct ftp_py_raw_frame *frames, int max);
+/* The same frames as the file has them: each code object interned (its CODE record written once). */
+FTP_HIDDEN void ftp_python_frames_named(struct ftp_thread *t, const struct ftp_py_raw_frame *raw,
+                                        struct ftp_py_frame *frames, int n);
 /* A thread without a threading name yet: announce it again at its next record, when that can tell
  * more (a Python frame now, or its Thread object found at its bootstrap wait). Counted only then, so
  * bootstrap waits before the first frame do not use the tries up. */

@@ -20,14 +20,26 @@ static uint64_t hash_words(const uint64_t *w, size_t n, uint64_t h)
 
 uint32_t ftp_stack_capture(struct ftp_thread *t)
 {
+    struct ftp_py_raw_frame raw[FTP_MAX_PY_FRAMES];
     struct ftp_py_frame py[FTP_MAX_PY_FRAMES];
     uint64_t native[FTP_MAX_NATIVE_FRAMES];
-    int npy = ftp_python_frames(t, py, FTP_MAX_PY_FRAMES);
+    int npy = ftp_python_raw_frames(raw, FTP_MAX_PY_FRAMES);
     int nnat = ftp_state.native ? ftp_native_backtrace(t, native, FTP_MAX_NATIVE_FRAMES) : 0;
     if (npy == 0 && nnat == 0)
         return 0;
     uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t)npy << 16 | (uint64_t)nnat);
-    h = hash_words((const uint64_t *)py, (size_t)npy, h); /* each frame is one 8-byte word */
+    bool named = false;
+    if (FTP_UNLIKELY(ftp_state.ring)) {
+        /* In ring mode a code object's definition may be overwritten and written again under a new id:
+         * a stack is known by its code ids, so that it is defined again with the new ones. */
+        ftp_python_frames_named(t, raw, py, npy);
+        named = true;
+        h = hash_words((const uint64_t *)py, (size_t)npy, h); /* each frame is one 8-byte word */
+    } else {
+        /* Otherwise a stack seen before is known by its frames as they are: no code object is looked
+         * up (a code id is a function of the code and its check word). */
+        h = hash_words((const uint64_t *)raw, (size_t)npy * (sizeof *raw / 8), h);
+    }
     h = hash_words(native, (size_t)nnat, h);
     /* (Not in ring mode: the definition may have been overwritten since; the table knows.) */
     if (h == t->last_stack_hash && t->last_stack_id && !ftp_state.ring)
@@ -35,6 +47,8 @@ uint32_t ftp_stack_capture(struct ftp_thread *t)
     _Atomic uint64_t *slot;
     uint32_t id = ftp_intern_stack_lookup(h, &slot);
     if (!id) {
+        if (!named)
+            ftp_python_frames_named(t, raw, py, npy);
         uint32_t size = (uint32_t)(sizeof(struct ftp_rec_stack) + (size_t)npy * sizeof(struct ftp_py_frame) +
                                    (size_t)nnat * sizeof(uint64_t));
         struct ftp_rec_stack *r = ftp_ring_reserve(t, size);
