@@ -151,14 +151,15 @@ static inline bool spin_right_before(const struct ftp_thread *t, uint64_t now, u
            (now - t->spin_last_ns < FTP_SPIN_GAP_NS || (acq_begin && t->spin_start_ns >= acq_begin));
 }
 
-/* The park's stack: the spin's, when the spin was found on this very lock (the same acquisition, from
- * the same Python frame: no second walk of the frames); else captured. Not with native stacks (the
- * park's own native frames differ from the yield's), nor in ring mode, where the spin's stack
+/* The park's stack: the spin's, when that spin is this acquisition's own (its first yield came after
+ * the acquisition began: a run of yields at one call site can also span an earlier acquisition, from
+ * another line, whose stack it captured) and was found on this very lock; else captured. Not with native
+ * stacks (the park's own native frames differ from the yield's), nor in ring mode, where the spin's stack
  * definition may have been overwritten since (ftp_stack_capture knows). */
-static inline uint32_t park_stack(struct ftp_thread *t, uint64_t now, uintptr_t lock_addr, uint64_t acq_begin)
+static inline uint32_t park_stack(struct ftp_thread *t, uintptr_t lock_addr, uint64_t acq_begin)
 {
-    if (t->spin_stack && t->spin_addr == lock_addr && !ftp_state.ring && !ftp_state.native &&
-        spin_right_before(t, now, acq_begin))
+    if (t->spin_stack && t->spin_start_ns && acq_begin && t->spin_start_ns >= acq_begin &&
+        t->spin_addr == lock_addr && ftp_spin_was_pymutex(t) && !ftp_state.ring && !ftp_state.native)
         return t->spin_stack;
     return ftp_stack_capture(t);
 }
@@ -359,7 +360,7 @@ static int park_wait(struct ftp_thread *t, int i, sem_t *sem, enum sem_mode mode
         ftp_event_flush_spin(t, now, true);
     } else {
         w.acq_seq = ++t->acq_counter;
-        w.stack_id = mutex_park ? park_stack(t, now, lock_addr, acq_begin) : ftp_stack_capture(t);
+        w.stack_id = mutex_park ? park_stack(t, lock_addr, acq_begin) : ftp_stack_capture(t);
         if (mutex_park) {
             w.start_ns = take_spin(t, now, lock_addr, w.stack_id, acq_begin);
         } else {
