@@ -403,15 +403,16 @@ static inline uintptr_t code_check(uintptr_t code)
     return *(const uintptr_t *)(code + L->co_qualname) ^ (*(const uintptr_t *)(code + L->co_linetable) << 1);
 }
 
-static uint32_t code_id(struct ftp_thread *t, uintptr_t code)
+/* `check`: code_check(code), already read with the frame. */
+static uint32_t code_id(struct ftp_thread *t, uintptr_t code, uintptr_t check)
 {
+    _Atomic uint64_t *slot;
+    uint32_t id = ftp_intern_code_lookup(code, check, &slot);
+    if (id)
+        return id;
     uintptr_t filename = *(const uintptr_t *)(code + L->co_filename);
     uintptr_t qualname = *(const uintptr_t *)(code + L->co_qualname);
     uintptr_t linetable = *(const uintptr_t *)(code + L->co_linetable);
-    _Atomic uint64_t *slot;
-    uint32_t id = ftp_intern_code_lookup(code, code_check(code), &slot);
-    if (id)
-        return id;
     char fname[MAX_NAME], qname[MAX_NAME];
     size_t flen = copy_str(filename, fname, sizeof fname);
     size_t qlen = copy_str(qualname, qname, sizeof qname);
@@ -574,7 +575,7 @@ void ftp_python_frames_named(struct ftp_thread *t, const struct ftp_py_raw_frame
                              int n)
 {
     for (int i = 0; i < n; i++) {
-        frames[i].code_id = code_id(t, raw[i].code);
+        frames[i].code_id = code_id(t, raw[i].code, raw[i].check);
         frames[i].instr_offset = raw[i].instr_offset;
     }
 }
