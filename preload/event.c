@@ -73,7 +73,7 @@ void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy, 
 
 void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
 {
-    if (!t->spin_start_ns || (!force && now - t->spin_last_ns < FTP_SPIN_GAP_NS))
+    if (!t->spin_start_ns || (!force && ftp_spin_since_last(t, now) < FTP_SPIN_GAP_NS))
         return;
     if (!t->spin_seqlock && !ftp_spin_was_pymutex_run(t, false)) {
         t->spin_start_ns = 0; /* not a PyMutex spin */
@@ -91,7 +91,7 @@ void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
         .event_id = ftp_event_next_id(t),
         .acq_seq = ++t->acq_counter,
         .start_ns = t->spin_start_ns,
-        .end_ns = t->spin_last_ns,
+        .end_ns = ftp_spin_last_ns(t),
     };
     t->spin_start_ns = 0;
     t->prev_mergeable = false;

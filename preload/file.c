@@ -679,7 +679,7 @@ void ftp_file_finish(uint32_t (*close_claims)(void), const char *verbose_tail)
     }
     atomic_fetch_or((_Atomic uint32_t *)&h->flags, FTP_FLAG_FINISHED);
     if (ftp_state.verbose) {
-        char msg[300], lost[64] = "";
+        char msg[400], lost[64] = "";
         if (atomic_load(&ftp_state.disk_full))
             snprintf(lost, sizeof lost, ", %llu lost to a full disk",
                      (unsigned long long)atomic_load((_Atomic uint64_t *)&h->disk_full_events));

@@ -148,7 +148,7 @@ static void spin_site_learn(struct ftp_thread *t, uintptr_t lock)
 static inline bool spin_right_before(const struct ftp_thread *t, uint64_t now, uint64_t acq_begin)
 {
     return t->spin_start_ns && ftp_spin_was_pymutex(t) &&
-           (now - t->spin_last_ns < FTP_SPIN_GAP_NS || (acq_begin && t->spin_start_ns >= acq_begin));
+           (ftp_spin_since_last(t, now) < FTP_SPIN_GAP_NS || (acq_begin && t->spin_start_ns >= acq_begin));
 }
 
 /* The park's stack: the spin's, when that spin is this acquisition's own (its first yield came after
@@ -702,6 +702,44 @@ static void spin_lock_at(struct ftp_thread *t, uintptr_t m)
         parked_note(m);
 }
 
+/* The thread's measure of the time-stamp counter's rate, from the counter and the clock read together
+ * at its spins' starts (`ticks` 0: not read close enough together to count): the first pair anchors it,
+ * and each pair at least 10 ms later gives the rate over all the time since, so that a spin's ticks
+ * convert to its length within a few millionths. Every 1 ms or more, the rate known then is checked
+ * against the clock over the time since the last check (ftp_state.ticks_worst_ppm). A counter that
+ * went back (another CPU's, on a machine the kernel misjudged) starts over, timing by the clock
+ * meanwhile. */
+static void spin_ticks_calibrate(struct ftp_thread *t, uint64_t ticks, uint64_t now)
+{
+    if (!ticks)
+        return;
+    if (!t->ticks_anchor || ticks <= t->ticks_anchor || now <= t->ticks_anchor_ns || ticks <= t->ticks_check) {
+        t->ticks_anchor = t->ticks_check = ticks;
+        t->ticks_anchor_ns = t->ticks_check_ns = now;
+        t->ns_per_tick = 0;
+        return;
+    }
+    if (now - t->ticks_check_ns >= 1000000) {
+        if (t->ns_per_tick > 0) {
+            double by_clock = (double)(now - t->ticks_check_ns);
+            double off = (double)(ticks - t->ticks_check) * t->ns_per_tick - by_clock;
+            uint32_t ppm = (uint32_t)((off < 0 ? -off : off) / by_clock * 1e6 + 0.5);
+            atomic_fetch_add_explicit(&ftp_state.ticks_checks, 1, memory_order_relaxed);
+            uint32_t worst = atomic_load_explicit(&ftp_state.ticks_worst_ppm, memory_order_relaxed);
+            while (ppm > worst && !atomic_compare_exchange_weak_explicit(&ftp_state.ticks_worst_ppm, &worst, ppm,
+                                                                         memory_order_relaxed, memory_order_relaxed))
+                ;
+        }
+        t->ticks_check = ticks;
+        t->ticks_check_ns = now;
+    }
+    if (now - t->ticks_anchor_ns < 10000000)
+        return;
+    double rate = (double)(now - t->ticks_anchor_ns) / (double)(ticks - t->ticks_anchor);
+    t->ns_per_tick = rate > 0.01 && rate < 100 ? rate : 0; /* 10 MHz to 100 GHz, else not a clock to trust */
+    t->gap_ticks = t->ns_per_tick > 0 ? (uint64_t)((double)FTP_SPIN_GAP_NS / t->ns_per_tick) : 0;
+}
+
 FTP_HIDDEN int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller);
 int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
 {
@@ -709,17 +747,32 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     struct ftp_thread *t = hook_enter();
     if (!t || !ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
         return ftp_real.real_sched_yield();
-    uint64_t now = ftp_now();
+    uint64_t ticks = ftp_ticks();
     /* The type cache's seqlock yields from its own functions; a PyMutex spins in _PyMutex_LockTimed. A
      * run of one never continues a run of the other: pointers its registers hold are no PyMutex. Nor
      * does a run continue at another call site: its lock may be in another register (spin_reg). */
     bool seqlock = ftp_in_seqlock_text(caller);
-    if (!t->spin_start_ns || now - t->spin_last_ns >= FTP_SPIN_GAP_NS || seqlock != t->spin_seqlock ||
-        caller != t->spin_caller) {
+    uint64_t now = 0;
+    bool same_run = t->spin_start_ns && seqlock == t->spin_seqlock && caller == t->spin_caller;
+    if (same_run && ticks && t->spin_last_ticks) /* the gap since the last yield, in ticks */
+        same_run = ticks >= t->spin_last_ticks && ticks - t->spin_last_ticks < t->gap_ticks;
+    else if (same_run)
+        same_run = (now = ftp_now()) - t->spin_last_ns < FTP_SPIN_GAP_NS;
+    if (!same_run) {
+        /* The spin's start by the clock, and by the counter when both were read within a moment: its
+         * yields are then timed by the counter from there (ftp_spin_last_ns). */
+        uint64_t before = ftp_ticks();
+        now = ftp_now();
+        uint64_t after = ftp_ticks();
+        ticks = after - before < FTP_TICKS_PAIR_MAX ? before + (after - before) / 2 : 0;
         ftp_event_flush_spin(t, now, true);
         if (ftp_python_ready())
             ftp_event_check_gil(t);
         t->spin_start_ns = now;
+        t->spin_last_ns = now;
+        t->spin_start_ticks = ticks;
+        t->spin_last_ticks = 0;
+        spin_ticks_calibrate(t, ticks, now);
         t->spin_yields = 0;
         t->spin_stack = ftp_stack_capture(t);
         t->spin_addr = 0;
@@ -754,7 +807,10 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
     ftp_busy_leave(t);
     int rc = ftp_real.real_sched_yield();
-    t->spin_last_ns = ftp_now();
+    if (t->spin_start_ticks && t->ns_per_tick > 0)
+        t->spin_last_ticks = ftp_ticks();
+    else
+        t->spin_last_ns = ftp_now();
     t->spin_yields++;
     return rc;
 }

@@ -145,6 +145,7 @@ static void read_settings(void)
     ftp_state.native = env_flag("FTPROF_NATIVE", false);
     ftp_state.verbose = env_flag("FTPROF_VERBOSE", false);
     ftp_state.test_slow_types = env_flag("FTPROF_TEST_SLOW_TYPES", false);
+    ftp_ticks_decide(!env_flag("FTPROF_TEST_CLOCK_ONLY", false));
     ftp_set_buffer_bytes(env_buffer_size());
     ftp_control_settings(settings_warn); /* FTPROF_START, FTPROF_MIN_WAIT, FTPROF_MODE */
     const char *out = getenv("FTPROF_OUTPUT");

@@ -34,6 +34,9 @@
 /* A yield more than this long after the previous one starts a new spin sequence; a park sooner than
  * this after the last yield continues the spin (3.13 parks within microseconds of its 40th yield). */
 #define FTP_SPIN_GAP_NS 200000
+/* A (counter, clock) pair counts only when the counter read on both sides of the clock is this close:
+ * under 2 µs at 2 GHz (the clock itself takes some 50 ticks); a thread preempted in between is not. */
+#define FTP_TICKS_PAIR_MAX 4096
 /* A park on the same PyMutex this soon after a wake-up without hand-off retries the same acquisition. */
 #define FTP_CONTINUE_GAP_NS 50000
 #define FTP_PARK_SEMS 6 /* parking-lot semaphores alive at once on one thread (parks nest a little) */
@@ -80,7 +83,14 @@ struct ftp_thread {
     uint64_t acq_counter;
     /* spin phase (sched_yield from the interpreter) */
     uint64_t spin_start_ns;
-    uint64_t spin_last_ns;
+    uint64_t spin_last_ns;      /* when the spin's last yield returned; see ftp_spin_last_ns */
+    /* The time-stamp counter at the spin's start and after its last yield (0: that yield was timed by
+     * the clock, spin_last_ns), and the thread's own measure of the counter's rate (0 until known). */
+    uint64_t spin_start_ticks, spin_last_ticks;
+    uint64_t ticks_anchor, ticks_anchor_ns; /* the first (counter, clock) pair read together */
+    uint64_t ticks_check, ticks_check_ns;   /* a later pair: the rate is checked over 1 ms or more from it */
+    double ns_per_tick;
+    uint64_t gap_ticks;                     /* FTP_SPIN_GAP_NS in ticks at that rate */
     uint32_t spin_stack;
     uint32_t spin_yields;
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
@@ -164,6 +174,14 @@ struct ftp_state {
     bool verbose;
     bool record_all;           /* FTPROF_ALL=1: record non-Python processes too */
     bool test_slow_types;      /* FTPROF_TEST_SLOW_TYPES=1: a type's definition takes 1 s (tests race it) */
+    /* Spins are timed between yields by the time-stamp counter (ftp_ticks): x86-64, where the kernel
+     * keeps CLOCK_MONOTONIC on that counter itself (so it runs at one rate, the same on every CPU);
+     * FTPROF_TEST_CLOCK_ONLY=1 turns it off (tests compare the two). */
+    bool spin_ticks;
+    /* The counter's rate checked against the clock (each thread, over 1 ms or more between two of its
+     * spins' starts): how often, and the worst disagreement, in millionths. For FTPROF_VERBOSE. */
+    _Atomic uint64_t ticks_checks;
+    _Atomic uint32_t ticks_worst_ppm;
     bool test_preempt;         /* attach flag for the tests: a hook pauses 40 ms before some writes */
     /* No descriptor is kept once the file is mapped: a program may close every descriptor it did not
      * open (os.closerange) and reuse the numbers for its own files. Whatever needs the file later (a

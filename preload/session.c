@@ -49,10 +49,15 @@ void ftp_session_finish(void)
 {
     /* FTPROF_VERBOSE's one line also says how many of the interpreter's spin call sites know which
      * register holds their lock (the spin hook's cheap path: spin sites in hooks.c). */
-    char tail[96] = "";
+    char tail[200] = "", timed[100] = "clock";
     int learnt, sites = ftp_hooks_spin_sites(&learnt);
+    uint64_t checks = atomic_load(&ftp_state.ticks_checks);
+    if (ftp_state.spin_ticks)
+        snprintf(timed, sizeof timed, "time-stamp counter (its rate within %u ppm of the clock's in %llu checks)",
+                 atomic_load(&ftp_state.ticks_worst_ppm), (unsigned long long)checks);
     if (ftp_state.verbose && sites)
-        snprintf(tail, sizeof tail, "; %d spin call sites, %d with their lock's register learnt", sites, learnt);
+        snprintf(tail, sizeof tail, "; %d spin call sites, %d with their lock's register learnt; spins timed by the %s",
+                 sites, learnt, timed);
     ftp_file_finish(ftp_ring_close, tail);
 }
 

@@ -307,10 +307,30 @@ void ftp_save_argv(int argc, char **argv)
     }
 }
 
+void ftp_ticks_decide(bool allowed)
+{
+    ftp_state.spin_ticks = false;
+#if defined(__x86_64__)
+    /* The kernel's own choice: it keeps CLOCK_MONOTONIC on the counter only when it found the counter
+     * constant-rate and the same on every CPU (and, in a guest, vouched for by the host). */
+    char name[16] = {0};
+    int fd = allowed ? open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                            O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, name, sizeof name - 1);
+    close(fd);
+    ftp_state.spin_ticks = n >= 3 && strncmp(name, "tsc", 3) == 0 && (n == 3 || name[3] == '\n');
+#else
+    (void)allowed;
+#endif
+}
+
 /* ftprof attach: the settings come from the CLI, never from the host's environment. */
 void ftp_attach_settings(const char *path, size_t buffer, bool native)
 {
     ftp_state.native = native;
+    ftp_ticks_decide(true);
     ftp_state.verbose = false;
     ftp_state.record_all = false;
     buffer_bytes = buffer < ((size_t)16 << 10) ? (size_t)16 << 10 : buffer;

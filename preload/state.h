@@ -25,6 +25,37 @@ static inline uint64_t ftp_now(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The time-stamp counter, when spins are timed by it (ftp_state.spin_ticks), else 0: about 10 ns
+ * where the clock takes 24, read twice by each of the interpreter's spinning yields. */
+static inline uint64_t ftp_ticks(void)
+{
+#if defined(__x86_64__)
+    return ftp_state.spin_ticks ? __builtin_ia32_rdtsc() : 0;
+#else
+    return 0;
+#endif
+}
+
+/* When the current spin's last yield returned: read from the clock, or counted in ticks from the
+ * spin's start, which the clock gave. */
+static inline uint64_t ftp_spin_last_ns(const struct ftp_thread *t)
+{
+    if (!t->spin_last_ticks)
+        return t->spin_last_ns;
+    uint64_t ticks = t->spin_last_ticks > t->spin_start_ticks ? t->spin_last_ticks - t->spin_start_ticks : 0;
+    return t->spin_start_ns + (uint64_t)((double)ticks * t->ns_per_tick);
+}
+
+/* How long before `now` the current spin's last yield returned (0 if the counted time came out later). */
+static inline uint64_t ftp_spin_since_last(const struct ftp_thread *t, uint64_t now)
+{
+    uint64_t last = ftp_spin_last_ns(t);
+    return now > last ? now - last : 0;
+}
+
+/* Whether spins are timed by the counter on this machine (see ftp_state.spin_ticks); `allowed`: not
+ * turned off by the settings. */
+FTP_HIDDEN void ftp_ticks_decide(bool allowed);
 
 static inline uint64_t ftp_thread_cpu_now(void)
 {

@@ -1,6 +1,7 @@
 """What the recorder sees in real Python programs: each workload measures its own truth, the recording
 is read back with `ftprof report --json`, and the two must tell the same story (kinds, types,
 functions, lines, and totals within the issue's bounds)."""
+import platform
 import shutil
 import re
 import subprocess
@@ -343,6 +344,39 @@ def test_dict_spins_at_a_learnt_call_site(runner):
     top_w = top_frame(lk["waiters"][0])
     assert top_w["function"] == "write_shared" and top_w["line"] == line, (
         f"top waiter frame {top_w}\n{rep.summary()}")
+
+
+def counter_is_the_kernels_clock():
+    """Whether the kernel keeps CLOCK_MONOTONIC on the time-stamp counter (the recorder's condition)."""
+    try:
+        return platform.machine() == "x86_64" and Path(
+            "/sys/devices/system/clocksource/clocksource0/current_clocksource").read_text().strip() == "tsc"
+    except OSError:
+        return False
+
+
+def test_spins_timed_by_the_counter_keep_the_clocks_rate(runner):
+    """A spin's yields are timed by the time-stamp counter where the kernel's clock runs on it: each
+    thread converts ticks with a rate it measured against the clock, and checks that rate against the
+    clock every millisecond or more. Over the shared dict's spins the rate must agree with the clock's
+    within 0.1% (a spin of 1 ms off by at most 1 µs); with the counter turned off, the clock times them,
+    and either way the stores' waits land on the dict's critical section."""
+    wl = WORKLOADS / "dict_spins.py"
+    counter = counter_is_the_kernels_clock()
+    for clock_only in ("0", "1"):
+        run = runner.run([wl], extra_env={"FTPROF_VERBOSE": "1", "FTPROF_TEST_CLOCK_ONLY": clock_only})
+        m = re.search(r"spins timed by the (clock|time-stamp counter)(?: \(its rate within (\d+) ppm of the "
+                      r"clock's in (\d+) checks\))?", run.stderr)
+        assert m, f"no account of how spins were timed:\n{run.stderr[-2000:]}"
+        if counter and clock_only == "0":
+            assert m.group(1) == "time-stamp counter", m.group(0)
+            assert int(m.group(3)) >= 5, f"too few checks of the counter's rate: {m.group(0)}"
+            assert int(m.group(2)) <= 1000, f"the counter's rate strays from the clock's: {m.group(0)}"
+        else:
+            assert m.group(1) == "clock", m.group(0)
+        rep = runner.report(run.files)
+        cs = [lk for lk in rep.of_kind("critical_section") if lk["type"] == "dict"]
+        assert cs and max(lk["wait_ns"] for lk in cs) > 0, rep.summary()
 
 
 @pytest.mark.support_row("stop_the_world")
