@@ -372,29 +372,6 @@ static void prof_event_prefetch(struct prof_internal *in, const struct ftp_recor
         __builtin_prefetch(&in->sites[a->site_hint - 1]);
 }
 
-/* A record into the look-ahead ring. The handlers read no further than their record's struct, and only
- * if the size covers it. Copied in 16-byte vectors of a size known here: a copy of a size read from
- * the record becomes a string copy that costs more than handling the record. */
-static void prof_ahead_copy(union prof_ahead_rec *slot, const struct ftp_record *rec)
-{
-    typedef uint64_t prof_v16 __attribute__((vector_size(16), aligned(8), may_alias));
-    prof_v16 *to = (prof_v16 *)(void *)slot;
-    const prof_v16 *from = (const prof_v16 *)(const void *)rec;
-    _Static_assert(sizeof(struct ftp_rec_wait) == 88 && FTP_REC_WAIT_V6_SIZE == 80 &&
-                       sizeof(struct ftp_rec_holder) == 40 && sizeof(*slot) == 88,
-                   "the copies below cover each record's struct");
-    if (rec->size >= FTP_REC_WAIT_V6_SIZE) { /* a wait, with or without its caller (format 7) */
-        to[0] = from[0], to[1] = from[1], to[2] = from[2], to[3] = from[3], to[4] = from[4];
-        const struct ftp_rec_wait *w = (const void *)rec;
-        slot->wait.caller = rec->size >= sizeof(struct ftp_rec_wait) ? w->caller : 0;
-    } else if (rec->size >= sizeof(struct ftp_rec_holder)) {
-        to[0] = from[0], to[1] = from[1];
-        slot->holder.lock_addr = ((const struct ftp_rec_holder *)rec)->lock_addr;
-    } else {
-        memcpy(slot, rec, rec->size);
-    }
-}
-
 bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec)
 {
     (void)chunk;
@@ -404,24 +381,32 @@ bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec)
     prof_event_prefetch(in, rec);
     /* The records themselves: a page or so ahead, where the hardware's own fetching stops. */
     __builtin_prefetch((const char *)rec + 2048);
-    union prof_ahead_rec *slot;
     if (in->ahead_len == PROF_AHEAD) {
-        slot = &in->ahead[in->ahead_first];
-        prof_event(in, &slot->h);
+        prof_event(in, in->ahead[in->ahead_first]);
+        in->ahead[in->ahead_first] = rec;
         in->ahead_first = (in->ahead_first + 1) % PROF_AHEAD;
     } else {
-        slot = &in->ahead[(in->ahead_first + in->ahead_len++) % PROF_AHEAD];
+        in->ahead[(in->ahead_first + in->ahead_len++) % PROF_AHEAD] = rec;
     }
-    prof_ahead_copy(slot, rec);
+    return !in->oom;
+}
+
+bool prof_events_chunk_done(void *ctx, uint32_t chunk)
+{
+    (void)chunk;
+    struct prof_internal *in = ctx;
+    for (; in->ahead_len && !in->oom; in->ahead_len--) {
+        prof_event(in, in->ahead[in->ahead_first]);
+        in->ahead_first = (in->ahead_first + 1) % PROF_AHEAD;
+    }
+    in->ahead_len = 0;
+    in->ahead_first = 0;
     return !in->oom;
 }
 
 void prof_events_end_file(struct prof_internal *in)
 {
-    for (; in->ahead_len && !in->oom; in->ahead_len--) {
-        prof_event(in, &in->ahead[in->ahead_first].h);
-        in->ahead_first = (in->ahead_first + 1) % PROF_AHEAD;
-    }
+    /* Every chunk's walk ended with its records handled (prof_events_chunk_done). */
     in->ahead_len = 0;
     in->ahead_first = 0;
     for (size_t a = 0; a < in->n_acqs; a++) {

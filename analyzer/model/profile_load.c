@@ -433,7 +433,7 @@ int prof_load_with(struct profile *p, char *const *paths, size_t n, struct prof_
         if (rc == 0 && !in->oom)
             rc = prof_batch_start(in, !how.one_thread && prof_split_pays(&rd));
         if (rc == 0 && !in->oom)
-            rc = rd_walk(&rd, prof_visit_events, in);
+            rc = rd_walk_holding(&rd, prof_visit_events, prof_events_chunk_done, in);
         if (rc == 0 && in->oom)
             rc = -ENOMEM;
         p->files[k].damaged_chunks = rd.damaged_chunks;

@@ -199,15 +199,11 @@ struct prof_hsite_cache {
     bool valid;
 };
 
-/* Pass 2 handles each wait and holder record PROF_AHEAD records after it met it, from a copy: in the
+/* Pass 2 handles each wait and holder record PROF_AHEAD records after it met it, in place: in the
  * meantime the memory its handling will touch (the wait cache's slot and the site of the acquisition
- * it closes, the join table's slot) is fetched, and the copy outlives the mapping's pages. */
+ * it closes, the join table's slot) is fetched. The records still held when their chunk's walk ends
+ * are handled then (prof_events_chunk_done), before the chunk's memory may go. */
 #define PROF_AHEAD 4
-union prof_ahead_rec {
-    struct ftp_record h;
-    struct ftp_rec_wait wait;
-    struct ftp_rec_holder holder;
-};
 
 /* Pass 2 runs in two stages that share no state: the records stage (profile_events.c: records into
  * acquisitions, wake-ups joined to waits, holder sites and hold times) hands each closed acquisition
@@ -290,7 +286,7 @@ struct prof_internal {
     struct prof_lock_cache lock_cache[PROF_LOCK_CACHE];
     uint32_t *wait_cache;                 /* PROF_WAIT_CACHE entries, NULL until the first wait */
     struct prof_hsite_cache *hsite_cache; /* PROF_HSITE_CACHE entries, NULL until the first holder */
-    union prof_ahead_rec ahead[PROF_AHEAD]; /* records met and not handled yet, a ring */
+    const struct ftp_record *ahead[PROF_AHEAD]; /* records met and not handled yet, a ring */
     unsigned ahead_first, ahead_len;
     struct phist_ring hist_ring[2]; /* one for each stage of pass 2 */
     struct prof_pipe *pipe;             /* the batches between pass 2's stages, NULL when inline */
@@ -390,8 +386,10 @@ void prof_extensions_finish(struct prof_internal *in);
 void prof_join_park(struct prof_internal *in, struct pacq *a, bool final);
 void prof_close_acq(struct prof_internal *in, struct pacq *a);
 bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec);
-/* After the walk of each file: handles the records prof_visit_events still holds, closes the file's
- * acquisitions still open, and does the histogram adds still deferred. */
+/* The end of a chunk's walk: handles the records prof_visit_events still holds from it. */
+bool prof_events_chunk_done(void *ctx, uint32_t chunk);
+/* After the walk of each file (every chunk's records handled by then): closes the file's acquisitions
+ * still open, and does the histogram adds still deferred. */
 void prof_events_end_file(struct prof_internal *in);
 
 /* profile_close.c: the close stage, one closed acquisition into the aggregates; what it will touch,

@@ -227,7 +227,7 @@ static void rd_drop_pages(const struct rd_file *f, uint64_t from, uint64_t to)
         (void)madvise((void *)(f->map + from), (size_t)(to - from), MADV_DONTNEED);
 }
 
-static int rd_walk_chunks(struct rd_file *f, rd_visit_fn visit, void *ctx)
+static int rd_walk_chunks(struct rd_file *f, rd_visit_fn visit, rd_chunk_done_fn chunk_done, void *ctx)
 {
     uint32_t cs = f->hdr.chunk_size;
     f->damaged_chunks = 0;
@@ -258,6 +258,8 @@ static int rd_walk_chunks(struct rd_file *f, rd_visit_fn visit, void *ctx)
                 return 0;
             off += size;
         }
+        if (chunk_done && !chunk_done(ctx, c))
+            return 0;
         /* The pages stay in the page cache, but leave this process: its memory grows with the stacks
          * and locks it found, not with the size of the file. */
         if (f->map && (c + 1) % RD_UNMAP_EVERY == 0)
@@ -268,12 +270,17 @@ static int rd_walk_chunks(struct rd_file *f, rd_visit_fn visit, void *ctx)
 
 int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx)
 {
+    return rd_walk_holding(f, visit, NULL, ctx);
+}
+
+int rd_walk_holding(struct rd_file *f, rd_visit_fn visit, rd_chunk_done_fn chunk_done, void *ctx)
+{
     if (!f->map)
-        return rd_walk_chunks(f, visit, ctx);
+        return rd_walk_chunks(f, visit, chunk_done, ctx);
     if (sigsetjmp(rd_walking_jump, 1) != 0)
         return RD_ERR_CUT_SHORT; /* the handler took the guard down */
     rd_guard(f, true);
-    int rc = rd_walk_chunks(f, visit, ctx);
+    int rc = rd_walk_chunks(f, visit, chunk_done, ctx);
     rd_guard(f, false);
     return rc;
 }

@@ -48,6 +48,11 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen);
 /* Visits the records of every used chunk in index order. 0, -errno, or RD_ERR_CUT_SHORT: then the
  * walk stopped at the lost page, in the middle of a visit, and nothing it visited can be trusted. */
 int rd_walk(struct rd_file *f, rd_visit_fn visit, void *ctx);
+/* rd_walk that also calls `chunk_done` once a chunk's records were all visited, before its memory may
+ * go (the read buffer is reused for the next chunk, a mapping's pages are let go behind the walk): a
+ * visitor that holds on to records lets go of them there, and reads them in place until then. */
+typedef bool (*rd_chunk_done_fn)(void *ctx, uint32_t chunk);
+int rd_walk_holding(struct rd_file *f, rd_visit_fn visit, rd_chunk_done_fn chunk_done, void *ctx);
 void rd_close(struct rd_file *f);
 
 /* Copies of the in-flight slots (FTP_REC_INFLIGHT) of threads waiting now, or when the file was last
