@@ -747,16 +747,16 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     struct ftp_thread *t = hook_enter();
     if (!t || !ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
         return ftp_real.real_sched_yield();
-    uint64_t ticks = ftp_ticks();
     /* The type cache's seqlock yields from its own functions; a PyMutex spins in _PyMutex_LockTimed. A
      * run of one never continues a run of the other: pointers its registers hold are no PyMutex. Nor
      * does a run continue at another call site: its lock may be in another register (spin_reg). */
     bool seqlock = ftp_in_seqlock_text(caller);
     uint64_t now = 0;
     bool same_run = t->spin_start_ns && seqlock == t->spin_seqlock && caller == t->spin_caller;
-    if (same_run && ticks && t->spin_last_ticks) /* the gap since the last yield, in ticks */
+    if (same_run && t->spin_last_ticks) { /* the gap since the last yield, in ticks */
+        uint64_t ticks = ftp_ticks();
         same_run = ticks >= t->spin_last_ticks && ticks - t->spin_last_ticks < t->gap_ticks;
-    else if (same_run)
+    } else if (same_run)
         same_run = (now = ftp_now()) - t->spin_last_ns < FTP_SPIN_GAP_NS;
     if (!same_run) {
         /* The spin's start by the clock, and by the counter when both were read within a moment: its
@@ -764,7 +764,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         uint64_t before = ftp_ticks();
         now = ftp_now();
         uint64_t after = ftp_ticks();
-        ticks = after - before < FTP_TICKS_PAIR_MAX ? before + (after - before) / 2 : 0;
+        uint64_t ticks = after - before < FTP_TICKS_PAIR_MAX ? before + (after - before) / 2 : 0;
         ftp_event_flush_spin(t, now, true);
         if (ftp_python_ready())
             ftp_event_check_gil(t);
