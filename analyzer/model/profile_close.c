@@ -287,7 +287,7 @@ static struct plock *prof_acq_lookup(struct prof_internal *in, const struct prof
                                      struct psite **site)
 {
     if (!in->wait_cache)
-        in->wait_cache = calloc(PROF_WAIT_CACHE, sizeof(*in->wait_cache)); /* without it: every time resolved */
+        in->wait_cache = pmap_zeroed(PROF_WAIT_CACHE, sizeof(*in->wait_cache)); /* without it: every time resolved */
     if (!in->wait_cache)
         return prof_acq_resolve(in, a, li, site);
     /* The hint, then the slot, name a site only once an acquisition resolved to it and set its key. */

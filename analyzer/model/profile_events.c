@@ -77,7 +77,7 @@ static size_t prof_pending_slot(const struct prof_internal *in, uint64_t event_i
 static struct prof_pending *prof_pending_find(struct prof_internal *in, uint64_t event_id, bool *found)
 {
     if (!in->pending) {
-        in->pending = calloc(PROF_PENDING_SLOTS, sizeof(*in->pending));
+        in->pending = pmap_zeroed(PROF_PENDING_SLOTS, sizeof(*in->pending));
         if (!in->pending) {
             in->oom = true;
             *found = false;
@@ -161,16 +161,23 @@ static uint32_t prof_site_hint(const struct prof_internal *in, const struct pacq
     return in->wait_cache[prof_wait_slot_of(a->addr, a->stack_id, a->type_id, a->file, a->raw_kind)];
 }
 
+/* A wait record's share of pass 2. The waits share (PROF_SHARE_WAITS) opens, extends and closes its
+ * thread's acquisition; the joins share (PROF_SHARE_JOINS) joins the acquisition's held-back park to
+ * its wake-up and keeps what the thread's holder records ask of it (its lock and when it got it). Both
+ * follow the acquisition the same way, so that each, run alone over the same records, does exactly
+ * what it does when they run together. */
 static void prof_event_wait(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->size < FTP_REC_WAIT_V6_SIZE)
         return;
     const struct ftp_rec_wait *w = (const void *)rec;
-    struct profile *p = in->p;
-    p->events++;
-    struct pfiledefs *d = &in->defs[in->cur_file];
-    if (w->end_ns > d->max_end_ns)
-        d->max_end_ns = w->end_ns;
+    bool waits = in->share & PROF_SHARE_WAITS, joins = in->share & PROF_SHARE_JOINS;
+    if (waits) {
+        in->p->events++;
+        struct pfiledefs *d = &in->defs[in->cur_file];
+        if (w->end_ns > d->max_end_ns)
+            d->max_end_ns = w->end_ns;
+    }
     if (rec->flags & FTP_WAIT_FAILED)
         return; /* a lock call that failed at once (EDEADLK): nobody waited, nothing was acquired */
 
@@ -179,8 +186,10 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         return;
     uint64_t caller = rec->size >= sizeof(struct ftp_rec_wait) ? w->caller : 0;
     /* A record of the same acquisition: its earlier park's wake-up did not end the wait. */
-    prof_join_park(in, a, !(a->open && a->acq_seq == w->acq_seq));
-    if (a->open && a->acq_seq == w->acq_seq) {
+    bool same = a->open && a->acq_seq == w->acq_seq;
+    if (joins)
+        prof_join_park(in, a, !same);
+    if (same) {
         if (!a->park && w->park_ns)
             a->park = w->park_ns;
         a->end = w->end_ns;
@@ -195,10 +204,11 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
             a->stack_id = w->stack_id;
             a->region = w->region;
             a->region_offset = w->region_offset;
-            a->site_hint = prof_site_hint(in, a);
+            if (waits)
+                a->site_hint = prof_site_hint(in, a);
         }
     } else {
-        if (a->open)
+        if (a->open && waits)
             prof_close_acq(in, a);
         a->open = true;
         a->acq_seq = w->acq_seq;
@@ -213,10 +223,11 @@ static void prof_event_wait(struct prof_internal *in, const struct ftp_record *r
         a->stack_id = w->stack_id;
         a->caller = caller;
         a->handed_off = (rec->flags & FTP_WAIT_HANDED_OFF) != 0;
-        a->site_hint = prof_site_hint(in, a);
+        if (waits)
+            a->site_hint = prof_site_hint(in, a);
     }
 
-    if (w->park_ns) {
+    if (w->park_ns && joins) {
         a->park_held = true;
         a->park_event_id = w->event_id;
         a->park_wait = w->end_ns > w->start_ns ? w->end_ns - w->start_ns : 0;
@@ -255,7 +266,7 @@ static size_t prof_hsite_slot(const struct prof_internal *in, uint64_t addr, uin
 static struct psite *prof_hsite_lookup(struct prof_internal *in, uint64_t addr, uint32_t stack_id)
 {
     if (!in->hsite_cache)
-        in->hsite_cache = calloc(PROF_HSITE_CACHE, sizeof(*in->hsite_cache)); /* without it: resolved each time */
+        in->hsite_cache = pmap_zeroed(PROF_HSITE_CACHE, sizeof(*in->hsite_cache)); /* without it: resolved each time */
     if (!in->hsite_cache)
         return prof_hsite_resolve(in, addr, stack_id);
     struct prof_hsite_cache *c = &in->hsite_cache[prof_hsite_slot(in, addr, stack_id)];
@@ -332,7 +343,7 @@ static void prof_event(struct prof_internal *in, const struct ftp_record *rec)
 {
     if (rec->type == FTP_REC_WAIT)
         prof_event_wait(in, rec);
-    else
+    else if (in->share & PROF_SHARE_JOINS)
         prof_event_holder(in, rec);
 }
 
@@ -344,6 +355,7 @@ static void prof_event(struct prof_internal *in, const struct ftp_record *rec)
  * aside): the model is not changed. */
 static void prof_event_prefetch(struct prof_internal *in, const struct ftp_record *rec)
 {
+    bool joins = in->share & PROF_SHARE_JOINS;
     if (rec->type == FTP_REC_HOLDER && rec->size >= sizeof(struct ftp_rec_holder)) {
         const struct ftp_rec_holder *h = (const void *)rec;
         if (in->pending)
@@ -355,7 +367,7 @@ static void prof_event_prefetch(struct prof_internal *in, const struct ftp_recor
     if (rec->size < sizeof(struct ftp_rec_wait))
         return;
     const struct ftp_rec_wait *w = (const void *)rec;
-    bool close_inline = !in->close_threaded && in->wait_cache;
+    bool close_inline = (in->share & PROF_SHARE_WAITS) && !in->close_threaded && in->wait_cache;
     if (close_inline)
         __builtin_prefetch(&in->wait_cache[prof_wait_slot_of(w->lock_addr, w->stack_id, w->type_id, in->cur_file,
                                                              w->kind)]);
@@ -366,7 +378,7 @@ static void prof_event_prefetch(struct prof_internal *in, const struct ftp_recor
     }
     if (!a)
         return;
-    if (a->park_held && in->pending) /* its join (prof_join_park) */
+    if (joins && a->park_held && in->pending) /* its join (prof_join_park) */
         __builtin_prefetch(&in->pending[prof_pending_slot(in, a->park_event_id)]);
     if (close_inline && a->open && a->acq_seq != w->acq_seq && a->site_hint && a->site_hint <= in->n_sites)
         __builtin_prefetch(&in->sites[a->site_hint - 1]);
@@ -376,7 +388,7 @@ bool prof_visit_events(void *ctx, uint32_t chunk, const struct ftp_record *rec)
 {
     (void)chunk;
     struct prof_internal *in = ctx;
-    if (rec->type != FTP_REC_WAIT && rec->type != FTP_REC_HOLDER)
+    if (rec->type != FTP_REC_WAIT && (rec->type != FTP_REC_HOLDER || !(in->share & PROF_SHARE_JOINS)))
         return true;
     prof_event_prefetch(in, rec);
     /* The records themselves: a page or so ahead, where the hardware's own fetching stops. */
@@ -410,11 +422,13 @@ void prof_events_end_file(struct prof_internal *in)
     in->ahead_len = 0;
     in->ahead_first = 0;
     for (size_t a = 0; a < in->n_acqs; a++) {
-        if (in->acqs[a].file == in->cur_file)
+        if (in->acqs[a].file == in->cur_file && (in->share & PROF_SHARE_JOINS))
             prof_join_park(in, &in->acqs[a], true); /* the thread's last park ended its last wait */
-        if (in->acqs[a].open && in->acqs[a].file == in->cur_file)
+        if (in->acqs[a].open && in->acqs[a].file == in->cur_file && (in->share & PROF_SHARE_WAITS))
             prof_close_acq(in, &in->acqs[a]);
     }
-    phist_ring_flush(&in->hist_ring[PROF_STAGE_RECORDS]);
-    prof_batch_finish(in); /* the close stage's last batch, and its histogram adds */
+    if (in->share & PROF_SHARE_JOINS)
+        phist_ring_flush(&in->hist_ring[PROF_STAGE_RECORDS]);
+    if (in->share & PROF_SHARE_WAITS)
+        prof_batch_finish(in); /* the close stage's last batch, and its histogram adds */
 }

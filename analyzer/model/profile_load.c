@@ -395,6 +395,7 @@ int prof_load_with(struct profile *p, char *const *paths, size_t n, struct prof_
     }
     p->in = in;
     in->p = p;
+    in->share = PROF_SHARE_ALL;
     uint64_t(*ids)[2] = calloc(n ? n : 1, sizeof(*ids)); /* device and inode of each file read */
     if (!ids) {
         snprintf(err, errlen, "%s", strerror(ENOMEM));
@@ -429,11 +430,19 @@ int prof_load_with(struct profile *p, char *const *paths, size_t n, struct prof_
         p->files[k].path = prof_intern(in, paths[i], strlen(paths[i]));
         prof_file_info(in, &p->files[k], &rd);
         in->defs[k].python_runtime = rd.hdr.python_runtime;
+        /* The joins share of pass 2 needs no definitions: on a large file it starts first, beside. */
+        if (!how.one_thread)
+            prof_joins_start(in, &rd);
         rc = rd_walk(&rd, prof_visit_defs, in);
         if (rc == 0 && !in->oom)
             rc = prof_batch_start(in, !how.one_thread && prof_split_pays(&rd));
         if (rc == 0 && !in->oom)
             rc = rd_walk_holding(&rd, prof_visit_events, prof_events_chunk_done, in);
+        if (rc == 0 && !in->oom)
+            prof_events_end_file(in);
+        int joins_rc = prof_joins_finish(in);
+        if (rc == 0)
+            rc = joins_rc;
         if (rc == 0 && in->oom)
             rc = -ENOMEM;
         p->files[k].damaged_chunks = rd.damaged_chunks;
@@ -445,7 +454,6 @@ int prof_load_with(struct profile *p, char *const *paths, size_t n, struct prof_
             free(ids);
             return rc;
         }
-        prof_events_end_file(in);
         if (!how.no_inflight) {
             prof_file_inflight(in, paths[i], &rd);
             prof_batch_finish(in); /* the in-flight waits were applied inline: flush their histogram adds */

@@ -27,9 +27,19 @@ uint64_t *pmap_get(const struct pmap *m, uint64_t k1, uint64_t k2)
     }
 }
 
+void *pmap_zeroed(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *v = malloc(n * size);
+    if (v)
+        explicit_bzero(v, n * size); /* a memset the compiler would fold back into calloc */
+    return v;
+}
+
 static int pmap_resize(struct pmap *m, size_t ncap)
 {
-    struct pmap_slot *ns = calloc(ncap, sizeof(*ns));
+    struct pmap_slot *ns = pmap_zeroed(ncap, sizeof(*ns));
     if (!ns)
         return -1;
     for (size_t j = 0; j < m->cap; j++) {

@@ -7,6 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* n zeroed elements of `size` bytes, or NULL. Unlike calloc, the zeros are written at once: a table
+ * that is read before it is written (a hash table's probe) would otherwise map the shared zero page
+ * first and take a second fault on the first write, whose TLB flush interrupts every other core that
+ * runs a thread of the process (the analyzer loads in two threads). */
+void *pmap_zeroed(size_t n, size_t size);
+
 struct pmap_slot {
     uint64_t k1, k2, val;
     uint64_t used;

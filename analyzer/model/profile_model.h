@@ -213,6 +213,15 @@ struct prof_hsite_cache {
  * the order (profile_batch.c); else inline. The result is the same either way. */
 enum { PROF_STAGE_RECORDS = 0, PROF_STAGE_CLOSE = 1 };
 
+/* The records stage's work falls in two shares that touch disjoint parts of the model and need
+ * nothing of each other: the waits (acquisitions opened, extended and closed: the close stage's
+ * input) and the joins (wake-ups joined to the waits they ended: holder groups and sites, hold times,
+ * the join table). Each follows the threads' acquisitions by itself. On a large file with a second
+ * core, the joins share walks the file in a thread of its own (profile_joins.c) while the load's
+ * thread reads the definitions and then does the waits share; else one walk does both. Each share
+ * meets the same records in the same order either way, so the result is the same. */
+enum { PROF_SHARE_WAITS = 1, PROF_SHARE_JOINS = 2, PROF_SHARE_ALL = 3 };
+
 /* A closed acquisition, as the close stage needs it. */
 struct prof_closed {
     uint64_t addr, start, park, end;
@@ -234,6 +243,7 @@ struct prof_batch {
     uint32_t n;
 };
 struct prof_pipe; /* profile_batch.c */
+struct prof_joins; /* profile_joins.c */
 
 /* A thread's acquisition by (file, tid), direct-mapped: records of a few threads interleave, and the
  * map's hash and probe cost more than the record's handling. */
@@ -290,6 +300,8 @@ struct prof_internal {
     unsigned ahead_first, ahead_len;
     struct phist_ring hist_ring[2]; /* one for each stage of pass 2 */
     struct prof_pipe *pipe;             /* the batches between pass 2's stages, NULL when inline */
+    unsigned share;                     /* PROF_SHARE_*: what this walk of pass 2 does */
+    struct prof_joins *joins;           /* the joins share's thread, NULL when this walk does it */
     bool close_threaded;                /* the close stage runs in a thread of its own */
     struct prof_thread_cache thread_cache[PROF_THREAD_CACHE]; /* the close stage's */
     uint32_t cur_file;
@@ -411,6 +423,15 @@ void prof_merge_holder_groups(struct prof_internal *in);
 int prof_batch_start(struct prof_internal *in, bool threaded);
 void prof_batch_push(struct prof_internal *in, const struct prof_closed *c);
 void prof_batch_finish(struct prof_internal *in);
+
+/* profile_joins.c: the joins share of a file's pass 2 in a thread of its own, started (if `rd` is
+ * large and mapped, and a second core is there) before the file's definitions are read: the model's
+ * join tables are lent to it, and in->share becomes PROF_SHARE_WAITS. prof_joins_finish waits for it
+ * and takes the tables back (call it whenever prof_joins_start returned true, on errors too); it
+ * returns the thread's walk's result (0, -errno or RD_ERR_*). */
+struct rd_file;
+bool prof_joins_start(struct prof_internal *in, const struct rd_file *rd);
+int prof_joins_finish(struct prof_internal *in);
 
 /* The thread (file, tid), created when first named; NULL when out of memory. */
 struct prof_thread *prof_thread_get(struct prof_internal *in, uint32_t file, uint32_t tid);

@@ -166,6 +166,22 @@ int rd_open(struct rd_file *f, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+int rd_twin(const struct rd_file *f, struct rd_file *twin)
+{
+    if (!f->map)
+        return -EINVAL; /* read through a buffer: nothing to share cheaply */
+    *twin = *f;
+    twin->buf = NULL;
+    twin->map = NULL;
+    twin->fd = -1;
+    void *m = mmap(NULL, f->map_len, PROT_READ, MAP_SHARED, f->fd, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    (void)madvise(m, f->map_len, MADV_SEQUENTIAL);
+    twin->map = m;
+    return 0;
+}
+
 /* A mapped file cut shorter while it is read (by someone else: the recorder only ever trims past the
  * chunks a reader can see) raises SIGBUS on the lost pages. Nothing read so far can be trusted to be
  * whole then: the handler jumps back to rd_walk, which returns RD_ERR_CUT_SHORT instead of a crash,

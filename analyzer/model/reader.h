@@ -39,6 +39,11 @@ struct rd_file {
     size_t map_len;
 };
 
+/* A second view of an open file for a walk in another thread at the same time: the same chunks,
+ * mapped again (each walk lets its own pages go behind it). Only for a mapped file; 0 or -errno.
+ * The twin has no descriptor of its own: rd_close only unmaps it. */
+int rd_twin(const struct rd_file *f, struct rd_file *twin);
+
 /* Called for every record whose size fits its chunk; `rec->size` bytes are readable at `rec`.
  * Return false to stop the walk. */
 typedef bool (*rd_visit_fn)(void *ctx, uint32_t chunk, const struct ftp_record *rec);

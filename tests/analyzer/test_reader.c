@@ -1,11 +1,14 @@
 /* The reader on its own: every record of every chunk is visited, in order, from the mapped file; and a
  * file cut short by someone else while it is being walked ends the walk with RD_ERR_CUT_SHORT and its
  * one-line reason, not with a crash from the lost pages nor an exit: the process goes on (`top` must
- * restore the terminal), and a SIGBUS outside any walk still meets the default action.
+ * restore the terminal), and a SIGBUS outside any walk still meets the default action. A twin of an open
+ * file (rd_twin), walked in another thread while the file's own walk runs, sees the same records, and
+ * its own walk ends with RD_ERR_CUT_SHORT in that thread when the file is cut short under it.
  *
  *   test_reader TMPDIR */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +89,45 @@ static bool visit(void *ctx, uint32_t chunk, const struct ftp_record *rec)
     return true;
 }
 
+struct twin_walk {
+    struct rd_file *f;
+    struct walk w;
+    int rc;
+};
+
+static void *twin_main(void *arg)
+{
+    struct twin_walk *t = arg;
+    t->rc = rd_walk(t->f, visit, &t->w);
+    return NULL;
+}
+
+/* The file's twin walked in a thread of its own (cut short at its second chunk if `cut`) while the
+ * file itself is walked in this one (if `beside`). */
+static void check_twin(const char *path, bool cut, bool beside)
+{
+    char err[256];
+    struct rd_file f, twin;
+    CHECK(rd_open(&f, path, err, sizeof err) == 0, "rd_open for the twin: %s", err);
+    CHECK(rd_twin(&f, &twin) == 0, "rd_twin of a mapped file");
+    struct twin_walk t = {.f = &twin, .w = {.cut = cut ? path : NULL}};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, twin_main, &t) == 0, "pthread_create");
+    struct walk w = {0};
+    int rc = beside ? rd_walk(&f, visit, &w) : 0;
+    pthread_join(th, NULL);
+    if (cut) {
+        CHECK(t.rc == RD_ERR_CUT_SHORT, "a twin cut short mid-walk: its walk gave %d, want RD_ERR_CUT_SHORT", t.rc);
+    } else {
+        CHECK(t.rc == 0 && t.w.next == CHUNKS * (CHUNK / RECORD) && t.w.bad == 0,
+              "the twin's walk: %d, %u records (%u out of order)", t.rc, t.w.next, t.w.bad);
+        CHECK(rc == 0 && w.next == CHUNKS * (CHUNK / RECORD) && w.bad == 0,
+              "the file's walk beside its twin's: %d, %u records (%u out of order)", rc, w.next, w.bad);
+    }
+    rd_close(&twin);
+    rd_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
@@ -105,6 +147,11 @@ int main(int argc, char **argv)
     w = (struct walk){0};
     CHECK(rd_walk(&f, visit, &w) == 0 && w.next == CHUNKS * (CHUNK / RECORD) && w.bad == 0, "second walk");
     rd_close(&f);
+
+    check_twin(path, false, true);
+    check_twin(path, true, false);
+    unlink(path);
+    write_recording(path); /* whole again */
 
     /* Cut short by someone else mid-walk: the walk returns the error, in this process. */
     struct rd_file g;
