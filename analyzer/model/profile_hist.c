@@ -27,7 +27,13 @@ void phist_ring_flush(struct phist_ring *r)
 
 void phist_merge(struct phist *into, const struct phist *from)
 {
-    for (unsigned i = 0; i < PHIST_BUCKETS; i++) {
+    if (from->total == 0)
+        return;
+    if (into->total == 0 || from->lo < into->lo)
+        into->lo = from->lo;
+    if (from->hi > into->hi)
+        into->hi = from->hi;
+    for (unsigned i = from->lo; i < from->hi; i++) {
         uint64_t sum = (uint64_t)into->counts[i] + from->counts[i];
         uint32_t c = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
         into->total += c - into->counts[i];
@@ -48,7 +54,7 @@ uint64_t phist_quantile(const struct phist *h, double q)
     if (rank == 0)
         rank = 1;
     uint64_t seen = 0;
-    for (unsigned i = 0; i < PHIST_BUCKETS; i++) {
+    for (unsigned i = h->lo; i < h->hi; i++) {
         seen += h->counts[i];
         if (seen >= rank)
             return phist_midpoint(i);

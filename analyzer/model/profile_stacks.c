@@ -363,26 +363,36 @@ void prof_build_sites(struct prof_internal *in, const struct psite *ps, size_t n
             struct prof_site merged = lists[o][i];
             merged.wait_ns = merged.count = 0;
             uint64_t site_max = 0, site_exact = 0;
-            if (site_h)
-                memset(site_h, 0, sizeof(*site_h));
+            /* The site's hold times: its one psite's own histogram as it is (the common case), the
+             * psites' merged into site_h when the same stack text came from several. */
+            const struct phist *holds = NULL;
             size_t j = i;
             for (; j < len && lists[o][j].stack == merged.stack; j++) {
                 merged.wait_ns += lists[o][j].wait_ns;
                 merged.count += lists[o][j].count;
                 const struct psite *p = &ps[lists[o][j].holds];
                 if (site_h && p->hold) {
-                    phist_merge(site_h, p->hold);
+                    if (!holds) {
+                        holds = p->hold;
+                    } else {
+                        if (holds != site_h) {
+                            memset(site_h, 0, sizeof(*site_h));
+                            phist_merge(site_h, holds);
+                            holds = site_h;
+                        }
+                        phist_merge(site_h, p->hold);
+                    }
                     site_exact += p->hold_exact;
                     site_max = p->hold_max > site_max ? p->hold_max : site_max;
                 }
             }
             merged.holds = merged.hold_p50_ns = merged.hold_p99_ns = merged.hold_max_ns = 0;
             merged.holds_from_acquisition = 0;
-            if (site_h && site_h->total) {
-                prof_hold_stats(site_h, site_max, &merged);
+            if (holds && holds->total) {
+                prof_hold_stats(holds, site_max, &merged);
                 merged.holds_from_acquisition = site_exact;
                 owner_exact += site_exact;
-                phist_merge(owner_h, site_h);
+                phist_merge(owner_h, holds);
                 owner_max = site_max > owner_max ? site_max : owner_max;
             }
             lists[o][out++] = merged;
