@@ -844,6 +844,29 @@ def test_threaded_loads_give_the_same_bytes(tmp_path):
     assert sum(h["count"] for l in doc["locks"] for h in l.get("holders", [])) > 0
 
 
+def peak_rss_mib(*args):
+    """The peak resident memory of one ftprof run, in MiB (its output discarded)."""
+    proc = subprocess.Popen([FTPROF, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read()
+    proc.stderr.close()
+    return usage.ru_maxrss / 1024
+
+
+def test_memory_grows_with_locks_and_stacks_not_with_the_file(tmp_path):
+    """The same locks and stacks in a recording eight times longer: `report` (two threads, each with its
+    own mapping of the file) and `diff` keep the same peak memory within the window of chunks each walk
+    keeps mapped, while the file grows by over 100 MiB."""
+    (tmp_path / "small").mkdir()
+    (tmp_path / "large").mkdir()
+    small, large = make(tmp_path / "small", "bench", 200_000), make(tmp_path / "large", "bench", 1_600_000)
+    assert large.stat().st_size - small.stat().st_size > 100 << 20
+    for args in (("report",), ("report", "--json"), ("diff", small)):
+        rss_small, rss_large = peak_rss_mib(*args, small), peak_rss_mib(*args, large)
+        assert rss_large < rss_small + 24, (args, rss_small, rss_large)
+
+
 def test_extensions_joined_with_their_declarations(tmp_path):
     """EXTENSION records (format 7): a module's LOADED record joined with its DECLARED ones by load
     address (the last declaration counts, an init-less SetGIL keeps the init kind), the GIL record's
