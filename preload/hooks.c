@@ -468,7 +468,7 @@ EXPORT int sem_post(sem_t *sem)
 {
     REAL(sem_post);
     struct ftp_thread *t;
-    if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
+    if (FTP_LIKELY(!ftp_parked_on((uintptr_t)sem)) || !(t = hook_enter()))
         return ftp_real.real_sem_post(sem);
     struct ftp_waiter *w = ftp_waiter_find((uintptr_t)sem);
     struct ftp_waiter_copy copy;
@@ -740,29 +740,64 @@ static void spin_ticks_calibrate(struct ftp_thread *t, uint64_t ticks, uint64_t 
     t->gap_ticks = t->ns_per_tick > 0 ? (uint64_t)((double)FTP_SPIN_GAP_NS / t->ns_per_tick) : 0;
 }
 
+/* The yield itself, which is the program's, and its end: by the counter when the spin is timed by it. */
+static inline int spin_yield_and_time(struct ftp_thread *t)
+{
+    int rc = ftp_real.real_sched_yield();
+    if (t->spin_by_ticks)
+        t->spin_last_ticks = ftp_ticks();
+    else
+        t->spin_last_ns = ftp_now();
+    t->spin_yields++;
+    return rc;
+}
+
+/* Does this yield continue the thread's spin in progress (the same call site, within the gap of its last
+ * yield)? */
+static inline bool spin_continues(const struct ftp_thread *t, uintptr_t caller)
+{
+    if (!t->spin_start_ns || caller != t->spin_caller)
+        return false;
+    if (t->spin_last_ticks) {
+        uint64_t ticks = ftp_ticks();
+        return ticks >= t->spin_last_ticks && ticks - t->spin_last_ticks < t->gap_ticks;
+    }
+    return ftp_now() - t->spin_last_ns < FTP_SPIN_GAP_NS;
+}
+
+static int spin_yield(struct ftp_thread *t, const uintptr_t *regs, uintptr_t caller);
+
+/* A spinning thread yields tens of times a spin, and most yields switch to another thread, which leaves
+ * the caches cold for the next one: so a yield that continues a spin with nothing left to look at (its
+ * lock seen locked, or its looks used up) takes the quiet path. It touches the thread's first cache line
+ * and nothing shared: no busy mark (nothing of the session is written), no pause check (a spin is kept
+ * when recording was on at its start, as a park is), no text ranges (the call site is the spin's own,
+ * checked at its start). Everything else goes to spin_yield. */
 FTP_HIDDEN int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller);
 int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
 {
     REAL(sched_yield);
     struct ftp_thread *t = hook_enter();
-    if (!t || !ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
+    if (!t)
+        return ftp_real.real_sched_yield();
+    if (t->spin_quiet && spin_continues(t, caller))
+        return spin_yield_and_time(t);
+    return spin_yield(t, regs, caller);
+}
+
+__attribute__((noinline)) static int spin_yield(struct ftp_thread *t, const uintptr_t *regs, uintptr_t caller)
+{
+    if (!ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
         return ftp_real.real_sched_yield();
     /* The type cache's seqlock yields from its own functions; a PyMutex spins in _PyMutex_LockTimed. A
      * run of one never continues a run of the other: pointers its registers hold are no PyMutex. Nor
      * does a run continue at another call site: its lock may be in another register (spin_reg). */
     bool seqlock = ftp_in_seqlock_text(caller);
-    uint64_t now = 0;
-    bool same_run = t->spin_start_ns && seqlock == t->spin_seqlock && caller == t->spin_caller;
-    if (same_run && t->spin_last_ticks) { /* the gap since the last yield, in ticks */
-        uint64_t ticks = ftp_ticks();
-        same_run = ticks >= t->spin_last_ticks && ticks - t->spin_last_ticks < t->gap_ticks;
-    } else if (same_run)
-        same_run = (now = ftp_now()) - t->spin_last_ns < FTP_SPIN_GAP_NS;
-    if (!same_run) {
+    if (seqlock != t->spin_seqlock || !spin_continues(t, caller)) {
         /* The spin's start by the clock, and by the counter when both were read within a moment: its
          * yields are then timed by the counter from there (ftp_spin_last_ns). */
         uint64_t before = ftp_ticks();
-        now = ftp_now();
+        uint64_t now = ftp_now();
         uint64_t after = ftp_ticks();
         uint64_t ticks = after - before < FTP_TICKS_PAIR_MAX ? before + (after - before) / 2 : 0;
         ftp_event_flush_spin(t, now, true);
@@ -773,6 +808,7 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         t->spin_start_ticks = ticks;
         t->spin_last_ticks = 0;
         spin_ticks_calibrate(t, ticks, now);
+        t->spin_by_ticks = ticks && t->ns_per_tick > 0;
         t->spin_yields = 0;
         t->spin_stack = ftp_stack_capture(t);
         t->spin_addr = 0;
@@ -804,15 +840,10 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
         else
             spin_lock_of(t, regs, 6);
     }
+    t->spin_quiet = !regs || seqlock || t->spin_locked || t->spin_yields + 1 >= ftp_state.py.lay.spin_max;
     /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
     ftp_busy_leave(t);
-    int rc = ftp_real.real_sched_yield();
-    if (t->spin_start_ticks && t->ns_per_tick > 0)
-        t->spin_last_ticks = ftp_ticks();
-    else
-        t->spin_last_ns = ftp_now();
-    t->spin_yields++;
-    return rc;
+    return spin_yield_and_time(t);
 }
 
 #if !defined(__x86_64__)

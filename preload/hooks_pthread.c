@@ -80,7 +80,7 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 static inline int release_with_holder(uintptr_t lock, int (*release)(void *), void *arg)
 {
     struct ftp_thread *t;
-    if (FTP_LIKELY(atomic_load_explicit(&ftp_state.parked, memory_order_relaxed) == 0) || !(t = hook_enter()))
+    if (FTP_LIKELY(!ftp_parked_on(lock)) || !(t = hook_enter()))
         return release(arg);
     struct ftp_waiter *w = ftp_waiter_find(lock);
     struct ftp_waiter_copy copy;

@@ -59,15 +59,7 @@ uint32_t ftp_new_id(void)
     return atomic_fetch_add_explicit(&ftp_state.next_id, 1, memory_order_relaxed) + 1;
 }
 
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
+#define mix64 ftp_mix64
 
 static uint32_t intern_lookup(struct intern_slot *table, uint32_t nslots, uint64_t key, _Atomic uint64_t **slot,
                               uint32_t *extra)
@@ -175,8 +167,8 @@ struct ftp_waiter *ftp_waiter_add(uintptr_t key, uint64_t event_id, uint64_t loc
         atomic_store_explicit(&w->lock_addr, lock_addr, memory_order_relaxed);
         atomic_store_explicit(&w->tid, tid, memory_order_relaxed);
         atomic_store_explicit(&w->flags, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(ftp_parked_bucket(key), 1, memory_order_relaxed);
         atomic_store_explicit(&w->key, key, memory_order_release);
-        atomic_fetch_add_explicit(&ftp_state.parked, 1, memory_order_relaxed);
         return w;
     }
     return NULL;
@@ -221,8 +213,9 @@ void ftp_waiter_remove(struct ftp_waiter *w)
 {
     if (!w)
         return;
+    uintptr_t key = atomic_load_explicit(&w->key, memory_order_relaxed); /* only its owner removes it */
     atomic_store_explicit(&w->key, WAITER_TOMBSTONE, memory_order_release);
-    atomic_fetch_sub_explicit(&ftp_state.parked, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(ftp_parked_bucket(key), 1, memory_order_relaxed);
 }
 
 /* ---- RLock semaphores ---- */

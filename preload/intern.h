@@ -14,6 +14,27 @@ FTP_HIDDEN void ftp_intern_publish(_Atomic uint64_t *slot, uint32_t id, uint32_t
 FTP_HIDDEN uint32_t ftp_intern_extra(uintptr_t type); /* the `extra` word stored with a type */
 FTP_HIDDEN uint32_t ftp_new_id(void);
 
+static inline uint64_t ftp_mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+/* The count of registered waiters a key shares with others (its high hash bits; the table's slot takes the
+ * low ones): 0, and no thread is parked on this key. A release that races a new waiter's registration
+ * misses it either way, as it would miss it in the table. */
+static inline _Atomic uint16_t *ftp_parked_bucket(uintptr_t key)
+{
+    return &ftp_state.parked[ftp_mix64(key) >> 59 & (FTP_PARKED_BUCKETS - 1)];
+}
+static inline bool ftp_parked_on(uintptr_t key)
+{
+    return atomic_load_explicit(ftp_parked_bucket(key), memory_order_relaxed) != 0;
+}
+
 FTP_HIDDEN struct ftp_waiter *ftp_waiter_add(uintptr_t key, uint64_t event_id, uint64_t lock_addr, uint32_t tid);
 FTP_HIDDEN struct ftp_waiter *ftp_waiter_find(uintptr_t key);
 FTP_HIDDEN bool ftp_waiter_snapshot(struct ftp_waiter *w, uintptr_t key, struct ftp_waiter_copy *out);

@@ -8,7 +8,7 @@
  *  - the thread state: pthread_getspecific on CPython's own key (python.c), not a CPython function;
  *  - native stacks: libunwind's dl_iterate_phdr is answered without the loader's lock (native.c);
  *  - thread exit: a pthread key below 32, whose values glibc keeps without allocating (thread.c);
- *  - releases while threads are parked: a fixed 4-slot waiter lookup (intern.c);
+ *  - releases while threads are parked on the same bucket of keys: a fixed 4-slot waiter lookup (intern.c);
  *  - detach: busy marks instead of a sleep (thread.c, attach.c);
  *  - warnings: never to a descriptor that is not provably the program's stderr, never blocking (state.c).
  * What may still wait: a chunk's first use reserves its disk blocks (file.c), which a file system may
@@ -51,6 +51,8 @@ struct ftp_lock_class {
 
 /* ---- per-thread state (initial-exec TLS: no allocation, usable from the first instruction) ---- */
 #define FTP_SPIN_CANDIDATES 4 /* a spin's registers that point at a lock: rarely more than two */
+#define FTP_PARKED_BUCKETS 32 /* one cache line of waiter counts (ftp_state.parked) */
+#define FTP_STACK_SEEN 16     /* stacks a thread remembers by hash (a power of two) */
 #define FTP_SPIN_KNOWN 4      /* locks a thread spins on in turn (a request: a dict's, then a Lock) */
 struct ftp_park_sem {
     sem_t *sem;
@@ -59,9 +61,23 @@ struct ftp_park_sem {
 };
 
 struct ftp_thread {
+    /* The first cache line holds all that a yield continuing a spin reads and writes (ftp_sched_yield's
+     * quiet path): a spinning thread's yields mostly switch to another thread, which leaves these lines
+     * cold for the next one. */
     uint32_t generation; /* == ftp_state.generation, else stale (we are a forked child): reset */
     uint32_t tid;
     int guard;           /* > 0 while inside the recorder: hooks pass straight through */
+    uint32_t spin_yields;
+    /* spin phase (sched_yield from the interpreter) */
+    uint64_t spin_start_ns;
+    uint64_t spin_last_ns;      /* when the spin's last yield returned; see ftp_spin_last_ns */
+    /* The time-stamp counter after the spin's last yield (0: that yield was timed by the clock,
+     * spin_last_ns), and the spin's gap limit in ticks at the thread's measured rate. */
+    uint64_t spin_last_ticks;
+    uint64_t gap_ticks;         /* FTP_SPIN_GAP_NS in ticks at that rate */
+    uintptr_t spin_caller;      /* the yield's call site in the interpreter */
+    bool spin_quiet;            /* nothing left to look at in this spin: its yields take the quiet path */
+    bool spin_by_ticks;         /* the spin's yields are timed by the counter (its rate was known at start) */
     bool announced;      /* THREAD record written in the current chunk */
     bool py_named;       /* ... and it carried the threading.Thread name */
     uint8_t name_tries;  /* later attempts at the name (a thread may block before its first frame) */
@@ -81,18 +97,13 @@ struct ftp_thread {
     /* ids */
     uint32_t seq;
     uint64_t acq_counter;
-    /* spin phase (sched_yield from the interpreter) */
-    uint64_t spin_start_ns;
-    uint64_t spin_last_ns;      /* when the spin's last yield returned; see ftp_spin_last_ns */
-    /* The time-stamp counter at the spin's start and after its last yield (0: that yield was timed by
-     * the clock, spin_last_ns), and the thread's own measure of the counter's rate (0 until known). */
-    uint64_t spin_start_ticks, spin_last_ticks;
+    /* The time-stamp counter at the spin's start (0: not read close enough to the clock), and the
+     * thread's own measure of the counter's rate (0 until known). */
+    uint64_t spin_start_ticks;
     uint64_t ticks_anchor, ticks_anchor_ns; /* the first (counter, clock) pair read together */
     uint64_t ticks_check, ticks_check_ns;   /* a later pair: the rate is checked over 1 ms or more from it */
     double ns_per_tick;
-    uint64_t gap_ticks;                     /* FTP_SPIN_GAP_NS in ticks at that rate */
     uint32_t spin_stack;
-    uint32_t spin_yields;
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
     struct ftp_lock_class spin_cls;
     bool spin_locked;           /* spin_addr was seen locked: no need to look again */
@@ -101,7 +112,6 @@ struct ftp_thread {
     uint8_t spin_ncand;
     int8_t spin_reg;            /* the register its call site keeps the lock in, -1 while not known */
     uint8_t spin_cand_reg[FTP_SPIN_CANDIDATES];   /* which of the six callee-saved registers held each (see spin sites) */
-    uintptr_t spin_caller;      /* the yield's call site in the interpreter */
     uintptr_t spin_rejected;    /* a known site's PyMutex that names no lock: not classified again */
     /* the last locks spins at known sites were checked and named on, kept across spins: a later spin at
      * the same site, from the same stack, on the same address, reads it in place (spin_lock_at) */
@@ -124,9 +134,13 @@ struct ftp_thread {
     uint32_t prev_stack;
     uint8_t prev_kind;
     bool prev_mergeable;
-    /* one-entry stack cache: same frames as last time → same id, no hashing of the table */
-    uint64_t last_stack_hash;
-    uint32_t last_stack_id;
+    /* The stacks this thread met lately, by hash (not in ring mode, where a definition may be overwritten):
+     * a thread's waits come from a handful of places, and the thread's own line is warmer than the
+     * shared table's slot (stack.c). */
+    struct ftp_stack_seen {
+        uint64_t hash;
+        uint32_t id;
+    } stack_seen[FTP_STACK_SEEN];
     /* the thread's slot in the file's table of waits in flight (inflight.c); NULL until its first wait */
     struct ftp_inflight_slot *inflight;
     bool inflight_none;      /* the table was full when it looked: it publishes nothing */
@@ -135,6 +149,7 @@ struct ftp_thread {
     uintptr_t ext_base;
     uint8_t ext_stage;
 };
+_Static_assert(offsetof(struct ftp_thread, spin_by_ticks) < 64, "the quiet path's fields fill the first cache line");
 
 /* ---- process-wide state ---- */
 
@@ -201,7 +216,11 @@ struct ftp_state {
     uint32_t *chunk_next;          /* free-list links, one per chunk */
     uint32_t *chunk_fill;          /* bytes used in a released chunk */
     _Atomic uint32_t next_id;      /* code, stack and type ids: one counter, never 0 */
-    _Atomic int parked;            /* waiters registered in the waiter table: 0 → releases skip lookups */
+    /* Waiters registered in the waiter table, counted by their key's bucket (ftp_parked_on, intern.h): a
+     * release whose bucket counts none skips the lookup, which an RLock's release, posting its
+     * semaphore on every release, would otherwise make whenever any thread is parked anywhere. A bucket
+     * never counts more than the table's 4,096 slots. */
+    _Atomic uint16_t parked[FTP_PARKED_BUCKETS] __attribute__((aligned(64)));
     _Atomic uint64_t events;       /* WAIT records published (for FTPROF_VERBOSE) */
     pthread_key_t thread_key;
     struct ftp_python py;

@@ -68,7 +68,8 @@ void ftp_session_forget(void)
     ftp_native_reset();
     atomic_store(&ftp_state.free_chunks, 0);
     atomic_store(&ftp_state.claimed, 0);
-    atomic_store(&ftp_state.parked, 0);
+    for (int i = 0; i < FTP_PARKED_BUCKETS; i++)
+        atomic_store(&ftp_state.parked[i], 0);
     atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled == INT_MAX);
 }
 

@@ -42,8 +42,9 @@ uint32_t ftp_stack_capture(struct ftp_thread *t)
     }
     h = hash_words(native, (size_t)nnat, h);
     /* (Not in ring mode: the definition may have been overwritten since; the table knows.) */
-    if (h == t->last_stack_hash && t->last_stack_id && !ftp_state.ring)
-        return t->last_stack_id;
+    struct ftp_stack_seen *seen = &t->stack_seen[(h ^ h >> 32) & (FTP_STACK_SEEN - 1)];
+    if (seen->hash == h && seen->id && !ftp_state.ring)
+        return seen->id;
     _Atomic uint64_t *slot;
     uint32_t id = ftp_intern_stack_lookup(h, &slot);
     if (!id) {
@@ -64,7 +65,6 @@ uint32_t ftp_stack_capture(struct ftp_thread *t)
         ftp_ring_commit(t, r, FTP_REC_STACK, 0, size);
         ftp_intern_publish(slot, id, 0);
     }
-    t->last_stack_hash = h;
-    t->last_stack_id = id;
+    *seen = (struct ftp_stack_seen){h, id};
     return id;
 }

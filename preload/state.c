@@ -20,7 +20,7 @@
 #include "state.h"
 
 struct ftp_state ftp_state;
-__thread struct ftp_thread ftp_tls __attribute__((tls_model("initial-exec")));
+__thread struct ftp_thread ftp_tls __attribute__((tls_model("initial-exec"), aligned(64)));
 struct ftp_real ftp_real;
 _Atomic int ftp_real_resolved;
 bool ftp_loaded_late;

@@ -7,7 +7,7 @@
 #include "recorder.h"
 
 FTP_HIDDEN extern struct ftp_state ftp_state;
-FTP_HIDDEN extern __thread struct ftp_thread ftp_tls __attribute__((tls_model("initial-exec")));
+FTP_HIDDEN extern __thread struct ftp_thread ftp_tls __attribute__((tls_model("initial-exec"), aligned(64)));
 
 /* ---- libc originals, resolved once (state.c) ---- */
 FTP_HIDDEN extern struct ftp_real ftp_real;
