@@ -59,7 +59,6 @@ uint32_t ftp_new_id(void)
     return atomic_fetch_add_explicit(&ftp_state.next_id, 1, memory_order_relaxed) + 1;
 }
 
-#define mix64 ftp_mix64
 
 static uint32_t intern_lookup(struct intern_slot *table, uint32_t nslots, uint64_t key, _Atomic uint64_t **slot,
                               uint32_t *extra)
@@ -67,7 +66,7 @@ static uint32_t intern_lookup(struct intern_slot *table, uint32_t nslots, uint64
     *slot = NULL;
     if (!tables)
         return 0;
-    uint32_t i = (uint32_t)mix64(key) & (nslots - 1);
+    uint32_t i = (uint32_t)ftp_mix64(key) & (nslots - 1);
     for (int n = 0; n < PROBE; n++, i = (i + 1) & (nslots - 1)) {
         struct intern_slot *s = &table[i];
         uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
@@ -109,7 +108,7 @@ uint32_t ftp_intern_code_lookup(uintptr_t code, uintptr_t check, _Atomic uint64_
 {
     /* The check word (the code's name and line-table pointers) keeps a freed-and-reused code address
      * from inheriting the old code's names. */
-    uint64_t key = mix64(code ^ mix64(check)) | 1;
+    uint64_t key = ftp_mix64(code ^ ftp_mix64(check)) | 1;
     return intern_lookup(tables ? tables->code : NULL, CODE_SLOTS, key, slot, NULL);
 }
 
@@ -130,7 +129,7 @@ uint32_t ftp_intern_extra(uintptr_t type)
     if (!tables)
         return 0;
     /* Lookup without inserting: probe for the key only. */
-    uint32_t i = (uint32_t)mix64(type) & (TYPE_SLOTS - 1);
+    uint32_t i = (uint32_t)ftp_mix64(type) & (TYPE_SLOTS - 1);
     for (int n = 0; n < PROBE; n++, i = (i + 1) & (TYPE_SLOTS - 1)) {
         uint64_t k = atomic_load_explicit(&tables->type[i].key, memory_order_acquire);
         if (k == 0)
@@ -153,7 +152,7 @@ struct ftp_waiter *ftp_waiter_add(uintptr_t key, uint64_t event_id, uint64_t loc
 {
     if (!tables)
         return NULL;
-    uint32_t i = (uint32_t)mix64(key) & (WAITER_SLOTS - 1);
+    uint32_t i = (uint32_t)ftp_mix64(key) & (WAITER_SLOTS - 1);
     for (int n = 0; n < WAITER_PROBE; n++, i = (i + 1) & (WAITER_SLOTS - 1)) {
         struct ftp_waiter *w = &tables->waiter[i];
         uintptr_t k = atomic_load_explicit(&w->key, memory_order_relaxed);
@@ -178,7 +177,7 @@ struct ftp_waiter *ftp_waiter_find(uintptr_t key)
 {
     if (!tables)
         return NULL;
-    uint32_t i = (uint32_t)mix64(key) & (WAITER_SLOTS - 1);
+    uint32_t i = (uint32_t)ftp_mix64(key) & (WAITER_SLOTS - 1);
     for (int n = 0; n < WAITER_PROBE; n++, i = (i + 1) & (WAITER_SLOTS - 1)) {
         struct ftp_waiter *w = &tables->waiter[i];
         if (atomic_load_explicit(&w->key, memory_order_acquire) == key)
@@ -223,7 +222,7 @@ void ftp_rlock_add(uintptr_t sem)
 {
     if (!tables)
         return;
-    uint32_t i = (uint32_t)mix64(sem) & (RLOCK_SLOTS - 1);
+    uint32_t i = (uint32_t)ftp_mix64(sem) & (RLOCK_SLOTS - 1);
     for (int n = 0; n < PROBE; n++, i = (i + 1) & (RLOCK_SLOTS - 1)) {
         uintptr_t k = atomic_load(&tables->rlock[i]);
         if (k == sem)
@@ -237,7 +236,7 @@ bool ftp_rlock_contains(uintptr_t sem)
 {
     if (!tables)
         return false;
-    uint32_t i = (uint32_t)mix64(sem) & (RLOCK_SLOTS - 1);
+    uint32_t i = (uint32_t)ftp_mix64(sem) & (RLOCK_SLOTS - 1);
     for (int n = 0; n < PROBE; n++, i = (i + 1) & (RLOCK_SLOTS - 1)) {
         uintptr_t k = atomic_load_explicit(&tables->rlock[i], memory_order_relaxed);
         if (k == sem)
@@ -252,7 +251,7 @@ void ftp_rlock_remove(uintptr_t sem)
 {
     if (!tables)
         return;
-    uint32_t i = (uint32_t)mix64(sem) & (RLOCK_SLOTS - 1);
+    uint32_t i = (uint32_t)ftp_mix64(sem) & (RLOCK_SLOTS - 1);
     /* Every PyThread lock freed passes here: plain loads until the key (or a never-used slot), and
      * a locked instruction only on the slot that holds it. */
     for (int n = 0; n < PROBE; n++, i = (i + 1) & (RLOCK_SLOTS - 1)) {
