@@ -59,7 +59,6 @@ uint32_t ftp_new_id(void)
     return atomic_fetch_add_explicit(&ftp_state.next_id, 1, memory_order_relaxed) + 1;
 }
 
-
 static uint32_t intern_lookup(struct intern_slot *table, uint32_t nslots, uint64_t key, _Atomic uint64_t **slot,
                               uint32_t *extra)
 {
