@@ -73,6 +73,11 @@ void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy, 
 
 void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
 {
+    if (t->quiet_yields || t->full_yields) { /* the thread's yields counted so far, for FTPROF_VERBOSE */
+        atomic_fetch_add_explicit(&ftp_state.quiet_yields, t->quiet_yields, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ftp_state.full_yields, t->full_yields, memory_order_relaxed);
+        t->quiet_yields = t->full_yields = 0;
+    }
     if (!t->spin_start_ns || (!force && ftp_spin_since_last(t, now) < FTP_SPIN_GAP_NS))
         return;
     if (!t->spin_seqlock && !ftp_spin_was_pymutex_run(t, false)) {

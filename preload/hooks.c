@@ -780,8 +780,10 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     struct ftp_thread *t = hook_enter();
     if (!t)
         return ftp_real.real_sched_yield();
-    if (t->spin_quiet && spin_continues(t, caller))
+    if (t->spin_quiet && spin_continues(t, caller)) {
+        t->quiet_yields++;
         return spin_yield_and_time(t);
+    }
     return spin_yield(t, regs, caller);
 }
 
@@ -841,6 +843,7 @@ __attribute__((noinline)) static int spin_yield(struct ftp_thread *t, const uint
             spin_lock_of(t, regs, 6);
     }
     t->spin_quiet = !regs || seqlock || t->spin_locked || t->spin_yields + 1 >= ftp_state.py.lay.spin_max;
+    t->full_yields++;
     /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
     ftp_busy_leave(t);
     return spin_yield_and_time(t);

@@ -78,6 +78,7 @@ struct ftp_thread {
     uintptr_t spin_caller;      /* the yield's call site in the interpreter */
     bool spin_quiet;            /* nothing left to look at in this spin: its yields take the quiet path */
     bool spin_by_ticks;         /* the spin's yields are timed by the counter (its rate was known at start) */
+    uint32_t quiet_yields;      /* yields on the quiet path not yet added to ftp_state.quiet_yields */
     bool announced;      /* THREAD record written in the current chunk */
     bool py_named;       /* ... and it carried the threading.Thread name */
     uint8_t name_tries;  /* later attempts at the name (a thread may block before its first frame) */
@@ -104,6 +105,7 @@ struct ftp_thread {
     uint64_t ticks_check, ticks_check_ns;   /* a later pair: the rate is checked over 1 ms or more from it */
     double ns_per_tick;
     uint32_t spin_stack;
+    uint32_t full_yields;       /* yields through the whole hook, not yet added to ftp_state.full_yields */
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
     struct ftp_lock_class spin_cls;
     bool spin_locked;           /* spin_addr was seen locked: no need to look again */
@@ -149,7 +151,8 @@ struct ftp_thread {
     uintptr_t ext_base;
     uint8_t ext_stage;
 };
-_Static_assert(offsetof(struct ftp_thread, spin_by_ticks) < 64, "the quiet path's fields fill the first cache line");
+_Static_assert(offsetof(struct ftp_thread, quiet_yields) + sizeof(uint32_t) <= 64,
+               "the quiet path's fields fill the first cache line");
 
 /* ---- process-wide state ---- */
 
@@ -222,6 +225,9 @@ struct ftp_state {
      * never counts more than the table's 4,096 slots. */
     _Atomic uint16_t parked[FTP_PARKED_BUCKETS] __attribute__((aligned(64)));
     _Atomic uint64_t events;       /* WAIT records published (for FTPROF_VERBOSE) */
+    /* The interpreter's yields the spin hook counted, on its quiet path and through the whole hook (for
+     * FTPROF_VERBOSE; each thread adds its own when a spin of its ends) */
+    _Atomic uint64_t quiet_yields, full_yields;
     pthread_key_t thread_key;
     struct ftp_python py;
     char output_pattern[1024];

@@ -49,15 +49,17 @@ void ftp_session_finish(void)
 {
     /* FTPROF_VERBOSE's one line also says how many of the interpreter's spin call sites know which
      * register holds their lock (the spin hook's cheap path: spin sites in hooks.c). */
-    char tail[200] = "", timed[100] = "clock";
+    char tail[300] = "", timed[100] = "clock";
     int learnt, sites = ftp_hooks_spin_sites(&learnt);
     uint64_t checks = atomic_load(&ftp_state.ticks_checks);
     if (ftp_state.spin_ticks)
         snprintf(timed, sizeof timed, "time-stamp counter (its rate within %u ppm of the clock's in %llu checks)",
                  atomic_load(&ftp_state.ticks_worst_ppm), (unsigned long long)checks);
     if (ftp_state.verbose && sites)
-        snprintf(tail, sizeof tail, "; %d spin call sites, %d with their lock's register learnt; spins timed by the %s",
-                 sites, learnt, timed);
+        snprintf(tail, sizeof tail, "; %d spin call sites, %d with their lock's register learnt; spins timed by the %s"
+                 "; %llu of %llu spin yields on the quiet path",
+                 sites, learnt, timed, (unsigned long long)atomic_load(&ftp_state.quiet_yields),
+                 (unsigned long long)(atomic_load(&ftp_state.quiet_yields) + atomic_load(&ftp_state.full_yields)));
     ftp_file_finish(ftp_ring_close, tail);
 }
 
@@ -68,6 +70,8 @@ void ftp_session_forget(void)
     ftp_native_reset();
     atomic_store(&ftp_state.free_chunks, 0);
     atomic_store(&ftp_state.claimed, 0);
+    atomic_store(&ftp_state.quiet_yields, 0);
+    atomic_store(&ftp_state.full_yields, 0);
     for (int i = 0; i < FTP_PARKED_BUCKETS; i++)
         atomic_store(&ftp_state.parked[i], 0);
     atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled == INT_MAX);

@@ -349,6 +349,24 @@ def test_dict_spins_at_a_learnt_call_site(runner):
         f"top waiter frame {top_w}\n{rep.summary()}")
 
 
+def test_most_spin_yields_take_the_quiet_path(runner):
+    """A yield that continues a spin whose lock was already seen locked touches one cache line of the
+    thread's state and nothing shared (the quiet path): on a shared dict's short critical sections, where
+    most waits are spins, most yields must take it (94-99% on an idle machine), and the spins must still
+    be filed under the dict's critical section."""
+    wl = WORKLOADS / "dict_spins.py"
+    # Two seconds: on 3.15t with both cores busy a second of stores made fewer than 900 yields.
+    run = runner.run([wl, "--seconds", 2], extra_env={"FTPROF_VERBOSE": "1"})
+    m = re.search(r"(\d+) of (\d+) spin yields on the quiet path", run.stderr)
+    assert m, f"no count of the spin yields:\n{run.stderr[-2000:]}"
+    quiet, total = int(m.group(1)), int(m.group(2))
+    assert total >= 200, f"the workload's spins made only {total} yields: {m.group(0)}"
+    assert quiet >= 0.5 * total, f"most yields went through the whole hook: {m.group(0)}"
+    rep = runner.report(run.files)
+    cs = [lk for lk in rep.of_kind("critical_section") if lk["type"] == "dict"]
+    assert cs and max(lk["contentions"] for lk in cs) > 0, rep.summary()
+
+
 def counter_is_the_kernels_clock():
     """Whether the kernel keeps CLOCK_MONOTONIC on the time-stamp counter (the recorder's condition)."""
     try:
