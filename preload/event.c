@@ -73,7 +73,8 @@ void ftp_event_holder(struct ftp_thread *t, const struct ftp_waiter_copy *copy, 
 
 void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
 {
-    if (t->quiet_yields || t->full_yields) { /* the thread's yields counted so far, for FTPROF_VERBOSE */
+    /* The thread's yields counted so far, only for FTPROF_VERBOSE: otherwise no shared line is written. */
+    if (ftp_state.verbose && (t->quiet_yields || t->full_yields)) {
         atomic_fetch_add_explicit(&ftp_state.quiet_yields, t->quiet_yields, memory_order_relaxed);
         atomic_fetch_add_explicit(&ftp_state.full_yields, t->full_yields, memory_order_relaxed);
         t->quiet_yields = t->full_yields = 0;

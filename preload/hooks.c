@@ -765,7 +765,7 @@ static inline bool spin_continues(const struct ftp_thread *t, uintptr_t caller)
     return ftp_now() - t->spin_last_ns < FTP_SPIN_GAP_NS;
 }
 
-static int spin_yield(struct ftp_thread *t, const uintptr_t *regs, uintptr_t caller);
+static int spin_yield(struct ftp_thread *t, const uintptr_t *regs, uintptr_t caller, bool new_spin);
 
 /* A spinning thread yields tens of times a spin, and most yields switch to another thread, which leaves
  * the caches cold for the next one: so a yield that continues a spin with nothing left to look at (its
@@ -780,14 +780,17 @@ int ftp_sched_yield(const uintptr_t *regs, uintptr_t caller)
     struct ftp_thread *t = hook_enter();
     if (!t)
         return ftp_real.real_sched_yield();
-    if (t->spin_quiet && spin_continues(t, caller)) {
-        t->quiet_yields++;
-        return spin_yield_and_time(t);
-    }
-    return spin_yield(t, regs, caller);
+    if (!t->spin_quiet)
+        return spin_yield(t, regs, caller, false);
+    if (!spin_continues(t, caller))
+        return spin_yield(t, regs, caller, true);
+    t->quiet_yields++;
+    return spin_yield_and_time(t);
 }
 
-__attribute__((noinline)) static int spin_yield(struct ftp_thread *t, const uintptr_t *regs, uintptr_t caller)
+/* `new_spin`: the quiet path already found that this yield does not continue the spin in progress. */
+__attribute__((noinline)) static int spin_yield(struct ftp_thread *t, const uintptr_t *regs, uintptr_t caller,
+                                                bool new_spin)
 {
     if (!ftp_in_python_text(caller) || ftp_paused() || !ftp_busy_enter(t))
         return ftp_real.real_sched_yield();
@@ -795,7 +798,7 @@ __attribute__((noinline)) static int spin_yield(struct ftp_thread *t, const uint
      * run of one never continues a run of the other: pointers its registers hold are no PyMutex. Nor
      * does a run continue at another call site: its lock may be in another register (spin_reg). */
     bool seqlock = ftp_in_seqlock_text(caller);
-    if (seqlock != t->spin_seqlock || !spin_continues(t, caller)) {
+    if (new_spin || seqlock != t->spin_seqlock || !spin_continues(t, caller)) {
         /* The spin's start by the clock, and by the counter when both were read within a moment: its
          * yields are then timed by the counter from there (ftp_spin_last_ns). */
         uint64_t before = ftp_ticks();
