@@ -837,15 +837,20 @@ __attribute__((noinline)) static int spin_yield(struct ftp_thread *t, const uint
     }
     /* Until a locked candidate is seen, each yield of a PyMutex spin looks again: the registers stay the
      * same, the lock byte does not (3.13's spinner does not re-read it, so the lock may come and go
-     * under a spin). Not past a PyMutex spin's length: a seqlock's spin can go on much longer, and
-     * each look costs a handful of reads. */
+     * under a spin), and among several candidates the locked one is the lock. Not past a PyMutex
+     * spin's length: a seqlock's spin can go on much longer, and each look costs a handful of reads.
+     * At a site that has learnt its register there is one candidate, the same pointer all spin long:
+     * its first look settles the spin (the lock, or none), whether the byte was locked then or not.
+     * 3.13's spins last all 40 yields even when the lock is let go at the first, so looking on would
+     * put most of their yields through the whole hook for nothing. */
     if (regs && !seqlock && !t->spin_locked && t->spin_yields < ftp_state.py.lay.spin_max) {
         if (t->spin_reg >= 0)
             spin_lock_at(t, regs[t->spin_reg]);
         else
             spin_lock_of(t, regs, 6);
     }
-    t->spin_quiet = !regs || seqlock || t->spin_locked || t->spin_yields + 1 >= ftp_state.py.lay.spin_max;
+    t->spin_quiet = !regs || seqlock || t->spin_locked || t->spin_reg >= 0 ||
+                    t->spin_yields + 1 >= ftp_state.py.lay.spin_max;
     t->full_yields++;
     /* The yield itself is the program's: not busy in it (the rest only touches this thread's state). */
     ftp_busy_leave(t);
