@@ -19,7 +19,7 @@ def test_lock_accuracy(any_runner, results, hold_ms, threads):
     # About half a second of lock-held time per configuration keeps the whole grid near 10 s.
     runner = any_runner
     run = runner.run([WORKLOADS / "lock_contention.py", "--threads", threads, "--hold-ms", hold_ms,
-                      "--seconds", 0.5])
+                      "--seconds", 0.5, "--min-contended", 10])
     truth = run.truth()
     assert truth["contended"] >= 10, f"the workload hardly contended: {truth}"
     rep = runner.report(run.files)

@@ -50,8 +50,10 @@ def outside(gap_s):
     time.sleep(gap_s)
 
 
-def worker(lock, hold_s, gap_s, iters, tally, progress):
-    for _ in range(iters):
+def worker(lock, hold_s, gap_s, iters, tally, progress, enough):
+    done = 0
+    while done < iters or not enough():
+        done += 1
         if take(lock, tally) and progress is not None:
             progress()
         hold_and_release(lock, hold_s)
@@ -72,6 +74,9 @@ def main():
     ap.add_argument("--forever", action="store_true")
     ap.add_argument("--rlock", action="store_true", help="a threading.RLock instead of a Lock")
     ap.add_argument("--busy-hold", action="store_true", help="spin through holds under 1 ms, even with a GIL")
+    ap.add_argument("--min-contended", type=int, default=0,
+                    help="go on past --iters until this many acquisitions were contended (at most 20 s): on a "
+                         "loaded machine two threads can take turns without ever meeting")
     a = ap.parse_args()
 
     hold_s = a.hold_ms / 1000.0
@@ -93,9 +98,14 @@ def main():
                 if seen[0] == a.marker:
                     print(f"MARK {seen[0]}", flush=True)
 
-    threads = [threading.Thread(target=worker, args=(lock, hold_s, gap_s, iters, t, progress), name=f"worker-{i}")
-               for i, t in enumerate(tallies)]
     t0 = perf_ns()
+    deadline = t0 + 20 * 10 ** 9
+
+    def enough():
+        return sum(t.contended for t in tallies) >= a.min_contended or perf_ns() > deadline
+
+    threads = [threading.Thread(target=worker, args=(lock, hold_s, gap_s, iters, t, progress, enough),
+                                name=f"worker-{i}") for i, t in enumerate(tallies)]
     for t in threads:
         t.start()
     for t in threads:
