@@ -77,7 +77,8 @@ void ftp_event_flush_spin(struct ftp_thread *t, uint64_t now, bool force)
     if (ftp_state.verbose && (t->quiet_yields || t->full_yields)) {
         atomic_fetch_add_explicit(&ftp_state.quiet_yields, t->quiet_yields, memory_order_relaxed);
         atomic_fetch_add_explicit(&ftp_state.full_yields, t->full_yields, memory_order_relaxed);
-        t->quiet_yields = t->full_yields = 0;
+        atomic_fetch_add_explicit(&ftp_state.spin_starts, t->spin_starts, memory_order_relaxed);
+        t->quiet_yields = t->full_yields = t->spin_starts = 0;
     }
     if (!t->spin_start_ns || (!force && ftp_spin_since_last(t, now) < FTP_SPIN_GAP_NS))
         return;

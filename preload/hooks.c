@@ -808,6 +808,7 @@ __attribute__((noinline)) static int spin_yield(struct ftp_thread *t, const uint
         ftp_event_flush_spin(t, now, true);
         if (ftp_python_ready())
             ftp_event_check_gil(t);
+        t->spin_starts++;
         t->spin_start_ns = now;
         t->spin_last_ns = now;
         t->spin_start_ticks = ticks;

@@ -106,6 +106,7 @@ struct ftp_thread {
     double ns_per_tick;
     uint32_t spin_stack;
     uint32_t full_yields;       /* yields through the whole hook, not yet added to ftp_state.full_yields */
+    uint32_t spin_starts;       /* spins begun, not yet added to ftp_state.spin_starts (FTPROF_VERBOSE) */
     uintptr_t spin_addr;        /* the PyMutex spun on, when it could be found (0: unknown) */
     struct ftp_lock_class spin_cls;
     bool spin_locked;           /* spin_addr was seen locked: no need to look again */
@@ -227,7 +228,7 @@ struct ftp_state {
     _Atomic uint64_t events;       /* WAIT records published (for FTPROF_VERBOSE) */
     /* The interpreter's yields the spin hook counted, on its quiet path and through the whole hook (for
      * FTPROF_VERBOSE; each thread adds its own when a spin of its ends) */
-    _Atomic uint64_t quiet_yields, full_yields;
+    _Atomic uint64_t quiet_yields, full_yields, spin_starts;
     pthread_key_t thread_key;
     struct ftp_python py;
     char output_pattern[1024];

@@ -57,9 +57,10 @@ void ftp_session_finish(void)
                  atomic_load(&ftp_state.ticks_worst_ppm), (unsigned long long)checks);
     if (ftp_state.verbose && sites)
         snprintf(tail, sizeof tail, "; %d spin call sites, %d with their lock's register learnt; spins timed by the %s"
-                 "; %llu of %llu spin yields on the quiet path",
+                 "; %llu of %llu spin yields on the quiet path, in %llu spins",
                  sites, learnt, timed, (unsigned long long)atomic_load(&ftp_state.quiet_yields),
-                 (unsigned long long)(atomic_load(&ftp_state.quiet_yields) + atomic_load(&ftp_state.full_yields)));
+                 (unsigned long long)(atomic_load(&ftp_state.quiet_yields) + atomic_load(&ftp_state.full_yields)),
+                 (unsigned long long)atomic_load(&ftp_state.spin_starts));
     ftp_file_finish(ftp_ring_close, tail);
 }
 
@@ -72,6 +73,7 @@ void ftp_session_forget(void)
     atomic_store(&ftp_state.claimed, 0);
     atomic_store(&ftp_state.quiet_yields, 0);
     atomic_store(&ftp_state.full_yields, 0);
+    atomic_store(&ftp_state.spin_starts, 0);
     for (int i = 0; i < FTP_PARKED_BUCKETS; i++)
         atomic_store(&ftp_state.parked[i], 0);
     atomic_store(&ftp_state.gil_reported, ftp_state.py.gil_enabled && *ftp_state.py.gil_enabled == INT_MAX);
