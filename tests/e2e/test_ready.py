@@ -219,15 +219,24 @@ def test_ready_compares_the_gil_build(ftprof_cli, ft_python, tmp_path, results):
     # Most of each step under the lock: the lock is what limits the free-threaded run, on a quiet machine
     # or a loaded one (with 30% the threads overlapped too little under load for it to show). Long enough
     # that the interpreters' start, which `ready` times and the workload cannot, stays a small part.
-    r = ready(ftprof_cli, "--json", "--gil-python", gil_python, "--", ft_python, WORKLOADS / "ready_cpu.py", out,
-              "--locked", "0.6", "--steps", "6000")
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(r.stdout)
-    ft_self, gil_self = [json.loads(line) for line in out.read_text().splitlines()]
-    assert not ft_self["gil"] and gil_self["gil"], "the first run is the free-threaded one, the second the GIL build"
-    cmp = rep["comparison"]
+    for attempt in (1, 2):
+        out.unlink(missing_ok=True)
+        r = ready(ftprof_cli, "--json", "--gil-python", gil_python, "--", ft_python, WORKLOADS / "ready_cpu.py", out,
+                  "--locked", "0.6", "--steps", "6000")
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        ft_self, gil_self = [json.loads(line) for line in out.read_text().splitlines()]
+        assert not ft_self["gil"] and gil_self["gil"], "the first run is the free-threaded one, the second the GIL build"
+        cmp = rep["comparison"]
+        # `ready` times each process from fork to exit; the workload only from its first line to its last.
+        # What lies outside the workload's window (start and exit) is some 30-90 ms here, loaded or not.
+        # A shared machine once stalled a run for over a second there, where the workload cannot see it:
+        # such a run (told by the numbers, not assumed) is run once more; a second one fails as it is.
+        outside = (rep["run"]["wall_ns"] / 1e9 - ft_self["wall_s"], cmp["gil_run"]["wall_ns"] / 1e9 - gil_self["wall_s"])
+        if max(outside) < 0.5:
+            break
     want_speedup = gil_self["wall_s"] / ft_self["wall_s"]
-    assert 0.85 <= cmp["speedup"] / want_speedup <= 1.15, (cmp["speedup"], want_speedup)
+    assert 0.85 <= cmp["speedup"] / want_speedup <= 1.15, (cmp["speedup"], want_speedup, outside)
     for run, truth in ((rep["run"], ft_self), (cmp["gil_run"], gil_self)):
         want_cores = truth["cpu_s"] / truth["wall_s"]
         assert 0.85 <= run["cores_busy"] / want_cores <= 1.15, (run["python"], run["cores_busy"], want_cores)
